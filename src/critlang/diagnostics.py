@@ -1,0 +1,146 @@
+"""One report object for every problem, rendered as text (with a code frame) or JSON.
+
+Phases return lists of `Diagnostic`; only the CLI prints them. Every code has a
+one-paragraph explanation in docs/errors.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .source import SourceFile, Span
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+# code -> short title. Errors start with E, warnings with W.
+CODES: dict[str, str] = {
+    "E001": "syntax error",
+    "E002": "criterion without a rule",
+    "E003": "clause given twice",
+    "E004": "duplicate criterion id",
+    "E005": "name declared twice",
+    "E006": "invalid header value",
+    "E101": "unknown name",
+    "E102": "unknown category",
+    "E103": "unknown field",
+    "E104": "wrong number of arguments",
+    "E105": "definition refers to itself",
+    "E201": "wrong kind of value",
+    "E202": "comparison not defined for this kind of value",
+    "E203": "not a list",
+    "E204": "no reference range",
+    "E205": "branches of different kinds",
+    "E301": "unknown unit",
+    "E302": "units of different dimensions",
+    "E303": "number without a unit",
+    "E304": "mass and substance concentration without a molar mass",
+    "E305": "calendar and fixed durations mixed",
+    "E306": "value already has a unit",
+    "E307": "not a duration",
+    "E401": "value outside the declared range",
+    "E402": "empty range",
+    "W001": "assumption",
+    "W002": "header field missing",
+    "W101": "unused declaration",
+    "W201": "header and criteria disagree",
+    "W301": "dual-unit threshold disagrees",
+    "W401": "comparison can never be true",
+}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Severity
+    code: str
+    message: str
+    span: Span
+    label: str = ""  # short text under the caret
+    notes: tuple[str, ...] = ()
+    hint: str = ""
+    # secondary spans ("first declared here"), with their labels
+    related: tuple[tuple[Span, str], ...] = field(default=())
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.span.path, self.span.start, self.span.end, self.code)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "severity": self.severity.value,
+            "code": self.code,
+            "title": CODES.get(self.code, ""),
+            "message": self.message,
+            "path": self.span.path,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "label": self.label,
+            "notes": list(self.notes),
+            "hint": self.hint,
+            "related": [
+                {"path": s.path, "line": s.line, "column": s.column, "label": lab}
+                for s, lab in self.related
+            ],
+        }
+
+
+def error(code: str, message: str, span: Span, **kw: object) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, message, span, **kw)  # type: ignore[arg-type]
+
+
+def warning(code: str, message: str, span: Span, **kw: object) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, message, span, **kw)  # type: ignore[arg-type]
+
+
+def sorted_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Deterministic order: by file, then position, then code; exact duplicates dropped."""
+    return sorted(set(diags), key=lambda d: (*d.sort_key(), d.message))
+
+
+def _frame(source: SourceFile | None, span: Span, label: str) -> list[str]:
+    if source is None:
+        return []
+    text = source.line_text(span.line)
+    gutter = " " * len(str(span.line))
+    end_col = span.end_column if span.end_line == span.line else len(text) + 1
+    width = max(1, end_col - span.column)
+    # tabs keep their width so the caret lines up
+    pad = "".join("\t" if c == "\t" else " " for c in text[: span.column - 1])
+    lines = [f"{gutter} |", f"{span.line} | {text}", f"{gutter} | {pad}{'^' * width}"]
+    if label:
+        lines[-1] += f" {label}"
+    return lines
+
+
+def render_text(diag: Diagnostic, sources: Mapping[str, SourceFile]) -> str:
+    lines = [f"{diag.span}: {diag.severity.value} {diag.code}: {diag.message}"]
+    lines += _frame(sources.get(diag.span.path), diag.span, diag.label)
+    for span, label in diag.related:
+        lines.append(f"  {span}: {label}")
+        lines += ["  " + x for x in _frame(sources.get(span.path), span, "")]
+    lines += [f"  = note: {n}" for n in diag.notes]
+    if diag.hint:
+        lines.append(f"  = hint: {diag.hint}")
+    return "\n".join(lines)
+
+
+def render_json(diags: Iterable[Diagnostic]) -> str:
+    return json.dumps([d.to_dict() for d in diags], indent=2, ensure_ascii=False)
+
+
+def summary(diags: Iterable[Diagnostic]) -> str:
+    diags = list(diags)
+    errors = sum(d.is_error for d in diags)
+    warnings = len(diags) - errors
+    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"

@@ -1,0 +1,429 @@
+"""AST nodes. Frozen, each with its source span; equality ignores spans.
+
+Every node lists its children through `children()` (the dataclass fields that hold
+nodes), so passes can walk any tree without knowing every class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+
+from .source import Span
+
+_NOSPAN = Span("<none>", 0, 0, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    span: Span = field(default=_NOSPAN, compare=False, repr=False)
+
+    def children(self) -> Iterator[Node]:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                yield from (v for v in value if isinstance(v, Node))
+
+    def walk(self) -> Iterator[Node]:
+        """This node and all below it, depth first, in source order."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+
+# ------------------------------------------------------------------ types (as written)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TypeExpr(Node):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantityTypeExpr(TypeExpr):
+    unit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberTypeExpr(TypeExpr):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegerTypeExpr(TypeExpr):
+    low: int
+    high: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnumTypeExpr(TypeExpr):
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleTypeExpr(TypeExpr):
+    members: tuple[str, ...]  # lowest first
+
+
+@dataclass(frozen=True, kw_only=True)
+class BooleanTypeExpr(TypeExpr):
+    attestation: bool = False  # an investigator's yes/no, e.g. signed consent
+
+
+@dataclass(frozen=True, kw_only=True)
+class DateTypeExpr(TypeExpr):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldDecl(Node):
+    name: str
+    type: TypeExpr
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListTypeExpr(TypeExpr):
+    fields: tuple[FieldDecl, ...]
+
+
+# ------------------------------------------------------------------ expressions
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberLit(Expr):
+    value: Fraction
+    text: str  # as written, for messages and formatting
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantityLit(Expr):
+    value: Fraction
+    number_text: str
+    unit: str  # as written ("x10^9/L", "mg/dL")
+
+    @property
+    def text(self) -> str:
+        return f"{self.number_text} {self.unit}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DualQuantityLit(Expr):
+    """A threshold written in two units: '5.0 mmol/L (8.0 g/dL)'. The first one rules."""
+
+    primary: QuantityLit
+    secondary: QuantityLit
+
+
+@dataclass(frozen=True, kw_only=True)
+class DateLit(Expr):
+    value: dt.date
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoolLit(Expr):
+    value: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Name(Expr):
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Expr):
+    func: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attribute(Expr):
+    """`fact.field`: reserved for record-like facts; the checker reports it otherwise."""
+
+    obj: str
+    attr: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Magnitude(Expr):
+    """`(weight in kg)`: the plain number a quantity has in the stated unit."""
+
+    expr: Expr
+    unit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithUnit(Expr):
+    """`(... as mL/min)`: give a plain number a unit (empirical formulas)."""
+
+    expr: Expr
+    unit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conditional(Expr):
+    then: Expr
+    cond: Expr
+    otherwise: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstAvailable(Expr):
+    options: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quantified(Expr):
+    """`any|all|no|majority of|at least N of LIST with (COND)`."""
+
+    quantifier: str  # "any", "all", "no", "majority", "at_least"
+    count: int | None
+    list_name: str
+    list_span: Span = field(compare=False, repr=False)
+    body: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Not(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class And(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Or(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unless(Expr):
+    """`A unless B`: A holds and the exception B does not."""
+
+    rule: Expr
+    exception: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compare(Expr):
+    op: str  # < <= > >= = !=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareRef(Expr):
+    """`glucose > 2 x ULN`: against a multiple of the reference range's limit."""
+
+    op: str
+    left: Expr
+    factor: NumberLit
+    limit: str  # "ULN" or "LLN"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Between(Expr):
+    """`x between a and b`, both ends included."""
+
+    subject: Expr
+    low: Expr
+    high: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Member(Expr):
+    subject: Expr
+    members: tuple[str, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class InNormalRange(Expr):
+    subject: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class IsKnown(Expr):
+    subject: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window(Expr):
+    """A date relative to an anchor date.
+
+    kind "within": anchor - d <= subject <= anchor (for "before");
+    kind "more":   subject < anchor - d;  kind "less": anchor - d < subject <= anchor.
+    "after" mirrors each around the anchor.
+    """
+
+    kind: str  # "within", "more", "less"
+    subject: Expr
+    duration: QuantityLit
+    direction: str  # "before", "after"
+    anchor: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Order(Expr):
+    """`d before a` / `d after a`: strictly earlier or later."""
+
+    subject: Expr
+    direction: str
+    anchor: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arith(Expr):
+    op: str  # + - * /
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Neg(Expr):
+    operand: Expr
+
+
+# ------------------------------------------------------------------ declarations
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arm(Node):
+    name: str
+    label: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Header(Node):
+    identifier: str
+    title: str | None = None
+    version: str | None = None
+    date: dt.date | None = None
+    sex: str | None = None  # "all", "female", "male"
+    minimum_age: QuantityLit | None = None
+    maximum_age: QuantityLit | None = None
+    healthy_volunteers: bool | None = None
+    amends: str | None = None
+    amendment_notes: tuple[str, ...] = ()
+    tolerance: QuantityLit | None = None
+    arms: tuple[Arm, ...] = ()
+    # span of each header item by keyword, for diagnostics
+    item_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def item_span(self, key: str) -> Span:
+        return dict(self.item_spans).get(key, self.span)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FactOption(Node):
+    kind: str  # "label", "molar_mass", "lookback", "refrange_reported", "refrange", "source"
+    text: str | None = None
+    quantity: QuantityLit | None = None
+    high: QuantityLit | None = None
+    anchor: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decl(Node):
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fact(Decl):
+    type: TypeExpr
+    options: tuple[FactOption, ...] = ()
+
+    def option(self, kind: str) -> FactOption | None:
+        return next((o for o in self.options if o.kind == kind), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anchor(Decl):
+    label: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param(Node):
+    name: str
+    type: TypeExpr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Define(Decl):
+    params: tuple[Param, ...] | None  # None: a named expression, not a function
+    body: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssumeValue(Decl):
+    value: Expr
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssumeText(Node):
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clause(Node):
+    kind: str  # "applies", "rule", "assumption", "note"
+    expr: Expr | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Criterion(Node):
+    id: str
+    id_span: Span = field(compare=False, repr=False)
+    text: str
+    clauses: tuple[Clause, ...]
+
+    def clause(self, kind: str) -> Clause | None:
+        return next((c for c in self.clauses if c.kind == kind), None)
+
+    @property
+    def rule(self) -> Expr | None:
+        c = self.clause("rule")
+        return c.expr if c else None
+
+    @property
+    def applies(self) -> Expr | None:
+        c = self.clause("applies")
+        return c.expr if c else None
+
+    @property
+    def assumptions(self) -> tuple[Clause, ...]:
+        return tuple(c for c in self.clauses if c.kind == "assumption")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section(Node):
+    kind: str  # "inclusion", "exclusion"
+    criteria: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Protocol(Node):
+    header: Header | None
+    decls: tuple[Node, ...]  # Fact, Anchor, Define, AssumeValue, AssumeText, Section, in order
+
+    def of_type(self, cls: type) -> list:
+        return [d for d in self.decls if isinstance(d, cls)]
+
+    @property
+    def criteria(self) -> list[tuple[str, Criterion]]:
+        """(section kind, criterion) in protocol order."""
+        return [(s.kind, c) for s in self.of_type(Section) for c in s.criteria]

@@ -1,0 +1,591 @@
+"""Parse criteria files: the Lark grammar builds a tree, `_ToAst` turns it into nodes.
+
+Syntax errors become diagnostics. After the first error the file is re-parsed one
+top-level item at a time (the rest blanked out, so lines and columns stay true), so a
+file with several broken items gets one diagnostic per item, not just the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from fractions import Fraction
+from functools import cache
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import nodes as n
+from .diagnostics import Diagnostic, error
+from .source import SourceFile, Span
+
+_PACKAGED = Path(__file__).with_name("critlang.lark")
+_IN_REPO = Path(__file__).resolve().parents[2] / "grammar" / "critlang.lark"
+
+
+def grammar_path() -> Path:
+    """The grammar shipped in the package, or the repository's when running from source."""
+    return _PACKAGED if _PACKAGED.exists() else _IN_REPO
+
+
+@cache
+def _lark() -> lark.Lark:
+    return lark.Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        strict=False,  # the grammar is proven conflict-free in strict mode by a test
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,  # Lark keeps the built tables in the temp folder, keyed by grammar hash
+    )
+
+
+def build_strict() -> lark.Lark:
+    """Build in Lark's strict mode (no conflicts, no terminal collisions); used by tests."""
+    return lark.Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+    )
+
+
+_QUANTITY_RE = re.compile(r"(\d+(?:\.\d+)?)[ \t]*(.*)", re.S)
+
+
+def _split_quantity(text: str) -> tuple[str, str]:
+    m = _QUANTITY_RE.fullmatch(text)
+    assert m, text  # the QUANTITY terminal guarantees this shape
+    return m.group(1), m.group(2).strip()
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes and nothing else: no checking happens here."""
+
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__()
+        self.src = source
+
+    # --- spans
+    def _span(self, meta: object) -> Span:
+        if getattr(meta, "empty", False):
+            return self.src.span(0, 0)
+        return self.src.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
+
+    def _tspan(self, tok: Token) -> Span:
+        return self.src.span(tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
+
+    def _quantity(self, tok: Token) -> n.QuantityLit:
+        number, unit = _split_quantity(str(tok))
+        return n.QuantityLit(
+            value=Fraction(number), number_text=number, unit=unit, span=self._tspan(tok)
+        )
+
+    # --- header
+    def start(self, meta, items):
+        header = items[0] if items and isinstance(items[0], n.Header) else None
+        decls = tuple(items[1:] if header else items)
+        return n.Protocol(header=header, decls=decls, span=self.src.whole())
+
+    def header(self, meta, items):
+        fields: dict[str, object] = {"identifier": _unquote(items[0])}
+        spans: list[tuple[str, Span]] = []
+        notes: list[str] = []
+        arms: list[n.Arm] = []
+        for key, value, span in items[1:]:
+            spans.append((key, span))
+            if key == "amendment_note":
+                notes.append(value)
+            elif key == "arms":
+                arms.extend(value)
+            else:
+                fields[key] = value
+        return n.Header(
+            **fields,  # type: ignore[arg-type]
+            amendment_notes=tuple(notes),
+            arms=tuple(arms),
+            item_spans=tuple(spans),
+            span=self._span(meta),
+        )
+
+    def h_title(self, meta, items):
+        return ("title", _unquote(items[0]), self._span(meta))
+
+    def h_version(self, meta, items):
+        return ("version", _unquote(items[0]), self._span(meta))
+
+    def h_date(self, meta, items):
+        try:
+            value: object = dt.date.fromisoformat(str(items[0]))
+        except ValueError:
+            value = None  # the checker reports E006 from the span
+        return ("date", value, self._span(meta))
+
+    def h_sex(self, meta, items):
+        return ("sex", str(items[0]), self._span(meta))
+
+    def sex_value(self, meta, items):
+        return items[0]
+
+    def yes_no(self, meta, items):
+        return items[0]
+
+    def h_min_age(self, meta, items):
+        return ("minimum_age", self._quantity(items[0]), self._span(meta))
+
+    def h_max_age(self, meta, items):
+        return ("maximum_age", self._quantity(items[0]), self._span(meta))
+
+    def h_healthy(self, meta, items):
+        return ("healthy_volunteers", str(items[0]) == "yes", self._span(meta))
+
+    def h_amends(self, meta, items):
+        return ("amends", _unquote(items[0]), self._span(meta))
+
+    def h_note(self, meta, items):
+        return ("amendment_note", _unquote(items[0]), self._span(meta))
+
+    def h_tolerance(self, meta, items):
+        return ("tolerance", self._quantity(items[0]), self._span(meta))
+
+    def h_arms(self, meta, items):
+        return ("arms", list(items), self._span(meta))
+
+    def arm(self, meta, items):
+        label = _unquote(items[1]) if len(items) > 1 else None
+        return n.Arm(name=str(items[0]), label=label, span=self._span(meta))
+
+    # --- data dictionary
+    def fact(self, meta, items):
+        return n.Fact(
+            name=str(items[0]), type=items[1], options=tuple(items[2:]), span=self._span(meta)
+        )
+
+    def opt_label(self, meta, items):
+        return n.FactOption(kind="label", text=_unquote(items[0]), span=self._span(meta))
+
+    def opt_source(self, meta, items):
+        return n.FactOption(kind="source", text=_unquote(items[0]), span=self._span(meta))
+
+    def opt_molar_mass(self, meta, items):
+        return n.FactOption(
+            kind="molar_mass",
+            quantity=self._quantity(items[0]),
+            text=_unquote(items[1]),
+            span=self._span(meta),
+        )
+
+    def opt_lookback(self, meta, items):
+        return n.FactOption(
+            kind="lookback",
+            quantity=self._quantity(items[0]),
+            anchor=str(items[1]),
+            span=self._span(meta),
+        )
+
+    def opt_refrange_reported(self, meta, items):
+        return n.FactOption(kind="refrange_reported", span=self._span(meta))
+
+    def opt_refrange_default(self, meta, items):
+        return n.FactOption(
+            kind="refrange",
+            quantity=self._quantity(items[0]),
+            high=self._quantity(items[1]),
+            span=self._span(meta),
+        )
+
+    def t_quantity(self, meta, items):
+        return n.QuantityTypeExpr(unit=str(items[0]).strip(), span=self._span(meta))
+
+    def t_number(self, meta, items):
+        return n.NumberTypeExpr(span=self._span(meta))
+
+    def t_integer(self, meta, items):
+        return n.IntegerTypeExpr(low=int(items[0]), high=int(items[1]), span=self._span(meta))
+
+    def t_enum(self, meta, items):
+        return n.EnumTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
+
+    def t_scale(self, meta, items):
+        return n.ScaleTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
+
+    def t_boolean(self, meta, items):
+        return n.BooleanTypeExpr(span=self._span(meta))
+
+    def t_attestation(self, meta, items):
+        return n.BooleanTypeExpr(attestation=True, span=self._span(meta))
+
+    def t_date(self, meta, items):
+        return n.DateTypeExpr(span=self._span(meta))
+
+    def t_list(self, meta, items):
+        return n.ListTypeExpr(fields=tuple(items), span=self._span(meta))
+
+    def field(self, meta, items):
+        return n.FieldDecl(name=str(items[0]), type=items[1], span=self._span(meta))
+
+    def anchor(self, meta, items):
+        label = _unquote(items[1]) if len(items) > 1 else None
+        return n.Anchor(name=str(items[0]), label=label, span=self._span(meta))
+
+    def define(self, meta, items):
+        params = items[1] if len(items) == 3 else None
+        return n.Define(name=str(items[0]), params=params, body=items[-1], span=self._span(meta))
+
+    def params(self, meta, items):
+        return tuple(items)
+
+    def param(self, meta, items):
+        return n.Param(name=str(items[0]), type=items[1], span=self._span(meta))
+
+    def assume_value(self, meta, items):
+        return n.AssumeValue(
+            name=str(items[0]), value=items[1], reason=_unquote(items[2]), span=self._span(meta)
+        )
+
+    def assume_text(self, meta, items):
+        return n.AssumeText(text=_unquote(items[0]), span=self._span(meta))
+
+    # --- criteria
+    def section(self, meta, items):
+        return n.Section(kind=items[0], criteria=tuple(items[1:]), span=self._span(meta))
+
+    def section_kind(self, meta, items):
+        return str(items[0])
+
+    def criterion(self, meta, items):
+        return n.Criterion(
+            id=str(items[0]),
+            id_span=self._tspan(items[0]),
+            text=_unquote(items[1]),
+            clauses=tuple(items[2:]),
+            span=self._span(meta),
+        )
+
+    def c_applies(self, meta, items):
+        return n.Clause(kind="applies", expr=items[0], span=self._span(meta))
+
+    def c_rule(self, meta, items):
+        return n.Clause(kind="rule", expr=items[0], span=self._span(meta))
+
+    def c_assume(self, meta, items):
+        return n.Clause(kind="assumption", text=_unquote(items[0]), span=self._span(meta))
+
+    def c_note(self, meta, items):
+        return n.Clause(kind="note", text=_unquote(items[0]), span=self._span(meta))
+
+    # --- expressions
+    def unless(self, meta, items):
+        return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))
+
+    def or_(self, meta, items):
+        return n.Or(left=items[0], right=items[1], span=self._span(meta))
+
+    def and_(self, meta, items):
+        return n.And(left=items[0], right=items[1], span=self._span(meta))
+
+    def not_(self, meta, items):
+        return n.Not(operand=items[0], span=self._span(meta))
+
+    def compare(self, meta, items):
+        return n.Compare(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
+
+    def compare_ref(self, meta, items):
+        factor = n.NumberLit(
+            value=Fraction(str(items[2])), text=str(items[2]), span=self._tspan(items[2])
+        )
+        return n.CompareRef(
+            op=str(items[1]), left=items[0], factor=factor, limit=items[3], span=self._span(meta)
+        )
+
+    def ref_limit(self, meta, items):
+        return str(items[0])
+
+    def direction(self, meta, items):
+        return str(items[0])
+
+    def quantifier(self, meta, items):
+        return str(items[0])
+
+    def between(self, meta, items):
+        return n.Between(subject=items[0], low=items[1], high=items[2], span=self._span(meta))
+
+    def member(self, meta, items):
+        return n.Member(subject=items[0], members=tuple(map(str, items[1:])), span=self._span(meta))
+
+    def not_member(self, meta, items):
+        return n.Member(
+            subject=items[0],
+            members=tuple(map(str, items[1:])),
+            negated=True,
+            span=self._span(meta),
+        )
+
+    def in_normal_range(self, meta, items):
+        return n.InNormalRange(subject=items[0], span=self._span(meta))
+
+    def is_known(self, meta, items):
+        return n.IsKnown(subject=items[0], span=self._span(meta))
+
+    def _window(self, kind, meta, items):
+        return n.Window(
+            kind=kind,
+            subject=items[0],
+            duration=self._quantity(items[1]),
+            direction=items[2],
+            anchor=items[3],
+            span=self._span(meta),
+        )
+
+    def window(self, meta, items):
+        return self._window("within", meta, items)
+
+    def window_more(self, meta, items):
+        return self._window("more", meta, items)
+
+    def window_less(self, meta, items):
+        return self._window("less", meta, items)
+
+    def order(self, meta, items):
+        return n.Order(
+            subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta)
+        )
+
+    def arith(self, meta, items):
+        return n.Arith(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
+
+    def neg(self, meta, items):
+        return n.Neg(operand=items[0], span=self._span(meta))
+
+    def name(self, meta, items):
+        return n.Name(name=str(items[0]), span=self._span(meta))
+
+    def call(self, meta, items):
+        return n.Call(func=str(items[0]), args=tuple(items[1:]), span=self._span(meta))
+
+    def attribute(self, meta, items):
+        return n.Attribute(obj=str(items[0]), attr=str(items[1]), span=self._span(meta))
+
+    def magnitude(self, meta, items):
+        return n.Magnitude(expr=items[0], unit=str(items[1]).strip(), span=self._span(meta))
+
+    def with_unit(self, meta, items):
+        return n.WithUnit(expr=items[0], unit=str(items[1]).strip(), span=self._span(meta))
+
+    def conditional(self, meta, items):
+        return n.Conditional(
+            then=items[0], cond=items[1], otherwise=items[2], span=self._span(meta)
+        )
+
+    def first_available(self, meta, items):
+        return n.FirstAvailable(options=tuple(items), span=self._span(meta))
+
+    def quantified(self, meta, items):
+        return n.Quantified(
+            quantifier=items[0],
+            count=None,
+            list_name=str(items[1]),
+            list_span=self._tspan(items[1]),
+            body=items[2],
+            span=self._span(meta),
+        )
+
+    def q_majority(self, meta, items):
+        return n.Quantified(
+            quantifier="majority",
+            count=None,
+            list_name=str(items[0]),
+            list_span=self._tspan(items[0]),
+            body=items[1],
+            span=self._span(meta),
+        )
+
+    def q_at_least(self, meta, items):
+        return n.Quantified(
+            quantifier="at_least",
+            count=int(Fraction(str(items[0]))),
+            list_name=str(items[1]),
+            list_span=self._tspan(items[1]),
+            body=items[2],
+            span=self._span(meta),
+        )
+
+    def number(self, meta, items):
+        return n.NumberLit(value=Fraction(str(items[0])), text=str(items[0]), span=self._span(meta))
+
+    def quantity(self, meta, items):
+        return self._quantity(items[0])
+
+    def dual_quantity(self, meta, items):
+        return n.DualQuantityLit(
+            primary=self._quantity(items[0]),
+            secondary=self._quantity(items[1]),
+            span=self._span(meta),
+        )
+
+    def date(self, meta, items):
+        try:
+            return n.DateLit(value=dt.date.fromisoformat(str(items[0])), span=self._span(meta))
+        except ValueError:
+            # kept as an invalid marker; the checker reports it (never a crash here)
+            return n.DateLit(value=dt.date.min, span=self._span(meta))
+
+    def true(self, meta, items):
+        return n.BoolLit(value=True, span=self._span(meta))
+
+    def false(self, meta, items):
+        return n.BoolLit(value=False, span=self._span(meta))
+
+
+# Words people read in "expected ..." lists, instead of terminal names.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": 'a quoted text ("...")',
+    "QUANTITY": "a number with a unit (e.g. 8.0 g/dL)",
+    "NUMBER": "a number",
+    "SIGNED_INT": "a whole number",
+    "DATE": "a date (YYYY-MM-DD)",
+    "UNIT": "a unit (e.g. mg/dL)",
+    "CRIT_ID": "a criterion id (e.g. I1, E7)",
+    "COMPOP": "a comparison (<, <=, >, >=, =, !=)",
+    "ADDOP": "+ or -",
+    "MULOP": "* or /",
+    "LPAR": "(",
+    "RPAR": ")",
+    "LBRACE": "{",
+    "RBRACE": "}",
+    "COMMA": ",",
+    "COLON": ":",
+    "EQUAL": "=",
+    "LESSTHAN": "<",
+    "DOT": ".",
+    "$END": "end of file",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = []
+    for name in sorted(expected):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name.isupper() and not name.startswith("__"):
+            words.append(f"`{name.lower().replace('_', ' ')}`")
+    words = sorted(set(words))
+    if len(words) > 8:
+        return ", ".join(words[:8]) + ", ..."
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+    pos = getattr(exc, "pos_in_stream", None)
+    if isinstance(exc, UnexpectedToken) and exc.token.start_pos is not None:
+        tok = exc.token
+        if tok.type == "$END":
+            span = source.span(len(source.text), len(source.text))
+            found = "the end of the file"
+        else:
+            span = source.span(tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
+            found = f"`{tok}`"
+        expected = _describe_expected(set(exc.expected))
+        hint = ""
+        if tok.type == "NUMBER" and "QUANTITY" in exc.expected:
+            hint = f"write the unit right after the number, e.g. `{tok} mg/dL`"
+        elif tok.type == "NAME" and "STRING" in exc.expected:
+            hint = 'put the text in double quotes: "..."'
+        elif tok.type in {"NAME", "QUANTIFIER"} and "CRIT_ID" in exc.expected:
+            hint = "criterion ids are capital letters then a number, e.g. I1 or E12"
+        return error(
+            "E001",
+            f"unexpected {found}",
+            span,
+            label=f"expected {expected}" if expected else "not expected here",
+            hint=hint,
+        )
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        char = source.text[pos] if pos < len(source.text) else ""
+        hint = ""
+        if char == '"':
+            hint = "a text must close with a double quote on the same line"
+        return error(
+            "E001",
+            f"unexpected character `{char}`",
+            source.span(pos, pos + 1),
+            label="not allowed here",
+            hint=hint,
+        )
+    if isinstance(exc, UnexpectedEOF):
+        end = len(source.text)
+        return error("E001", "the file ends too early", source.span(end, end))
+    return error("E001", str(exc).splitlines()[0], source.span(pos or 0, pos or 0))
+
+
+_ITEM_START = re.compile(
+    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion)\b|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")",
+    re.M,
+)
+
+
+def _items(text: str) -> list[tuple[int, int, int | None]]:
+    """(start, end, offset of the governing section line) for each top-level item."""
+    starts = [(m.start(), m.group(1)) for m in _ITEM_START.finditer(text)]
+    items: list[tuple[int, int, int | None]] = []
+    section: int | None = None
+    for i, (start, word) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        if word in ("inclusion", "exclusion"):
+            section = start
+            line_end = text.find("\n", start)
+            end = len(text) if line_end < 0 else min(end, line_end)
+            items.append((start, end, None))
+        elif word is None:
+            items.append((start, end, section))
+        else:
+            section = None if word != "protocol" else section
+            items.append((start, end, None))
+    return items
+
+
+def _blank_except(text: str, keep: list[tuple[int, int]]) -> str:
+    out = [c if c == "\n" else " " for c in text]
+    for start, end in keep:
+        out[start:end] = text[start:end]
+    return "".join(out)
+
+
+def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic]:
+    found = {(first.span.start, first.message): first}
+    parser = _lark()
+    for start, end, section in _items(source.text):
+        keep = [(start, end)]
+        if section is not None:
+            line_end = source.text.find("\n", section)
+            keep.insert(0, (section, len(source.text) if line_end < 0 else line_end))
+        try:
+            parser.parse(_blank_except(source.text, keep))
+        except UnexpectedInput as exc:
+            d = _syntax_diagnostic(exc, source)
+            found.setdefault((d.span.start, d.message), d)
+    return list(found.values())
+
+
+def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
+    """Parse one file. Returns the AST (None on syntax errors) and the diagnostics."""
+    try:
+        tree = _lark().parse(source.text)
+    except UnexpectedInput as exc:
+        first = _syntax_diagnostic(exc, source)
+        return None, _all_syntax_errors(source, first)
+    return _ToAst(source).transform(tree), []
+
+
+def parse_text(text: str, path: str = "<text>") -> tuple[n.Protocol | None, list[Diagnostic]]:
+    return parse(SourceFile(path, text))

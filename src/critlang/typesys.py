@@ -1,0 +1,103 @@
+"""The kinds of value a criteria file talks about, and how to name them for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .units import Unit, describe
+
+
+@dataclass(frozen=True)
+class Type:
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ErrorT(Type):
+    """Stands in after an error, so one mistake is reported once, not at every use."""
+
+    def describe(self) -> str:
+        return "an invalid value"
+
+
+@dataclass(frozen=True)
+class BoolT(Type):
+    attestation: bool = False
+
+    def describe(self) -> str:
+        return "a yes/no condition"
+
+
+@dataclass(frozen=True)
+class NumberT(Type):
+    def describe(self) -> str:
+        return "a plain number"
+
+
+@dataclass(frozen=True)
+class IntT(Type):
+    low: int
+    high: int
+
+    def describe(self) -> str:
+        return f"a whole number from {self.low} to {self.high}"
+
+
+@dataclass(frozen=True)
+class QuantT(Type):
+    unit: Unit  # the unit values of this kind are carried in after compilation
+
+    def describe(self) -> str:
+        return f"a quantity in {self.unit.text} ({describe(self.unit.dims)})"
+
+
+@dataclass(frozen=True)
+class EnumT(Type):
+    members: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of {" + ", ".join(self.members) + "}"
+
+
+@dataclass(frozen=True)
+class ScaleT(Type):
+    members: tuple[str, ...]  # lowest first
+
+    def describe(self) -> str:
+        return "a grade on the scale " + " < ".join(self.members)
+
+
+@dataclass(frozen=True)
+class DateT(Type):
+    def describe(self) -> str:
+        return "a date"
+
+
+@dataclass(frozen=True)
+class ListT(Type):
+    fields: tuple[tuple[str, Type], ...]
+
+    def field(self, name: str) -> Type | None:
+        return dict(self.fields).get(name)
+
+    def describe(self) -> str:
+        return "a list of {" + ", ".join(name for name, _ in self.fields) + "}"
+
+
+NUMERIC = (NumberT, IntT)
+
+
+def same_kind(a: Type, b: Type) -> bool:
+    """Can values of a and b be compared or stand in for each other?"""
+    if isinstance(a, ErrorT) or isinstance(b, ErrorT):
+        return True
+    if isinstance(a, NUMERIC) and isinstance(b, NUMERIC):
+        return True
+    if isinstance(a, QuantT) and isinstance(b, QuantT):
+        return a.unit.dims == b.unit.dims
+    if isinstance(a, BoolT) and isinstance(b, BoolT):
+        return True
+    if isinstance(a, (EnumT, ScaleT)) and type(a) is type(b):
+        return set(a.members) == set(b.members)  # type: ignore[attr-defined]
+    return type(a) is type(b) and a == b
