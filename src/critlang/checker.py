@@ -198,8 +198,10 @@ class _Checker:
 
     def collect(self) -> None:
         h = self.p.header
-        if h is not None and h.arms and not any(
-            isinstance(d, n.Fact) and d.name == "arm" for d in self.p.decls
+        if (
+            h is not None
+            and h.arms
+            and not any(isinstance(d, n.Fact) and d.name == "arm" for d in self.p.decls)
         ):
             # the header's arms give a built-in fact: the patient's randomisation arm
             self.decl_spans["arm"] = h.item_span("arms")
@@ -264,9 +266,7 @@ class _Checker:
     def global_names(self) -> list[str]:
         return [*self.r.facts, *self.r.anchors, *self.r.defines, *self.r.assumed, *BUILTINS]
 
-    def lookup(
-        self, e: n.Name, scope: dict[str, tuple[Ref, Type]], expected: Type | None
-    ) -> Type:
+    def lookup(self, e: n.Name, scope: dict[str, tuple[Ref, Type]], expected: Type | None) -> Type:
         name = e.name
         if isinstance(expected, (EnumT, ScaleT)) and name in expected.members:
             self.r.refs[id(e)] = Ref("member", name)
@@ -302,6 +302,8 @@ class _Checker:
                 )
             self.r.refs[id(e)] = Ref("define", name)
             return self.define_type(d)
+        if isinstance(expected, ErrorT):
+            return expected  # the other side is already reported; "sexx = male" gives one error
         if isinstance(expected, (EnumT, ScaleT)):
             return self.err(
                 "E102",
@@ -363,7 +365,7 @@ class _Checker:
     def expr(self, e: n.Expr, scope: dict, expected: Type | None = None) -> Type:
         return self.record(e, self._expr(e, scope, expected))
 
-    def _expr(self, e: n.Expr, scope: dict, expected: Type | None) -> Type:  # noqa: C901
+    def _expr(self, e: n.Expr, scope: dict, expected: Type | None) -> Type:
         if isinstance(e, n.NumberLit):
             return NumberT()
         if isinstance(e, n.QuantityLit):
@@ -372,7 +374,9 @@ class _Checker:
         if isinstance(e, n.DualQuantityLit):
             a = self.expr(e.primary, scope)
             b = self.expr(e.secondary, scope)
-            if isinstance(a, QuantT) and isinstance(b, QuantT):
+            if isinstance(expected, QuantT):
+                pass  # in a comparison each part is checked against the subject (see `dual`)
+            elif isinstance(a, QuantT) and isinstance(b, QuantT):
                 if not a.unit.same_dimension(b.unit) and not mass_substance_pair(a.unit, b.unit):
                     self.dimension_error(e.secondary.span, a.unit, b.unit, "the first unit")
             return a
@@ -600,7 +604,8 @@ class _Checker:
                 "E203",
                 f"`{e.list_name}` is {lst.describe()}, not a list",
                 e.list_span,
-                hint="`any/all/no/majority of LIST with (...)` needs a fact declared as `list of {...}`",
+                hint="`any/all/no/majority of LIST with (...)` needs a fact declared "
+                "as `list of {...}`",
             )
         if e.quantifier == "at_least" and e.count is not None and e.count < 1:
             self.err("E401", "`at least` needs a count of 1 or more", e.span)
@@ -675,14 +680,14 @@ class _Checker:
             return
         if isinstance(rt, (EnumT, ScaleT)) and not isinstance(lt, (EnumT, ScaleT)):
             lt, rt, left, right = rt, lt, right, left  # "female = sex"
+        if isinstance(lt, QuantT) and isinstance(right, n.DualQuantityLit):
+            self.dual(left, lt, right)
+            return
         if isinstance(lt, QuantT) and isinstance(rt, QuantT):
             if not lt.unit.same_dimension(rt.unit):
                 fact = self.subject_fact(left)
                 if not (mass_substance_pair(lt.unit, rt.unit) and fact and fact.molar_mass):
                     self.dimension_error(right.span, lt.unit, rt.unit, self.subject_words(left))
-                    return
-            if isinstance(right, n.DualQuantityLit):
-                self.dual(left, lt, right)
             return
         if isinstance(lt, QuantT) and isinstance(rt, NUMERIC):
             self.err(
@@ -768,12 +773,17 @@ class _Checker:
     def dual(self, left: n.Expr, lt: QuantT, lit: n.DualQuantityLit) -> None:
         fact = self.subject_fact(left)
         molar = fact.molar_mass if fact else None
-        pu, su = parse_unit(lit.primary.unit), parse_unit(lit.secondary.unit)
-        fp = conversion_factor(pu, lt.unit, molar)
-        fs = conversion_factor(su, lt.unit, molar)
+        factors = []
+        for part in (lit.primary, lit.secondary):
+            t = self.r.types.get(id(part))
+            if not isinstance(t, QuantT):
+                return  # unknown unit, already reported
+            f = conversion_factor(t.unit, lt.unit, molar)
+            if f is None:
+                self.dimension_error(part.span, lt.unit, t.unit, self.subject_words(left))
+            factors.append(f)
+        fp, fs = factors
         if fp is None or fs is None:
-            bad = lit.primary if fp is None else lit.secondary
-            self.dimension_error(bad.span, lt.unit, pu if fp is None else su, self.subject_words(left))
             return
         a, b = lit.primary.value * fp, lit.secondary.value * fs
         rel = abs(a - b) / abs(a) if a else abs(b)
@@ -930,7 +940,8 @@ class _Checker:
             if not mine:
                 self.warn(
                     "W201",
-                    f"the header's {word} age ({q.text}) is not enforced by any inclusion criterion",
+                    f"the header's {word} age ({q.text}) is not enforced by any "
+                    "inclusion criterion",
                     q.span,
                     hint=f"add an inclusion criterion, e.g. `rule age {ops[1]} {q.text}`",
                 )
@@ -940,7 +951,8 @@ class _Checker:
 
     def age_bound(self, key, op, years, limit, node, cid, q) -> None:
         strict = op in (">", "<")
-        hdr = f"the registry header says {'minimum' if key == 'minimum_age' else 'maximum'} age {q.text}"
+        word = "minimum" if key == "minimum_age" else "maximum"
+        hdr = f"the registry header says {word} age {q.text}"
         related = ((q.span, "header"),)
         if years == limit and strict:
             who = f"patients aged exactly {q.text}"

@@ -143,4 +143,8 @@ def summary(diags: Iterable[Diagnostic]) -> str:
     diags = list(diags)
     errors = sum(d.is_error for d in diags)
     warnings = len(diags) - errors
-    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    return f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -355,9 +355,7 @@ class _ToAst(Transformer):
         return self._window("less", meta, items)
 
     def order(self, meta, items):
-        return n.Order(
-            subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta)
-        )
+        return n.Order(subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta))
 
     def arith(self, meta, items):
         return n.Arith(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
@@ -529,7 +527,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
 
 
 _ITEM_START = re.compile(
-    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion)\b|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")",
+    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion)\b"
+    r"|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")",
     re.M,
 )
 
