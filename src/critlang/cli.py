@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -69,6 +70,99 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _load_protocol(path: str) -> tuple[Analysis | None, int]:
+    """Analyse a protocol for eval; (analysis, 0) or (None, exit code) after reporting."""
+    try:
+        a = analyse_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"critlang: {path}: cannot read: {exc}", file=sys.stderr)
+        return None, 2
+    if not a.ok:
+        sources = {a.source.path: a.source}
+        for d in a.diagnostics:
+            if d.is_error:
+                print(render_text(d, sources), file=sys.stderr)
+        print(f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr)
+        return None, 1
+    return a, 0
+
+
+def _as_of(text: str | None) -> dt.date:
+    if text is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .compiler import compile_protocol
+    from .evaluate import EvaluationFault, Evaluator, render_details
+    from .evaluate import render_text as render_evaluation
+    from .records import RecordError, load_record
+
+    analysis, code = _load_protocol(args.protocol)
+    if analysis is None:
+        return code
+    assert analysis.result is not None
+    try:
+        as_of = _as_of(args.as_of)
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    h = analysis.result.protocol.header
+    arms = [a.name for a in h.arms] if h is not None else []
+    if args.arm is not None and args.arm not in arms:
+        print(f"critlang: --arm {args.arm!r}: the protocol's arms are {arms}", file=sys.stderr)
+        return 2
+    compiled = compile_protocol(analysis.result)
+    evaluator = Evaluator(compiled)
+    files, problems = _expand_patients(args.patients)
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    results = []
+    status = 0 if not problems else 2
+    for f in files:
+        try:
+            record = load_record(analysis.result, f, as_of)
+        except (OSError, RecordError) as exc:
+            print(f"critlang: {f}: unusable patient record: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        try:
+            results.append(evaluator.evaluate(record, args.arm))
+        except EvaluationFault as exc:
+            print(f"critlang: {exc}", file=sys.stderr)
+            status = 2
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+    else:
+        for i, r in enumerate(results):
+            if i:
+                print("\n" + "-" * 72 + "\n")
+            print(render_evaluation(r, compiled))
+            if args.details:
+                print(render_details(r))
+    return status
+
+
+def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                problems.append(f"{p}: no .json patient records in this folder")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or folder")
+    return files, problems
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="critlang",
@@ -86,6 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
     c.set_defaults(func=_cmd_check)
+    e = sub.add_parser(
+        "eval",
+        help="evaluate patient records against a protocol",
+        description="Evaluate patients (native JSON records, files or folders) against a "
+        "protocol: verdict first, then the deciding criteria, then the unknowns. "
+        "Exit 0 for any verdict; 1: errors in the protocol; 2: unusable input.",
+    )
+    e.add_argument("protocol", metavar="PROTOCOL")
+    e.add_argument("patients", nargs="+", metavar="PATIENT")
+    e.add_argument("--format", choices=("text", "json"), default="text")
+    e.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="enrollment/screening date (default: today)"
+    )
+    e.add_argument("--arm", help="evaluate as randomised to this arm")
+    e.add_argument(
+        "--details", action="store_true", help="explain every criterion, not only the deciding ones"
+    )
+    e.set_defaults(func=_cmd_eval)
     return ap
 
 

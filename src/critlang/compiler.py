@@ -1,0 +1,713 @@
+"""Compile a checked protocol to Python source, then to one `evaluate(f)` function.
+
+Like Jinja2's code generator: the AST is written out as Python statements, `compile()`d
+and run in a namespace holding only `runtime.EXPORTS` and constants made here, with a
+map from generated lines back to criteria lines. Every unit conversion is folded into
+a constant at this point, so evaluating a patient is float, int and string work only.
+
+Nothing from the criteria file is pasted into the code: names become generated local
+names (`v12`), strings appear only as `repr()` literals used as dictionary keys or
+category values, and sets are constants built here and passed in the namespace.
+
+The compiled `evaluate(f)` takes a dict of normalised values (see `normalise`):
+facts by name, anchors as "@name" (day numbers), reference limits as "name#low" and
+"name#high", and returns (verdict, statuses) with statuses True / False / None / NA
+in protocol order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from . import nodes as n
+from . import runtime
+from .checker import CheckResult, Ref
+from .records import Observation, Record, fact_types
+from .typesys import DateT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .units import Unit, conversion_factor, parse_unit
+
+FILENAME_PREFIX = "<critlang "
+
+
+@dataclass
+class Criterion:
+    id: str
+    section: str  # "inclusion" / "exclusion"
+    node: n.Criterion
+    facts: frozenset[str]  # facts (and anchors, as "@name") the criterion depends on
+
+
+@dataclass
+class Compiled:
+    checked: CheckResult
+    source_code: str
+    evaluate: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]
+    criteria: list[Criterion]
+    line_map: dict[int, int]  # generated line -> criteria file line
+    normalisers: dict[str, Callable[[Observation | None], Any]] = field(default_factory=dict)
+    ranged: tuple[str, ...] = ()
+
+    def criteria_line(self, generated_line: int) -> int | None:
+        """The criteria-file line a generated line came from (for runtime faults)."""
+        best = None
+        for g, c in sorted(self.line_map.items()):
+            if g <= generated_line:
+                best = c
+        return best
+
+    def normalise(self, record: Record) -> dict[str, Any]:
+        """A record's exact observations as the plain values `evaluate` reads."""
+        f: dict[str, Any] = {}
+        for name, conv in self.normalisers.items():
+            f[name] = conv(record.facts.get(name))
+        for name in self.ranged:
+            obs = record.facts.get(name)
+            low, high = _range_limits(obs, self.checked, name)
+            f[name + "#low"] = low
+            f[name + "#high"] = high
+        for name, day in record.anchors.items():
+            f["@" + name] = day.toordinal() if day else None
+        return f
+
+
+def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> tuple[Any, Any]:
+    info = checked.facts[name]
+    t = info.type
+    if not isinstance(t, QuantT):
+        return None, None
+    low = high = None
+    unit = None
+    if obs is not None and (obs.low is not None or obs.high is not None):
+        low, high, unit = obs.low, obs.high, obs.unit
+    else:
+        default = info.node.option("refrange")
+        if default is not None and default.quantity and default.high:
+            low, high = default.quantity.value, default.high.value
+            unit = parse_unit(default.quantity.unit)
+            hu = parse_unit(default.high.unit)
+            high = high * (conversion_factor(hu, unit, info.molar_mass) or 1)
+    if unit is None:
+        return None, None
+    k = conversion_factor(unit, t.unit, info.molar_mass)
+    if k is None:
+        return None, None
+    return (
+        None if low is None else float(low * k),
+        None if high is None else float(high * k),
+    )
+
+
+def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
+    cache: dict[Unit, float | Fraction] = {}
+
+    def conv(obs: Observation | None) -> float | None:
+        if obs is None:
+            return None
+        assert obs.unit is not None
+        k = cache.get(obs.unit)
+        if k is None:
+            factor = conversion_factor(obs.unit, t.unit, molar)
+            assert factor is not None  # the loader refused other units
+            k = cache[obs.unit] = factor
+        return float(obs.value * k)  # exact product, rounded once
+
+    return conv
+
+
+def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any], Any]:
+    if isinstance(t, QuantT):
+        qconv = _quantity_normaliser(t, molar)
+        return lambda v: qconv(v) if isinstance(v, Observation) else None
+    if isinstance(t, NumberT):
+        return lambda v: None if v is None else float(v)
+    if isinstance(t, ScaleT):
+        index = {m: i for i, m in enumerate(t.members)}
+        return lambda v: None if v is None else index[v]
+    if isinstance(t, DateT):
+        return lambda v: None if v is None else v.toordinal()
+    if isinstance(t, IntT):
+        return lambda v: None if v is None else int(v)
+    return lambda v: v  # bool, category string
+
+
+def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None], Any]:
+    if isinstance(t, QuantT):
+        return _quantity_normaliser(t, molar)
+    if isinstance(t, ListT):
+        fields = [(name, _scalar_normaliser(ft)) for name, ft in t.fields]
+
+        def conv_list(obs: Observation | None) -> list[dict[str, Any]] | None:
+            if obs is None:
+                return None
+            return [{name: c(item.get(name)) for name, c in fields} for item in obs.value]
+
+        return conv_list
+    inner = _scalar_normaliser(t)
+    return lambda obs: None if obs is None else inner(obs.value)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.level = 0
+        self.line_map: dict[int, int] = {}
+        self.source_line = 0
+
+    def __call__(self, text: str) -> None:
+        self.lines.append("    " * self.level + text)
+        if self.source_line:
+            self.line_map[len(self.lines)] = self.source_line
+
+    @contextmanager
+    def indent(self) -> Iterator[None]:
+        self.level += 1
+        try:
+            yield
+        finally:
+            self.level -= 1
+
+
+class _Codegen:
+    def __init__(self, checked: CheckResult) -> None:
+        self.c = checked
+        self.w = _Writer()
+        self.counter = 0
+        self.consts: dict[str, Any] = {}
+        self.const_ids: dict[tuple[str, Any], str] = {}
+        self.env: dict[tuple[str, str], str] = {}  # (ref kind, name) -> python expr
+        self.fn_names: dict[str, str] = {}
+        self.in_function = False
+
+    # ------------------------------------------------------------------ helpers
+    def tmp(self, prefix: str = "v") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def const(self, value: Any) -> str:
+        """A constant as Python source: numbers and strings as literals, sets by name."""
+        if isinstance(value, bool) or value is None:
+            return repr(value)
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return repr(value)  # a quoted literal, never code
+        key = (type(value).__name__, value)
+        if key not in self.const_ids:
+            name = f"K{len(self.const_ids)}"
+            self.const_ids[key] = name
+            self.consts[name] = value
+        return self.const_ids[key]
+
+    def type(self, e: n.Expr) -> Type:
+        return self.c.types[id(e)]
+
+    def ref(self, e: n.Name) -> Ref:
+        return self.c.refs[id(e)]
+
+    def at(self, node: n.Node) -> None:
+        if node.span.line:
+            self.w.source_line = node.span.line
+
+    # ------------------------------------------------------------------ values
+    def carrier(self, e: n.Expr) -> Unit | None:
+        t = self.type(e)
+        return t.unit if isinstance(t, QuantT) else None
+
+    def factor(self, src: Unit | None, dst: Unit | None, molar: Fraction | None = None) -> Fraction:
+        if src is None or dst is None:
+            return Fraction(1)
+        k = conversion_factor(src, dst, molar)
+        assert k is not None, (src, dst)  # the checker proved the dimensions
+        return k
+
+    def scaled(self, expr: str, k: Fraction) -> str:
+        """`expr` times a conversion factor, as code (None stays None)."""
+        if k == 1:
+            return expr
+        if not expr.isidentifier():  # a literal: fold the factor in now
+            return self.const(float(expr) * float(k))
+        out = self.tmp()
+        self.w(f"{out} = None if {expr} is None else {expr} * {self.const(float(k))}")
+        return out
+
+    def literal_in(self, lit: n.QuantityLit, dst: Unit, molar: Fraction | None = None) -> str:
+        k = self.factor(parse_unit(lit.unit), dst, molar)
+        return self.const(float(lit.value * k))
+
+    def value(self, e: n.Expr, target: Unit | None = None, molar: Fraction | None = None) -> str:
+        """Code for e's value (a variable name or a literal), in `target` if given."""
+        if isinstance(e, n.DualQuantityLit):
+            e = e.primary
+        if isinstance(e, n.QuantityLit):
+            unit = target or parse_unit(e.unit)
+            return self.literal_in(e, unit, molar)
+        code = self._value(e)
+        if target is not None:
+            return self.scaled(code, self.factor(self.carrier(e), target, molar))
+        return code
+
+    def _value(self, e: n.Expr) -> str:
+        self.at(e)
+        if isinstance(e, n.NumberLit):
+            return self.const(float(e.value))
+        if isinstance(e, n.DateLit):
+            return self.const(e.value.toordinal())
+        if isinstance(e, n.BoolLit):
+            return self.const(e.value)
+        if isinstance(e, n.Name):
+            return self.name(e)
+        if isinstance(e, n.Call):
+            return self.call(e)
+        if isinstance(e, n.Magnitude):
+            inner = self.value(e.expr)
+            return self.scaled(inner, self.factor(self.carrier(e.expr), parse_unit(e.unit)))
+        if isinstance(e, n.WithUnit):
+            return self.value(e.expr)
+        if isinstance(e, n.Arith):
+            return self.arith(e)
+        if isinstance(e, n.Neg):
+            inner = self.value(e.operand)
+            out = self.tmp()
+            self.w(f"{out} = None if {inner} is None else -{inner}")
+            return out
+        if isinstance(e, n.Conditional):
+            out = self.tmp()
+            cond = self.cond(e.cond)
+            target = self.carrier(e)
+            self.w(f"if {cond} is None:")
+            with self.w.indent():
+                self.w(f"{out} = None")
+            self.w(f"elif {cond}:")
+            with self.w.indent():
+                self.w(f"{out} = {self.value(e.then, target)}")
+            self.w("else:")
+            with self.w.indent():
+                self.w(f"{out} = {self.value(e.otherwise, target)}")
+            return out
+        if isinstance(e, n.FirstAvailable):
+            out = self.tmp()
+            target = self.carrier(e.options[0])
+            self.w(f"{out} = {self.value(e.options[0])}")
+            for option in e.options[1:]:
+                self.w(f"if {out} is None:")
+                self.w.level += 1
+                self.w(f"{out} = {self.value(option, target)}")
+            self.w.level -= len(e.options) - 1
+            return out
+        # a condition used as a value (e.g. `x = (a > b)`)
+        return self.cond(e)
+
+    def name(self, e: n.Name) -> str:
+        r = self.ref(e)
+        if r.kind == "member":
+            t = self.type(e)
+            if isinstance(t, ScaleT):
+                return self.const(t.members.index(r.name))
+            return self.const(r.name)
+        if r.kind == "assume":
+            value = self.c.assumed[r.name].value
+            return self.value(value)
+        key = (r.kind, r.name)
+        if r.kind == "field":
+            out = self.tmp()
+            self.w(f"{out} = {self.env[key]}")  # a list item's field, None when unknown
+            return out
+        if key in self.env:
+            return self.env[key]
+        if r.kind == "define":
+            return self.value(self.c.defines[r.name].body)  # inside a function: inline
+        if r.kind in ("fact", "arm"):
+            return self.load(r.name)
+        if r.kind == "anchor":
+            return self.load("@" + r.name)
+        raise AssertionError(r)
+
+    def load(self, key: str) -> str:
+        out = self.tmp()
+        self.w(f"{out} = f[{key!r}]")
+        return out
+
+    def call(self, e: n.Call) -> str:
+        if e.func == "elapsed_years":
+            a, b = (self.value(x) for x in e.args)
+            out = self.tmp()
+            self.w(f"{out} = elapsed_years({a}, {b})")
+            return out
+        d = self.c.defines[e.func]
+        assert d.params is not None
+        args = []
+        for arg, p in zip(e.args, d.params, strict=True):
+            pt = self.param_type(p)
+            target = pt.unit if isinstance(pt, QuantT) else None
+            args.append(self.value(arg, target))
+        out = self.tmp()
+        self.w(f"{out} = {self.fn_names[d.name]}(f, {', '.join(args)})")
+        return out
+
+    def arith(self, e: n.Arith) -> str:
+        a = self.value(e.left)
+        lu = self.carrier(e.left)
+        b = self.value(e.right, lu) if e.op in "+-" else self.value(e.right)
+        out = self.tmp()
+        guard = self.unknown(a, b)
+        if e.op == "/":
+            guard += f" or {b} == 0"  # division by zero is unknown, not a crash
+        self.w(f"{out} = None if {guard} else sig({a} {e.op} {b})")
+        return out
+
+    # ------------------------------------------------------------------ conditions
+    def cond(self, e: n.Expr) -> str:
+        """Code for a three-valued condition: a variable holding True, False or None."""
+        self.at(e)
+        if isinstance(e, n.BoolLit):
+            return self.const(e.value)
+        if isinstance(e, (n.Name, n.Call, n.FirstAvailable, n.Conditional)):
+            return self._value(e)
+        out = self.tmp("t")
+        if isinstance(e, n.Not):
+            a = self.cond(e.operand)
+            self.w(f"{out} = None if {a} is None else not {a}")
+        elif isinstance(e, (n.And, n.Or, n.Unless)):
+            self.junction(e, out)
+        elif isinstance(e, n.Compare):
+            self.compare(e.op, e.left, e.right, out)
+        elif isinstance(e, n.Between):
+            a = self.value(e.subject)
+            target = self.carrier(e.subject)
+            lo = self.value(e.low, target, self.molar(e.subject))
+            hi = self.value(e.high, target, self.molar(e.subject))
+            self.w(f"{out} = None if {self.unknown(a, lo, hi)} else {lo} <= {a} <= {hi}")
+        elif isinstance(e, n.Member):
+            a = self.value(e.subject)
+            t = self.type(e.subject)
+            members: frozenset[Any]
+            if isinstance(t, ScaleT):
+                members = frozenset(t.members.index(m) for m in e.members)
+            else:
+                members = frozenset(e.members)
+            op = "not in" if e.negated else "in"
+            self.w(f"{out} = None if {a} is None else {a} {op} {self.const(members)}")
+        elif isinstance(e, n.IsKnown):
+            a = self.value(e.subject)
+            self.w(f"{out} = {a} is not None")
+        elif isinstance(e, n.CompareRef):
+            assert isinstance(e.left, n.Name)
+            a = self.value(e.left)
+            limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
+            op = "==" if e.op == "=" else e.op
+            k = self.const(float(e.factor.value))
+            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {k} * {limit}")
+        elif isinstance(e, n.InNormalRange):
+            assert isinstance(e.subject, n.Name)
+            a = self.value(e.subject)
+            lo = self.load(e.subject.name + "#low")
+            hi = self.load(e.subject.name + "#high")
+            self.w(
+                f"{out} = None if {a} is None or ({lo} is None and {hi} is None) else "
+                f"({lo} is None or {lo} <= {a}) and ({hi} is None or {a} <= {hi})"
+            )
+        elif isinstance(e, n.Window):
+            self.window(e, out)
+        elif isinstance(e, n.Order):
+            d, a = self.value(e.subject), self.value(e.anchor)
+            op = "<" if e.direction == "before" else ">"
+            self.w(f"{out} = None if {self.unknown(d, a)} else {d} {op} {a}")
+        elif isinstance(e, n.Quantified):
+            self.quantified(e, out)
+        else:
+            raise AssertionError(type(e))
+        return out
+
+    def unknown(self, *codes: str) -> str:
+        """`a is None or b is None` over the non-literal operands."""
+        names = [c for c in codes if c.isidentifier() and not c.startswith("K")]
+        names = [c for c in names if c not in ("True", "False", "None")]
+        return " or ".join(f"{c} is None" for c in dict.fromkeys(names)) or "False"
+
+    def molar(self, e: n.Expr) -> Fraction | None:
+        if isinstance(e, n.Name) and self.c.refs.get(id(e), Ref("", "")).kind == "fact":
+            return self.c.facts[e.name].molar_mass
+        return None
+
+    def compare(self, op: str, left: n.Expr, right: n.Expr, out: str) -> None:
+        lt, rt = self.type(left), self.type(right)
+        if isinstance(rt, (ScaleT,)) and not isinstance(lt, ScaleT):
+            left, right = right, left
+            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+        a = self.value(left)
+        b = self.value(right, self.carrier(left), self.molar(left))
+        pyop = {"=": "==", "!=": "!="}.get(op, op)
+        self.w(f"{out} = None if {self.unknown(a, b)} else {a} {pyop} {b}")
+
+    def junction(self, e: n.And | n.Or | n.Unless, out: str) -> None:
+        """Kleene and/or with short-circuit: the deciding value stops evaluation."""
+        if isinstance(e, n.Or):
+            stop, left, right, negate_right = True, e.left, e.right, False
+        elif isinstance(e, n.And):
+            stop, left, right, negate_right = False, e.left, e.right, False
+        else:  # rule unless exception == rule and not exception
+            stop, left, right, negate_right = False, e.rule, e.exception, True
+        a = self.cond(left)
+        self.w(f"if {a} is {stop}:")
+        with self.w.indent():
+            self.w(f"{out} = {stop}")
+        self.w("else:")
+        with self.w.indent():
+            b = self.cond(right)
+            if negate_right:
+                nb = self.tmp("t")
+                self.w(f"{nb} = None if {b} is None else not {b}")
+                b = nb
+            self.w(f"if {b} is {stop}:")
+            with self.w.indent():
+                self.w(f"{out} = {stop}")
+            self.w(f"elif {a} is None or {b} is None:")
+            with self.w.indent():
+                self.w(f"{out} = None")
+            self.w("else:")
+            with self.w.indent():
+                self.w(f"{out} = {not stop}")
+
+    def window(self, e: n.Window, out: str) -> None:
+        d, a = self.value(e.subject), self.value(e.anchor)
+        unit = parse_unit(e.duration.unit)
+        amount = e.duration.value * unit.factor
+        if unit.dims == (("[calendar]", 1),):
+            months = int(amount) if amount.denominator == 1 else None
+            if months is not None:
+                edge = self.tmp()
+                sign = -1 if e.direction == "before" else 1
+                self.w(f"{edge} = None if {a} is None else add_months({a}, {sign * months})")
+            else:
+                days = float(amount * Fraction(30436875, 1000000))
+                edge = self.tmp()
+                op = "-" if e.direction == "before" else "+"
+                self.w(f"{edge} = None if {a} is None else {a} {op} {self.const(days)}")
+        else:
+            days = amount / 86400
+            edge = self.tmp()
+            op = "-" if e.direction == "before" else "+"
+            self.w(f"{edge} = None if {a} is None else {a} {op} {self.const(float(days))}")
+        if e.direction == "before":
+            test = {
+                "within": f"{edge} <= {d} <= {a}",
+                "more": f"{d} < {edge}",
+                "less": f"{edge} < {d} <= {a}",
+            }[e.kind]
+        else:
+            test = {
+                "within": f"{a} <= {d} <= {edge}",
+                "more": f"{d} > {edge}",
+                "less": f"{a} <= {d} < {edge}",
+            }[e.kind]
+        self.w(f"{out} = None if {self.unknown(d, a)} else {test}")
+
+    def quantified(self, e: n.Quantified, out: str) -> None:
+        items = self.list_key(e)
+        t = self.type_of_list(e)
+        yes, unknown = self.tmp("c"), self.tmp("c")
+        self.w(f"if {items} is None:")
+        with self.w.indent():
+            self.w(f"{out} = None")
+        self.w("else:")
+        with self.w.indent():
+            self.w(f"{yes} = 0")
+            self.w(f"{unknown} = 0")
+            el = self.tmp("el")
+            self.w(f"for {el} in {items}:")
+            saved = dict(self.env)
+            with self.w.indent():
+                for fname, _ in t.fields:
+                    self.env[("field", fname)] = f"{el}[{fname!r}]"
+                b = self.cond(e.body)
+                self.w(f"if {b} is None:")
+                with self.w.indent():
+                    self.w(f"{unknown} += 1")
+                self.w(f"elif {b}:")
+                with self.w.indent():
+                    self.w(f"{yes} += 1")
+                    if e.quantifier in ("any", "no"):
+                        self.w("break")
+                if e.quantifier == "all":
+                    self.w("else:")
+                    with self.w.indent():
+                        self.w(f"{yes} = -1")
+                        self.w("break")
+            self.env = saved
+            total = f"len({items})"
+            q = e.quantifier
+            if q == "any":
+                expr = f"True if {yes} else (None if {unknown} else False)"
+            elif q == "no":
+                expr = f"False if {yes} else (None if {unknown} else True)"
+            elif q == "all":
+                expr = f"False if {yes} < 0 else (None if {unknown} else True)"
+            elif q == "majority":
+                expr = (
+                    f"True if 2 * {yes} > {total} else "
+                    f"(False if 2 * ({yes} + {unknown}) <= {total} else None)"
+                )
+            else:
+                k = e.count
+                expr = f"True if {yes} >= {k} else (False if {yes} + {unknown} < {k} else None)"
+            self.w(f"{out} = {expr}")
+
+    def list_key(self, e: n.Quantified) -> str:
+        key = ("fact", e.list_name)
+        if key in self.env:
+            return self.env[key]
+        return self.load(e.list_name)
+
+    def type_of_list(self, e: n.Quantified) -> ListT:
+        t = self.c.facts[e.list_name].type
+        assert isinstance(t, ListT)
+        return t
+
+    # ------------------------------------------------------------------ the module
+    def function(self, d: n.Define) -> None:
+        assert d.params is not None
+        name = self.fn_names[d.name]
+        params = []
+        saved_env = self.env
+        self.env = {}
+        for p in d.params:
+            local = self.tmp("p")
+            params.append(local)
+            self.env[("param", p.name)] = local
+        self.at(d)
+        self.w(f"def {name}(f, {', '.join(params)}):")
+        with self.w.indent():
+            result = self.value(d.body)
+            self.w(f"return {result}")
+        self.env = saved_env
+        self.w("")
+
+    def param_type(self, p: n.Param) -> Type:
+        if isinstance(p.type, n.QuantityTypeExpr):
+            return QuantT(parse_unit(p.type.unit))
+        return NumberT()
+
+    def module(self, criteria: list[Criterion]) -> str:
+        for d in self.c.defines.values():
+            if d.params is not None:
+                self.fn_names[d.name] = f"fn{len(self.fn_names)}"
+        for d in self.c.defines.values():
+            if d.params is not None:
+                self.function(d)
+        self.w.source_line = 0
+        self.w("def evaluate(f):")
+        with self.w.indent():
+            statuses = []
+            for crit in criteria:
+                statuses.append(self.criterion(crit))
+            self.verdict(criteria, statuses)
+        return "\n".join(self.w.lines) + "\n"
+
+    def criterion(self, crit: Criterion) -> str:
+        c = crit.node
+        s = self.tmp("s")
+        self.at(c)
+        rule = c.rule
+        assert rule is not None
+        if c.applies is None:
+            r = self.cond(rule)
+            self.w(f"{s} = {r}")
+            return s
+        a = self.cond(c.applies)
+        self.w(f"if {a} is False:")
+        with self.w.indent():
+            self.w(f"{s} = NA")
+        self.w("else:")
+        with self.w.indent():
+            r = self.cond(rule)
+            # applies unknown: still decided when the rule passes either way
+            harmless = "True" if crit.section == "inclusion" else "False"
+            self.w(f"{s} = {r} if {a} is True or {r} is {harmless} else None")
+        return s
+
+    def verdict(self, criteria: list[Criterion], statuses: list[str]) -> None:
+        bad = [
+            f"{s} is False" if c.section == "inclusion" else f"{s} is True"
+            for c, s in zip(criteria, statuses, strict=True)
+        ]
+        open_ = [f"{s} is None" for s in statuses]
+        self.w.source_line = 0
+        self.w(f"if {' or '.join(bad) or 'False'}:")
+        with self.w.indent():
+            self.w("v = INELIGIBLE")
+        self.w(f"elif {' or '.join(open_) or 'False'}:")
+        with self.w.indent():
+            self.w("v = UNDETERMINED")
+        self.w("else:")
+        with self.w.indent():
+            self.w("v = ELIGIBLE")
+        self.w(f"return v, ({', '.join(statuses)}{',' if len(statuses) == 1 else ''})")
+
+
+def _dependencies(checked: CheckResult, crit: n.Criterion) -> frozenset[str]:
+    """Facts and anchors ("@name") a criterion reads, through definitions too."""
+    out: set[str] = set()
+    seen: set[str] = set()
+
+    def visit(node: n.Node) -> None:
+        for x in node.walk():
+            if isinstance(x, n.Name):
+                r = checked.refs.get(id(x))
+                if r is None:
+                    continue
+                if r.kind in ("fact", "arm"):
+                    out.add(r.name)
+                elif r.kind == "anchor":
+                    out.add("@" + r.name)
+                elif r.kind == "define" and r.name not in seen:
+                    seen.add(r.name)
+                    visit(checked.defines[r.name].body)
+            elif isinstance(x, n.Call) and x.func in checked.defines:
+                if x.func not in seen:
+                    seen.add(x.func)
+                    visit(checked.defines[x.func].body)
+            elif isinstance(x, n.Quantified):
+                out.add(x.list_name)
+
+    visit(crit)
+    return frozenset(out)
+
+
+def compile_protocol(checked: CheckResult) -> Compiled:
+    """Compile a protocol that checked without errors."""
+    assert checked.ok, "compile only checked protocols"
+    criteria = [
+        Criterion(c.id, kind, c, _dependencies(checked, c)) for kind, c in checked.protocol.criteria
+    ]
+    gen = _Codegen(checked)
+    source = gen.module(criteria)
+    filename = f"{FILENAME_PREFIX}{checked.source.path}>"
+    code = compile(source, filename, "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    namespace.update(runtime.EXPORTS)
+    namespace.update(gen.consts)
+    exec(code, namespace)
+    types = fact_types(checked)
+    normalisers = {
+        name: _normaliser(t, checked.facts[name].molar_mass if name in checked.facts else None)
+        for name, t in types.items()
+    }
+    ranged = tuple(name for name, info in checked.facts.items() if info.has_reference_range)
+    return Compiled(
+        checked,
+        source,
+        namespace["evaluate"],
+        criteria,
+        gen.w.line_map,
+        normalisers,
+        ranged,
+    )
+
+
+def today() -> dt.date:
+    return dt.date.today()

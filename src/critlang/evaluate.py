@@ -1,0 +1,309 @@
+"""Evaluate patients against a compiled protocol: verdicts, unknowns, explanations.
+
+The compiled evaluator decides; the reference interpreter is consulted only to say
+which sub-clause decided each criterion (tests hold the two to identical results).
+When the record has no randomisation arm and some criterion depends on it, the
+patient is evaluated once per arm and the verdict says what each arm would need.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import nodes as n
+from .compiler import FILENAME_PREFIX, Compiled, Criterion
+from .interpreter import Interpreter
+from .records import Record
+from .runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
+from .typesys import QuantT
+from .units import conversion_factor
+
+STATUS_WORDS = {True: "met", False: "not met", None: "unknown", NA: "not applicable"}
+
+
+def status_word(status: Any) -> str:
+    return STATUS_WORDS[status] if status is not NA else "not applicable"
+
+
+class EvaluationFault(RuntimeError):
+    """A fault inside generated code, located in the criteria file."""
+
+
+@dataclass
+class CriterionResult:
+    id: str
+    section: str
+    text: str
+    status: str  # met / not met / unknown / not applicable
+    missing: list[str] = field(default_factory=list)  # facts that could decide it
+    rule: str = ""
+    decided_by: str = ""
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deciding(self) -> bool:
+        """Does this criterion make the patient ineligible?"""
+        if self.section == "inclusion":
+            return self.status == "not met"
+        return self.status == "met"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "section": self.section,
+            "status": self.status,
+            "text": self.text,
+            "rule": self.rule,
+            "decided_by": self.decided_by,
+            "values": self.values,
+            "missing": self.missing,
+        }
+
+
+@dataclass
+class Evaluation:
+    patient: str
+    path: str
+    as_of: dt.date
+    verdict: str
+    criteria: list[CriterionResult]
+    missing: list[str]  # facts that could still change an undetermined verdict
+    problems: list[str]
+    arm: str | None = None
+    per_arm: dict[str, Evaluation] = field(default_factory=dict)
+
+    def statuses(self) -> dict[str, str]:
+        return {c.id: c.status for c in self.criteria}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "patient": self.patient,
+            "path": self.path,
+            "as_of": self.as_of.isoformat(),
+            "verdict": self.verdict,
+            "arm": self.arm,
+            "criteria": [c.to_dict() for c in self.criteria],
+            "missing": self.missing,
+            "problems": self.problems,
+        }
+        if self.per_arm:
+            out["per_arm"] = {
+                arm: {"verdict": e.verdict, "statuses": e.statuses(), "missing": e.missing}
+                for arm, e in self.per_arm.items()
+            }
+        return out
+
+
+def run_compiled(compiled: Compiled, f: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """Call the generated evaluator; a fault in it is reported at the criteria line."""
+    try:
+        return compiled.evaluate(f)
+    except Exception as exc:
+        tb = traceback.extract_tb(sys.exc_info()[2])
+        lines = [fr.lineno for fr in tb if fr.filename.startswith(FILENAME_PREFIX) and fr.lineno]
+        where = compiled.criteria_line(lines[-1]) if lines else None
+        path = compiled.checked.source.path
+        raise EvaluationFault(
+            f"{path}:{where or '?'}: evaluation failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _known(record: Record, dep: str) -> bool:
+    if dep.startswith("@"):
+        return record.anchors.get(dep[1:]) is not None
+    return record.facts.get(dep) is not None
+
+
+def _why(record: Record, dep: str) -> str:
+    if dep.startswith("@"):
+        return f"anchor date {dep[1:]} (not given)"
+    return f"{dep} ({record.why_unknown.get(dep, 'unknown')})"
+
+
+class Evaluator:
+    def __init__(self, compiled: Compiled, explain: bool = True) -> None:
+        self.compiled = compiled
+        self.explain = explain
+        self.interpreter = Interpreter(compiled.checked) if explain else None
+        h = compiled.checked.protocol.header
+        self.arms = [a.name for a in h.arms] if h is not None else []
+        self.arm_dependent = any("arm" in c.facts for c in compiled.criteria)
+
+    def evaluate(self, record: Record, arm: str | None = None) -> Evaluation:
+        if arm is not None:
+            record = _with_arm(record, arm)
+        recorded_arm = record.facts.get("arm")
+        if self.arms and self.arm_dependent and recorded_arm is None:
+            per_arm = {a: self._one(_with_arm(record, a)) for a in self.arms}
+            verdicts = {e.verdict for e in per_arm.values()}
+            first = next(iter(per_arm.values()))
+            if len(verdicts) == 1:
+                base = self._one(record)
+                base.verdict = first.verdict
+            else:
+                base = self._one(record)
+                base.verdict = UNDETERMINED
+                if "arm" not in base.missing:
+                    base.missing = sorted({*base.missing, "arm"})
+            base.per_arm = per_arm
+            return base
+        return self._one(record)
+
+    def _one(self, record: Record) -> Evaluation:
+        f = self.compiled.normalise(record)
+        verdict, statuses = run_compiled(self.compiled, f)
+        deciders: dict[str, n.Expr | None] = {}
+        if self.interpreter is not None:
+            _, _, deciders = self.interpreter.run(record)
+        results: list[CriterionResult] = []
+        missing: set[str] = set()
+        for crit, status in zip(self.compiled.criteria, statuses, strict=True):
+            r = self._result(crit, status, record, deciders.get(crit.id))
+            if status is None:
+                missing.update(d for d in crit.facts if not _known(record, d))
+            results.append(r)
+        arm_obs = record.facts.get("arm")
+        return Evaluation(
+            patient=record.id,
+            path=record.path,
+            as_of=record.anchors.get("enrollment") or dt.date.min,
+            verdict=verdict,
+            criteria=results,
+            missing=sorted(missing) if verdict == UNDETERMINED else [],
+            problems=[str(p) for p in record.problems],
+            arm=str(arm_obs.value) if arm_obs is not None else None,
+        )
+
+    def _result(
+        self, crit: Criterion, status: Any, record: Record, decider: n.Expr | None
+    ) -> CriterionResult:
+        src = self.compiled.checked.source.text
+        node = crit.node
+        rule = node.rule
+        r = CriterionResult(
+            crit.id,
+            crit.section,
+            node.text,
+            status_word(status),
+            rule=src[rule.span.start : rule.span.end] if rule is not None else "",
+        )
+        if status is None:
+            r.missing = [_why(record, d) for d in sorted(crit.facts) if not _known(record, d)]
+        if self.explain:
+            if decider is not None and decider.span.end > decider.span.start:
+                r.decided_by = " ".join(src[decider.span.start : decider.span.end].split())
+            r.values = self._values(crit, record)
+        return r
+
+    def _values(self, crit: Criterion, record: Record) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for dep in sorted(crit.facts):
+            if dep.startswith("@"):
+                day = record.anchors.get(dep[1:])
+                out[dep[1:]] = day.isoformat() if day else "unknown (not given)"
+                continue
+            obs = record.facts.get(dep)
+            if obs is None:
+                out[dep] = f"unknown ({record.why_unknown.get(dep, 'not in the record')})"
+                continue
+            text = obs.shown()
+            info = self.compiled.checked.facts.get(dep)
+            if info is not None and isinstance(info.type, QuantT) and obs.unit is not None:
+                if obs.unit.text != info.type.unit.text:
+                    k = conversion_factor(obs.unit, info.type.unit, info.molar_mass)
+                    if k is not None:
+                        text += f" = {float(obs.value * k):.4g} {info.type.unit.text}"
+            out[dep] = text
+        return out
+
+
+def _with_arm(record: Record, arm: str) -> Record:
+    from .records import Observation
+
+    facts = dict(record.facts)
+    facts["arm"] = Observation(arm)
+    return Record(
+        record.id, record.path, facts, record.anchors, record.why_unknown, record.problems
+    )
+
+
+# ---------------------------------------------------------------------- rendering
+
+_VERDICT_WORDS = {
+    ELIGIBLE: "ELIGIBLE",
+    INELIGIBLE: "INELIGIBLE",
+    UNDETERMINED: "UNDETERMINED",
+}
+
+
+def render_text(e: Evaluation, compiled: Compiled) -> str:
+    h = compiled.checked.protocol.header
+    proto = f"{h.identifier} version {h.version}" if h else compiled.checked.source.path
+    lines = [f"{e.patient}: {_VERDICT_WORDS[e.verdict]}  (as of {e.as_of.isoformat()}, {proto})"]
+    if e.per_arm:
+        lines.append("  arm not known yet; by arm:")
+        for arm, sub in e.per_arm.items():
+            if sub.verdict == INELIGIBLE:
+                why = "fails " + ", ".join(c.id for c in sub.criteria if c.deciding)
+            elif sub.verdict == UNDETERMINED:
+                why = "needs " + ", ".join(sub.missing)
+            else:
+                why = "all criteria pass"
+            lines.append(f"    {arm}: {_VERDICT_WORDS[sub.verdict]} ({why})")
+    deciding = [c for c in e.criteria if c.deciding]
+    unknown = [c for c in e.criteria if c.status == "unknown"]
+    if deciding:
+        lines.append("")
+        lines.append("Deciding criteria:")
+        for c in deciding:
+            lines += _criterion_lines(c)
+    if e.verdict == ELIGIBLE:
+        inc = sum(1 for c in e.criteria if c.section == "inclusion" and c.status == "met")
+        na = sum(1 for c in e.criteria if c.status == "not applicable")
+        exc = sum(1 for c in e.criteria if c.section == "exclusion")
+        lines.append("")
+        lines.append(
+            f"All {inc} applicable inclusion criteria met; none of the {exc} exclusion "
+            f"criteria met" + (f"; {na} not applicable" if na else "") + "."
+        )
+    if unknown:
+        lines.append("")
+        lines.append("Unknown:")
+        for c in unknown:
+            lines.append(f"  {c.id} {c.section}: {_short(c.text)}")
+            for m in c.missing:
+                lines.append(f"      needs {m}")
+    if e.problems:
+        lines.append("")
+        lines.append("Record problems (these facts were treated as unknown):")
+        lines += [f"  {p}" for p in e.problems]
+    return "\n".join(lines)
+
+
+def render_details(e: Evaluation) -> str:
+    """Every criterion, for reviewers (`--details`)."""
+    lines = ["", "All criteria:"]
+    for c in e.criteria:
+        lines += _criterion_lines(c)
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _criterion_lines(c: CriterionResult) -> list[str]:
+    word = {"met": "met", "not met": "NOT met", "unknown": "unknown"}.get(c.status, c.status)
+    if c.section == "exclusion" and c.status == "met":
+        word = "met (excludes)"
+    out = [f"  {c.id} {c.section} {word}: {_short(c.text)}"]
+    out.append(f"      rule: {' '.join(c.rule.split())}")
+    if c.decided_by and c.decided_by != " ".join(c.rule.split()):
+        out.append(f"      decided by: {c.decided_by}")
+    for name, value in c.values.items():
+        out.append(f"      {name} = {value}")
+    return out

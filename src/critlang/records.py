@@ -1,0 +1,386 @@
+"""Patient records in critlang's native JSON format, read against one protocol.
+
+A record is validated fact by fact. A value that cannot be used (malformed, a unit of
+the wrong dimension, too old for its look-back window) becomes *unknown* with a
+diagnostic naming the fact; nothing is guessed and the rest of the record is still used.
+The format is described by `patient.schema.json` (shipped in the package) and
+docs/patients.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .checker import ENROLLMENT, CheckResult
+from .typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .units import Unit, UnitError, conversion_factor, describe, parse_unit
+
+SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One usable value of a fact, exact, with where it came from."""
+
+    value: Any  # Fraction (quantity, number), int, str (category), bool, date, or list
+    unit: Unit | None = None  # as recorded (quantities); conversion happens later
+    date: dt.date | None = None
+    source: str | None = None
+    low: Fraction | None = None  # reference range, in `unit`
+    high: Fraction | None = None
+
+    def shown(self) -> str:
+        """The value as recorded, for explanations."""
+        if isinstance(self.value, Fraction):
+            v = _decimal(self.value)
+            text = f"{v} {self.unit.text}" if self.unit and self.unit.text else v
+        elif isinstance(self.value, list):
+            text = f"{len(self.value)} item(s)"
+        elif isinstance(self.value, bool):
+            text = "yes" if self.value else "no"
+        else:
+            text = str(self.value)
+        if self.date:
+            text += f" on {self.date.isoformat()}"
+        if self.source:
+            text += f" ({self.source})"
+        return text
+
+
+def _decimal(x: Fraction) -> str:
+    if x.denominator == 1:
+        return str(x.numerator)
+    return f"{float(x):.10g}"
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A per-fact diagnostic about a patient record (the fact is then unknown)."""
+
+    path: str
+    fact: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.fact}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "fact": self.fact, "message": self.message}
+
+
+@dataclass
+class Record:
+    id: str
+    path: str
+    facts: dict[str, Observation | None]  # every fact the protocol declares
+    anchors: dict[str, dt.date | None]
+    why_unknown: dict[str, str] = field(default_factory=dict)  # fact -> reason
+    problems: list[RecordProblem] = field(default_factory=list)
+
+
+class RecordError(ValueError):
+    """The file is not a patient record at all (not JSON, not an object)."""
+
+
+def fact_types(checked: CheckResult) -> dict[str, Type]:
+    types = {name: info.type for name, info in checked.facts.items()}
+    h = checked.protocol.header
+    if h is not None and h.arms and "arm" not in types:
+        types["arm"] = EnumT(tuple(a.name for a in h.arms))
+    return types
+
+
+class _Reader:
+    def __init__(self, checked: CheckResult, path: str, as_of: dt.date) -> None:
+        self.c = checked
+        self.path = path
+        self.as_of = as_of
+        self.problems: list[RecordProblem] = []
+        self.why: dict[str, str] = {}
+
+    def problem(self, fact: str, message: str) -> None:
+        self.problems.append(RecordProblem(self.path, fact, message))
+        self.why.setdefault(fact, message)
+
+    # ------------------------------------------------------------------ scalars
+    def number(self, fact: str, raw: Any) -> Fraction | None:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            self.problem(fact, f"value {raw!r} is not a number")
+            return None
+        try:
+            value = Fraction(str(raw).strip())
+        except (ValueError, ZeroDivisionError):
+            self.problem(fact, f"value {raw!r} is not a number")
+            return None
+        return value
+
+    def date(self, fact: str, raw: Any) -> dt.date | None:
+        if isinstance(raw, str):
+            try:
+                return dt.date.fromisoformat(raw[:10])
+            except ValueError:
+                pass
+        self.problem(fact, f"{raw!r} is not a date (YYYY-MM-DD)")
+        return None
+
+    def scalar(self, fact: str, t: Type, raw: Any) -> Any:
+        """A plain value of kind t, or None after reporting why it is unusable."""
+        if raw is None:
+            return None
+        if isinstance(t, BoolT):
+            if isinstance(raw, bool):
+                return raw
+            self.problem(fact, f"{raw!r} is not yes/no (true or false)")
+            return None
+        if isinstance(t, DateT):
+            return self.date(fact, raw)
+        if isinstance(t, (EnumT, ScaleT)):
+            if isinstance(raw, str) and raw in t.members:
+                return raw
+            close = difflib.get_close_matches(str(raw), t.members, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problem(fact, f"{raw!r} is not one of {', '.join(t.members)}{hint}")
+            return None
+        if isinstance(t, IntT):
+            v = self.number(fact, raw)
+            if v is None:
+                return None
+            if v.denominator != 1 or not t.low <= v <= t.high:
+                self.problem(fact, f"{raw!r} is not a whole number from {t.low} to {t.high}")
+                return None
+            return int(v)
+        if isinstance(t, NumberT):
+            return self.number(fact, raw)
+        raise AssertionError(t)
+
+    # ------------------------------------------------------------------ facts
+    def entries(self, raw: Any) -> list[Any]:
+        return raw if isinstance(raw, list) else [raw]
+
+    def observation(self, fact: str, t: Type, raw: Any) -> Observation | None:
+        if isinstance(t, ListT):
+            return self.list_fact(fact, t, raw)
+        candidates: list[Observation] = []
+        for entry in self.entries(raw):
+            obs = self.one(fact, t, entry)
+            if obs is not None:
+                candidates.append(obs)
+        if not candidates:
+            return None
+        return self.pick(fact, candidates)
+
+    def one(self, fact: str, t: Type, entry: Any) -> Observation | None:
+        meta: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            meta = entry
+            if "value" not in entry:
+                self.problem(fact, "an entry has no `value`")
+                return None
+            raw = entry["value"]
+        else:
+            raw = entry
+        when = self.date(fact, meta["date"]) if meta.get("date") is not None else None
+        if meta.get("date") is not None and when is None:
+            return None
+        source = meta.get("source") if isinstance(meta.get("source"), str) else None
+        if isinstance(t, QuantT):
+            return self.quantity(fact, t, raw, meta, when, source)
+        if isinstance(t, NumberT) and meta.get("unit") not in (None, "", "1"):
+            self.problem(fact, f"a plain number was expected, but it has a unit {meta['unit']!r}")
+            return None
+        value = self.scalar(fact, t, raw)
+        if value is None:
+            if raw is None:
+                return None
+            return None
+        return Observation(value, None, when, source)
+
+    def quantity(
+        self,
+        fact: str,
+        t: QuantT,
+        raw: Any,
+        meta: dict[str, Any],
+        when: dt.date | None,
+        source: str | None,
+    ) -> Observation | None:
+        if raw is None:
+            return None
+        value = self.number(fact, raw)
+        if value is None:
+            return None
+        unit_text = meta.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(
+                fact,
+                f"{raw!r} has no unit; {fact} is recorded in units like {t.unit.text} "
+                "(a value without unit is never guessed)",
+            )
+            return None
+        unit = self.unit(fact, unit_text)
+        if unit is None:
+            return None
+        molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
+        if conversion_factor(unit, t.unit, molar) is None:
+            extra = " and no molar mass is declared" if molar is None else ""
+            self.problem(
+                fact,
+                f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
+                f"{describe(t.unit.dims)} ({t.unit.text}){extra}",
+            )
+            return None
+        low = high = None
+        rr = meta.get("reference_range")
+        if isinstance(rr, dict):
+            rr_unit = self.unit(fact, rr["unit"]) if isinstance(rr.get("unit"), str) else unit
+            f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
+            if f is None:
+                self.problem(fact, "the reference range's unit does not fit the value's")
+            else:
+                for key in ("low", "high"):
+                    if rr.get(key) is not None:
+                        v = self.number(fact, rr[key])
+                        if v is not None:
+                            if key == "low":
+                                low = v * f
+                            else:
+                                high = v * f
+        elif rr is not None:
+            self.problem(fact, "`reference_range` must be an object with low, high, unit")
+        return Observation(value, unit, when, source, low, high)
+
+    def unit(self, fact: str, text: str) -> Unit | None:
+        try:
+            return parse_unit(text)
+        except UnitError as exc:
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
+
+    def pick(self, fact: str, candidates: list[Observation]) -> Observation | None:
+        """The newest value inside the look-back window (or the newest, without one)."""
+        info = self.c.facts.get(fact)
+        look = info.lookback if info else None
+        if look is None or look.quantity is None:
+            dated = [o for o in candidates if o.date is not None]
+            return max(dated, key=lambda o: o.date) if dated else candidates[-1]
+        anchor = self.anchor_date(look.anchor or ENROLLMENT)
+        if anchor is None:
+            self.why[fact] = f"the look-back window needs the {look.anchor} date"
+            return None
+        start = window_start(anchor, look.quantity.value, parse_unit(look.quantity.unit))
+        undated = [o for o in candidates if o.date is None]
+        if undated and len(undated) == len(candidates):
+            self.problem(fact, f"no date given; it must be measured within {look.quantity.text}")
+            return None
+        inside = [o for o in candidates if o.date is not None and start <= o.date <= anchor]
+        if inside:
+            return max(inside, key=lambda o: o.date)  # type: ignore[arg-type,return-value]
+        dated = [o for o in candidates if o.date is not None]
+        newest = max(dated, key=lambda o: o.date)  # type: ignore[arg-type,return-value]
+        if newest.date and newest.date > anchor:
+            self.why[fact] = (
+                f"the only value(s) are dated after {look.anchor} ({newest.date.isoformat()})"
+            )
+        else:
+            self.why[fact] = (
+                f"too old: the newest value is from {newest.date.isoformat()}, more than "
+                f"{look.quantity.text} before {look.anchor} ({anchor.isoformat()})"
+            )
+        return None
+
+    def anchor_date(self, name: str) -> dt.date | None:
+        return self.anchors.get(name)
+
+    def list_fact(self, fact: str, t: ListT, raw: Any) -> Observation | None:
+        if not isinstance(raw, list):
+            self.problem(fact, "a list was expected")
+            return None
+        items: list[dict[str, Any]] = []
+        for i, element in enumerate(raw):
+            if not isinstance(element, dict):
+                self.problem(fact, f"item {i + 1} is not an object")
+                items.append({name: None for name, _ in t.fields})
+                continue
+            item: dict[str, Any] = {}
+            for name, ftype in t.fields:
+                label = f"{fact}[{i + 1}].{name}"
+                if isinstance(ftype, QuantT):
+                    v = element.get(name)
+                    meta = v if isinstance(v, dict) else {"value": v}
+                    obs = (
+                        None
+                        if v is None
+                        else self.quantity(label, ftype, meta.get("value"), meta, None, None)
+                    )
+                    item[name] = obs
+                else:
+                    item[name] = self.scalar(label, ftype, element.get(name))
+            extra = sorted(set(element) - {name for name, _ in t.fields})
+            if extra:
+                self.problem(fact, f"item {i + 1} has fields this protocol does not use: {extra}")
+            items.append(item)
+        return Observation(items)
+
+    def read(self, data: Any) -> Record:
+        if not isinstance(data, dict):
+            raise RecordError("a patient record is a JSON object")
+        pid = data.get("id")
+        pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
+        raw_anchors = data.get("anchors") or {}
+        if not isinstance(raw_anchors, dict):
+            self.problem("anchors", "`anchors` must be an object of dates")
+            raw_anchors = {}
+        self.anchors: dict[str, dt.date | None] = {}
+        for name in self.c.anchors:
+            raw = raw_anchors.get(name)
+            self.anchors[name] = self.date(f"anchor {name}", raw) if raw is not None else None
+        self.anchors[ENROLLMENT] = self.as_of
+        raw_facts = data.get("facts") or {}
+        if not isinstance(raw_facts, dict):
+            self.problem("facts", "`facts` must be an object")
+            raw_facts = {}
+        facts: dict[str, Observation | None] = {}
+        for name, t in fact_types(self.c).items():
+            if isinstance(t, ErrorT):
+                continue
+            raw = raw_facts.get(name)
+            if raw is None:
+                facts[name] = None
+                self.why.setdefault(name, "not in the record")
+                continue
+            facts[name] = self.observation(name, t, raw)
+            if facts[name] is None:
+                self.why.setdefault(name, "no usable value")
+        return Record(pid, self.path, facts, self.anchors, self.why, self.problems)
+
+
+def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
+    """The first day of a look-back window of `amount unit` ending at `anchor`."""
+    from .runtime import add_months
+
+    months = amount * unit.factor  # calendar units are in months
+    if unit.dims == (("[calendar]", 1),):
+        return dt.date.fromordinal(add_months(anchor.toordinal(), -int(months)))
+    days = amount * unit.factor / 86400
+    return anchor - dt.timedelta(days=int(days))
+
+
+def read_record(checked: CheckResult, data: Any, as_of: dt.date, path: str = "<record>") -> Record:
+    return _Reader(checked, path, as_of).read(data)
+
+
+def load_record(checked: CheckResult, path: str | Path, as_of: dt.date) -> Record:
+    """Raises RecordError (or OSError) when the file is not a usable record at all."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not UTF-8 text: {exc}") from exc
+    return read_record(checked, data, as_of, str(path))

@@ -1,0 +1,87 @@
+"""What generated evaluator code may touch: the names in EXPORTS, nothing else.
+
+Compiled criteria run with `__builtins__` emptied and these names in scope. Values are
+plain: floats in the fact's declared unit, ints for grades and dates (day numbers),
+strings for categories, None for unknown. Per-patient code never sees pint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+
+class _NotApplicable:
+    """Status of a conditional criterion whose condition is false (e.g. arm 1 for an arm-2 rule)."""
+
+    _instance: _NotApplicable | None = None
+
+    def __new__(cls) -> _NotApplicable:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NA"
+
+    def __reduce__(self) -> str:
+        return "NA"
+
+
+NA = _NotApplicable()
+
+# protocol verdicts, as the generated `evaluate` returns them
+ELIGIBLE = "eligible"
+INELIGIBLE = "ineligible"
+UNDETERMINED = "undetermined"
+
+
+def add_months(day: int, months: int) -> int:
+    """Day number shifted by calendar months, the day clamped (Mar 31 - 1 month = Feb 28/29)."""
+    d = dt.date.fromordinal(day)
+    total = d.year * 12 + (d.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    if not 1 <= year <= 9999:
+        return day + round(months * 30.436875)  # out of the calendar's range: approximate
+    last = _days_in_month(year, month)
+    return dt.date(year, month, min(d.day, last)).toordinal()
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (dt.date(year, month + 1, 1) - dt.date(year, month, 1)).days
+
+
+def elapsed_years(start: int | None, end: int | None) -> float | None:
+    """Completed calendar years from start to end (an age); None when either is unknown."""
+    if start is None or end is None:
+        return None
+    a, b = dt.date.fromordinal(start), dt.date.fromordinal(end)
+    years = b.year - a.year - ((b.month, b.day) < (a.month, a.day))
+    return float(years)
+
+
+def sig(x: float | None) -> float | None:
+    """Round a computed value to 12 significant digits.
+
+    Arithmetic results (e.g. Cockcroft-Gault) are rounded so that a value exactly on a
+    threshold in exact arithmetic is on it in floating point too; the reference
+    interpreter applies the same rule to its exact result.
+    """
+    if x is None or x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.12g}")
+
+
+EXPORTS: dict[str, object] = {
+    "NA": NA,
+    "ELIGIBLE": ELIGIBLE,
+    "INELIGIBLE": INELIGIBLE,
+    "UNDETERMINED": UNDETERMINED,
+    "add_months": add_months,
+    "elapsed_years": elapsed_years,
+    "sig": sig,
+    "len": len,
+}
