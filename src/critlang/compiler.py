@@ -29,7 +29,7 @@ from . import runtime
 from .checker import CheckResult, Ref
 from .records import Observation, Record, fact_types
 from .typesys import DateT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from .units import Unit, conversion_factor, parse_unit
+from .units import TIME, Unit, conversion_factor, parse_unit
 
 FILENAME_PREFIX = "<critlang "
 
@@ -152,16 +152,15 @@ def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None
 
 
 class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.level = 0
-        self.line_map: dict[int, int] = {}
+    """Lines of Python with their criteria-file line (0: none)."""
+
+    def __init__(self, level: int = 0) -> None:
+        self.lines: list[tuple[str, int]] = []
+        self.level = level
         self.source_line = 0
 
     def __call__(self, text: str) -> None:
-        self.lines.append("    " * self.level + text)
-        if self.source_line:
-            self.line_map[len(self.lines)] = self.source_line
+        self.lines.append(("    " * self.level + text, self.source_line))
 
     @contextmanager
     def indent(self) -> Iterator[None]:
@@ -182,6 +181,11 @@ class _Codegen:
         self.env: dict[tuple[str, str], str] = {}  # (ref kind, name) -> python expr
         self.fn_names: dict[str, str] = {}
         self.in_function = False
+        # evaluate() computes facts, definitions and window edges once, up front
+        self.prologue = _Writer(level=1)
+        self.hoisted: dict[tuple[str, ...], str] = {}
+        self.loop_depth = 0
+        self.rounded = n.arithmetic_roots(checked.protocol)
 
     # ------------------------------------------------------------------ helpers
     def tmp(self, prefix: str = "v") -> str:
@@ -212,6 +216,27 @@ class _Codegen:
     def at(self, node: n.Node) -> None:
         if node.span.line:
             self.w.source_line = node.span.line
+
+    def once(self, key: tuple[str, ...], node: n.Node, make: Callable[[], str]) -> str:
+        """Code computed once per patient at the top of evaluate() (not in functions).
+
+        Each hoisted item is written as its own block at the function's top level and
+        appended to the prologue when complete, so whatever it needs (hoisted while it
+        was being written) stands before it.
+        """
+        if self.in_function:
+            return make()
+        if key not in self.hoisted:
+            saved = self.w
+            self.w = _Writer(level=1)
+            self.at(node)
+            try:
+                result = make()
+            finally:
+                block, self.w = self.w, saved
+            self.prologue.lines.extend(block.lines)
+            self.hoisted[key] = result
+        return self.hoisted[key]
 
     # ------------------------------------------------------------------ values
     def carrier(self, e: n.Expr) -> Unit | None:
@@ -320,17 +345,21 @@ class _Codegen:
         if key in self.env:
             return self.env[key]
         if r.kind == "define":
-            return self.value(self.c.defines[r.name].body)  # inside a function: inline
+            body = self.c.defines[r.name].body
+            return self.once(("define", r.name), body, lambda: self.value(body))
         if r.kind in ("fact", "arm"):
-            return self.load(r.name)
+            return self.load(r.name, e)
         if r.kind == "anchor":
-            return self.load("@" + r.name)
+            return self.load("@" + r.name, e)
         raise AssertionError(r)
 
-    def load(self, key: str) -> str:
-        out = self.tmp()
-        self.w(f"{out} = f[{key!r}]")
-        return out
+    def load(self, key: str, node: n.Node) -> str:
+        def make() -> str:
+            out = self.tmp()
+            self.w(f"{out} = f[{key!r}]")
+            return out
+
+        return self.once(("load", key), node, make)
 
     def call(self, e: n.Call) -> str:
         if e.func == "elapsed_years":
@@ -357,7 +386,10 @@ class _Codegen:
         guard = self.unknown(a, b)
         if e.op == "/":
             guard += f" or {b} == 0"  # division by zero is unknown, not a crash
-        self.w(f"{out} = None if {guard} else sig({a} {e.op} {b})")
+        result = f"{a} {e.op} {b}"
+        if id(e) in self.rounded:  # a formula's final value: see runtime.sig
+            result = f"sig({result})"
+        self.w(f"{out} = None if {guard} else {result}")
         return out
 
     # ------------------------------------------------------------------ conditions
@@ -372,6 +404,8 @@ class _Codegen:
         if isinstance(e, n.Not):
             a = self.cond(e.operand)
             self.w(f"{out} = None if {a} is None else not {a}")
+        elif isinstance(e, (n.And, n.Or)) and all(map(self.cheap, terms := _chain(e))):
+            self.flat_junction(isinstance(e, n.Or), terms, out)
         elif isinstance(e, (n.And, n.Or, n.Unless)):
             self.junction(e, out)
         elif isinstance(e, n.Compare):
@@ -398,15 +432,15 @@ class _Codegen:
         elif isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.value(e.left)
-            limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
+            limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"), e)
             op = "==" if e.op == "=" else e.op
             k = self.const(float(e.factor.value))
             self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {k} * {limit}")
         elif isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             a = self.value(e.subject)
-            lo = self.load(e.subject.name + "#low")
-            hi = self.load(e.subject.name + "#high")
+            lo = self.load(e.subject.name + "#low", e)
+            hi = self.load(e.subject.name + "#high", e)
             self.w(
                 f"{out} = None if {a} is None or ({lo} is None and {hi} is None) else "
                 f"({lo} is None or {lo} <= {a}) and ({hi} is None or {a} <= {hi})"
@@ -444,6 +478,23 @@ class _Codegen:
         pyop = {"=": "==", "!=": "!="}.get(op, op)
         self.w(f"{out} = None if {self.unknown(a, b)} else {a} {pyop} {b}")
 
+    def cheap(self, e: n.Expr) -> bool:
+        """Cheap to evaluate eagerly: no list loops, calls or formulas inside."""
+        for x in e.walk():
+            if isinstance(x, (n.Quantified, n.Call, n.Arith, n.FirstAvailable)):
+                return False
+            if isinstance(x, n.Name) and self.ref(x).kind == "define":
+                return False
+        return True
+
+    def flat_junction(self, is_or: bool, terms: list[n.Expr], out: str) -> None:
+        """A chain of cheap conditions: every term, then one Kleene combination."""
+        codes = [self.cond(t) for t in terms]
+        stop = "True" if is_or else "False"
+        decided = " or ".join(f"{c} is {stop}" for c in codes)
+        unknown = " or ".join(f"{c} is None" for c in codes)
+        self.w(f"{out} = {stop} if {decided} else (None if {unknown} else {not is_or})")
+
     def junction(self, e: n.And | n.Or | n.Unless, out: str) -> None:
         """Kleene and/or with short-circuit: the deciding value stops evaluation."""
         if isinstance(e, n.Or):
@@ -474,25 +525,31 @@ class _Codegen:
                 self.w(f"{out} = {not stop}")
 
     def window(self, e: n.Window, out: str) -> None:
-        d, a = self.value(e.subject), self.value(e.anchor)
+        d = self.value(e.subject)
+        a = self.value(e.anchor)
         unit = parse_unit(e.duration.unit)
         amount = e.duration.value * unit.factor
-        if unit.dims == (("[calendar]", 1),):
-            months = int(amount) if amount.denominator == 1 else None
-            if months is not None:
-                edge = self.tmp()
-                sign = -1 if e.direction == "before" else 1
-                self.w(f"{edge} = None if {a} is None else add_months({a}, {sign * months})")
-            else:
-                days = float(amount * Fraction(30436875, 1000000))
-                edge = self.tmp()
-                op = "-" if e.direction == "before" else "+"
-                self.w(f"{edge} = None if {a} is None else {a} {op} {self.const(days)}")
-        else:
-            days = amount / 86400
+        sign = -1 if e.direction == "before" else 1
+
+        def make_edge() -> str:
+            anchor = self.value(e.anchor)
             edge = self.tmp()
-            op = "-" if e.direction == "before" else "+"
-            self.w(f"{edge} = None if {a} is None else {a} {op} {self.const(float(days))}")
+            if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
+                shift = f"add_months({anchor}, {sign * int(amount)})"
+            else:
+                days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
+                days = days / 86400 if unit.dims == TIME else days
+                shift = f"{anchor} + {self.const(float(sign * days))}"
+            self.w(f"{edge} = None if {anchor} is None else {shift}")
+            return edge
+
+        hoistable = isinstance(e.anchor, n.Name) and self.ref(e.anchor).kind in ("anchor", "fact")
+        if hoistable and self.loop_depth:
+            # inside a list condition the edge depends on the anchor only: computed once
+            key = ("edge", e.anchor.name, str(sign * amount), str(unit.dims))
+            edge = self.once(key, e, make_edge)
+        else:
+            edge = make_edge()
         if e.direction == "before":
             test = {
                 "within": f"{edge} <= {d} <= {a}",
@@ -521,6 +578,7 @@ class _Codegen:
             el = self.tmp("el")
             self.w(f"for {el} in {items}:")
             saved = dict(self.env)
+            self.loop_depth += 1
             with self.w.indent():
                 for fname, _ in t.fields:
                     self.env[("field", fname)] = f"{el}[{fname!r}]"
@@ -539,6 +597,7 @@ class _Codegen:
                         self.w(f"{yes} = -1")
                         self.w("break")
             self.env = saved
+            self.loop_depth -= 1
             total = f"len({items})"
             q = e.quantifier
             if q == "any":
@@ -558,10 +617,7 @@ class _Codegen:
             self.w(f"{out} = {expr}")
 
     def list_key(self, e: n.Quantified) -> str:
-        key = ("fact", e.list_name)
-        if key in self.env:
-            return self.env[key]
-        return self.load(e.list_name)
+        return self.load(e.list_name, e)
 
     def type_of_list(self, e: n.Quantified) -> ListT:
         t = self.c.facts[e.list_name].type
@@ -581,9 +637,11 @@ class _Codegen:
             self.env[("param", p.name)] = local
         self.at(d)
         self.w(f"def {name}(f, {', '.join(params)}):")
+        self.in_function = True
         with self.w.indent():
             result = self.value(d.body)
             self.w(f"return {result}")
+        self.in_function = False
         self.env = saved_env
         self.w("")
 
@@ -600,13 +658,14 @@ class _Codegen:
             if d.params is not None:
                 self.function(d)
         self.w.source_line = 0
-        self.w("def evaluate(f):")
+        head = list(self.w.lines)
+        self.w = _Writer()
         with self.w.indent():
-            statuses = []
-            for crit in criteria:
-                statuses.append(self.criterion(crit))
+            statuses = [self.criterion(crit) for crit in criteria]
             self.verdict(criteria, statuses)
-        return "\n".join(self.w.lines) + "\n"
+        lines = [*head, ("def evaluate(f):", 0), *self.prologue.lines, *self.w.lines]
+        self.line_map = {i + 1: src for i, (_, src) in enumerate(lines) if src}
+        return "\n".join(text for text, _ in lines) + "\n"
 
     def criterion(self, crit: Criterion) -> str:
         c = crit.node
@@ -615,9 +674,7 @@ class _Codegen:
         rule = c.rule
         assert rule is not None
         if c.applies is None:
-            r = self.cond(rule)
-            self.w(f"{s} = {r}")
-            return s
+            return self.cond(rule)
         a = self.cond(c.applies)
         self.w(f"if {a} is False:")
         with self.w.indent():
@@ -647,6 +704,15 @@ class _Codegen:
         with self.w.indent():
             self.w("v = ELIGIBLE")
         self.w(f"return v, ({', '.join(statuses)}{',' if len(statuses) == 1 else ''})")
+
+
+def _chain(e: n.And | n.Or) -> list[n.Expr]:
+    """The operands of a run of the same operator: a or b or c -> [a, b, c]."""
+    kind = type(e)
+    out: list[n.Expr] = []
+    for side in (e.left, e.right):
+        out += _chain(side) if type(side) is kind else [side]  # type: ignore[arg-type]
+    return out
 
 
 def _dependencies(checked: CheckResult, crit: n.Criterion) -> frozenset[str]:
@@ -703,7 +769,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         source,
         namespace["evaluate"],
         criteria,
-        gen.w.line_map,
+        gen.line_map,
         normalisers,
         ranged,
     )

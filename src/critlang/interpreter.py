@@ -66,6 +66,7 @@ class Interpreter:
         self.c = checked
         self.ureg = _registry()
         self._units: dict[tuple[tuple[str, int], ...], Any] = {}
+        self.roots = n.arithmetic_roots(checked.protocol)
 
     # ------------------------------------------------------------------ quantities
     def base_unit(self, dims: tuple[tuple[str, int], ...]) -> Any:
@@ -238,6 +239,8 @@ class Interpreter:
         return v
 
     def rounded(self, r: Any, e: n.Arith) -> Any:
+        if id(e) not in self.roots:
+            return r
         t = self.c.types.get(id(e))
         if isinstance(t, QuantT):
             base = Fraction(r.to_base_units().magnitude)

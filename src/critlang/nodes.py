@@ -427,3 +427,23 @@ class Protocol(Node):
     def criteria(self) -> list[tuple[str, Criterion]]:
         """(section kind, criterion) in protocol order."""
         return [(s.kind, c) for s in self.of_type(Section) for c in s.criteria]
+
+
+def arithmetic_roots(root: Node) -> set[int]:
+    """ids of the Arith nodes that end a formula (no arithmetic above them).
+
+    Both evaluators round a formula's final value to 12 significant digits there and
+    nowhere else, so the compiled floats and the interpreter's exact fractions agree on
+    a value that lands exactly on a threshold.
+    """
+    inside = (Arith, Neg, Magnitude)
+    roots: set[int] = set()
+
+    def visit(node: Node, in_formula: bool) -> None:
+        if isinstance(node, Arith) and not in_formula:
+            roots.add(id(node))
+        for child in node.children():
+            visit(child, isinstance(node, inside) or (in_formula and isinstance(node, Conditional)))
+
+    visit(root, False)
+    return roots

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import lru_cache
 
 
 class _NotApplicable:
@@ -36,6 +37,7 @@ INELIGIBLE = "ineligible"
 UNDETERMINED = "undetermined"
 
 
+@lru_cache(maxsize=8192)  # the same anchors recur across patients (enrollment, windows)
 def add_months(day: int, months: int) -> int:
     """Day number shifted by calendar months, the day clamped (Mar 31 - 1 month = Feb 28/29)."""
     d = dt.date.fromordinal(day)
@@ -64,11 +66,11 @@ def elapsed_years(start: int | None, end: int | None) -> float | None:
 
 
 def sig(x: float | None) -> float | None:
-    """Round a computed value to 12 significant digits.
+    """Round a formula's final value to 12 significant digits.
 
-    Arithmetic results (e.g. Cockcroft-Gault) are rounded so that a value exactly on a
-    threshold in exact arithmetic is on it in floating point too; the reference
-    interpreter applies the same rule to its exact result.
+    A formula (e.g. Cockcroft-Gault) is rounded where it ends (nodes.arithmetic_roots), so
+    that a value exactly on a threshold in exact arithmetic is on it in floating point too;
+    the reference interpreter applies the same rule to its exact result.
     """
     if x is None or x == 0 or not math.isfinite(x):
         return x
