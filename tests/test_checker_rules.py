@@ -10,6 +10,9 @@ import pytest
 
 from critlang.diagnostics import CODES
 from critlang.frontend import analyse_text
+from helpers import ROOT
+
+HERE = str(ROOT / "tests" / "rules.crit")  # imports resolve against tests/
 
 PRELUDE = """\
 protocol "NCT00000000"
@@ -49,6 +52,10 @@ CASES: list[tuple[str, str, str]] = [
     ("two-rules", 'I1 "x"\n  rule consent\n  ‸rule consent\n', "E003"),
     ("duplicate-id", 'I1 "x"\n  rule consent\n‸I1 "y"\n  rule consent\n', "E004"),
     ("duplicate-fact", "‸fact hb: quantity g/L\n", "E005"),
+    ("import-missing", '‸import "fixtures/no-such-library.crit"\n', "E007"),
+    ("codes-unknown-fact", '‸codes hemoglobin: loinc "718-7"\n', "E101"),
+    ("codes-unknown-member", '‸codes prior.c: rxnorm "1"\n', "E102"),
+    ("codes-not-a-list", '‸codes hb.a: rxnorm "1"\n', "E103"),
     ("bad-date", 'I1 "x"\n  rule birth_date before ‸2024-02-30\n', "E006"),
     ("unknown-name", 'I1 "x"\n  rule ‸hemoglobin < 8 g/dL\n', "E101"),
     ("unknown-category", 'I1 "x"\n  rule sex = ‸femal\n', "E102"),
@@ -100,7 +107,7 @@ def test_prelude_is_clean() -> None:
 @pytest.mark.parametrize(("name", "addition", "code"), CASES, ids=[c[0] for c in CASES])
 def test_rule(name: str, addition: str, code: str) -> None:
     text, line, column = _locate(PRELUDE + addition)
-    a = analyse_text(text, "rules.crit")
+    a = analyse_text(text, HERE)
     at = [(d.code, d.span.line, d.span.column) for d in a.diagnostics]
     assert (code, line, column) in at, at
     if code.startswith("E"):
@@ -109,7 +116,7 @@ def test_rule(name: str, addition: str, code: str) -> None:
 
 
 def test_every_code_has_a_case() -> None:
-    covered = {c for _, _, c in CASES} | {"W002"}  # W002: see test_missing_header
+    covered = {c for _, _, c in CASES} | {"W002", "E008"}  # see the two tests below
     assert set(CODES) - covered == set()
 
 
@@ -147,3 +154,16 @@ def test_bilirubin_unit_missing_message_names_fact_unit() -> None:
     a = analyse_text(PRELUDE + 'I1 "x"\n  rule bili > 3\n')
     (d,) = [d for d in a.diagnostics if d.is_error]
     assert "`bili` is in mg/dL" in d.message and "3 mg/dL" in d.hint
+
+
+def test_library_with_more_than_codes() -> None:
+    a = analyse_text(PRELUDE + 'import "fixtures/library-with-fact.crit"\n', HERE)
+    (d,) = [d for d in a.diagnostics if d.is_error]
+    assert (d.code, d.span.line, d.span.column) == ("E008", 3, 1)
+    assert d.span.path.endswith("library-with-fact.crit")
+
+
+def test_library_codes_bind_declared_facts() -> None:
+    a = analyse_text(PRELUDE + 'import "fixtures/library-with-fact.crit"\n', HERE)
+    assert a.result is not None
+    assert [c.value for c in a.result.bindings["hb"]] == ["718-7"]

@@ -95,6 +95,9 @@ class CheckResult:
     defines: dict[str, n.Define] = field(default_factory=dict)
     assumed: dict[str, n.AssumeValue] = field(default_factory=dict)
     dual_checks: list[DualCheck] = field(default_factory=list)
+    # code bindings: fact -> codes; (list fact, kind member) -> codes
+    bindings: dict[str, list[n.Code]] = field(default_factory=dict)
+    item_bindings: dict[tuple[str, str], list[n.Code]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -117,8 +120,11 @@ def _conjuncts(e: n.Expr) -> list[n.Expr]:
 
 
 class _Checker:
-    def __init__(self, protocol: n.Protocol, source: SourceFile) -> None:
+    def __init__(
+        self, protocol: n.Protocol, source: SourceFile, library: list[n.Codes] | None = None
+    ) -> None:
         self.p = protocol
+        self.library = library or []
         self.r = CheckResult(protocol, source, [])
         self.diags: list[Diagnostic] = []
         self.decl_spans: dict[str, Span] = {}
@@ -1014,6 +1020,7 @@ class _Checker:
                         look.span,
                         hint=_did_you_mean(look.anchor, self.r.anchors),
                     )
+        self.bind()
         seen: dict[str, Span] = {}
         for kind, c in self.p.criteria:
             used |= self.criterion(kind, c, seen)
@@ -1021,6 +1028,55 @@ class _Checker:
         self.unused(used)
         self.r.diagnostics = sorted_diagnostics(self.diags)
         return self.r
+
+    def bind(self) -> None:
+        """Collect code bindings: the library's for declared facts, then the file's own."""
+        own = [d for d in self.p.decls if isinstance(d, n.Codes)]
+        for d in self.library:
+            if self.binding_target(d, report=False):
+                self.add_binding(d)
+        for d in own:
+            if self.binding_target(d, report=True):
+                self.add_binding(d)
+
+    def binding_target(self, d: n.Codes, report: bool) -> bool:
+        if d.fact not in self.r.facts and d.fact != "arm":
+            if report:
+                self.err(
+                    "E101",
+                    f"codes for unknown fact `{d.fact}`",
+                    d.span,
+                    hint=_did_you_mean(d.fact, self.r.facts),
+                )
+            return False
+        if d.member is None:
+            return True
+        t = self.r.facts[d.fact].type if d.fact in self.r.facts else None
+        kind = t.field("kind") if isinstance(t, ListT) else None
+        if not isinstance(kind, EnumT):
+            if report:
+                self.err(
+                    "E103",
+                    f"`{d.fact}.{d.member}`: only a list with a `kind` category field has members",
+                    d.span,
+                )
+            return False
+        if d.member not in kind.members:
+            if report:
+                self.err(
+                    "E102",
+                    f"`{d.member}` is not a kind of {d.fact}: {', '.join(kind.members)}",
+                    d.span,
+                    hint=_did_you_mean(d.member, kind.members),
+                )
+            return False
+        return True
+
+    def add_binding(self, d: n.Codes) -> None:
+        if d.member is None:
+            self.r.bindings.setdefault(d.fact, []).extend(d.codes)
+        else:
+            self.r.item_bindings.setdefault((d.fact, d.member), []).extend(d.codes)
 
     def unused(self, used: set[str]) -> None:
         # follow definitions: a fact used only by a used definition is used
@@ -1067,5 +1123,8 @@ def _age_comparisons(e: n.Expr) -> list[tuple[str, n.Expr, n.Expr]]:
     return []
 
 
-def check(protocol: n.Protocol, source: SourceFile) -> CheckResult:
-    return _Checker(protocol, source).run()
+def check(
+    protocol: n.Protocol, source: SourceFile, library: list[n.Codes] | None = None
+) -> CheckResult:
+    """Check one protocol; `library` holds the code bindings of the files it imports."""
+    return _Checker(protocol, source, library).run()

@@ -61,7 +61,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        sources = {a.source.path: a.source for a in analyses}
+        sources = {s.path: s for a in analyses for s in (a.source, *a.libraries)}
         for d in diags:
             print(render_text(d, sources))
             print()

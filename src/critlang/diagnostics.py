@@ -27,6 +27,8 @@ CODES: dict[str, str] = {
     "E004": "duplicate criterion id",
     "E005": "name declared twice",
     "E006": "invalid header value",
+    "E007": "import not found",
+    "E008": "library holds more than code bindings",
     "E101": "unknown name",
     "E102": "unknown category",
     "E103": "unknown field",

@@ -378,6 +378,26 @@ class AssumeText(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Import(Node):
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Code(Node):
+    system: str  # loinc, snomed, icd10, rxnorm, atc, cpt, fhir
+    value: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Codes(Node):
+    """`codes FACT[.MEMBER]: system "code", ...`"""
+
+    fact: str
+    member: str | None
+    codes: tuple[Code, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Clause(Node):
     kind: str  # "applies", "rule", "assumption", "note"
     expr: Expr | None = None

@@ -254,6 +254,21 @@ class _ToAst(Transformer):
     def assume_text(self, meta, items):
         return n.AssumeText(text=_unquote(items[0]), span=self._span(meta))
 
+    # --- code bindings
+    def import_decl(self, meta, items):
+        return n.Import(path=_unquote(items[0]), span=self._span(meta))
+
+    def codes(self, meta, items):
+        member = str(items[1]) if len(items) > 1 and isinstance(items[1], Token) else None
+        codes = tuple(i for i in items if isinstance(i, n.Code))
+        return n.Codes(fact=str(items[0]), member=member, codes=codes, span=self._span(meta))
+
+    def code(self, meta, items):
+        return n.Code(system=items[0], value=_unquote(items[1]), span=self._span(meta))
+
+    def code_system(self, meta, items):
+        return str(items[0])
+
     # --- criteria
     def section(self, meta, items):
         return n.Section(kind=items[0], criteria=tuple(items[1:]), span=self._span(meta))
@@ -527,7 +542,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
 
 
 _ITEM_START = re.compile(
-    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion)\b"
+    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion|import|codes)\b"
     r"|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")",
     re.M,
 )

@@ -19,6 +19,7 @@ from typing import Any
 
 from .checker import ENROLLMENT, CheckResult
 from .typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .ucum import ucum_unit
 from .units import Unit, UnitError, conversion_factor, describe, parse_unit
 
 SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
@@ -256,11 +257,15 @@ class _Reader:
         return Observation(value, unit, when, source, low, high)
 
     def unit(self, fact: str, text: str) -> Unit | None:
+        """A unit as written, or as a UCUM code (FHIR's `valueQuantity.code`)."""
         try:
             return parse_unit(text)
         except UnitError as exc:
-            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
-            return None
+            try:
+                return ucum_unit(text)
+            except UnitError:
+                self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+                return None
 
     def pick(self, fact: str, candidates: list[Observation]) -> Observation | None:
         """The newest value inside the look-back window (or the newest, without one)."""
