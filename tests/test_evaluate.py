@@ -28,7 +28,7 @@ def crcl_between(low: str, high: str, facts: dict) -> tuple[object, object]:
     """E7's creatinine clearance bracketed by a probe protocol, compiled and interpreted."""
     text = (TRIAL / "current.crit").read_text()
     probe = text + f'\nE99 "probe"\n  rule creatinine_clearance between {low} and {high}\n'
-    checked = analyse_text(probe, "probe.crit").result
+    checked = analyse_text(probe, str(TRIAL / "probe.crit")).result
     assert checked is not None and checked.ok
     compiled = compile_protocol(checked)
     record = read_record(checked, {"facts": facts}, AS_OF)

@@ -70,7 +70,7 @@ def test_dual_unit_pairs_verified() -> None:
 def test_tight_tolerance_flags_haemoglobin() -> None:
     text = (TRIAL / "current.crit").read_text()
     text = text.replace("dual unit tolerance 1 %", "dual unit tolerance 0.5 %")
-    a = analyse_text(text, "tight.crit")
+    a = analyse_text(text, str(TRIAL / "tight.crit"))
     assert [d.message for d in a.diagnostics if d.code == "W301"] == [
         "5.0 mmol/L and 8.0 g/dL differ by 0.71% (tolerance 0.5%)"
     ]
@@ -89,7 +89,7 @@ def test_unit_swap_in_trial_gives_one_clear_error(old: str, new: str) -> None:
     text = (TRIAL / "current.crit").read_text()
     assert text.count(old) == 1
     mutated = text.replace(old, new)
-    a = analyse_text(mutated, "swapped.crit")
+    a = analyse_text(mutated, str(TRIAL / "swapped.crit"))
     errors = [d for d in a.diagnostics if d.is_error]
     assert len(errors) == 1, [(d.code, d.message) for d in errors]
     (d,) = errors
@@ -103,7 +103,7 @@ def test_header_conflict_on_literal_reading_of_i5() -> None:
     text = (
         (TRIAL / "current.crit").read_text().replace("rule age >= 18 years", "rule age > 18 years")
     )
-    a = analyse_text(text, "literal.crit")
+    a = analyse_text(text, str(TRIAL / "literal.crit"))
     (w,) = [d for d in a.diagnostics if d.code == "W201"]
     assert "aged exactly 18 years are left out" in w.message
 

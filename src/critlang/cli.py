@@ -147,6 +147,57 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_screen(args: argparse.Namespace) -> int:
+    from .compiler import compile_protocol
+    from .evaluate import EvaluationFault
+    from .fhir import Extractor, data_files
+    from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen, write
+
+    analysis, code = _load_protocol(args.protocol)
+    if analysis is None:
+        return code
+    assert analysis.result is not None
+    try:
+        as_of = _as_of(args.as_of)
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    files, problems = data_files(args.data)
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    if problems:
+        return 2
+    compiled = compile_protocol(analysis.result)
+    extractor = Extractor(analysis.result)
+    tty = sys.stderr.isatty()
+    total = len(files)
+
+    def progress(done: int) -> None:
+        if tty and (done % 10 == 0 or done == total):
+            width = 30
+            filled = min(width, width * done // max(total, 1))
+            bar = "#" * filled + "." * (width - filled)
+            print(f"\rscreening [{bar}] {done} patients", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = screen(compiled, extractor.patients(files), extractor, as_of, progress)
+    except EvaluationFault as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    if tty:
+        print(file=sys.stderr)
+    if args.patients:
+        out = Path(args.patients)
+        text = (
+            patients_jsonl(result) if out.suffix in (".jsonl", ".ndjson") else patients_csv(result)
+        )
+        write(out, text)
+    if args.attrition:
+        write(Path(args.attrition), attrition_csv(result))
+    print(attrition_text(result))
+    return 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -198,6 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--details", action="store_true", help="explain every criterion, not only the deciding ones"
     )
     e.set_defaults(func=_cmd_eval)
+    sc = sub.add_parser(
+        "screen",
+        help="screen a cohort of FHIR R4 data against a protocol",
+        description="Screen every patient in FHIR R4 Bundles or NDJSON files (files or "
+        "folders) and print the attrition table. Exit 0 on success; 1: errors in the "
+        "protocol; 2: unusable input.",
+    )
+    sc.add_argument("protocol", metavar="PROTOCOL")
+    sc.add_argument("data", nargs="+", metavar="DATA")
+    sc.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    sc.add_argument(
+        "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
+    )
+    sc.add_argument("--attrition", metavar="FILE", help="write the attrition table as CSV")
+    sc.set_defaults(func=_cmd_screen)
     return ap
 
 

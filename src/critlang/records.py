@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -167,14 +169,60 @@ class _Reader:
     def observation(self, fact: str, t: Type, raw: Any) -> Observation | None:
         if isinstance(t, ListT):
             return self.list_fact(fact, t, raw)
+        entries = self.entries(raw)
+        if len(entries) > 1:
+            decided, fast = self.newest_usable(fact, t, entries)
+            if decided:
+                return fast
+        # one entry, or none usable in the window: read all, for the reasons and diagnostics
         candidates: list[Observation] = []
-        for entry in self.entries(raw):
+        for entry in entries:
             obs = self.one(fact, t, entry)
             if obs is not None:
                 candidates.append(obs)
         if not candidates:
             return None
         return self.pick(fact, candidates)
+
+    def newest_usable(
+        self, fact: str, t: Type, entries: list[Any]
+    ) -> tuple[bool, Observation | None]:
+        """Many dated values (an EHR's lab history): read newest first, inside the window,
+        and stop at the first usable one instead of reading them all.
+
+        Returns (decided, value); not decided sends the caller to read every entry.
+        """
+        dates = [e.get("date") if isinstance(e, dict) else None for e in entries]
+        if not all(isinstance(d, str) and _ISO_DAY.match(d) for d in dates):
+            return False, None
+        low, high = "", "9999-12-31"
+        info = self.c.facts.get(fact)
+        look = info.lookback if info else None
+        if look is not None and look.quantity is not None:
+            anchor = self.anchor_date(look.anchor or ENROLLMENT)
+            if anchor is None:
+                return False, None
+            start = window_start(anchor, look.quantity.value, parse_unit(look.quantity.unit))
+            low, high = start.isoformat(), anchor.isoformat()
+            if not any(low <= d[:10] <= high for d in dates):  # type: ignore[index]
+                newest = max(d[:10] for d in dates)  # type: ignore[index]
+                if newest > high:
+                    self.why[fact] = f"the only value(s) are dated after {look.anchor} ({newest})"
+                else:
+                    self.why[fact] = (
+                        f"too old: the newest value is from {newest}, more than "
+                        f"{look.quantity.text} before {look.anchor} ({high})"
+                    )
+                return True, None
+        inside = [e for e, d in zip(entries, dates, strict=True) if low <= d[:10] <= high]  # type: ignore[index]
+        inside.sort(key=lambda e: e["date"], reverse=True)
+        before = len(self.problems)
+        for entry in inside:
+            obs = self.one(fact, t, entry)
+            if obs is not None and obs.date is not None:
+                return True, obs
+        del self.problems[before:]  # the full reading reports them once
+        return False, None
 
     def one(self, fact: str, t: Type, entry: Any) -> Observation | None:
         meta: dict[str, Any] = {}
@@ -365,6 +413,10 @@ class _Reader:
         return Record(pid, self.path, facts, self.anchors, self.why, self.problems)
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@lru_cache(maxsize=1024)
 def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
     """The first day of a look-back window of `amount unit` ending at `anchor`."""
     from .runtime import add_months

@@ -1,0 +1,217 @@
+"""Screen a cohort: every patient through the compiled evaluator, and the attrition table.
+
+The attrition table follows the inclusion-rule report of cohort tools: for each
+criterion in protocol order, how many patients met it, failed it, were unknown or not
+applicable, and how many remained after applying the criteria up to it: "passed" counts
+patients who cleared every criterion so far, "not ruled out" also keeps those whose
+status is still unknown.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .compiler import Compiled
+from .evaluate import run_compiled, status_word
+from .fhir import Extractor, PatientData
+from .records import read_record
+
+
+@dataclass
+class PatientRow:
+    id: str
+    path: str
+    verdict: str
+    statuses: tuple[str, ...]
+    missing: list[str]
+    problems: list[str]
+
+    def to_dict(self, ids: list[str]) -> dict[str, Any]:
+        return {
+            "patient": self.id,
+            "path": self.path,
+            "verdict": self.verdict,
+            "criteria": dict(zip(ids, self.statuses, strict=True)),
+            "missing": self.missing,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class AttritionRow:
+    id: str
+    section: str
+    met: int = 0
+    not_met: int = 0
+    unknown: int = 0
+    not_applicable: int = 0
+    passed: int = 0  # cleared every criterion up to and including this one
+    not_ruled_out: int = 0  # cleared or still unknown
+
+
+@dataclass
+class Screening:
+    as_of: dt.date
+    criteria: list[str]
+    patients: list[PatientRow] = field(default_factory=list)
+    attrition: list[AttritionRow] = field(default_factory=list)
+
+    def verdicts(self) -> dict[str, int]:
+        out = {"eligible": 0, "ineligible": 0, "undetermined": 0}
+        for p in self.patients:
+            out[p.verdict] += 1
+        return out
+
+    def missing_counts(self) -> list[tuple[str, int]]:
+        counts: dict[str, int] = {}
+        for p in self.patients:
+            for m in p.missing:
+                counts[m] = counts.get(m, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _clears(section: str, status: str) -> bool:
+    if status == "not applicable":
+        return True
+    return status == ("met" if section == "inclusion" else "not met")
+
+
+def screen(
+    compiled: Compiled,
+    patients: Iterable[PatientData],
+    extractor: Extractor,
+    as_of: dt.date,
+    progress: Callable[[int], None] | None = None,
+) -> Screening:
+    checked = compiled.checked
+    crits = compiled.criteria
+    result = Screening(as_of, [c.id for c in crits])
+    rows = [AttritionRow(c.id, c.section) for c in crits]
+    for i, data in enumerate(patients, 1):
+        native = extractor.record(data)
+        record = read_record(checked, native, as_of, data.path)
+        record.problems = [*data.problems, *record.problems]
+        verdict, raw = run_compiled(compiled, compiled.normalise(record))
+        statuses = tuple(status_word(s) for s in raw)
+        missing: set[str] = set()
+        for crit, s in zip(crits, raw, strict=True):
+            if s is None:
+                missing.update(d for d in crit.facts if _unknown(record, d))
+        result.patients.append(
+            PatientRow(
+                record.id,
+                data.path,
+                verdict,
+                statuses,
+                sorted(missing) if verdict == "undetermined" else [],
+                [f"{p.fact}: {p.message}" for p in record.problems],
+            )
+        )
+        passed = ruled_in = True
+        for row, crit, status in zip(rows, crits, statuses, strict=True):
+            if status == "met":
+                row.met += 1
+            elif status == "not met":
+                row.not_met += 1
+            elif status == "unknown":
+                row.unknown += 1
+            else:
+                row.not_applicable += 1
+            passed = passed and _clears(crit.section, status)
+            ruled_in = ruled_in and (status == "unknown" or _clears(crit.section, status))
+            row.passed += passed
+            row.not_ruled_out += ruled_in
+        if progress is not None:
+            progress(i)
+    result.attrition = rows
+    return result
+
+
+def _unknown(record: Any, dep: str) -> bool:
+    if dep.startswith("@"):
+        return record.anchors.get(dep[1:]) is None
+    return record.facts.get(dep) is None
+
+
+# ---------------------------------------------------------------------- output
+
+
+def patients_csv(s: Screening) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["patient", "path", "verdict", *s.criteria, "missing", "problems"])
+    for p in s.patients:
+        w.writerow([p.id, p.path, p.verdict, *p.statuses, ";".join(p.missing), len(p.problems)])
+    return buf.getvalue()
+
+
+def patients_jsonl(s: Screening) -> str:
+    return "".join(json.dumps(p.to_dict(s.criteria), ensure_ascii=False) + "\n" for p in s.patients)
+
+
+ATTRITION_COLUMNS = (
+    "criterion",
+    "section",
+    "met",
+    "not met",
+    "unknown",
+    "not applicable",
+    "passed so far",
+    "not ruled out",
+)
+
+
+def attrition_csv(s: Screening) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ATTRITION_COLUMNS)
+    for r in s.attrition:
+        w.writerow(
+            [
+                r.id,
+                r.section,
+                r.met,
+                r.not_met,
+                r.unknown,
+                r.not_applicable,
+                r.passed,
+                r.not_ruled_out,
+            ]
+        )
+    return buf.getvalue()
+
+
+def attrition_text(s: Screening) -> str:
+    n = len(s.patients)
+    lines = [f"{n} patients screened as of {s.as_of.isoformat()}"]
+    head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
+    lines.append(f"{'criterion':<10}{'section':<11}{head}")
+    lines.append(
+        f"{'(start)':<10}{'':<11}"
+        + "  ".join(f"{'':>14}" for _ in range(4))
+        + f"  {n:>14}  {n:>14}"
+    )
+    for r in s.attrition:
+        cells = [r.met, r.not_met, r.unknown, r.not_applicable, r.passed, r.not_ruled_out]
+        lines.append(f"{r.id:<10}{r.section:<11}" + "  ".join(f"{c:>14}" for c in cells))
+    v = s.verdicts()
+    lines.append("")
+    lines.append(
+        f"eligible {v['eligible']}, ineligible {v['ineligible']}, undetermined {v['undetermined']}"
+    )
+    top = s.missing_counts()[:8]
+    if top:
+        lines.append("most often missing: " + ", ".join(f"{name} ({count})" for name, count in top))
+    return "\n".join(lines)
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
