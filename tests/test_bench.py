@@ -34,3 +34,14 @@ def test_handwritten_baseline_matches_compiled_on_examples() -> None:
         data = json.loads(path.read_text())
         f = compiled.normalise(read_record(checked, data, dt.date.fromisoformat(data["as_of"])))
         assert evaluate(f) == compiled.evaluate(f)[0], path
+
+
+def test_screen_benchmark_runs(capsys) -> None:
+    import bench_screen
+    import pytest
+
+    if not bench_screen.DATA.exists():
+        pytest.skip(f"{bench_screen.DATA} is absent (the shared data is not beside the project)")
+    figures = bench_screen.main(rounds=1)
+    assert "ratio = " in capsys.readouterr().out
+    assert set(figures) == {"load", "screen", "ratio"}

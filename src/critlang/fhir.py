@@ -117,6 +117,7 @@ class Extractor:
         for (fact, member), codes in checked.item_bindings.items():
             for code in codes:
                 self._bind(code.system, code.value, (fact, member))
+        self.codes = frozenset(code for _, code in self.index)
 
     def _bind(self, system: str, value: str, target: tuple[str, str | None]) -> None:
         if system == "fhir":
@@ -173,20 +174,24 @@ class Extractor:
         orphans: list[dict[str, Any]] = []
         problems: list[RecordProblem] = []
         if single_file:
-            patients = [
-                r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"
-            ]
+            patients: list[dict[str, Any]] = []
+            others: list[dict[str, Any]] = []
+            broken = 0
+            for r in resources:
+                if not isinstance(r, dict) or "resourceType" not in r:
+                    broken += 1
+                elif r["resourceType"] == "Patient":
+                    patients.append(r)
+                else:
+                    others.append(r)
             if len(patients) == 1:
                 # the common case, a one-patient bundle: no need to follow references
                 p = patients[0]
-                data = PatientData(str(p.get("id") or Path(path).stem), path, p)
-                for r in resources:
-                    if r is p:
-                        continue
-                    if isinstance(r, dict) and "resourceType" in r:
-                        data.resources.append(r)
-                    else:
-                        data.problems.append(RecordProblem(path, "resource", "not a FHIR resource"))
+                data = PatientData(str(p.get("id") or Path(path).stem), path, p, others)
+                if broken:
+                    data.problems.append(
+                        RecordProblem(path, "resource", f"{broken} entries are not FHIR resources")
+                    )
                 yield data
                 return
         for r in resources:
@@ -230,7 +235,7 @@ class Extractor:
                 value = data.patient.get(element)
                 if value is not None:
                     facts[fact] = value
-        index = self.index
+        index, codes = self.index, self.codes
         for r in data.resources:
             kind = r.get("resourceType")
             if kind not in RELEVANT:
@@ -241,8 +246,9 @@ class Extractor:
                 continue
             targets = []
             for c in codings:
-                if isinstance(c, dict):
-                    hit = index.get((c.get("system") or "", c.get("code")))
+                # most codes are bound to nothing: test the bare code before the pair
+                if isinstance(c, dict) and c.get("code") in codes:
+                    hit = index.get((c.get("system") or "", c["code"]))
                     if hit:
                         targets.extend(hit)
             if not targets:

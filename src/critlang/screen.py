@@ -101,9 +101,10 @@ def screen(
         verdict, raw = run_compiled(compiled, compiled.normalise(record))
         statuses = tuple(status_word(s) for s in raw)
         missing: set[str] = set()
-        for crit, s in zip(crits, raw, strict=True):
-            if s is None:
-                missing.update(d for d in crit.facts if _unknown(record, d))
+        if verdict == "undetermined":
+            for crit, s in zip(crits, raw, strict=True):
+                if s is None:
+                    missing.update(d for d in crit.facts if _unknown(record, d))
         result.patients.append(
             PatientRow(
                 record.id,

@@ -1,0 +1,379 @@
+"""FHIR R4 ingestion: small bundles made here (not copies of the shared data)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from critlang.compiler import compile_protocol
+from critlang.fhir import Extractor, data_files
+from critlang.frontend import analyse_file
+from critlang.records import read_record
+from critlang.screen import attrition_csv, patients_csv, patients_jsonl, screen
+from helpers import SHARED, TRIAL
+
+AS_OF = dt.date(2026, 11, 27)
+CHECKED = analyse_file(TRIAL / "current.crit").result
+assert CHECKED is not None
+EXTRACTOR = Extractor(CHECKED)
+LOINC, SNOMED, ATC = "http://loinc.org", "http://snomed.info/sct", "http://www.whocc.no/atc"
+
+
+def obs(code: str, value: Any, unit: str, date: str, status: str = "final", **extra: Any) -> dict:
+    r = {
+        "resourceType": "Observation",
+        "id": f"obs-{code}-{date}",
+        "status": status,
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": "urn:uuid:p1"},
+        "effectiveDateTime": f"{date}T10:00:00+00:00",
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+    }
+    r.update(extra)
+    return r
+
+
+def bundle(*resources: dict, kind: str = "collection", patient: dict | None = None) -> dict:
+    p = patient or {
+        "resourceType": "Patient",
+        "id": "p1",
+        "birthDate": "1960-05-01",
+        "gender": "female",
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": [{"resource": r} for r in (p, *resources)],
+    }
+
+
+def extract(tmp_path: Path, data: dict) -> Any:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    (patient,) = list(EXTRACTOR.patients([path]))
+    native = EXTRACTOR.record(patient)
+    record = read_record(CHECKED, native, AS_OF, str(path))
+    record.problems = [*patient.problems, *record.problems]
+    return record
+
+
+def test_patient_demographics(tmp_path: Path) -> None:
+    r = extract(tmp_path, bundle())
+    assert r.id == "p1"
+    assert r.facts["birth_date"].value == dt.date(1960, 5, 1)
+    assert r.facts["sex"].value == "female"
+
+
+@pytest.mark.parametrize("kind", ["collection", "transaction", "searchset", "batch"])
+def test_bundle_types_and_units(tmp_path: Path, kind: str) -> None:
+    r = extract(
+        tmp_path,
+        bundle(
+            obs("718-7", 7.9, "g/dL", "2026-11-20"),
+            obs("777-3", 60, "10*3/uL", "2026-11-20"),
+            obs("14682-9", 88.4, "umol/L", "2026-11-21"),  # creatinine in SI units
+            obs("6690-2", 2.1, "10*9/L", "2026-11-20"),
+            kind=kind,
+        ),
+    )
+    assert r.facts["hemoglobin"].value == 7.9 or float(r.facts["hemoglobin"].value) == 7.9
+    assert r.facts["platelets"].unit.text == "10*3/uL"
+    compiled = compile_protocol(CHECKED)
+    f = compiled.normalise(r)
+    assert f["platelets"] == 60.0  # 10*3/uL is exactly x10^9/L
+    assert f["serum_creatinine"] == pytest.approx(0.99998, rel=1e-4)  # 88.4 umol/L in mg/dL
+    assert f["hemoglobin"] == 7.9
+
+
+def test_newest_in_window_and_stale(tmp_path: Path) -> None:
+    r = extract(
+        tmp_path,
+        bundle(
+            obs("718-7", 12.0, "g/dL", "2026-11-01"),
+            obs("718-7", 9.0, "g/dL", "2026-11-25"),
+            obs("718-7", 6.0, "g/dL", "2026-12-05"),  # after the as-of date
+            obs("777-3", 200, "10*3/uL", "2026-06-01"),  # older than 28 days
+            obs("777-3", 190, "10*3/uL", "2026-05-01"),
+        ),
+    )
+    assert float(r.facts["hemoglobin"].value) == 9.0
+    assert r.facts["platelets"] is None
+    assert r.why_unknown["platelets"].startswith("too old: the newest value is from 2026-06-01")
+
+
+def test_reference_range_gives_uln(tmp_path: Path) -> None:
+    glucose = obs(
+        "1558-6",
+        250,
+        "mg/dL",
+        "2026-11-20",
+        referenceRange=[
+            {"low": {"value": 70, "unit": "mg/dL"}, "high": {"value": 100, "unit": "mg/dL"}}
+        ],
+    )
+    r = extract(tmp_path, bundle(glucose))
+    assert r.facts["fasting_glucose"].high == 100
+    compiled = compile_protocol(CHECKED)
+    f = compiled.normalise(r)
+    assert f["fasting_glucose#high"] == 100.0
+    _, statuses = compiled.evaluate(f)
+    assert statuses[[c.id for c in compiled.criteria].index("E11")] is True
+
+
+def test_entered_in_error_and_cancelled_ignored(tmp_path: Path) -> None:
+    r = extract(
+        tmp_path,
+        bundle(
+            obs("718-7", 5.0, "g/dL", "2026-11-25", status="entered-in-error"),
+            obs("718-7", 5.5, "g/dL", "2026-11-24", status="cancelled"),
+            obs("718-7", 12.5, "g/dL", "2026-11-20"),
+        ),
+    )
+    assert float(r.facts["hemoglobin"].value) == 12.5
+
+
+def condition(code: str, clinical: str | None, verification: str = "confirmed") -> dict:
+    r: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": f"c-{code}-{clinical}",
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        "verificationStatus": {"coding": [{"code": verification}]},
+    }
+    if clinical:
+        r["clinicalStatus"] = {"coding": [{"code": clinical}]}
+    return r
+
+
+def test_conditions(tmp_path: Path) -> None:
+    r = extract(
+        tmp_path,
+        bundle(
+            condition("19943007", "active"),  # cirrhosis
+            condition("389026000", "resolved"),  # ascites, resolved
+            condition("94225005", "active", verification="refuted"),  # brain metastases, refuted
+        ),
+    )
+    assert r.facts["cirrhosis"].value is True
+    assert r.facts["ascites"].value is False
+    assert r.facts["brain_metastases"] is None  # refuted: not evidence either way
+    assert r.facts["pregnant"] is None  # no condition recorded: unknown, not "no"
+
+
+def medication(kind: str, code: str, **dates: Any) -> dict:
+    r = {
+        "resourceType": kind,
+        "id": f"m-{kind}-{code}",
+        "status": dates.pop("status", "completed"),
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code}]},
+        "subject": {"reference": "urn:uuid:p1"},
+    }
+    r.update(dates)
+    return r
+
+
+def test_medications_become_prior_therapies(tmp_path: Path) -> None:
+    r = extract(
+        tmp_path,
+        bundle(
+            medication(
+                "MedicationRequest",
+                "L01BC06",
+                authoredOn="2026-03-01",
+                dispenseRequest={"validityPeriod": {"end": "2026-08-01"}},
+            ),
+            medication(
+                "MedicationStatement",
+                "H01CB02",
+                effectivePeriod={"start": "2026-01-01", "end": "2026-11-10"},
+            ),
+            medication(
+                "MedicationAdministration", "L01AX03", effectiveDateTime="2025-02-02T08:00:00Z"
+            ),
+            medication("MedicationRequest", "L01AX03", authoredOn="2026-10-01", status="cancelled"),
+        ),
+    )
+    items = sorted((i["kind"], i["start"], i["end"]) for i in r.facts["prior_therapies"].value)
+    assert items == [
+        ("capecitabine", dt.date(2026, 3, 1), dt.date(2026, 8, 1)),
+        ("somatostatin_analogue", dt.date(2026, 1, 1), dt.date(2026, 11, 10)),
+        ("temozolomide", dt.date(2025, 2, 2), dt.date(2025, 2, 2)),
+    ]
+
+
+def test_procedure_and_ndjson_several_patients(tmp_path: Path) -> None:
+    lines = [
+        {"resourceType": "Patient", "id": "a", "birthDate": "1950-01-01", "gender": "male"},
+        {"resourceType": "Patient", "id": "b", "birthDate": "1990-01-01", "gender": "female"},
+        obs("718-7", 11, "g/dL", "2026-11-20") | {"subject": {"reference": "Patient/a"}},
+        obs("718-7", 13, "g/dL", "2026-11-20") | {"subject": {"reference": "Patient/b"}},
+        {
+            "resourceType": "Procedure",
+            "id": "proc",
+            "status": "completed",
+            "code": {"coding": [{"system": SNOMED, "code": "19943007"}]},
+            "subject": {"reference": "Patient/b"},
+            "performedDateTime": "2020-01-01",
+        },
+    ]
+    path = tmp_path / "cohort.ndjson"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + "{broken\n")
+    patients = {p.id: p for p in EXTRACTOR.patients([path])}
+    assert set(patients) == {"a", "b"}
+    rb = read_record(CHECKED, EXTRACTOR.record(patients["b"]), AS_OF)
+    assert float(rb.facts["hemoglobin"].value) == 13 and rb.facts["cirrhosis"].value is True
+    problems = [p.message for p in patients["a"].problems + patients["b"].problems]
+    assert any("not a FHIR resource" in m for m in problems)
+
+
+@pytest.mark.parametrize(
+    ("resource", "fragment"),
+    [
+        (obs("718-7", None, "g/dL", "2026-11-20"), "valueQuantity has no value"),
+        ({**obs("718-7", 1, "g/dL", "2026-11-20"), "valueQuantity": "7"}, "no valueQuantity"),
+        (obs("718-7", 7.9, "K/uL", "2026-11-20"), "is a quantity of"),
+        (obs("718-7", "abc", "g/dL", "2026-11-20"), "not a number"),
+    ],
+)
+def test_malformed_resources_give_diagnostics(
+    tmp_path: Path, resource: dict, fragment: str
+) -> None:
+    r = extract(tmp_path, bundle(resource, obs("777-3", 100, "10*3/uL", "2026-11-20")))
+    assert r.facts["hemoglobin"] is None
+    assert any(fragment in p.message for p in r.problems), [p.message for p in r.problems]
+    assert r.facts["platelets"] is not None  # the rest of the bundle still counts
+
+
+def test_not_json_is_a_diagnostic_not_a_crash(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    (p,) = list(EXTRACTOR.patients([bad]))
+    assert p.problems and "not readable JSON" in p.problems[0].message
+
+
+def test_screen_outputs(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text(
+        json.dumps(bundle(obs("777-3", 50, "10*3/uL", "2026-11-20")))
+    )
+    other = {"resourceType": "Patient", "id": "p2", "birthDate": "2015-01-01", "gender": "male"}
+    (tmp_path / "two.json").write_text(json.dumps(bundle(patient=other)))
+    files, problems = data_files([str(tmp_path)])
+    assert not problems and len(files) == 2
+    result = screen(compile_protocol(CHECKED), EXTRACTOR.patients(files), EXTRACTOR, AS_OF)
+    assert result.verdicts() == {"eligible": 0, "ineligible": 2, "undetermined": 0}
+    rows = {r.id: r for r in result.attrition}
+    assert (rows["I5"].met, rows["I5"].not_met) == (1, 1)  # p2 is 11
+    assert rows["E8"].met == 1  # platelets 50
+    assert rows["E17"].passed == 0 and rows["I4"].not_ruled_out == 2
+    csv_text = patients_csv(result)
+    assert csv_text.splitlines()[0].startswith("patient,path,verdict,I1,")
+    assert len(patients_jsonl(result).splitlines()) == 2
+    assert attrition_csv(result).splitlines()[1].startswith("I1,inclusion,0,0,2,0,0,2")
+
+
+SYNTHEA = SHARED / "data" / "synthea-r4"
+needs_synthea = pytest.mark.skipif(
+    not SYNTHEA.exists(), reason=f"{SYNTHEA} is absent (the shared data is not beside the project)"
+)
+
+
+@needs_synthea
+def test_shared_bundle_values_match_the_bundle() -> None:
+    """A hand-picked Synthea patient: extracted values equal the bundle's own."""
+    path = SYNTHEA / "Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json"
+    data = json.loads(path.read_text())
+    latest: dict[str, tuple[str, float, str]] = {}
+    for e in data["entry"]:
+        r = e["resource"]
+        if r["resourceType"] != "Observation":
+            continue
+        code = r["code"]["coding"][0]["code"]
+        if code in ("718-7", "29463-7", "38483-4"):
+            when = r["effectiveDateTime"]
+            if code not in latest or when > latest[code][0]:
+                latest[code] = (when, r["valueQuantity"]["value"], r["valueQuantity"]["code"])
+    as_of = dt.date.fromisoformat(max(w for w, _, _ in latest.values())[:10])
+    (patient,) = list(EXTRACTOR.patients([path]))
+    record = read_record(CHECKED, EXTRACTOR.record(patient), as_of, str(path))
+    for fact, code in (
+        ("hemoglobin", "718-7"),
+        ("weight", "29463-7"),
+        ("serum_creatinine", "38483-4"),
+    ):
+        when, value, unit = latest[code]
+        obs_ = record.facts[fact]
+        assert obs_ is not None, record.why_unknown.get(fact)
+        assert (obs_.date.isoformat(), float(obs_.value), obs_.unit.text) == (
+            when[:10],
+            value,
+            unit,
+        )
+    assert record.facts["birth_date"].value.isoformat() == patient.patient["birthDate"]
+
+
+@needs_synthea
+def test_screen_all_shared_bundles_without_traceback() -> None:
+    files, problems = data_files([str(SYNTHEA)])
+    assert not problems and len(files) == 390
+    result = screen(
+        compile_protocol(CHECKED), EXTRACTOR.patients(files), EXTRACTOR, dt.date(2021, 3, 31)
+    )
+    assert len(result.patients) == 390
+    v = result.verdicts()
+    assert v["eligible"] == 0 and v["undetermined"] > 0  # no Ki-67, PET or INR in Synthea
+    assert all(p.missing for p in result.patients if p.verdict == "undetermined")
+
+
+def test_cli_screen(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "one.json").write_text(json.dumps(bundle(obs("777-3", 50, "10*3/uL", "2026-11-20"))))
+    out_csv, attr = tmp_path / "patients.csv", tmp_path / "attrition.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "critlang",
+            "screen",
+            "--as-of",
+            "2026-11-27",
+            str(TRIAL / "current.crit"),
+            str(data),
+            "--patients",
+            str(out_csv),
+            "--attrition",
+            str(attr),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 patients screened as of 2026-11-27" in proc.stdout
+    assert out_csv.read_text().count("\n") == 2 and attr.read_text().startswith("criterion,")
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "critlang",
+            "screen",
+            str(TRIAL / "current.crit"),
+            str(tmp_path / "nope"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
