@@ -198,6 +198,56 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fmt(args: argparse.Namespace) -> int:
+    import difflib
+
+    from .formatter import format_source
+    from .source import SourceFile
+
+    files, problems = _expand(args.paths)
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    if problems:
+        return 2
+    changed: list[Path] = []
+    failed = False
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"critlang: {f}: cannot read: {exc}", file=sys.stderr)
+            return 2
+        source = SourceFile(str(f), text)
+        formatted, diags = format_source(source)
+        if formatted is None:
+            failed = True
+            for d in diags:
+                print(render_text(d, {source.path: source}), file=sys.stderr)
+            continue
+        if formatted == text:
+            continue
+        changed.append(f)
+        if args.diff:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    formatted.splitlines(keepends=True),
+                    fromfile=str(f),
+                    tofile=f"{f} (formatted)",
+                )
+            )
+        elif not args.check:
+            f.write_text(formatted, encoding="utf-8")
+    if args.check:
+        for f in changed:
+            print(f"would reformat {f}")
+        print(f"{len(changed)} file(s) would be reformatted, {len(files) - len(changed)} unchanged")
+        return 1 if changed or failed else 0
+    if not args.diff:
+        print(f"{len(changed)} file(s) reformatted, {len(files) - len(changed)} unchanged")
+    return 1 if failed else 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -264,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--attrition", metavar="FILE", help="write the attrition table as CSV")
     sc.set_defaults(func=_cmd_screen)
+    fm = sub.add_parser(
+        "fmt",
+        help="rewrite criteria files in the canonical layout",
+        description="Format criteria files (or folders of *.crit files) in place. Comments, "
+        "protocol texts, numbers and units are kept as written. Exit 1 with --check when a "
+        "file would change, or when a file has syntax errors.",
+    )
+    fm.add_argument("paths", nargs="+", metavar="PATH")
+    fm.add_argument("--check", action="store_true", help="list files that would change")
+    fm.add_argument("--diff", action="store_true", help="show the changes, write nothing")
+    fm.set_defaults(func=_cmd_fmt)
     return ap
 
 

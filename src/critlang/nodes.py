@@ -95,7 +95,9 @@ class ListTypeExpr(TypeExpr):
 
 @dataclass(frozen=True, kw_only=True)
 class Expr(Node):
-    pass
+    # parentheses the author wrote around this expression: kept by `critlang fmt`,
+    # ignored by equality (they change no meaning once parsed)
+    parens: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +111,7 @@ class QuantityLit(Expr):
     value: Fraction
     number_text: str
     unit: str  # as written ("x10^9/L", "mg/dL")
+    raw: str = field(default="", compare=False, repr=False)  # the token exactly as written
 
     @property
     def text(self) -> str:
@@ -125,7 +128,8 @@ class DualQuantityLit(Expr):
 
 @dataclass(frozen=True, kw_only=True)
 class DateLit(Expr):
-    value: dt.date
+    value: dt.date  # date.min when the text is not a calendar date (the checker says so)
+    text: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -311,6 +315,7 @@ class Header(Node):
     title: str | None = None
     version: str | None = None
     date: dt.date | None = None
+    date_text: str | None = None  # as written, also when it is not a calendar date
     sex: str | None = None  # "all", "female", "male"
     minimum_age: QuantityLit | None = None
     maximum_age: QuantityLit | None = None
@@ -321,6 +326,7 @@ class Header(Node):
     arms: tuple[Arm, ...] = ()
     # span of each header item by keyword, for diagnostics
     item_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+    identifier_span: Span = field(default=_NOSPAN, compare=False, repr=False)
 
     def item_span(self, key: str) -> Span:
         return dict(self.item_spans).get(key, self.span)

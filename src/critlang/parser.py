@@ -7,6 +7,7 @@ file with several broken items gets one diagnostic per item, not just the first.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from fractions import Fraction
@@ -86,7 +87,11 @@ class _ToAst(Transformer):
     def _quantity(self, tok: Token) -> n.QuantityLit:
         number, unit = _split_quantity(str(tok))
         return n.QuantityLit(
-            value=Fraction(number), number_text=number, unit=unit, span=self._tspan(tok)
+            value=Fraction(number),
+            number_text=number,
+            unit=unit,
+            raw=str(tok),
+            span=self._tspan(tok),
         )
 
     # --- header
@@ -106,6 +111,8 @@ class _ToAst(Transformer):
                 notes.append(value)
             elif key == "arms":
                 arms.extend(value)
+            elif key == "date":
+                fields["date"], fields["date_text"] = value
             else:
                 fields[key] = value
         return n.Header(
@@ -113,6 +120,7 @@ class _ToAst(Transformer):
             amendment_notes=tuple(notes),
             arms=tuple(arms),
             item_spans=tuple(spans),
+            identifier_span=self._tspan(items[0]),
             span=self._span(meta),
         )
 
@@ -127,7 +135,7 @@ class _ToAst(Transformer):
             value: object = dt.date.fromisoformat(str(items[0]))
         except ValueError:
             value = None  # the checker reports E006 from the span
-        return ("date", value, self._span(meta))
+        return ("date", (value, str(items[0])), self._span(meta))
 
     def h_sex(self, meta, items):
         return ("sex", str(items[0]), self._span(meta))
@@ -298,6 +306,10 @@ class _ToAst(Transformer):
         return n.Clause(kind="note", text=_unquote(items[0]), span=self._span(meta))
 
     # --- expressions
+    def paren(self, meta, items):
+        inner = items[0]
+        return dataclasses.replace(inner, parens=inner.parens + 1)
+
     def unless(self, meta, items):
         return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))
 
@@ -445,11 +457,12 @@ class _ToAst(Transformer):
         )
 
     def date(self, meta, items):
+        text = str(items[0])
         try:
-            return n.DateLit(value=dt.date.fromisoformat(str(items[0])), span=self._span(meta))
+            value = dt.date.fromisoformat(text)
         except ValueError:
-            # kept as an invalid marker; the checker reports it (never a crash here)
-            return n.DateLit(value=dt.date.min, span=self._span(meta))
+            value = dt.date.min  # an invalid marker; the checker reports it (never a crash)
+        return n.DateLit(value=value, text=text, span=self._span(meta))
 
     def true(self, meta, items):
         return n.BoolLit(value=True, span=self._span(meta))
