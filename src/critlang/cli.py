@@ -248,6 +248,32 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    from .examples import Runner, coverage_text, discover
+
+    files, problems = discover(args.paths)
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    if problems:
+        return 2
+    runner = Runner(coverage=args.coverage)
+    passed = failed = 0
+    for f in files:
+        case = runner.run(f)
+        print(f"{'PASS' if case.passed else 'FAIL'} {f}")
+        for m in case.messages:
+            print(f"    {m}")
+        passed += case.passed
+        failed += not case.passed
+    if args.coverage:
+        for report in runner.coverage_reports():
+            print()
+            print(coverage_text(report))
+    print()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -325,6 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("--check", action="store_true", help="list files that would change")
     fm.add_argument("--diff", action="store_true", help="show the changes, write nothing")
     fm.set_defaults(func=_cmd_fmt)
+    te = sub.add_parser(
+        "test",
+        help="run example patients against their expected outcomes",
+        description='Run example patients (JSON records with an "expect" object, found in '
+        "the given files or folders) and compare verdicts and criteria with the expectation. "
+        "Exit 1 when any example fails.",
+    )
+    te.add_argument("paths", nargs="+", metavar="PATH")
+    te.add_argument(
+        "--coverage",
+        action="store_true",
+        help="report which criteria and sub-clauses the examples made both true and false",
+    )
+    te.set_defaults(func=_cmd_test)
     return ap
 
 

@@ -67,6 +67,8 @@ class Interpreter:
         self.ureg = _registry()
         self._units: dict[tuple[tuple[str, int], ...], Any] = {}
         self.roots = n.arithmetic_roots(checked.protocol)
+        # id(condition node) -> values seen, for clause coverage (`critlang test --coverage`)
+        self.trace: dict[int, set[bool | None]] | None = None
 
     # ------------------------------------------------------------------ quantities
     def base_unit(self, dims: tuple[tuple[str, int], ...]) -> Any:
@@ -250,7 +252,15 @@ class Interpreter:
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Any]) -> tuple[bool | None, n.Expr | None]:
-        """(Kleene value, the sub-expression that decided it)."""
+        """(Kleene value, the sub-expression that decided it); recorded when tracing."""
+        value, decider = self._cond(e, env)
+        if self.trace is not None:
+            self.trace.setdefault(id(e), set()).add(value)
+        return value, decider
+
+    def _cond(
+        self, e: n.Expr, env: dict[str, Any]
+    ) -> tuple[bool | None, n.Expr | None]:
         if isinstance(e, n.Not):
             v, d = self.cond(e.operand, env)
             return (None if v is None else not v), d
