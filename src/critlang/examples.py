@@ -129,7 +129,7 @@ class Runner:
         except (OSError, ValueError) as exc:
             return CaseResult(example, False, [f"cannot run this example: {exc}"])
         try:
-            analysis, compiled, evaluator = self.protocol(proto_path)
+            analysis, _, evaluator = self.protocol(proto_path)
         except OSError as exc:
             return CaseResult(example, False, [f"cannot read {proto_path}: {exc}"])
         if evaluator is None or analysis.result is None:
