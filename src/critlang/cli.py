@@ -274,6 +274,26 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import html_page, markdown
+
+    analysis, code = _load_protocol(args.protocol)
+    if analysis is None:
+        return code
+    assert analysis.result is not None
+    fmt = args.format or ("html" if args.output and args.output.endswith(".html") else "markdown")
+    text = html_page(analysis.result) if fmt == "html" else markdown(analysis.result)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"critlang: {args.output}: cannot write: {exc}", file=sys.stderr)
+            return 2
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -365,6 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="report which criteria and sub-clauses the examples made both true and false",
     )
     te.set_defaults(func=_cmd_test)
+    re_ = sub.add_parser(
+        "render",
+        help="the criteria in plain words, as Markdown or a self-contained HTML page",
+        description="Render a protocol for review: header, criteria with their verbatim "
+        "text, rules in plain words, assumptions highlighted.",
+    )
+    re_.add_argument("protocol", metavar="PROTOCOL")
+    re_.add_argument("--format", choices=("markdown", "html"))
+    re_.add_argument("-o", "--output", metavar="FILE", help="write here (.html gives HTML)")
+    re_.set_defaults(func=_cmd_render)
     return ap
 
 

@@ -258,9 +258,7 @@ class Interpreter:
             self.trace.setdefault(id(e), set()).add(value)
         return value, decider
 
-    def _cond(
-        self, e: n.Expr, env: dict[str, Any]
-    ) -> tuple[bool | None, n.Expr | None]:
+    def _cond(self, e: n.Expr, env: dict[str, Any]) -> tuple[bool | None, n.Expr | None]:
         if isinstance(e, n.Not):
             v, d = self.cond(e.operand, env)
             return (None if v is None else not v), d

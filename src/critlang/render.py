@@ -1,0 +1,346 @@
+"""`critlang render`: the protocol's criteria for people, as Markdown or one HTML page.
+
+What a reviewer signs off: the header, then every inclusion and exclusion criterion in
+order with its id, the verbatim protocol text, and the rule in plain words, with
+thresholds in the author's units (both units of a dual-unit threshold), time windows in
+words, and every assumption highlighted.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from . import nodes as n
+from .checker import CheckResult
+from .formatter import expr as formula
+
+Words = str | tuple[str, list["Words"]]  # a phrase, or (heading, items) for a list
+
+
+@dataclass
+class _Crit:
+    id: str
+    section: str
+    text: str
+    rule: Words
+    applies: Words | None = None
+    assumptions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+_OPS = {
+    "<": "is below",
+    "<=": "is at most",
+    ">": "is above",
+    ">=": "is at least",
+    "=": "is",
+    "!=": "is not",
+}
+
+
+class _Words:
+    def __init__(self, checked: CheckResult) -> None:
+        self.c = checked
+
+    def name(self, name: str) -> str:
+        if name in self.c.facts:
+            label = self.c.facts[name].node.option("label")
+            if label and label.text:
+                return label.text.split(";")[0]  # the name part, before any explanation
+            return name.replace("_", " ")
+        if name in self.c.assumed:
+            value = formula(self.c.assumed[name].value)
+            return f"{name.replace('_', ' ')} ({value}, assumed)"
+        if name == "enrollment":
+            return "the enrollment date"
+        if name in self.c.anchors and self.c.anchors[name] is not None:
+            anchor = self.c.anchors[name]
+            return anchor.label if anchor and anchor.label else name.replace("_", " ")
+        if name in self.c.defines:
+            return f"{name.replace('_', ' ')} (see Definitions)"
+        return name.replace("_", " ")
+
+    def value(self, e: n.Expr) -> str:
+        if isinstance(e, n.Name):
+            return self.name(e.name)
+        if isinstance(e, n.QuantityLit):
+            return e.raw or e.text
+        if isinstance(e, n.DualQuantityLit):
+            return f"{e.primary.raw} ({e.secondary.raw})"
+        if isinstance(e, n.Call) and e.func in self.c.defines:
+            return f"{e.func.replace('_', ' ')} (see Definitions)"
+        if isinstance(e, n.Call) and e.func == "elapsed_years":
+            a, b = (self.value(x) for x in e.args)
+            return f"completed years from {a} to {b}"
+        if isinstance(e, n.FirstAvailable):
+            return "the first available of " + ", else ".join(self.value(o) for o in e.options)
+        return formula(e)
+
+    def cond(self, e: n.Expr) -> Words:
+        if isinstance(e, (n.Or, n.And)):
+            items = _flatten(e)
+            head = "any of:" if isinstance(e, n.Or) else "all of:"
+            return (head, [self.cond(x) for x in items])
+        if isinstance(e, n.Unless):
+            rule, exception = self.cond(e.rule), self.cond(e.exception)
+            if isinstance(rule, str):
+                return (f"{rule}, unless:", [exception])
+            return ("all of:", [rule, ("unless:", [exception])])
+        if isinstance(e, n.Not):
+            inner = self.cond(e.operand)
+            if isinstance(inner, str):
+                return f"not: {inner}"
+            return ("none of:" if inner[0] == "any of:" else "not:", [inner])
+        if isinstance(e, n.Compare):
+            return f"{self.value(e.left)} {_OPS[e.op]} {self.value(e.right)}"
+        if isinstance(e, n.CompareRef):
+            limit = "upper limit of normal" if e.limit == "ULN" else "lower limit of normal"
+            return f"{self.value(e.left)} {_OPS[e.op]} {e.factor.text} × the {limit}"
+        if isinstance(e, n.Between):
+            return (
+                f"{self.value(e.subject)} is between {self.value(e.low)} and "
+                f"{self.value(e.high)} (both included)"
+            )
+        if isinstance(e, n.Member):
+            verb = "is none of" if e.negated else "is one of"
+            members = ", ".join(m.replace("_", " ") for m in e.members)
+            return f"{self.value(e.subject)} {verb}: {members}"
+        if isinstance(e, n.InNormalRange):
+            return f"{self.value(e.subject)} is within the normal range"
+        if isinstance(e, n.IsKnown):
+            return f"{self.value(e.subject)} is known"
+        if isinstance(e, n.Window):
+            kind = {"within": "within", "more": "more than", "less": "less than"}[e.kind]
+            return (
+                f"{self.value(e.subject)} is {kind} {e.duration.raw or e.duration.text} "
+                f"{e.direction} {self.value(e.anchor)}"
+            )
+        if isinstance(e, n.Order):
+            return f"{self.value(e.subject)} is {e.direction} {self.value(e.anchor)}"
+        if isinstance(e, n.Quantified):
+            what = self.name(e.list_name)
+            lead = {
+                "any": f"at least one of {what} with",
+                "all": f"every one of {what} with",
+                "no": f"none of {what} with",
+                "majority": f"more than half of {what} with",
+                "at_least": f"at least {e.count} of {what} with",
+            }[e.quantifier]
+            body = self.cond(e.body)
+            return (lead + ":", [body])
+        if isinstance(e, n.Name):
+            return self.name(e.name)
+        if isinstance(e, n.BoolLit):
+            return "always" if e.value else "never"
+        return formula(e)
+
+
+def _flatten(e: n.And | n.Or) -> list[n.Expr]:
+    kind = type(e)
+    out: list[n.Expr] = []
+    for side in (e.left, e.right):
+        if type(side) is kind:
+            out += _flatten(side)  # type: ignore[arg-type]
+        else:
+            out.append(side)
+    return out
+
+
+def _criteria(checked: CheckResult) -> list[_Crit]:
+    w = _Words(checked)
+    out = []
+    for section, c in checked.protocol.criteria:
+        rule = w.cond(c.rule) if c.rule is not None else "(no rule)"
+        out.append(
+            _Crit(
+                c.id,
+                section,
+                c.text,
+                rule,
+                w.cond(c.applies) if c.applies is not None else None,
+                [cl.text or "" for cl in c.assumptions],
+                [cl.text or "" for cl in c.clauses if cl.kind == "note"],
+            )
+        )
+    return out
+
+
+def _file_assumptions(checked: CheckResult) -> list[str]:
+    out = []
+    for d in checked.protocol.decls:
+        if isinstance(d, n.AssumeValue):
+            out.append(f"{d.name.replace('_', ' ')} = {formula(d.value)}: {d.reason}")
+        elif isinstance(d, n.AssumeText):
+            out.append(d.text)
+    return out
+
+
+def _definitions(checked: CheckResult) -> list[tuple[str, str]]:
+    out = []
+    for d in checked.protocol.of_type(n.Define):
+        params = ""
+        if d.params is not None:
+            params = "(" + ", ".join(p.name for p in d.params) + ")"
+        out.append((f"{d.name}{params}", formula(d.body)))
+    return out
+
+
+def _header_rows(checked: CheckResult) -> list[tuple[str, str]]:
+    h = checked.protocol.header
+    if h is None:
+        return []
+    rows = [
+        ("Version", h.version or "(not stated)"),
+        ("Date", h.date_text or "(not stated)"),
+        ("Sex", h.sex or "(not stated)"),
+        ("Minimum age", h.minimum_age.raw if h.minimum_age else "(none)"),
+        ("Maximum age", h.maximum_age.raw if h.maximum_age else "(none)"),
+        (
+            "Healthy volunteers",
+            {True: "yes", False: "no", None: "(not stated)"}[h.healthy_volunteers],
+        ),
+    ]
+    if h.arms:
+        rows.append(("Arms", "; ".join(f"{a.name}: {a.label or ''}" for a in h.arms)))
+    if h.amends:
+        rows.append(("Amends version", h.amends))
+    if h.amendment_notes:
+        rows.append(("Amendment notes", "; ".join(h.amendment_notes)))
+    if h.tolerance:
+        rows.append(("Dual-unit tolerance", h.tolerance.raw))
+    return rows
+
+
+# ---------------------------------------------------------------------- Markdown
+
+
+def _md_words(words: Words, depth: int = 0) -> list[str]:
+    pad = "  " * depth
+    if isinstance(words, str):
+        return [f"{pad}- {words}"]
+    head, items = words
+    lines = [f"{pad}- {head}"]
+    for item in items:
+        lines += _md_words(item, depth + 1)
+    return lines
+
+
+def markdown(checked: CheckResult) -> str:
+    h = checked.protocol.header
+    title = f"{h.identifier}: {h.title}" if h and h.title else (h.identifier if h else "Protocol")
+    lines = [f"# {title}", "", "| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in _header_rows(checked)]
+    assumptions = _file_assumptions(checked)
+    if assumptions:
+        lines += [
+            "",
+            "> **Assumptions** (chosen by the encoder where the protocol text is garbled or "
+            "silent):",
+            ">",
+        ]
+        lines += [f"> - ⚠ {a}" for a in assumptions]
+    for section in ("inclusion", "exclusion"):
+        crits = [c for c in _criteria(checked) if c.section == section]
+        if not crits:
+            continue
+        verb = "Met when" if section == "inclusion" else "Excludes when"
+        lines += ["", f"## {section.capitalize()} criteria"]
+        for c in crits:
+            lines += ["", f"### {c.id}", "", f"> {c.text}", ""]
+            if c.applies is not None:
+                lines.append("Applies only when:")
+                lines.append("")
+                lines += _md_words(c.applies)
+                lines.append("")
+            lines.append(f"{verb}:")
+            lines.append("")
+            lines += _md_words(c.rule)
+            for a in c.assumptions:
+                lines += ["", f"> ⚠ **Assumption:** {a}"]
+            for note in c.notes:
+                lines += ["", f"*Note:* {note}"]
+    defs = _definitions(checked)
+    if defs:
+        lines += ["", "## Definitions", ""]
+        lines += [f"- `{name}` = `{body}`" for name, body in defs]
+    lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:920px;margin:2rem auto;
+padding:0 1rem;color:#1d2733;line-height:1.45}
+h1{font-size:1.5rem;margin-bottom:.5rem}h2{margin-top:2rem;border-bottom:2px solid #d0d7de}
+table.header{border-collapse:collapse;margin:1rem 0}table.header td{padding:.2rem .8rem;
+border-bottom:1px solid #e5e9ee}table.header td:first-child{font-weight:600;color:#52606d}
+.crit{border:1px solid #d0d7de;border-radius:6px;padding:.6rem 1rem;margin:.8rem 0}
+.crit h3{margin:.2rem 0;font-size:1.05rem}.crit .id{display:inline-block;min-width:2.6rem;
+font-weight:700;color:#fff;background:#2f6f4f;border-radius:4px;padding:0 .4rem;margin-right:.4rem}
+.exclusion .id{background:#9b2c2c}blockquote{margin:.4rem 0;padding:.3rem .8rem;background:#f6f8fa;
+border-left:4px solid #8c959f;font-style:italic}.assume{background:#fff4d6;border:1px solid #e5b84a;
+border-radius:4px;padding:.3rem .6rem;margin:.4rem 0}.assume b{color:#8a5a00}
+ul{margin:.2rem 0 .2rem 1.2rem;padding:0}.verb{font-weight:600;margin-top:.4rem}
+code{background:#f0f2f4;padding:0 .25rem;border-radius:3px}
+"""
+
+
+def _html_words(words: Words) -> str:
+    if isinstance(words, str):
+        return f"<li>{html.escape(words)}</li>"
+    head, items = words
+    inner = "".join(_html_words(i) for i in items)
+    return f"<li>{html.escape(head)}<ul>{inner}</ul></li>"
+
+
+def html_page(checked: CheckResult) -> str:
+    h = checked.protocol.header
+    title = f"{h.identifier}: {h.title}" if h and h.title else (h.identifier if h else "Protocol")
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        '<table class="header">',
+        *(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _header_rows(checked)),
+        "</table>",
+    ]
+    assumptions = _file_assumptions(checked)
+    if assumptions:
+        parts.append(
+            '<div class="assume"><b>Assumptions</b> (chosen by the encoder where the protocol '
+            "text is garbled or silent):<ul>"
+            + "".join(f"<li>⚠ {e(a)}</li>" for a in assumptions)
+            + "</ul></div>"
+        )
+    for section in ("inclusion", "exclusion"):
+        crits = [c for c in _criteria(checked) if c.section == section]
+        if not crits:
+            continue
+        verb = "Met when" if section == "inclusion" else "Excludes when"
+        parts.append(f"<h2>{section.capitalize()} criteria</h2>")
+        for c in crits:
+            parts.append(f'<div class="crit {section}" id="{e(c.id)}">')
+            parts.append(f'<h3><span class="id">{e(c.id)}</span></h3>')
+            parts.append(f"<blockquote>{e(c.text)}</blockquote>")
+            if c.applies is not None:
+                parts.append('<div class="verb">Applies only when:</div>')
+                parts.append(f"<ul>{_html_words(c.applies)}</ul>")
+            parts.append(f'<div class="verb">{verb}:</div><ul>{_html_words(c.rule)}</ul>')
+            parts += [
+                f'<div class="assume"><b>⚠ Assumption:</b> {e(a)}</div>' for a in c.assumptions
+            ]
+            parts += [f"<p><i>Note:</i> {e(x)}</p>" for x in c.notes]
+            parts.append("</div>")
+    defs = _definitions(checked)
+    if defs:
+        parts.append("<h2>Definitions</h2><ul>")
+        parts += [
+            f"<li><code>{e(name)}</code> = <code>{e(body)}</code></li>" for name, body in defs
+        ]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

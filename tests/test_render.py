@@ -1,0 +1,77 @@
+"""`critlang render`: Markdown and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from critlang.frontend import analyse_file, analyse_text
+from critlang.render import html_page, markdown
+from helpers import ROOT, TRIAL
+
+CURRENT = analyse_file(TRIAL / "current.crit").result
+assert CURRENT is not None
+
+
+def test_markdown_has_every_criterion_text_and_assumption() -> None:
+    md = markdown(CURRENT)
+    for _, c in CURRENT.protocol.criteria:
+        assert f"### {c.id}\n\n> {c.text}\n" in md
+    assert "Haemoglobin is below 5.0 mmol/L (8.0 g/dL)" in md  # both units
+    assert "Platelet count is below 75 x10^9/L (75 x10^3/mm3)" in md
+    assert "is within 4 weeks before Planned start of PRRT (arm 2)" in md  # window in words
+    assert md.count("⚠") == 4 + sum(len(c.assumptions) for _, c in CURRENT.protocol.criteria)
+    assert "Applies only when:\n\n- arm is arm 2" in md
+
+
+def test_committed_renderings_are_current() -> None:
+    for version in ("current", "previous"):
+        checked = analyse_file(TRIAL / f"{version}.crit").result
+        assert checked is not None
+        committed = (ROOT / "docs" / f"nct05610826-{version}.md").read_text()
+        assert committed == markdown(checked), f"re-run critlang render for {version}"
+
+
+def test_html_escapes_and_is_self_contained() -> None:
+    text = 'fact x: boolean\ninclusion criteria\nI1 "<script>alert(1)</script> & more"\n  rule x\n'
+    checked = analyse_text(text).result
+    assert checked is not None
+    page = html_page(checked)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&amp; more" in page
+    assert "http://" not in page and "https://" not in page and "src=" not in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed here")
+def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    page, png = tmp_path / "trial.html", tmp_path / "trial.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "critlang", "render", str(TRIAL / "current.crit"), "-o", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1100,1800",
+            f"--screenshot={png}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert png.exists() and png.stat().st_size > 20_000  # a page, not a blank image
