@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .diagnostics import Severity, render_text, summary
@@ -294,6 +295,88 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_version(spec: str) -> tuple[Analysis | None, str]:
+    """A protocol version: a file, or `path@gitrev` read from git (imports from the tree)."""
+    import subprocess
+
+    from .frontend import analyse_text
+
+    path, _, rev = spec.partition("@")
+    if not rev:
+        try:
+            return analyse_file(path), ""
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"{path}: cannot read: {exc}"
+    p = Path(path).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(p.parent), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        rel = p.relative_to(Path(top)).as_posix()
+        text = subprocess.run(
+            ["git", "-C", top, "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True
+        ).stdout
+    except (subprocess.CalledProcessError, ValueError, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        return None, f"{spec}: cannot read from git: {detail.strip()}"
+    return analyse_text(text, str(p)), ""
+
+
+def _two_versions(args: argparse.Namespace) -> tuple[Any, Any, int]:
+    versions = []
+    for spec in (args.old, args.new):
+        analysis, problem = _read_version(spec)
+        if analysis is None:
+            print(f"critlang: {problem}", file=sys.stderr)
+            return None, None, 2
+        if not analysis.ok:
+            sources = {analysis.source.path: analysis.source}
+            for d in analysis.diagnostics:
+                if d.is_error:
+                    print(render_text(d, sources), file=sys.stderr)
+            print(f"critlang: {spec}: the protocol has errors", file=sys.stderr)
+            return None, None, 1
+        versions.append(analysis.result)
+    return versions[0], versions[1], 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff, to_json
+    from .diff import render_text as render_diff
+
+    old, new, code = _two_versions(args)
+    if code:
+        return code
+    h = new.protocol.header
+    try:
+        as_of = (
+            _as_of(args.as_of) if args.as_of else (h.date if h and h.date else dt.date(2026, 1, 1))
+        )
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    result = diff(old, new, as_of)
+    if args.witnesses:
+        out = Path(args.witnesses)
+        out.mkdir(parents=True, exist_ok=True)
+        for ch in result.changes:
+            for label, w in (
+                ("gains", ch.effect and ch.effect.widening),
+                ("loses", ch.effect and ch.effect.narrowing),
+            ):
+                if w:
+                    record = dict(w.record, id=f"{ch.id}-{label}", as_of=as_of.isoformat())
+                    (out / f"{ch.id}-{label}.json").write_text(json.dumps(record, indent=2) + "\n")
+    if args.format == "json":
+        print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
+    else:
+        print(render_diff(result, old, new))
+    return 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -395,6 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--format", choices=("markdown", "html"))
     re_.add_argument("-o", "--output", metavar="FILE", help="write here (.html gives HTML)")
     re_.set_defaults(func=_cmd_render)
+    di = sub.add_parser(
+        "diff",
+        help="what an amendment changes, criterion by criterion, with witness patients",
+        description="Compare two protocol versions (files, or path@gitrev). Each changed "
+        "criterion is described and classified (population unchanged, widened, narrowed, "
+        "both) with z3; every widening or narrowing comes with a witness patient checked by "
+        "both compiled evaluators. Dates are relative to --as-of (default: the new "
+        "version's header date).",
+    )
+    di.add_argument("old", metavar="OLD")
+    di.add_argument("new", metavar="NEW")
+    di.add_argument("--format", choices=("text", "json"), default="text")
+    di.add_argument("--as-of", metavar="YYYY-MM-DD")
+    di.add_argument("--witnesses", metavar="DIR", help="write each witness patient as JSON here")
+    di.set_defaults(func=_cmd_diff)
     return ap
 
 
