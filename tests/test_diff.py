@@ -201,3 +201,56 @@ def test_json_shape() -> None:
     data = to_json(r)
     assert data["overall"]["classification"] == "narrowed"
     assert data["changes"][0]["effect"]["narrowing_witness"]["facts"]
+
+
+def test_impact_on_a_small_cohort(tmp_path: Path) -> None:
+    def bundle(pid: str, meds: list[dict]) -> dict:
+        patient = {
+            "resourceType": "Patient",
+            "id": pid,
+            "birthDate": "1960-01-01",
+            "gender": "male",
+        }
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in (patient, *meds)],
+        }
+
+    capecitabine = {
+        "resourceType": "MedicationStatement",
+        "id": "m1",
+        "status": "completed",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "L01BC06"}]
+        },
+        "subject": {"reference": "Patient/a"},
+        "effectivePeriod": {"start": "2023-01-01", "end": "2023-06-01"},
+    }
+    (tmp_path / "a.json").write_text(json.dumps(bundle("a", [capecitabine])))
+    (tmp_path / "b.json").write_text(json.dumps(bundle("b", [])))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "critlang",
+            "impact",
+            "--as-of",
+            "2026-01-15",
+            "--format",
+            "json",
+            str(TRIAL / "previous.crit"),
+            str(TRIAL / "current.crit"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["patients"] == 2 and data["unchanged"] == 1
+    assert data["changes"] == [
+        {"from": "ineligible", "to": "undetermined", "count": 1, "patients": ["a"]}
+    ]
+    assert data["criteria"]["E3"] == ["a"]

@@ -377,6 +377,40 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_impact(args: argparse.Namespace) -> int:
+    from .compiler import compile_protocol
+    from .fhir import Extractor, data_files
+    from .screen import impact, impact_text
+
+    old, new, code = _two_versions(args)
+    if code:
+        return code
+    try:
+        as_of = _as_of(args.as_of)
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    files, problems = data_files(args.data)
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    if problems:
+        return 2
+    old_extractor = Extractor(old)
+    result = impact(
+        compile_protocol(old),
+        compile_protocol(new),
+        old_extractor.patients(files),
+        old_extractor,
+        Extractor(new),
+        as_of,
+    )
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(impact_text(result, args.old, args.new))
+    return 0
+
+
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     problems: list[str] = []
@@ -493,6 +527,18 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--as-of", metavar="YYYY-MM-DD")
     di.add_argument("--witnesses", metavar="DIR", help="write each witness patient as JSON here")
     di.set_defaults(func=_cmd_diff)
+    im = sub.add_parser(
+        "impact",
+        help="screen a cohort with two protocol versions and report who changes verdict",
+        description="Screen FHIR data with OLD and NEW (files or path@gitrev) and report how "
+        "many patients change verdict, in which direction, due to which criteria.",
+    )
+    im.add_argument("old", metavar="OLD")
+    im.add_argument("new", metavar="NEW")
+    im.add_argument("data", nargs="+", metavar="DATA")
+    im.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    im.add_argument("--format", choices=("text", "json"), default="text")
+    im.set_defaults(func=_cmd_impact)
     return ap
 
 

@@ -216,3 +216,74 @@ def attrition_text(s: Screening) -> str:
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- impact
+
+
+@dataclass
+class Impact:
+    as_of: dt.date
+    patients: int = 0
+    # (old verdict, new verdict) -> patient ids, only where the verdict changed
+    moves: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # criterion id -> ids of patients whose status on it changed (with a changed verdict)
+    because: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "patients": self.patients,
+            "unchanged": self.unchanged,
+            "changes": [
+                {"from": a, "to": b, "count": len(ids), "patients": ids}
+                for (a, b), ids in sorted(self.moves.items())
+            ],
+            "criteria": {cid: ids for cid, ids in sorted(self.because.items())},
+        }
+
+
+def impact(
+    old: Compiled,
+    new: Compiled,
+    patients: Iterable[PatientData],
+    old_extractor: Extractor,
+    new_extractor: Extractor,
+    as_of: dt.date,
+) -> Impact:
+    """Screen one cohort with two versions and say who changes verdict, and why."""
+    result = Impact(as_of)
+    for data in patients:
+        outcomes = []
+        for compiled, extractor in ((old, old_extractor), (new, new_extractor)):
+            record = read_record(compiled.checked, extractor.record(data), as_of, data.path)
+            verdict, raw = run_compiled(compiled, compiled.normalise(record))
+            statuses = {c.id: status_word(s) for c, s in zip(compiled.criteria, raw, strict=True)}
+            outcomes.append((verdict, statuses, record.id))
+        (v_old, s_old, pid), (v_new, s_new, _) = outcomes
+        result.patients += 1
+        if v_old == v_new:
+            result.unchanged += 1
+            continue
+        result.moves.setdefault((v_old, v_new), []).append(pid)
+        for cid in sorted(set(s_old) | set(s_new)):
+            if s_old.get(cid) != s_new.get(cid):
+                result.because.setdefault(cid, []).append(pid)
+    return result
+
+
+def impact_text(r: Impact, old_path: str, new_path: str) -> str:
+    lines = [
+        f"impact of {old_path} -> {new_path}",
+        f"{r.patients} patients as of {r.as_of.isoformat()}: "
+        f"{r.patients - r.unchanged} change verdict, {r.unchanged} do not",
+    ]
+    for (a, b), ids in sorted(r.moves.items()):
+        shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+        lines.append(f"  {a} -> {b}: {len(ids)} ({shown})")
+    if r.because:
+        lines.append("criteria whose status changed for them:")
+        for cid, ids in sorted(r.because.items()):
+            lines.append(f"  {cid}: {len(ids)}")
+    return "\n".join(lines)
