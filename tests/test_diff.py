@@ -110,8 +110,14 @@ def test_moved_window_both_ways() -> None:
 
 
 def test_reordered_and_reformatted_is_no_change() -> None:
-    e5 = 'E5 "Liver tumor burden > 50% (as defined by CT or MRI)"\n  rule liver_tumour_burden > 50 %\n'
-    e14 = 'E14 "Prior external-beam radiation to more than 25% of the bone marrow."\n  rule bone_marrow_irradiated > 25 %\n'
+    e5 = (
+        'E5 "Liver tumor burden > 50% (as defined by CT or MRI)"\n'
+        "  rule liver_tumour_burden > 50 %\n"
+    )
+    e14 = (
+        'E14 "Prior external-beam radiation to more than 25% of the bone marrow."\n'
+        "  rule bone_marrow_irradiated > 25 %\n"
+    )
     assert e5 in CURRENT_TEXT and e14 in CURRENT_TEXT
     moved = CURRENT_TEXT.replace(e5, "").replace(
         e14, e14 + "\n" + e5.replace(" > 50 %", "   >   50 %")
