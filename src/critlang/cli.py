@@ -13,25 +13,14 @@ from typing import Any
 from . import __version__
 from .diagnostics import Severity, render_text, summary
 from .frontend import Analysis, analyse_file
+from .source import find_files
 
 SUFFIX = ".crit"
 
 
 def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Files as given, folders searched for *.crit, in a stable order."""
-    files: list[Path] = []
-    problems: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.rglob(f"*{SUFFIX}"))
-            if not found:
-                problems.append(f"{p}: no {SUFFIX} files in this folder")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return files, problems
+    """Criteria files as given, folders searched for *.crit."""
+    return find_files(tuple(paths), (SUFFIX,))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -88,6 +77,18 @@ def _load_protocol(path: str) -> tuple[Analysis | None, int]:
     return a, 0
 
 
+def _protocol_and_date(args: argparse.Namespace) -> tuple[Analysis | None, dt.date, int]:
+    """The checked protocol and the --as-of date; (None, _, exit code) after reporting."""
+    analysis, code = _load_protocol(args.protocol)
+    if analysis is None:
+        return None, dt.date.min, code
+    try:
+        return analysis, _as_of(args.as_of), 0
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return None, dt.date.min, 2
+
+
 def _as_of(text: str | None) -> dt.date:
     if text is None:
         return dt.date.today()
@@ -103,15 +104,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import render_text as render_evaluation
     from .records import RecordError, load_record
 
-    analysis, code = _load_protocol(args.protocol)
-    if analysis is None:
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
         return code
-    assert analysis.result is not None
-    try:
-        as_of = _as_of(args.as_of)
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     h = analysis.result.protocol.header
     arms = [a.name for a in h.arms] if h is not None else []
     if args.arm is not None and args.arm not in arms:
@@ -154,15 +149,9 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     from .fhir import Extractor, data_files
     from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen, write
 
-    analysis, code = _load_protocol(args.protocol)
-    if analysis is None:
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
         return code
-    assert analysis.result is not None
-    try:
-        as_of = _as_of(args.as_of)
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     files, problems = data_files(args.data)
     for msg in problems:
         print(f"critlang: {msg}", file=sys.stderr)
@@ -412,19 +401,8 @@ def _cmd_impact(args: argparse.Namespace) -> int:
 
 
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
-    problems: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.glob("*.json"))
-            if not found:
-                problems.append(f"{p}: no .json patient records in this folder")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return files, problems
+    """Patient records as given, folders searched (not below) for *.json."""
+    return find_files(tuple(paths), (".json",), recursive=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ from .evaluate import Evaluator
 from .frontend import Analysis, analyse_file
 from .interpreter import Interpreter
 from .records import RecordError, read_record
+from .source import find_files
 from .typesys import BoolT
 
 
@@ -82,21 +83,16 @@ def _protocol_for(example: Path, data: dict[str, Any]) -> Path:
 
 def discover(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Example files: given JSON files, or every JSON with "expect" under given folders."""
-    files: list[Path] = []
-    problems: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = [
-                f for f in sorted(p.rglob("*.json")) if '"expect"' in f.read_text(errors="ignore")
-            ]
-            if not found:
-                problems.append(f'{p}: no example patients (JSON files with "expect")')
-            files += found
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return files, problems
+    files, problems = find_files(tuple(paths), (".json",))
+    given = {Path(p) for p in paths}
+    examples = [
+        f
+        for f in files
+        if f in given or '"expect"' in f.read_text(encoding="utf-8", errors="ignore")
+    ]
+    if files and not examples:
+        problems.append(f'{", ".join(paths)}: no example patients (JSON files with "expect")')
+    return examples, problems
 
 
 class Runner:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .checker import CheckResult
 from .records import RecordProblem
+from .source import find_files
 from .typesys import BoolT, NumberT, QuantT
 
 SYSTEMS: dict[str, tuple[str, ...]] = {
@@ -343,17 +344,5 @@ class Extractor:
 
 
 def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson), in a stable order."""
-    files: list[Path] = []
-    problems: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted([*p.rglob("*.json"), *p.rglob("*.ndjson"), *p.rglob("*.jsonl")])
-            if not found:
-                problems.append(f"{p}: no .json or .ndjson files in this folder")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return files, problems
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order."""
+    return find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,26 @@ class SourceFile:
 
     def whole(self) -> Span:
         return self.span(0, len(self.text))
+
+
+def find_files(
+    paths: list[str] | tuple[str, ...], suffixes: tuple[str, ...], recursive: bool = True
+) -> tuple[list[Path], list[str]]:
+    """Files given as files or folders (searched for the suffixes), in a stable order.
+
+    Returns the files and the problems (missing paths, folders with nothing to read).
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            pick = p.rglob if recursive else p.glob
+            found = sorted({f for s in suffixes for f in pick(f"*{s}")})
+            if not found:
+                problems.append(f"{p}: no {' or '.join(suffixes)} files in this folder")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or folder")
+    return files, problems
