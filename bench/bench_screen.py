@@ -34,7 +34,7 @@ def best(rounds: int, fn) -> float:
     return min(times)
 
 
-def main(data: Path = DATA, rounds: int = 3) -> dict[str, float]:
+def main(data: Path = DATA, rounds: int = 5) -> dict[str, float]:
     files, problems = data_files([str(data)])
     assert not problems, problems
     checked = analyse_file(PROTOCOL).result

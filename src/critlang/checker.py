@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 from . import nodes as n
 from .diagnostics import Diagnostic, error, sorted_diagnostics, warning
@@ -98,6 +99,15 @@ class CheckResult:
     # code bindings: fact -> codes; (list fact, kind member) -> codes
     bindings: dict[str, list[n.Code]] = field(default_factory=dict)
     item_bindings: dict[tuple[str, str], list[n.Code]] = field(default_factory=dict)
+
+    @cached_property
+    def record_types(self) -> dict[str, Type]:
+        """Every fact a patient record can hold; the header's arms give the fact `arm`."""
+        types = {name: info.type for name, info in self.facts.items()}
+        h = self.protocol.header
+        if h is not None and h.arms and "arm" not in types:
+            types["arm"] = EnumT(tuple(a.name for a in h.arms))
+        return types
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -150,9 +150,7 @@ class Extractor:
             return
         if isinstance(data, dict) and data.get("resourceType") == "Bundle":
             entries = data.get("entry") or []
-            resources = [
-                e.get("resource") for e in entries if isinstance(e, dict) and "resource" in e
-            ]
+            resources = [e.get("resource") if e.__class__ is dict else e for e in entries]
         else:
             resources = [data]
         yield from self._group(resources, str(path), single_file=True)
@@ -179,9 +177,10 @@ class Extractor:
             others: list[dict[str, Any]] = []
             broken = 0
             for r in resources:
-                if not isinstance(r, dict) or "resourceType" not in r:
+                kind = r.get("resourceType") if r.__class__ is dict else None
+                if kind is None:
                     broken += 1
-                elif r["resourceType"] == "Patient":
+                elif kind == "Patient":
                     patients.append(r)
                 else:
                     others.append(r)
@@ -238,21 +237,26 @@ class Extractor:
                     facts[fact] = value
         index, codes = self.index, self.codes
         for r in data.resources:
-            kind = r.get("resourceType")
-            if kind not in RELEVANT:
+            # the hot loop of screening: most resources carry a code bound to nothing,
+            # so the bare code is tested first and everything else only on a hit
+            concept = r.get("code") or r.get("medicationCodeableConcept")
+            if concept.__class__ is not dict:
                 continue
-            concept = r.get("medicationCodeableConcept") if kind in MEDICATIONS else r.get("code")
-            codings = concept.get("coding") if isinstance(concept, dict) else None
+            codings = concept.get("coding")
             if not codings:
                 continue
             targets = []
             for c in codings:
-                # most codes are bound to nothing: test the bare code before the pair
-                if isinstance(c, dict) and c.get("code") in codes:
+                if c.__class__ is dict and c.get("code") in codes:
                     hit = index.get((c.get("system") or "", c["code"]))
                     if hit:
                         targets.extend(hit)
             if not targets:
+                continue
+            kind = r.get("resourceType")
+            if kind not in RELEVANT:
+                continue
+            if kind in MEDICATIONS and "medicationCodeableConcept" not in r:
                 continue
             status = _status(r, "status")
             if status in IGNORED_STATUS:

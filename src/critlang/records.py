@@ -92,11 +92,8 @@ class RecordError(ValueError):
 
 
 def fact_types(checked: CheckResult) -> dict[str, Type]:
-    types = {name: info.type for name, info in checked.facts.items()}
-    h = checked.protocol.header
-    if h is not None and h.arms and "arm" not in types:
-        types["arm"] = EnumT(tuple(a.name for a in h.arms))
-    return types
+    """Every fact a record can hold, with the header's arms as the fact `arm`."""
+    return checked.record_types
 
 
 class _Reader:

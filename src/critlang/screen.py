@@ -77,12 +77,6 @@ class Screening:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _clears(section: str, status: str) -> bool:
-    if status == "not applicable":
-        return True
-    return status == ("met" if section == "inclusion" else "not met")
-
-
 def screen(
     compiled: Compiled,
     patients: Iterable[PatientData],
@@ -94,6 +88,8 @@ def screen(
     crits = compiled.criteria
     result = Screening(as_of, [c.id for c in crits])
     rows = [AttritionRow(c.id, c.section) for c in crits]
+    # the statuses that clear each criterion (an inclusion met, an exclusion not met)
+    clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
     for i, data in enumerate(patients, 1):
         native = extractor.record(data)
         record = read_record(checked, native, as_of, data.path)
@@ -116,7 +112,7 @@ def screen(
             )
         )
         passed = ruled_in = True
-        for row, crit, status in zip(rows, crits, statuses, strict=True):
+        for row, clear, status in zip(rows, clears, statuses, strict=True):
             if status == "met":
                 row.met += 1
             elif status == "not met":
@@ -125,8 +121,9 @@ def screen(
                 row.unknown += 1
             else:
                 row.not_applicable += 1
-            passed = passed and _clears(crit.section, status)
-            ruled_in = ruled_in and (status == "unknown" or _clears(crit.section, status))
+            cleared = status in clear
+            passed = passed and cleared
+            ruled_in = ruled_in and (cleared or status == "unknown")
             row.passed += passed
             row.not_ruled_out += ruled_in
         if progress is not None:
