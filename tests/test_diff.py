@@ -260,3 +260,10 @@ def test_impact_on_a_small_cohort(tmp_path: Path) -> None:
         {"from": "ineligible", "to": "undetermined", "count": 1, "patients": ["a"]}
     ]
     assert data["criteria"]["E3"] == ["a"]
+
+
+def test_renamed_criterion() -> None:
+    r = amend('E15 "Current spontaneous', 'E18 "Current spontaneous')
+    (ch,) = r.changes
+    assert (ch.id, ch.kind, ch.new_id) == ("E15", "renamed", "E18")
+    assert r.overall.classification == "unchanged"
