@@ -18,6 +18,7 @@ in protocol order.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -151,6 +152,20 @@ def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None
     return lambda obs: None if obs is None else inner(obs.value)
 
 
+class _Getter:
+    """operator.itemgetter over fixed keys, hashable so it can be a compiled constant."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.get = operator.itemgetter(*keys)
+
+    def __hash__(self) -> int:
+        return hash(self.keys)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Getter) and other.keys == self.keys
+
+
 class _Writer:
     """Lines of Python with their criteria-file line (0: none)."""
 
@@ -184,6 +199,7 @@ class _Codegen:
         # evaluate() computes facts, definitions and window edges once, up front
         self.prologue = _Writer(level=1)
         self.hoisted: dict[tuple[str, ...], str] = {}
+        self.loads: dict[str, str] = {}  # record key -> local name, read at the top
         self.loop_depth = 0
         self.rounded = n.arithmetic_roots(checked.protocol)
 
@@ -204,7 +220,8 @@ class _Codegen:
         if key not in self.const_ids:
             name = f"K{len(self.const_ids)}"
             self.const_ids[key] = name
-            self.consts[name] = value
+            # a getter goes in as the bare itemgetter: no Python frame per patient
+            self.consts[name] = value.get if isinstance(value, _Getter) else value
         return self.const_ids[key]
 
     def type(self, e: n.Expr) -> Type:
@@ -354,12 +371,15 @@ class _Codegen:
         raise AssertionError(r)
 
     def load(self, key: str, node: n.Node) -> str:
-        def make() -> str:
+        """A record value. In evaluate() every one is read once, all together, up front
+        (one itemgetter call: C-speed lookups); in functions, where it is used."""
+        if self.in_function:
             out = self.tmp()
             self.w(f"{out} = f[{key!r}]")
             return out
-
-        return self.once(("load", key), node, make)
+        if key not in self.loads:
+            self.loads[key] = self.tmp()
+        return self.loads[key]
 
     def call(self, e: n.Call) -> str:
         if e.func == "elapsed_years":
@@ -663,7 +683,15 @@ class _Codegen:
         with self.w.indent():
             statuses = [self.criterion(crit) for crit in criteria]
             self.verdict(criteria, statuses)
-        lines = [*head, ("def evaluate(f):", 0), *self.prologue.lines, *self.w.lines]
+        reads: list[tuple[str, int]] = []
+        if len(self.loads) == 1:
+            ((key, var),) = self.loads.items()
+            reads.append((f"    {var} = f[{key!r}]", 0))
+        elif self.loads:
+            # the keys travel as a constant object, not as source text
+            getter = self.const(_Getter(tuple(self.loads)))
+            reads.append((f"    {', '.join(self.loads.values())} = {getter}(f)", 0))
+        lines = [*head, ("def evaluate(f):", 0), *reads, *self.prologue.lines, *self.w.lines]
         self.line_map = {i + 1: src for i, (_, src) in enumerate(lines) if src}
         return "\n".join(text for text, _ in lines) + "\n"
 
