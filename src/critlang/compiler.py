@@ -603,10 +603,11 @@ class _Codegen:
                 for fname, _ in t.fields:
                     self.env[("field", fname)] = f"{el}[{fname!r}]"
                 b = self.cond(e.body)
-                self.w(f"if {b} is None:")
+                unknown_test, true_test = self.fuse_last(b)
+                self.w(f"if {unknown_test}:")
                 with self.w.indent():
                     self.w(f"{unknown} += 1")
-                self.w(f"elif {b}:")
+                self.w(f"elif {true_test}:")
                 with self.w.indent():
                     self.w(f"{yes} += 1")
                     if e.quantifier in ("any", "no"):
@@ -635,6 +636,21 @@ class _Codegen:
                 k = e.count
                 expr = f"True if {yes} >= {k} else (False if {yes} + {unknown} < {k} else None)"
             self.w(f"{out} = {expr}")
+
+    def fuse_last(self, var: str) -> tuple[str, str]:
+        """Tests for "unknown" and "true" of a condition just computed into `var`.
+
+        When its last line is `var = None if GUARD else TEST` (one comparison), the line
+        is taken back and GUARD / TEST are tested directly: one statement less per list
+        item, in the loops that run most often.
+        """
+        text, _ = self.w.lines[-1]
+        prefix = "    " * self.w.level + f"{var} = None if "
+        if text.startswith(prefix) and text.count(" else ") == 1:
+            guard, test = text[len(prefix) :].split(" else ")
+            self.w.lines.pop()
+            return guard, test
+        return f"{var} is None", var
 
     def list_key(self, e: n.Quantified) -> str:
         return self.load(e.list_name, e)
