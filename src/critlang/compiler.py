@@ -17,7 +17,6 @@ in protocol order.
 
 from __future__ import annotations
 
-import datetime as dt
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -817,7 +816,3 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         normalisers,
         ranged,
     )
-
-
-def today() -> dt.date:
-    return dt.date.today()

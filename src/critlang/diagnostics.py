@@ -7,7 +7,6 @@ one-paragraph explanation in docs/errors.md (a test keeps the two in step).
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -135,10 +134,6 @@ def render_text(diag: Diagnostic, sources: Mapping[str, SourceFile]) -> str:
     if diag.hint:
         lines.append(f"  = hint: {diag.hint}")
     return "\n".join(lines)
-
-
-def render_json(diags: Iterable[Diagnostic]) -> str:
-    return json.dumps([d.to_dict() for d in diags], indent=2, ensure_ascii=False)
 
 
 def summary(diags: Iterable[Diagnostic]) -> str:

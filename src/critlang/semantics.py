@@ -201,11 +201,7 @@ class Encoder:
         raise AssertionError(type(e))
 
     def fact_value(self, name: str) -> Any:
-        v = self.fact(name)
-        t = self.s.types[name]
-        if isinstance(t, QuantT):
-            return v  # kept in base units
-        return v
+        return self.fact(name)  # quantities are kept in base units
 
     def is_known(self, e: n.Expr) -> Any:
         if isinstance(e, n.Name) and self.c.refs.get(id(e), Ref("", "")).kind == "fact":

@@ -270,7 +270,3 @@ def mass_substance_pair(a: Unit, b: Unit) -> bool:
 
 def is_duration(unit: Unit) -> bool:
     return unit.dims in (TIME, CALENDAR)
-
-
-def is_calendar(unit: Unit) -> bool:
-    return unit.dims == CALENDAR
