@@ -64,6 +64,14 @@ def test_long_rule_breaks_at_top_level_or() -> None:
     assert len(lines) == 10 and fmt(out) == out
 
 
+def test_list_field_unit_before_closing_brace() -> None:
+    """Found by the grammar-driven property test: `{x: quantity kg}` must not lex `kg}`."""
+    src = "fact x: list of {a: number, b: quantity kg }\n"
+    out = fmt(src)
+    assert out == "fact x: list of {a: number, b: quantity kg}\n"
+    assert parse(SourceFile("f.crit", out))[0] == parse(SourceFile("f.crit", src))[0]
+
+
 def test_syntax_errors_are_reported_not_formatted() -> None:
     out, diags = format_source(SourceFile("bad.crit", "fact x boolean\n"))
     assert out is None and diags[0].code == "E001"
