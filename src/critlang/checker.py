@@ -965,7 +965,16 @@ class _Checker:
             for op, years, node, cid in mine:
                 self.age_bound(key, op, years, limit, node, cid, q)
 
-    def age_bound(self, key, op, years, limit, node, cid, q) -> None:
+    def age_bound(
+        self,
+        key: str,
+        op: str,
+        years: Fraction,
+        limit: Fraction,
+        node: n.QuantityLit,
+        cid: str,
+        q: n.QuantityLit,
+    ) -> None:
         strict = op in (">", "<")
         word = "minimum" if key == "minimum_age" else "maximum"
         hdr = f"the registry header says {word} age {q.text}"

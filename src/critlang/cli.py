@@ -1,4 +1,8 @@
-"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O."""
+"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O.
+
+Each command imports the phases it needs when it runs, so that `critlang check` starts
+without loading the compiler, the FHIR reader, pint or z3.
+"""
 
 from __future__ import annotations
 

@@ -13,10 +13,12 @@ import re
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
 
 from . import nodes as n
 from .diagnostics import Diagnostic, error
@@ -76,7 +78,7 @@ class _ToAst(Transformer):
         self.src = source
 
     # --- spans
-    def _span(self, meta: object) -> Span:
+    def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", False):
             return self.src.span(0, 0)
         return self.src.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
@@ -95,12 +97,12 @@ class _ToAst(Transformer):
         )
 
     # --- header
-    def start(self, meta, items):
+    def start(self, meta: Meta, items: list[Any]) -> Any:
         header = items[0] if items and isinstance(items[0], n.Header) else None
         decls = tuple(items[1:] if header else items)
         return n.Protocol(header=header, decls=decls, span=self.src.whole())
 
-    def header(self, meta, items):
+    def header(self, meta: Meta, items: list[Any]) -> Any:
         fields: dict[str, object] = {"identifier": _unquote(items[0])}
         spans: list[tuple[str, Span]] = []
         notes: list[str] = []
@@ -124,66 +126,66 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def h_title(self, meta, items):
+    def h_title(self, meta: Meta, items: list[Any]) -> Any:
         return ("title", _unquote(items[0]), self._span(meta))
 
-    def h_version(self, meta, items):
+    def h_version(self, meta: Meta, items: list[Any]) -> Any:
         return ("version", _unquote(items[0]), self._span(meta))
 
-    def h_date(self, meta, items):
+    def h_date(self, meta: Meta, items: list[Any]) -> Any:
         try:
             value: object = dt.date.fromisoformat(str(items[0]))
         except ValueError:
             value = None  # the checker reports E006 from the span
         return ("date", (value, str(items[0])), self._span(meta))
 
-    def h_sex(self, meta, items):
+    def h_sex(self, meta: Meta, items: list[Any]) -> Any:
         return ("sex", str(items[0]), self._span(meta))
 
-    def sex_value(self, meta, items):
+    def sex_value(self, meta: Meta, items: list[Any]) -> Any:
         return items[0]
 
-    def yes_no(self, meta, items):
+    def yes_no(self, meta: Meta, items: list[Any]) -> Any:
         return items[0]
 
-    def h_min_age(self, meta, items):
+    def h_min_age(self, meta: Meta, items: list[Any]) -> Any:
         return ("minimum_age", self._quantity(items[0]), self._span(meta))
 
-    def h_max_age(self, meta, items):
+    def h_max_age(self, meta: Meta, items: list[Any]) -> Any:
         return ("maximum_age", self._quantity(items[0]), self._span(meta))
 
-    def h_healthy(self, meta, items):
+    def h_healthy(self, meta: Meta, items: list[Any]) -> Any:
         return ("healthy_volunteers", str(items[0]) == "yes", self._span(meta))
 
-    def h_amends(self, meta, items):
+    def h_amends(self, meta: Meta, items: list[Any]) -> Any:
         return ("amends", _unquote(items[0]), self._span(meta))
 
-    def h_note(self, meta, items):
+    def h_note(self, meta: Meta, items: list[Any]) -> Any:
         return ("amendment_note", _unquote(items[0]), self._span(meta))
 
-    def h_tolerance(self, meta, items):
+    def h_tolerance(self, meta: Meta, items: list[Any]) -> Any:
         return ("tolerance", self._quantity(items[0]), self._span(meta))
 
-    def h_arms(self, meta, items):
+    def h_arms(self, meta: Meta, items: list[Any]) -> Any:
         return ("arms", list(items), self._span(meta))
 
-    def arm(self, meta, items):
+    def arm(self, meta: Meta, items: list[Any]) -> Any:
         label = _unquote(items[1]) if len(items) > 1 else None
         return n.Arm(name=str(items[0]), label=label, span=self._span(meta))
 
     # --- data dictionary
-    def fact(self, meta, items):
+    def fact(self, meta: Meta, items: list[Any]) -> Any:
         return n.Fact(
             name=str(items[0]), type=items[1], options=tuple(items[2:]), span=self._span(meta)
         )
 
-    def opt_label(self, meta, items):
+    def opt_label(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="label", text=_unquote(items[0]), span=self._span(meta))
 
-    def opt_source(self, meta, items):
+    def opt_source(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="source", text=_unquote(items[0]), span=self._span(meta))
 
-    def opt_molar_mass(self, meta, items):
+    def opt_molar_mass(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(
             kind="molar_mass",
             quantity=self._quantity(items[0]),
@@ -191,7 +193,7 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def opt_lookback(self, meta, items):
+    def opt_lookback(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(
             kind="lookback",
             quantity=self._quantity(items[0]),
@@ -199,10 +201,10 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def opt_refrange_reported(self, meta, items):
+    def opt_refrange_reported(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="refrange_reported", span=self._span(meta))
 
-    def opt_refrange_default(self, meta, items):
+    def opt_refrange_default(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(
             kind="refrange",
             quantity=self._quantity(items[0]),
@@ -210,81 +212,81 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def t_quantity(self, meta, items):
+    def t_quantity(self, meta: Meta, items: list[Any]) -> Any:
         return n.QuantityTypeExpr(unit=str(items[0]).strip(), span=self._span(meta))
 
-    def t_number(self, meta, items):
+    def t_number(self, meta: Meta, items: list[Any]) -> Any:
         return n.NumberTypeExpr(span=self._span(meta))
 
-    def t_integer(self, meta, items):
+    def t_integer(self, meta: Meta, items: list[Any]) -> Any:
         return n.IntegerTypeExpr(low=int(items[0]), high=int(items[1]), span=self._span(meta))
 
-    def t_enum(self, meta, items):
+    def t_enum(self, meta: Meta, items: list[Any]) -> Any:
         return n.EnumTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
 
-    def t_scale(self, meta, items):
+    def t_scale(self, meta: Meta, items: list[Any]) -> Any:
         return n.ScaleTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
 
-    def t_boolean(self, meta, items):
+    def t_boolean(self, meta: Meta, items: list[Any]) -> Any:
         return n.BooleanTypeExpr(span=self._span(meta))
 
-    def t_attestation(self, meta, items):
+    def t_attestation(self, meta: Meta, items: list[Any]) -> Any:
         return n.BooleanTypeExpr(attestation=True, span=self._span(meta))
 
-    def t_date(self, meta, items):
+    def t_date(self, meta: Meta, items: list[Any]) -> Any:
         return n.DateTypeExpr(span=self._span(meta))
 
-    def t_list(self, meta, items):
+    def t_list(self, meta: Meta, items: list[Any]) -> Any:
         return n.ListTypeExpr(fields=tuple(items), span=self._span(meta))
 
-    def field(self, meta, items):
+    def field(self, meta: Meta, items: list[Any]) -> Any:
         return n.FieldDecl(name=str(items[0]), type=items[1], span=self._span(meta))
 
-    def anchor(self, meta, items):
+    def anchor(self, meta: Meta, items: list[Any]) -> Any:
         label = _unquote(items[1]) if len(items) > 1 else None
         return n.Anchor(name=str(items[0]), label=label, span=self._span(meta))
 
-    def define(self, meta, items):
+    def define(self, meta: Meta, items: list[Any]) -> Any:
         params = items[1] if len(items) == 3 else None
         return n.Define(name=str(items[0]), params=params, body=items[-1], span=self._span(meta))
 
-    def params(self, meta, items):
+    def params(self, meta: Meta, items: list[Any]) -> Any:
         return tuple(items)
 
-    def param(self, meta, items):
+    def param(self, meta: Meta, items: list[Any]) -> Any:
         return n.Param(name=str(items[0]), type=items[1], span=self._span(meta))
 
-    def assume_value(self, meta, items):
+    def assume_value(self, meta: Meta, items: list[Any]) -> Any:
         return n.AssumeValue(
             name=str(items[0]), value=items[1], reason=_unquote(items[2]), span=self._span(meta)
         )
 
-    def assume_text(self, meta, items):
+    def assume_text(self, meta: Meta, items: list[Any]) -> Any:
         return n.AssumeText(text=_unquote(items[0]), span=self._span(meta))
 
     # --- code bindings
-    def import_decl(self, meta, items):
+    def import_decl(self, meta: Meta, items: list[Any]) -> Any:
         return n.Import(path=_unquote(items[0]), span=self._span(meta))
 
-    def codes(self, meta, items):
+    def codes(self, meta: Meta, items: list[Any]) -> Any:
         member = str(items[1]) if len(items) > 1 and isinstance(items[1], Token) else None
         codes = tuple(i for i in items if isinstance(i, n.Code))
         return n.Codes(fact=str(items[0]), member=member, codes=codes, span=self._span(meta))
 
-    def code(self, meta, items):
+    def code(self, meta: Meta, items: list[Any]) -> Any:
         return n.Code(system=items[0], value=_unquote(items[1]), span=self._span(meta))
 
-    def code_system(self, meta, items):
+    def code_system(self, meta: Meta, items: list[Any]) -> Any:
         return str(items[0])
 
     # --- criteria
-    def section(self, meta, items):
+    def section(self, meta: Meta, items: list[Any]) -> Any:
         return n.Section(kind=items[0], criteria=tuple(items[1:]), span=self._span(meta))
 
-    def section_kind(self, meta, items):
+    def section_kind(self, meta: Meta, items: list[Any]) -> Any:
         return str(items[0])
 
-    def criterion(self, meta, items):
+    def criterion(self, meta: Meta, items: list[Any]) -> Any:
         return n.Criterion(
             id=str(items[0]),
             id_span=self._tspan(items[0]),
@@ -293,39 +295,39 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def c_applies(self, meta, items):
+    def c_applies(self, meta: Meta, items: list[Any]) -> Any:
         return n.Clause(kind="applies", expr=items[0], span=self._span(meta))
 
-    def c_rule(self, meta, items):
+    def c_rule(self, meta: Meta, items: list[Any]) -> Any:
         return n.Clause(kind="rule", expr=items[0], span=self._span(meta))
 
-    def c_assume(self, meta, items):
+    def c_assume(self, meta: Meta, items: list[Any]) -> Any:
         return n.Clause(kind="assumption", text=_unquote(items[0]), span=self._span(meta))
 
-    def c_note(self, meta, items):
+    def c_note(self, meta: Meta, items: list[Any]) -> Any:
         return n.Clause(kind="note", text=_unquote(items[0]), span=self._span(meta))
 
     # --- expressions
-    def paren(self, meta, items):
+    def paren(self, meta: Meta, items: list[Any]) -> Any:
         inner = items[0]
         return dataclasses.replace(inner, parens=inner.parens + 1)
 
-    def unless(self, meta, items):
+    def unless(self, meta: Meta, items: list[Any]) -> Any:
         return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))
 
-    def or_(self, meta, items):
+    def or_(self, meta: Meta, items: list[Any]) -> Any:
         return n.Or(left=items[0], right=items[1], span=self._span(meta))
 
-    def and_(self, meta, items):
+    def and_(self, meta: Meta, items: list[Any]) -> Any:
         return n.And(left=items[0], right=items[1], span=self._span(meta))
 
-    def not_(self, meta, items):
+    def not_(self, meta: Meta, items: list[Any]) -> Any:
         return n.Not(operand=items[0], span=self._span(meta))
 
-    def compare(self, meta, items):
+    def compare(self, meta: Meta, items: list[Any]) -> Any:
         return n.Compare(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
-    def compare_ref(self, meta, items):
+    def compare_ref(self, meta: Meta, items: list[Any]) -> Any:
         factor = n.NumberLit(
             value=Fraction(str(items[2])), text=str(items[2]), span=self._tspan(items[2])
         )
@@ -333,22 +335,22 @@ class _ToAst(Transformer):
             op=str(items[1]), left=items[0], factor=factor, limit=items[3], span=self._span(meta)
         )
 
-    def ref_limit(self, meta, items):
+    def ref_limit(self, meta: Meta, items: list[Any]) -> Any:
         return str(items[0])
 
-    def direction(self, meta, items):
+    def direction(self, meta: Meta, items: list[Any]) -> Any:
         return str(items[0])
 
-    def quantifier(self, meta, items):
+    def quantifier(self, meta: Meta, items: list[Any]) -> Any:
         return str(items[0])
 
-    def between(self, meta, items):
+    def between(self, meta: Meta, items: list[Any]) -> Any:
         return n.Between(subject=items[0], low=items[1], high=items[2], span=self._span(meta))
 
-    def member(self, meta, items):
+    def member(self, meta: Meta, items: list[Any]) -> Any:
         return n.Member(subject=items[0], members=tuple(map(str, items[1:])), span=self._span(meta))
 
-    def not_member(self, meta, items):
+    def not_member(self, meta: Meta, items: list[Any]) -> Any:
         return n.Member(
             subject=items[0],
             members=tuple(map(str, items[1:])),
@@ -356,13 +358,13 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def in_normal_range(self, meta, items):
+    def in_normal_range(self, meta: Meta, items: list[Any]) -> Any:
         return n.InNormalRange(subject=items[0], span=self._span(meta))
 
-    def is_known(self, meta, items):
+    def is_known(self, meta: Meta, items: list[Any]) -> Any:
         return n.IsKnown(subject=items[0], span=self._span(meta))
 
-    def _window(self, kind, meta, items):
+    def _window(self, kind: str, meta: Meta, items: list[Any]) -> n.Window:
         return n.Window(
             kind=kind,
             subject=items[0],
@@ -372,48 +374,48 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def window(self, meta, items):
+    def window(self, meta: Meta, items: list[Any]) -> Any:
         return self._window("within", meta, items)
 
-    def window_more(self, meta, items):
+    def window_more(self, meta: Meta, items: list[Any]) -> Any:
         return self._window("more", meta, items)
 
-    def window_less(self, meta, items):
+    def window_less(self, meta: Meta, items: list[Any]) -> Any:
         return self._window("less", meta, items)
 
-    def order(self, meta, items):
+    def order(self, meta: Meta, items: list[Any]) -> Any:
         return n.Order(subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta))
 
-    def arith(self, meta, items):
+    def arith(self, meta: Meta, items: list[Any]) -> Any:
         return n.Arith(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
-    def neg(self, meta, items):
+    def neg(self, meta: Meta, items: list[Any]) -> Any:
         return n.Neg(operand=items[0], span=self._span(meta))
 
-    def name(self, meta, items):
+    def name(self, meta: Meta, items: list[Any]) -> Any:
         return n.Name(name=str(items[0]), span=self._span(meta))
 
-    def call(self, meta, items):
+    def call(self, meta: Meta, items: list[Any]) -> Any:
         return n.Call(func=str(items[0]), args=tuple(items[1:]), span=self._span(meta))
 
-    def attribute(self, meta, items):
+    def attribute(self, meta: Meta, items: list[Any]) -> Any:
         return n.Attribute(obj=str(items[0]), attr=str(items[1]), span=self._span(meta))
 
-    def magnitude(self, meta, items):
+    def magnitude(self, meta: Meta, items: list[Any]) -> Any:
         return n.Magnitude(expr=items[0], unit=str(items[1]).strip(), span=self._span(meta))
 
-    def with_unit(self, meta, items):
+    def with_unit(self, meta: Meta, items: list[Any]) -> Any:
         return n.WithUnit(expr=items[0], unit=str(items[1]).strip(), span=self._span(meta))
 
-    def conditional(self, meta, items):
+    def conditional(self, meta: Meta, items: list[Any]) -> Any:
         return n.Conditional(
             then=items[0], cond=items[1], otherwise=items[2], span=self._span(meta)
         )
 
-    def first_available(self, meta, items):
+    def first_available(self, meta: Meta, items: list[Any]) -> Any:
         return n.FirstAvailable(options=tuple(items), span=self._span(meta))
 
-    def quantified(self, meta, items):
+    def quantified(self, meta: Meta, items: list[Any]) -> Any:
         return n.Quantified(
             quantifier=items[0],
             count=None,
@@ -423,7 +425,7 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def q_majority(self, meta, items):
+    def q_majority(self, meta: Meta, items: list[Any]) -> Any:
         return n.Quantified(
             quantifier="majority",
             count=None,
@@ -433,7 +435,7 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def q_at_least(self, meta, items):
+    def q_at_least(self, meta: Meta, items: list[Any]) -> Any:
         return n.Quantified(
             quantifier="at_least",
             count=int(Fraction(str(items[0]))),
@@ -443,20 +445,20 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
-    def number(self, meta, items):
+    def number(self, meta: Meta, items: list[Any]) -> Any:
         return n.NumberLit(value=Fraction(str(items[0])), text=str(items[0]), span=self._span(meta))
 
-    def quantity(self, meta, items):
+    def quantity(self, meta: Meta, items: list[Any]) -> Any:
         return self._quantity(items[0])
 
-    def dual_quantity(self, meta, items):
+    def dual_quantity(self, meta: Meta, items: list[Any]) -> Any:
         return n.DualQuantityLit(
             primary=self._quantity(items[0]),
             secondary=self._quantity(items[1]),
             span=self._span(meta),
         )
 
-    def date(self, meta, items):
+    def date(self, meta: Meta, items: list[Any]) -> Any:
         text = str(items[0])
         try:
             value = dt.date.fromisoformat(text)
@@ -464,10 +466,10 @@ class _ToAst(Transformer):
             value = dt.date.min  # an invalid marker; the checker reports it (never a crash)
         return n.DateLit(value=value, text=text, span=self._span(meta))
 
-    def true(self, meta, items):
+    def true(self, meta: Meta, items: list[Any]) -> Any:
         return n.BoolLit(value=True, span=self._span(meta))
 
-    def false(self, meta, items):
+    def false(self, meta: Meta, items: list[Any]) -> Any:
         return n.BoolLit(value=False, span=self._span(meta))
 
 
