@@ -330,8 +330,8 @@ def _variants(v: _Versions, name: str, start: dict[str, Any]) -> list[Any]:
     elif isinstance(t, (EnumT, ScaleT)):
         out = list(v.space.members.get(name, t.members))
     elif isinstance(t, DateT):
-        base = v.as_of
-        out = [(base - dt.timedelta(days=d)).isoformat() for d in (0, 27, 29, 200, 400, 800, 9000)]
+        days = (0, 27, 29, 200, 400, 800, 9000)
+        out = [(v.as_of - dt.timedelta(days=d)).isoformat() for d in days]
     return out
 
 

@@ -203,8 +203,7 @@ class Extractor:
                 continue
             if r["resourceType"] == "Patient":
                 pid = str(r.get("id") or f"patient-{len(by_id) + 1}")
-                p = by_id.setdefault(pid, PatientData(pid, path))
-                p.patient = r
+                by_id.setdefault(pid, PatientData(pid, path)).patient = r
                 continue
             ref = _patient_ref(r)
             if ref is not None:
