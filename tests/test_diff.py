@@ -79,7 +79,9 @@ def test_tightened_threshold_narrows() -> None:
     r = amend("platelets < 75 x10^9/L (75 x10^3/mm3)", "platelets < 100 x10^9/L (100 x10^3/mm3)")
     (ch,) = r.changes
     assert ch.id == "E8" and ch.effect.classification == "narrowed"
-    assert "threshold 75 x10^9/L (75 x10^3/mm3) -> 100 x10^9/L (100 x10^3/mm3)" in ch.details
+    assert (
+        "platelets threshold 75 x10^9/L (75 x10^3/mm3) -> 100 x10^9/L (100 x10^3/mm3)" in ch.details
+    )
     new = checked(
         CURRENT_TEXT.replace(
             "platelets < 75 x10^9/L (75 x10^3/mm3)", "platelets < 100 x10^9/L (100 x10^3/mm3)"
@@ -267,3 +269,12 @@ def test_renamed_criterion() -> None:
     (ch,) = r.changes
     assert (ch.id, ch.kind, ch.new_id) == ("E15", "renamed", "E18")
     assert r.overall.classification == "unchanged"
+
+
+def test_change_masked_by_other_criteria() -> None:
+    """E1's Ki-67 cut-off moved to 25%: patients at 20-25% are still kept out by I2."""
+    r = amend("or ki67 > 20 %", "or ki67 > 25 %")
+    (ch,) = r.changes
+    assert (ch.id, ch.kind, ch.effect.classification) == ("E1", "changed", "unchanged")
+    assert "ki67 threshold 20 % -> 25 %" in ch.details
+    assert any("no patient's verdict changes" in d for d in ch.details)

@@ -85,6 +85,8 @@ def _pairs(a: n.Node, b: n.Node) -> list[tuple[n.Node, n.Node]]:
     atomic = (n.QuantityLit, n.DualQuantityLit, n.NumberLit, n.Window, n.Member)
     if type(a) is not type(b) or isinstance(a, atomic):
         return [(a, b)]
+    if isinstance(a, n.Compare) and isinstance(b, n.Compare) and a.left == b.left:
+        return [(a, b)]  # described as "SUBJECT threshold OLD -> NEW"
     scalar_a, scalar_b = _scalars(a), _scalars(b)
     kids_a, kids_b = list(a.children()), list(b.children())
     if scalar_a != scalar_b or len(kids_a) != len(kids_b):
@@ -93,6 +95,21 @@ def _pairs(a: n.Node, b: n.Node) -> list[tuple[n.Node, n.Node]]:
     for x, y in zip(kids_a, kids_b, strict=True):
         out += _pairs(x, y)
     return out
+
+
+_LITERALS = (n.QuantityLit, n.DualQuantityLit, n.NumberLit)
+
+
+def _same_value(a: n.Expr, b: n.Expr) -> bool:
+    """Two literals that are the same threshold (exactly, after unit conversion)."""
+    pa = a.primary if isinstance(a, n.DualQuantityLit) else a
+    pb = b.primary if isinstance(b, n.DualQuantityLit) else b
+    if isinstance(pa, n.NumberLit) and isinstance(pb, n.NumberLit):
+        return pa.value == pb.value
+    if isinstance(pa, n.QuantityLit) and isinstance(pb, n.QuantityLit):
+        ua, ub = parse_unit(pa.unit), parse_unit(pb.unit)
+        return ua.dims == ub.dims and pa.value * ua.factor == pb.value * ub.factor
+    return False
 
 
 def _scalars(node: n.Node) -> dict[str, Any]:
@@ -117,14 +134,19 @@ def _text(node: n.Node) -> str:
 def _describe(old: n.Expr, new: n.Expr) -> list[str]:
     out = []
     for a, b in _pairs(old, new):
+        if isinstance(a, n.Compare) and isinstance(b, n.Compare):
+            subject = formula(a.left)
+            if a.op == b.op and isinstance(a.right, _LITERALS) and isinstance(b.right, _LITERALS):
+                same = _same_value(a.right, b.right)
+                note = " (the same value in another unit)" if same else ""
+                out.append(f"{subject} threshold {_text(a.right)} -> {_text(b.right)}{note}")
+            else:
+                out.append(f"`{_text(a)}` -> `{_text(b)}`")
+            continue
         if isinstance(a, (n.QuantityLit, n.DualQuantityLit)) and isinstance(
             b, (n.QuantityLit, n.DualQuantityLit)
         ):
-            pa = a.primary if isinstance(a, n.DualQuantityLit) else a
-            pb = b.primary if isinstance(b, n.DualQuantityLit) else b
-            ua, ub = parse_unit(pa.unit), parse_unit(pb.unit)
-            same = ua.dims == ub.dims and pa.value * ua.factor == pb.value * ub.factor
-            note = " (the same value in another unit)" if same else ""
+            note = " (the same value in another unit)" if _same_value(a, b) else ""
             out.append(f"threshold {_text(a)} -> {_text(b)}{note}")
         elif isinstance(a, n.Window) and isinstance(b, n.Window):
             out.append(f"window `{_text(a)}` -> `{_text(b)}`")
@@ -455,9 +477,17 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
             *[p for i, p in v.pass_new.items() if i != cid],
         )
         effect = _effect(v, v.pass_old[cid], v.pass_new[cid], others)
-        kind_word = "rewritten" if effect.classification == "unchanged" else "changed"
-        if kind_word == "rewritten":
-            details.append("no change of meaning")
+        kind_word = "changed"
+        if effect.classification == "unchanged":
+            alone, _ = v.solve(z3.Xor(v.pass_old[cid], v.pass_new[cid]))
+            if alone == "unsat":
+                kind_word = "rewritten"
+                details.append("no change of meaning")
+            else:
+                details.append(
+                    "the criterion itself now decides differently, but no patient's verdict "
+                    "changes: other criteria decide those patients in both versions"
+                )
         changes.append(Change(cid, kind_word, k2, details, effect))
     for rid in removed:
         kind, _ = old_crits[rid]
