@@ -526,7 +526,10 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
         {c.id: i + 0.5 for i, (_, c) in enumerate(old.protocol.criteria) if c.id not in order}
     )
     result.changes.sort(key=lambda ch: (order.get(ch.id, 1e9), ch.id))
-    result.solver_notes.append(_proof_words(v.space))
+    scope = [f"lists of up to {LIST_BOUND} items"] if v.space.bounded else []
+    if v.space.abstracted:
+        scope.append("abstracted (sound): " + ", ".join(sorted(v.space.abstracted)))
+    result.solver_notes.append("z3 encoding: " + ("; ".join(scope) or "exact"))
     return result
 
 
