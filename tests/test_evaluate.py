@@ -246,3 +246,31 @@ def test_cli_eval_exit_codes(tmp_path: Path) -> None:
     assert (
         run_cli("eval", "--as-of", "yesterday", str(TRIAL / "current.crit"), str(patient))[0] == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("facts", "anchors"),
+    [
+        ({"platelets": {"value": "1e400", "unit": "x10^9/L", "date": "2026-11-20"}}, {}),
+        ({"platelets": {"value": 1e308, "unit": "/mm3", "date": "2026-11-20"}}, {}),
+        ({"weight": {"value": "1e-400", "unit": "kg", "date": "2026-11-20"}}, {}),
+        ({"last_menstruation": "9999-12-31", "sex": "female"}, {"prrt_start": "9999-12-31"}),
+        (
+            {
+                "prior_therapies": [{"kind": "somatostatin_analogue", "end": "0001-01-01"}],
+                "arm": "arm_2",
+                "birth_date": "0001-01-01",
+            },
+            {"prrt_start": "0001-01-05"},
+        ),
+    ],
+)
+def test_extreme_values_never_crash_and_evaluators_agree(facts: dict, anchors: dict) -> None:
+    rec = read_record(CURRENT, {"facts": facts, "anchors": anchors}, AS_OF)
+    verdict, statuses = run_compiled(COMPILED, COMPILED.normalise(rec))
+    assert (verdict, statuses) == Interpreter(CURRENT).run(rec)[:2]
+    Evaluator(COMPILED).evaluate(rec)  # explanations too
+    for name, value in facts.items():
+        if isinstance(value, dict) and "e" in str(value["value"]):
+            assert rec.facts[name] is None
+            assert any("plausible range" in p.message for p in rec.problems)

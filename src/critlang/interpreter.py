@@ -32,14 +32,21 @@ _BASE = {
 }
 
 
-def _shift_months(d: dt.date, months: int) -> dt.date:
+def _shift_months(d: dt.date, months: int) -> int:
+    """Day number of d shifted by calendar months, the day clamped to the month's end.
+
+    Outside the calendar's years 1-9999 the shift is approximated by the mean month
+    (30.436875 days), as the compiled runtime does.
+    """
     y, m = divmod(d.year * 12 + d.month - 1 + months, 12)
+    if not 1 <= y <= 9999:
+        return d.toordinal() + round(months * 30.436875)
     for day in range(d.day, 0, -1):
         try:
-            return dt.date(y, m + 1, day)
+            return dt.date(y, m + 1, day).toordinal()
         except ValueError:
             continue
-    raise AssertionError(d)
+    raise AssertionError(d)  # every month has a 28th
 
 
 def _completed_years(a: dt.date, b: dt.date) -> int:
@@ -378,15 +385,16 @@ class Interpreter:
         if d is None or a is None:
             return None
         dur = self.quantity(e.duration.value, e.duration.unit)
+        sign = -1 if e.direction == "before" else 1
+        edge: Fraction | int
         if dur.dimensionality == self.base_unit((("[calendar]", 1),)).dimensionality:
             months = Fraction(dur.to_base_units().magnitude)
             assert months.denominator == 1, "fractional months are approximated by the compiler"
-            sign = -1 if e.direction == "before" else 1
             edge = _shift_months(a, sign * int(months))
         else:
-            days = Fraction(dur.to_base_units().magnitude) / 86400
-            delta = dt.timedelta(days=float(days))
-            edge = a - delta if e.direction == "before" else a + delta
+            edge = a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
+        # compared as day numbers: an edge may fall outside the calendar (year 1 - 9999)
+        d, a = d.toordinal(), a.toordinal()
         if e.direction == "before":
             if e.kind == "within":
                 return edge <= d <= a

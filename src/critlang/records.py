@@ -115,8 +115,12 @@ class _Reader:
             return None
         try:
             value = Fraction(str(raw).strip())
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             self.problem(fact, f"value {raw!r} is not a number")
+            return None
+        if value and not Fraction(1, 10**100) < abs(value) < 10**100:
+            # no clinical value is this large or small; converting it could overflow a float
+            self.problem(fact, f"value {raw!r} is out of any plausible range")
             return None
         return value
 
