@@ -67,8 +67,9 @@ def _date(value: Any) -> str | None:
 
 
 def _codings(concept: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(concept, dict):
-        for c in concept.get("coding") or ():
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if isinstance(codings, list):
+        for c in codings:
             if isinstance(c, dict) and isinstance(c.get("code"), str):
                 yield c.get("system") or "", c["code"]
 
@@ -242,7 +243,7 @@ class Extractor:
             if concept.__class__ is not dict:
                 continue
             codings = concept.get("coding")
-            if not codings:
+            if codings.__class__ is not list:
                 continue
             targets = []
             for c in codings:
