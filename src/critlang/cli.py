@@ -27,11 +27,17 @@ def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     return find_files(tuple(paths), (SUFFIX,))
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    files, problems = _expand(args.paths)
+def _usable(found: tuple[list[Path], list[str]]) -> list[Path] | None:
+    """The files found, or None after saying why the paths are unusable (exit 2)."""
+    files, problems = found
     for msg in problems:
         print(f"critlang: {msg}", file=sys.stderr)
-    if problems:
+    return None if problems else files
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    files = _usable(_expand(args.paths))
+    if files is None:
         return 2
     analyses: list[Analysis] = []
     for f in files:
@@ -156,10 +162,8 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
         return code
-    files, problems = data_files(args.data)
-    for msg in problems:
-        print(f"critlang: {msg}", file=sys.stderr)
-    if problems:
+    files = _usable(data_files(args.data))
+    if files is None:
         return 2
     compiled = compile_protocol(analysis.result)
     extractor = Extractor(analysis.result)
@@ -198,10 +202,8 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
     from .formatter import format_source
     from .source import SourceFile
 
-    files, problems = _expand(args.paths)
-    for msg in problems:
-        print(f"critlang: {msg}", file=sys.stderr)
-    if problems:
+    files = _usable(_expand(args.paths))
+    if files is None:
         return 2
     changed: list[Path] = []
     failed = False
@@ -245,10 +247,8 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
 def _cmd_test(args: argparse.Namespace) -> int:
     from .examples import Runner, coverage_text, discover
 
-    files, problems = discover(args.paths)
-    for msg in problems:
-        print(f"critlang: {msg}", file=sys.stderr)
-    if problems:
+    files = _usable(discover(args.paths))
+    if files is None:
         return 2
     runner = Runner(coverage=args.coverage)
     passed = failed = 0
@@ -383,10 +383,8 @@ def _cmd_impact(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2
-    files, problems = data_files(args.data)
-    for msg in problems:
-        print(f"critlang: {msg}", file=sys.stderr)
-    if problems:
+    files = _usable(data_files(args.data))
+    if files is None:
         return 2
     old_extractor = Extractor(old)
     result = impact(
