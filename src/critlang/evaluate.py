@@ -26,7 +26,7 @@ STATUS_WORDS = {True: "met", False: "not met", None: "unknown", NA: "not applica
 
 
 def status_word(status: Any) -> str:
-    return STATUS_WORDS[status] if status is not NA else "not applicable"
+    return STATUS_WORDS[status]
 
 
 class EvaluationFault(RuntimeError):
