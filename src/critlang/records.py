@@ -44,7 +44,7 @@ class Observation:
             v = _decimal(self.value)
             text = f"{v} {self.unit.text}" if self.unit and self.unit.text else v
         elif isinstance(self.value, list):
-            text = f"{len(self.value)} item(s)"
+            text = _items(self.value)
         elif isinstance(self.value, bool):
             text = "yes" if self.value else "no"
         else:
@@ -54,6 +54,24 @@ class Observation:
         if self.source:
             text += f" ({self.source})"
         return text
+
+
+def _items(items: list[dict[str, Any]]) -> str:
+    """A list fact for explanations: its items' known fields, the first few of them."""
+
+    def field(v: Any) -> str:
+        if isinstance(v, Observation):
+            return v.shown()
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        return str(v)
+
+    parts = [
+        ", ".join(f"{k} {field(v)}" for k, v in item.items() if v is not None) or "(empty)"
+        for item in items[:3]
+    ]
+    more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
+    return (f"{len(items)} item(s): " + "; ".join(parts) + more) if items else "none"
 
 
 def _decimal(x: Fraction) -> str:
