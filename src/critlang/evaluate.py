@@ -140,15 +140,12 @@ class Evaluator:
         if self.arms and self.arm_dependent and recorded_arm is None:
             per_arm = {a: self._one(_with_arm(record, a)) for a in self.arms}
             verdicts = {e.verdict for e in per_arm.values()}
-            first = next(iter(per_arm.values()))
+            base = self._one(record)
             if len(verdicts) == 1:
-                base = self._one(record)
-                base.verdict = first.verdict
-            else:
-                base = self._one(record)
+                base.verdict = verdicts.pop()
+            else:  # what the patient needs depends on the arm
                 base.verdict = UNDETERMINED
-                if "arm" not in base.missing:
-                    base.missing = sorted({*base.missing, "arm"})
+                base.missing = sorted({*base.missing, "arm"})
             base.per_arm = per_arm
             return base
         return self._one(record)
