@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handwritten import evaluate as handwritten
 from patients import AS_OF, EXAMPLES, ROOT, generate
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.data.records import read_record
 from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
-from critlang.records import read_record
 
 PROTOCOL = ROOT / "protocols" / "nct05610826" / "current.crit"
 

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from critlang.compiler import compile_protocol
-from critlang.fhir import Extractor, data_files
+from critlang.backends.python import compile_protocol
+from critlang.data.fhir import Extractor, data_files
 from critlang.frontend import analyse_file
 from critlang.screen import screen
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from critlang.runtime import NA, add_months
+from critlang.backends.runtime import NA, add_months
 
 SYSTEMIC = {
     "somatostatin_analogue",

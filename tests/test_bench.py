@@ -24,9 +24,9 @@ def test_handwritten_baseline_matches_compiled_on_examples() -> None:
 
     from handwritten import evaluate
 
-    from critlang.compiler import compile_protocol
+    from critlang.backends.python import compile_protocol
+    from critlang.data.records import read_record
     from critlang.frontend import analyse_file
-    from critlang.records import read_record
 
     checked = analyse_file(ROOT / "protocols" / "nct05610826" / "current.crit").result
     compiled = compile_protocol(checked)

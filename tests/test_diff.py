@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.data.records import read_record
 from critlang.diff import diff, to_json
 from critlang.frontend import analyse_file, analyse_text
-from critlang.records import read_record
 from helpers import ROOT, TRIAL
 
 AS_OF = dt.date(2023, 4, 1)

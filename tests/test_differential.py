@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from critlang import nodes as n
+from critlang.backends.python import compile_protocol
 from critlang.checker import CheckResult
-from critlang.compiler import compile_protocol
+from critlang.data.records import read_record
 from critlang.evaluate import run_compiled
 from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
-from critlang.records import read_record
 from critlang.typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from critlang.units import conversion_factor, parse_unit
 from helpers import TRIAL

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.backends.runtime import EXPORTS, NA, add_months
+from critlang.data.records import read_record
 from critlang.evaluate import Evaluator, run_compiled
 from critlang.frontend import analyse_file, analyse_text
 from critlang.interpreter import Interpreter
-from critlang.records import read_record
-from critlang.runtime import EXPORTS, NA, add_months
 from helpers import TRIAL
 
 AS_OF = dt.date(2026, 11, 27)

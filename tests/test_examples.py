@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.backends.runtime import NA
+from critlang.data.records import SCHEMA_PATH, load_record
 from critlang.evaluate import Evaluator
 from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
-from critlang.records import SCHEMA_PATH, load_record
-from critlang.runtime import NA
 from helpers import TRIAL
 
 EXAMPLES = sorted((TRIAL / "examples").glob("*.json"))

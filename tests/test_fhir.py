@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from critlang.compiler import compile_protocol
-from critlang.fhir import Extractor, data_files
+from critlang.backends.python import compile_protocol
+from critlang.data.fhir import Extractor, data_files
+from critlang.data.records import read_record
 from critlang.frontend import analyse_file
-from critlang.records import read_record
 from critlang.screen import attrition_csv, patients_csv, patients_jsonl, screen
 from helpers import SHARED, TRIAL
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.data.records import read_record
 from critlang.formatter import format_source
 from critlang.frontend import analyse_text
 from critlang.parser import grammar_path, parse
-from critlang.records import read_record
 from critlang.source import SourceFile
 from helpers import ROOT, TRIAL
 

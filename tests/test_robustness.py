@@ -9,11 +9,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from critlang.compiler import compile_protocol
+from critlang.backends.python import compile_protocol
+from critlang.data.fhir import Extractor, PatientData
+from critlang.data.records import RecordError, read_record
 from critlang.evaluate import Evaluator
-from critlang.fhir import Extractor, PatientData
 from critlang.frontend import analyse_file
-from critlang.records import RecordError, read_record
 from helpers import TRIAL
 
 CHECKED = analyse_file(TRIAL / "current.crit").result

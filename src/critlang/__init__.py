@@ -1,13 +1,17 @@
 """critlang: eligibility criteria as a checked, compiled language.
 
-The pipeline, one module per phase:
+One front end feeding several back ends (docs/architecture.md):
 
-    source.py       text and spans (file:line:col)
-    parser.py       Lark grammar -> AST (nodes.py)
-    units.py        clinical units, exact conversion factors (pint underneath)
-    checker.py      names, types, units, ranges, header conflicts -> diagnostics
-    diagnostics.py  one report object, rendered as text or JSON
-    cli.py          `critlang check ...`
+    source.py        text and spans (file:line:col)
+    parser.py        Lark grammar -> AST (nodes.py)
+    units.py         clinical units, exact conversion factors (ucum.py for UCUM codes)
+    checker/         names, types, units, ranges, header conflicts -> diagnostics (passes)
+    diagnostics.py   one report object, rendered as text or JSON
+    backends/        python.py (compiled evaluator + runtime.py); interpreter.py is the reference
+    data/            records.py (native patient records), fhir.py (FHIR R4 -> records)
+    evaluate.py      verdicts and explanations; screen.py runs cohorts
+    semantics.py     z3 encoding -> diff.py
+    cli.py           `critlang check|eval|screen|fmt|test|render|diff|impact`
 """
 
 __version__ = "0.1.0"

@@ -109,10 +109,10 @@ def _as_of(text: str | None) -> dt.date:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .compiler import compile_protocol
+    from .backends.python import compile_protocol
+    from .data.records import RecordError, load_record
     from .evaluate import EvaluationFault, Evaluator, render_details
     from .evaluate import render_text as render_evaluation
-    from .records import RecordError, load_record
 
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
@@ -154,9 +154,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_screen(args: argparse.Namespace) -> int:
-    from .compiler import compile_protocol
+    from .backends.python import compile_protocol
+    from .data.fhir import Extractor, data_files
     from .evaluate import EvaluationFault
-    from .fhir import Extractor, data_files
     from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen, write
 
     analysis, as_of, code = _protocol_and_date(args)
@@ -371,8 +371,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_impact(args: argparse.Namespace) -> int:
-    from .compiler import compile_protocol
-    from .fhir import Extractor, data_files
+    from .backends.python import compile_protocol
+    from .data.fhir import Extractor, data_files
     from .screen import impact, impact_text
 
     old, new, code = _two_versions(args)

@@ -23,10 +23,10 @@ from typing import Any
 import z3
 
 from . import nodes as n
+from .backends.python import compile_protocol
 from .checker import CheckResult
-from .compiler import compile_protocol
+from .data.records import read_record
 from .formatter import expr as formula
-from .records import read_record
 from .semantics import LIST_BOUND, Encoder, Space
 from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT
 from .units import parse_unit
@@ -546,7 +546,7 @@ WORDS = {
 
 def _relevant(record: dict[str, Any], checked: CheckResult, cid: str) -> dict[str, Any]:
     """The witness facts a criterion reads, for the text report."""
-    from .compiler import _dependencies
+    from .backends.python import _dependencies
 
     crit = next((c for _, c in checked.protocol.criteria if c.id == cid), None)
     if crit is None:

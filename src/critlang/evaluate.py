@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import nodes as n
-from .compiler import FILENAME_PREFIX, Compiled, Criterion
+from .backends.python import FILENAME_PREFIX, Compiled, Criterion
+from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
+from .data.records import Record
 from .interpreter import Interpreter
-from .records import Record
-from .runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .typesys import QuantT
 from .units import conversion_factor
 
@@ -219,7 +219,7 @@ class Evaluator:
 
 
 def _with_arm(record: Record, arm: str) -> Record:
-    from .records import Observation
+    from .data.records import Observation
 
     facts = dict(record.facts)
     facts["arm"] = Observation(arm)

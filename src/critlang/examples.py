@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from . import nodes as n
+from .backends.python import Compiled, compile_protocol
 from .checker import CheckResult
-from .compiler import Compiled, compile_protocol
+from .data.records import RecordError, read_record
 from .evaluate import Evaluator
 from .frontend import Analysis, analyse_file
 from .interpreter import Interpreter
-from .records import RecordError, read_record
 from .source import find_files
 from .typesys import BoolT
 

@@ -15,9 +15,9 @@ from fractions import Fraction
 from typing import Any
 
 from . import nodes as n
+from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
-from .records import Observation, Record
-from .runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
+from .data.records import Observation, Record
 from .typesys import ListT, QuantT, ScaleT
 from .units import _registry, parse_unit
 

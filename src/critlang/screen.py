@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compiler import Compiled
+from .backends.python import Compiled
+from .data.fhir import Extractor, PatientData
+from .data.records import read_record
 from .evaluate import run_compiled, status_word
-from .fhir import Extractor, PatientData
-from .records import read_record
 
 
 @dataclass

@@ -30,9 +30,9 @@ from typing import Any
 import z3
 
 from . import nodes as n
+from .backends.runtime import add_months
 from .checker import ENROLLMENT, CheckResult, Ref
-from .records import fact_types
-from .runtime import add_months
+from .data.records import fact_types
 from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from .units import CALENDAR, conversion_factor, parse_unit
 

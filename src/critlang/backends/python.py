@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from . import nodes as n
+from .. import nodes as n
+from ..checker import CheckResult, Ref
+from ..data.records import Observation, Record, fact_types
+from ..typesys import DateT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..units import TIME, Unit, conversion_factor, parse_unit
 from . import runtime
-from .checker import CheckResult, Ref
-from .records import Observation, Record, fact_types
-from .typesys import DateT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from .units import TIME, Unit, conversion_factor, parse_unit
 
 FILENAME_PREFIX = "<critlang "
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checker import CheckResult
+from ..checker import CheckResult
+from ..source import find_files
+from ..typesys import BoolT, NumberT, QuantT
 from .records import RecordProblem
-from .source import find_files
-from .typesys import BoolT, NumberT, QuantT
 
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "loinc": ("http://loinc.org",),

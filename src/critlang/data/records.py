@@ -19,10 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .checker import ENROLLMENT, CheckResult
-from .typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from .ucum import ucum_unit
-from .units import Unit, UnitError, conversion_factor, describe, parse_unit
+from ..checker import ENROLLMENT, CheckResult
+from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..ucum import ucum_unit
+from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 
 SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
 
@@ -438,7 +438,7 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 @lru_cache(maxsize=1024)
 def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
     """The first day of a look-back window of `amount unit` ending at `anchor`."""
-    from .runtime import add_months
+    from ..backends.runtime import add_months
 
     months = amount * unit.factor  # calendar units are in months
     if unit.dims == (("[calendar]", 1),):

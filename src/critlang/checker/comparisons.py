@@ -1,0 +1,239 @@
+"""Comparisons pass: units, dimensions, integer ranges, dual-unit thresholds, arithmetic."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import nodes as n
+from ..source import Span
+from ..typesys import (
+    NUMERIC,
+    BoolT,
+    EnumT,
+    ErrorT,
+    IntT,
+    ListT,
+    NumberT,
+    QuantT,
+    ScaleT,
+    Type,
+    same_kind,
+)
+from ..units import (
+    CALENDAR,
+    TIME,
+    Unit,
+    conversion_factor,
+    describe,
+    mass_substance_pair,
+    mul_dims,
+)
+from .result import (
+    DualCheck,
+    FactInfo,
+    Ref,
+)
+
+
+class ComparisonsPass:
+    def dimension_error(self, span: Span, want: Unit, got: Unit, against: str) -> None:
+        if {want.dims, got.dims} == {TIME, CALENDAR}:
+            self.err(
+                "E305",
+                f"`{got.text}` is {describe(got.dims)} but {against} is {describe(want.dims)}",
+                span,
+                label="calendar and fixed durations do not mix",
+                hint="months and years vary in length: write both in days/weeks or both in "
+                "months/years",
+            )
+            return
+        if mass_substance_pair(want, got):
+            self.err(
+                "E304",
+                f"`{got.text}` is {describe(got.dims)} but {against} is {describe(want.dims)}",
+                span,
+                label="needs a molar mass",
+                hint="declare the analyte's molar mass on the fact: "
+                '`molar mass 113.12 g/mol source "..."`',
+            )
+            return
+        self.err(
+            "E302",
+            f"`{got.text}` is {describe(got.dims)}, but {against} is in {want.text} "
+            f"({describe(want.dims)})",
+            span,
+            label="wrong dimension",
+            hint=f"write this in a unit like {want.text}",
+        )
+
+    def subject_fact(self, e: n.Expr) -> FactInfo | None:
+        if isinstance(e, n.Name) and self.r.refs.get(id(e), Ref("", "")).kind == "fact":
+            return self.r.facts[e.name]
+        return None
+
+    def compare(
+        self,
+        op: str,
+        left: n.Expr,
+        right: n.Expr,
+        span: Span,
+        scope: dict,
+        check_subject: bool = True,
+    ) -> None:
+        lt = self.expr(left, scope) if check_subject else self.r.types.get(id(left), ErrorT())
+        rt = self.expr(right, scope, expected=lt)
+        if isinstance(lt, ErrorT) or isinstance(rt, ErrorT):
+            return
+        if isinstance(rt, (EnumT, ScaleT)) and not isinstance(lt, (EnumT, ScaleT)):
+            lt, rt, left, right = rt, lt, right, left  # "female = sex"
+        if isinstance(lt, QuantT) and isinstance(right, n.DualQuantityLit):
+            self.dual(left, lt, right)
+            return
+        if isinstance(lt, QuantT) and isinstance(rt, QuantT):
+            if not lt.unit.same_dimension(rt.unit):
+                fact = self.subject_fact(left)
+                if not (mass_substance_pair(lt.unit, rt.unit) and fact and fact.molar_mass):
+                    self.dimension_error(right.span, lt.unit, rt.unit, self.subject_words(left))
+            return
+        if isinstance(lt, QuantT) and isinstance(rt, NUMERIC):
+            self.err(
+                "E303",
+                f"this number has no unit, but {self.subject_words(left)} is in {lt.unit.text}",
+                right.span,
+                label="unit missing",
+                hint=f"write the unit: `{getattr(right, 'text', '...')} {lt.unit.text}`"
+                + (
+                    "; if the protocol text gives none, say which you chose in an `assume`"
+                    if isinstance(right, n.NumberLit)
+                    else ""
+                ),
+            )
+            return
+        if isinstance(lt, NUMERIC) and isinstance(rt, QuantT):
+            self.err(
+                "E303",
+                f"{self.subject_words(left)} is a plain number, but this has a unit "
+                f"({rt.unit.text})",
+                right.span,
+                label="unexpected unit",
+                hint="declare the fact as `quantity UNIT` or drop the unit",
+            )
+            return
+        if isinstance(lt, IntT) and isinstance(right, n.NumberLit):
+            self.int_range(op, lt, right)
+            return
+        if isinstance(lt, NUMERIC) and isinstance(rt, NUMERIC):
+            return
+        if isinstance(lt, EnumT) and op not in ("=", "!="):
+            self.err(
+                "E202",
+                f"`{op}` needs an order, but {lt.describe()} has none",
+                span,
+                hint="use `=`, `!=` or `in {...}`; declare a `scale` if the categories are ordered",
+            )
+            return
+        if isinstance(lt, BoolT) and isinstance(rt, BoolT) and op not in ("=", "!="):
+            self.err("E202", f"`{op}` is not defined for yes/no values", span)
+            return
+        if isinstance(lt, ListT):
+            self.err(
+                "E202",
+                "a list cannot be compared directly",
+                left.span,
+                hint="use `any/all/no ... with (...)`",
+            )
+            return
+        if not same_kind(lt, rt):
+            self.err(
+                "E201",
+                f"cannot compare {lt.describe()} with {rt.describe()}",
+                right.span,
+                label="wrong kind of value",
+            )
+
+    def subject_words(self, e: n.Expr) -> str:
+        if isinstance(e, n.Name):
+            return f"`{e.name}`"
+        if isinstance(e, n.Call):
+            return f"`{e.func}(...)`"
+        return "the left side"
+
+    def int_range(self, op: str, t: IntT, lit: n.NumberLit) -> None:
+        v = lit.value
+        if v.denominator != 1 or not (t.low <= v <= t.high):
+            self.err(
+                "E401",
+                f"{lit.text} is outside the declared range {t.low}..{t.high}",
+                lit.span,
+                label="impossible value",
+            )
+            return
+        never = (op == ">" and v == t.high) or (op == "<" and v == t.low)
+        if never:
+            self.warn(
+                "W401",
+                f"`{op} {lit.text}` can never be true: the declared range is {t.low}..{t.high}",
+                lit.span,
+            )
+
+    def dual(self, left: n.Expr, lt: QuantT, lit: n.DualQuantityLit) -> None:
+        fact = self.subject_fact(left)
+        molar = fact.molar_mass if fact else None
+        factors = []
+        for part in (lit.primary, lit.secondary):
+            t = self.r.types.get(id(part))
+            if not isinstance(t, QuantT):
+                return  # unknown unit, already reported
+            f = conversion_factor(t.unit, lt.unit, molar)
+            if f is None:
+                self.dimension_error(part.span, lt.unit, t.unit, self.subject_words(left))
+            factors.append(f)
+        fp, fs = factors
+        if fp is None or fs is None:
+            return
+        a, b = lit.primary.value * fp, lit.secondary.value * fs
+        rel = abs(a - b) / abs(a) if a else abs(b)
+        self.r.dual_checks.append(DualCheck(lit, a, b, rel))
+        if rel > self.tolerance:
+            self.warn(
+                "W301",
+                f"{lit.primary.text} and {lit.secondary.text} differ by "
+                f"{float(rel) * 100:.2g}% (tolerance {float(self.tolerance) * 100:.2g}%)",
+                lit.span,
+                label="the first value is the one applied",
+                notes=(f"{lit.secondary.text} is {float(b):.4g} {lt.unit.text}",),
+                hint="check both values against the protocol; the first one decides",
+            )
+
+    def arith(self, e: n.Arith, scope: dict) -> Type:
+        a = self.expr(e.left, scope)
+        b = self.expr(e.right, scope)
+        if isinstance(a, ErrorT) or isinstance(b, ErrorT):
+            return ErrorT()
+        for side, t in ((e.left, a), (e.right, b)):
+            if not isinstance(t, (*NUMERIC, QuantT)):
+                return self.err("E201", f"cannot do arithmetic on {t.describe()}", side.span)
+        if e.op in "+-":
+            if isinstance(a, QuantT) and isinstance(b, QuantT):
+                if not a.unit.same_dimension(b.unit):
+                    self.dimension_error(e.right.span, a.unit, b.unit, "the left side")
+                    return ErrorT()
+                return a
+            if isinstance(a, QuantT) or isinstance(b, QuantT):
+                q = a if isinstance(a, QuantT) else b
+                return self.err(
+                    "E303",
+                    f"cannot add a plain number to a quantity in {q.unit.text}",  # type: ignore[union-attr]
+                    e.span,
+                    hint="take the number out first: `(x in UNIT)`",
+                )
+            return NumberT()
+        if isinstance(a, QuantT) or isinstance(b, QuantT):
+            ua = a.unit if isinstance(a, QuantT) else Unit("", Fraction(1), ())
+            ub = b.unit if isinstance(b, QuantT) else Unit("", Fraction(1), ())
+            sign = 1 if e.op == "*" else -1
+            dims = mul_dims(ua.dims, ub.dims, sign)
+            factor = ua.factor * ub.factor**sign
+            text = f"{ua.text or '1'}{e.op}{ub.text or '1'}"
+            return QuantT(Unit(text, factor, dims))
+        return NumberT()

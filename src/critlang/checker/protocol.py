@@ -1,0 +1,323 @@
+"""Protocol pass: criteria, header conflicts, code bindings, unused declarations, the run."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import nodes as n
+from ..diagnostics import sorted_diagnostics
+from ..source import Span
+from ..typesys import (
+    EnumT,
+    ListT,
+    QuantT,
+)
+from ..units import (
+    CALENDAR,
+    UnitError,
+    describe,
+    parse_unit,
+)
+from .result import (
+    _YEARS,
+    ENROLLMENT,
+    CheckResult,
+    FactInfo,
+    _conjuncts,
+    _did_you_mean,
+)
+
+
+class ProtocolPass:
+    # ------------------------------------------------------------------ criteria
+    def criterion(self, kind: str, c: n.Criterion, seen: dict[str, Span]) -> set[str]:
+        self.refs_out = set()
+        if c.id in seen:
+            self.err(
+                "E004",
+                f"criterion id {c.id} is used twice",
+                c.id_span,
+                related=((seen[c.id], "first used here"),),
+                hint="ids are how amendments and reports refer to a criterion: keep them unique",
+            )
+        seen.setdefault(c.id, c.id_span)
+        for k in ("rule", "applies"):
+            found = [cl for cl in c.clauses if cl.kind == k]
+            for extra in found[1:]:
+                self.err(
+                    "E003",
+                    f"{c.id} has more than one `{k}` clause",
+                    extra.span,
+                    hint="combine them with `and`",
+                )
+        if c.rule is None:
+            self.err(
+                "E002",
+                f"{c.id} has no `rule`",
+                c.id_span,
+                hint=f"add a line `rule ...` saying when the patient "
+                f"{'meets' if kind == 'inclusion' else 'is excluded by'} {c.id}",
+            )
+        for cl in c.clauses:
+            if cl.kind == "rule" and cl.expr is not None:
+                self.boolean(cl.expr, {}, "a rule")
+            elif cl.kind == "applies" and cl.expr is not None:
+                self.boolean(cl.expr, {}, "the condition after `applies if`")
+            elif cl.kind == "assumption":
+                self.warn(
+                    "W001",
+                    f"assumption in {c.id}: {cl.text}",
+                    cl.span,
+                    label="stated by the author, not by the protocol",
+                )
+        return self.refs_out
+
+    def header(self) -> None:
+        h = self.p.header
+        if h is None:
+            self.warn(
+                "W002",
+                "the file has no `protocol` header",
+                self.r.source.span(0, 0),
+                hint='start with `protocol "NCT..."` and its title, version and date',
+            )
+            return
+        for key in ("title", "version", "date"):
+            if getattr(h, key) is None and key not in dict(h.item_spans):
+                self.warn("W002", f"the header has no {key}", h.span)
+        if "date" in dict(h.item_spans) and h.date is None:
+            self.err("E006", "the header date is not a calendar date", h.item_span("date"))
+        for key in ("minimum_age", "maximum_age"):
+            q = getattr(h, key)
+            if q is not None:
+                u = self.unit(q.unit, q.span)
+                if u and u.dims != CALENDAR:
+                    self.err(
+                        "E307",
+                        f"an age is written in years or months, not {describe(u.dims)}",
+                        q.span,
+                    )
+        if h.tolerance is not None:
+            u = self.unit(h.tolerance.unit, h.tolerance.span)
+            if u and not u.is_dimensionless:
+                self.err("E302", "the tolerance is a percentage, e.g. `2 %`", h.tolerance.span)
+            elif u:
+                self.tolerance = h.tolerance.value * u.factor
+
+    def age_conflicts(self) -> None:
+        """Compare the registry header's age limits with the inclusion criteria on age."""
+        h = self.p.header
+        if h is None or (h.minimum_age is None and h.maximum_age is None):
+            return
+        bounds: list[tuple[str, Fraction, n.Expr, str]] = []  # (op, years, node, crit id)
+        for kind, c in self.p.criteria:
+            if kind != "inclusion" or c.rule is None or c.applies is not None:
+                continue
+            for conj in _conjuncts(c.rule):
+                for op, subject, value in _age_comparisons(conj):
+                    t = self.r.types.get(id(subject))
+                    if not (isinstance(t, QuantT) and t.unit.dims == CALENDAR):
+                        continue
+                    if not isinstance(value, n.QuantityLit):
+                        continue
+                    u = parse_unit(value.unit)
+                    if u.dims != CALENDAR:
+                        continue
+                    bounds.append((op, value.value * u.factor / _YEARS.factor, value, c.id))
+        for key, ops in (("minimum_age", (">", ">=")), ("maximum_age", ("<", "<="))):
+            q = getattr(h, key)
+            if q is None:
+                continue
+            try:
+                limit = q.value * parse_unit(q.unit).factor / _YEARS.factor
+            except UnitError:
+                continue
+            mine = [b for b in bounds if b[0] in ops]
+            word = "minimum" if key == "minimum_age" else "maximum"
+            if not mine:
+                self.warn(
+                    "W201",
+                    f"the header's {word} age ({q.text}) is not enforced by any "
+                    "inclusion criterion",
+                    q.span,
+                    hint=f"add an inclusion criterion, e.g. `rule age {ops[1]} {q.text}`",
+                )
+                continue
+            for op, years, node, cid in mine:
+                self.age_bound(key, op, years, limit, node, cid, q)
+
+    def age_bound(
+        self,
+        key: str,
+        op: str,
+        years: Fraction,
+        limit: Fraction,
+        node: n.QuantityLit,
+        cid: str,
+        q: n.QuantityLit,
+    ) -> None:
+        strict = op in (">", "<")
+        word = "minimum" if key == "minimum_age" else "maximum"
+        hdr = f"the registry header says {word} age {q.text}"
+        related = ((q.span, "header"),)
+        if years == limit and strict:
+            who = f"patients aged exactly {q.text}"
+            self.warn(
+                "W201",
+                f"{cid} requires age {op} {node.text}, but {hdr}: {who} are left out",
+                node.span,
+                label="excludes the boundary age",
+                related=related,
+                hint=f"if they may enter, write `age {op}= {node.text}` and record the reading "
+                "in an `assumption`; otherwise correct the header",
+            )
+        elif (key == "minimum_age" and years > limit) or (key == "maximum_age" and years < limit):
+            self.warn(
+                "W201",
+                f"{cid} requires age {op} {node.text}, stricter than the header ({hdr})",
+                node.span,
+                related=related,
+                hint="make the header and the criterion say the same",
+            )
+        elif years != limit:
+            self.warn(
+                "W201",
+                f"{cid} allows ages the header excludes ({hdr})",
+                node.span,
+                related=related,
+                hint="make the header and the criterion say the same",
+            )
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> CheckResult:
+        self.header()
+        self.collect()
+        used: set[str] = set()
+        for d in self.p.decls:
+            if isinstance(d, n.Define):
+                self.define_type(d)
+            elif isinstance(d, n.AssumeValue) and d.name in self.r.assumed:
+                self.assumed_type(d.name)
+                self.warn(
+                    "W001",
+                    f"assumption `{d.name}`: {d.reason}",
+                    d.span,
+                    label="stated by the author, not by the protocol",
+                )
+            elif isinstance(d, n.AssumeText):
+                self.warn(
+                    "W001",
+                    f"assumption: {d.text}",
+                    d.span,
+                    label="stated by the author, not by the protocol",
+                )
+            elif isinstance(d, n.Fact):
+                look = d.option("lookback")
+                if look and look.anchor and look.anchor not in self.r.anchors:
+                    self.err(
+                        "E101",
+                        f"unknown anchor `{look.anchor}`",
+                        look.span,
+                        hint=_did_you_mean(look.anchor, self.r.anchors),
+                    )
+        self.bind()
+        seen: dict[str, Span] = {}
+        for kind, c in self.p.criteria:
+            used |= self.criterion(kind, c, seen)
+        self.age_conflicts()
+        self.unused(used)
+        self.r.diagnostics = sorted_diagnostics(self.diags)
+        return self.r
+
+    def bind(self) -> None:
+        """Collect code bindings: the library's for declared facts, then the file's own."""
+        own = [d for d in self.p.decls if isinstance(d, n.Codes)]
+        for d in self.library:
+            if self.binding_target(d, report=False):
+                self.add_binding(d)
+        for d in own:
+            if self.binding_target(d, report=True):
+                self.add_binding(d)
+
+    def binding_target(self, d: n.Codes, report: bool) -> bool:
+        if d.fact not in self.r.facts and d.fact != "arm":
+            if report:
+                self.err(
+                    "E101",
+                    f"codes for unknown fact `{d.fact}`",
+                    d.span,
+                    hint=_did_you_mean(d.fact, self.r.facts),
+                )
+            return False
+        if d.member is None:
+            return True
+        t = self.r.facts[d.fact].type if d.fact in self.r.facts else None
+        kind = t.field("kind") if isinstance(t, ListT) else None
+        if not isinstance(kind, EnumT):
+            if report:
+                self.err(
+                    "E103",
+                    f"`{d.fact}.{d.member}`: only a list with a `kind` category field has members",
+                    d.span,
+                )
+            return False
+        if d.member not in kind.members:
+            if report:
+                self.err(
+                    "E102",
+                    f"`{d.member}` is not a kind of {d.fact}: {', '.join(kind.members)}",
+                    d.span,
+                    hint=_did_you_mean(d.member, kind.members),
+                )
+            return False
+        return True
+
+    def add_binding(self, d: n.Codes) -> None:
+        if d.member is None:
+            self.r.bindings.setdefault(d.fact, []).extend(d.codes)
+        else:
+            self.r.item_bindings.setdefault((d.fact, d.member), []).extend(d.codes)
+
+    def unused(self, used: set[str]) -> None:
+        # follow definitions: a fact used only by a used definition is used
+        frontier = list(used)
+        while frontier:
+            name = frontier.pop()
+            for dep in self.define_refs.get(name, ()):
+                if dep not in used:
+                    used.add(dep)
+                    frontier.append(dep)
+        for d in self.p.decls:
+            if isinstance(d, n.Fact) and d.option("lookback"):
+                used.add(d.option("lookback").anchor or "")  # type: ignore[union-attr]
+        for table, what in (
+            (self.r.facts, "fact"),
+            (self.r.defines, "definition"),
+            (self.r.assumed, "assumed value"),
+            (self.r.anchors, "anchor"),
+        ):
+            for name, item in table.items():
+                if name in used or name == ENROLLMENT:
+                    continue
+                node = item.node if isinstance(item, FactInfo) else item
+                if node is None:
+                    continue
+                self.warn(
+                    "W101",
+                    f"{what} `{name}` is declared but no criterion uses it",
+                    node.span,
+                    hint="remove it, or use it in a rule",
+                )
+
+
+def _age_comparisons(e: n.Expr) -> list[tuple[str, n.Expr, n.Expr]]:
+    """(op, subject, value) for `age OP value` and `age between a and b`, subject left."""
+    flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
+    if isinstance(e, n.Compare):
+        if isinstance(e.left, n.Name) and e.left.name == "age":
+            return [(e.op, e.left, e.right)]
+        if isinstance(e.right, n.Name) and e.right.name == "age":
+            return [(flip[e.op], e.right, e.left)]
+    if isinstance(e, n.Between) and isinstance(e.subject, n.Name) and e.subject.name == "age":
+        return [(">=", e.subject, e.low), ("<=", e.subject, e.high)]
+    return []

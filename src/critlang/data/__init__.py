@@ -1,0 +1,1 @@
+"""Reading patient data: native records (`records`) and FHIR R4 (`fhir`)."""
