@@ -85,7 +85,7 @@ IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # R4 quantity-comparator
 # a valueString that is nothing but a comparator, a number and (optionally) a unit
-_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)\s*([^\s0-9<>=][^\s]*)?\s*")
+_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)(?:\s+(\S+)|([^\s0-9.]\S*))?\s*")
 ABSENT_KINDS = ("conditions", "medications")
 
 
@@ -394,8 +394,9 @@ class Extractor:
                         "(only a comparator, a number and a unit, like '<0.5 mg/dL')"
                     )
                 entry["comparator"], entry["value"] = m.group(1), m.group(2)
-                if m.group(3) and isinstance(t, QuantT):
-                    entry["unit"] = m.group(3)
+                unit_text = m.group(3) or m.group(4)
+                if unit_text and isinstance(t, QuantT):
+                    entry["unit"] = unit_text
                 return entry
             raise Unusable("no valueQuantity")
         if isinstance(t, BoolT):

@@ -180,15 +180,15 @@ def _generic(data: bytes) -> tuple[Any, str | None]:
         return _GENERIC.decode(data), None
     except RecursionError:
         return None, "not readable: JSON nested too deeply"
+    except msgspec.ValidationError:  # a number msgspec cannot hold (1e400): a subclass of
+        try:  # DecodeError, so caught first
+            return json.loads(data), None
+        except (ValueError, RecursionError) as exc:
+            return None, f"not JSON ({exc})"
     except msgspec.DecodeError as exc:
         if "UTF-8" in str(exc):
             return None, f"not UTF-8 text ({exc})"
         return None, f"not JSON ({exc})"
-    except msgspec.ValidationError:
-        try:
-            return json.loads(data), None
-        except (ValueError, RecursionError) as exc:
-            return None, f"not JSON ({exc})"
 
 
 def _decode_loosely(data: bytes) -> Decoded:

@@ -102,9 +102,16 @@ class Tally:
 
     def unassign(self, reason: str, where: str) -> None:
         self.unassigned[reason] += 1
+        # the first three in sorted order, so that file order never shows
         shown = self.examples.setdefault(reason, [])
-        if len(shown) < 3:
+        if len(shown) < 3 or where < shown[-1]:
             shown.append(where)
+            shown.sort()
+            del shown[3:]
+
+    def malformed(self, where: str, r: Resource) -> None:
+        """A resource whose elements do not have their R4 datatypes: used only for identity."""
+        self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
 
     def reconciles(self) -> bool:
         return self.resources == self.assigned + sum(self.unassigned.values())
@@ -280,6 +287,8 @@ def _group_bundle(decoded: Decoded, where: str, tally: Tally) -> Iterator[Patien
             tally.entry_problems.append(f"{where}: an entry has no resource")
             continue
         tally.resources += 1
+        if r.malformed is not None:
+            tally.malformed(where, r)
         if r.resourceType == "Patient":
             tally.assigned += 1
             continue
@@ -376,6 +385,8 @@ def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, b
                     continue
                 usable += 1
                 tally.resources += 1
+                if r.malformed is not None:
+                    tally.malformed(where, r)
                 key, why = _ndjson_key(r)
                 if key is None:
                     tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
