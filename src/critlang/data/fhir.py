@@ -197,11 +197,21 @@ class Extractor:
         index, codes = self.index, self.codes
         for r in group.resources:
             # the hot loop of screening: most resources carry a code bound to nothing,
-            # so the bare code is tested first and everything else only on a hit
-            concept = r.code if r.code is not None else r.medicationCodeableConcept
-            if concept is None and r.medicationReference is not None:
-                concept = self._contained_medication(r)
-            targets = self._targets(concept, index, codes) if concept is not None else []
+            # so the bare codes are tested first and everything else only on a hit
+            concept = r.code
+            if concept is None:
+                concept = r.medicationCodeableConcept
+                if concept is None and r.medicationReference is not None:
+                    concept = self._contained_medication(r)
+            bound = False
+            if concept is not None and concept.coding:
+                for c in concept.coding:
+                    if c.code in codes:
+                        bound = True
+                        break
+            if not bound and r.component is None:
+                continue
+            targets = self._targets(concept, index, codes) if bound else []  # type: ignore[arg-type]
             parts: list[tuple[Component, list[tuple[str, str | None]]]] = []
             if r.component:
                 for comp in r.component:

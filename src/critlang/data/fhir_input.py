@@ -281,26 +281,38 @@ def _group_bundle(decoded: Decoded, where: str, tally: Tally) -> Iterator[Patien
         index.groups[key].problems.append(
             RecordProblem(where, "patient", f"{key} appears more than once in this file")
         )
+    # the hot loop of reading: one subject reference is resolved once per bundle
+    groups = index.groups
+    cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+    resources = assigned = 0
     for url, r in items:
         if r is None:
             tally.not_resources += 1
             tally.entry_problems.append(f"{where}: an entry has no resource")
             continue
-        tally.resources += 1
+        resources += 1
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Patient":
-            tally.assigned += 1
+            assigned += 1
             continue
-        reference, why = _subject(r)
-        key = None
-        if reference is not None:
-            key, why = index.resolve(reference, url)
+        ref = r.subject if r.subject is not None else r.patient
+        reference = ref.reference if ref is not None else None
+        if reference:
+            base = url if url is not None and "://" in url else None
+            hit = cache.get((reference, base))
+            if hit is None:
+                hit = cache[(reference, base)] = index.resolve(reference, url)
+            key, why = hit
+        else:
+            key, why = None, _subject(r)[1]
         if key is None:
             tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
             continue
-        tally.assigned += 1
-        index.groups[key].resources.append(r)
+        assigned += 1
+        groups[key].resources.append(r)
+    tally.resources += resources
+    tally.assigned += assigned
     if not index.groups:
         tally.unusable_files.append((where, "no Patient resource"))
         return
