@@ -184,6 +184,11 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         return 2
     compiled = compile_protocol(analysis.result)
     extractor = Extractor(analysis.result, absent)
+    import gc
+
+    # what start-up built (parser, nodes, compiled code) lives to the end: the collector
+    # need not scan it again and again while the cohort's short-lived objects come and go
+    gc.freeze()
     for warning in extractor.warnings:
         print(f"critlang: warning: {warning}", file=sys.stderr)
     tally = Tally()
