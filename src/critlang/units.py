@@ -322,7 +322,8 @@ def _own_unit(text: str) -> Unit:
     acc = Combiner(text)
     m = _POWER.match(t)
     if m:
-        acc.add(Fraction(10), (), _bound_exponent(text, int(m.group(1)), MAX_POWER_OF_TEN, "on 10"))
+        power = _bound_exponent(text, int(m.group(1)), MAX_POWER_OF_TEN, "on 10")
+        acc.add(Fraction(10) ** power, (), 1)
         t = t[m.end() :]
     pending = 1
     if t.startswith("1/"):

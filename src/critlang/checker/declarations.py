@@ -65,7 +65,8 @@ class DeclarationsPass:
         try:
             return parse_unit(text)
         except UnitError as exc:
-            self.err("E301", exc.message, span, label="unknown unit", hint=exc.hint)
+            label = "out of bounds" if exc.code == "E310" else "unknown unit"
+            self.err(exc.code, exc.message, span, label=label, hint=exc.hint)
             return None
 
     def record(self, e: n.Expr, t: Type) -> Type:
