@@ -411,3 +411,50 @@ def test_new_units_compiled_equals_interpreter() -> None:
 
     agree()
     assert seen == {True, False, None}
+
+
+# ---------------------------------------------------------------- FHIR
+
+
+def test_fhir_hba1c_on_both_scales(tmp_path: Any) -> None:
+    """4548-4 (%) and 59261-8 (mmol/mol) bind one fact; the IFCC value goes through the
+    declared equation, and without it is refused with a diagnostic."""
+    import json
+
+    from critlang.data.fhir import Extractor
+
+    def bundle(code: str, value: float, unit: str) -> dict[str, Any]:
+        q = {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        observation = {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": "urn:uuid:p1"},
+            "effectiveDateTime": "2026-11-20T10:00:00+00:00",
+            "valueQuantity": q,
+        }
+        patient_ = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-05-01"}
+        entries = [{"resource": patient_}, {"resource": observation}]
+        return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+    codes_ = '\ncodes hba1c: loinc "4548-4", loinc "59261-8"\n'
+
+    def read(text: str, data: dict[str, Any]) -> Any:
+        a = analyse_text(text)
+        assert a.ok and a.result is not None, [d.message for d in a.diagnostics]
+        path = tmp_path / "b.json"
+        path.write_text(json.dumps(data))
+        extractor = Extractor(a.result)
+        (p,) = list(extractor.patients([path]))
+        return read_record(a.result, extractor.record(p), AS_OF, str(path))
+
+    declared = HBA1C.replace("CONVERT", IFCC_NGSP) + codes_
+    record = read(declared, bundle("59261-8", 64, "mmol/mol"))
+    assert record.facts["hba1c"].value == Fraction("8.00672")
+    record = read(declared, bundle("4548-4", 7.9, "%"))
+    assert record.facts["hba1c"].value == Fraction("7.9")
+    undeclared = HBA1C.replace("  CONVERT\n", "").replace(" (64 mmol/mol)", "") + codes_
+    record = read(undeclared, bundle("59261-8", 64, "mmol/mol"))
+    assert record.facts.get("hba1c") is None
+    assert any("another clinical scale" in p.message for p in record.problems)

@@ -2,11 +2,12 @@
 
 Criteria files and records share one unit system (units.parse_unit): critlang's own exact
 spellings first, then the clinical spellings below, then any valid UCUM code. A UCUM code
-is parsed with ucumvert's grammar (a Lark grammar generated from the official
-ucum-essence.xml, which ucumvert ships) and evaluated here from ucum-essence.xml's own
-definitions with exact rational arithmetic, so that `[lb_av]` is exactly 453.59237 g and
-`m[Hg]` exactly 133.3220 kPa (UCUM 2.2, §§ 31-45 and the essence file). Kept apart from SI,
-so that the checker refuses what no unit conversion can answer:
+is read here by UCUM's grammar (§§ 7-12) against the atoms and prefixes of the official
+ucum-essence.xml (the copy the ucumvert library ships, found without importing it) and
+evaluated from the essence file's own definitions with exact rational arithmetic, so that
+`[lb_av]` is exactly 453.59237 g and `m[Hg]` exactly 133.3220 kPa (UCUM 2.2, §§ 31-45
+and the essence file). Kept apart from SI, so that the checker refuses what no unit
+conversion can answer:
 
 - `mol` is a base dimension (UCUM defines it as a count, 6.02214076e23);
 - `[IU]`/`[iU]` (and every other arbitrary unit, UCUM § 45) are dimensions of their own:
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from .units import (
     MAX_ATOM_EXPONENT,
@@ -176,10 +176,19 @@ class _Atom:
 
 
 @cache
-def _essence() -> tuple[dict[str, Fraction], dict[str, _Atom]]:
-    import ucumvert
+def _ucumvert_dir() -> Path:
+    """ucumvert's package folder, found without importing it (its import loads pint, ~1 s)."""
+    import importlib.util
 
-    path = Path(ucumvert.__file__).with_name("vendor") / "ucum-essence.xml"
+    spec = importlib.util.find_spec("ucumvert")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
+        raise UnitError("the ucumvert library is not installed (pip install ucumvert)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def _essence() -> tuple[dict[str, Fraction], dict[str, _Atom]]:
+    path = _ucumvert_dir() / "vendor" / "ucum-essence.xml"
     root = ET.parse(path).getroot()
     prefixes = {}
     for p in root.iter():
@@ -201,24 +210,12 @@ def _essence() -> tuple[dict[str, Fraction], dict[str, _Atom]]:
     return prefixes, atoms
 
 
-@cache
-def _parser() -> Any:
-    """ucumvert's UCUM grammar, built once (no pickled cache: see docs/security.md)."""
-    import ucumvert
-    from lark import Lark
-
-    grammar = Path(ucumvert.__file__).with_name("ucum_grammar.lark").read_text("utf-8")
-    return Lark(grammar, start="main_term", strict=True)
-
-
 def is_valid(code: str) -> bool:
     """Is this a valid UCUM code (case-sensitive, per the UCUM specification)?"""
-    if not code or _FACTOR_WITH_EXPONENT.search(code):
-        return False
     try:
-        _parser().parse(code)
-    except Exception:  # Lark raises errors of several kinds
-        return False
+        _evaluate(code)
+    except UnitError as exc:
+        return exc.code == "E310" or "scale of its own" in exc.message  # valid, but refused
     return True
 
 
@@ -246,20 +243,24 @@ def _atom_value(code: str) -> tuple[Fraction, Dims, bool]:
 
 @cache
 def _evaluate(code: str, definition: bool = False) -> Value:
-    """A UCUM code's exact factor to critlang's base units and its dimensions."""
-    if not definition and (not code or _FACTOR_WITH_EXPONENT.search(code)):
+    """A UCUM code's exact factor to critlang's base units and its dimensions.
+
+    The syntax is UCUM's (§§ 7-12): `main-term: "/" term | term`, `term: term ("." | "/")
+    component | component`, `component: annotatable annotation? | annotation | factor |
+    "(" term ")"`, `annotatable: simple-unit exponent?`, a simple unit being an atom or a
+    prefix and a metric atom (a whole atom wins: `cd` is the candela, `Pa` the pascal).
+    """
+    if not code or _FACTOR_WITH_EXPONENT.search(code):
         raise UnitError(f"`{code}` is not a valid UCUM unit")
+    reader = _Reader(code, Combiner(code, ratios=not definition))
     try:
-        tree = _parser().parse(code)
-    except Exception as exc:  # Lark raises errors of several kinds
-        raise UnitError(f"`{code}` is not a valid UCUM unit") from exc
-    acc = Combiner(code, ratios=not definition)
-    specials: list[str] = []
-    try:
-        _walk(tree, 1, acc, specials)
+        reader.main_term(1)
+        if reader.i != len(code):
+            reader.fail()
     except (KeyError, ZeroDivisionError) as exc:
-        raise UnitError(f"`{code}` cannot be evaluated") from exc
-    u = acc.result()
+        raise UnitError(f"`{code}` is not a valid UCUM unit") from exc
+    u = reader.acc.result()
+    specials = reader.specials
     if specials and (len(specials) > 1 or len(u.dims) != 1 or u.dims[0][1] != 1):
         raise UnitError(
             f"`{code}`: {specials[0]} is a value on a scale of its own (UCUM special unit); "
@@ -269,60 +270,116 @@ def _evaluate(code: str, definition: bool = False) -> Value:
     return u.factor, u.dims
 
 
-def _walk(node: Any, sign: int, acc: Combiner, specials: list[str]) -> None:
-    from lark import Token
+_EXPONENT = re.compile(r"^(.*?)([+-]?\d+)$")
+_SYMBOL_STOP = "./(){}"
 
-    if isinstance(node, Token):
-        if node.type == "ANNOTATION":
-            if _BSA_NOTE.match(str(node)):
-                acc.add(Fraction(1), (("[bsa]", 1),), sign)
-            return  # any other annotation is unity (UCUM § 12)
-        return  # operators
-    kind, kids = node.data, node.children
-    if kind == "main_term":
-        if isinstance(kids[0], Token) and kids[0].type == "DIVIDE":
-            _walk(kids[1], -sign, acc, specials)
-        else:
-            _walk(kids[0], sign, acc, specials)
-    elif kind == "term":
-        _walk(kids[0], sign, acc, specials)
-        _walk(kids[2], -sign if str(kids[1]) == "/" else sign, acc, specials)
-    elif kind == "component":
-        _walk(kids[0], sign, acc, specials)
-    elif kind == "annotatable":
-        exp = int(str(kids[1])) if len(kids) > 1 else 1
-        unit = kids[0]
-        if isinstance(unit, Token) or unit.data != "simple_unit":
-            _walk(unit, sign, acc, specials)
+
+class _Reader:
+    """UCUM's grammar, read left to right into a Combiner (no tree is needed)."""
+
+    def __init__(self, code: str, acc: Combiner) -> None:
+        self.s = code
+        self.i = 0
+        self.acc = acc
+        self.specials: list[str] = []
+
+    def fail(self) -> None:
+        raise UnitError(f"`{self.s}` is not a valid UCUM unit")
+
+    def peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def main_term(self, sign: int) -> None:
+        if self.peek() == "/":
+            self.i += 1
+            sign = -sign
+        self.term(sign)
+
+    def term(self, sign: int) -> None:
+        self.component(sign)
+        while self.peek() in (".", "/"):
+            op = self.s[self.i]
+            self.i += 1
+            self.component(-sign if op == "/" else sign)
+
+    def component(self, sign: int) -> None:
+        c = self.peek()
+        if c == "(":
+            self.i += 1
+            self.main_term(sign)
+            if self.peek() != ")":
+                self.fail()
+            self.i += 1
+        elif c == "{":
+            self.annotation(sign)
             return
-        is_ten = str(unit.children[-1]) in ("10*", "10^")
-        limit = MAX_POWER_OF_TEN if is_ten else MAX_ATOM_EXPONENT
-        _bound_exponent(acc.text, exp, limit, "on 10" if is_ten else "on a unit")
-        if is_ten:
-            acc.add(Fraction(10) ** exp, (), sign)
         else:
-            _simple(unit, sign * exp, acc, specials)
-    elif kind == "simple_unit":
-        _simple(node, sign, acc, specials)
-    else:  # pragma: no cover - the grammar has no other rules
-        raise UnitError(f"`{acc.text}` has an unexpected part ({kind})")
+            self.simple(sign)
+        if self.peek() == "{":
+            self.annotation(0)  # an annotation on a unit is unity (UCUM § 12)
+
+    def annotation(self, sign: int) -> None:
+        end = self.s.find("}", self.i)
+        if end < 0:
+            self.fail()
+        text = self.s[self.i : end + 1]
+        if any(not (33 <= ord(ch) <= 126) or ch in "{}" for ch in text[1:-1]):
+            self.fail()
+        self.i = end + 1
+        if sign and _BSA_NOTE.match(text):
+            self.acc.add(Fraction(1), (("[bsa]", 1),), sign)
+
+    def simple(self, sign: int) -> None:
+        start = self.i
+        while self.i < len(self.s) and self.s[self.i] not in _SYMBOL_STOP:
+            if self.s[self.i] == "[":  # a bracketed part may hold `.` and `/`
+                close = self.s.find("]", self.i)
+                if close < 0:
+                    self.fail()
+                self.i = close + 1
+            else:
+                self.i += 1
+        run = self.s[start : self.i]
+        if not run:
+            self.fail()
+        if run.isdigit():  # a factor
+            if len(run) > 15:
+                raise UnitError(
+                    f"`{self.s}`: the factor {run[:20]}... is out of bounds (at most 15 digits)",
+                    "no clinical unit needs it; see docs/language.md, Units",
+                    code="E310",
+                )
+            self.acc.add(Fraction(int(run)), (), sign)
+            return
+        m = _EXPONENT.match(run)
+        symbol, exp = (m.group(1), int(m.group(2))) if m else (run, 1)
+        if not symbol or symbol.isdigit():
+            self.fail()
+        if symbol in ("10*", "10^"):
+            _bound_exponent(self.s, exp, MAX_POWER_OF_TEN, "on 10")
+            self.acc.add(Fraction(10) ** exp, (), sign)
+            return
+        _bound_exponent(self.s, exp, MAX_ATOM_EXPONENT, "on a unit")
+        factor, dims, special = _simple_unit(symbol)
+        if special:
+            self.specials.append(symbol)
+        self.acc.add(factor, dims, sign * exp)
 
 
-def _simple(node: Any, power: int, acc: Combiner, specials: list[str]) -> None:
-    kids = [str(k) for k in node.children]
-    if node.children[0].type == "FACTOR":
-        if len(kids[0]) > 15:
-            raise UnitError(
-                f"`{acc.text}`: the factor {kids[0][:20]}... is out of bounds (at most 15 digits)",
-                "no clinical unit needs it; see docs/language.md, Units",
-                code="E310",
-            )
-        acc.add(Fraction(int(kids[0])), (), power)
-        return
-    prefix = Fraction(1)
-    if len(kids) == 2:
-        prefix = _essence()[0][kids[0]]
-    f, d, special = _atom_value(kids[-1])
-    if special:
-        specials.append(kids[-1])
-    acc.add(prefix * f, d, power)
+def _is_metric(atom: str) -> bool:
+    return atom in _ESSENCE_BASES or atom == "mol" or _essence()[1][atom].metric
+
+
+@cache
+def _simple_unit(symbol: str) -> tuple[Fraction, Dims, bool]:
+    """An atom, or a prefix and a metric atom; a whole atom wins (UCUM § 10)."""
+    prefixes, atoms = _essence()
+    if symbol in atoms or symbol in _ESSENCE_BASES:
+        return _atom_value(symbol)
+    for n in (2, 1):
+        prefix, atom = symbol[:n], symbol[n:]
+        if prefix in prefixes and atom and (atom in atoms or atom in _ESSENCE_BASES):
+            if _is_metric(atom):
+                factor, dims, special = _atom_value(atom)
+                return prefixes[prefix] * factor, dims, special
+    raise KeyError(symbol)
