@@ -1,10 +1,13 @@
 """Clinical units with exact conversion factors.
 
-A unit as an author writes it ("x10^9/L", "/mm3", "mL/min/1.73m2", "mg/dL") becomes a
-`Unit`: an exact rational factor to base units and a dimension signature. Atoms ("mg",
-"dL", "min") are resolved by pint against critlang's own definitions (units.txt) with
-rational arithmetic, so equal thresholds written in different units compare equal
-exactly (2000/mm3 == 2 x10^9/L, no float residue).
+A unit as an author writes it ("x10^9/L", "/mm3", "mL/min/1.73m2", "mg/dL", "mm[Hg]",
+"lb") or as a record carries it (a UCUM code) becomes a `Unit`: an exact rational factor
+to base units and a dimension signature. One unit system serves criteria files and
+records (`parse_unit`): critlang's own spellings, whose atoms ("mg", "dL", "min") pint
+resolved ahead of time from critlang's definitions (units.txt -> unit_table.py), then the
+clinical spellings and every UCUM code (ucum.py). Arithmetic is rational, so equal
+thresholds written in different units compare equal exactly (2000/mm3 == 2 x10^9/L).
+Sizes are bounded (E310) so that no unit can stall the tool or overflow a float.
 """
 
 from __future__ import annotations
