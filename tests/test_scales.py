@@ -421,7 +421,7 @@ def test_fhir_hba1c_on_both_scales(tmp_path: Any) -> None:
     declared equation, and without it is refused with a diagnostic."""
     import json
 
-    from critlang.data.fhir import Extractor
+    from critlang.data.fhir import Extractor, read_fhir
 
     def bundle(code: str, value: float, unit: str) -> dict[str, Any]:
         q = {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
@@ -435,7 +435,9 @@ def test_fhir_hba1c_on_both_scales(tmp_path: Any) -> None:
             "valueQuantity": q,
         }
         patient_ = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-05-01"}
-        entries = [{"resource": patient_}, {"resource": observation}]
+        entries = [
+            {"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in (patient_, observation)
+        ]
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
     codes_ = '\ncodes hba1c: loinc "4548-4", loinc "59261-8"\n'
@@ -445,9 +447,8 @@ def test_fhir_hba1c_on_both_scales(tmp_path: Any) -> None:
         assert a.ok and a.result is not None, [d.message for d in a.diagnostics]
         path = tmp_path / "b.json"
         path.write_text(json.dumps(data))
-        extractor = Extractor(a.result)
-        (p,) = list(extractor.patients([path]))
-        return read_record(a.result, extractor.record(p), AS_OF, str(path))
+        (p,) = list(read_fhir([path], Extractor(a.result), AS_OF))
+        return read_record(a.result, p.record, AS_OF, str(path))
 
     declared = HBA1C.replace("CONVERT", IFCC_NGSP) + codes_
     record = read(declared, bundle("59261-8", 64, "mmol/mol"))
