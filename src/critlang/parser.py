@@ -227,6 +227,9 @@ class _ToAst(Transformer):
     def t_scale(self, meta: Meta, items: list[Any]) -> Any:
         return n.ScaleTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
 
+    def t_blood_pressure(self, meta: Meta, items: list[Any]) -> Any:
+        return n.BloodPressureTypeExpr(span=self._span(meta))
+
     def t_boolean(self, meta: Meta, items: list[Any]) -> Any:
         return n.BooleanTypeExpr(span=self._span(meta))
 
@@ -315,6 +318,12 @@ class _ToAst(Transformer):
     def unless(self, meta: Meta, items: list[Any]) -> Any:
         return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))
 
+    def implies(self, meta: Meta, items: list[Any]) -> Any:
+        return n.Implies(premise=items[0], conclusion=items[1], span=self._span(meta))
+
+    def if_then(self, meta: Meta, items: list[Any]) -> Any:
+        return n.Implies(premise=items[0], conclusion=items[1], form="if", span=self._span(meta))
+
     def or_(self, meta: Meta, items: list[Any]) -> Any:
         return n.Or(left=items[0], right=items[1], span=self._span(meta))
 
@@ -386,6 +395,66 @@ class _ToAst(Transformer):
     def order(self, meta: Meta, items: list[Any]) -> Any:
         return n.Order(subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta))
 
+    def w_at_least(self, meta: Meta, items: list[Any]) -> Any:
+        subject, duration, direction, anchor = items
+        return n.DateBound(
+            op="<=" if direction == "before" else ">=",
+            subject=subject,
+            anchor=anchor,
+            duration=self._quantity(duration),
+            direction=direction,
+            wording="at_least",
+            span=self._span(meta),
+        )
+
+    def w_no_later(self, meta: Meta, items: list[Any]) -> Any:
+        subject, word, anchor = items
+        later = str(word) == "later"
+        return n.DateBound(
+            op="<=" if later else ">=",
+            subject=subject,
+            anchor=anchor,
+            wording="no_later" if later else "no_earlier",
+            span=self._span(meta),
+        )
+
+    def w_on_or(self, meta: Meta, items: list[Any]) -> Any:
+        subject, direction, anchor = items
+        return n.DateBound(
+            op="<=" if direction == "before" else ">=",
+            subject=subject,
+            anchor=anchor,
+            wording="on_or",
+            span=self._span(meta),
+        )
+
+    def w_between(self, meta: Meta, items: list[Any]) -> Any:
+        subject, low, high, direction, anchor = items
+        return n.WindowBetween(
+            subject=subject,
+            low=low,
+            high=high,
+            direction=direction,
+            anchor=anchor,
+            span=self._span(meta),
+        )
+
+    def w_overlaps(self, meta: Meta, items: list[Any]) -> Any:
+        start, end, duration, direction, anchor = items
+        return n.Period(
+            kind="overlaps",
+            start=start,
+            end=end,
+            anchor=anchor,
+            duration=self._quantity(duration),
+            direction=direction,
+            span=self._span(meta),
+        )
+
+    def w_ongoing(self, meta: Meta, items: list[Any]) -> Any:
+        start, end, anchor = items
+        return n.Period(kind="ongoing", start=start, end=end, anchor=anchor, span=self._span(meta))
+
     def arith(self, meta: Meta, items: list[Any]) -> Any:
         return n.Arith(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
@@ -411,6 +480,9 @@ class _ToAst(Transformer):
         return n.Conditional(
             then=items[0], cond=items[1], otherwise=items[2], span=self._span(meta)
         )
+
+    def date_of(self, meta: Meta, items: list[Any]) -> Any:
+        return n.DateOf(fact=str(items[0]), fact_span=self._tspan(items[0]), span=self._span(meta))
 
     def first_available(self, meta: Meta, items: list[Any]) -> Any:
         return n.FirstAvailable(options=tuple(items), span=self._span(meta))
@@ -451,6 +523,18 @@ class _ToAst(Transformer):
     def quantity(self, meta: Meta, items: list[Any]) -> Any:
         return self._quantity(items[0])
 
+    def pressure_pair(self, meta: Meta, items: list[Any]) -> Any:
+        text = str(items[0])
+        m = re.fullmatch(r"(\d+)/(\d+)[ \t]*(.*)", text)
+        assert m, text  # the PRESSURE_PAIR terminal guarantees this shape
+        return n.PressureLit(
+            systolic=Fraction(m.group(1)),
+            diastolic=Fraction(m.group(2)),
+            unit=m.group(3),
+            raw=text,
+            span=self._span(meta),
+        )
+
     def dual_quantity(self, meta: Meta, items: list[Any]) -> Any:
         return n.DualQuantityLit(
             primary=self._quantity(items[0]),
@@ -482,6 +566,8 @@ _TERMINAL_WORDS = {
     "SIGNED_INT": "a whole number",
     "DATE": "a date (YYYY-MM-DD)",
     "UNIT": "a unit (e.g. mg/dL)",
+    "PRESSURE_PAIR": "a blood pressure (e.g. 140/90 mmHg)",
+    "LATER_EARLIER": "`later` or `earlier`",
     "CRIT_ID": "a criterion id (e.g. I1, E7)",
     "COMPOP": "a comparison (<, <=, >, >=, =, !=)",
     "ADDOP": "+ or -",

@@ -15,9 +15,11 @@ from ..typesys import (
     IntT,
     ListT,
     NumberT,
+    PressureT,
     QuantT,
     ScaleT,
     Type,
+    mm_hg,
 )
 from ..units import (
     Unit,
@@ -112,6 +114,8 @@ class DeclarationsPass:
             return BoolT(attestation=t.attestation)
         if isinstance(t, n.DateTypeExpr):
             return DateT()
+        if isinstance(t, n.BloodPressureTypeExpr):
+            return PressureT(mm_hg())
         if isinstance(t, n.ListTypeExpr):
             names = [f.name for f in t.fields]
             for f in t.fields:

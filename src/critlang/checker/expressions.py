@@ -50,6 +50,10 @@ class ExpressionsPass:
                 if not a.unit.same_dimension(b.unit) and not mass_substance_pair(a.unit, b.unit):
                     self.dimension_error(e.secondary.span, a.unit, b.unit, "the first unit")
             return a
+        if isinstance(e, n.PressureLit):
+            return self.pressure_literal(e)
+        if isinstance(e, n.DateOf):
+            return self.date_of(e)
         if isinstance(e, n.DateLit):
             if e.value.year == 1:
                 return self.err("E006", "this is not a calendar date", e.span)
@@ -61,6 +65,9 @@ class ExpressionsPass:
         if isinstance(e, n.Call):
             return self.call(e, scope)
         if isinstance(e, n.Attribute):
+            part = self.pressure_part(e, scope)
+            if part is not None:
+                return part
             return self.err(
                 "E103",
                 f"`{e.obj}.{e.attr}`: fields are reached inside a list condition",
@@ -132,8 +139,17 @@ class ExpressionsPass:
             self.boolean(e.rule, scope, "the rule before `unless`")
             self.boolean(e.exception, scope, "the exception after `unless`")
             return BoolT()
+        if isinstance(e, n.Implies):
+            return self.implies(e, scope)
         if isinstance(e, n.Compare):
+            if self.pressure_compare(e, scope):
+                return BoolT()
+            if self.bare_division(e):
+                self.expr(e.left, scope)
+                self.expr(e.right, scope)
+                return BoolT()
             self.compare(e.op, e.left, e.right, e.span, scope)
+            self.number_threshold_warning(e, getattr(self, "current_criterion", None))
             return BoolT()
         if isinstance(e, n.CompareRef):
             self.reference_range(e.left, scope, f"{e.limit}")
@@ -189,6 +205,12 @@ class ExpressionsPass:
                     hint="write days, weeks, months or years",
                 )
             return BoolT()
+        if isinstance(e, n.DateBound):
+            return self.date_bound(e, scope)
+        if isinstance(e, n.WindowBetween):
+            return self.window_between(e, scope)
+        if isinstance(e, n.Period):
+            return self.period(e, scope)
         if isinstance(e, n.Order):
             self.date_operand(e.subject, scope)
             self.date_operand(e.anchor, scope)

@@ -32,6 +32,7 @@ class ProtocolPass:
     # ------------------------------------------------------------------ criteria
     def criterion(self, kind: str, c: n.Criterion, seen: dict[str, Span]) -> set[str]:
         self.refs_out = set()
+        self.current_criterion = c  # its protocol text, for W601
         if c.id in seen:
             self.err(
                 "E004",
