@@ -47,12 +47,17 @@ CODES: dict[str, str] = {
     "E307": "not a duration",
     "E401": "value outside the declared range",
     "E402": "empty range",
+    "E601": "a written division read as a threshold",
+    "E602": "blood pressure used wrongly",
+    "E603": "window ends not written durations",
+    "E604": "`date of` a non-fact",
     "W001": "assumption",
     "W002": "header field missing",
     "W101": "unused declaration",
     "W201": "header and criteria disagree",
     "W301": "dual-unit threshold disagrees",
     "W401": "comparison can never be true",
+    "W601": "plain number against a threshold the protocol writes with a unit",
 }
 
 

@@ -82,10 +82,16 @@ def _bare(e: n.Expr) -> str:
         if e.form == "if":
             return f"if {expr(e.premise, OR)} then {expr(e.conclusion, OR)}"
         return f"{expr(e.premise, OR)} implies {expr(e.conclusion, OR)}"
-    if isinstance(e, n.Or):
-        return f"{expr(e.left, OR)} or {expr(e.right, AND)}"
-    if isinstance(e, n.And):
-        return f"{expr(e.left, AND)} and {expr(e.right, NOT)}"
+    if isinstance(e, (n.Or, n.And)):
+        # a run of one operator along the left spine, without recursion (runs may be long)
+        word, level, right_level = ("or", OR, AND) if isinstance(e, n.Or) else ("and", AND, NOT)
+        rights = [e.right]
+        node = e.left
+        while type(node) is type(e) and not node.parens:
+            rights.append(node.right)  # type: ignore[attr-defined]
+            node = node.left  # type: ignore[attr-defined]
+        parts = [expr(node, level), *(expr(r, right_level) for r in reversed(rights))]
+        return f" {word} ".join(parts)
     if isinstance(e, n.Not):
         return f"not {expr(e.operand, NOT)}"
     if isinstance(e, n.Compare):

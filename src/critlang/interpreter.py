@@ -104,6 +104,22 @@ def _combinations(*values: Any, keep_unknown: bool = False) -> list[tuple[Any, .
     return combos
 
 
+def _kleene(
+    stop: bool, left: tuple[bool | None, Any], right: tuple[bool | None, Any]
+) -> tuple[bool | None, Any]:
+    """Strong Kleene or (stop True) / and (stop False), with the deciding sub-expression."""
+    (a, ad), (b, bd) = left, right
+    if a is stop:
+        return stop, ad
+    if b is stop:
+        return stop, bd
+    if a is None:
+        return None, ad
+    if b is None:
+        return None, bd
+    return (not stop), bd
+
+
 def _options(v: Any) -> tuple[Any, ...]:
     return tuple(v) if isinstance(v, Choices) else (v,)
 
@@ -351,25 +367,23 @@ class Interpreter:
         if isinstance(e, n.Not):
             v, d = self.cond(e.operand, env)
             return (None if v is None else not v), d
-        if isinstance(e, (n.And, n.Or, n.Unless)):
-            if isinstance(e, n.Unless):
-                a, ad = self.cond(e.rule, env)
-                b0, bd = self.cond(e.exception, env)
-                b = None if b0 is None else not b0
-                stop = False
-            else:
-                a, ad = self.cond(e.left, env)
-                b, bd = self.cond(e.right, env)
-                stop = isinstance(e, n.Or)
-            if a is stop:
-                return stop, ad
-            if b is stop:
-                return stop, bd
-            if a is None:
-                return None, ad
-            if b is None:
-                return None, bd
-            return (not stop), bd
+        if isinstance(e, n.Unless):
+            a, ad = self.cond(e.rule, env)
+            b0, bd = self.cond(e.exception, env)
+            return _kleene(False, (a, ad), (None if b0 is None else not b0, bd))
+        if isinstance(e, (n.And, n.Or)):
+            # a run of the same operator, folded along its left spine (no recursion: a rule
+            # may chain hundreds of alternatives); every node's value is traced as before
+            stop = isinstance(e, n.Or)
+            spine = [e]
+            while type(spine[-1].left) is type(e):
+                spine.append(spine[-1].left)  # type: ignore[arg-type]
+            acc = self.cond(spine[-1].left, env)
+            for node in reversed(spine):
+                acc = _kleene(stop, acc, self.cond(node.right, env))
+                if node is not e and self.trace is not None:
+                    self.trace.setdefault(id(node), set()).add(acc[0])
+            return acc
         if isinstance(e, n.Implies):
             a, ad = self.cond(e.premise, env)
             if a is False:

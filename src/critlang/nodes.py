@@ -29,10 +29,13 @@ class Node:
                 yield from (v for v in value if isinstance(v, Node))
 
     def walk(self) -> Iterator[Node]:
-        """This node and all below it, depth first, in source order."""
-        yield self
-        for child in self.children():
-            yield from child.walk()
+        """This node and all below it, depth first, in source order (an explicit stack:
+        no depth limit)."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(tuple(node.children())))
 
 
 # ------------------------------------------------------------------ types (as written)
@@ -566,12 +569,11 @@ def arithmetic_roots(root: Node) -> set[int]:
     """
     inside = (Arith, Neg, Magnitude)
     roots: set[int] = set()
-
-    def visit(node: Node, in_formula: bool) -> None:
+    stack: list[tuple[Node, bool]] = [(root, False)]  # explicit: no depth limit
+    while stack:
+        node, in_formula = stack.pop()
         if isinstance(node, Arith) and not in_formula:
             roots.add(id(node))
-        for child in node.children():
-            visit(child, isinstance(node, inside) or (in_formula and isinstance(node, Conditional)))
-
-    visit(root, False)
+        below = isinstance(node, inside) or (in_formula and isinstance(node, Conditional))
+        stack.extend((child, below) for child in node.children())
     return roots

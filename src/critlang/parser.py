@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
+from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
 from .diagnostics import Diagnostic, error
@@ -70,8 +71,12 @@ def _unquote(token: str) -> str:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    """Builds AST nodes and nothing else: no checking happens here."""
+class _ToAst(Transformer_NonRecursive):
+    """Builds AST nodes and nothing else: no checking happens here.
+
+    Non-recursive (Lark walks the tree with its own stack), so deeply nested or very long
+    expressions (hundreds of parentheses or alternatives) never exhaust Python's stack.
+    """
 
     def __init__(self, source: SourceFile) -> None:
         super().__init__()

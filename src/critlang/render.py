@@ -75,6 +75,12 @@ class _Words:
             return f"completed years from {a} to {b}"
         if isinstance(e, n.FirstAvailable):
             return "the first available of " + ", else ".join(self.value(o) for o in e.options)
+        if isinstance(e, n.DateOf):
+            return f"the date of {self.name(e.fact)}"
+        if isinstance(e, n.Attribute):
+            return f"{self.name(e.obj)} ({e.attr})"
+        if isinstance(e, n.PressureLit):
+            return f"{e.systolic}/{e.diastolic} {e.unit or 'mm[Hg]'}"
         return formula(e)
 
     def cond(self, e: n.Expr) -> Words:
@@ -87,11 +93,19 @@ class _Words:
             if isinstance(rule, str):
                 return (f"{rule}, unless:", [exception])
             return ("all of:", [rule, ("unless:", [exception])])
+        if isinstance(e, n.Implies):
+            return (f"if {_one_line(self.cond(e.premise))}, then:", [self.cond(e.conclusion)])
         if isinstance(e, n.Not):
             inner = self.cond(e.operand)
             if isinstance(inner, str):
                 return f"not: {inner}"
             return ("none of:" if inner[0] == "any of:" else "not:", [inner])
+        if isinstance(e, n.Compare) and isinstance(e.right, n.PressureLit):
+            both = n.PRESSURE_COMBINE[e.op] == "all"
+            return (
+                f"{self.value(e.left)} {_OPS[e.op]} {self.value(e.right)} "
+                f"({'systolic and diastolic both' if both else 'systolic or diastolic'})"
+            )
         if isinstance(e, n.Compare):
             return f"{self.value(e.left)} {_OPS[e.op]} {self.value(e.right)}"
         if isinstance(e, n.CompareRef):
@@ -118,6 +132,31 @@ class _Words:
             )
         if isinstance(e, n.Order):
             return f"{self.value(e.subject)} is {e.direction} {self.value(e.anchor)}"
+        if isinstance(e, n.DateBound):
+            subject, anchor = self.value(e.subject), self.value(e.anchor)
+            if e.duration is not None:
+                return (
+                    f"{subject} is at least {e.duration.raw or e.duration.text} {e.direction} "
+                    f"{anchor} (that day included)"
+                )
+            side = "on or before" if e.op == "<=" else "on or after"
+            return f"{subject} is {side} {anchor}"
+        if isinstance(e, n.WindowBetween):
+            ends = e.durations()
+            low, high = (q.raw or q.text for q in ends) if ends else ("?", "?")
+            return (
+                f"{self.value(e.subject)} is between {low} and {high} {e.direction} "
+                f"{self.value(e.anchor)} (both ends included)"
+            )
+        if isinstance(e, n.Period):
+            period = f"the period from {self.value(e.start)} to {self.value(e.end)}"
+            if e.kind == "ongoing":
+                return f"{period} is ongoing on {self.value(e.anchor)}"
+            assert e.duration is not None
+            return (
+                f"{period} overlaps the {e.duration.raw or e.duration.text} {e.direction} "
+                f"{self.value(e.anchor)}"
+            )
         if isinstance(e, n.Quantified):
             what = self.name(e.list_name)
             lead = {
@@ -134,6 +173,13 @@ class _Words:
         if isinstance(e, n.BoolLit):
             return "always" if e.value else "never"
         return formula(e)
+
+
+def _one_line(w: Words) -> str:
+    if isinstance(w, str):
+        return w
+    head, items = w
+    return f"{head} " + "; ".join(_one_line(x) for x in items)
 
 
 def _flatten(e: n.And | n.Or) -> list[n.Expr]:

@@ -943,8 +943,13 @@ def _chain(e: n.And | n.Or) -> list[n.Expr]:
     """The operands of a run of the same operator: a or b or c -> [a, b, c]."""
     kind = type(e)
     out: list[n.Expr] = []
-    for side in (e.left, e.right):
-        out += _chain(side) if type(side) is kind else [side]  # type: ignore[arg-type]
+    stack: list[n.Expr] = [e]  # explicit: a run may be hundreds of terms long
+    while stack:
+        node = stack.pop()
+        if type(node) is kind:
+            stack += [node.right, node.left]  # type: ignore[attr-defined]
+        else:
+            out.append(node)
     return out
 
 

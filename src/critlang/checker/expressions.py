@@ -131,9 +131,17 @@ class ExpressionsPass:
             self.boolean(e.operand, scope, "the operand of `not`")
             return BoolT()
         if isinstance(e, (n.And, n.Or)):
+            # a run of the same operator, walked along its left spine without recursion:
+            # a rule may chain hundreds of alternatives
             word = "and" if isinstance(e, n.And) else "or"
-            self.boolean(e.left, scope, f"each side of `{word}`")
-            self.boolean(e.right, scope, f"each side of `{word}`")
+            spine = [e]
+            while type(spine[-1].left) is type(e):
+                spine.append(spine[-1].left)  # type: ignore[arg-type]
+            self.boolean(spine[-1].left, scope, f"each side of `{word}`")
+            for node in reversed(spine):
+                self.boolean(node.right, scope, f"each side of `{word}`")
+                if node is not e:
+                    self.record(node, BoolT())
             return BoolT()
         if isinstance(e, n.Unless):
             self.boolean(e.rule, scope, "the rule before `unless`")
