@@ -472,3 +472,14 @@ def test_w201_exclusion_the_header_already_covers_is_no_conflict() -> None:
 def test_w201_inclusion_unchanged() -> None:
     assert w201("age >= 18 years", "inclusion") == []
     assert "left out" in w201("age > 18 years", "inclusion")[0]
+
+
+def test_calendar_windows_take_whole_months() -> None:
+    head = "fact d: date\nanchor a\ninclusion criteria\n"
+    for rule in (
+        "d within 1.5 months before a",
+        "d at least 0.5 months before a",
+        "d between 1 and 2.5 months after a",
+    ):
+        assert "E307" in codes(head + f'I1 "x"\n  rule {rule}\n'), rule
+    assert codes(head + 'I1 "x"\n  rule d within 0.5 years before a\n') == ["W002"]

@@ -20,8 +20,6 @@ from ..typesys import (
     same_kind,
 )
 from ..units import (
-    describe,
-    is_duration,
     mass_substance_pair,
 )
 from .result import (
@@ -203,15 +201,7 @@ class ExpressionsPass:
         if isinstance(e, n.Window):
             self.date_operand(e.subject, scope)
             self.date_operand(e.anchor, scope)
-            u = self.unit(e.duration.unit, e.duration.span)
-            self.record(e.duration, QuantT(u) if u else ErrorT())
-            if u and not is_duration(u):
-                self.err(
-                    "E307",
-                    f"`{e.duration.text}` is not a duration ({describe(u.dims)})",
-                    e.duration.span,
-                    hint="write days, weeks, months or years",
-                )
+            self.duration(e.duration)  # forms.py: a duration, whole months if calendar
             return BoolT()
         if isinstance(e, n.DateBound):
             return self.date_bound(e, scope)

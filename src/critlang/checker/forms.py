@@ -21,7 +21,7 @@ from ..typesys import (
     Type,
     mm_hg,
 )
-from ..units import UnitError, describe, is_duration, parse_unit
+from ..units import CALENDAR, UnitError, describe, is_duration, parse_unit
 from .result import Ref
 
 PRESSURE_PARTS = ("systolic", "diastolic")
@@ -212,6 +212,15 @@ class FormsPass:
                 f"`{q.text}` is not a duration ({describe(u.dims)})",
                 q.span,
                 hint="write days, weeks, months or years",
+            )
+            return None
+        if u.dims == CALENDAR and (q.value * u.factor).denominator != 1:
+            # a calendar step is a whole number of months (a month is 28 to 31 days)
+            self.err(
+                "E307",
+                f"`{q.text}` is not a whole number of months",
+                q.span,
+                hint="write whole months or years, or the window in weeks or days",
             )
             return None
         return q.value * u.factor
