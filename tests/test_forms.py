@@ -483,3 +483,63 @@ def test_calendar_windows_take_whole_months() -> None:
     ):
         assert "E307" in codes(head + f'I1 "x"\n  rule {rule}\n'), rule
     assert codes(head + 'I1 "x"\n  rule d within 0.5 years before a\n') == ["W002"]
+
+
+# ---------------------------------------------------------------- blood pressure from FHIR
+
+
+def _panel(systolic: Any, diastolic: Any) -> dict[str, Any]:
+    def part(code: str, value: Any) -> dict[str, Any]:
+        quantity = {"value": value, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}
+        return {
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "valueQuantity": quantity,
+        }
+
+    return {
+        "resourceType": "Observation",
+        "id": "bp",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2024-05-20T09:15:00Z",
+        "component": [
+            part(code, value)
+            for code, value in (("8480-6", systolic), ("8462-4", diastolic))
+            if value is not None
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "expected"),
+    [
+        (139, 89, (True, False)),
+        (140, 89, (False, False)),
+        (150, 101, (False, True)),
+        (None, 95, (False, None)),
+    ],
+)
+def test_blood_pressure_panel_from_fhir(
+    tmp_path: Any, systolic: Any, diastolic: Any, expected: tuple
+) -> None:
+    import json
+
+    from critlang.data.fhir import Extractor, Tally, read_fhir
+
+    src = BP.replace(
+        "fact bp: blood pressure", 'fact bp: blood pressure\ncodes bp: loinc "85354-9"'
+    )
+    src = src[: src.index("E2 ")]  # I1, I2, E1
+    a = analyse_text(src, "bp.crit")
+    assert a.result is not None and a.ok
+    path = tmp_path / "b.json"
+    patient = {"resourceType": "Patient", "id": "p1"}
+    entries = [{"resource": r} for r in (patient, _panel(systolic, diastolic))]
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    (p,) = list(read_fhir([path], Extractor(a.result), AS_OF, Tally()))
+    record = read_record(a.result, p.record, AS_OF)
+    assert not record.problems and not p.problems, (record.problems, p.problems)
+    compiled = compile_protocol(a.result)
+    _, got = compiled.evaluate(compiled.normalise(record))
+    assert (got[0], got[2]) == expected
