@@ -543,3 +543,16 @@ def test_blood_pressure_panel_from_fhir(
     compiled = compile_protocol(a.result)
     _, got = compiled.evaluate(compiled.normalise(record))
     assert (got[0], got[2]) == expected
+
+
+def test_blood_pressure_parts() -> None:
+    src = """fact bp: blood pressure
+exclusion criteria
+E1 "Systolic BP > 180 mmHg"
+  rule bp.systolic > 180 mmHg
+E2 "Diastolic BP >= 110 mm[Hg]"
+  rule bp.diastolic >= 110 mm[Hg]
+"""
+    assert statuses(src, bp(180, 110)) == (False, True)
+    assert statuses(src, bp(181, 109)) == (True, False)
+    assert statuses(src, bp(None, 109)) == (None, False)
