@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,17 @@ def _as_of(text: str | None) -> dt.date:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _own_as_of(path: Path, default: dt.date) -> dt.date:
+    """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
+
+    `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return dt.date.fromisoformat(data["as_of"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return default
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.records import RecordError, load_record
@@ -131,7 +143,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0 if not problems else 2
     for f in files:
         try:
-            record = load_record(analysis.result, f, as_of)
+            record = load_record(analysis.result, f, as_of if args.as_of else _own_as_of(f, as_of))
         except (OSError, RecordError) as exc:
             print(f"critlang: {f}: unusable patient record: {exc}", file=sys.stderr)
             status = 2
@@ -288,6 +300,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^{}@-]*")
+
+
 def _read_version(spec: str) -> tuple[Analysis | None, str]:
     """A protocol version: a file, or `path@gitrev` read from git (imports from the tree)."""
     import subprocess
@@ -295,11 +310,15 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
     from .frontend import analyse_text
 
     path, _, rev = spec.partition("@")
-    if not rev:
+    if not rev or Path(spec).is_file():
         try:
-            return analyse_file(path), ""
+            return analyse_file(spec if Path(spec).is_file() else path), ""
         except (OSError, UnicodeDecodeError) as exc:
             return None, f"{path}: cannot read: {exc}"
+    # A revision is never an option to git (`path@--output=FILE` would write a file):
+    # it must look like a revision, and is resolved to a commit id before use.
+    if rev.startswith("-") or not _REVISION.fullmatch(rev):
+        return None, f"{spec}: {rev!r} is not a git revision"
     p = Path(path).resolve()
     try:
         top = subprocess.run(
@@ -309,8 +328,28 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
             check=True,
         ).stdout.strip()
         rel = p.relative_to(Path(top)).as_posix()
+        commit = subprocess.run(
+            [
+                "git",
+                "-C",
+                top,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{rev}^{{commit}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not re.fullmatch(r"[0-9a-f]{40,64}", commit):
+            return None, f"{spec}: {rev!r} is not a commit"
         text = subprocess.run(
-            ["git", "-C", top, "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True
+            ["git", "-C", top, "show", f"{commit}:{rel}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (subprocess.CalledProcessError, ValueError, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
@@ -359,9 +398,11 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             for label, w in (
                 ("gains", ch.effect and ch.effect.widening),
                 ("loses", ch.effect and ch.effect.narrowing),
+                ("now-undetermined", ch.effect and ch.effect.now_undetermined),
+                ("now-decided", ch.effect and ch.effect.now_decided),
             ):
                 if w:
-                    record = dict(w.record, id=f"{ch.id}-{label}", as_of=as_of.isoformat())
+                    record = dict(w.record, id=f"{ch.id}-{label}")  # carries its own as_of
                     (out / f"{ch.id}-{label}.json").write_text(json.dumps(record, indent=2) + "\n")
     if args.format == "json":
         print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
