@@ -411,6 +411,47 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import LEVELS, lint
+    from .lint import render_text as render_lint
+
+    files = _usable(_expand(args.paths))
+    if files is None:
+        return 2
+    try:
+        fixed = _as_of(args.as_of) if args.as_of else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    fail_at = LEVELS["warning" if args.strict else args.fail_on]
+    findings = []
+    status = 0
+    for path in files:
+        try:
+            first = analyse_file(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"critlang: {path}: cannot read: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        p = first.result.protocol if first.result is not None else None
+        if p is not None and p.header is None and not p.criteria:
+            continue  # a library of code bindings: nothing to lint on its own
+        analysis, code = _load_protocol(str(path))
+        if analysis is None or analysis.result is None:
+            status = max(status, code)
+            continue
+        h = analysis.result.protocol.header
+        as_of = fixed or (h.date if h and h.date else dt.date(2026, 1, 1))
+        findings += lint(analysis.result, as_of)
+    if args.format == "json":
+        print(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False))
+    elif findings:
+        print(render_lint(findings))
+    if any(LEVELS[f.severity] >= fail_at for f in findings):
+        status = max(status, 1)
+    return status
+
+
 def _cmd_impact(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.fhir import Extractor, data_files
@@ -548,6 +589,24 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--as-of", metavar="YYYY-MM-DD")
     di.add_argument("--witnesses", metavar="DIR", help="write each witness patient as JSON here")
     di.set_defaults(func=_cmd_diff)
+    li = sub.add_parser(
+        "lint",
+        help="find contradictions, gaps, dead and redundant criteria (proven with z3)",
+        description="Lint protocols (files or folders of *.crit files): criteria that can "
+        "never be met, redundant criteria, overlapping or near-miss boundaries between "
+        "inclusions and exclusions, dead sub-clauses, header conflicts, quantity-like plain "
+        "numbers. Each finding has a code (docs/errors.md) and, where a patient shows it, a "
+        "witness re-checked by the compiled evaluator. Exit 1 when a finding is at or above "
+        "--fail-on (default: error; --strict: warning); 2: unusable input.",
+    )
+    li.add_argument("paths", nargs="+", metavar="PATH")
+    li.add_argument("--format", choices=("text", "json"), default="text")
+    li.add_argument("--strict", action="store_true", help="fail on warnings too")
+    li.add_argument("--fail-on", choices=("error", "warning", "info"), default="error")
+    li.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="evaluation date (default: the header's date)"
+    )
+    li.set_defaults(func=_cmd_lint)
     im = sub.add_parser(
         "impact",
         help="screen a cohort with two protocol versions and report who changes verdict",

@@ -137,6 +137,8 @@ class Encoder:
         self.s = space
         self.arm = arm  # evaluate as randomised to this arm (index), None: as recorded
         self.defines: dict[str, Val] = {}
+        # id(node) -> the node encoded in its place (lint: a clause taken out)
+        self.replace: dict[int, n.Expr] = {}
         self.calls: dict[tuple[Any, ...], Val] = {}
         for name, t in fact_types(checked).items():
             space.types.setdefault(name, t)
@@ -352,6 +354,11 @@ class Encoder:
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Any]) -> TV:
+        if self.replace and id(e) in self.replace:
+            return self.cond(self.replace[id(e)], env)
+        return self._cond(e, env)
+
+    def _cond(self, e: n.Expr, env: dict[str, Any]) -> TV:
         if isinstance(e, n.Not):
             return self.cond(e.operand, env).negate()
         if isinstance(e, n.And):

@@ -103,32 +103,43 @@ class Protocol:
     def __init__(self, enc: Encoder) -> None:
         self.enc = enc
         self.statuses = statuses(enc)
-        base = plain_verdict(self.statuses)
         c = enc.c
         h = c.protocol.header
-        arms = [a.name for a in h.arms] if h is not None and h.arms else []
-        on_arm = {crit.id for _, crit in c.protocol.criteria if "arm" in _dependencies(c, crit)}
-        if not arms or not on_arm:
-            self.verdict = base
-            return
-        per_arm = []
-        for name in arms:
-            arm_enc = enc.for_arm(enc.member_index("arm", name))
-            sts = {
-                crit.id: status(arm_enc, kind, crit)
-                if crit.id in on_arm
-                else self.statuses[crit.id]
-                for kind, crit in c.protocol.criteria
-            }
-            per_arm.append(plain_verdict(sts))
-        known = enc.s.known("arm")
+        self.arms = [a.name for a in h.arms] if h is not None and h.arms else []
+        self.on_arm = {
+            crit.id for _, crit in c.protocol.criteria if "arm" in _dependencies(c, crit)
+        }
+        self.per_arm: list[dict[str, Status]] = []
+        if self.arms and self.on_arm:
+            for name in self.arms:
+                arm_enc = enc.for_arm(enc.member_index("arm", name))
+                self.per_arm.append(
+                    {
+                        crit.id: status(arm_enc, kind, crit)
+                        if crit.id in self.on_arm
+                        else self.statuses[crit.id]
+                        for kind, crit in c.protocol.criteria
+                    }
+                )
+        self.verdict = self.verdict_without(set())
+
+    def verdict_without(self, dropped: set[str]) -> Verdict:
+        """The verdict as the evaluator would give it were `dropped` not in the protocol."""
+        base = plain_verdict({i: s for i, s in self.statuses.items() if i not in dropped})
+        if not self.per_arm or not (self.on_arm - dropped):
+            return base
+        per_arm = [
+            plain_verdict({i: s for i, s in sts.items() if i not in dropped})
+            for sts in self.per_arm
+        ]
+        known = self.enc.s.known("arm")
         agree = {
             w: z3.And(*[v.of(w) for v in per_arm])
             for w in ("eligible", "ineligible", "undetermined")
         }
         eligible = z3.If(known, base.eligible, agree["eligible"])
         ineligible = z3.If(known, base.ineligible, agree["ineligible"])
-        self.verdict = Verdict(eligible, ineligible, z3.And(z3.Not(eligible), z3.Not(ineligible)))
+        return Verdict(eligible, ineligible, z3.And(z3.Not(eligible), z3.Not(ineligible)))
 
     def clear_except(self, cid: str | None) -> Any:
         """Every other criterion clears the patient (base evaluation)."""
