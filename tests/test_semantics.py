@@ -7,10 +7,13 @@ import json
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import z3
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as hst
 
 from critlang.backends.python import compile_protocol
 from critlang.data.records import read_record
@@ -224,3 +227,92 @@ E1 "Treated in the last 4 weeks"
         "2024-01-01",
     )
     assert json.loads(later.stdout)[0]["verdict"] == "eligible"  # the command line wins
+
+
+# ---------------------------------------------------------------------- plausible witnesses
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _in_range(checked, record: dict, as_of: dt.date) -> list[str]:
+    """The record's values outside their plausible ranges (plausible.lookup, independently
+    of the solver), dates outside the three years before as_of, ages outside 18-90."""
+    from critlang.semantics.plausible import lookup
+    from critlang.typesys import QuantT
+
+    bad = []
+    for name, value in record["facts"].items():
+        info = checked.facts.get(name)
+        if info is None:
+            continue
+        if isinstance(value, dict) and "value" in value:
+            p = lookup(checked, name, info.type)
+            x = Fraction(str(value["value"]))
+            if p is not None and not p.low <= x <= p.high:
+                bad.append(f"{name}={x}")
+            rr = value.get("reference_range", {})
+            for key in ("low", "high"):
+                if key in rr and p is not None and not p.low <= Fraction(str(rr[key])) <= p.high:
+                    bad.append(f"{name}.{key}")
+            assert isinstance(info.type, QuantT) or "unit" not in value
+        elif name == "birth_date":
+            age = (as_of - dt.date.fromisoformat(value)).days / 365.25
+            if not 17.9 <= age <= 91:
+                bad.append(f"age {age:.1f}")
+        elif isinstance(value, str) and len(value) == 10 and value[4] == "-":
+            days = (as_of - dt.date.fromisoformat(value)).days
+            if not 0 <= days <= 3 * 365:
+                bad.append(f"{name}={value}")
+        elif isinstance(value, list):
+            for item in value:
+                for k, v in item.items():
+                    if isinstance(v, str) and len(v) == 10 and v[4] == "-":
+                        days = (as_of - dt.date.fromisoformat(v)).days
+                        if not 0 <= days <= 3 * 365:
+                            bad.append(f"{name}.{k}={v}")
+    return bad
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: each case is slow
+)
+@given(seed=hst.integers(0, 10_000), n=hst.integers(2, 10))
+def test_no_witness_value_outside_its_plausible_range(seed: int, n: int) -> None:
+    """Over generated protocols: every witness of every criterion status, of lint and of
+    diff against a tightened version lies within the plausible ranges."""
+    import gen_protocol
+
+    from critlang.lint import lint
+
+    text = gen_protocol.generate(n, seed)
+    c = checked(text, "gen.crit")
+    as_of = dt.date(2024, 5, 1)
+    space = Space(as_of)
+    p = Protocol(Encoder(c, space))
+    solver = Solver(space, [c])
+    records = []
+    for st_ in p.statuses.values():
+        for goal in (st_.met, st_.not_met, st_.unknown):
+            _, model, plausible = solver.solve(goal)
+            if model is not None and plausible:
+                records.append(solver.record(model)[0])
+    assert records
+    records += [f.witness for f in lint(c, as_of) if f.witness is not None]
+    tightened = checked(
+        "\n".join(
+            line.replace(" < ", " <= ").replace(" > ", " >= ") if "rule" in line else line
+            for line in text.splitlines()
+        ),
+        "gen2.crit",
+    )
+    r = diff(c, tightened, as_of)
+    for e in [r.overall, *(ch.effect for ch in r.changes if ch.effect)]:
+        for w in (e.widening, e.narrowing, e.now_undetermined, e.now_decided):
+            if w is not None:
+                assert not w.implausible
+                records.append(w.record)
+    for record in records:
+        assert _in_range(c, record, as_of) == [], record

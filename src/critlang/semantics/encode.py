@@ -14,12 +14,12 @@ patient differs" stays a proof; a difference found through one is a candidate th
 caller turns into a record and re-checks with the compiled evaluator):
 - exact: comparisons, ranges, categories, grades, yes/no facts, linear arithmetic, unit
   conversions (exact rationals in base units), fixed-length windows, calendar windows
-  from the enrollment date, ages (completed years), reference-range limits;
+  (a variable date is tied to its year, month and day, and the edge computed as
+  runtime.add_months does), ages (completed years), reference-range limits;
 - bounded: lists hold at most LIST_BOUND items;
 - abstracted: a product or quotient of two unknown values (Cockcroft-Gault) is an
   uninterpreted function of its operands (equal inputs, equal outputs; the same formula
-  means the same in both versions), a calendar window from a date fact or another
-  anchor a free edge 28 to 31 days per month away. A formula's final rounding to 12
+  means the same in both versions). A formula's final rounding to 12
   significant digits (runtime.sig) is not modelled: witnesses are re-checked.
 
 Definitions are encoded once per name (a DAG, not a tree: `define d1 = d0 + d0` twenty
@@ -505,18 +505,7 @@ class Encoder:
             if z3.is_int_value(anchor):
                 edge: Any = z3.IntVal(add_months(anchor.as_long(), months))
             else:
-                key = ("edge", a.v.get_id(), months)
-                self.s.abstracted.add("calendar window from a variable date")
-
-                def make() -> Any:
-                    v = z3.Int(f"|edge:{len(self.s.vars)}|")
-                    lo, hi = (
-                        (31 * months, 28 * months) if months < 0 else (28 * months, 31 * months)
-                    )
-                    self.s.constraints += [v >= a.v + lo, v <= a.v + hi]
-                    return v
-
-                edge = self.var(key, make)
+                edge = self.shifted(a.v, months)
         else:
             days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
             edge = a.v + z3.RealVal(str(sign * days))
@@ -534,6 +523,35 @@ class Encoder:
                 "less": z3.And(av <= dv, dv < edge),
             }[e.kind]
         return self.decided(test, d.k, a.k)
+
+    def calendar(self, day: Any) -> tuple[Any, Any, Any]:
+        """(year, month, day of month) of a day number, exactly (proleptic Gregorian, as
+        `datetime.date.toordinal`): the day number is tied to its calendar date."""
+        key = ("calendar", day.get_id())
+        if key not in self.s.vars:
+            label = len(self.s.vars)
+            y, m, d = z3.Ints(f"|y:{label}| |m:{label}| |d:{label}|")
+            self.s.vars[key] = (y, m, d)
+            self.s.constraints += [
+                m >= 1,
+                m <= 12,
+                d >= 1,
+                d <= _days_in_month(y, m),
+                day == _ordinal(y, m, d),
+            ]
+        return self.s.vars[key]
+
+    def shifted(self, day: Any, months: int) -> Any:
+        """`add_months(day, months)` exactly: the same day of the month `months` later,
+        clamped to the month's last day (runtime.add_months)."""
+        key = ("edge", day.get_id(), months)
+        if key not in self.s.vars:
+            y, m, d = self.calendar(day)
+            t = m - 1 + months
+            y2, m2 = y + t / 12, t % 12 + 1  # floor division and modulo by a constant
+            last = _days_in_month(y2, m2)
+            self.s.vars[key] = _ordinal(y2, m2, z3.If(d > last, last, d))
+        return self.s.vars[key]
 
     def quantified(self, e: n.Quantified, env: dict[str, Any]) -> TV:
         known = self.s.known(e.list_name)
@@ -565,6 +583,33 @@ class Encoder:
             y, u, c = count(yes), count(unk), e.count or 0
             t, f = y >= c, y + u < c
         return TV(z3.And(known, t), z3.And(known, f))
+
+
+_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
+def _leap(y: Any) -> Any:
+    return z3.And(y % 4 == 0, z3.Or(y % 100 != 0, y % 400 == 0))
+
+
+def _days_in_month(y: Any, m: Any) -> Any:
+    return z3.If(
+        m == 2,
+        z3.If(_leap(y), 29, 28),
+        z3.If(z3.Or(m == 4, m == 6, m == 9, m == 11), 30, 31),
+    )
+
+
+def _ordinal(y: Any, m: Any, d: Any) -> Any:
+    """`datetime.date(y, m, d).toordinal()` as linear integer arithmetic (division by
+    constants only): days before the year, before the month, then the day."""
+    p = y - 1
+    before_year = 365 * p + p / 4 - p / 100 + p / 400
+    before_month = z3.IntVal(0)
+    for month in range(12, 0, -1):
+        before_month = z3.If(m == month, _BEFORE_MONTH[month - 1], before_month)
+    leap_day = z3.If(z3.And(m > 2, _leap(y)), 1, 0)
+    return before_year + before_month + leap_day + d
 
 
 def _op(op: str, a: Any, b: Any) -> Any:
