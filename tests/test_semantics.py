@@ -316,3 +316,35 @@ def test_no_witness_value_outside_its_plausible_range(seed: int, n: int) -> None
                 records.append(w.record)
     for record in records:
         assert _in_range(c, record, as_of) == [], record
+
+
+def test_plausible_option_bounds_witnesses(tmp_path: Path) -> None:
+    text = """protocol "T"
+fact weight: quantity kg
+  plausible 2..30 kg
+fact score: number
+  plausible 0..10
+inclusion criteria
+I1 "A child's weight"
+  rule weight < 12 kg and score > 3
+"""
+    c = checked(text)
+    space = Space(AS_OF)
+    p = Protocol(Encoder(c, space))
+    solver = Solver(space, [c])
+    for verdict in ("eligible", "ineligible"):
+        _, model, plausible = solver.solve(p.verdict.of(verdict))
+        assert plausible
+        facts = solver.record(model)[0]["facts"]
+        assert 2 <= facts["weight"]["value"] <= 30 and 0 <= facts["score"]["value"] <= 10
+    # below the table's adult range (30 kg): only the option allows a 2-12 kg witness
+    _, model, _ = solver.solve(p.verdict.eligible)
+    assert solver.record(model)[0]["facts"]["weight"]["value"] < 12
+    (tmp_path / "p.crit").write_text(text)
+    assert cli("fmt", "--check", str(tmp_path / "p.crit")).returncode == 0
+    bad = text.replace("plausible 2..30 kg", "plausible 30..2 kg").replace(
+        "plausible 0..10", "plausible 0..10 kg"
+    )
+    (tmp_path / "bad.crit").write_text(bad)
+    out = cli("check", str(tmp_path / "bad.crit")).stdout
+    assert "E402" in out and "E306" in out
