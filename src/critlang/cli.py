@@ -468,13 +468,19 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         p = first.result.protocol if first.result is not None else None
         if p is not None and p.header is None and not p.criteria:
             continue  # a library of code bindings: nothing to lint on its own
-        analysis, code = _load_protocol(str(path))
-        if analysis is None or analysis.result is None:
-            status = max(status, code)
+        if not first.ok or first.result is None:
+            sources = {first.source.path: first.source}
+            for d in first.diagnostics:
+                if d.is_error:
+                    print(render_text(d, sources), file=sys.stderr)
+            print(
+                f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr
+            )
+            status = max(status, 1)
             continue
-        h = analysis.result.protocol.header
+        h = first.result.protocol.header
         as_of = fixed or (h.date if h and h.date else dt.date(2026, 1, 1))
-        findings += lint(analysis.result, as_of)
+        findings += lint(first.result, as_of)
     if args.format == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False))
     elif findings:

@@ -468,6 +468,10 @@ class _Linter:
 
         enc = Encoder(self.checked, self.space)
         enc.replace[id(parent)] = other
+        # what does not contain the replaced node encodes as before: reuse it
+        root = c.applies if c.applies is not None and _within(parent, c.applies) else c.rule
+        above = _ancestors(root, parent) if root is not None else set()
+        enc.memo = {k: v for k, v in self.enc.memo.items() if k not in above}
         without = status(enc, kind, c)
         st: Status = self.p.statuses[cid]
         same = z3.And(
@@ -600,6 +604,25 @@ def _split(e: n.Expr, kind: type) -> list[n.Expr]:
     if isinstance(e, kind):
         return _split(e.left, kind) + _split(e.right, kind)  # type: ignore[attr-defined]
     return [e]
+
+
+def _within(node: n.Node, root: n.Node) -> bool:
+    return any(x is node for x in root.walk())
+
+
+def _ancestors(root: n.Node, target: n.Node) -> set[int]:
+    """ids of the nodes on the path from root down to target, both included."""
+    path: list[n.Node] = []
+
+    def visit(x: n.Node) -> bool:
+        path.append(x)
+        if x is target or any(visit(c) for c in x.children()):
+            return True
+        path.pop()
+        return False
+
+    visit(root)
+    return {id(x) for x in path}
 
 
 def _contains(c: n.Criterion, nodes: list[n.Compare]) -> bool:

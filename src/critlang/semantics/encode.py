@@ -139,6 +139,7 @@ class Encoder:
         self.defines: dict[str, Val] = {}
         # id(node) -> the node encoded in its place (lint: a clause taken out)
         self.replace: dict[int, n.Expr] = {}
+        self.memo: dict[int, TV] = {}  # id(condition) -> its encoding, outside lists
         self.calls: dict[tuple[Any, ...], Val] = {}
         for name, t in fact_types(checked).items():
             space.types.setdefault(name, t)
@@ -356,7 +357,12 @@ class Encoder:
     def cond(self, e: n.Expr, env: dict[str, Any]) -> TV:
         if self.replace and id(e) in self.replace:
             return self.cond(self.replace[id(e)], env)
-        return self._cond(e, env)
+        if env:  # inside a list condition or a function: per item, per call
+            return self._cond(e, env)
+        key = id(e)
+        if key not in self.memo:
+            self.memo[key] = self._cond(e, env)
+        return self.memo[key]
 
     def _cond(self, e: n.Expr, env: dict[str, Any]) -> TV:
         if isinstance(e, n.Not):

@@ -109,11 +109,13 @@ class Solver:
                 for round_ in range(60):
                     if s.check(*fixed, *active) == z3.sat:
                         break
-                    core = [str(x) for x in s.unsat_core() if not x.eq(self._switch)]
+                    core = [x.get_id() for x in s.unsat_core()]
                     # drop one preference of the conflict at a time (few missing facts),
-                    # the whole conflict once that has taken long
+                    # the whole conflict once that has taken long (literals compared by
+                    # their z3 ids: printing them is slow)
+                    core = [i for i in core if i != self._switch.get_id()]
                     drop = set(core[-1:]) if round_ < 40 else set(core)
-                    kept = [a for a in active if str(a) not in drop]
+                    kept = [a for a in active if a.get_id() not in drop]
                     if len(kept) == len(active):
                         active = []
                         break
