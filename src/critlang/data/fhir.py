@@ -530,7 +530,7 @@ def read_fhir(
     tally: Tally | None = None,
 ) -> Iterator[FhirPatient]:
     """Every patient in the files, as a native record; see the module docstring."""
-    for group in read_groups(paths, tally):
+    for group in read_groups(paths, tally, extractor.codes):
         yield extractor.patient(group, as_of)
 
 

@@ -92,11 +92,10 @@ class Resource(Struct, gc=False):
     code: Concept | None = None
     subject: Ref | None = None
     patient: Ref | None = None
-    # Observation
+    # Observation (`issued` is not decoded: it is never the date, see docs/fhir.md)
     effectiveDateTime: str | None = None
     effectivePeriod: Period | None = None
     effectiveInstant: str | None = None
-    issued: str | None = None
     valueQuantity: Quantity | None = None
     valueInteger: Any = None
     valueBoolean: Any = None
@@ -144,9 +143,9 @@ _GENERIC = msgspec.json.Decoder()
 
 
 class Decoded(Struct):
-    """What one file or line held: resources as (fullUrl, resource), or a problem."""
+    """What one file or line held: entries (fullUrl and resource), or a problem."""
 
-    items: list[tuple[str | None, Resource | None]]
+    items: list[Entry]
     bundle: bool = False
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
@@ -162,7 +161,7 @@ def decode_file(data: bytes) -> Decoded:
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_loosely(data)
     if isinstance(top, list):
-        return Decoded([(None, r) for r in top])
+        return Decoded([Entry(None, r) for r in top])
     return _unwrap(top)
 
 
@@ -170,8 +169,8 @@ def _unwrap(top: Resource) -> Decoded:
     if top.resourceType is None:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.resourceType != "Bundle":
-        return Decoded([(None, top)])
-    return Decoded([(e.fullUrl, e.resource) for e in top.entry or ()], bundle=True)
+        return Decoded([Entry(None, top)])
+    return Decoded(top.entry or [], bundle=True)
 
 
 def _generic(data: bytes) -> tuple[Any, str | None]:
@@ -228,7 +227,7 @@ def _add(out: Decoded, i: int, item: Any, url: str | None = None) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append((url, convert(item)))
+    out.items.append(Entry(url, convert(item)))
 
 
 def convert(item: dict[str, Any]) -> Resource:
