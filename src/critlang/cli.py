@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,17 @@ def _as_of(text: str | None) -> dt.date:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _own_as_of(path: Path, default: dt.date) -> dt.date:
+    """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
+
+    `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return dt.date.fromisoformat(data["as_of"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return default
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.records import RecordError, load_record
@@ -131,7 +143,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0 if not problems else 2
     for f in files:
         try:
-            record = load_record(analysis.result, f, as_of)
+            record = load_record(analysis.result, f, as_of if args.as_of else _own_as_of(f, as_of))
         except (OSError, RecordError) as exc:
             print(f"critlang: {f}: unusable patient record: {exc}", file=sys.stderr)
             status = 2
@@ -320,6 +332,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^{}@-]*")
+
+
 def _read_version(spec: str) -> tuple[Analysis | None, str]:
     """A protocol version: a file, or `path@gitrev` read from git (imports from the tree)."""
     import subprocess
@@ -327,11 +342,15 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
     from .frontend import analyse_text
 
     path, _, rev = spec.partition("@")
-    if not rev:
+    if not rev or Path(spec).is_file():
         try:
-            return analyse_file(path), ""
+            return analyse_file(spec if Path(spec).is_file() else path), ""
         except (OSError, UnicodeDecodeError) as exc:
             return None, f"{path}: cannot read: {exc}"
+    # A revision is never an option to git (`path@--output=FILE` would write a file):
+    # it must look like a revision, and is resolved to a commit id before use.
+    if rev.startswith("-") or not _REVISION.fullmatch(rev):
+        return None, f"{spec}: {rev!r} is not a git revision"
     p = Path(path).resolve()
     try:
         top = subprocess.run(
@@ -341,8 +360,28 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
             check=True,
         ).stdout.strip()
         rel = p.relative_to(Path(top)).as_posix()
+        commit = subprocess.run(
+            [
+                "git",
+                "-C",
+                top,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{rev}^{{commit}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not re.fullmatch(r"[0-9a-f]{40,64}", commit):
+            return None, f"{spec}: {rev!r} is not a commit"
         text = subprocess.run(
-            ["git", "-C", top, "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True
+            ["git", "-C", top, "show", f"{commit}:{rel}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (subprocess.CalledProcessError, ValueError, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
@@ -391,15 +430,64 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             for label, w in (
                 ("gains", ch.effect and ch.effect.widening),
                 ("loses", ch.effect and ch.effect.narrowing),
+                ("now-undetermined", ch.effect and ch.effect.now_undetermined),
+                ("now-decided", ch.effect and ch.effect.now_decided),
             ):
                 if w:
-                    record = dict(w.record, id=f"{ch.id}-{label}", as_of=as_of.isoformat())
+                    record = dict(w.record, id=f"{ch.id}-{label}")  # carries its own as_of
                     (out / f"{ch.id}-{label}.json").write_text(json.dumps(record, indent=2) + "\n")
     if args.format == "json":
         print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
     else:
         print(render_diff(result, old, new))
     return 0
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import LEVELS, lint
+    from .lint import render_text as render_lint
+
+    files = _usable(_expand(args.paths))
+    if files is None:
+        return 2
+    try:
+        fixed = _as_of(args.as_of) if args.as_of else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    fail_at = LEVELS["warning" if args.strict else args.fail_on]
+    findings = []
+    status = 0
+    for path in files:
+        try:
+            first = analyse_file(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"critlang: {path}: cannot read: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        p = first.result.protocol if first.result is not None else None
+        if p is not None and p.header is None and not p.criteria:
+            continue  # a library of code bindings: nothing to lint on its own
+        if not first.ok or first.result is None:
+            sources = {first.source.path: first.source}
+            for d in first.diagnostics:
+                if d.is_error:
+                    print(render_text(d, sources), file=sys.stderr)
+            print(
+                f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr
+            )
+            status = max(status, 1)
+            continue
+        h = first.result.protocol.header
+        as_of = fixed or (h.date if h and h.date else dt.date(2026, 1, 1))
+        findings += lint(first.result, as_of)
+    if args.format == "json":
+        print(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False))
+    elif findings:
+        print(render_lint(findings))
+    if any(LEVELS[f.severity] >= fail_at for f in findings):
+        status = max(status, 1)
+    return status
 
 
 def _cmd_impact(args: argparse.Namespace) -> int:
@@ -545,6 +633,24 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--as-of", metavar="YYYY-MM-DD")
     di.add_argument("--witnesses", metavar="DIR", help="write each witness patient as JSON here")
     di.set_defaults(func=_cmd_diff)
+    li = sub.add_parser(
+        "lint",
+        help="find contradictions, gaps, dead and redundant criteria (proven with z3)",
+        description="Lint protocols (files or folders of *.crit files): criteria that can "
+        "never be met, redundant criteria, overlapping or near-miss boundaries between "
+        "inclusions and exclusions, dead sub-clauses, header conflicts, quantity-like plain "
+        "numbers. Each finding has a code (docs/errors.md) and, where a patient shows it, a "
+        "witness re-checked by the compiled evaluator. Exit 1 when a finding is at or above "
+        "--fail-on (default: error; --strict: warning); 2: unusable input.",
+    )
+    li.add_argument("paths", nargs="+", metavar="PATH")
+    li.add_argument("--format", choices=("text", "json"), default="text")
+    li.add_argument("--strict", action="store_true", help="fail on warnings too")
+    li.add_argument("--fail-on", choices=("error", "warning", "info"), default="error")
+    li.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="evaluation date (default: the header's date)"
+    )
+    li.set_defaults(func=_cmd_lint)
     im = sub.add_parser(
         "impact",
         help="screen a cohort with two protocol versions and report who changes verdict",

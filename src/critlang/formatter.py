@@ -312,6 +312,9 @@ def _option_text(o: n.FactOption) -> str:
         return "reference range reported"
     if o.kind == "refrange" and o.quantity and o.high:
         return f"reference range {_quantity(o.quantity)} to {_quantity(o.high)}"
+    if o.kind == "plausible" and o.quantity and o.high:
+        unit = f" {o.high.unit}" if o.high.unit else ""
+        return f"plausible {o.quantity.number_text}..{o.high.number_text}{unit}"
     raise AssertionError(o.kind)
 
 

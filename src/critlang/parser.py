@@ -228,6 +228,37 @@ class _ToAst(Transformer_NonRecursive):
             span=self._span(meta),
         )
 
+    def opt_plausible(self, meta: Meta, items: list[Any]) -> Any:
+        """`plausible 30..250 kg`: the range witnesses are solved in (lint, diff). A bare
+        number takes the other end's unit; two bare numbers are a plain number's range."""
+        ends = []
+        for tok in items:
+            if tok.type == "NUMBER":
+                ends.append(
+                    n.QuantityLit(
+                        value=Fraction(str(tok)),
+                        number_text=str(tok),
+                        unit="",
+                        raw=str(tok),
+                        span=self._tspan(tok),
+                    )
+                )
+            else:
+                ends.append(self._quantity(tok))
+        low, high = ends
+        unit = high.unit or low.unit
+        low, high = (
+            n.QuantityLit(
+                value=q.value,
+                number_text=q.number_text,
+                unit=q.unit or unit,
+                raw=q.raw,
+                span=q.span,
+            )
+            for q in (low, high)
+        )
+        return n.FactOption(kind="plausible", quantity=low, high=high, span=self._span(meta))
+
     def opt_refrange_reported(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="refrange_reported", span=self._span(meta))
 
