@@ -20,12 +20,30 @@ assert CURRENT is not None
 def test_markdown_has_every_criterion_text_and_assumption() -> None:
     md = markdown(CURRENT)
     for _, c in CURRENT.protocol.criteria:
-        assert f"### {c.id}\n\n> {c.text}\n" in md
+        shown = c.text.replace("&", "&amp;").replace("<", "&lt;").replace("_", "\\_")
+        assert f"### {c.id}\n\n> {shown}\n" in md
     assert "Haemoglobin is below 5.0 mmol/L (8.0 g/dL)" in md  # both units
     assert "Platelet count is below 75 x10^9/L (75 x10^3/mm3)" in md
     assert "is within 4 weeks before Planned start of PRRT (arm 2)" in md  # window in words
     assert md.count("⚠") == 4 + sum(len(c.assumptions) for _, c in CURRENT.protocol.criteria)
     assert "Applies only when:\n\n- arm is arm 2" in md
+
+
+def test_markdown_escapes_raw_html_and_markup() -> None:
+    text = (
+        'protocol "X <b>"\n  title "a | b"\n'
+        'fact x: boolean\n  label "<img src=x onerror=alert(1)>"\n'
+        'inclusion criteria\nI1 "<script>alert(1)</script> & *bold* [link](http://e) `c`"\n'
+        '  rule x\n  note "<iframe src=evil>"\n'
+    )
+    checked = analyse_text(text).result
+    assert checked is not None
+    md = markdown(checked)
+    assert "<" not in md.replace("&lt;", "")  # no raw HTML reaches the page
+    assert "> &lt;script>alert(1)&lt;/script> &amp; \\*bold\\* \\[link\\](http://e) \\`c\\`" in md
+    assert "- &lt;img src=x onerror=alert(1)>" in md
+    assert "*Note:* &lt;iframe src=evil>" in md
+    assert "# X &lt;b>: a \\| b" in md
 
 
 def test_committed_renderings_are_current() -> None:

@@ -214,13 +214,25 @@ def _header_rows(checked: CheckResult) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------- Markdown
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+
+
+def _md(text: str) -> str:
+    """Text from the criteria file as inert Markdown: no raw HTML, no markup.
+
+    CommonMark passes raw HTML through (spec section 6.6, "Raw HTML") and reads `*`, `_`,
+    backticks, brackets and (in tables) `|` as markup: `<` and `&` become entities, the
+    others are backslash-escaped (section 2.4), so a criterion's text shows as written.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").translate(_MD_SPECIAL)
+
 
 def _md_words(words: Words, depth: int = 0) -> list[str]:
     pad = "  " * depth
     if isinstance(words, str):
-        return [f"{pad}- {words}"]
+        return [f"{pad}- {_md(words)}"]
     head, items = words
-    lines = [f"{pad}- {head}"]
+    lines = [f"{pad}- {_md(head)}"]
     for item in items:
         lines += _md_words(item, depth + 1)
     return lines
@@ -229,8 +241,8 @@ def _md_words(words: Words, depth: int = 0) -> list[str]:
 def markdown(checked: CheckResult) -> str:
     h = checked.protocol.header
     title = f"{h.identifier}: {h.title}" if h and h.title else (h.identifier if h else "Protocol")
-    lines = [f"# {title}", "", "| | |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in _header_rows(checked)]
+    lines = [f"# {_md(title)}", "", "| | |", "| --- | --- |"]
+    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in _header_rows(checked)]
     assumptions = _file_assumptions(checked)
     if assumptions:
         lines += [
@@ -239,7 +251,7 @@ def markdown(checked: CheckResult) -> str:
             "silent):",
             ">",
         ]
-        lines += [f"> - ⚠ {a}" for a in assumptions]
+        lines += [f"> - ⚠ {_md(a)}" for a in assumptions]
     for section in ("inclusion", "exclusion"):
         crits = [c for c in _criteria(checked) if c.section == section]
         if not crits:
@@ -247,7 +259,7 @@ def markdown(checked: CheckResult) -> str:
         verb = "Met when" if section == "inclusion" else "Excludes when"
         lines += ["", f"## {section.capitalize()} criteria"]
         for c in crits:
-            lines += ["", f"### {c.id}", "", f"> {c.text}", ""]
+            lines += ["", f"### {c.id}", "", f"> {_md(c.text)}", ""]
             if c.applies is not None:
                 lines.append("Applies only when:")
                 lines.append("")
@@ -257,13 +269,13 @@ def markdown(checked: CheckResult) -> str:
             lines.append("")
             lines += _md_words(c.rule)
             for a in c.assumptions:
-                lines += ["", f"> ⚠ **Assumption:** {a}"]
+                lines += ["", f"> ⚠ **Assumption:** {_md(a)}"]
             for note in c.notes:
-                lines += ["", f"*Note:* {note}"]
+                lines += ["", f"*Note:* {_md(note)}"]
     defs = _definitions(checked)
     if defs:
         lines += ["", "## Definitions", ""]
-        lines += [f"- `{name}` = `{body}`" for name, body in defs]
+        lines += [f"- `{name}` = `{body.replace('`', '')}`" for name, body in defs]
     lines.append("")
     return "\n".join(lines)
 
