@@ -93,3 +93,32 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=False,
     )
     assert png.exists() and png.stat().st_size > 20_000  # a page, not a blank image
+
+
+def test_html_review_page_has_windows_dictionary_definitions_glance_and_provenance() -> None:
+    import hashlib
+
+    from critlang import __version__
+
+    page = html_page(CURRENT)
+    # at a glance: every criterion linked to its card
+    for _, c in CURRENT.protocol.criteria:
+        assert f'<a href="#{c.id}">{c.id}</a>' in page and f'id="{c.id}"' in page
+    # look-back windows said where they apply
+    e8 = page[page.index('id="E8"') : page.index('id="E9"')]
+    assert "Haemoglobin: measured within 28 days before the enrollment date" in e8
+    # data dictionary: label, unit, window, codes
+    assert "<td>Haemoglobin<br><code>hemoglobin</code></td><td>quantity in g/dL</td>" in page
+    assert "loinc 718-7" in page
+    # definitions in words a clinician reads
+    assert (
+        "<b>cockcroft gault of (age, weight, creatinine, sex)</b> = (140 − age [years]) × "
+        "weight [kg] ÷ (72 × creatinine [mg/dL]) × (0.85 if Sex is female, otherwise 1), "
+        "in mL/min" in page
+    )
+    # provenance footer
+    digest = hashlib.sha256((TRIAL / "current.crit").read_bytes()).hexdigest()
+    assert f"SHA-256 <code>{digest}</code>" in page
+    assert f"NCT05610826 version 2 of 2023-04-01, by critlang {__version__}" in page
+    # print: each criterion kept whole
+    assert ".crit,tr,.assume{break-inside:avoid}" in page

@@ -223,10 +223,26 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         text = (
             patients_jsonl(result) if out.suffix in (".jsonl", ".ndjson") else patients_csv(result)
         )
-        write(out, text)
-    if args.attrition:
-        write(Path(args.attrition), attrition_csv(result))
-    print(attrition_text(result))
+        try:
+            write(out, text)
+        except OSError as exc:
+            print(f"critlang: {out}: cannot write: {os_error_words(exc)}", file=sys.stderr)
+            return 2
+    from .report import html_report, report_data
+
+    data_names = [str(f) for f in files]
+    try:
+        if args.attrition:
+            write(Path(args.attrition), attrition_csv(result))
+        if args.report:
+            write(Path(args.report), html_report(compiled, result, data_names))
+    except OSError as exc:
+        print(f"critlang: cannot write: {os_error_words(exc)}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report_data(compiled, result, data_names), indent=2, ensure_ascii=False))
+    else:
+        print(attrition_text(result))
     return 0
 
 
@@ -542,6 +558,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
     )
     sc.add_argument("--attrition", metavar="FILE", help="write the attrition table as CSV")
+    sc.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the screening report: one self-contained HTML page (funnel chart, "
+        "coverage per fact, most often missing, provenance)",
+    )
+    sc.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: the report's content (attrition, coverage, missing, provenance) for tools",
+    )
     sc.set_defaults(func=_cmd_screen)
     fm = _command(
         sub,

@@ -22,6 +22,7 @@ from .backends.python import Compiled
 from .data.fhir import Extractor, PatientData
 from .data.records import read_record
 from .evaluate import run_compiled, status_word
+from .needs import Needs
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Screening:
     criteria: list[str]
     patients: list[PatientRow] = field(default_factory=list)
     attrition: list[AttritionRow] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)  # fact -> patients with a value
 
     def verdicts(self) -> dict[str, int]:
         out = {"eligible": 0, "ineligible": 0, "undetermined": 0}
@@ -90,17 +92,25 @@ def screen(
     rows = [AttritionRow(c.id, c.section) for c in crits]
     # the statuses that clear each criterion (an inclusion met, an exclusion not met)
     clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
+    needs = Needs(compiled)
+    result.coverage = {name: 0 for name in checked.facts}
     for i, data in enumerate(patients, 1):
         native = extractor.record(data)
         record = read_record(checked, native, as_of, data.path)
         record.problems = [*data.problems, *record.problems]
-        verdict, raw = run_compiled(compiled, compiled.normalise(record))
+        f = compiled.normalise(record)
+        verdict, raw = run_compiled(compiled, f)
         statuses = tuple(status_word(s) for s in raw)
+        for name in result.coverage:
+            result.coverage[name] += record.facts.get(name) is not None
         missing: set[str] = set()
         if verdict == "undetermined":
-            for crit, s in zip(crits, raw, strict=True):
-                if s is None:
-                    missing.update(d for d in crit.facts if _unknown(record, d))
+            # what could change it, decided by the compiled evaluator (needs.py)
+            missing = {str(slot) for slot in needs.find(f)}
+            if not missing:
+                for crit, s in zip(crits, raw, strict=True):
+                    if s is None:
+                        missing.update(d for d in crit.facts if _unknown(record, d))
         result.patients.append(
             PatientRow(
                 record.id,
