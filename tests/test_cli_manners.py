@@ -178,3 +178,17 @@ def test_check_lists_errors_before_warnings(tmp_path: Path) -> None:
     code, out = run("check", str(f))
     assert code == 1
     assert out.index("error E101") < out.index("warning W002") < out.index("1 assumption")
+
+
+def test_help_and_version_load_no_parser() -> None:
+    code = (
+        "import io, contextlib, sys\n"
+        "from critlang.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--version']); main(['eval', '--help'])\n"
+        "print(sorted(m for m in ('lark', 'critlang.nodes', 'pint', 'z3') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
+    )
+    assert proc.stdout.strip() == "[]"

@@ -264,3 +264,16 @@ def test_eval_text_shows_explanations_and_needs() -> None:
     )
     assert "      ✓ Haemoglobin 8 g/dL on 2026-11-20 = 4.965 mmol/L < 5.0 mmol/L" in proc.stdout
     assert "decided by" not in proc.stdout
+
+
+def test_explanations_do_not_load_pint_or_the_interpreter() -> None:
+    code = (
+        "import io, contextlib, sys\n"
+        "from critlang.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['eval', '--details', '--as-of', '2026-11-27', {str(TRIAL / 'current.crit')!r},"
+        f" {str(TRIAL / 'examples' / 'incomplete_no_labs.json')!r}])\n"
+        "print(sorted(m for m in ('pint', 'z3', 'critlang.interpreter') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

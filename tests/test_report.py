@@ -128,3 +128,18 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=False,
     )
     assert png.exists() and png.stat().st_size > 20_000  # a page, not a blank image
+
+
+def test_impact_text_names_criteria_by_their_text_and_share() -> None:
+    import datetime as dt
+
+    from critlang.screen import Impact, impact_text
+
+    r = Impact(dt.date(2026, 11, 27), patients=40, unchanged=38)
+    r.moves = {("ineligible", "eligible"): ["p1", "p2"]}
+    r.because = {"I6": ["p1", "p2"]}
+    r.texts = {"I6": "No Somatostatin Analogues (SSA) or other systemic therapy for 4 weeks"}
+    out = impact_text(r, "old.crit", "new.crit")
+    assert "  ineligible -> eligible: 2 (p1, p2)" in out
+    assert "  I6: 2 (5.0 % of the cohort)  No Somatostatin Analogues (SSA)" in out
+    assert r.to_dict()["texts"] == {"I6": r.texts["I6"]}

@@ -13,11 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .diagnostics import Severity, render_text, summary
-from .frontend import Analysis, analyse_file
+
+if TYPE_CHECKING:
+    from .frontend import Analysis
 from .source import find_files
 
 SUFFIX = ".crit"
@@ -43,6 +45,13 @@ def os_error_words(exc: BaseException) -> str:
         errno.ELOOP: "too many symbolic links",
     }
     return words.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+
+
+def analyse_file(path: str | Path) -> Analysis:
+    """The front end, imported when a command needs it: `--help` loads no parser."""
+    from .frontend import analyse_file as analyse
+
+    return analyse(path)
 
 
 def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:

@@ -237,6 +237,7 @@ class Impact:
     # criterion id -> ids of patients whose status on it changed (with a changed verdict)
     because: dict[str, list[str]] = field(default_factory=dict)
     unchanged: int = 0
+    texts: dict[str, str] = field(default_factory=dict)  # criterion id -> protocol text (new)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -248,6 +249,7 @@ class Impact:
                 for (a, b), ids in sorted(self.moves.items())
             ],
             "criteria": {cid: ids for cid, ids in sorted(self.because.items())},
+            "texts": {cid: self.texts[cid] for cid in sorted(self.because) if cid in self.texts},
         }
 
 
@@ -261,6 +263,7 @@ def impact(
 ) -> Impact:
     """Screen one cohort with two versions and say who changes verdict, and why."""
     result = Impact(as_of)
+    result.texts = {c.id: c.node.text for c in (*old.criteria, *new.criteria)}
     for data in patients:
         outcomes = []
         for compiled, extractor in ((old, old_extractor), (new, new_extractor)):
@@ -292,5 +295,8 @@ def impact_text(r: Impact, old_path: str, new_path: str) -> str:
     if r.because:
         lines.append("criteria whose status changed for them:")
         for cid, ids in sorted(r.because.items()):
-            lines.append(f"  {cid}: {len(ids)}")
+            text = r.texts.get(cid, "")
+            text = text if len(text) <= 80 else text[:77] + "..."
+            share = f" ({100 * len(ids) / r.patients:.1f} % of the cohort)" if r.patients else ""
+            lines.append(f"  {cid}: {len(ids)}{share}" + (f"  {text}" if text else ""))
     return "\n".join(lines)
