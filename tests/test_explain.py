@@ -277,3 +277,11 @@ def test_explanations_do_not_load_pint_or_the_interpreter() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_needs_names_a_missing_reference_range() -> None:
+    ev = evaluate(fasting_glucose=lab(250, "mg/dL"))  # no reference range reported
+    assert ev.verdict == "undetermined"
+    assert "fasting_glucose.reference_range.high" in ev.missing
+    e11 = crit(ev, "E11")
+    assert e11.missing == ["fasting_glucose.reference_range.high (not reported with the value)"]

@@ -126,8 +126,7 @@ def _why(record: Record, slot: Slot | str) -> str:
     if key.startswith("@"):
         return f"anchor date {key[1:]} (not given)"
     if "#" in key:
-        name, _, side = key.partition("#")
-        return f"{slot} (the reference range's {side} limit of {name} is not reported)"
+        return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
         return f"{slot} (not in the record)"
     return f"{slot} ({record.why_unknown.get(key, 'unknown')})"

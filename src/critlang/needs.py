@@ -44,6 +44,9 @@ class Slot:
     field: str | None = None
 
     def __str__(self) -> str:
+        if "#" in self.key:  # named as in a patient record: reference_range.{low, high}
+            name, _, side = self.key.partition("#")
+            return f"{name}.reference_range.{side}"
         if self.index is None:
             return self.key
         return f"{self.key}[{self.index + 1}].{self.field}"  # 1-based, as shown to people
@@ -180,10 +183,10 @@ class Needs:
             v = f.get(dep)
             if v is None:
                 out.append(Slot(dep))
-                continue
-            if isinstance(v, list):
+            elif isinstance(v, list):
                 for i, item in enumerate(v):
                     out += [Slot(dep, i, k) for k, x in item.items() if x is None]
+            # a reference range not reported: `> 2 x ULN` needs it as much as the value
             if dep in self.ranged and f.get(dep + "#high") is None:
                 out.append(Slot(dep + "#high"))
             if dep in self.ranged and f.get(dep + "#low") is None:

@@ -38,7 +38,7 @@ def _label(compiled: Compiled, name: str) -> str:
 def explain_missing(compiled: Compiled, name: str) -> str:
     """Why a fact is often missing, in words: anchors and arms are not EHR data."""
     checked = compiled.checked
-    base = name.split("[")[0].split("#")[0].lstrip("@")
+    base = name.split("[")[0].split(".reference_range")[0].lstrip("@")
     users = [c.id for c in compiled.criteria if base in c.facts or "@" + base in c.facts]
     where = f" (read by {', '.join(users)})" if users else ""
     if name.startswith("@"):
@@ -55,7 +55,7 @@ def explain_missing(compiled: Compiled, name: str) -> str:
             f"randomisation arm ({arms}): not known before randomisation; criteria that "
             f"apply to one arm stay open until it is{where}"
         )
-    if "#" in name:
+    if ".reference_range." in name:
         return f"reference range of {_label(compiled, base)}: not reported with the value{where}"
     if "[" in name:
         return f"a field of a list item ({_label(compiled, base)}){where}"
