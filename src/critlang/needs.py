@@ -19,6 +19,7 @@ that turns out not to matter, never leave out one that does.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from .backends.python import Compiled
 from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
+_FAULT = object()  # the generated code raised on a probe value
 _LADDER = (0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 _LADDER += (1e3, 1e4, 1e5, 1e6, 1e9)
 _DAY_OFFSETS = (0, 1, 2, 7, 14, 27, 28, 29, 31, 60, 90, 120, 182, 300, 364, 365, 366, 367)
@@ -76,7 +78,8 @@ class Prober:
         out: set[int] = set()
         for d in days:
             out.update(d + s * o for o in _DAY_OFFSETS for s in (1, -1))
-        return sorted(x for x in out if x > 0)
+        top = dt.date.max.toordinal()  # probes stay inside the calendar (years 1-9999)
+        return sorted(x for x in out if 0 < x <= top)
 
     def scalar(self, t: Type, f: dict[str, Any], reduced: bool) -> list[Any]:
         if isinstance(t, BoolT):
@@ -194,7 +197,10 @@ class Needs:
         return out
 
     def status(self, f: dict[str, Any], index: int) -> Any:
-        return self.compiled.evaluate(f)[1][index]
+        try:
+            return self.compiled.evaluate(f)[1][index]
+        except (ArithmeticError, ValueError, OverflowError):
+            return _FAULT  # a probe outside what the formulas take: not a way to decide
 
     def find(self, f: dict[str, Any]) -> list[Slot]:
         """The slots whose value could change the verdict.
@@ -222,6 +228,8 @@ class Needs:
 
     def changed(self, index: int, base: Any, new: Any) -> bool:
         """A status change that can move an undetermined verdict."""
+        if new is _FAULT:
+            return False
         if base is None:
             return new != base
         # a decided criterion matters only when it would now exclude the patient
@@ -249,7 +257,7 @@ class Needs:
             for s, v in zip(others, combo, strict=True):
                 if v is not None:
                     g = _set(g, s, v)
-            seen = {self.status(_set(g, slot, v), index) for v in own_reduced}
+            seen = {self.status(_set(g, slot, v), index) for v in own_reduced} - {_FAULT}
             if len(seen) > 1 and (base is None or any(self.changed(index, base, x) for x in seen)):
                 return True
         return False
