@@ -137,10 +137,17 @@ class Evaluator:
         self.compiled = compiled
         self.explain = explain
         self.explainer = Explainer(compiled) if explain else None
-        self.needs = Needs(compiled)
+        self._needs: Needs | None = None
         h = compiled.checked.protocol.header
         self.arms = [a.name for a in h.arms] if h is not None else []
         self.arm_dependent = any("arm" in c.facts for c in compiled.criteria)
+
+    @property
+    def needs(self) -> Needs:
+        """Built on first use: only an undetermined verdict asks what it needs."""
+        if self._needs is None:
+            self._needs = Needs(self.compiled)
+        return self._needs
 
     def evaluate(self, record: Record, arm: str | None = None) -> Evaluation:
         if arm is not None:
