@@ -47,6 +47,8 @@ class Clause:
     kind: str = "leaf"  # leaf / and / or / not / unless / list
     notes: list[str] = field(default_factory=list)
     source: str = ""  # the clause as written in the rule
+    flip: bool = False  # a `no ... with` list: the items that matter are the true ones
+    item: int = 0  # a list item's clause: its number, from 1
 
 
 @dataclass
@@ -120,15 +122,18 @@ class Explainer:
         """The criterion's clause tree, or None when the walker cannot follow it."""
         self.f, self.record = f, record
         try:
+            a = None
             if crit.applies is not None:
                 a = self.cond(crit.applies, {})
                 if a.value is False:
-                    return Clause(NA, a.text, [a], "applies", source=a.source)
+                    return Clause(NA, a.text, [a], "applies", source=a.source)  # type: ignore[arg-type]
             assert crit.rule is not None
             rule = self.cond(crit.rule, {})
         except (_Unsupported, KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
             return None
-        if status is not NA and rule.value is not status and status is not None:
+        if a is not None and a.value is None and status is None:
+            rule = Clause(None, f"{a.text} and {rule.text}", [a, rule], "and")  # open either way
+        if rule.value is not status:
             return None  # disagrees with the compiled evaluator: show no reasons
         return rule
 
@@ -581,7 +586,7 @@ class Explainer:
                 shown = self.field_text(k, v, fields.get(k), raw_items, i)
                 inner[k] = Val(v, shown)
             c = self.cond(e.body, inner)
-            c.text = f"item {i + 1}: {c.text}"
+            c.item = i + 1
             rows.append(c)
             if c.value is None:
                 unknown += 1
@@ -615,7 +620,7 @@ class Explainer:
             if unknown:
                 summary += f" ({unknown} unknown)"
             summary += f"; the rule asks for {need}"
-        return Clause(v, summary, rows, "list")
+        return Clause(v, summary, rows, "list", flip=q == "no")
 
     def field_text(self, name: str, v: Any, t: Type | None, raw: list[Any], i: int) -> str:
         if v is None:
@@ -733,9 +738,12 @@ def _lines(c: Clause, want: bool | None, depth: int, out: list[str]) -> None:
         if inner.kind == "leaf" or inner.kind == "list":
             out.append(f"{pad}{MARK[c.value]} not: {inner.text}")
             out += [f"{pad}    {x}" for x in inner.notes]
+            item_want = (
+                None if inner_want is None else (not inner_want if inner.flip else inner_want)
+            )
             for row in inner.children if inner.kind == "list" else []:
-                if row.value is inner_want:
-                    out.append(f"{pad}    {MARK[row.value]} {row.text}")
+                if row.value is item_want:
+                    _item_lines(row, item_want, depth, out)
             return
         out.append(f"{pad}not:")
         _lines(inner, inner_want, depth + 1, out)
@@ -760,8 +768,19 @@ def _lines(c: Clause, want: bool | None, depth: int, out: list[str]) -> None:
     for x in c.notes:
         out.append(f"{pad}    {x}")
     if c.kind == "list":
-        shown = [r for r in c.children if r.value is want or want is None]
+        item_want = None if want is None else (not want if c.flip else want)
+        shown = [r for r in c.children if r.value is item_want or item_want is None]
         for r in shown[:10]:
-            out.append(f"{pad}    {MARK[r.value]} {r.text}")
+            _item_lines(r, item_want, depth, out)
         if len(shown) > 10:
             out.append(f"{pad}    ... and {len(shown) - 10} more")
+
+
+def _item_lines(row: Clause, want: bool | None, depth: int, out: list[str]) -> None:
+    """One list item: a single clause on one line, a compound one clause by clause."""
+    pad = "  " * depth
+    if row.kind == "leaf":
+        out.append(f"{pad}    {MARK[row.value]} item {row.item}: {row.text}")
+        return
+    out.append(f"{pad}    {MARK[row.value]} item {row.item}:")
+    _lines(row, want, depth + 3, out)
