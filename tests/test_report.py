@@ -42,7 +42,8 @@ def _cohort(tmp: Path) -> Path:
     folder = tmp / "data"
     folder.mkdir()
     for p, extra in people:
-        entry = [{"resource": {"resourceType": "Patient", **p}}, *({"resource": r} for r in extra)]
+        patient = {"fullUrl": f"urn:uuid:{p['id']}", "resource": {"resourceType": "Patient", **p}}
+        entry = [patient, *({"resource": r} for r in extra)]
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": entry}
         (folder / f"{p['id']}.json").write_text(json.dumps(bundle))
     return folder
