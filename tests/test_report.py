@@ -66,7 +66,7 @@ def test_json_report_counts_coverage_missing_and_provenance(tmp_path: Path) -> N
     proc = screen("--format", "json", str(CURRENT), str(data))
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
-    assert d["patients"] == 3
+    assert d["patients"] == 3 and d["deceased"] == 0
     assert d["verdicts"] == {"eligible": 0, "ineligible": 2, "undetermined": 1}
     rows = {r["criterion"]: r for r in d["attrition"]}
     assert rows["E8"]["met"] == 1 and rows["I5"]["not_met"] == 1

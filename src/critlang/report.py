@@ -110,6 +110,7 @@ def report_data(compiled: Compiled, s: Screening, data: list[str]) -> dict[str, 
     return {
         "provenance": provenance(compiled, data, s),
         "patients": total,
+        "deceased": s.deceased,
         "verdicts": s.verdicts(),
         "attrition": rows,
         "coverage": coverage,
@@ -190,6 +191,12 @@ def html_report(compiled: Compiled, s: Screening, data: list[str]) -> str:
             f'<div class="card {word}"><b>{v[word]}</b>{word} ({_pct(v[word], total)})</div>'
         )
     parts.append("</div>")
+    if d["deceased"]:
+        parts.append(
+            f"<p>{d['deceased']} patients ({_pct(d['deceased'], total)}) are recorded as "
+            "deceased: ineligible whatever the criteria say, they leave the funnel at its "
+            "first step.</p>"
+        )
     parts.append("<h2>Attrition</h2>")
     parts.append(
         "<p>Criteria applied in protocol order. <i>Not ruled out</i>: patients who cleared "
