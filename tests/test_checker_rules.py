@@ -142,8 +142,16 @@ def test_rule(name: str, addition: str, code: str) -> None:
 
 
 def test_every_code_has_a_case() -> None:
-    covered = {c for _, _, c in CASES} | {"W002", "E008"}  # see the two tests below
+    covered = {c for _, _, c in CASES} | {"W002", "E008", "E009"}  # see the tests below
     assert set(CODES) - covered == set()
+
+
+def test_empty_file() -> None:
+    for text in ("", "# a comment only\n\n"):
+        a = analyse_text(text)
+        assert [(d.code, d.span.line, d.span.column) for d in a.diagnostics if d.is_error] == [
+            ("E009", 1, 1)
+        ]
 
 
 def test_missing_header() -> None:

@@ -656,7 +656,109 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(words)
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+_ASCII_FOR = {"≥": ">=", "≤": "<=", "≠": "!=", "⩾": ">=", "⩽": "<=", "−": "-", "–": "-", "÷": "/"}
+
+# words of the language: a name followed by one of these is not a name with a space
+_KEYWORDS = frozenset(
+    [
+        "and",
+        "or",
+        "not",
+        "if",
+        "else",
+        "unless",
+        "in",
+        "as",
+        "to",
+        "of",
+        "with",
+        "before",
+        "after",
+        "within",
+        "than",
+        "more",
+        "less",
+        "between",
+        "is",
+        "x",
+        "source",
+        "reported",
+        "because",
+        "then",
+        "rule",
+        "applies",
+        "note",
+        "assumption",
+        "label",
+        "fact",
+        "define",
+        "anchor",
+        "assume",
+        "import",
+        "codes",
+        "inclusion",
+        "exclusion",
+        "criteria",
+        "any",
+        "all",
+        "no",
+        "majority",
+        "at",
+        "least",
+        "first",
+        "available",
+        "measured",
+        "normal",
+        "range",
+        "ULN",
+        "LLN",
+    ]
+)
+
+
+def _item_start(text: str, pos: int) -> int:
+    """Where the top-level item around pos starts (its first line is not indented)."""
+    line = text.rfind("\n", 0, pos) + 1
+    while line > 0 and (line >= len(text) or text[line] in " \t\n#"):
+        line = text.rfind("\n", 0, line - 1) + 1
+    return line
+
+
+def _unclosed_bracket(text: str, pos: int) -> int | None:
+    """The last `(` of the item before pos that no `)` closes (texts, comments skipped)."""
+    opened: list[int] = []
+    i = _item_start(text, max(pos - 1, 0))  # a token opening a line ends the item before
+    while i < pos:
+        c = text[i]
+        if c == '"':
+            end = text.find('"', i + 1)
+            i = pos if end < 0 else end + 1
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = pos if end < 0 else end
+            continue
+        if c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            opened.pop()
+        i += 1
+    return opened[-1] if opened else None
+
+
+def _word_before(text: str, pos: int) -> str | None:
+    """The name just before pos on the same line, separated by blanks (not a keyword)."""
+    m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+$", text[max(0, pos - 200) : pos])
+    if m is None or m.group(1) in _KEYWORDS:
+        return None
+    return m.group(1)
+
+
+def _syntax_diagnostic(
+    exc: UnexpectedInput, source: SourceFile, parsed: str | None = None
+) -> Diagnostic:
+    """One E001 report; `parsed` is the text the parser saw when it differs (an item
+    re-parsed alone, the rest blanked), for finding the bracket left open."""
     pos = getattr(exc, "pos_in_stream", None)
     if isinstance(exc, UnexpectedToken) and exc.token.start_pos is not None:
         tok = exc.token
@@ -667,8 +769,31 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
             span = source.span(tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
             found = f"`{tok}`"
         expected = _describe_expected(set(exc.expected))
+        start = tok.start_pos if tok.type != "$END" else len(source.text)
+        seen = source.text if parsed is None else parsed
+        unclosed = _unclosed_bracket(seen, start) if "RPAR" in exc.expected else None
+        if unclosed is not None:
+            # the real spot is the bracket never closed, not where the parser gave up
+            return error(
+                "E001",
+                "this bracket is never closed",
+                source.span(unclosed, unclosed + 1),
+                label="opened here",
+                related=((span, f"the condition ends here, at {found}"),),
+                hint="close it with `)` where the group ends",
+            )
         hint = ""
-        if tok.type == "NUMBER" and "QUANTITY" in exc.expected:
+        line_start = source.text.rfind("\n", 0, start) + 1
+        window = re.search(r"\b(?:within|than)[ \t]+[0-9][^\n]*$", source.text[line_start:start])
+        if {"BEFORE", "AFTER"} <= set(exc.expected) and window:
+            hint = f"say which side of the date: `... before {tok}` or `... after {tok}`"
+        elif (
+            tok.type in ("NAME", "UNIT")  # the contextual lexer may call a word a unit
+            and str(tok).isidentifier()
+            and (prev := _word_before(source.text, start)) is not None
+        ):
+            hint = f"a name is one word: write `{prev}_{tok}` (and declare it so)"
+        elif tok.type == "NUMBER" and "QUANTITY" in exc.expected:
             hint = f"write the unit right after the number, e.g. `{tok} mg/dL`"
         elif tok.type == "NAME" and "STRING" in exc.expected:
             hint = 'put the text in double quotes: "..."'
@@ -687,6 +812,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
         hint = ""
         if char == '"':
             hint = "a text must close with a double quote on the same line"
+        elif char in _ASCII_FOR:
+            hint = f"write `{_ASCII_FOR[char]}` instead of `{char}`"
         return error(
             "E001",
             f"unexpected character `{char}`",
@@ -742,10 +869,11 @@ def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic
         if section is not None:
             line_end = source.text.find("\n", section)
             keep.insert(0, (section, len(source.text) if line_end < 0 else line_end))
+        text = _blank_except(source.text, keep)
         try:
-            parser.parse(_blank_except(source.text, keep))
+            parser.parse(text)
         except UnexpectedInput as exc:
-            d = _syntax_diagnostic(exc, source)
+            d = _syntax_diagnostic(exc, source, text)
             found.setdefault((d.span.start, d.message), d)
     return list(found.values())
 
