@@ -199,6 +199,7 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
+        unread_medications: list[Resource] = []
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -209,6 +210,11 @@ class Extractor:
                     concept = r.medicationCodeableConcept
                     if concept is None and r.medicationReference is not None:
                         concept = self._contained_medication(r)
+                        if concept is None:
+                            # the Medication is not in the data: its code is unknown, so
+                            # neither this therapy nor its absence can be read
+                            unread_medications.append(r)
+                            continue
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
@@ -246,7 +252,19 @@ class Extractor:
                     )
         for fact, found in conditions.items():
             self._condition_fact(fact, found, facts, problems, group.path)
+        if unread_medications:
+            shown = ", ".join(sorted(_label(r) for r in unread_medications)[:3])
+            problems.append(
+                RecordProblem(
+                    group.path,
+                    "medications",
+                    f"{len(unread_medications)} medication resource(s) name a Medication "
+                    f"that is not in the data ({shown}): not read",
+                )
+            )
         for fact, no in self.absent_facts.items():
+            if isinstance(no, list) and unread_medications:
+                continue  # an unread medication may be of any kind
             if fact not in facts and not any(p.fact == fact for p in problems):
                 facts[fact] = no
         # file order never decides anything: entries in a canonical order
