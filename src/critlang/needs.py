@@ -26,7 +26,7 @@ from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
-from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
 _FAULT = object()  # the generated code raised on a probe value
@@ -101,6 +101,10 @@ class Prober:
                 values = [x for x in self.numbers if x >= 0]
                 return values[:: max(1, len(values) // 10)]
             return values
+        if isinstance(t, PressureT):  # (systolic, diastolic), as the compiled code reads it
+            values = [x for x in self.number_probes() if x >= 0]
+            values = values[:: max(1, len(values) // 6)]
+            return [(s, d) for s in values for d in values]
         return [True, False]
 
     def probes(self, slot: Slot, f: dict[str, Any], reduced: bool = False) -> list[Any]:
