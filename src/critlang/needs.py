@@ -111,10 +111,6 @@ class Prober:
                 values = [x for x in self.numbers if x >= 0]
                 return values[:: max(1, len(values) // 10)]
             return values
-        if isinstance(t, PressureT):  # (systolic, diastolic), as the compiled code reads it
-            values = [x for x in self.number_probes() if x >= 0]
-            values = values[:: max(1, len(values) // 6)]
-            return [(s, d) for s in values for d in values]
         return [True, False]
 
     def probes(self, slot: Slot, f: dict[str, Any], reduced: bool = False) -> list[Any]:
