@@ -194,3 +194,38 @@ def test_no_duplicate_keys_no_change(tmp_path: Path, protocol: Path) -> None:
     b = write(tmp_path, "b.json", bundle(patient(), wbc(1.0)))
     rc, (row,) = screen(tmp_path, protocol, b)
     assert rc == 0 and row["criteria"]["I2"] == "not met" and row["problems"] == []
+
+
+def condition(**extra: Any) -> dict:
+    system = "http://terminology.hl7.org/CodeSystem/condition-"
+    return {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "19943007"}]},
+        "clinicalStatus": {"coding": [{"system": system + "clinical", "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": system + "ver-status", "code": "confirmed"}]},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"onsetDateTime": "2025-01-01T00:00:00Z"}, "unknown"),
+        ({"recordedDate": "2024-06-01"}, "unknown"),
+        ({"onsetDateTime": "2020-01-01", "recordedDate": "2024-06-01"}, "met"),
+        ({"onsetDateTime": "2024-01-20"}, "met"),
+    ],
+)
+def test_condition_that_begins_after_the_screening_date_is_not_current(
+    tmp_path: Path, protocol: Path, extra: dict, expected: str
+) -> None:
+    """Screening as of a past date: an active cirrhosis whose onset (else recordedDate) is
+    after that date excluded the patient, though it did not exist (or was not known) then
+    (Condition.onset[x], Condition.recordedDate)."""
+    b = write(tmp_path, "b.json", bundle(patient(), condition(**extra)))
+    rc, (row,) = screen(tmp_path, protocol, b)
+    assert rc == 0 and row["criteria"]["E2"] == expected
+    if expected == "unknown":
+        assert any("after the screening date 2024-01-20" in p for p in row["problems"])

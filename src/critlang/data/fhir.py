@@ -482,6 +482,13 @@ class Extractor:
         verification = _first_code(r.verificationStatus)
         if verification in IGNORED_VERIFICATION:
             return "ignored", label
+        # Condition.onset[x] (else recordedDate) after the screening date: the condition
+        # was not there, or not known, on that date (screening as of a past date)
+        began = r.onsetDateTime or r.recordedDate
+        if isinstance(began, str) and began[:10] > self._as_of.isoformat():
+            raise Unusable(
+                f"begins {began[:10]}, after the screening date {self._as_of.isoformat()}: not used"
+            )
         clinical = _first_code(r.clinicalStatus)
         if clinical is not None and clinical not in ACTIVE | INACTIVE:
             raise Unusable(f"unknown clinicalStatus {clinical!r}")

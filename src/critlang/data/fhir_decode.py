@@ -130,6 +130,8 @@ class Resource(Struct, gc=False):
     # Condition
     clinicalStatus_: msgspec.Raw = _lazy("clinicalStatus")
     verificationStatus_: msgspec.Raw = _lazy("verificationStatus")
+    onsetDateTime: str | None = None
+    recordedDate: str | None = None
     abatementDateTime: str | None = None
     abatementPeriod_: msgspec.Raw = _lazy("abatementPeriod")
     abatementAge: Any = None
