@@ -26,7 +26,7 @@ from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
-from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
 _FAULT = object()  # the generated code raised on a probe value
@@ -95,6 +95,10 @@ class Prober:
         if isinstance(t, DateT):
             days = self.date_probes(f)
             return days[:: max(1, len(days) // 12)] if reduced else days
+        if isinstance(t, PressureT):  # (systolic, diastolic) pairs, either part unknown too
+            parts = [x for x in self.numbers if x >= 0]
+            parts = [None, *parts[:: max(1, len(parts) // (3 if reduced else 8))]]
+            return [(s, d) for s in parts for d in parts if (s, d) != (None, None)]
         if isinstance(t, (QuantT, NumberT)):
             values = self.number_probes()
             if reduced:
