@@ -1,4 +1,5 @@
-"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O.
+"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O,
+70 an internal error (a bug: one line asking for a report; the traceback with --debug).
 
 Each command imports the phases it needs when it runs, so that `critlang check` starts
 without loading the compiler, the FHIR reader, pint or z3.
@@ -10,11 +11,13 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, frontend
 from .diagnostics import Severity, render_text, summary
 from .frontend import Analysis, analyse_file
 from .source import find_files
@@ -122,7 +125,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.arm is not None and args.arm not in arms:
         print(f"critlang: --arm {args.arm!r}: the protocol's arms are {arms}", file=sys.stderr)
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     evaluator = Evaluator(compiled)
     files, problems = _expand_patients(args.patients)
     for msg in problems:
@@ -165,7 +168,7 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data))
     if files is None:
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     extractor = Extractor(analysis.result)
     tty = sys.stderr.isatty()
     total = len(files)
@@ -522,13 +525,79 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
+# protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
+EXIT_INTERNAL = 70
+# The passes after the parser recurse over the syntax tree (up to parser.MAX_DEPTH
+# levels); commands run in a thread whose stack and recursion limit fit that depth.
+_STACK_BYTES = 512 * 1024 * 1024
+_RECURSION_LIMIT = 60_000
+
+
+def _run_deep(fn: Callable[[], int]) -> int:
+    """fn() on a thread with a deep stack; its exception, if any, re-raised here."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
+    previous = threading.stack_size()
+    try:
+        threading.stack_size(_STACK_BYTES)
+        worker = threading.Thread(target=target, name="critlang", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return int(outcome["value"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
+    for command in ap._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an internal error, print the traceback",
+        )
+        command.add_argument(
+            "--library",
+            action="append",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="a directory imports may read .crit files from (besides the protocol's "
+            "tree; repeatable; also CRITLANG_LIBRARY)",
+        )
+    ap.add_argument(
+        "--debug", action="store_true", help="on an internal error, print the traceback"
+    )
+    ap.add_argument("--library", action="append", metavar="DIR", default=[], help=argparse.SUPPRESS)
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    return int(args.func(args))
+    frontend.library_paths[:] = [Path(d) for d in args.library]
+    try:
+        return _run_deep(lambda: int(args.func(args)))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "
+            "please report it with the command and its input "
+            f"(rerun with --debug for the traceback). Exit {EXIT_INTERNAL}.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ file with several broken items gets one diagnostic per item, not just the first.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import re
 from fractions import Fraction
 from functools import cache
@@ -33,16 +36,76 @@ def grammar_path() -> Path:
     return _PACKAGED if _PACKAGED.exists() else _IN_REPO
 
 
-@cache
-def _lark() -> lark.Lark:
+# The LALR tables built from the grammar, shipped in the package as JSON (plain data,
+# loaded without pickle: a parser cache in a shared temp folder would let whoever writes
+# it first run code in every later process). Loading them takes ~30 ms where building
+# takes ~600 ms. `write_tables()` regenerates them; a test fails when they are stale, and
+# until then the parser is built in memory from the grammar (correct, only slower).
+TABLES = Path(__file__).with_name("grammar_tables.json")
+
+
+def _grammar_text() -> str:
+    return grammar_path().read_text(encoding="utf-8")
+
+
+def _grammar_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _build(**options: Any) -> lark.Lark:
     return lark.Lark(
-        grammar_path().read_text(encoding="utf-8"),
+        _grammar_text(),
         parser="lalr",
         strict=False,  # the grammar is proven conflict-free in strict mode by a test
         propagate_positions=True,
         maybe_placeholders=False,
-        cache=True,  # Lark keeps the built tables in the temp folder, keyed by grammar hash
+        **options,
     )
+
+
+def _int_keys(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+    # JSON keys are strings; Lark's state and memo tables are keyed by integers
+    return {int(k) if k.isdigit() else k: v for k, v in pairs}
+
+
+def _load_tables(**options: Any) -> lark.Lark | None:
+    """The shipped tables if they were built from the current grammar, else None."""
+    try:
+        saved = json.loads(TABLES.read_text(encoding="utf-8"), object_pairs_hook=_int_keys)
+        if saved.get("grammar_sha256") != _grammar_hash(_grammar_text()):
+            return None
+        return lark.Lark._load_from_dict(saved["data"], saved["memo"], **options)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, lark.exceptions.LarkError):
+        return None  # missing or from another Lark version: build instead
+
+
+def tables_json() -> str:
+    """The parser tables for the current grammar, as the JSON `TABLES` holds."""
+    built = _build()
+    data, memo = built.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
+    saved = {
+        "grammar_sha256": _grammar_hash(_grammar_text()),
+        "lark": lark.__version__,
+        "data": data,
+        "memo": memo,
+    }
+    return json.dumps(saved, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def write_tables() -> None:
+    """Regenerate the shipped tables after a grammar change:
+    `python -c "from critlang.parser import write_tables; write_tables()"`."""
+    TABLES.write_text(tables_json(), encoding="utf-8")
+
+
+def lark_parser(**options: Any) -> lark.Lark:
+    """A Lark LALR parser for the grammar (`options`: e.g. lexer_callbacks)."""
+    return _load_tables(**options) or _build(**options)
+
+
+@cache
+def _lark() -> lark.Lark:
+    return lark_parser()
 
 
 def build_strict() -> lark.Lark:
@@ -53,6 +116,20 @@ def build_strict() -> lark.Lark:
         strict=True,
         propagate_positions=True,
     )
+
+
+# Limits on what a criteria file may spell (docs/security.md). Numbers: a clinical
+# threshold never needs more digits, and longer ones would overflow floats in the
+# compiled code or hit Python's 4,300-digit conversion limit. Depth: the syntax tree is
+# walked by recursive passes (checker, compiler, interpreter, z3); 1,000 levels is far
+# beyond any criterion (490 nested parentheses, 330-term `or` chains stay legal).
+MAX_NUMBER_DIGITS = 15  # before and after the decimal point, each
+MAX_DEPTH = 1000  # nesting of the syntax tree
+
+
+class _TooDeep(Exception):
+    def __init__(self, meta: Meta) -> None:
+        self.meta = meta
 
 
 _QUANTITY_RE = re.compile(r"(\d+(?:\.\d+)?)[ \t]*(.*)", re.S)
@@ -76,6 +153,45 @@ class _ToAst(Transformer):
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
         self.src = source
+        self.problems: list[Diagnostic] = []  # limits exceeded (E901)
+
+    def transform(self, tree: lark.Tree) -> Any:
+        """Bottom-up, with an explicit stack: deep nesting cannot exhaust Python's.
+
+        Raises _TooDeep past MAX_DEPTH levels (the passes after this one recurse).
+        """
+        stack: list[tuple[lark.Tree, Any, list[Any]]] = [(tree, iter(tree.children), [])]
+        while True:
+            node, children, done = stack[-1]
+            for child in children:
+                if isinstance(child, lark.Tree):
+                    if len(stack) >= MAX_DEPTH:
+                        raise _TooDeep(child.meta)
+                    stack.append((child, iter(child.children), []))
+                    break
+                done.append(child)
+            else:
+                stack.pop()
+                value = self._call_userfunc(node, done)
+                if not stack:
+                    return value
+                stack[-1][2].append(value)
+
+    def _fraction(self, text: str, span: Span) -> Fraction:
+        """A number literal's exact value; too many digits is E901 (value 0 stands in)."""
+        whole, _, frac = text.lstrip("-").partition(".")
+        if len(whole.lstrip("0")) > MAX_NUMBER_DIGITS or len(frac) > MAX_NUMBER_DIGITS:
+            self.problems.append(
+                error(
+                    "E901",
+                    "number too long",
+                    span,
+                    label=f"at most {MAX_NUMBER_DIGITS} digits before and after the point",
+                    hint="no clinical threshold needs more; see docs/security.md",
+                )
+            )
+            return Fraction(0)
+        return Fraction(text)
 
     # --- spans
     def _span(self, meta: Meta) -> Span:
@@ -89,7 +205,7 @@ class _ToAst(Transformer):
     def _quantity(self, tok: Token) -> n.QuantityLit:
         number, unit = _split_quantity(str(tok))
         return n.QuantityLit(
-            value=Fraction(number),
+            value=self._fraction(number, self._tspan(tok)),
             number_text=number,
             unit=unit,
             raw=str(tok),
@@ -219,7 +335,8 @@ class _ToAst(Transformer):
         return n.NumberTypeExpr(span=self._span(meta))
 
     def t_integer(self, meta: Meta, items: list[Any]) -> Any:
-        return n.IntegerTypeExpr(low=int(items[0]), high=int(items[1]), span=self._span(meta))
+        low, high = (self._fraction(str(t), self._tspan(t)) for t in items[:2])
+        return n.IntegerTypeExpr(low=int(low), high=int(high), span=self._span(meta))
 
     def t_enum(self, meta: Meta, items: list[Any]) -> Any:
         return n.EnumTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
@@ -328,8 +445,9 @@ class _ToAst(Transformer):
         return n.Compare(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
     def compare_ref(self, meta: Meta, items: list[Any]) -> Any:
+        span = self._tspan(items[2])
         factor = n.NumberLit(
-            value=Fraction(str(items[2])), text=str(items[2]), span=self._tspan(items[2])
+            value=self._fraction(str(items[2]), span), text=str(items[2]), span=span
         )
         return n.CompareRef(
             op=str(items[1]), left=items[0], factor=factor, limit=items[3], span=self._span(meta)
@@ -438,7 +556,7 @@ class _ToAst(Transformer):
     def q_at_least(self, meta: Meta, items: list[Any]) -> Any:
         return n.Quantified(
             quantifier="at_least",
-            count=int(Fraction(str(items[0]))),
+            count=int(self._fraction(str(items[0]), self._tspan(items[0]))),
             list_name=str(items[1]),
             list_span=self._tspan(items[1]),
             body=items[2],
@@ -446,7 +564,9 @@ class _ToAst(Transformer):
         )
 
     def number(self, meta: Meta, items: list[Any]) -> Any:
-        return n.NumberLit(value=Fraction(str(items[0])), text=str(items[0]), span=self._span(meta))
+        span = self._span(meta)
+        value = self._fraction(str(items[0]), span)
+        return n.NumberLit(value=value, text=str(items[0]), span=span)
 
     def quantity(self, meta: Meta, items: list[Any]) -> Any:
         return self._quantity(items[0])
@@ -512,15 +632,41 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(words)
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+class _Pieces:
+    """Offsets in a text made of pieces of the source, mapped back to the source."""
+
+    def __init__(self, text: str, pieces: list[tuple[int, int]]) -> None:
+        self.parts: list[tuple[int, int, int]] = []  # (offset here, source offset, length)
+        chunks = []
+        here = 0
+        for start, end in pieces:
+            self.parts.append((here, start, end - start))
+            chunks.append(text[start:end])
+            here += end - start + 1
+        self.text = "\n".join(chunks)
+
+    def __call__(self, pos: int) -> int:
+        for here, there, length in reversed(self.parts):
+            if pos >= here:
+                return there + min(pos - here, length)
+        return 0
+
+
+def _syntax_diagnostic(
+    exc: UnexpectedInput, source: SourceFile, at: _Pieces | None = None
+) -> Diagnostic:
+    """E001 for a Lark error; `at` maps offsets when a piece of the file was parsed."""
+    if at is None:
+        at = _Pieces(source.text, [(0, len(source.text))])
     pos = getattr(exc, "pos_in_stream", None)
     if isinstance(exc, UnexpectedToken) and exc.token.start_pos is not None:
         tok = exc.token
         if tok.type == "$END":
-            span = source.span(len(source.text), len(source.text))
+            end = at(len(at.text))
+            span = source.span(end, end)
             found = "the end of the file"
         else:
-            span = source.span(tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
+            span = source.span(at(tok.start_pos), at(tok.end_pos))  # type: ignore[arg-type]
             found = f"`{tok}`"
         expected = _describe_expected(set(exc.expected))
         hint = ""
@@ -538,7 +684,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
             hint=hint,
         )
     if isinstance(exc, UnexpectedCharacters):
-        pos = exc.pos_in_stream
+        pos = at(exc.pos_in_stream)
         char = source.text[pos] if pos < len(source.text) else ""
         hint = ""
         if char == '"':
@@ -551,9 +697,10 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
             hint=hint,
         )
     if isinstance(exc, UnexpectedEOF):
-        end = len(source.text)
+        end = at(len(at.text))
         return error("E001", "the file ends too early", source.span(end, end))
-    return error("E001", str(exc).splitlines()[0], source.span(pos or 0, pos or 0))
+    pos = at(pos or 0)
+    return error("E001", str(exc).splitlines()[0], source.span(pos, pos))
 
 
 _ITEM_START = re.compile(
@@ -583,27 +730,69 @@ def _items(text: str) -> list[tuple[int, int, int | None]]:
     return items
 
 
-def _blank_except(text: str, keep: list[tuple[int, int]]) -> str:
-    out = [c if c == "\n" else " " for c in text]
-    for start, end in keep:
-        out[start:end] = text[start:end]
-    return "".join(out)
-
-
 def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic]:
+    """One diagnostic per broken item, in time linear in the file's size.
+
+    An LALR parser stops at the first token that cannot continue a valid prefix, so
+    every item before the error is sound. The parse restarts at the item after the one
+    the error falls in (with its section line) and runs to the next error: each part of
+    the file is parsed about once, not once per item.
+    """
     found = {(first.span.start, first.message): first}
     parser = _lark()
-    for start, end, section in _items(source.text):
-        keep = [(start, end)]
+    text = source.text
+    items = _items(text)
+    if not items:
+        return [first]
+    starts = [start for start, _, _ in items]
+    first_token = [
+        start + len(text[start:end]) - len(text[start:end].lstrip()) for start, end, _ in items
+    ]
+
+    def restart_after(pos: int, done: int) -> int:
+        j = max(0, bisect.bisect_right(starts, pos) - 1)
+        # an error on an item's first token is the previous item ending too early
+        nxt = j if pos <= first_token[j] else j + 1
+        return max(nxt, done + 1)
+
+    r = restart_after(first.span.start, -1)
+    while r < len(items):
+        pieces = [(items[r][0], len(text))]
+        section = items[r][2]
         if section is not None:
-            line_end = source.text.find("\n", section)
-            keep.insert(0, (section, len(source.text) if line_end < 0 else line_end))
+            line_end = text.find("\n", section)
+            pieces.insert(0, (section, len(text) if line_end < 0 else line_end))
+        at = _Pieces(text, pieces)
         try:
-            parser.parse(_blank_except(source.text, keep))
+            parser.parse(at.text)
         except UnexpectedInput as exc:
-            d = _syntax_diagnostic(exc, source)
+            d = _syntax_diagnostic(exc, source, at)
             found.setdefault((d.span.start, d.message), d)
-    return list(found.values())
+            r = restart_after(d.span.start, r)
+        else:
+            break
+    return sorted(found.values(), key=lambda d: d.span.start)
+
+
+def to_ast(tree: lark.Tree, source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
+    """The AST of a parse tree, or None and the limits it exceeds (E901, E902)."""
+    builder = _ToAst(source)
+    try:
+        protocol = builder.transform(tree)
+    except _TooDeep as exc:
+        start = getattr(exc.meta, "start_pos", 0)
+        return None, [
+            error(
+                "E902",
+                "nested too deeply",
+                source.span(start, start),
+                label=f"more than {MAX_DEPTH} levels of nesting",
+                hint="split the expression into named definitions (`define`)",
+            )
+        ]
+    if builder.problems:
+        return None, builder.problems
+    return protocol, []
 
 
 def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
@@ -613,7 +802,7 @@ def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
     except UnexpectedInput as exc:
         first = _syntax_diagnostic(exc, source)
         return None, _all_syntax_errors(source, first)
-    return _ToAst(source).transform(tree), []
+    return to_ast(tree, source)
 
 
 def parse_text(text: str, path: str = "<text>") -> tuple[n.Protocol | None, list[Diagnostic]]:

@@ -317,31 +317,50 @@ class _Codegen:
             self.w(f"{out} = None if {inner} is None else -{inner}")
             return out
         if isinstance(e, n.Conditional):
-            out = self.tmp()
-            cond = self.cond(e.cond)
-            target = self.carrier(e)
-            self.w(f"if {cond} is None:")
-            with self.w.indent():
-                self.w(f"{out} = None")
-            self.w(f"elif {cond}:")
-            with self.w.indent():
-                self.w(f"{out} = {self.value(e.then, target)}")
-            self.w("else:")
-            with self.w.indent():
-                self.w(f"{out} = {self.value(e.otherwise, target)}")
-            return out
+            return self.conditional(e)
         if isinstance(e, n.FirstAvailable):
+            # one level of indentation however many options (Python allows 100 levels)
             out = self.tmp()
             target = self.carrier(e.options[0])
             self.w(f"{out} = {self.value(e.options[0])}")
             for option in e.options[1:]:
                 self.w(f"if {out} is None:")
-                self.w.level += 1
-                self.w(f"{out} = {self.value(option, target)}")
-            self.w.level -= len(e.options) - 1
+                with self.w.indent():
+                    self.w(f"{out} = {self.value(option, target)}")
             return out
         # a condition used as a value (e.g. `x = (a > b)`)
         return self.cond(e)
+
+    def conditional(self, e: n.Conditional) -> str:
+        """`(a if c1 else (b if c2 else ...))` as a flat run of tests, not nested blocks:
+        a chain in the else branch (same carrier unit) adds no indentation."""
+        out, go = self.tmp(), self.tmp("g")
+        target = self.carrier(e)
+        links: list[n.Conditional] = [e]
+        while isinstance(links[-1].otherwise, n.Conditional) and (
+            self.carrier(links[-1].otherwise) == target
+        ):
+            links.append(links[-1].otherwise)  # type: ignore[arg-type]
+        self.w(f"{out} = None")
+        self.w(f"{go} = True")
+        for i, link in enumerate(links):
+            if i:
+                self.w(f"if {go}:")
+                self.w.level += 1
+            cond = self.cond(link.cond)
+            self.w(f"if {cond} is None:")
+            with self.w.indent():
+                self.w(f"{go} = False")
+            self.w(f"elif {cond}:")
+            with self.w.indent():
+                self.w(f"{go} = False")
+                self.w(f"{out} = {self.value(link.then, target)}")
+            if i:
+                self.w.level -= 1
+        self.w(f"if {go}:")
+        with self.w.indent():
+            self.w(f"{out} = {self.value(links[-1].otherwise, target)}")
+        return out
 
     def name(self, e: n.Name) -> str:
         r = self.ref(e)
@@ -787,6 +806,18 @@ def _dependencies(checked: CheckResult, crit: n.Criterion) -> frozenset[str]:
     return frozenset(out)
 
 
+class TooComplex(Exception):
+    """The generated code exceeds a limit of Python's compiler.
+
+    `line` is the criteria-file line the failing generated line came from (or None).
+    """
+
+    def __init__(self, line: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
 def compile_protocol(checked: CheckResult) -> Compiled:
     """Compile a protocol that checked without errors."""
     assert checked.ok, "compile only checked protocols"
@@ -796,7 +827,15 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     gen = _Codegen(checked)
     source = gen.module(criteria)
     filename = f"{FILENAME_PREFIX}{checked.source.path}>"
-    code = compile(source, filename, "exec")
+    try:
+        code = compile(source, filename, "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        # Python's own limits (100 levels of indentation, 20 nested loops): the front
+        # end turns this into E903 at check time, so a clean check always compiles
+        line = gen_line = getattr(exc, "lineno", None)
+        if gen_line is not None:
+            line = max((c for g, c in gen.line_map.items() if g <= gen_line), default=None)
+        raise TooComplex(line, f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}") from exc
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update(runtime.EXPORTS)
     namespace.update(gen.consts)
