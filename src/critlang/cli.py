@@ -106,9 +106,18 @@ def _as_of(text: str | None) -> dt.date:
     if text is None:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        # birth dates, look-back windows and witnesses reach centuries around the
+        # screening date; Python's calendar ends at years 1 and 9999 (docs/security.md)
+        low, high = (d.isoformat() for d in AS_OF_RANGE)
+        raise argparse.ArgumentTypeError(f"--as-of {text}: give a date from {low} to {high}")
+    return day
+
+
+AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -198,6 +198,8 @@ class _Codegen:
         # evaluate() computes facts, definitions and window edges once, up front
         self.prologue = _Writer(level=1)
         self.hoisted: dict[tuple[str, ...], str] = {}
+        self.fn_prologue = _Writer(level=1)  # the same for the function being written
+        self.fn_hoisted: dict[tuple[str, ...], str] = {}
         self.loads: dict[str, str] = {}  # record key -> local name, read at the top
         self.loop_depth = 0
         self.rounded = n.arithmetic_roots(checked.protocol)
@@ -240,9 +242,13 @@ class _Codegen:
         appended to the prologue when complete, so whatever it needs (hoisted while it
         was being written) stands before it.
         """
-        if self.in_function:
-            return make()
-        if key not in self.hoisted:
+        # in a function (a definition with parameters) the same, at the function's top
+        prologue, hoisted = (
+            (self.fn_prologue, self.fn_hoisted)
+            if self.in_function
+            else (self.prologue, self.hoisted)
+        )
+        if key not in hoisted:
             saved = self.w
             self.w = _Writer(level=1)
             self.at(node)
@@ -250,9 +256,9 @@ class _Codegen:
                 result = make()
             finally:
                 block, self.w = self.w, saved
-            self.prologue.lines.extend(block.lines)
-            self.hoisted[key] = result
-        return self.hoisted[key]
+            prologue.lines.extend(block.lines)
+            hoisted[key] = result
+        return hoisted[key]
 
     # ------------------------------------------------------------------ values
     def carrier(self, e: n.Expr) -> Unit | None:
@@ -367,7 +373,7 @@ class _Codegen:
         if r.kind == "member":
             t = self.type(e)
             if isinstance(t, ScaleT):
-                return self.const(t.members.index(r.name))
+                return self.const(t.positions[r.name])
             return self.const(r.name)
         if r.kind == "assume":
             value = self.c.assumed[r.name].value
@@ -459,7 +465,7 @@ class _Codegen:
             t = self.type(e.subject)
             members: frozenset[Any]
             if isinstance(t, ScaleT):
-                members = frozenset(t.members.index(m) for m in e.members)
+                members = frozenset(t.positions[m] for m in e.members)
             else:
                 members = frozenset(e.members)
             op = "not in" if e.negated else "in"
@@ -692,9 +698,13 @@ class _Codegen:
         self.at(d)
         self.w(f"def {name}(f, {', '.join(params)}):")
         self.in_function = True
-        with self.w.indent():
-            result = self.value(d.body)
-            self.w(f"return {result}")
+        self.fn_prologue, self.fn_hoisted = _Writer(level=1), {}
+        outer, self.w = self.w, _Writer(level=1)
+        self.at(d)
+        result = self.value(d.body)
+        self.w(f"return {result}")
+        body, self.w = self.w, outer
+        self.w.lines += self.fn_prologue.lines + body.lines
         self.in_function = False
         self.env = saved_env
         self.w("")
