@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__, frontend
 from .diagnostics import Severity, render_text, summary
@@ -534,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+T = TypeVar("T")
+
 # sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
 # protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
 EXIT_INTERNAL = 70
@@ -543,7 +545,7 @@ _STACK_BYTES = 512 * 1024 * 1024
 _RECURSION_LIMIT = 60_000
 
 
-def _run_deep(fn: Callable[[], int]) -> int:
+def _run_deep(fn: Callable[[], T]) -> T:
     """fn() on a thread with a deep stack; its exception, if any, re-raised here."""
     outcome: dict[str, Any] = {}
 
@@ -564,7 +566,7 @@ def _run_deep(fn: Callable[[], int]) -> int:
     worker.join()
     if "error" in outcome:
         raise outcome["error"]
-    return int(outcome["value"])
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
