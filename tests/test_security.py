@@ -57,7 +57,8 @@ def patient(folder: Path) -> Path:
 
 # ---------------------------------------------------------------- 1. file access by import
 
-IMPORT = HEADER.replace("{", "{{").replace("}", "}}") + 'import "{}"\ninclusion criteria\nI1 "t"\n  rule a\n'
+IMPORT = HEADER.replace("{", "{{").replace("}", "}}")
+IMPORT += 'import "{}"\ninclusion criteria\nI1 "t"\n  rule a\n'
 
 
 @pytest.mark.parametrize(
@@ -436,3 +437,13 @@ def test_a_look_back_reaching_before_year_one_holds_every_date(
     code, out, _ = run(capsys, "eval", "--as-of", "1900-06-01", "--format", "json", str(f), str(p))
     assert code == 0, out
     assert json.loads(out)[0]["verdict"] == "eligible"
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/dev/urandom", "../../../../etc/x.crit"])
+def test_an_example_names_its_protocol_under_the_import_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    example = dict(PATIENT, protocol=target, as_of="2025-01-01", expect={"verdict": "eligible"})
+    write(tmp_path, "p.json", json.dumps(example))
+    code, out, _ = run(capsys, "test", str(tmp_path / "p.json"))
+    assert code == 1 and "FAIL" in out and "root:" not in out

@@ -57,9 +57,14 @@ _MISSING = "no such file"
 
 
 def _resolve_import(imp: n.Import, base: Path, roots: list[Path]) -> tuple[Path | None, str]:
-    """The file an import names, or None and why it may not be read."""
-    name = Path(imp.path)
-    if name.is_absolute() or imp.path.startswith("~") or name.suffix != SUFFIX:
+    return resolve_criteria_file(imp.path, base, roots)
+
+
+def resolve_criteria_file(text: str, base: Path, roots: list[Path]) -> tuple[Path | None, str]:
+    """The criteria file a path names (relative to `base`, then to the library roots), or
+    None and why it may not be read: the import rule of docs/security.md."""
+    name = Path(text)
+    if name.is_absolute() or text.startswith("~") or name.suffix != SUFFIX:
         return None, f"an import names a {SUFFIX} file by a relative path"
     candidates = [base / name] + [r / name for r in roots[1:]]
     target = next((c for c in candidates if c.exists()), candidates[0])
