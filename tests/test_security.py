@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from critlang import cli, parser
+from critlang import cli, lalr, parser
 from critlang.backends.python import compile_protocol
 from critlang.evaluate import Evaluator
 from critlang.frontend import analyse_text
@@ -159,14 +159,14 @@ def test_a_protocol_file_is_read_with_a_size_cap(
 
 
 def test_parser_tables_are_shipped_for_the_current_grammar() -> None:
-    saved = json.loads(parser.TABLES.read_text(encoding="utf-8"))
-    assert saved["grammar_sha256"] == parser._grammar_hash(parser._grammar_text()), (
+    saved = json.loads(lalr.TABLES.read_text(encoding="utf-8"))
+    assert saved["grammar_sha256"] == lalr._grammar_hash(lalr._grammar_text()), (
         "grammar changed: regenerate the tables with "
-        '`python -c "from critlang.parser import write_tables; write_tables()"`'
+        '`python -c "from critlang.lalr import write_tables; write_tables()"`'
     )
-    loaded = parser._load_tables()
+    loaded = lalr._load_tables()
     assert loaded is not None
-    built = parser._build()
+    built = lalr._build()
     for f in sorted(ROOT.glob("protocols/**/*.crit")):
         text = f.read_text(encoding="utf-8")
         assert loaded.parse(text) == built.parse(text), f
@@ -176,15 +176,15 @@ def test_no_parser_cache_in_the_temp_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    parser.lark_parser().parse(HEADER)
-    parser._build().parse(HEADER)
+    lalr.lark_parser().parse(HEADER)
+    lalr._build().parse(HEADER)
     assert list(tmp_path.iterdir()) == []  # nothing written, so nothing to unpickle
 
 
 def test_stale_tables_fall_back_to_building(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parser, "_grammar_hash", lambda text: "another grammar")
-    assert parser._load_tables() is None
-    assert parser.lark_parser().parse(HEADER) is not None
+    monkeypatch.setattr(lalr, "_grammar_hash", lambda text: "another grammar")
+    assert lalr._load_tables() is None
+    assert lalr.lark_parser().parse(HEADER) is not None
 
 
 # ---------------------------------------------------------------- 3. resource exhaustion
