@@ -319,6 +319,8 @@ WIDE = {
     "first-available-100": "first available(" + ", ".join(["x"] * 100) + ") > 1 mg/dL",
     "else-chain-99": nested_conditional_else(99) + " > 1 mg/dL",
     "arithmetic-500": " + ".join(["x"] * 500) + " > 1 mg/dL",
+    "not-990": "not " * 990 + "a",
+    "minus-990": "-" * 990 + "x > 1 mg/dL",
 }
 
 

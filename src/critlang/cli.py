@@ -555,15 +555,20 @@ def _run_deep(fn: Callable[[], T]) -> T:
         except BaseException as exc:  # re-raised in the calling thread
             outcome["error"] = exc
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
+    # the limit is per interpreter: raised while the worker runs (the calling thread
+    # only waits), restored after, so no thread with a small stack recurses that deep
+    limit = sys.getrecursionlimit()
     previous = threading.stack_size()
     try:
+        sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
         threading.stack_size(_STACK_BYTES)
         worker = threading.Thread(target=target, name="critlang", daemon=True)
         worker.start()
+        threading.stack_size(previous)
+        worker.join()
     finally:
         threading.stack_size(previous)
-    worker.join()
+        sys.setrecursionlimit(limit)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
