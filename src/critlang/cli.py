@@ -8,8 +8,10 @@ without loading the compiler, the FHIR reader, pint or z3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import threading
 import traceback
@@ -604,6 +606,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_deep(lambda: int(args.func(args)))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`critlang eval ... | head`): not a bug. Output is dropped
+        # so that flushing at exit does not raise again; 128 + SIGPIPE, as a shell has it
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
