@@ -47,6 +47,9 @@ def main() -> int:
             if bundles:
                 found += fz.fhir_case(seed, folder, bundles)
                 counts["fhir"] += 1
+            if (seed - args.start) % 10 == 9:  # progress, so a stopped campaign still tells
+                elapsed = round(time.perf_counter() - start)
+                print(json.dumps({**counts, "seconds": elapsed}), file=sys.stderr, flush=True)
             for f in found:
                 counts["findings"] += 1
                 row = {"kind": f.kind, "seed": f.seed, "problems": f.problems, "argv": f.argv}

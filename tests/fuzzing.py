@@ -265,7 +265,12 @@ def _nested(depth: int) -> Any:
 
 
 def mutate_json(value: Any, rnd: random.Random, rounds: int = 0) -> Any:
-    """Edits anywhere in a JSON value: replace, delete, wrap in a list, nest deeply."""
+    """Edits anywhere in a JSON value: replace, delete, wrap in a list, nest deeply
+    (on a deep stack: the values it makes are thousands of levels deep)."""
+    return cli._run_deep(lambda: _mutate_json(value, rnd, rounds))
+
+
+def _mutate_json(value: Any, rnd: random.Random, rounds: int) -> Any:
     value = copy.deepcopy(value)
     for _ in range(rounds or rnd.randint(1, 4)):
         paths = list(_paths(value, ()))
@@ -290,6 +295,8 @@ def mutate_json(value: Any, rnd: random.Random, rounds: int = 0) -> Any:
 
 def _paths(value: Any, here: tuple[Any, ...]) -> Any:
     yield here
+    if len(here) > 40:
+        return  # inside a deeply nested value already
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _paths(v, (*here, k))
@@ -318,7 +325,7 @@ def _delete(value: Any, path: tuple[Any, ...]) -> None:
 
 def dump_json(value: Any) -> bytes:
     """JSON text, lone surrogates written as invalid UTF-8 bytes (a broken extract)."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    text = cli._run_deep(lambda: json.dumps(value, ensure_ascii=False, allow_nan=True))
     return text.encode("utf-8", errors="surrogateescape")
 
 
