@@ -65,3 +65,12 @@ def test_mutations_are_deterministic_and_change_the_file() -> None:
     mutants = [fz.mutate_protocol(text, random.Random(seed)) for seed in range(20)]
     assert mutants == [fz.mutate_protocol(text, random.Random(seed)) for seed in range(20)]
     assert sum(m != text for m in mutants) >= 15
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fhir_mutants(seed: int, tmp_path: Path) -> None:
+    bundles = fz.fhir_resources(3)
+    if not bundles:
+        pytest.skip("../shared/data/synthea-r4 is absent: FHIR mutants start from its bundles")
+    findings = fz.fhir_case(seed, tmp_path, bundles)
+    assert not findings, [(f.argv, f.problems) for f in findings]
