@@ -339,8 +339,8 @@ def _group_bundle(
 
 
 def _kept(resources: list[Resource], codes: frozenset[str]) -> list[Resource]:
-    """The resources a protocol can use: a bound code (or components, a medication
-    reference, a malformation to report); the rest are counted but not kept."""
+    """The resources a protocol can use: a bound code, components (whose codes may be
+    bound), a medication reference; the rest are counted but not kept."""
     out = []
     for r in resources:
         concept = r.code if r.code is not None else r.medicationCodeableConcept
@@ -350,11 +350,9 @@ def _kept(resources: list[Resource], codes: frozenset[str]) -> list[Resource]:
                     out.append(r)
                     break
             else:
-                if r.component is not None or r.malformed is not None:
+                if r.component_:
                     out.append(r)
-        elif (
-            r.component is not None or r.malformed is not None or r.medicationReference is not None
-        ):
+        elif r.component_ or r.medicationReference is not None or r.malformed is not None:
             out.append(r)
     return out
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
+from ..scales import conversion, other_scale
 from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from ..ucum import ucum_unit
+from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 
 SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
@@ -291,12 +292,21 @@ class _Reader:
                 "(a value without unit is never guessed)",
             )
             return None
-        unit = self.unit(fact, unit_text)
+        unit = self.unit(fact, unit_text, t.unit)
         if unit is None:
             return None
-        molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
-        if conversion_factor(unit, t.unit, molar) is None:
+        info = self.c.facts.get(fact)
+        molar = info.molar_mass if info else None
+        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
+        # the fact declares (or a UCUM temperature scale); else the value is refused
+        convert = conversion(unit, t.unit, molar, info.scales if info else ())
+        if convert is None:
             extra = " and no molar mass is declared" if molar is None else ""
+            if other_scale(unit, t.unit):
+                extra = (
+                    ": another clinical scale, not a unit conversion; the fact declares no "
+                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
+                )
             self.problem(
                 fact,
                 f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
@@ -306,7 +316,9 @@ class _Reader:
         low = high = None
         rr = meta.get("reference_range")
         if isinstance(rr, dict):
-            rr_unit = self.unit(fact, rr["unit"]) if isinstance(rr.get("unit"), str) else unit
+            rr_unit = (
+                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
+            )
             f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
             if f is None:
                 self.problem(fact, "the reference range's unit does not fit the value's")
@@ -321,18 +333,27 @@ class _Reader:
                                 high = v * f
         elif rr is not None:
             self.problem(fact, "`reference_range` must be an object with low, high, unit")
+        if convert.source is not None:
+            # another scale: the value is converted here, once, into the fact's unit, and
+            # says so (explanations show the recorded value and the equation's source)
+            recorded = f"{_decimal(value)} {unit_text.strip()}"
+            value, unit = convert(value), t.unit
+            low = None if low is None else convert(low)
+            high = None if high is None else convert(high)
+            if convert.slope < 0:
+                low, high = high, low
+            note = f"from {recorded} by {convert.source}"
+            source = f"{source}; {note}" if source else note
         return Observation(value, unit, when, source, low, high)
 
-    def unit(self, fact: str, text: str) -> Unit | None:
-        """A unit as written, or as a UCUM code (FHIR's `valueQuantity.code`)."""
+    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
+        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
+        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
         try:
-            return parse_unit(text)
+            return read_unit(text, want)
         except UnitError as exc:
-            try:
-                return ucum_unit(text)
-            except UnitError:
-                self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
-                return None
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
 
     def pick(self, fact: str, candidates: list[Observation]) -> Observation | None:
         """The newest value inside the look-back window (or the newest, without one)."""
