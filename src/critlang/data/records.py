@@ -21,7 +21,19 @@ from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
 from ..scales import conversion, other_scale
-from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    ErrorT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
 from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 
@@ -41,7 +53,10 @@ class Observation:
 
     def shown(self) -> str:
         """The value as recorded, for explanations."""
-        if isinstance(self.value, Fraction):
+        if isinstance(self.value, tuple):  # a blood pressure: systolic/diastolic
+            sd = "/".join("?" if v is None else _decimal(v) for v in self.value)
+            text = f"{sd} {self.unit.text}" if self.unit else sd
+        elif isinstance(self.value, Fraction):
             v = _decimal(self.value)
             text = f"{v} {self.unit.text}" if self.unit and self.unit.text else v
         elif isinstance(self.value, list):
@@ -246,6 +261,8 @@ class _Reader:
 
     def one(self, fact: str, t: Type, entry: Any) -> Observation | None:
         meta: dict[str, Any] = {}
+        if isinstance(t, PressureT):
+            return self.pressure(fact, t, entry)
         if isinstance(entry, dict):
             meta = entry
             if "value" not in entry:
@@ -345,6 +362,39 @@ class _Reader:
             note = f"from {recorded} by {convert.source}"
             source = f"{source}; {note}" if source else note
         return Observation(value, unit, when, source, low, high)
+
+    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
+        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+
+        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
+        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        """
+        if not isinstance(entry, dict):
+            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
+            return None
+        parts = [entry.get(k) for k in ("systolic", "diastolic")]
+        if all(p is None for p in parts):
+            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+            return None
+        values = [None if p is None else self.number(fact, p) for p in parts]
+        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        unit_text = entry.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        if conversion_factor(unit, t.unit) is None:
+            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            return None
+        when = self.date(fact, entry["date"]) if entry.get("date") is not None else None
+        if entry.get("date") is not None and when is None:
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        return Observation(tuple(values), unit, when, source)
 
     def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
         """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
