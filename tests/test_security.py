@@ -152,7 +152,7 @@ def test_a_protocol_file_is_read_with_a_size_cap(
     with open(tmp_path / "big.crit", "wb") as big:
         big.truncate(parser_limit() + 1)
     code, _, err = run(capsys, "check", str(tmp_path / "big.crit"))
-    assert code == 2 and "larger than 8 MiB" in err
+    assert code == 2 and "larger than 8 mib" in err.lower()
 
 
 # ---------------------------------------------------------------- 2. parser cache
