@@ -473,6 +473,13 @@ class _Reader:
     def read(self, data: Any) -> Record:
         if not isinstance(data, dict):
             raise RecordError("a patient record is a JSON object")
+        if isinstance(data.get("resourceType"), str) and "facts" not in data:
+            # FHIR resources are read by data/fhir.py (Resource.resourceType), never as a
+            # record with no facts: that would be "undetermined, needs everything" in silence
+            raise RecordError(
+                f"this is a FHIR {data['resourceType']}, not a critlang patient record; "
+                "read FHIR data with `critlang screen PROTOCOL DATA...`"
+            )
         pid = data.get("id")
         pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
         raw_anchors = data.get("anchors") or {}
