@@ -136,3 +136,61 @@ def test_eval_of_a_fhir_bundle_is_refused_not_read_as_an_empty_record(
     captured = capsys.readouterr()
     assert "FHIR Bundle" in captured.err and "critlang screen" in captured.err
     assert "UNDETERMINED" not in captured.out
+
+
+OBS_DUP_VALUE = (
+    '{"resourceType":"Observation","status":"final","code":{"coding":[{"system":'
+    '"http://loinc.org","code":"6690-2"}]},"subject":{"reference":"Patient/p1"},'
+    '"effectiveDateTime":"2024-01-10","valueQuantity":{"value":1.0,"value":5.0,'
+    '"unit":"10*3/uL","system":"http://unitsofmeasure.org","code":"10*3/uL"}}'
+)
+
+
+def _bundle_text(*resources: str) -> str:
+    entries = ",".join(f'{{"resource":{r}}}' for r in resources)
+    return f'{{"resourceType":"Bundle","type":"collection","entry":[{entries}]}}'
+
+
+@pytest.mark.parametrize("layout", ["bundle", "ndjson", "array"])
+def test_duplicate_json_keys_in_a_used_resource_are_a_conflict(
+    tmp_path: Path, protocol: Path, layout: str
+) -> None:
+    """`"value": 1.0, "value": 5.0`: JSON readers keep the last one in silence, so the
+    wbc read 5.0 (met) by file order. Either value could be meant: unknown, with a
+    diagnostic naming the key (RFC 8259 section 4; R4 json.html)."""
+    pat = json.dumps(patient())
+    if layout == "bundle":
+        text = _bundle_text(pat, OBS_DUP_VALUE)
+        data = write(tmp_path, "b.json", text)
+    elif layout == "ndjson":
+        data = write(tmp_path, "b.ndjson", f"{pat}\n{OBS_DUP_VALUE}\n")
+    else:
+        data = write(tmp_path, "b.json", f"[{pat},{OBS_DUP_VALUE}]")
+    rc, (row,) = screen(tmp_path, protocol, data)
+    assert rc == 0
+    assert row["criteria"]["I2"] == "unknown"
+    assert any("duplicate JSON keys 'value'" in p for p in row["problems"])
+
+
+def test_duplicate_status_or_birth_date_is_not_read_by_file_order(
+    tmp_path: Path, protocol: Path
+) -> None:
+    """`"status":"entered-in-error","status":"final"` was used as final; a Patient with
+    two birthDates gave the last one's age."""
+    obs_text = OBS_DUP_VALUE.replace('"value":1.0,"value":5.0', '"value":1.0').replace(
+        '"status":"final"', '"status":"entered-in-error","status":"final"'
+    )
+    pat = '{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01","birthDate":"2010-01-01"}'
+    text = _bundle_text(pat, obs_text)
+    rc, (row,) = screen(tmp_path, protocol, write(tmp_path, "b.json", text))
+    assert rc == 0 and row["verdict"] == "undetermined"
+    assert row["criteria"]["I1"] == "unknown" and row["criteria"]["I2"] == "unknown"
+    assert any("'status'" in p for p in row["problems"])
+    assert any(p.startswith("birth_date:") and "'birthDate'" in p for p in row["problems"])
+
+
+def test_no_duplicate_keys_no_change(tmp_path: Path, protocol: Path) -> None:
+    """The check marks nothing in clean data: the same bundle without duplicates decides."""
+    b = write(tmp_path, "b.json", bundle(patient(), wbc(1.0)))
+    rc, (row,) = screen(tmp_path, protocol, b)
+    assert rc == 0 and row["criteria"]["I2"] == "not met" and row["problems"] == []

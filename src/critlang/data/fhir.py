@@ -304,8 +304,17 @@ class Extractor:
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
         facts = record["facts"]
+        # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
+        # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
+        usable = [p for p in group.patients if p.malformed is None]
         for fact, element in self.patient_fields.items():
-            values = {getattr(p, element, None) for p in group.patients} - {None}
+            values = {getattr(p, element, None) for p in usable} - {None}
+            for p in group.patients:
+                if p.malformed is not None:
+                    where = f"Patient/{p.id}" if p.id else "Patient (no id)"
+                    problems.append(
+                        RecordProblem(group.path, fact, f"{where} is malformed ({p.malformed})")
+                    )
             if len(values) == 1:
                 facts[fact] = values.pop()
             elif len(values) > 1:
