@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from critlang.cli import main
-from helpers import TRIAL
 
-PROTOCOL = f"""protocol "TEST-B9"
+PROTOCOL = """protocol "TEST-B9"
   title "breaker"
   version "1"
   date 2024-01-01
@@ -22,7 +21,9 @@ PROTOCOL = f"""protocol "TEST-B9"
   minimum age 18 years
   healthy volunteers no
 
-import "{(TRIAL.parent / "lib" / "common-labs.crit").as_posix()}"
+codes birth_date: fhir "Patient.birthDate"
+codes wbc: loinc "6690-2"
+codes serum_creatinine: loinc "2160-0"
 
 fact birth_date: date
 fact wbc: quantity x10^9/L
@@ -229,3 +230,21 @@ def test_condition_that_begins_after_the_screening_date_is_not_current(
     assert rc == 0 and row["criteria"]["E2"] == expected
     if expected == "unknown":
         assert any("after the screening date 2024-01-20" in p for p in row["problems"])
+
+
+def _part(code: str, value: float) -> dict:
+    q = {"value": value, "unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}
+    return {"code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "valueQuantity": q}
+
+
+@pytest.mark.parametrize("order", [(120, 150), (150, 120)])
+def test_two_systolic_components_in_one_panel_are_a_conflict(
+    tmp_path: Path, protocol: Path, order: tuple[int, int]
+) -> None:
+    """A BP panel (85354-9) with two systolic components, 120 and 150, and diastolic 80:
+    `bp > 140/90` was met or not met by the components' order in the file."""
+    parts = [_part("8480-6", order[0]), _part("8480-6", order[1]), _part("8462-4", 80)]
+    b = write(tmp_path, "b.json", bundle(patient(), obs("85354-9", component=parts)))
+    rc, (row,) = screen(tmp_path, protocol, b)
+    assert rc == 0 and row["criteria"]["E3"] == "unknown"
+    assert any("two systolic components disagree" in p for p in row["problems"])

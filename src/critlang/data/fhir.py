@@ -462,6 +462,10 @@ class Extractor:
             vq = comp.valueQuantity
             if part is None or vq is None or vq.value is None or vq.comparator is not None:
                 continue  # a censored part ("> 250") is not a value: that part stays unknown
+            if part in entry and entry[part] != vq.value:
+                # Observation.component: one systolic, one diastolic (vs-2 profile slices
+                # are 1..1); two that disagree are a conflict, never the last by file order
+                raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
             entry[part] = vq.value
             unit = vq.code if vq.system in (UCUM, None) else None
             if unit or vq.unit:
