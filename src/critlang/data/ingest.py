@@ -9,7 +9,8 @@ compares. Which value is picked (newest inside the look-back window) depends on 
 screening date, so every usable value is kept and the query picks.
 
 Tables (docs/scale.md):
-  critlang_patients(pid, id, path)     one row per patient read, also without facts
+  critlang_patients(pid, id, path, deceased)  one row per patient read, also without
+                                       facts; `deceased` as screen.deceased says
   critlang_facts(pid, fact, seq, item, field, value, text, day, instant,
                  recorded_value, recorded_unit, comparator, status, source,
                  low, high, problem)
@@ -59,7 +60,12 @@ COLUMNS = (
     ("high", "DOUBLE"),
     ("problem", "VARCHAR"),
 )
-PATIENT_COLUMNS = (("pid", "INTEGER"), ("id", "VARCHAR"), ("path", "VARCHAR"))
+PATIENT_COLUMNS = (
+    ("pid", "INTEGER"),
+    ("id", "VARCHAR"),
+    ("path", "VARCHAR"),
+    ("deceased", "VARCHAR"),  # why the patient had died by the ingest date, else NULL
+)
 NULL = "\\N"  # how NULL is spelled in the staging CSV
 
 Row = tuple[Any, ...]
@@ -76,6 +82,12 @@ def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
     if isinstance(t, EnumT):
         return None, str(v)
     return float(v), None
+
+
+def _deceased(native: Any, as_of: dt.date) -> str | None:
+    from ..screen import deceased
+
+    return deceased(native, as_of) if isinstance(native, dict) else None
 
 
 def _text(v: Any) -> str | None:
@@ -240,9 +252,10 @@ class CohortWriter:
     """Streams patients' rows to a staging CSV, then loads them into DuckDB in one COPY
     (memory stays flat in the cohort size)."""
 
-    def __init__(self, target: Path, compiled: Compiled) -> None:
+    def __init__(self, target: Path, compiled: Compiled, as_of: dt.date | None) -> None:
         self.target = target
         self.compiled = compiled
+        self.as_of = as_of
         self.dir = tempfile.TemporaryDirectory(prefix="critlang-ingest-")
         self.facts_path = Path(self.dir.name) / "facts.csv"
         self.patients_path = Path(self.dir.name) / "patients.csv"
@@ -253,10 +266,10 @@ class CohortWriter:
         self.count = 0
         self.rows = 0
 
-    def add(self, patient: PatientRows, path: str) -> None:
+    def add(self, patient: PatientRows, path: str, deceased: str | None = None) -> None:
         self.count += 1
         pid = self.count
-        self.patients.writerow((pid, patient.id, path))
+        self.patients.writerow((pid, patient.id, path, _cell(deceased)))
         self.facts.writerows([(pid, *(_cell(v) for v in row)) for row in patient.rows])
         self.rows += len(patient.rows)
 
@@ -281,6 +294,7 @@ class CohortWriter:
                     [str(path), NULL],
                 )
             meta = protocol_signature(self.compiled)
+            meta["as_of"] = self.as_of.isoformat() if self.as_of else ""
             con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
         finally:
             con.close()
@@ -349,15 +363,23 @@ class _Broken:
         self.message = message
 
 
-def ingest_records(compiled: Compiled, records: Iterable[tuple[str, Any]], target: Path) -> int:
-    """Native records -> a DuckDB cohort file; returns the number of patients."""
-    writer = CohortWriter(target, compiled)
+def ingest_records(
+    compiled: Compiled,
+    records: Iterable[tuple[str, Any]],
+    target: Path,
+    as_of: dt.date | None = None,
+) -> int:
+    """Native records -> a DuckDB cohort file; returns the number of patients. Native
+    records read the same on any date (`as_of` None: the cohort can be screened as of
+    any date)."""
+    writer = CohortWriter(target, compiled, as_of)
     try:
         for path, data in records:
             if isinstance(data, _Broken):
                 writer.add(PatientRows(Path(path).stem, [_problem("record", data.message)]), path)
             else:
-                writer.add(record_rows(compiled, data, path), path)
+                dead = _deceased(data, as_of) if as_of is not None else None
+                writer.add(record_rows(compiled, data, path), path, dead)
     except BaseException:
         writer.dir.cleanup()
         raise
@@ -365,17 +387,21 @@ def ingest_records(compiled: Compiled, records: Iterable[tuple[str, Any]], targe
     return writer.count
 
 
-def ingest_fhir(compiled: Compiled, files: list[Path], target: Path) -> int:
-    """FHIR Bundles / NDJSON -> a DuckDB cohort file, through the extractor `screen`
-    uses; returns the number of patients."""
-    from .fhir import Extractor
+def ingest_fhir(
+    compiled: Compiled, files: list[Path], target: Path, as_of: dt.date, extractor: Any = None
+) -> int:
+    """FHIR Bundles / NDJSON -> a DuckDB cohort file, through the very reading path
+    `screen` uses (data/fhir.read_fhir); returns the number of patients. What FHIR means
+    can depend on the screening date (a condition abated by then), so the cohort is read
+    as of `as_of` and records it."""
+    from .fhir import Extractor, read_fhir
 
-    extractor = Extractor(compiled.checked)
-    writer = CohortWriter(target, compiled)
+    extractor = extractor or Extractor(compiled.checked)
+    writer = CohortWriter(target, compiled, as_of)
     try:
-        for data in extractor.patients(files):
-            native = extractor.record(data)
-            writer.add(record_rows(compiled, native, data.path, data.problems), data.path)
+        for fp in read_fhir(files, extractor, as_of):
+            rows = record_rows(compiled, fp.record, fp.path, fp.problems)
+            writer.add(rows, fp.path, _deceased(fp.record, as_of))
     except BaseException:
         writer.dir.cleanup()
         raise

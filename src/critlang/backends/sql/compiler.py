@@ -130,8 +130,9 @@ class SqlProtocol:
         def count(cond: exp.Expression, alias: str) -> None:
             cols.append(exp.alias_(exp.Sum(this=_case(cond, num(1), num(0))), alias))
 
-        cleared: list[exp.Expression] = []
-        open_: list[exp.Expression] = []
+        alive = exp.NEQ(this=_col("dead"), expression=num(1))
+        cleared: list[exp.Expression] = [alive]
+        open_: list[exp.Expression] = [alive.copy()]
         for i, crit in enumerate(crits, 1):
             c = _col(f"c{i}")
             for j, word in enumerate(("met", "not met", "unknown", NOT_APPLICABLE)):
@@ -144,6 +145,7 @@ class SqlProtocol:
             count(exp.and_(*[x.copy() for x in open_], copy=False), f"a{i}_5")
         for v in ("eligible", "ineligible", "undetermined"):
             count(exp.EQ(this=_col("verdict"), expression=_lit(v)), f"v_{v}")
+        count(exp.EQ(this=_col("dead"), expression=num(1)), "deceased")
         cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients"))
         source = (
             exp.alias_(exp.to_table(results), "r", table=True)
@@ -696,12 +698,15 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
         stage = exp.select(_star("w"), *named, copy=False).from_(
             stage.subquery("w", copy=False), copy=False
         )
+    # a patient dead by the screening date is ineligible whatever the criteria say
+    verdict = _case(exp.Not(this=_is_null(_col("deceased", "w"))), _lit("ineligible"), verdict)
     select = (
         exp.select(
             _col("pid", "w"),
             exp.alias_(_col("id", "w"), "id"),
             exp.alias_(verdict, "verdict"),
             *[exp.alias_(s, f"c{i}") for i, s in enumerate(statuses, 1)],
+            exp.alias_(_case(_is_null(_col("deceased", "w")), num(0), num(1)), "dead"),
             copy=False,
         )
         .from_(stage.subquery("w", copy=False), copy=False)
@@ -797,7 +802,7 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
         .where(exp.EQ(this=_col("rn"), expression=num(1)), copy=False)
     )
     # ---- pivot: one column per record key
-    cols: list[exp.Expression] = [_col("pid", "p"), _col("id", "p")]
+    cols: list[exp.Expression] = [_col("pid", "p"), _col("id", "p"), _col("deceased", "p")]
     for key, name in keys.items():
         fact = key.split("#")[0]
         is_fact = exp.EQ(this=_col("fact", "v"), expression=_lit(fact))
@@ -836,7 +841,7 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
             join_type="left",
             copy=False,
         )
-        .group_by(_col("pid", "p"), _col("id", "p"), copy=False)
+        .group_by(_col("pid", "p"), _col("id", "p"), _col("deceased", "p"), copy=False)
     )
     query = exp.select(_star("w0"), copy=False).from_(
         exp.alias_(exp.to_table("critlang_wide"), "w0", table=True), copy=False
