@@ -21,11 +21,12 @@ import pytest
 from cohort import AS_OF, generate
 from critlang.backends.python import compile_protocol
 from critlang.backends.sql import SqlUnsupported, compile_sql
-from critlang.backends.sql.engines import DuckDB, EngineResult
+from critlang.backends.sql.engines import DuckDB, EngineResult, Postgres, Spark
 from critlang.data.ingest import ingest_records
 from critlang.data.records import read_record
 from critlang.evaluate import Evaluator
 from critlang.frontend import analyse_file, analyse_text
+from engines import postgres_server, spark_reason
 from helpers import ROOT, TRIAL
 
 PROTOCOLS = sorted(p for p in (ROOT / "protocols").rglob("*.crit") if "lib" not in p.parts)
@@ -145,6 +146,36 @@ def test_duckdb_equals_python(cohorts: dict[str, Cohort]) -> None:
             c.check(engine.run(c.query))
         finally:
             engine.close()
+
+
+def test_postgres_equals_python(cohorts: dict[str, Cohort]) -> None:
+    """Each cohort copied into a PostgreSQL server started for this test, one query each."""
+    with postgres_server() as (dsn, why):
+        if dsn is None:
+            pytest.skip(why)
+        engine = Postgres(dsn)
+        try:
+            for c in cohorts.values():
+                engine.load(c.path)
+                c.check(engine.run(c.query))
+        finally:
+            engine.close()
+
+
+def test_spark_equals_python(cohorts: dict[str, Cohort], tmp_path: Path) -> None:
+    """Each cohort through Spark SQL in local mode, one query each."""
+    why = spark_reason()
+    if why:
+        pytest.skip(why)
+    engine = Spark()
+    try:
+        for i, c in enumerate(cohorts.values()):
+            work = tmp_path / str(i)
+            work.mkdir()
+            engine.load(c.path, work)
+            c.check(engine.run(c.query))
+    finally:
+        engine.spark.stop()
 
 
 def test_query_is_deterministic_and_dialects_differ() -> None:

@@ -625,11 +625,14 @@ def _word(b: exp.Expression) -> exp.Expression:
 def _sig(x: exp.Expression) -> exp.Expression:
     """runtime.sig in SQL: round to 12 significant digits (0 stays 0).
 
-    FLOOR(x * 10^k + 0.5) / 10^k with k = 11 - FLOOR(LOG10(|x|)): the same decimal
+    FLOOR(x * 10^k + 0.5) / 10^k with k = 11 - FLOOR(LOG10(|x|)) (LOG10 written as a
+    plain call: the base-10 logarithm of a DOUBLE in all three engines): the same decimal
     rounding as Python's `float(f"{x:.12g}")` except at exact ties in the 13th digit.
     """
     ax = exp.Abs(this=x.copy())
-    k = exp.Sub(this=num(11), expression=exp.Floor(this=exp.Log(this=num(10), expression=ax)))
+    k = exp.Sub(
+        this=num(11), expression=exp.Floor(this=exp.Anonymous(this="LOG10", expressions=[ax]))
+    )
     scale = exp.Pow(this=num(10), expression=_p(k))
     rounded = exp.Div(
         this=exp.Floor(
