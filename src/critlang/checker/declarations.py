@@ -6,6 +6,7 @@ from fractions import Fraction
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic, error, warning
+from ..scales import ScaleConversion, conversion
 from ..source import SourceFile, Span
 from ..typesys import (
     BoolT,
@@ -15,13 +16,16 @@ from ..typesys import (
     IntT,
     ListT,
     NumberT,
+    PressureT,
     QuantT,
     ScaleT,
     Type,
+    mm_hg,
 )
 from ..units import (
     Unit,
     UnitError,
+    conversion_factor,
     describe,
     is_duration,
     parse_unit,
@@ -64,7 +68,8 @@ class DeclarationsPass:
         try:
             return parse_unit(text)
         except UnitError as exc:
-            self.err("E301", exc.message, span, label="unknown unit", hint=exc.hint)
+            label = "out of bounds" if exc.code == "E310" else "unknown unit"
+            self.err(exc.code, exc.message, span, label=label, hint=exc.hint)
             return None
 
     def record(self, e: n.Expr, t: Type) -> Type:
@@ -112,6 +117,8 @@ class DeclarationsPass:
             return BoolT(attestation=t.attestation)
         if isinstance(t, n.DateTypeExpr):
             return DateT()
+        if isinstance(t, n.BloodPressureTypeExpr):
+            return PressureT(mm_hg())
         if isinstance(t, n.ListTypeExpr):
             names = [f.name for f in t.fields]
             for f in t.fields:
@@ -188,7 +195,90 @@ class DeclarationsPass:
                     u = self.unit(q.unit, q.span)
                     if u and isinstance(t, QuantT) and not u.same_dimension(t.unit):
                         self.dimension_error(q.span, t.unit, u, "the reference range")
-        return FactInfo(d, t, molar, look, ranged)
+        plausible = d.option("plausible")
+        if plausible and plausible.quantity and plausible.high:
+            self.plausible_range(t, plausible, molar)
+        return FactInfo(d, t, molar, look, ranged, self.scale_conversions(d, t, molar))
+
+    def scale_conversions(
+        self, d: n.Fact, t: Type, molar: Fraction | None
+    ) -> tuple[ScaleConversion, ...]:
+        """The fact's `convert` options: each from a scale no unit conversion reaches."""
+        out: list[ScaleConversion] = []
+        for opt in d.options:
+            if opt.kind != "convert" or not opt.units or not opt.coefficients:
+                continue
+            src, dst = (self.unit(u, opt.span) for u in opt.units)
+            if src is None or dst is None:
+                continue
+            if not isinstance(t, QuantT):
+                self.err("E201", "only a quantity can have a scale conversion", opt.span)
+                continue
+            slope, intercept = (Fraction(c) for c in opt.coefficients)
+            problem = ""
+            if not dst.same_dimension(t.unit):
+                problem = (
+                    f"it must end in {d.name}'s dimension ({t.unit.text}, "
+                    f"{describe(t.unit.dims)}), not in {dst.text} ({describe(dst.dims)})"
+                )
+            elif conversion(src, t.unit, molar) is not None:
+                problem = (
+                    f"{src.text} already converts to {t.unit.text} (UCUM"
+                    + (", or the molar mass" if molar else "")
+                    + "); a declared equation would contradict it"
+                )
+            elif slope == 0:
+                problem = "a slope of 0 makes every value the same"
+            elif not (opt.text or "").strip():
+                problem = "a clinical conversion needs its source (publication, table)"
+            elif any(src.same_dimension(c.src) for c in out):
+                problem = f"a conversion from {describe(src.dims)} is already declared"
+            if problem:
+                self.err(
+                    "E312",
+                    f"this scale conversion cannot be used: {problem}",
+                    opt.span,
+                    hint='write `convert UNIT to FACT_UNIT as A x + B source "..."`',
+                )
+                continue
+            out.append(ScaleConversion(src, dst, slope, intercept, opt.text or ""))
+        return tuple(out)
+
+    def plausible_range(self, t: Type, opt: n.FactOption, molar: Fraction | None) -> None:
+        """`plausible LOW..HIGH`: ends in the fact's dimension (a plain number: no unit),
+        LOW not above HIGH."""
+        assert opt.quantity is not None and opt.high is not None
+        if not isinstance(t, (QuantT, NumberT)):
+            self.err("E201", "only a quantity or a plain number has a plausible range", opt.span)
+            return
+        values = []
+        for q in (opt.quantity, opt.high):
+            if isinstance(t, NumberT):
+                if q.unit:
+                    self.err("E306", "a plain number's plausible range has no unit", q.span)
+                    return
+                values.append(q.value)
+                continue
+            u = self.unit(q.unit, q.span) if q.unit else None
+            if u is None:
+                if not q.unit:
+                    self.err(
+                        "E303",
+                        f"the plausible range needs a unit ({t.unit.text})",
+                        q.span,
+                        hint=f"write e.g. `plausible {q.number_text}..{q.number_text} "
+                        f"{t.unit.text}`",
+                    )
+                return
+            k = conversion_factor(u, t.unit, molar)
+            if k is None:
+                self.dimension_error(q.span, t.unit, u, "the plausible range")
+                return
+            values.append(q.value * k)
+        if values[0] > values[1]:
+            self.err(
+                "E402", "the plausible range is empty (its low end is above its high end)", opt.span
+            )
 
     # ------------------------------------------------------------------ names
     def global_names(self) -> list[str]:

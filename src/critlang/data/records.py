@@ -20,8 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
-from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from ..ucum import ucum_unit
+from ..scales import conversion, other_scale
+from ..typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    ErrorT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
+from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 
 SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
@@ -40,7 +53,10 @@ class Observation:
 
     def shown(self) -> str:
         """The value as recorded, for explanations."""
-        if isinstance(self.value, Fraction):
+        if isinstance(self.value, tuple):  # a blood pressure: systolic/diastolic
+            sd = "/".join("?" if v is None else _decimal(v) for v in self.value)
+            text = f"{sd} {self.unit.text}" if self.unit else sd
+        elif isinstance(self.value, Fraction):
             v = _decimal(self.value)
             text = f"{v} {self.unit.text}" if self.unit and self.unit.text else v
         elif isinstance(self.value, list):
@@ -245,6 +261,8 @@ class _Reader:
 
     def one(self, fact: str, t: Type, entry: Any) -> Observation | None:
         meta: dict[str, Any] = {}
+        if isinstance(t, PressureT):
+            return self.pressure(fact, t, entry)
         if isinstance(entry, dict):
             meta = entry
             if "value" not in entry:
@@ -291,12 +309,21 @@ class _Reader:
                 "(a value without unit is never guessed)",
             )
             return None
-        unit = self.unit(fact, unit_text)
+        unit = self.unit(fact, unit_text, t.unit)
         if unit is None:
             return None
-        molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
-        if conversion_factor(unit, t.unit, molar) is None:
+        info = self.c.facts.get(fact)
+        molar = info.molar_mass if info else None
+        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
+        # the fact declares (or a UCUM temperature scale); else the value is refused
+        convert = conversion(unit, t.unit, molar, info.scales if info else ())
+        if convert is None:
             extra = " and no molar mass is declared" if molar is None else ""
+            if other_scale(unit, t.unit):
+                extra = (
+                    ": another clinical scale, not a unit conversion; the fact declares no "
+                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
+                )
             self.problem(
                 fact,
                 f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
@@ -306,7 +333,9 @@ class _Reader:
         low = high = None
         rr = meta.get("reference_range")
         if isinstance(rr, dict):
-            rr_unit = self.unit(fact, rr["unit"]) if isinstance(rr.get("unit"), str) else unit
+            rr_unit = (
+                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
+            )
             f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
             if f is None:
                 self.problem(fact, "the reference range's unit does not fit the value's")
@@ -321,18 +350,60 @@ class _Reader:
                                 high = v * f
         elif rr is not None:
             self.problem(fact, "`reference_range` must be an object with low, high, unit")
+        if convert.source is not None:
+            # another scale: the value is converted here, once, into the fact's unit, and
+            # says so (explanations show the recorded value and the equation's source)
+            recorded = f"{_decimal(value)} {unit_text.strip()}"
+            value, unit = convert(value), t.unit
+            low = None if low is None else convert(low)
+            high = None if high is None else convert(high)
+            if convert.slope < 0:
+                low, high = high, low
+            note = f"from {recorded} by {convert.source}"
+            source = f"{source}; {note}" if source else note
         return Observation(value, unit, when, source, low, high)
 
-    def unit(self, fact: str, text: str) -> Unit | None:
-        """A unit as written, or as a UCUM code (FHIR's `valueQuantity.code`)."""
+    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
+        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+
+        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
+        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        """
+        if not isinstance(entry, dict):
+            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
+            return None
+        parts = [entry.get(k) for k in ("systolic", "diastolic")]
+        if all(p is None for p in parts):
+            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+            return None
+        values = [None if p is None else self.number(fact, p) for p in parts]
+        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        unit_text = entry.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        if conversion_factor(unit, t.unit) is None:
+            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            return None
+        when = self.date(fact, entry["date"]) if entry.get("date") is not None else None
+        if entry.get("date") is not None and when is None:
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        return Observation(tuple(values), unit, when, source)
+
+    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
+        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
+        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
         try:
-            return parse_unit(text)
+            return read_unit(text, want)
         except UnitError as exc:
-            try:
-                return ucum_unit(text)
-            except UnitError:
-                self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
-                return None
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
 
     def pick(self, fact: str, candidates: list[Observation]) -> Observation | None:
         """The newest value inside the look-back window (or the newest, without one)."""
@@ -402,6 +473,13 @@ class _Reader:
     def read(self, data: Any) -> Record:
         if not isinstance(data, dict):
             raise RecordError("a patient record is a JSON object")
+        if isinstance(data.get("resourceType"), str) and "facts" not in data:
+            # FHIR resources are read by data/fhir.py (Resource.resourceType), never as a
+            # record with no facts: that would be "undetermined, needs everything" in silence
+            raise RecordError(
+                f"this is a FHIR {data['resourceType']}, not a critlang patient record; "
+                "read FHIR data with `critlang screen PROTOCOL DATA...`"
+            )
         pid = data.get("id")
         pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
         raw_anchors = data.get("anchors") or {}
