@@ -835,8 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang screen {_TRIAL}/current.crit cohort.duckdb",
         ],
     )
-    ig.add_argument("protocol", metavar="PROTOCOL")
-    ig.add_argument("data", nargs="+", metavar="DATA")
+    ig.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    ig.add_argument(
+        "data", nargs="+", metavar="DATA", help="FHIR R4 Bundles or NDJSON files, or folders"
+    )
     ig.add_argument("-o", "--output", required=True, metavar="COHORT.duckdb")
     ig.add_argument("--as-of", metavar="YYYY-MM-DD", help="reading date (default: today)")
     ig.add_argument(
@@ -854,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verdict and every criterion's status; --attrition gives the attrition counts.",
         [f"critlang sql --dialect postgres --as-of 2021-03-31 {_TRIAL}/current.crit"],
     )
-    sq.add_argument("protocol", metavar="PROTOCOL")
+    sq.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     sq.add_argument("--dialect", choices=("duckdb", "postgres", "spark"), default="duckdb")
     sq.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
     sq.add_argument("--attrition", action="store_true", help="the attrition query instead")
