@@ -376,11 +376,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     import gc
 
     gc.freeze()  # start-up objects live to the end (see _cmd_screen)
+    from .backends.sql import SqlUnsupported
+
     try:
         count = ingest_fhir(compiled, files, out, as_of, extractor)
     except OSError as exc:
         print(f"critlang: -o {out}: {exc}", file=sys.stderr)
         return 2
+    except SqlUnsupported as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 1
     print(f"{count} patients read as of {as_of.isoformat()} into {out}")
     return 0
 

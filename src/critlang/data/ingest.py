@@ -84,6 +84,13 @@ def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
     return float(v), None
 
 
+def _supported(compiled: Compiled) -> None:
+    """Refuse (SqlUnsupported) a protocol with value kinds the facts table cannot hold."""
+    from ..backends.sql import compile_sql
+
+    compile_sql(compiled, dt.date(2000, 1, 1))
+
+
 def _deceased(native: Any, as_of: dt.date) -> str | None:
     from ..screen import deceased
 
@@ -372,6 +379,7 @@ def ingest_records(
     """Native records -> a DuckDB cohort file; returns the number of patients. Native
     records read the same on any date (`as_of` None: the cohort can be screened as of
     any date)."""
+    _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
     try:
         for path, data in records:
@@ -397,6 +405,7 @@ def ingest_fhir(
     from .fhir import Extractor, read_fhir
 
     extractor = extractor or Extractor(compiled.checked)
+    _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
     try:
         for fp in read_fhir(files, extractor, as_of):

@@ -37,7 +37,7 @@ from sqlglot import exp
 from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
 from ...data.records import window_start
-from ...typesys import BoolT, DateT, EnumT, ListT, QuantT, ScaleT, Type
+from ...typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from ...units import TIME, Unit, conversion_factor, parse_unit
 from ..python import Compiled, _range_limits
 from . import calendar as cal
@@ -47,6 +47,8 @@ FACTS = "critlang_facts"
 PATIENTS = "critlang_patients"
 
 STATUS_TEXT = {True: "met", False: "not met", None: "unknown"}
+# the value kinds the facts table and this compiler express (others are refused)
+KNOWN_TYPES = (QuantT, NumberT, IntT, EnumT, ScaleT, BoolT, DateT, ListT, ErrorT)
 NOT_APPLICABLE = "not applicable"
 
 
@@ -670,6 +672,14 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
     Raises SqlUnsupported (with the criteria line) for what SQL here cannot express.
     """
     comp = _Compiler(compiled, as_of)
+    for name, t in compiled.checked.record_types.items():
+        if not isinstance(t, KNOWN_TYPES):
+            info = compiled.checked.facts.get(name)
+            raise SqlUnsupported(
+                f"{compiled.checked.source.path}:{info.node.span.line if info else 0}: the SQL "
+                f"back end cannot express the fact {name!r} ({t.describe()}); screen this "
+                "protocol with the Python engine (`--engine python`)"
+            )
     crits = compiled.criteria
     statuses = [comp.status(crit) for crit in crits]
     h = compiled.checked.protocol.header
