@@ -172,6 +172,63 @@ class _Compiler:
         # named intermediate values: SQL text -> (column, expression, stage)
         self.lets: dict[str, tuple[str, exp.Expression, int]] = {}
         self.stage_of: dict[str, int] = {}
+        self.forced: dict[int, bool] = {}  # conditional -> branch, while enumerating
+        self.forced_cond: dict[int, exp.Expression] = {}
+
+    def conditionals(self, e: n.Expr, seen: set[str] | None = None) -> list[n.Conditional]:
+        """Conditional values inside e, through definitions and function bodies."""
+        seen = set() if seen is None else seen
+        out: list[n.Conditional] = []
+        for x in e.walk():
+            if isinstance(x, n.Conditional) and id(x) not in self.forced:
+                out.append(x)
+            elif isinstance(x, n.Name):
+                r = self.c.refs.get(id(x))
+                if r is not None and r.kind == "define" and r.name not in seen:
+                    seen.add(r.name)
+                    out += self.conditionals(self.c.defines[r.name].body, seen)
+            elif isinstance(x, n.Call) and x.func in self.c.defines and x.func not in seen:
+                seen.add(x.func)
+                out += self.conditionals(self.c.defines[x.func].body, seen)
+        return list({id(c): c for c in out}.values())
+
+    def over_branches(self, e: n.Expr, build: Any) -> exp.Expression:
+        """A comparison over a value with a conditional inside: with the condition
+        unknown the value is both branches (runtime.choice), and the comparison is
+        decided when both branches decide it alike, as the Python back end does."""
+        conds = self.conditionals(e)
+        if not conds:
+            return build()
+        first = conds[0]
+        results = []
+        for branch in (True, False):
+            self.forced[id(first)] = branch
+            try:
+                results.append(self.let(self.over_branches(e, build)))
+            finally:
+                del self.forced[id(first)]
+        yes, no = results
+        cond = self.forced_cond.pop(id(first), None)
+        if cond is None:  # the conditional was not reached: nothing to enumerate
+            return yes
+        agree = exp.Case(
+            ifs=[
+                exp.If(this=exp.and_(_is(yes, True), _is(no, True), copy=False), true=exp.true()),
+                exp.If(
+                    this=exp.and_(_is(yes, False), _is(no, False), copy=False), true=exp.false()
+                ),
+            ],
+            default=_null(),
+        )
+        return self.let(
+            exp.Case(
+                ifs=[
+                    exp.If(this=_is(cond, True), true=yes.copy()),
+                    exp.If(this=_is(cond, False), true=no.copy()),
+                ],
+                default=agree,
+            )
+        )
 
     def let(self, e: exp.Expression, small: int = 40) -> exp.Expression:
         """Name a value once, as a column of a query stage after those it reads: the
@@ -277,6 +334,11 @@ class _Compiler:
             inner = self.value(e.operand)
             value = const_of(inner)
             return num(-value) if value is not None else _p(exp.Neg(this=inner))
+        if isinstance(e, n.Conditional) and id(e) in self.forced:
+            # its condition, where the conditional stands (a function's parameters bound)
+            self.forced_cond[id(e)] = self.let(self.cond(e.cond))
+            branch = e.then if self.forced[id(e)] else e.otherwise
+            return self.value(branch, self.carrier(e))
         if isinstance(e, n.Conditional):
             cond = self.let(self.cond(e.cond))
             target = self.carrier(e)
@@ -388,7 +450,7 @@ class _Compiler:
                 exp.And(this=self.cond(e.rule), expression=exp.Not(this=_p(self.cond(e.exception))))
             )
         if isinstance(e, n.Compare):
-            return self.compare(e.op, e.left, e.right)
+            return self.over_branches(e, lambda: self.compare(e.op, e.left, e.right))
         if isinstance(e, n.Between):
             a = self.let(self.value(e.subject))
             target = self.carrier(e.subject)
