@@ -1,4 +1,5 @@
-"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O.
+"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O,
+70 an internal error (a bug: one line asking for a report; the traceback with --debug).
 
 Each command imports the phases it needs when it runs, so that `critlang check` starts
 without loading the compiler, the FHIR reader, pint or z3.
@@ -12,11 +13,13 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import __version__
+from . import __version__, frontend
 from .diagnostics import Severity, render_text, summary
 
 if TYPE_CHECKING:
@@ -143,9 +146,18 @@ def _as_of(text: str | None) -> dt.date:
     if text is None:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        # birth dates, look-back windows and witnesses reach centuries around the
+        # screening date; Python's calendar ends at years 1 and 9999 (docs/security.md)
+        low, high = (d.isoformat() for d in AS_OF_RANGE)
+        raise argparse.ArgumentTypeError(f"--as-of {text}: give a date from {low} to {high}")
+    return day
+
+
+AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
 
 
 def _own_as_of(path: Path, default: dt.date) -> dt.date:
@@ -173,7 +185,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.arm is not None and args.arm not in arms:
         print(f"critlang: --arm {args.arm!r}: the protocol's arms are {arms}", file=sys.stderr)
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     evaluator = Evaluator(compiled)
     files, problems = _expand_patients(args.patients)
     for msg in problems:
@@ -242,7 +254,7 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data))
     if files is None:
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     extractor = Extractor(analysis.result, absent)
     import gc
 
@@ -984,6 +996,46 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+T = TypeVar("T")
+
+# sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
+# protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
+EXIT_INTERNAL = 70
+# The passes after the parser recurse over the syntax tree (up to parser.MAX_DEPTH
+# levels); commands run in a thread whose stack and recursion limit fit that depth.
+_STACK_BYTES = 512 * 1024 * 1024
+_RECURSION_LIMIT = 60_000
+
+
+def _run_deep(fn: Callable[[], T]) -> T:
+    """fn() on a thread with a deep stack; its exception, if any, re-raised here."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    # the limit is per interpreter: raised while the worker runs (the calling thread
+    # only waits), restored after, so no thread with a small stack recurses that deep
+    limit = sys.getrecursionlimit()
+    previous = threading.stack_size()
+    try:
+        sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+        threading.stack_size(_STACK_BYTES)
+        worker = threading.Thread(target=target, name="critlang", daemon=True)
+        worker.start()
+        threading.stack_size(previous)
+        worker.join()
+    finally:
+        threading.stack_size(previous)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse; a mistyped flag is reported with its command's usage, and a near miss named."""
     import difflib
@@ -1003,14 +1055,46 @@ def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
+    for command in ap._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an internal error, print the traceback",
+        )
+        command.add_argument(
+            "--library",
+            action="append",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="a directory imports may read .crit files from (besides the protocol's "
+            "tree; repeatable; also CRITLANG_LIBRARY)",
+        )
+    ap.add_argument(
+        "--debug", action="store_true", help="on an internal error, print the traceback"
+    )
+    ap.add_argument("--library", action="append", metavar="DIR", default=[], help=argparse.SUPPRESS)
     try:
         args = _parse(ap, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    frontend.library_paths[:] = [Path(d) for d in args.library]
     try:
-        return int(args.func(args))
-    except BrokenPipeError:
+        return _run_deep(lambda: int(args.func(args)))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # not a bug: the reader went away
         return _closed_pipe()
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "
+            "please report it with the command and its input "
+            f"(rerun with --debug for the traceback). Exit {EXIT_INTERNAL}.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def _closed_pipe() -> int:

@@ -179,7 +179,7 @@ class _Reader:
         if isinstance(t, DateT):
             return self.date(fact, raw)
         if isinstance(t, (EnumT, ScaleT)):
-            if isinstance(raw, str) and raw in t.members:
+            if isinstance(raw, str) and raw in t.positions:
                 return raw
             close = difflib.get_close_matches(str(raw), t.members, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -519,10 +519,14 @@ def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
     from ..backends.runtime import add_months
 
     months = amount * unit.factor  # calendar units are in months
-    if unit.dims == (("[calendar]", 1),):
-        return dt.date.fromordinal(add_months(anchor.toordinal(), -int(months)))
-    days = amount * unit.factor / 86400
-    return anchor - dt.timedelta(days=int(days))
+    try:
+        if unit.dims == (("[calendar]", 1),):
+            return dt.date.fromordinal(max(1, add_months(anchor.toordinal(), -int(months))))
+        days = amount * unit.factor / 86400
+        return anchor - dt.timedelta(days=int(days))
+    except OverflowError:
+        # a window reaching before 0001-01-01 holds every date there is
+        return dt.date.min
 
 
 def read_record(checked: CheckResult, data: Any, as_of: dt.date, path: str = "<record>") -> Record:

@@ -193,7 +193,8 @@ class Encoder:
             space.types.setdefault(name, t)
             if isinstance(t, (EnumT, ScaleT)):
                 known = space.members.setdefault(name, [])
-                known += [m for m in t.members if m not in known]
+                have = set(known)  # linear in the members (enums may be large)
+                known += [m for m in t.members if m not in have and not have.add(m)]
         for name, info in checked.facts.items():
             if info.node.option("refrange") is not None:
                 space.default_ranges.add(name)
@@ -213,8 +214,10 @@ class Encoder:
     def date_var(self, key: tuple[Any, ...]) -> Any:
         def make() -> Any:
             v = z3.Int(self.label(key))
-            low = self.s.today - 366 * YEAR_RANGE
-            self.s.constraints += [v >= low, v <= self.s.today + 366 * 5]
+            # within the calendar (0001-01-01 .. 9999-12-31): a witness is a real date
+            low = max(1, self.s.today - 366 * YEAR_RANGE)
+            high = min(dt.date.max.toordinal(), self.s.today + 366 * 5)
+            self.s.constraints += [v >= low, v <= high]
             return v
 
         return self.var(key, make)
@@ -237,7 +240,8 @@ class Encoder:
             return self.var(key, make_int)
         if isinstance(t, (EnumT, ScaleT)):
             names = self.s.members.setdefault(members_of, list(t.members))
-            names += [m for m in t.members if m not in names]
+            have = set(names)
+            names += [m for m in t.members if m not in have and not have.add(m)]
 
             def make_enum() -> Any:
                 v = z3.Int(label)
@@ -804,8 +808,8 @@ def _op(op: str, a: Any, b: Any) -> Any:
 def _scale_index(space: Space, key: str, member: str, idx: int) -> int:
     """Grades compare by their position in the scale (the newest version's order)."""
     t = space.types.get(key)
-    if isinstance(t, ScaleT) and member in t.members:
-        return t.members.index(member)
+    if isinstance(t, ScaleT) and member in t.positions:
+        return t.positions[member]
     return idx
 
 
