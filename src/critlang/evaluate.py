@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import nodes as n
@@ -223,9 +223,7 @@ def _with_arm(record: Record, arm: str) -> Record:
 
     facts = dict(record.facts)
     facts["arm"] = Observation(arm)
-    return Record(
-        record.id, record.path, facts, record.anchors, record.why_unknown, record.problems
-    )
+    return replace(record, facts=facts)  # keeps conflicts and the deceased flag
 
 
 # ---------------------------------------------------------------------- rendering
