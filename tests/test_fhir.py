@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from critlang.backends.python import compile_protocol
-from critlang.data.fhir import Extractor, data_files
+from critlang.data.fhir import Extractor, Tally, data_files, read_fhir
 from critlang.data.records import read_record
 from critlang.frontend import analyse_file
 from critlang.screen import attrition_csv, patients_csv, patients_jsonl, screen
@@ -52,16 +52,16 @@ def bundle(*resources: dict, kind: str = "collection", patient: dict | None = No
     return {
         "resourceType": "Bundle",
         "type": kind,
-        "entry": [{"resource": r} for r in (p, *resources)],
+        # fullUrls as Synthea writes them: urn:uuid:<id> (resources refer to urn:uuid:p1)
+        "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in (p, *resources)],
     }
 
 
 def extract(tmp_path: Path, data: dict) -> Any:
     path = tmp_path / "b.json"
     path.write_text(json.dumps(data))
-    (patient,) = list(EXTRACTOR.patients([path]))
-    native = EXTRACTOR.record(patient)
-    record = read_record(CHECKED, native, AS_OF, str(path))
+    (patient,) = list(read_fhir([path], EXTRACTOR, AS_OF))
+    record = read_record(CHECKED, patient.record, AS_OF, str(path))
     record.problems = [*patient.problems, *record.problems]
     return record
 
@@ -227,19 +227,24 @@ def test_procedure_and_ndjson_several_patients(tmp_path: Path) -> None:
     ]
     path = tmp_path / "cohort.ndjson"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines) + "{broken\n")
-    patients = {p.id: p for p in EXTRACTOR.patients([path])}
+    tally = Tally()
+    patients = {p.id: p for p in read_fhir([path], EXTRACTOR, AS_OF, tally)}
     assert set(patients) == {"a", "b"}
-    rb = read_record(CHECKED, EXTRACTOR.record(patients["b"]), AS_OF)
+    rb = read_record(CHECKED, patients["b"].record, AS_OF)
     assert float(rb.facts["hemoglobin"].value) == 13 and rb.facts["cirrhosis"].value is True
-    problems = [p.message for p in patients["a"].problems + patients["b"].problems]
-    assert any("not a FHIR resource" in m for m in problems)
+    assert tally.not_resources == 1 and "line 6: not JSON" in tally.entry_problems[0]
+    assert (tally.resources, tally.assigned, tally.patients) == (5, 5, 2)
 
 
 @pytest.mark.parametrize(
     ("resource", "fragment"),
     [
         (obs("718-7", None, "g/dL", "2026-11-20"), "valueQuantity has no value"),
-        ({**obs("718-7", 1, "g/dL", "2026-11-20"), "valueQuantity": "7"}, "no valueQuantity"),
+        (
+            {**obs("718-7", 1, "g/dL", "2026-11-20"), "valueQuantity": "7"},
+            "is malformed (Expected `object | null`, got `str` - at `$.valueQuantity`)",
+        ),
+        ({**obs("718-7", 1, "g/dL", "2026-11-20"), "valueQuantity": None}, "no valueQuantity"),
         (obs("718-7", 7.9, "K/uL", "2026-11-20"), "is a quantity of"),
         (obs("718-7", "abc", "g/dL", "2026-11-20"), "not a number"),
     ],
@@ -256,8 +261,10 @@ def test_malformed_resources_give_diagnostics(
 def test_not_json_is_a_diagnostic_not_a_crash(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
-    (p,) = list(EXTRACTOR.patients([bad]))
-    assert p.problems and "not readable JSON" in p.problems[0].message
+    tally = Tally()
+    assert list(read_fhir([bad], EXTRACTOR, AS_OF, tally)) == []
+    assert tally.unusable_files == [(str(bad), tally.unusable_files[0][1])]
+    assert tally.unusable_files[0][1].startswith("not JSON")
 
 
 def test_screen_outputs(tmp_path: Path) -> None:
@@ -268,7 +275,7 @@ def test_screen_outputs(tmp_path: Path) -> None:
     (tmp_path / "two.json").write_text(json.dumps(bundle(patient=other)))
     files, problems = data_files([str(tmp_path)])
     assert not problems and len(files) == 2
-    result = screen(compile_protocol(CHECKED), EXTRACTOR.patients(files), EXTRACTOR, AS_OF)
+    result = screen(compile_protocol(CHECKED), read_fhir(files, EXTRACTOR, AS_OF), AS_OF)
     assert result.verdicts() == {"eligible": 0, "ineligible": 2, "undetermined": 0}
     rows = {r.id: r for r in result.attrition}
     assert (rows["I5"].met, rows["I5"].not_met) == (1, 1)  # p2 is 11
@@ -302,8 +309,8 @@ def test_shared_bundle_values_match_the_bundle() -> None:
             if code not in latest or when > latest[code][0]:
                 latest[code] = (when, r["valueQuantity"]["value"], r["valueQuantity"]["code"])
     as_of = dt.date.fromisoformat(max(w for w, _, _ in latest.values())[:10])
-    (patient,) = list(EXTRACTOR.patients([path]))
-    record = read_record(CHECKED, EXTRACTOR.record(patient), as_of, str(path))
+    (patient,) = list(read_fhir([path], EXTRACTOR, as_of))
+    record = read_record(CHECKED, patient.record, as_of, str(path))
     for fact, code in (
         ("hemoglobin", "718-7"),
         ("weight", "29463-7"),
@@ -317,17 +324,20 @@ def test_shared_bundle_values_match_the_bundle() -> None:
             value,
             unit,
         )
-    assert record.facts["birth_date"].value.isoformat() == patient.patient["birthDate"]
+    assert record.facts["birth_date"].value.isoformat() == patient.record["facts"]["birth_date"]
 
 
 @needs_synthea
 def test_screen_all_shared_bundles_without_traceback() -> None:
     files, problems = data_files([str(SYNTHEA)])
     assert not problems and len(files) == 390
-    result = screen(
-        compile_protocol(CHECKED), EXTRACTOR.patients(files), EXTRACTOR, dt.date(2021, 3, 31)
-    )
+    tally = Tally()
+    as_of = dt.date(2021, 3, 31)
+    result = screen(compile_protocol(CHECKED), read_fhir(files, EXTRACTOR, as_of, tally), as_of)
     assert len(result.patients) == 390
+    # the counts reconcile: files = patients + unusable files; resources all accounted for
+    assert tally.files == tally.patients + len(tally.unusable_files) == 390
+    assert tally.reconciles() and tally.resources == tally.assigned
     v = result.verdicts()
     assert v["eligible"] == 0 and v["undetermined"] > 0  # no Ki-67, PET or INR in Synthea
     assert all(p.missing for p in result.patients if p.verdict == "undetermined")

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from critlang.backends.python import compile_protocol
-from critlang.data.fhir import Extractor, PatientData
+from critlang.data.fhir import Extractor
+from critlang.data.fhir_input import Tally, groups_from_bytes
 from critlang.data.records import RecordError, read_record
 from critlang.evaluate import Evaluator
 from critlang.frontend import analyse_file
@@ -153,8 +154,23 @@ OBSERVATION = st.fixed_dictionaries(
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.one_of(OBSERVATION, JUNK), max_size=6))
 def test_junk_fhir_resources(resources: list[Any]) -> None:
-    patient = PatientData("p", "junk.json", {"resourceType": "Patient", "id": "p"}, [])
-    patient.resources = [r for r in resources if isinstance(r, dict)]
-    native = EXTRACTOR.record(patient)
+    entries = [{"resourceType": "Patient", "id": "p"}]
+    for r in resources:
+        if isinstance(r, dict):
+            entries.append({**r, "subject": {"reference": "Patient/p"}})
+        else:
+            entries.append(r)
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": r} for r in entries]}
+    tally = Tally()
+    try:
+        data = json.dumps(bundle, allow_nan=False).encode()
+    except ValueError:  # NaN and Infinity are not JSON (RFC 8259): the file is unusable
+        data = json.dumps(bundle).encode()
+        assert list(groups_from_bytes(data, "junk.json", tally)) == []
+        assert tally.unusable_files[0][1].startswith("not JSON")
+        return
+    groups = list(groups_from_bytes(data, "junk.json", tally))
+    assert tally.reconciles() and len(groups) == 1
+    native = EXTRACTOR.patient(groups[0], AS_OF).record
     record = read_record(CHECKED, native, AS_OF)
     EVALUATOR.evaluate(record)

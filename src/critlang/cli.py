@@ -155,18 +155,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_screen(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
-    from .data.fhir import Extractor, data_files
+    from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files, read_fhir
     from .evaluate import EvaluationFault
-    from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen, write
+    from .screen import (
+        attrition_csv,
+        attrition_text,
+        patients_csv,
+        patients_jsonl,
+        reading_details,
+        screen,
+        write,
+    )
 
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
         return code
+    absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
+    wrong = [k for k in absent if k not in ABSENT_KINDS]
+    if wrong:
+        print(
+            f"critlang: --absent-means-no takes {' and/or '.join(ABSENT_KINDS)}, "
+            f"not {', '.join(wrong)}",
+            file=sys.stderr,
+        )
+        return 2
     files = _usable(data_files(args.data))
     if files is None:
         return 2
     compiled = compile_protocol(analysis.result)
-    extractor = Extractor(analysis.result)
+    extractor = Extractor(analysis.result, absent)
+    import gc
+
+    # what start-up built (parser, nodes, compiled code) lives to the end: the collector
+    # need not scan it again and again while the cohort's short-lived objects come and go
+    gc.freeze()
+    for warning in extractor.warnings:
+        print(f"critlang: warning: {warning}", file=sys.stderr)
+    tally = Tally()
     tty = sys.stderr.isatty()
     total = len(files)
 
@@ -178,12 +203,19 @@ def _cmd_screen(args: argparse.Namespace) -> int:
             print(f"\rscreening [{bar}] {done} patients", end="", file=sys.stderr, flush=True)
 
     try:
-        result = screen(compiled, extractor.patients(files), extractor, as_of, progress)
+        patients = read_fhir(files, extractor, as_of, tally)
+        result = screen(compiled, patients, as_of, progress, tally, extractor)
     except EvaluationFault as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2
     if tty:
         print(file=sys.stderr)
+    for line in reading_details(tally):
+        print(f"critlang: {line}", file=sys.stderr)
+    if not result.patients:
+        print(attrition_text(result))
+        print("critlang: no usable patient was read", file=sys.stderr)
+        return 2
     if args.patients:
         out = Path(args.patients)
         text = (
@@ -373,6 +405,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_impact(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.fhir import Extractor, data_files
+    from .data.fhir_input import read_groups
     from .screen import impact, impact_text
 
     old, new, code = _two_versions(args)
@@ -386,12 +419,11 @@ def _cmd_impact(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data))
     if files is None:
         return 2
-    old_extractor = Extractor(old)
     result = impact(
         compile_protocol(old),
         compile_protocol(new),
-        old_extractor.patients(files),
-        old_extractor,
+        read_groups(files),
+        Extractor(old),
         Extractor(new),
         as_of,
     )
@@ -456,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
     )
     sc.add_argument("--attrition", metavar="FILE", help="write the attrition table as CSV")
+    sc.add_argument(
+        "--absent-means-no",
+        metavar="KINDS",
+        help="feasibility mode: coded facts of these kinds (conditions, medications; "
+        "comma-separated) that no resource shows count as 'no' (the table says so)",
+    )
     sc.set_defaults(func=_cmd_screen)
     fm = sub.add_parser(
         "fmt",

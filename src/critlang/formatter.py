@@ -260,6 +260,8 @@ def _option_text(o: n.FactOption) -> str:
         return f"molar mass {_quantity(o.quantity)} source {quote(o.text or '')}"
     if o.kind == "lookback" and o.quantity:
         return f"measured within {_quantity(o.quantity)} before {o.anchor}"
+    if o.kind == "history":
+        return f"history {o.text}"
     if o.kind == "refrange_reported":
         return "reference range reported"
     if o.kind == "refrange" and o.quantity and o.high:

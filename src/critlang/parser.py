@@ -185,6 +185,9 @@ class _ToAst(Transformer):
     def opt_source(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="source", text=_unquote(items[0]), span=self._span(meta))
 
+    def opt_history(self, meta: Meta, items: list[Any]) -> Any:
+        return n.FactOption(kind="history", text=str(items[0]), span=self._span(meta))
+
     def opt_molar_mass(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(
             kind="molar_mass",

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends.python import Compiled
-from .data.fhir import Extractor, PatientData
-from .data.records import read_record
+from .data.fhir import Extractor, FhirPatient, Tally
+from .data.fhir_input import PatientResources
+from .data.records import RecordProblem, read_record
 from .evaluate import run_compiled, status_word
 
 
@@ -62,6 +63,9 @@ class Screening:
     criteria: list[str]
     patients: list[PatientRow] = field(default_factory=list)
     attrition: list[AttritionRow] = field(default_factory=list)
+    tally: Tally | None = None
+    absent_means_no: dict[str, list[str]] = field(default_factory=dict)  # kind -> facts
+    deceased: int = 0
 
     def verdicts(self) -> dict[str, int]:
         out = {"eligible": 0, "ineligible": 0, "undetermined": 0}
@@ -77,24 +81,46 @@ class Screening:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def deceased(native: dict[str, Any], as_of: dt.date) -> str | None:
+    """Why the record says the patient had died by `as_of` (Patient.deceased[x]), or None."""
+    value = native.get("deceased")
+    if value is True:
+        return "deceased (Patient.deceasedBoolean)"
+    if isinstance(value, str) and value[:10] <= as_of.isoformat():
+        return f"deceased on {value[:10]} (Patient.deceasedDateTime)"
+    return None
+
+
 def screen(
     compiled: Compiled,
-    patients: Iterable[PatientData],
-    extractor: Extractor,
+    patients: Iterable[FhirPatient],
     as_of: dt.date,
     progress: Callable[[int], None] | None = None,
+    tally: Tally | None = None,
+    extractor: Extractor | None = None,
 ) -> Screening:
+    """Every patient through the compiled evaluator. A deceased patient is ineligible
+    whatever the criteria say, and its problems say so."""
     checked = compiled.checked
     crits = compiled.criteria
-    result = Screening(as_of, [c.id for c in crits])
+    result = Screening(as_of, [c.id for c in crits], tally=tally)
+    if extractor is not None:
+        for fact, no in extractor.absent_facts.items():
+            kind = "medications" if isinstance(no, list) else "conditions"
+            result.absent_means_no.setdefault(kind, []).append(fact)
     rows = [AttritionRow(c.id, c.section) for c in crits]
     # the statuses that clear each criterion (an inclusion met, an exclusion not met)
     clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
     for i, data in enumerate(patients, 1):
-        native = extractor.record(data)
-        record = read_record(checked, native, as_of, data.path)
+        record = read_record(checked, data.record, as_of, data.path)
         record.problems = [*data.problems, *record.problems]
         verdict, raw = run_compiled(compiled, compiled.normalise(record))
+        dead = deceased(data.record, as_of)
+        if dead is not None:
+            result.deceased += 1
+            verdict = "ineligible"
+            dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
+            record.problems.insert(0, dead_problem)
         statuses = tuple(status_word(s) for s in raw)
         missing: set[str] = set()
         if verdict == "undetermined":
@@ -111,7 +137,7 @@ def screen(
                 [f"{p.fact}: {p.message}" for p in record.problems],
             )
         )
-        passed = ruled_in = True
+        passed = ruled_in = dead is None
         for row, clear, status in zip(rows, clears, statuses, strict=True):
             if status == "met":
                 row.met += 1
@@ -186,9 +212,40 @@ def attrition_csv(s: Screening) -> str:
     return buf.getvalue()
 
 
+def reading_lines(t: Tally) -> list[str]:
+    """What was read, in numbers that add up (files, resources, patients)."""
+    unusable = len(t.unusable_files)
+    unassigned = sum(t.unassigned.values())
+    lines = [
+        f"read {t.files} files ({t.files - unusable} usable, {unusable} unusable), "
+        f"{t.resources} FHIR resources ({t.assigned} assigned to patients, "
+        f"{unassigned} unassigned), {t.patients} patients"
+        + (f" ({t.native_records} native records)" if t.native_records else "")
+    ]
+    if t.not_resources:
+        lines.append(f"  {t.not_resources} entries or lines are not FHIR resources")
+    for reason, count in sorted(t.unassigned.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  unassigned: {count} because {reason}")
+    return lines
+
+
+def reading_details(t: Tally) -> list[str]:
+    """For standard error: every unusable file and entry, examples of unassigned ones."""
+    out = [f"{path}: unusable: {why}" for path, why in t.unusable_files]
+    out += t.entry_problems
+    for reason in sorted(t.examples):
+        out.append(f"unassigned ({reason}): " + "; ".join(t.examples[reason]))
+    return out
+
+
 def attrition_text(s: Screening) -> str:
     n = len(s.patients)
-    lines = [f"{n} patients screened as of {s.as_of.isoformat()}"]
+    lines = reading_lines(s.tally) if s.tally is not None else []
+    lines.append(f"{n} patients screened as of {s.as_of.isoformat()}")
+    for kind, facts in sorted(s.absent_means_no.items()):
+        lines.append(f"absent {kind} count as no (--absent-means-no {kind}): {', '.join(facts)}")
+    if s.deceased:
+        lines.append(f"{s.deceased} deceased patients are ineligible whatever the criteria")
     head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
     lines.append(f"{'criterion':<10}{'section':<11}{head}")
     lines.append(
@@ -244,7 +301,7 @@ class Impact:
 def impact(
     old: Compiled,
     new: Compiled,
-    patients: Iterable[PatientData],
+    patients: Iterable[PatientResources],
     old_extractor: Extractor,
     new_extractor: Extractor,
     as_of: dt.date,
@@ -254,8 +311,11 @@ def impact(
     for data in patients:
         outcomes = []
         for compiled, extractor in ((old, old_extractor), (new, new_extractor)):
-            record = read_record(compiled.checked, extractor.record(data), as_of, data.path)
+            native = extractor.patient(data, as_of).record
+            record = read_record(compiled.checked, native, as_of, data.path)
             verdict, raw = run_compiled(compiled, compiled.normalise(record))
+            if deceased(native, as_of) is not None:
+                verdict = "ineligible"
             statuses = {c.id: status_word(s) for c, s in zip(compiled.criteria, raw, strict=True)}
             outcomes.append((verdict, statuses, record.id))
         (v_old, s_old, pid), (v_new, s_new, _) = outcomes

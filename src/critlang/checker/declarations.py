@@ -164,6 +164,10 @@ class DeclarationsPass:
                 molar = opt.quantity.value * u.factor / g_per_mol.factor
             if not isinstance(t, QuantT):
                 self.err("E201", "only a quantity can have a molar mass", opt.span)
+        history = d.option("history")
+        if history and not isinstance(t, BoolT):
+            # read from Condition resources only: ever diagnosed, or current (docs/fhir.md)
+            self.err("E201", "only a yes/no fact has a `history ever` or `current`", history.span)
         look = d.option("lookback")
         if look and look.quantity:
             u = self.unit(look.quantity.unit, look.quantity.span)

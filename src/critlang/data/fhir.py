@@ -1,39 +1,58 @@
 """FHIR R4 data -> critlang patient records, through the protocol's code bindings.
 
-Reads Bundles (collection, transaction, batch, searchset), NDJSON files (one resource a
-line, several patients, resources of one type per file or mixed) and single resources.
-Only what the protocol binds is extracted: an index from (code system, code) to facts is
-built once per protocol, and each resource is looked at once. What comes out is a record
-in critlang's native format, so the native reader's validation (units, look-back windows,
-categories) applies to EHR data exactly as to hand-written records.
+The one public reading path (used by `critlang screen`, `impact` and `ingest`)::
 
-Resource rules (documented in docs/fhir.md):
-- Patient: birthDate and gender, through `codes birth_date: fhir "Patient.birthDate"`.
-- Observation: valueQuantity (UCUM `code`, else `unit`), valueInteger, valueBoolean;
-  effective[x] or issued for the date; referenceRange low/high. Status entered-in-error,
-  cancelled and registered are ignored.
-- Condition: yes when clinicalStatus is active, recurrence or relapse (or absent); no when
-  every matching condition is inactive, resolved or in remission; refuted and
-  entered-in-error ones are ignored. No matching condition leaves the fact unknown.
-- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items of
-  a list fact (`codes prior_therapies.capecitabine: atc "L01BC06"`) with start and end
-  dates; a Procedure also makes a yes/no fact yes. Cancelled, entered-in-error, not-done
-  and not-taken ones are ignored.
-Malformed resources give per-fact diagnostics and never stop the run.
+    read_fhir(paths: Iterable[Path], extractor: Extractor, as_of: datetime.date,
+              tally: Tally | None = None) -> Iterator[FhirPatient]
+
+yields, per patient and in a stable order, a `FhirPatient(id, path, record, problems)`:
+`record` is a dict in critlang's native record format (docs/patients.md: `{"id": ...,
+"facts": {fact: value | [entries]}}`, plus `"deceased": true | "YYYY-MM-DD..."` when
+Patient.deceased[x] says so), `problems` the per-resource diagnostics (RecordProblem,
+fact = the fact concerned, or "patient"). Streaming: memory is flat in cohort size
+(bundles one file at a time; NDJSON bucketed by patient, see fhir_input.py). `tally`
+(fhir_input.Tally) receives what was read and what could not be used; its counts
+reconcile (`Tally.reconciles()`). It never raises for bad input. `Extractor(checked,
+absent_means_no=frozenset())` is built once per protocol.
+
+Reading rules (each with its FHIR R4 source in docs/fhir.md):
+- Observation: status final/amended/corrected used, preliminary used and marked
+  (`"status": "preliminary"` in the entry), registered/cancelled/entered-in-error/unknown
+  not used, with a diagnostic (R4 observation-status). The date is effectiveDateTime or
+  effectiveInstant as written (time and offset kept), or effectivePeriod.end (else its
+  start); `issued` is not a fallback. valueQuantity (UCUM `code`, else `unit`) with its
+  `comparator`, valueInteger, valueBoolean, and a valueString that is only a comparator, a
+  number and a unit (`<0.5 mg/dL`). Observation.component values are read like the
+  Observation's own when their code is bound (a BP panel's 8480-6 / 8462-4).
+- Condition: verificationStatus refuted/entered-in-error ignored; provisional,
+  differential, unconfirmed make the fact unknown, never yes. clinicalStatus inactive/
+  resolved/remission or an abatement[x] on or before the screening date make it "not
+  current". A fact declared `history ever` is yes for any confirmed condition; the default
+  (`history current`) only for a current one.
+- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items
+  of a list fact with start and end (an end not given stays unknown: ongoing); a Procedure
+  also makes a yes/no fact yes. Not-done, not-taken, cancelled, draft, intended,
+  entered-in-error and unknown ones are not used.
+- Patient: birthDate, gender; deceased[x] becomes the record's `deceased`.
 """
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..checker import CheckResult
 from ..source import find_files
-from ..typesys import BoolT, NumberT, QuantT
+from ..typesys import BoolT, ListT, NumberT, QuantT
+from .fhir_decode import Component, Concept, Resource
+from .fhir_input import PatientResources, Tally, read_groups
 from .records import RecordProblem
+
+__all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "loinc": ("http://loinc.org",),
@@ -44,75 +63,70 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "cpt": ("http://www.ama-assn.org/go/cpt",),
 }
 UCUM = "http://unitsofmeasure.org"
-IGNORED_STATUS = {"entered-in-error", "cancelled", "not-done", "not-taken", "registered"}
-ACTIVE = {"active", "recurrence", "relapse"}
-INACTIVE = {"inactive", "resolved", "remission"}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 
+# R4 observation-status: what a value with this status is worth
+OBSERVATION_USED = frozenset({"final", "amended", "corrected"})
+OBSERVATION_MARKED = frozenset({"preliminary"})
+# statuses of events that did not (or not yet, or not knowably) happen, per value set:
+# event-status (Procedure, MedicationAdministration), medicationrequest-status,
+# medication-statement-status
+NOT_DONE = {
+    "Procedure": frozenset({"preparation", "not-done", "entered-in-error", "unknown"}),
+    "MedicationAdministration": frozenset({"not-done", "entered-in-error", "unknown"}),
+    "MedicationRequest": frozenset({"cancelled", "draft", "entered-in-error", "unknown"}),
+    "MedicationStatement": frozenset({"not-taken", "intended", "entered-in-error", "unknown"}),
+}
+# R4 condition-clinical and condition-ver-status
+ACTIVE = frozenset({"active", "recurrence", "relapse"})
+INACTIVE = frozenset({"inactive", "resolved", "remission"})
+IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # R4 quantity-comparator
+# a valueString that is nothing but a comparator, a number and (optionally) a unit
+_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)(?:\s+(\S+)|([^\s0-9.]\S*))?\s*")
+ABSENT_KINDS = ("conditions", "medications")
+
 
 @dataclass
-class PatientData:
-    """One patient's resources, as read from one or more files."""
+class FhirPatient:
+    """One patient as a native record, with what could not be used."""
 
     id: str
     path: str
-    patient: dict[str, Any] | None = None
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[RecordProblem] = field(default_factory=list)
+    record: dict[str, Any]
+    problems: list[RecordProblem]
 
 
-def _date(value: Any) -> str | None:
-    return value[:10] if isinstance(value, str) and len(value) >= 10 else None
-
-
-def _codings(concept: Any) -> Iterator[tuple[str, str]]:
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    if isinstance(codings, list):
-        for c in codings:
-            if isinstance(c, dict) and isinstance(c.get("code"), str):
-                yield c.get("system") or "", c["code"]
-
-
-def _status(resource: dict[str, Any], key: str) -> str | None:
-    """A CodeableConcept status (Condition) or a plain code."""
-    value = resource.get(key)
-    if isinstance(value, str):
-        return value
-    for _, code in _codings(value):
-        return code
+def _first_code(concept: Concept | None) -> str | None:
+    if concept is not None and concept.coding:
+        for c in concept.coding:
+            if c.code is not None:
+                return c.code
     return None
 
 
-def _period(resource: dict[str, Any], *names: str) -> tuple[str | None, str | None]:
-    """(start, end) from the first of `xDateTime` / `xPeriod` present."""
-    for name in names:
-        if name.endswith("Period") and isinstance(resource.get(name), dict):
-            p = resource[name]
-            start, end = _date(p.get("start")), _date(p.get("end"))
-            return start or end, end or start
-        d = _date(resource.get(name))
-        if d:
-            return d, d
-    return None, None
+def _label(r: Resource) -> str:
+    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
-def _patient_ref(resource: dict[str, Any]) -> str | None:
-    for key in ("subject", "patient"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            r = ref["reference"]
-            return r.rsplit("/", 1)[-1].removeprefix("urn:uuid:")
-    return None
+class Unusable(Exception):
+    """A resource's value cannot be used for a fact; the message says why."""
 
 
 class Extractor:
-    """Everything a protocol needs from FHIR, prepared once per protocol."""
+    """Everything a protocol needs from FHIR, prepared once per protocol.
 
-    def __init__(self, checked: CheckResult) -> None:
+    `absent_means_no` ("conditions", "medications"): feasibility mode, where a coded fact
+    with no matching resource counts as "no" (see `absent_facts`).
+    """
+
+    def __init__(self, checked: CheckResult, absent_means_no: Iterable[str] = frozenset()) -> None:
         self.c = checked
         self.index: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self.patient_fields: dict[str, str] = {}  # fact -> Patient element
+        self.warnings: list[str] = []
         for fact, codes in checked.bindings.items():
             for code in codes:
                 self._bind(code.system, code.value, (fact, None))
@@ -120,231 +134,404 @@ class Extractor:
             for code in codes:
                 self._bind(code.system, code.value, (fact, member))
         self.codes = frozenset(code for _, code in self.index)
+        self.history: dict[str, str] = {}
+        for name, info in checked.facts.items():
+            opt = info.node.option("history")
+            self.history[name] = opt.text if opt is not None and opt.text else "current"
+        self.absent_facts = self._absent_facts(frozenset(absent_means_no))
+        self._as_of = dt.date.today()
 
     def _bind(self, system: str, value: str, target: tuple[str, str | None]) -> None:
         if system == "fhir":
-            self.patient_fields[target[0]] = value.removeprefix("Patient.")
+            element = value.removeprefix("Patient.")
+            if element not in ("birthDate", "gender"):
+                self.warnings.append(
+                    f"{target[0]}: {value} is not an element critlang reads (birthDate, gender)"
+                )
+            self.patient_fields[target[0]] = element
             return
         for uri in SYSTEMS[system]:
             self.index.setdefault((uri, value), []).append(target)
 
-    # ------------------------------------------------------------------ reading files
-    def patients(self, paths: Iterable[Path]) -> Iterator[PatientData]:
-        """Patients from bundles (one file at a time) and NDJSON (grouped across files)."""
-        ndjson: list[Path] = []
-        for path in paths:
-            if path.suffix in (".ndjson", ".jsonl"):
-                ndjson.append(path)
-                continue
-            yield from self._bundle_file(path)
-        if ndjson:
-            yield from self._ndjson(ndjson)
+    def _absent_facts(self, kinds: frozenset[str]) -> dict[str, Any]:
+        """Facts whose absence counts as "no" in feasibility mode, with that "no".
 
-    def _bundle_file(self, path: Path) -> Iterator[PatientData]:
-        try:
-            with path.open("rb") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            broken = PatientData(path.stem, str(path))
-            broken.problems.append(RecordProblem(str(path), "file", f"not readable JSON: {exc}"))
-            yield broken
-            return
-        if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-            entries = data.get("entry") or []
-            resources = [e.get("resource") if e.__class__ is dict else e for e in entries]
-        else:
-            resources = [data]
-        yield from self._group(resources, str(path), single_file=True)
-
-    def _ndjson(self, paths: list[Path]) -> Iterator[PatientData]:
-        resources: list[Any] = []
-        for path in paths:
-            with path.open(encoding="utf-8") as fh:
-                for number, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        resources.append(json.loads(line))
-                    except ValueError:
-                        resources.append({"__broken__": f"{path.name} line {number}"})
-        yield from self._group(resources, ",".join(str(p) for p in paths), single_file=False)
-
-    def _group(self, resources: list[Any], path: str, single_file: bool) -> Iterator[PatientData]:
-        by_id: dict[str, PatientData] = {}
-        orphans: list[dict[str, Any]] = []
-        problems: list[RecordProblem] = []
-        if single_file:
-            patients: list[dict[str, Any]] = []
-            others: list[dict[str, Any]] = []
-            broken = 0
-            for r in resources:
-                kind = r.get("resourceType") if r.__class__ is dict else None
-                if kind is None:
-                    broken += 1
-                elif kind == "Patient":
-                    patients.append(r)
+        conditions: yes/no facts bound to codes (read from Condition and Procedure).
+        medications: list facts with a `kind` field, only when every kind has codes
+        (otherwise an empty list would deny therapies no code could have shown).
+        """
+        out: dict[str, Any] = {}
+        if "conditions" in kinds:
+            for fact in sorted(self.c.bindings):
+                info = self.c.facts.get(fact)
+                if info is not None and isinstance(info.type, BoolT):
+                    out[fact] = False
+        if "medications" in kinds:
+            bound: dict[str, set[str]] = {}
+            for fact, member in self.c.item_bindings:
+                bound.setdefault(fact, set()).add(member)
+            for fact in sorted(bound):
+                t = self.c.facts[fact].type
+                kinds_t = dict(t.fields).get("kind") if isinstance(t, ListT) else None
+                members = set(getattr(kinds_t, "members", ()))
+                if members and members <= bound[fact]:
+                    out[fact] = []
                 else:
-                    others.append(r)
-            if len(patients) == 1:
-                # the common case, a one-patient bundle: no need to follow references
-                p = patients[0]
-                data = PatientData(str(p.get("id") or Path(path).stem), path, p, others)
-                if broken:
-                    data.problems.append(
-                        RecordProblem(path, "resource", f"{broken} entries are not FHIR resources")
+                    missing = ", ".join(sorted(members - bound[fact]))
+                    self.warnings.append(
+                        f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
                     )
-                yield data
-                return
-        for r in resources:
-            if not isinstance(r, dict) or "resourceType" not in r:
-                where = r.get("__broken__") if isinstance(r, dict) else None
-                problems.append(
-                    RecordProblem(path, "resource", f"not a FHIR resource ({where or 'skipped'})")
-                )
-                continue
-            if r["resourceType"] == "Patient":
-                pid = str(r.get("id") or f"patient-{len(by_id) + 1}")
-                by_id.setdefault(pid, PatientData(pid, path)).patient = r
-                continue
-            ref = _patient_ref(r)
-            if ref is not None:
-                by_id.setdefault(ref, PatientData(ref, path)).resources.append(r)
-            else:
-                orphans.append(r)
-        if single_file and len(by_id) == 1:
-            # a one-patient bundle: unreferenced resources are that patient's
-            only = next(iter(by_id.values()))
-            only.resources.extend(orphans)
-            orphans = []
-        first = next(iter(by_id.values()), None)
-        if orphans and first is not None:
-            problems.append(
-                RecordProblem(path, "resource", f"{len(orphans)} resource(s) name no patient")
-            )
-        if first is not None:
-            first.problems.extend(problems)
-        yield from by_id.values()
+        return out
 
-    # ------------------------------------------------------------------ extraction
-    def record(self, data: PatientData) -> dict[str, Any]:
-        """The patient as a native record (see docs/patients.md)."""
+    # ------------------------------------------------------------------ one patient
+    def patient(self, group: PatientResources, as_of: dt.date) -> FhirPatient:
+        """The patient as a native record (docs/patients.md) and its problems."""
+        self._as_of = as_of
+        if group.native is not None:
+            return FhirPatient(group.id, group.path, group.native, list(group.problems))
         facts: dict[str, Any] = {}
-        problems = data.problems
-        if data.patient is not None:
-            for fact, element in self.patient_fields.items():
-                value = data.patient.get(element)
-                if value is not None:
-                    facts[fact] = value
+        problems = list(group.problems)
+        record: dict[str, Any] = {"id": group.id, "facts": facts}
+        self._patient_fields(group, record, problems)
+        conditions: dict[str, list[tuple[str, str]]] = {}
         index, codes = self.index, self.codes
-        for r in data.resources:
+        for r in group.resources:
             # the hot loop of screening: most resources carry a code bound to nothing,
-            # so the bare code is tested first and everything else only on a hit
-            concept = r.get("code") or r.get("medicationCodeableConcept")
-            if concept.__class__ is not dict:
+            # so the bare codes are tested first and everything else only on a hit
+            concept = r.code
+            if concept is None:
+                concept = r.medicationCodeableConcept
+                if concept is None and r.medicationReference is not None:
+                    concept = self._contained_medication(r)
+            bound = False
+            if concept is not None and concept.coding:
+                for c in concept.coding:
+                    if c.code in codes:
+                        bound = True
+                        break
+            if not bound and r.component is None:
                 continue
-            codings = concept.get("coding")
-            if codings.__class__ is not list:
-                continue
-            targets = []
-            for c in codings:
-                if c.__class__ is dict and c.get("code") in codes:
-                    hit = index.get((c.get("system") or "", c["code"]))
+            targets = self._targets(concept, index, codes) if bound else []  # type: ignore[arg-type]
+            parts: list[tuple[Component, list[tuple[str, str | None]]]] = []
+            if r.component:
+                for comp in r.component:
+                    hit = self._targets(comp.code, index, codes) if comp.code else []
                     if hit:
-                        targets.extend(hit)
-            if not targets:
+                        parts.append((comp, hit))
+            if not targets and not parts:
                 continue
-            kind = r.get("resourceType")
+            label = _label(r)
+            if r.malformed is not None:
+                for fact, _ in targets + [t for _, hit in parts for t in hit]:
+                    problems.append(
+                        RecordProblem(group.path, fact, f"{label} is malformed ({r.malformed})")
+                    )
+                continue
+            kind = r.resourceType or ""
             if kind not in RELEVANT:
                 continue
-            if kind in MEDICATIONS and "medicationCodeableConcept" not in r:
-                continue
-            status = _status(r, "status")
-            if status in IGNORED_STATUS:
+            if not self._status_usable(r, kind, label, targets, parts, group.path, problems):
                 continue
             for fact, member in targets:
-                try:
-                    self._extract(kind, r, fact, member, facts)
-                except (TypeError, ValueError, AttributeError, KeyError) as exc:
-                    problems.append(
-                        RecordProblem(data.path, fact, f"{kind}/{r.get('id')} is malformed ({exc})")
+                self._one(kind, r, r, fact, member, label, facts, conditions, problems, group)
+            for comp, hit in parts:
+                where = f"{label} component {_first_code(comp.code)}"
+                for fact, member in hit:
+                    self._one(
+                        kind, r, comp, fact, member, where, facts, conditions, problems, group
                     )
-        return {"id": data.id, "facts": facts}
+        for fact, found in conditions.items():
+            self._condition_fact(fact, found, facts, problems, group.path)
+        for fact, no in self.absent_facts.items():
+            if fact not in facts and not any(p.fact == fact for p in problems):
+                facts[fact] = no
+        # file order never decides anything: entries in a canonical order
+        for value in facts.values():
+            if isinstance(value, list):
+                value.sort(key=_entry_key)
+        problems.sort(key=lambda p: (p.fact, p.message))
+        return FhirPatient(group.id, group.path, record, problems)
 
-    def _extract(
-        self, kind: str, r: dict[str, Any], fact: str, member: str | None, facts: dict[str, Any]
+    @staticmethod
+    def _targets(
+        concept: Concept, index: dict[tuple[str, str], list[tuple[str, str | None]]], codes: Any
+    ) -> list[tuple[str, str | None]]:
+        out: list[tuple[str, str | None]] = []
+        if concept.coding:
+            for c in concept.coding:
+                if c.code in codes:
+                    hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
+                    if hit:
+                        for t in hit:
+                            if t not in out:
+                                out.append(t)
+        return out
+
+    @staticmethod
+    def _contained_medication(r: Resource) -> Concept | None:
+        """medicationReference to a contained Medication (`#id`, R4 references.html#contained)."""
+        ref = r.medicationReference.reference if r.medicationReference else None
+        if not ref or not ref.startswith("#") or not r.contained:
+            return None
+        for c in r.contained:
+            if c.resourceType == "Medication" and c.id == ref[1:]:
+                return c.code
+        return None
+
+    def _patient_fields(
+        self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
-        source = f"{kind}/{r.get('id')}"
-        if member is not None:
-            start, end = self._dates(kind, r)
-            facts.setdefault(fact, []).append({"kind": member, "start": start, "end": end})
-            return
-        t = self.c.facts[fact].type
+        facts = record["facts"]
+        for fact, element in self.patient_fields.items():
+            values = {getattr(p, element, None) for p in group.patients} - {None}
+            if len(values) == 1:
+                facts[fact] = values.pop()
+            elif len(values) > 1:
+                problems.append(
+                    RecordProblem(
+                        group.path, fact, f"the Patient resources disagree: {sorted(values)}"
+                    )
+                )
+        # Patient.deceased[x] (boolean or dateTime): a deceased patient is never eligible
+        for p in group.patients:
+            if p.deceasedDateTime:
+                record["deceased"] = p.deceasedDateTime
+            elif p.deceasedBoolean is True and "deceased" not in record:
+                record["deceased"] = True
+
+    def _status_usable(
+        self,
+        r: Resource,
+        kind: str,
+        label: str,
+        targets: list[tuple[str, str | None]],
+        parts: list[tuple[Component, list[tuple[str, str | None]]]],
+        path: str,
+        problems: list[RecordProblem],
+    ) -> bool:
+        why = None
         if kind == "Observation":
-            entry = self._observation(r, t, source)
-            if entry is not None:
-                facts.setdefault(fact, []).append(entry)
-        elif kind == "Condition" and isinstance(t, BoolT):
-            verification = _status(r, "verificationStatus")
-            if verification in ("refuted", "entered-in-error"):
+            # Observation.status is a modifier element (R4 observation-status, 1..1)
+            if r.status is None:
+                why = f"{label} has no status (Observation.status is required); not used"
+            elif r.status not in OBSERVATION_USED | OBSERVATION_MARKED:
+                why = f"{label} has status {r.status!r}; not used"
+        elif kind in NOT_DONE and r.status in NOT_DONE[kind]:
+            why = f"{label} has status {r.status!r}; not used"
+        if why is None:
+            return True
+        for fact in sorted({f for f, _ in targets} | {f for _, hit in parts for f, _ in hit}):
+            problems.append(RecordProblem(path, fact, why))
+        return False
+
+    def _one(
+        self,
+        kind: str,
+        r: Resource,
+        holder: Resource | Component,
+        fact: str,
+        member: str | None,
+        label: str,
+        facts: dict[str, Any],
+        conditions: dict[str, list[tuple[str, str]]],
+        problems: list[RecordProblem],
+        group: PatientResources,
+    ) -> None:
+        info = self.c.facts.get(fact)
+        if info is None:
+            return
+        try:
+            if member is not None:
+                facts.setdefault(fact, []).append(self._item(kind, r, member, info.type))
                 return
-            clinical = _status(r, "clinicalStatus")
-            present = clinical is None or clinical in ACTIVE
-            if clinical is not None and clinical not in ACTIVE | INACTIVE:
-                raise ValueError(f"unknown clinicalStatus {clinical!r}")
-            facts[fact] = facts.get(fact) is True or present
-        elif kind == "Procedure" and isinstance(t, BoolT):
-            facts[fact] = True
+            t = info.type
+            if kind == "Observation":
+                entry = self._observation(r, holder, t, label)
+                existing = facts.setdefault(fact, [])
+                if not isinstance(existing, list):
+                    facts[fact] = existing = [{"value": existing}]
+                existing.append(entry)
+            elif kind == "Condition" and isinstance(t, BoolT):
+                conditions.setdefault(fact, []).append(self._condition_state(r, label, problems))
+            elif kind == "Procedure" and isinstance(t, BoolT):
+                conditions.setdefault(fact, []).append(("procedure", label))
+            else:
+                raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
+        except Unusable as exc:
+            problems.append(RecordProblem(group.path, fact, f"{label}: {exc}"))
 
-    def _dates(self, kind: str, r: dict[str, Any]) -> tuple[str | None, str | None]:
-        if kind == "MedicationRequest":
-            start = _date(r.get("authoredOn"))
-            validity = (r.get("dispenseRequest") or {}).get("validityPeriod") or {}
-            return start, _date(validity.get("end")) or start
-        if kind == "Procedure":
-            return _period(r, "performedPeriod", "performedDateTime")
-        return _period(r, "effectivePeriod", "effectiveDateTime")
-
-    def _observation(self, r: dict[str, Any], t: Any, source: str) -> dict[str, Any] | None:
-        when = _period(r, "effectivePeriod", "effectiveDateTime", "effectiveInstant")[0]
-        when = when or _date(r.get("issued"))
-        entry: dict[str, Any] = {"source": source}
+    # ------------------------------------------------------------------ Observation
+    def _observation(
+        self, r: Resource, holder: Resource | Component, t: Any, label: str
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {"source": label}
+        when = _observation_time(r)
         if when:
             entry["date"] = when
+        if r.status in OBSERVATION_MARKED:
+            entry["status"] = r.status
+        if holder.dataAbsentReason is not None:
+            reason = _first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
+            raise Unusable(f"no value (dataAbsentReason {reason!r})")
         if isinstance(t, (QuantT, NumberT)):
-            vq = r.get("valueQuantity")
-            if vq is None and "valueInteger" in r:
-                vq = {"value": r["valueInteger"]}
-            if not isinstance(vq, dict):
-                raise ValueError("no valueQuantity")
-            if vq.get("value") is None:
-                raise ValueError("valueQuantity has no value")
-            entry["value"] = vq["value"]
-            unit = vq.get("code") if vq.get("system") in (UCUM, None) else None
-            unit = unit or vq.get("unit")
-            if isinstance(t, QuantT) and unit:
-                entry["unit"] = unit
-            rr = self._reference_range(r, unit)
-            if rr:
-                entry["reference_range"] = rr
-            return entry
-        if isinstance(t, BoolT) and isinstance(r.get("valueBoolean"), bool):
-            entry["value"] = r["valueBoolean"]
-            return entry
-        raise ValueError(f"no value of the kind {t.describe()}")
+            vq = holder.valueQuantity
+            if vq is not None:
+                if vq.value is None:
+                    raise Unusable("valueQuantity has no value")
+                entry["value"] = vq.value
+                if vq.comparator is not None:
+                    # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
+                    if vq.comparator not in COMPARATORS:
+                        raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
+                    entry["comparator"] = vq.comparator
+                unit = vq.code if vq.system in (UCUM, None) else None
+                unit = unit or vq.unit
+                if isinstance(t, QuantT) and unit:
+                    entry["unit"] = unit
+                rr = _reference_range(holder, unit)
+                if rr:
+                    entry["reference_range"] = rr
+                return entry
+            if holder.valueInteger is not None:
+                entry["value"] = holder.valueInteger
+                return entry
+            if holder.valueString is not None:
+                text = holder.valueString
+                m = _CENSORED.fullmatch(text) if isinstance(text, str) else None
+                if m is None:
+                    raise Unusable(
+                        f"valueString {text!r} is text, not a value critlang reads "
+                        "(only a comparator, a number and a unit, like '<0.5 mg/dL')"
+                    )
+                entry["comparator"], entry["value"] = m.group(1), m.group(2)
+                unit_text = m.group(3) or m.group(4)
+                if unit_text and isinstance(t, QuantT):
+                    entry["unit"] = unit_text
+                return entry
+            raise Unusable("no valueQuantity")
+        if isinstance(t, BoolT):
+            if isinstance(holder.valueBoolean, bool):
+                entry["value"] = holder.valueBoolean
+                return entry
+        raise Unusable(f"no value of the kind {t.describe()}")
 
-    def _reference_range(self, r: dict[str, Any], unit: str | None) -> dict[str, Any] | None:
-        for rr in r.get("referenceRange") or ():
-            if not isinstance(rr, dict):
-                continue
-            out: dict[str, Any] = {}
-            for key in ("low", "high"):
-                q = rr.get(key)
-                if isinstance(q, dict) and q.get("value") is not None:
-                    out[key] = q["value"]
-                    out["unit"] = q.get("code") or q.get("unit") or unit
-            if out:
-                return out
-        return None
+    # ------------------------------------------------------------------ Condition
+    def _condition_state(
+        self, r: Resource, label: str, problems: list[RecordProblem]
+    ) -> tuple[str, str]:
+        """(state, label): state is ignored, unconfirmed-current, unconfirmed-past,
+        current or past, as of the screening date (set by `patient`)."""
+        verification = _first_code(r.verificationStatus)
+        if verification in IGNORED_VERIFICATION:
+            return "ignored", label
+        clinical = _first_code(r.clinicalStatus)
+        if clinical is not None and clinical not in ACTIVE | INACTIVE:
+            raise Unusable(f"unknown clinicalStatus {clinical!r}")
+        if verification is not None and verification not in UNCONFIRMED | {"confirmed"}:
+            raise Unusable(f"unknown verificationStatus {verification!r}")
+        current = clinical is None or clinical in ACTIVE
+        if current and self._abated(r):
+            current = False
+        state = "current" if current else "past"
+        return ("unconfirmed-" + state if verification in UNCONFIRMED else state), label
+
+    def _abated(self, r: Resource) -> bool:
+        """Condition.abatement[x] on or before the screening date (R4 con-4)."""
+        when = r.abatementDateTime or (r.abatementPeriod.start if r.abatementPeriod else None)
+        if when is None:
+            # an age, a range or a text: abated at a time critlang cannot place, in the past
+            return (
+                r.abatementAge is not None
+                or r.abatementRange is not None
+                or r.abatementString is not None
+                or (r.abatementPeriod is not None and r.abatementPeriod.end is not None)
+            )
+        return when[:10] <= self._as_of.isoformat()
+
+    def _condition_fact(
+        self,
+        fact: str,
+        found: list[tuple[str, str]],
+        facts: dict[str, Any],
+        problems: list[RecordProblem],
+        path: str,
+    ) -> None:
+        states = {s for s, _ in found}
+        ever = self.history.get(fact) == "ever"
+        yes = {"current", "past", "procedure"} if ever else {"current", "procedure"}
+        unsure = {"unconfirmed-current", "unconfirmed-past"} if ever else {"unconfirmed-current"}
+        if states & yes:
+            facts[fact] = True
+        elif states & unsure:
+            shown = ", ".join(sorted(label for s, label in found if s in unsure))
+            problems.append(
+                RecordProblem(path, fact, f"only a provisional/unconfirmed diagnosis ({shown})")
+            )
+        elif states - {"ignored"}:
+            facts[fact] = False
+
+    # ------------------------------------------------------------------ therapies
+    def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:
+        start, end = _therapy_dates(kind, r)
+        item: dict[str, Any] = {"kind": member, "start": start, "end": end}
+        names = {name for name, _ in t.fields} if isinstance(t, ListT) else set(item)
+        return {k: v for k, v in item.items() if k in names}
+
+
+def _entry_key(entry: Any) -> tuple[str, str]:
+    if isinstance(entry, dict):
+        when = entry.get("date") or entry.get("start") or ""
+        return (str(when), repr(sorted(entry.items(), key=lambda kv: kv[0])))
+    return ("", repr(entry))
+
+
+def _observation_time(r: Resource) -> str | None:
+    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end."""
+    if r.effectiveDateTime:
+        return r.effectiveDateTime
+    if r.effectiveInstant:
+        return r.effectiveInstant
+    if r.effectivePeriod is not None:
+        return r.effectivePeriod.end or r.effectivePeriod.start
+    return None
+
+
+def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
+    """(start, end); an end not recorded stays None (ongoing, or unknown)."""
+    if kind == "MedicationRequest":
+        validity = r.dispenseRequest.validityPeriod if r.dispenseRequest else None
+        return r.authoredOn, validity.end if validity else None
+    if kind == "Procedure":
+        if r.performedPeriod is not None:
+            return r.performedPeriod.start, r.performedPeriod.end
+        return r.performedDateTime, r.performedDateTime
+    if r.effectivePeriod is not None:
+        return r.effectivePeriod.start, r.effectivePeriod.end
+    return r.effectiveDateTime, r.effectiveDateTime
+
+
+def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] | None:
+    for rr in holder.referenceRange or ():
+        out: dict[str, Any] = {}
+        for key in ("low", "high"):
+            q = getattr(rr, key)
+            if q is not None and q.value is not None:
+                out[key] = q.value
+                out["unit"] = q.code or q.unit or unit
+        if out:
+            return out
+    return None
+
+
+def read_fhir(
+    paths: Iterable[Path],
+    extractor: Extractor,
+    as_of: dt.date,
+    tally: Tally | None = None,
+) -> Iterator[FhirPatient]:
+    """Every patient in the files, as a native record; see the module docstring."""
+    for group in read_groups(paths, tally):
+        yield extractor.patient(group, as_of)
 
 
 def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:

@@ -1,0 +1,285 @@
+"""Typed decoding of FHIR R4 JSON: only the elements critlang reads, with msgspec.
+
+A resource is decoded into one `Resource` struct holding every element any binding can
+need (Observation, Condition, Medication*, Procedure, Patient, Bundle); all other
+elements are skipped by the decoder without building Python objects, which is what
+makes screening faster than a plain `json.load` of the same files.
+
+Structure is typed (a `coding` must be a list of objects, a `code` a string: FHIR R4
+datatypes Coding/CodeableConcept/Reference/Period), values are not (`valueQuantity.value`
+is read later, where a bad number becomes a per-fact diagnostic). When a file does not
+decode as typed, it is decoded again generically and each resource is converted alone,
+so one malformed resource costs only itself: it becomes a `Resource` that keeps what
+identifies it (type, id, subject, codes) and says in `malformed` why it is unusable.
+
+Errors: `decode_file` and `decode_line` never raise for bad input; they return problems.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from msgspec import Struct, field
+
+
+class Coding(Struct, gc=False):
+    system: str | None = None
+    code: str | None = None
+
+
+class Concept(Struct, gc=False):
+    """CodeableConcept."""
+
+    coding: list[Coding] | None = None
+    text: str | None = None
+
+
+class Ref(Struct, gc=False):
+    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`."""
+
+    reference: str | None = None
+    type: str | None = None
+    identifier: Any = None
+
+
+class Quantity(Struct, gc=False):
+    value: Any = None
+    comparator: Any = None
+    unit: Any = None
+    system: Any = None
+    code: Any = None
+
+
+class Period(Struct, gc=False):
+    start: str | None = None
+    end: str | None = None
+
+
+class Range(Struct, gc=False):
+    """Observation.referenceRange."""
+
+    low: Quantity | None = None
+    high: Quantity | None = None
+
+
+class Component(Struct, gc=False):
+    """Observation.component: a code and a value like the Observation's own."""
+
+    code: Concept | None = None
+    valueQuantity: Quantity | None = None
+    valueInteger: Any = None
+    valueBoolean: Any = None
+    valueString: Any = None
+    dataAbsentReason: Concept | None = None
+    referenceRange: list[Range] | None = None
+
+
+class DispenseRequest(Struct, gc=False):
+    validityPeriod: Period | None = None
+
+
+class Resource(Struct, gc=False):
+    """The elements critlang reads, from any resource type (absent ones stay None).
+
+    Attribute names are FHIR's JSON element names, so no renaming is needed.
+    """
+
+    resourceType: str | None = None
+    id: str | None = None
+    status: str | None = None
+    code: Concept | None = None
+    subject: Ref | None = None
+    patient: Ref | None = None
+    # Observation
+    effectiveDateTime: str | None = None
+    effectivePeriod: Period | None = None
+    effectiveInstant: str | None = None
+    issued: str | None = None
+    valueQuantity: Quantity | None = None
+    valueInteger: Any = None
+    valueBoolean: Any = None
+    valueString: Any = None
+    dataAbsentReason: Concept | None = None
+    component: list[Component] | None = None
+    referenceRange: list[Range] | None = None
+    # Condition
+    clinicalStatus: Concept | None = None
+    verificationStatus: Concept | None = None
+    abatementDateTime: str | None = None
+    abatementPeriod: Period | None = None
+    abatementAge: Any = None
+    abatementRange: Any = None
+    abatementString: Any = None
+    # Medication*, Procedure
+    medicationCodeableConcept: Concept | None = None
+    medicationReference: Ref | None = None
+    authoredOn: str | None = None
+    dispenseRequest: DispenseRequest | None = None
+    performedDateTime: str | None = None
+    performedPeriod: Period | None = None
+    # Patient
+    birthDate: str | None = None
+    gender: str | None = None
+    deceasedBoolean: bool | None = None
+    deceasedDateTime: str | None = None
+    # any resource (DomainResource.contained), and Bundle.entry
+    contained: list[Resource] | None = None
+    entry: list[Entry] | None = None
+    # set by critlang, never read from JSON: why this resource cannot be used
+    malformed: str | None = field(default=None, name="critlang:malformed")
+
+
+class Entry(Struct, gc=False):
+    """Bundle.entry: `fullUrl` names `resource` inside the bundle (R4 bundle.html#references)."""
+
+    fullUrl: str | None = None
+    resource: Resource | None = None
+
+
+_FILE = msgspec.json.Decoder(Resource | list[Resource])
+_LINE = msgspec.json.Decoder(Resource)
+_GENERIC = msgspec.json.Decoder()
+
+
+class Decoded(Struct):
+    """What one file or line held: resources as (fullUrl, resource), or a problem."""
+
+    items: list[tuple[str | None, Resource | None]]
+    bundle: bool = False
+    problem: str | None = None  # the whole input is unusable, and why
+    # per item that is not a resource at all (index, why)
+    broken: list[tuple[int, str]] = msgspec.field(default_factory=list)
+
+
+def decode_file(data: bytes) -> Decoded:
+    """A JSON file: a Bundle, one resource, or a top-level array of resources."""
+    if not data.strip():
+        return Decoded([], problem="the file is empty")
+    try:
+        top = _FILE.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return _decode_loosely(data)
+    if isinstance(top, list):
+        return Decoded([(None, r) for r in top])
+    return _unwrap(top)
+
+
+def _unwrap(top: Resource) -> Decoded:
+    if top.resourceType is None:
+        return Decoded([], problem="not FHIR: the JSON object has no resourceType")
+    if top.resourceType != "Bundle":
+        return Decoded([(None, top)])
+    return Decoded([(e.fullUrl, e.resource) for e in top.entry or ()], bundle=True)
+
+
+def _generic(data: bytes) -> tuple[Any, str | None]:
+    """Plain JSON values; the standard library reads what msgspec refuses (1e400)."""
+    try:
+        return _GENERIC.decode(data), None
+    except RecursionError:
+        return None, "not readable: JSON nested too deeply"
+    except msgspec.ValidationError:  # a number msgspec cannot hold (1e400): a subclass of
+        try:  # DecodeError, so caught first
+            return json.loads(data), None
+        except (ValueError, RecursionError) as exc:
+            return None, f"not JSON ({exc})"
+    except msgspec.DecodeError as exc:
+        if "UTF-8" in str(exc):
+            return None, f"not UTF-8 text ({exc})"
+        return None, f"not JSON ({exc})"
+
+
+def _decode_loosely(data: bytes) -> Decoded:
+    top, problem = _generic(data)
+    if problem is not None:
+        return Decoded([], problem=problem)
+    if isinstance(top, list):
+        out = Decoded([])
+        for i, item in enumerate(top):
+            _add(out, i, item)
+        return out
+    if not isinstance(top, dict):
+        return Decoded([], problem=f"not FHIR: the file holds a JSON {type(top).__name__}")
+    if "resourceType" not in top:
+        return Decoded([], problem="not FHIR: the JSON object has no resourceType")
+    if top.get("resourceType") != "Bundle":
+        out = Decoded([])
+        _add(out, 0, top)
+        return out
+    entries = top.get("entry")
+    if entries is None:
+        return Decoded([], bundle=True)
+    if not isinstance(entries, list):
+        # Bundle.entry is 0..* BackboneElement: JSON gives it as an array (R4 json.html)
+        return Decoded([], bundle=True, problem="Bundle.entry is not a list")
+    out = Decoded([], bundle=True)
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            out.broken.append((i, "a Bundle entry is not an object"))
+            continue
+        url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
+        _add(out, i, e.get("resource"), url)
+    return out
+
+
+def _add(out: Decoded, i: int, item: Any, url: str | None = None) -> None:
+    if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
+        out.broken.append((i, "not a FHIR resource (no resourceType)"))
+        return
+    out.items.append((url, convert(item)))
+
+
+def convert(item: dict[str, Any]) -> Resource:
+    """One resource from plain JSON values; a malformed one keeps its identity only."""
+    try:
+        return msgspec.convert(item, Resource)
+    except (msgspec.ValidationError, RecursionError) as exc:
+        return salvage(item, str(exc))
+
+
+def salvage(item: dict[str, Any], why: str) -> Resource:
+    """What identifies a malformed resource (type, id, subject, codes), and why."""
+
+    def ref(value: Any) -> Ref | None:
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            return Ref(value["reference"])
+        return None
+
+    def concept(value: Any) -> Concept | None:
+        if not isinstance(value, dict) or not isinstance(value.get("coding"), list):
+            return None
+        codings = [
+            Coding(c.get("system") if isinstance(c.get("system"), str) else None, c["code"])
+            for c in value["coding"]
+            if isinstance(c, dict) and isinstance(c.get("code"), str)
+        ]
+        return Concept(codings)
+
+    rid = item.get("id")
+    return Resource(
+        resourceType=item["resourceType"],
+        id=rid if isinstance(rid, str) else None,
+        subject=ref(item.get("subject")),
+        patient=ref(item.get("patient")),
+        code=concept(item.get("code")),
+        medicationCodeableConcept=concept(item.get("medicationCodeableConcept")),
+        malformed=why,
+    )
+
+
+def decode_line(line: bytes) -> tuple[Resource | None, str | None]:
+    """One NDJSON line: a resource, or why it is not one."""
+    try:
+        r = _LINE.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        top, problem = _generic(line)
+        if problem is not None:
+            return None, problem
+        if not isinstance(top, dict) or not isinstance(top.get("resourceType"), str):
+            return None, "not a FHIR resource (no resourceType)"
+        return convert(top), None
+    if r.resourceType is None:
+        return None, "not a FHIR resource (no resourceType)"
+    return r, None

@@ -1,0 +1,440 @@
+"""FHIR R4 files -> one group of resources per patient, with every resource accounted for.
+
+Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#references:
+
+- `Patient/x`, `Patient/x/_history/2` (a version of patient x), an absolute URL ending in
+  `Patient/x`, and inside a Bundle the `fullUrl` of a Patient entry (`urn:uuid:...` in
+  transaction and batch bundles) all name a patient. In a Bundle a reference is matched
+  against the entries' `fullUrl` first, then against a Patient entry with that id.
+- A resource belongs to the patient its `subject` (or `patient`) names, never to "the
+  patient of this bundle". A reference to a patient that is not in the data, a
+  conditional reference (`Patient?identifier=...`), an identifier-only reference, a
+  contained subject (`#p`) and a non-Patient subject (Group, Location, Device) create no
+  patient: the resource is counted as unassigned, with that reason.
+- Bundles are read one file at a time and are self-contained. NDJSON files (a Bulk Data
+  export: one server, relative references) are grouped by patient across files, streamed:
+  lines are bucketed by patient key into temporary files (when the input is larger than
+  one bucket) and each bucket is grouped on its own, so memory stays flat in cohort size.
+- Files whose JSON object is a critlang patient record (`facts`, no `resourceType`) are
+  read as native records (docs/patients.md).
+
+Every resource read is either assigned to exactly one patient or counted in
+`Tally.unassigned` under its reason; `Tally.reconciles()` checks the sums. The order of
+entries in a bundle or of lines in NDJSON never changes the groups or their order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .fhir_decode import Decoded, Resource, decode_file, decode_line
+from .records import RecordProblem
+
+# resource types that describe one patient (R4 compartment "Patient" members critlang reads
+# or counts); anything else in a bundle (Organization, Practitioner...) is not patient data
+PATIENT_DATA = frozenset(
+    {
+        "Observation",
+        "Condition",
+        "Procedure",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "Encounter",
+        "AllergyIntolerance",
+        "Immunization",
+        "DiagnosticReport",
+        "CarePlan",
+        "CareTeam",
+        "Goal",
+        "ImagingStudy",
+        "Claim",
+        "ExplanationOfBenefit",
+        "DocumentReference",
+        "Device",
+        "ServiceRequest",
+        "Specimen",
+        "FamilyMemberHistory",
+    }
+)
+BUCKET_BYTES = 64 * 1024 * 1024  # NDJSON held in memory at a time, at most about this much
+_HISTORY = re.compile(r"/_history/[^/]+$")
+_TYPE_ID = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+
+
+@dataclass
+class PatientResources:
+    """One patient's resources, as read; or a native critlang record (`native`)."""
+
+    id: str
+    path: str
+    patients: list[Resource] = field(default_factory=list)  # the Patient resource(s)
+    resources: list[Resource] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+    native: dict[str, Any] | None = None
+
+
+@dataclass
+class Tally:
+    """What was read and what could not be used; the counts reconcile."""
+
+    files: int = 0
+    unusable_files: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    native_records: int = 0
+    resources: int = 0  # FHIR resources read (entries and lines that are resources)
+    not_resources: int = 0  # entries and lines that are not resources (reported, not counted)
+    assigned: int = 0
+    patients: int = 0
+    unassigned: Counter[str] = field(default_factory=Counter)  # reason -> resources
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few of them
+    entry_problems: list[str] = field(default_factory=list)  # "file: entry 3: why"
+
+    def unassign(self, reason: str, where: str) -> None:
+        self.unassigned[reason] += 1
+        # the first three in sorted order, so that file order never shows
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < 3 or where < shown[-1]:
+            shown.append(where)
+            shown.sort()
+            del shown[3:]
+
+    def malformed(self, where: str, r: Resource) -> None:
+        """A resource whose elements do not have their R4 datatypes: used only for identity."""
+        self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
+
+    def reconciles(self) -> bool:
+        return self.resources == self.assigned + sum(self.unassigned.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "unusable_files": [{"path": p, "why": w} for p, w in self.unusable_files],
+            "native_records": self.native_records,
+            "resources": self.resources,
+            "assigned": self.assigned,
+            "unassigned": dict(sorted(self.unassigned.items())),
+            "not_resources": self.not_resources,
+            "patients": self.patients,
+        }
+
+
+def _label(r: Resource) -> str:
+    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
+
+
+def _subject(r: Resource) -> tuple[str | None, str | None]:
+    """The reference naming r's patient, or (None, why there is none)."""
+    for ref in (r.subject, r.patient):
+        if ref is None:
+            continue
+        if isinstance(ref.reference, str) and ref.reference:
+            return ref.reference, None
+        if ref.identifier is not None:
+            return None, "its subject is an identifier-only reference (no Patient resource)"
+        return None, "its subject reference is empty"
+    if r.resourceType in PATIENT_DATA:
+        return None, "it names no patient (no subject)"
+    return None, f"not patient data ({r.resourceType})"
+
+
+def _classify(reference: str) -> tuple[str | None, str | None]:
+    """Reference.reference -> (a normalised target, or None and why it is no patient).
+
+    Targets: `Patient/<id>` (relative, absolute or versioned, R4 references.html
+    "Literal references": [type]/[id], optionally /_history/[vid]) or a URN.
+    """
+    if reference.startswith("#"):
+        # contained resources have no identity outside their container (R4 dom-3)
+        return None, "its subject is a contained resource, not a patient of the cohort"
+    if "?" in reference:
+        return None, "its subject is a conditional reference (not resolved)"
+    ref = _HISTORY.sub("", reference)
+    if ref.startswith(("urn:uuid:", "urn:oid:")):
+        return ref, None
+    m = _TYPE_ID.search(ref)
+    if m is None:
+        return None, f"its subject reference {reference!r} is not of the form Patient/[id]"
+    if m.group(1) != "Patient":
+        return None, f"its subject is a {m.group(1)}, not a Patient"
+    return ref, None
+
+
+class _BundleIndex:
+    """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references)."""
+
+    def __init__(self, items: list[tuple[str | None, Resource | None]], path: str) -> None:
+        self.path = path
+        self.keys: dict[str, str] = {}
+        self.groups: dict[str, PatientResources] = {}
+        self.duplicates: list[str] = []
+        for i, (url, r) in enumerate(items):
+            if r is None or r.resourceType != "Patient":
+                continue
+            key = f"Patient/{r.id}" if r.id else (url or f"#entry{i}")
+            group = self.groups.get(key)
+            if group is None:
+                pid = r.id or (url.rsplit(":", 1)[-1].rsplit("/", 1)[-1] if url else None)
+                group = self.groups[key] = PatientResources(pid or f"{Path(path).stem}-{i}", path)
+            else:
+                self.duplicates.append(key)
+            group.patients.append(r)
+            if url:
+                self.keys[_HISTORY.sub("", url)] = key
+            if r.id:
+                self.keys[f"Patient/{r.id}"] = key
+
+    def resolve(self, reference: str, url: str | None) -> tuple[str | None, str | None]:
+        target, why = _classify(reference)
+        if target is None:
+            return None, why
+        key = self.keys.get(target)
+        if key is None and not target.startswith("urn:") and "://" not in target:
+            # relative [type]/[id]: against the base of a RESTful fullUrl, then by type/id
+            own = _HISTORY.sub("", url) if url and "://" in url else None
+            m = _TYPE_ID.search(own) if own else None
+            if own and m is not None:
+                key = self.keys.get(own[: m.start()] + "/" + target)
+        if key is None:
+            return None, "its subject is a patient that is not in the data"
+        return key, None
+
+
+def read_groups(paths: Iterable[Path], tally: Tally | None = None) -> Iterator[PatientResources]:
+    """Patients from bundles and single resources (per file), then NDJSON (across files).
+
+    Yields PatientResources in a stable order: files in the order given, patients of one
+    bundle by id; NDJSON patients by bucket, then id. `tally` collects the counts.
+    """
+    tally = tally if tally is not None else Tally()
+    ndjson: list[Path] = []
+    for path in paths:
+        if path.suffix in (".ndjson", ".jsonl"):
+            ndjson.append(path)
+            continue
+        yield from _json_file(path, tally)
+    if ndjson:
+        yield from _ndjson(ndjson, tally)
+
+
+def _json_file(path: Path, tally: Tally) -> Iterator[PatientResources]:
+    tally.files += 1
+    where = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        tally.unusable_files.append((where, f"not readable ({exc.strerror or exc})"))
+        return
+    yield from groups_from_bytes(data, where, tally)
+
+
+def groups_from_bytes(data: bytes, where: str, tally: Tally) -> Iterator[PatientResources]:
+    """The patients of one JSON file's bytes (a Bundle, a resource, an array, a record)."""
+    decoded = decode_file(data)
+    if decoded.problem is not None and decoded.problem.startswith("not FHIR: the JSON object"):
+        native = _native(data)
+        if native is not None:
+            tally.native_records += 1
+            tally.patients += 1
+            pid = native.get("id")
+            yield PatientResources(
+                str(pid) if isinstance(pid, (str, int)) else Path(where).stem, where, native=native
+            )
+            return
+    yield from _group_bundle(decoded, where, tally)
+
+
+def _native(data: bytes) -> dict[str, Any] | None:
+    try:
+        top = msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if isinstance(top, dict) and "resourceType" not in top and isinstance(top.get("facts"), dict):
+        return top
+    return None
+
+
+def _group_bundle(decoded: Decoded, where: str, tally: Tally) -> Iterator[PatientResources]:
+    for i, why in decoded.broken:
+        tally.not_resources += 1
+        tally.entry_problems.append(f"{where}: entry {i + 1}: {why}")
+    if decoded.problem is not None:
+        tally.unusable_files.append((where, decoded.problem))
+        return
+    items = decoded.items
+    if not items:
+        why = "an empty Bundle" if decoded.bundle else "no FHIR resources"
+        tally.unusable_files.append((where, why))
+        return
+    index = _BundleIndex(items, where)
+    for key in index.duplicates:
+        index.groups[key].problems.append(
+            RecordProblem(where, "patient", f"{key} appears more than once in this file")
+        )
+    # the hot loop of reading: one subject reference is resolved once per bundle
+    groups = index.groups
+    cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+    resources = assigned = 0
+    for url, r in items:
+        if r is None:
+            tally.not_resources += 1
+            tally.entry_problems.append(f"{where}: an entry has no resource")
+            continue
+        resources += 1
+        if r.malformed is not None:
+            tally.malformed(where, r)
+        if r.resourceType == "Patient":
+            assigned += 1
+            continue
+        ref = r.subject if r.subject is not None else r.patient
+        reference = ref.reference if ref is not None else None
+        if reference:
+            base = url if url is not None and "://" in url else None
+            hit = cache.get((reference, base))
+            if hit is None:
+                hit = cache[(reference, base)] = index.resolve(reference, url)
+            key, why = hit
+        else:
+            key, why = None, _subject(r)[1]
+        if key is None:
+            tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
+            continue
+        assigned += 1
+        groups[key].resources.append(r)
+    tally.resources += resources
+    tally.assigned += assigned
+    if not index.groups:
+        tally.unusable_files.append((where, "no Patient resource"))
+        return
+    for key in sorted(index.groups):
+        tally.patients += 1
+        yield index.groups[key]
+
+
+# ---------------------------------------------------------------------- NDJSON
+
+
+def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
+    if r.resourceType == "Patient":
+        return (f"Patient/{r.id}" if r.id else None), (None if r.id else "a Patient with no id")
+    reference, why = _subject(r)
+    if reference is None:
+        return None, why
+    target, why = _classify(reference)
+    if target is None:
+        return None, why
+    if target.startswith("urn:"):
+        return None, "its subject is a urn reference outside a Bundle (not resolvable)"
+    # one export, one server: an absolute URL's [type]/[id] is the patient's key
+    return _TYPE_ID.search(target).group(0).lstrip("/"), None  # type: ignore[union-attr]
+
+
+def _ndjson(paths: list[Path], tally: Tally) -> Iterator[PatientResources]:
+    sizes = []
+    for p in paths:
+        try:
+            sizes.append(p.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    buckets = 1 + sum(sizes) // BUCKET_BYTES
+    if buckets == 1:
+        held: list[tuple[str, str, Resource]] = []
+        for key, where, _, r in _ndjson_lines(paths, tally):
+            held.append((key, where, r))
+        yield from _group_lines(held, tally)
+        return
+    with tempfile.TemporaryDirectory(prefix="critlang-ndjson-") as tmp:
+        files = [open(os.path.join(tmp, f"{b}.ndjson"), "wb") for b in range(buckets)]  # noqa: SIM115
+        try:
+            for key, where, line, _ in _ndjson_lines(paths, tally):
+                b = zlib.crc32(key.encode()) % buckets
+                files[b].write(
+                    msgspec.json.encode([key, where]) + b"\t" + line.rstrip(b"\r\n") + b"\n"
+                )
+        finally:
+            for fh in files:
+                fh.close()
+        for b in range(buckets):
+            bucket: list[tuple[str, str, Resource]] = []
+            with open(os.path.join(tmp, f"{b}.ndjson"), "rb") as fh:
+                for raw in fh:
+                    head, _, line = raw.partition(b"\t")
+                    key, where = msgspec.json.decode(head)
+                    r, _ = decode_line(line)
+                    if r is not None:
+                        bucket.append((key, where, r))
+            yield from _group_lines(bucket, tally)
+
+
+def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, bytes, Resource]]:
+    for path in paths:
+        tally.files += 1
+        usable = 0
+        try:
+            fh = path.open("rb")
+        except OSError as exc:
+            tally.unusable_files.append((str(path), f"not readable ({exc.strerror or exc})"))
+            continue
+        with fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"{path} line {number}"
+                r, why = decode_line(line)
+                if r is None:
+                    tally.not_resources += 1
+                    tally.entry_problems.append(f"{where}: {why}")
+                    continue
+                usable += 1
+                tally.resources += 1
+                if r.malformed is not None:
+                    tally.malformed(where, r)
+                key, why = _ndjson_key(r)
+                if key is None:
+                    tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
+                    continue
+                yield key, where, line, r
+        if not usable:
+            tally.unusable_files.append((str(path), "no FHIR resources"))
+
+
+def _group_lines(
+    lines: list[tuple[str, str, Resource]], tally: Tally
+) -> Iterator[PatientResources]:
+    groups: dict[str, PatientResources] = {}
+    for key, where, r in lines:
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = PatientResources(key.split("/", 1)[1], "")
+        if r.resourceType == "Patient":
+            group.patients.append(r)
+            file = where.rsplit(" line ", 1)[0]
+            if not group.path or file < group.path:
+                group.path = file
+        else:
+            group.resources.append(r)
+    for key in sorted(groups):
+        group = groups[key]
+        if not group.patients:
+            for r in group.resources:
+                tally.unassign(
+                    "its subject is a patient that is not in the data", f"{key}: {_label(r)}"
+                )
+            continue
+        tally.assigned += len(group.patients) + len(group.resources)
+        if len(group.patients) > 1:
+            group.problems.append(
+                RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
+            )
+        tally.patients += 1
+        yield group
