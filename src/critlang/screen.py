@@ -21,7 +21,7 @@ from typing import Any
 from .backends.python import Compiled
 from .data.fhir import Extractor, FhirPatient, Tally
 from .data.fhir_input import PatientResources
-from .data.records import RecordProblem, read_record
+from .data.records import RecordProblem, preliminary_notes, read_record
 from .evaluate import run_compiled, status_word
 
 
@@ -119,8 +119,9 @@ def screen(
         if dead is not None:
             result.deceased += 1
             verdict = "ineligible"
-            dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
-            record.problems.insert(0, dead_problem)
+            if not any(p.fact == "deceased" for p in record.problems):  # the reader's says it
+                dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
+                record.problems.insert(0, dead_problem)
         statuses = tuple(status_word(s) for s in raw)
         missing: set[str] = set()
         if verdict == "undetermined":
@@ -134,7 +135,7 @@ def screen(
                 verdict,
                 statuses,
                 sorted(missing) if verdict == "undetermined" else [],
-                [f"{p.fact}: {p.message}" for p in record.problems],
+                [f"{p.fact}: {p.message}" for p in record.problems] + preliminary_notes(record),
             )
         )
         passed = ruled_in = dead is None

@@ -148,6 +148,19 @@ class Record:
     deceased: bool | None = False
 
 
+def preliminary_notes(record: Record) -> list[str]:
+    """One line per fact whose value used is preliminary (FHIR Observation.status), for
+    outputs that list what a verdict rests on (screen --patients)."""
+    out = []
+    for name, obs in sorted(record.facts.items()):
+        if obs is not None and obs.status == "preliminary":
+            out.append(f"{name}: preliminary value used ({obs.shown()})")
+    for name, candidates in sorted(record.alternatives.items()):
+        if any(o.status == "preliminary" for o in candidates):
+            out.append(f"{name}: a preliminary value among the conflicting candidates")
+    return out
+
+
 class RecordError(ValueError):
     """The file is not a patient record at all (not JSON, not an object)."""
 
