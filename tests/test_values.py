@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import NA
@@ -408,3 +410,55 @@ def test_example_record_round_trip(tmp_path: Path) -> None:
     record = load_record(CHECKED, path, AS_OF)
     assert record.problems == []
     assert record.facts["wbc"].shown() == "< 1.5 x10^9/L on 2026-11-20T08:00:00+01:00 (lab)"
+
+
+# ---------------------------------------------------------------------- robustness
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**120), 10**120)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(["1.5", "<2", "19/2", "1_0", "2026", "2026-13-01", "ongoing", "final"])
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "value",
+                    "unit",
+                    "date",
+                    "comparator",
+                    "status",
+                    "reference_range",
+                    "low",
+                    "high",
+                    "kind",
+                    "start",
+                    "end",
+                    "source",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+EVALUATOR = Evaluator(COMPILED)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(CHECKED.facts)), JSON, max_size=6), JSON)
+def test_malformed_native_records_never_raise(facts: dict[str, Any], deceased: Any) -> None:
+    """Issue 14 item 6: any shape of fact value is a per-fact diagnostic, never a crash,
+    and the two evaluators still agree."""
+    data = {"facts": facts, "deceased": deceased}
+    record = read_record(CHECKED, data, AS_OF)
+    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
+    ref_verdict, ref, _ = INTERPRETER.run(record)
+    assert (verdict, compiled) == (ref_verdict, ref)
+    EVALUATOR.evaluate(record)  # explanations too
