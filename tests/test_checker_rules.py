@@ -78,6 +78,20 @@ CASES: list[tuple[str, str, str]] = [
     ("calendar-vs-fixed", 'I1 "x"\n  rule age >= ‸6570 days\n', "E305"),
     ("already-has-unit", "define f = (‸weight as kg)\n", "E306"),
     ("window-not-duration", 'I1 "x"\n  rule birth_date within ‸2 kg before enrollment\n', "E307"),
+    ("unit-out-of-bounds", 'I1 "x"\n  rule weight < ‸5 mg^9999999\n', "E310"),
+    ("ten-power-out-of-bounds", 'I1 "x"\n  rule weight < ‸5 x10^300.g\n', "E310"),
+    (
+        "other-scale",
+        'fact a1c: quantity %\ninclusion criteria\nI1 "x"\n  rule a1c < ‸64 mmol/mol\n',
+        "E311",
+    ),
+    (
+        "scale-conversion-wrong-end",
+        'fact a1c: quantity %\n  ‸convert mmol/mol to g/dL as 1 x source "s"\ninclusion criteria\n'
+        'I1 "x"\n'
+        "  rule a1c < 8 %\n",
+        "E312",
+    ),
     ("int-range", 'I1 "x"\n  rule krenning >= ‸5\n', "E401"),
     ("empty-range", "fact k2: ‸integer 4..0\n", "E402"),
     ("empty-between", 'I1 "x"\n  rule ‸hb between 9 g/dL and 8 g/dL\n', "E402"),

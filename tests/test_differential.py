@@ -28,6 +28,7 @@ from critlang.evaluate import run_compiled
 from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
 from critlang.typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from critlang.ucum import read_unit
 from critlang.units import conversion_factor, parse_unit
 from helpers import TRIAL
 
@@ -35,9 +36,10 @@ AS_OF = dt.date(2026, 11, 27)
 ALT_UNITS = {
     "g/dL": ["g/dL", "g/L", "mg/dL", "mmol/L"],
     "mg/dL": ["mg/dL", "umol/L", "mg/L", "mmol/L"],
-    "x10^9/L": ["x10^9/L", "/mm3", "x10^3/uL", "10*9/L"],
-    "kg": ["kg", "g"],
-    "mL/min": ["mL/min", "L/h"],
+    # clinical spellings and UCUM codes of the one unit system (docs/language.md, Units)
+    "x10^9/L": ["x10^9/L", "/mm3", "x10^3/uL", "10*9/L", "K/uL", "cells/uL", "{cells}/uL"],
+    "kg": ["kg", "g", "[lb_av]", "lb", "[oz_av]"],
+    "mL/min": ["mL/min", "L/h", "mL/s"],
     "%": ["%"],
     "s": ["s", "min"],
 }
@@ -83,7 +85,7 @@ def decimal(x: Fraction) -> str:
 @st.composite
 def quantity(draw: Any, t: QuantT, near: list[Fraction], molar: Fraction | None) -> Any:
     unit = draw(st.sampled_from(ALT_UNITS.get(t.unit.text, [t.unit.text])))
-    u = parse_unit(unit)
+    u = read_unit(unit, t.unit)  # as the record reader reads it (K/uL for a count)
     k = conversion_factor(t.unit, u, molar)
     if k is None:
         unit, u, k = t.unit.text, t.unit, Fraction(1)

@@ -18,7 +18,6 @@ import pytest
 from critlang.backends.python import compile_protocol
 from critlang.data import fhir_input
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
-from critlang.data.records import read_record
 from critlang.frontend import analyse_file
 from critlang.screen import attrition_text, patients_jsonl, screen
 from helpers import ROOT, TRIAL
@@ -514,15 +513,17 @@ def test_malformed_resource_costs_only_itself(tmp_path: Path) -> None:
     raw = json.dumps(bundle(patient("p1"), bad_code, overflow, hb(9, "2026-11-20")))
     raw = raw.replace('"value": 4,', '"value": 1e400,')
     (p,), tally = read(tmp_path, ("b.json", raw))
-    # 1e400 is read as the standard library reads it (inf); the record reader refuses it
-    assert [e["value"] for e in p.record["facts"]["hemoglobin"]] == [9, float("inf")]
+    assert [e["value"] for e in p.record["facts"]["hemoglobin"]] == [9]
     assert tally.entry_problems == [
         f"{tmp_path / 'b.json'}: Observation/hb-2026-11-21-3 is malformed (Expected `str | "
-        "null`, got `array` - at `$.code.coding[0].code`)"
+        "null`, got `array` - at `$.code.coding[0].code`)",
+        f"{tmp_path / 'b.json'}: Observation/hb-2026-11-22-4 is malformed (`valueQuantity` "
+        "holds a number out of range)",
     ]
-    record = read_record(CHECKED, p.record, AS_OF)
-    assert float(record.facts["hemoglobin"].value) == 9
-    assert "value inf is not a number" in [x.message for x in record.problems]
+    # a number no JSON decoder holds exactly (1e400): that value is unusable, with why
+    assert messages(p, "hemoglobin") == [
+        "Observation/hb-2026-11-22-4 is malformed (`valueQuantity` holds a number out of range)"
+    ]
 
 
 def test_ndjson_bad_lines_are_reported(tmp_path: Path) -> None:

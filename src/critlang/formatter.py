@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cache
 
 import lark
@@ -258,6 +259,13 @@ def _option_text(o: n.FactOption) -> str:
         return f"source {quote(o.text or '')}"
     if o.kind == "molar_mass" and o.quantity:
         return f"molar mass {_quantity(o.quantity)} source {quote(o.text or '')}"
+    if o.kind == "convert" and o.units and o.coefficients:
+        slope, intercept = o.coefficients
+        sign, magnitude = intercept[0], intercept[1:]
+        tail = "" if Fraction(magnitude) == 0 else f" {sign} {magnitude}"
+        return (
+            f"convert {o.units[0]} to {o.units[1]} as {slope} x{tail} source {quote(o.text or '')}"
+        )
     if o.kind == "lookback" and o.quantity:
         return f"measured within {_quantity(o.quantity)} before {o.anchor}"
     if o.kind == "history":

@@ -23,17 +23,7 @@ from .intervals import Iv, as_iv, both
 from .intervals import arith as iv_arith
 from .intervals import compare as iv_compare
 from .typesys import ListT, QuantT, ScaleT
-from .units import _registry, parse_unit
-
-_BASE = {
-    "[length]": "meter",
-    "[mass]": "gram",
-    "[time]": "second",
-    "[substance]": "mole",
-    "[calendar]": "month",
-    "[iu]": "international_unit",
-    "[bsa]": "body_surface_173",
-}
+from .units import _registry, parse_unit, pint_base_unit
 
 
 def _shift_months(d: dt.date, months: int) -> int:
@@ -84,7 +74,7 @@ class Interpreter:
     # ------------------------------------------------------------------ quantities
     def base_unit(self, dims: tuple[tuple[str, int], ...]) -> Any:
         if dims not in self._units:
-            expr = " * ".join(f"{_BASE[d]} ** {e}" for d, e in dims) or "dimensionless"
+            expr = " * ".join(f"{pint_base_unit(d)} ** {e}" for d, e in dims) or "dimensionless"
             self._units[dims] = self.ureg.parse_units(expr)
         return self._units[dims]
 

@@ -334,11 +334,16 @@ class Header(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class FactOption(Node):
-    kind: str  # "label", "molar_mass", "lookback", "refrange_reported", "refrange", "source"
+    kind: str  # "label", "molar_mass", "lookback", "refrange_reported", "refrange", "source",
+    # "convert"
     text: str | None = None
     quantity: QuantityLit | None = None
     high: QuantityLit | None = None
     anchor: str | None = None
+    # `convert SRC to DST as SLOPE x + INTERCEPT`: the two units as written, and the
+    # coefficients as written with their signs ("0.09148", "+2.152")
+    units: tuple[str, str] = ()
+    coefficients: tuple[str, str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

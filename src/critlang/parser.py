@@ -196,6 +196,25 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
+    def opt_convert(self, meta: Meta, items: list[Any]) -> Any:
+        src, dst, coefficients, source = items
+        return n.FactOption(
+            kind="convert",
+            units=(str(src).strip(), str(dst).strip()),
+            coefficients=coefficients,
+            text=_unquote(source),
+            span=self._span(meta),
+        )
+
+    def affine(self, meta: Meta, items: list[Any]) -> Any:
+        words = [str(t) for t in items]
+        sign = ""
+        if words[0] in ("+", "-"):
+            sign = "-" if words.pop(0) == "-" else ""
+        slope = sign + words.pop(0)
+        intercept = words[0] + words[1] if words else "+0"
+        return (slope, intercept)
+
     def opt_lookback(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(
             kind="lookback",

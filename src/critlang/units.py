@@ -1,10 +1,13 @@
 """Clinical units with exact conversion factors.
 
-A unit as an author writes it ("x10^9/L", "/mm3", "mL/min/1.73m2", "mg/dL") becomes a
-`Unit`: an exact rational factor to base units and a dimension signature. Atoms ("mg",
-"dL", "min") are resolved by pint against critlang's own definitions (units.txt) with
-rational arithmetic, so equal thresholds written in different units compare equal
-exactly (2000/mm3 == 2 x10^9/L, no float residue).
+A unit as an author writes it ("x10^9/L", "/mm3", "mL/min/1.73m2", "mg/dL", "mm[Hg]",
+"lb") or as a record carries it (a UCUM code) becomes a `Unit`: an exact rational factor
+to base units and a dimension signature. One unit system serves criteria files and
+records (`parse_unit`): critlang's own spellings, whose atoms ("mg", "dL", "min") pint
+resolved ahead of time from critlang's definitions (units.txt -> unit_table.py), then the
+clinical spellings and every UCUM code (ucum.py). Arithmetic is rational, so equal
+thresholds written in different units compare equal exactly (2000/mm3 == 2 x10^9/L).
+Sizes are bounded (E310) so that no unit can stall the tool or overflow a float.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ _DEFINITIONS = Path(__file__).with_name("units.txt")
 
 
 class UnitError(ValueError):
-    def __init__(self, message: str, hint: str = "") -> None:
+    """A unit that cannot be read: `code` is E301 (unknown), E310 (out of bounds)."""
+
+    def __init__(self, message: str, hint: str = "", code: str = "E301") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,23 @@ _DIM_WORDS: dict[Dims, str] = {
 }
 
 
+_RATIO_WORDS = {
+    "substance": "a substance fraction (like mmol/mol)",
+    "mass": "a mass ratio (like mg/g)",
+    "length": "a volume or length ratio (like mL/L)",
+}
+
+
 def describe(dims: Dims) -> str:
     if dims in _DIM_WORDS:
         return _DIM_WORDS[dims]
+    if len(dims) == 1 and dims[0][1] == 1 and dims[0][0].startswith("[ratio:"):
+        kind = dims[0][0][7:-1]
+        return _RATIO_WORDS.get(kind, f"a ratio of like quantities ({kind})")
+    if len(dims) == 1 and dims[0][1] == 1 and dims[0][0].startswith("[scale:"):
+        return f"a value on the {dims[0][0][7:-1]} scale"
+    if dims == (("[temperature]", 1),):
+        return "a thermodynamic temperature (kelvin)"
     parts = [d.strip("[]") + (f"^{e}" if e != 1 else "") for d, e in dims]
     return "a quantity of " + "·".join(parts)
 
@@ -139,6 +159,32 @@ _OTHERS = (
 )
 
 
+# pint's base unit for each of critlang's base dimensions (the reference interpreter computes
+# with pint quantities); dimensions met only through UCUM ([temperature], [scale:Cel],
+# [ratio:substance], [arbitrary:[arb'U]]) get a base unit of their own on first use.
+_PINT_BASES = {
+    "[length]": "meter",
+    "[mass]": "gram",
+    "[time]": "second",
+    "[substance]": "mole",
+    "[calendar]": "month",
+    "[iu]": "international_unit",
+    "[bsa]": "body_surface_173",
+}
+
+
+def pint_base_unit(dim: str) -> str:
+    """The pint unit that is one base unit of `dim` in the reference interpreter's registry."""
+    if dim in _PINT_BASES:
+        return _PINT_BASES[dim]
+    name = "critlang_" + "".join(c if c.isalnum() else "_" for c in dim.strip("[]"))
+    ureg = _registry()
+    if name not in ureg:
+        ureg.define(f"{name} = [{name}]")
+    _PINT_BASES[dim] = name
+    return name
+
+
 def table_atoms() -> list[str]:
     return sorted({p + b for p in _PREFIXES for b in _BASES} | set(_OTHERS))
 
@@ -159,12 +205,15 @@ def resolve_with_pint(name: str) -> tuple[Fraction, Dims]:
 
 @cache
 def _atom(name: str) -> tuple[Fraction, Dims]:
+    """An atom of critlang's own spellings. Others (Pa, U, K, cd) are UCUM's to read."""
     from .unit_table import ATOMS
 
     if name in ATOMS:
         num, den, dims = ATOMS[name]
         return Fraction(num, den), dims
-    return resolve_with_pint(name)
+    close = difflib.get_close_matches(name, _known_atoms(), n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`?" if close else ""
+    raise UnitError(f"`{name}` is not a unit critlang knows", hint)
 
 
 def _write_table(path: Path) -> None:
@@ -186,9 +235,82 @@ if __name__ == "__main__":
 
 
 _BSA = re.compile(r"/\s*\{?1\.73[ _]?m(?:2|\^2|\*\*2)\}?")
-_POWER = re.compile(r"^(?:[x×]\s*)?10(?:\^|\*|\*\*)(-?\d+)\s*")
+_POWER = re.compile(r"^(?:[x×]\s*)?10(?:\^|\*|\*\*)([-+]?\d+)\s*")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
-_TOKEN = re.compile(r"\s*(?:(?P<op>[/.*])|(?P<atom>[A-Za-z%_]+)(?:\^|\*\*)?(?P<exp>-?\d+)?)")
+_TOKEN = re.compile(r"\s*(?:(?P<op>[/.*])|(?P<atom>[A-Za-z%_]+)(?:\^|\*\*)?(?P<exp>[-+]?\d+)?)")
+
+# Bounds on what a unit may say (issue 14: `mg^9999999` or `10^300` must not take minutes
+# nor overflow a float downstream). Clinical units stay far inside them: exponents up to 3
+# (m3), powers of ten up to 10^12 (x10^12/L), UCUM's prefixes up to 10^24.
+MAX_UNIT_LENGTH = 120  # characters
+MAX_ATOM_EXPONENT = 9  # |e| in `m3`, `s-2`, `mg^2`
+MAX_POWER_OF_TEN = 24  # |n| in `x10^9/L`, `10*3/uL` (UCUM's largest prefix, yotta)
+MAX_DIMENSION_EXPONENT = 12  # |e| of a base dimension in the whole unit
+MAX_FACTOR_DIGITS = 60  # |log10| of the unit's factor to base units
+
+
+def _bound_exponent(text: str, exp: int, limit: int, what: str) -> int:
+    if abs(exp) > limit:
+        raise UnitError(
+            f"`{text}`: the exponent {exp} {what} is out of bounds (at most {limit})",
+            "no clinical unit needs it; see docs/language.md, Units",
+            code="E310",
+        )
+    return exp
+
+
+def check_bounds(text: str, factor: Fraction, dims: Dims) -> None:
+    """Refuse units whose dimension exponents or factor are out of clinical bounds (E310)."""
+    for d, e in dims:
+        _bound_exponent(text, e, MAX_DIMENSION_EXPONENT, f"of {d.strip('[]')}")
+    if factor:
+        digits = abs(len(str(factor.numerator)) - len(str(factor.denominator)))
+        if digits > MAX_FACTOR_DIGITS:
+            raise UnitError(
+                f"`{text}` is about 10^{digits if factor > 1 else -digits} base units: "
+                f"out of bounds (at most 10^{MAX_FACTOR_DIGITS})",
+                "no clinical unit needs it; see docs/language.md, Units",
+                code="E310",
+            )
+
+
+class Combiner:
+    """Multiplies unit atoms together, exactly, and notes the dimensions that cancel.
+
+    A unit whose dimensions cancel completely is a ratio of like quantities: mmol/mol is a
+    substance fraction, mg/g a mass ratio, mL/L a volume fraction. Such a ratio keeps its
+    kind as a dimension of its own (`[ratio:substance]`, ...) so that it converts to other
+    ratios of the same kind (mmol/mol -> umol/mol) but never silently to % or a bare number:
+    HbA1c 64 mmol/mol (IFCC) is not 6.4 % (NGSP) but about 8.0 % (an affine scale, which a
+    fact declares; docs/language.md, Units).
+    """
+
+    def __init__(self, text: str, ratios: bool = True) -> None:
+        self.text = text
+        self.ratios = ratios  # False inside UCUM's own definitions (g/t/9 is just a mass)
+        self.factor = Fraction(1)
+        self.dims: dict[str, int] = {}
+        self.signs: dict[str, set[int]] = {}
+
+    def add(self, factor: Fraction, dims: Dims, power: int) -> None:
+        _bound_exponent(self.text, power, MAX_ATOM_EXPONENT, "on a unit")
+        self.factor *= factor**power
+        for d, e in dims:
+            self.dims[d] = self.dims.get(d, 0) + e * power
+            self.signs.setdefault(d, set()).add(1 if e * power > 0 else -1)
+            _bound_exponent(self.text, self.dims[d], MAX_DIMENSION_EXPONENT, f"of {d}")
+        if self.factor:
+            n, m = self.factor.numerator.bit_length(), self.factor.denominator.bit_length()
+            if abs(n - m) > 4 * MAX_FACTOR_DIGITS:  # stop early, before the final check
+                check_bounds(self.text, self.factor, ())
+
+    def result(self) -> Unit:
+        dims = tuple(sorted((d, e) for d, e in self.dims.items() if e))
+        cancelled = sorted(d.strip("[]") for d, s in self.signs.items() if len(s) == 2)
+        if not dims and cancelled and self.ratios:
+            dims = ((f"[ratio:{','.join(cancelled)}]", 1),)
+        check_bounds(self.text, self.factor, dims)
+        return Unit(self.text, self.factor, dims)
 
 
 def _normalise(text: str) -> str:
@@ -197,15 +319,14 @@ def _normalise(text: str) -> str:
     return _ANNOTATION.sub("", t).strip()
 
 
-@cache
-def parse_unit(text: str) -> Unit:
-    """Parse a unit as written. Raises UnitError with a hint when it is not a unit."""
+def _own_unit(text: str) -> Unit:
+    """critlang's own spellings (x10^9/L, /mm3, mL/min/1.73m2, weeks), from the atom table."""
     t = _normalise(text)
-    factor = Fraction(1)
-    dims: Dims = ()
+    acc = Combiner(text)
     m = _POWER.match(t)
     if m:
-        factor *= Fraction(10) ** int(m.group(1))
+        power = _bound_exponent(text, int(m.group(1)), MAX_POWER_OF_TEN, "on 10")
+        acc.add(Fraction(10) ** power, (), 1)
         t = t[m.end() :]
     pending = 1
     if t.startswith("1/"):
@@ -226,16 +347,47 @@ def parse_unit(text: str) -> Unit:
             pending = -1 if tm.group("op") == "/" else 1
             expect_atom = True
             continue
-        exp = int(tm.group("exp") or 1)
+        exp = _bound_exponent(text, int(tm.group("exp") or 1), MAX_ATOM_EXPONENT, "on a unit")
         f, d = _atom(tm.group("atom"))
-        power = pending * exp
-        factor *= f**power
-        dims = mul_dims(dims, tuple((k, v * power) for k, v in d))
+        acc.add(f, d, pending * exp)
         pending = 1
         expect_atom = False
     if expect_atom and (t or pending == -1):
         raise UnitError(f"`{text}` ends in an operator", _unit_hint(text))
-    return Unit(text, factor, dims)
+    return acc.result()
+
+
+@cache
+def parse_unit(text: str) -> Unit:
+    """A unit as written in a criteria file or a record: one unit system for both.
+
+    Tried in order: critlang's own exact spellings (x10^9/L, /mm3, mL/min/1.73m2, weeks,
+    mg/dL), the documented table of clinical spellings (mmHg -> mm[Hg], lb -> [lb_av];
+    ucum.CLINICAL_SPELLINGS), then any valid UCUM code, evaluated exactly from UCUM's own
+    definitions (ucum-essence.xml). Raises UnitError (code E301, or E310 when out of
+    bounds) with a hint.
+    """
+    if len(text) > MAX_UNIT_LENGTH:
+        raise UnitError(
+            f"a unit of {len(text)} characters is out of bounds (at most {MAX_UNIT_LENGTH})",
+            "see docs/language.md, Units",
+            code="E310",
+        )
+    try:
+        return _own_unit(text)
+    except UnitError as exc:
+        if exc.code == "E310":
+            raise
+        own = exc
+    from .ucum import clinical_or_ucum
+
+    try:
+        u = clinical_or_ucum(text)
+    except UnitError as exc:
+        if exc.code == "E310" or exc.hint:
+            raise
+        raise own from exc
+    return Unit(text, u.factor, u.dims)
 
 
 def _unit_hint(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import nodes as n
+from ..scales import Affine, conversion, other_scale
 from ..source import Span
 from ..typesys import (
     NUMERIC,
@@ -36,7 +37,27 @@ from .result import (
 
 
 class ComparisonsPass:
-    def dimension_error(self, span: Span, want: Unit, got: Unit, against: str) -> None:
+    def dimension_error(
+        self, span: Span, want: Unit, got: Unit, against: str, fact: FactInfo | None = None
+    ) -> None:
+        if other_scale(got, want, fact):
+            declared = conversion(got, want, None, fact.scales if fact else ())
+            self.err(
+                "E311",
+                f"`{got.text}` is on another clinical scale than {against} ({want.text})"
+                + (f": {describe(got.dims)}" if not declared else ""),
+                span,
+                label="not a unit conversion",
+                hint=f"write the threshold in {want.text}, as the protocol gives it; the "
+                f"other scale may follow in parentheses: `N {want.text} (M {got.text})`"
+                + (
+                    ""
+                    if declared
+                    else f"; a value recorded in {got.text} is read only if the fact declares "
+                    f'`convert {got.text} to {want.text} as A x + B source "..."`'
+                ),
+            )
+            return
         if {want.dims, got.dims} == {TIME, CALENDAR}:
             self.err(
                 "E305",
@@ -93,7 +114,9 @@ class ComparisonsPass:
             if not lt.unit.same_dimension(rt.unit):
                 fact = self.subject_fact(left)
                 if not (mass_substance_pair(lt.unit, rt.unit) and fact and fact.molar_mass):
-                    self.dimension_error(right.span, lt.unit, rt.unit, self.subject_words(left))
+                    self.dimension_error(
+                        right.span, lt.unit, rt.unit, self.subject_words(left), fact
+                    )
             return
         if isinstance(lt, QuantT) and isinstance(rt, NUMERIC):
             self.err(
@@ -179,19 +202,24 @@ class ComparisonsPass:
     def dual(self, left: n.Expr, lt: QuantT, lit: n.DualQuantityLit) -> None:
         fact = self.subject_fact(left)
         molar = fact.molar_mass if fact else None
-        factors = []
+        values = []
         for part in (lit.primary, lit.secondary):
             t = self.r.types.get(id(part))
             if not isinstance(t, QuantT):
                 return  # unknown unit, already reported
-            f = conversion_factor(t.unit, lt.unit, molar)
-            if f is None:
-                self.dimension_error(part.span, lt.unit, t.unit, self.subject_words(left))
-            factors.append(f)
-        fp, fs = factors
-        if fp is None or fs is None:
+            # the primary is the value applied: only a unit conversion may reach it; the
+            # secondary is only checked, also through a declared scale or a temperature
+            if part is lit.primary:
+                f = conversion_factor(t.unit, lt.unit, molar)
+                c = None if f is None else Affine(f, Fraction(0))
+            else:
+                c = conversion(t.unit, lt.unit, molar, fact.scales if fact else ())
+            if c is None:
+                self.dimension_error(part.span, lt.unit, t.unit, self.subject_words(left), fact)
+            values.append(None if c is None else c(part.value))
+        a, b = values
+        if a is None or b is None:
             return
-        a, b = lit.primary.value * fp, lit.secondary.value * fs
         rel = abs(a - b) / abs(a) if a else abs(b)
         self.r.dual_checks.append(DualCheck(lit, a, b, rel))
         if rel > self.tolerance:

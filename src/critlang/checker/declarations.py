@@ -6,6 +6,7 @@ from fractions import Fraction
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic, error, warning
+from ..scales import ScaleConversion, conversion
 from ..source import SourceFile, Span
 from ..typesys import (
     BoolT,
@@ -64,7 +65,8 @@ class DeclarationsPass:
         try:
             return parse_unit(text)
         except UnitError as exc:
-            self.err("E301", exc.message, span, label="unknown unit", hint=exc.hint)
+            label = "out of bounds" if exc.code == "E310" else "unknown unit"
+            self.err(exc.code, exc.message, span, label=label, hint=exc.hint)
             return None
 
     def record(self, e: n.Expr, t: Type) -> Type:
@@ -188,7 +190,51 @@ class DeclarationsPass:
                     u = self.unit(q.unit, q.span)
                     if u and isinstance(t, QuantT) and not u.same_dimension(t.unit):
                         self.dimension_error(q.span, t.unit, u, "the reference range")
-        return FactInfo(d, t, molar, look, ranged)
+        return FactInfo(d, t, molar, look, ranged, self.scale_conversions(d, t, molar))
+
+    def scale_conversions(
+        self, d: n.Fact, t: Type, molar: Fraction | None
+    ) -> tuple[ScaleConversion, ...]:
+        """The fact's `convert` options: each from a scale no unit conversion reaches."""
+        out: list[ScaleConversion] = []
+        for opt in d.options:
+            if opt.kind != "convert" or not opt.units or not opt.coefficients:
+                continue
+            src, dst = (self.unit(u, opt.span) for u in opt.units)
+            if src is None or dst is None:
+                continue
+            if not isinstance(t, QuantT):
+                self.err("E201", "only a quantity can have a scale conversion", opt.span)
+                continue
+            slope, intercept = (Fraction(c) for c in opt.coefficients)
+            problem = ""
+            if not dst.same_dimension(t.unit):
+                problem = (
+                    f"it must end in {d.name}'s dimension ({t.unit.text}, "
+                    f"{describe(t.unit.dims)}), not in {dst.text} ({describe(dst.dims)})"
+                )
+            elif conversion(src, t.unit, molar) is not None:
+                problem = (
+                    f"{src.text} already converts to {t.unit.text} (UCUM"
+                    + (", or the molar mass" if molar else "")
+                    + "); a declared equation would contradict it"
+                )
+            elif slope == 0:
+                problem = "a slope of 0 makes every value the same"
+            elif not (opt.text or "").strip():
+                problem = "a clinical conversion needs its source (publication, table)"
+            elif any(src.same_dimension(c.src) for c in out):
+                problem = f"a conversion from {describe(src.dims)} is already declared"
+            if problem:
+                self.err(
+                    "E312",
+                    f"this scale conversion cannot be used: {problem}",
+                    opt.span,
+                    hint='write `convert UNIT to FACT_UNIT as A x + B source "..."`',
+                )
+                continue
+            out.append(ScaleConversion(src, dst, slope, intercept, opt.text or ""))
+        return tuple(out)
 
     # ------------------------------------------------------------------ names
     def global_names(self) -> list[str]:

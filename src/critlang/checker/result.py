@@ -10,6 +10,7 @@ from functools import cached_property
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic
+from ..scales import ScaleConversion
 from ..source import SourceFile
 from ..typesys import (
     DateT,
@@ -42,6 +43,7 @@ class FactInfo:
     molar_mass: Fraction | None = None  # in g/mol
     lookback: n.FactOption | None = None
     has_reference_range: bool = False
+    scales: tuple[ScaleConversion, ...] = ()  # declared `convert` options (clinical scales)
 
 
 @dataclass(frozen=True)

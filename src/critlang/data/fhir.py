@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..checker import CheckResult
 from ..source import find_files
 from ..typesys import BoolT, ListT, NumberT, QuantT
@@ -196,25 +198,24 @@ class Extractor:
         conditions: dict[str, list[tuple[str, str]]] = {}
         index, codes = self.index, self.codes
         for r in group.resources:
-            # the hot loop of screening: most resources carry a code bound to nothing,
-            # so the bare codes are tested first and everything else only on a hit
-            concept = r.code
-            if concept is None:
-                concept = r.medicationCodeableConcept
-                if concept is None and r.medicationReference is not None:
-                    concept = self._contained_medication(r)
-            bound = False
-            if concept is not None and concept.coding:
-                for c in concept.coding:
-                    if c.code in codes:
-                        bound = True
-                        break
-            if not bound and r.component is None:
+            # resources kept by the reader carry a bound code, components or a medication
+            # reference (fhir_input._kept); components are decoded only now
+            try:
+                concept = r.code
+                if concept is None:
+                    concept = r.medicationCodeableConcept
+                    if concept is None and r.medicationReference is not None:
+                        concept = self._contained_medication(r)
+                components = r.component
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                problems.append(
+                    RecordProblem(group.path, "resource", f"{_label(r)} is malformed ({exc})")
+                )
                 continue
-            targets = self._targets(concept, index, codes) if bound else []  # type: ignore[arg-type]
+            targets = self._targets(concept, index, codes) if concept is not None else []
             parts: list[tuple[Component, list[tuple[str, str | None]]]] = []
-            if r.component:
-                for comp in r.component:
+            if components:
+                for comp in components:
                     hit = self._targets(comp.code, index, codes) if comp.code else []
                     if hit:
                         parts.append((comp, hit))
@@ -248,7 +249,7 @@ class Extractor:
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):
-                value.sort(key=_entry_key)
+                _canonical(value)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems)
 
@@ -359,6 +360,9 @@ class Extractor:
                 raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
         except Unusable as exc:
             problems.append(RecordProblem(group.path, fact, f"{label}: {exc}"))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # an element read only now (fhir_decode.LAZY) does not have its R4 datatype
+            problems.append(RecordProblem(group.path, fact, f"{label} is malformed ({exc})"))
 
     # ------------------------------------------------------------------ Observation
     def _observation(
@@ -437,14 +441,15 @@ class Extractor:
 
     def _abated(self, r: Resource) -> bool:
         """Condition.abatement[x] on or before the screening date (R4 con-4)."""
-        when = r.abatementDateTime or (r.abatementPeriod.start if r.abatementPeriod else None)
+        period = r.abatementPeriod
+        when = r.abatementDateTime or (period.start if period else None)
         if when is None:
             # an age, a range or a text: abated at a time critlang cannot place, in the past
             return (
                 r.abatementAge is not None
                 or r.abatementRange is not None
                 or r.abatementString is not None
-                or (r.abatementPeriod is not None and r.abatementPeriod.end is not None)
+                or (period is not None and period.end is not None)
             )
         return when[:10] <= self._as_of.isoformat()
 
@@ -478,6 +483,19 @@ class Extractor:
         return {k: v for k, v in item.items() if k in names}
 
 
+def _canonical(entries: list[Any]) -> None:
+    """Entries of one fact in an order that does not depend on file order: by date and
+    source (resource type and id), and by their whole content where those tie."""
+    try:
+        keys = [(str(e.get("date") or e.get("start") or ""), str(e.get("source"))) for e in entries]
+    except AttributeError:
+        keys = []
+    if keys and len(set(keys)) == len(keys):
+        entries[:] = [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda ke: ke[0])]
+    else:
+        entries.sort(key=_entry_key)
+
+
 def _entry_key(entry: Any) -> tuple[str, str]:
     if isinstance(entry, dict):
         when = entry.get("date") or entry.get("start") or ""
@@ -491,8 +509,9 @@ def _observation_time(r: Resource) -> str | None:
         return r.effectiveDateTime
     if r.effectiveInstant:
         return r.effectiveInstant
-    if r.effectivePeriod is not None:
-        return r.effectivePeriod.end or r.effectivePeriod.start
+    period = r.effectivePeriod
+    if period is not None:
+        return period.end or period.start
     return None
 
 
@@ -502,11 +521,13 @@ def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
         validity = r.dispenseRequest.validityPeriod if r.dispenseRequest else None
         return r.authoredOn, validity.end if validity else None
     if kind == "Procedure":
-        if r.performedPeriod is not None:
-            return r.performedPeriod.start, r.performedPeriod.end
+        performed = r.performedPeriod
+        if performed is not None:
+            return performed.start, performed.end
         return r.performedDateTime, r.performedDateTime
-    if r.effectivePeriod is not None:
-        return r.effectivePeriod.start, r.effectivePeriod.end
+    period = r.effectivePeriod
+    if period is not None:
+        return period.start, period.end
     return r.effectiveDateTime, r.effectiveDateTime
 
 
@@ -530,7 +551,7 @@ def read_fhir(
     tally: Tally | None = None,
 ) -> Iterator[FhirPatient]:
     """Every patient in the files, as a native record; see the module docstring."""
-    for group in read_groups(paths, tally):
+    for group in read_groups(paths, tally, extractor.codes):
         yield extractor.patient(group, as_of)
 
 

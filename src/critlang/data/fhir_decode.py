@@ -6,7 +6,8 @@ elements are skipped by the decoder without building Python objects, which is wh
 makes screening faster than a plain `json.load` of the same files.
 
 Structure is typed (a `coding` must be a list of objects, a `code` a string: FHIR R4
-datatypes Coding/CodeableConcept/Reference/Period), values are not (`valueQuantity.value`
+datatypes Coding/CodeableConcept/Reference/Period); the elements in LAZY are kept as raw
+JSON and decoded only for resources whose code is bound. Values are not typed (`valueQuantity.value`
 is read later, where a bad number becomes a per-fact diagnostic). When a file does not
 decode as typed, it is decoded again generically and each resource is converted alone,
 so one malformed resource costs only itself: it becomes a `Resource` that keeps what
@@ -80,10 +81,33 @@ class DispenseRequest(Struct, gc=False):
     validityPeriod: Period | None = None
 
 
+EMPTY = msgspec.Raw()
+# elements kept as raw JSON and decoded only when a resource's code is bound: most
+# resources of a cohort are about nothing the protocol reads, and building their values
+# costs more than skipping them (docs/fhir.md, Performance)
+LAZY = (
+    "valueQuantity",
+    "component",
+    "referenceRange",
+    "effectivePeriod",
+    "clinicalStatus",
+    "verificationStatus",
+    "abatementPeriod",
+    "dispenseRequest",
+    "performedPeriod",
+)
+
+
+def _lazy(name: str) -> Any:
+    return field(default=EMPTY, name=name)
+
+
 class Resource(Struct, gc=False):
     """The elements critlang reads, from any resource type (absent ones stay None).
 
-    Attribute names are FHIR's JSON element names, so no renaming is needed.
+    Attribute names are FHIR's JSON element names, so no renaming is needed; the
+    elements in LAZY are held as raw JSON (`<name>_`) and decoded on access (`<name>`),
+    raising msgspec.ValidationError / DecodeError when they do not have their datatype.
     """
 
     resourceType: str | None = None
@@ -92,23 +116,22 @@ class Resource(Struct, gc=False):
     code: Concept | None = None
     subject: Ref | None = None
     patient: Ref | None = None
-    # Observation
+    # Observation (`issued` is not decoded: it is never the date, see docs/fhir.md)
     effectiveDateTime: str | None = None
-    effectivePeriod: Period | None = None
+    effectivePeriod_: msgspec.Raw = _lazy("effectivePeriod")
     effectiveInstant: str | None = None
-    issued: str | None = None
-    valueQuantity: Quantity | None = None
+    valueQuantity_: msgspec.Raw = _lazy("valueQuantity")
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
     dataAbsentReason: Concept | None = None
-    component: list[Component] | None = None
-    referenceRange: list[Range] | None = None
+    component_: msgspec.Raw = _lazy("component")
+    referenceRange_: msgspec.Raw = _lazy("referenceRange")
     # Condition
-    clinicalStatus: Concept | None = None
-    verificationStatus: Concept | None = None
+    clinicalStatus_: msgspec.Raw = _lazy("clinicalStatus")
+    verificationStatus_: msgspec.Raw = _lazy("verificationStatus")
     abatementDateTime: str | None = None
-    abatementPeriod: Period | None = None
+    abatementPeriod_: msgspec.Raw = _lazy("abatementPeriod")
     abatementAge: Any = None
     abatementRange: Any = None
     abatementString: Any = None
@@ -116,9 +139,9 @@ class Resource(Struct, gc=False):
     medicationCodeableConcept: Concept | None = None
     medicationReference: Ref | None = None
     authoredOn: str | None = None
-    dispenseRequest: DispenseRequest | None = None
+    dispenseRequest_: msgspec.Raw = _lazy("dispenseRequest")
     performedDateTime: str | None = None
-    performedPeriod: Period | None = None
+    performedPeriod_: msgspec.Raw = _lazy("performedPeriod")
     # Patient
     birthDate: str | None = None
     gender: str | None = None
@@ -130,6 +153,44 @@ class Resource(Struct, gc=False):
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
 
+    @property
+    def valueQuantity(self) -> Quantity | None:
+        return _QUANTITY.decode(self.valueQuantity_) if self.valueQuantity_ else None
+
+    @property
+    def component(self) -> list[Component] | None:
+        return _COMPONENTS.decode(self.component_) if self.component_ else None
+
+    @property
+    def referenceRange(self) -> list[Range] | None:
+        return _RANGES.decode(self.referenceRange_) if self.referenceRange_ else None
+
+    @property
+    def effectivePeriod(self) -> Period | None:
+        return _PERIOD.decode(self.effectivePeriod_) if self.effectivePeriod_ else None
+
+    @property
+    def clinicalStatus(self) -> Concept | None:
+        return _CONCEPT.decode(self.clinicalStatus_) if self.clinicalStatus_ else None
+
+    @property
+    def verificationStatus(self) -> Concept | None:
+        raw = self.verificationStatus_
+        return _CONCEPT.decode(raw) if raw else None
+
+    @property
+    def abatementPeriod(self) -> Period | None:
+        return _PERIOD.decode(self.abatementPeriod_) if self.abatementPeriod_ else None
+
+    @property
+    def dispenseRequest(self) -> DispenseRequest | None:
+        raw = self.dispenseRequest_
+        return _DISPENSE.decode(raw) if raw else None
+
+    @property
+    def performedPeriod(self) -> Period | None:
+        return _PERIOD.decode(self.performedPeriod_) if self.performedPeriod_ else None
+
 
 class Entry(Struct, gc=False):
     """Bundle.entry: `fullUrl` names `resource` inside the bundle (R4 bundle.html#references)."""
@@ -138,15 +199,21 @@ class Entry(Struct, gc=False):
     resource: Resource | None = None
 
 
+_CONCEPT = msgspec.json.Decoder(Concept | None)
+_QUANTITY = msgspec.json.Decoder(Quantity | None)
+_COMPONENTS = msgspec.json.Decoder(list[Component] | None)
+_RANGES = msgspec.json.Decoder(list[Range] | None)
+_PERIOD = msgspec.json.Decoder(Period | None)
+_DISPENSE = msgspec.json.Decoder(DispenseRequest | None)
 _FILE = msgspec.json.Decoder(Resource | list[Resource])
 _LINE = msgspec.json.Decoder(Resource)
 _GENERIC = msgspec.json.Decoder()
 
 
 class Decoded(Struct):
-    """What one file or line held: resources as (fullUrl, resource), or a problem."""
+    """What one file or line held: entries (fullUrl and resource), or a problem."""
 
-    items: list[tuple[str | None, Resource | None]]
+    items: list[Entry]
     bundle: bool = False
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
@@ -162,7 +229,7 @@ def decode_file(data: bytes) -> Decoded:
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_loosely(data)
     if isinstance(top, list):
-        return Decoded([(None, r) for r in top])
+        return Decoded([Entry(None, r) for r in top])
     return _unwrap(top)
 
 
@@ -170,8 +237,8 @@ def _unwrap(top: Resource) -> Decoded:
     if top.resourceType is None:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.resourceType != "Bundle":
-        return Decoded([(None, top)])
-    return Decoded([(e.fullUrl, e.resource) for e in top.entry or ()], bundle=True)
+        return Decoded([Entry(None, top)])
+    return Decoded(top.entry or [], bundle=True)
 
 
 def _generic(data: bytes) -> tuple[Any, str | None]:
@@ -228,13 +295,20 @@ def _add(out: Decoded, i: int, item: Any, url: str | None = None) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append((url, convert(item)))
+    out.items.append(Entry(url, convert(item)))
 
 
 def convert(item: dict[str, Any]) -> Resource:
     """One resource from plain JSON values; a malformed one keeps its identity only."""
+    lazy = {}
+    for k in LAZY:
+        if k in item:
+            try:  # back to JSON text, to be decoded when used
+                lazy[k] = msgspec.Raw(json.dumps(item[k], allow_nan=False).encode())
+            except (ValueError, RecursionError):
+                return salvage(item, f"`{k}` holds a number out of range")
     try:
-        return msgspec.convert(item, Resource)
+        return msgspec.convert({**item, **lazy}, Resource)
     except (msgspec.ValidationError, RecursionError) as exc:
         return salvage(item, str(exc))
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from .fhir_decode import Decoded, Resource, decode_file, decode_line
+from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line
 from .records import RecordProblem
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
@@ -173,14 +173,14 @@ def _classify(reference: str) -> tuple[str | None, str | None]:
 class _BundleIndex:
     """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references)."""
 
-    def __init__(self, items: list[tuple[str | None, Resource | None]], path: str) -> None:
+    def __init__(self, patients: list[tuple[int, Entry]], path: str) -> None:
         self.path = path
         self.keys: dict[str, str] = {}
         self.groups: dict[str, PatientResources] = {}
         self.duplicates: list[str] = []
-        for i, (url, r) in enumerate(items):
-            if r is None or r.resourceType != "Patient":
-                continue
+        for i, e in patients:
+            url, r = e.fullUrl, e.resource
+            assert r is not None
             key = f"Patient/{r.id}" if r.id else (url or f"#entry{i}")
             group = self.groups.get(key)
             if group is None:
@@ -210,11 +210,15 @@ class _BundleIndex:
         return key, None
 
 
-def read_groups(paths: Iterable[Path], tally: Tally | None = None) -> Iterator[PatientResources]:
+def read_groups(
+    paths: Iterable[Path], tally: Tally | None = None, codes: frozenset[str] | None = None
+) -> Iterator[PatientResources]:
     """Patients from bundles and single resources (per file), then NDJSON (across files).
 
     Yields PatientResources in a stable order: files in the order given, patients of one
-    bundle by id; NDJSON patients by bucket, then id. `tally` collects the counts.
+    bundle by id; NDJSON patients by bucket, then id. `tally` collects the counts. With
+    `codes` (the bound codes of a protocol), a patient keeps only the resources that can
+    carry one (all are still counted).
     """
     tally = tally if tally is not None else Tally()
     ndjson: list[Path] = []
@@ -222,12 +226,14 @@ def read_groups(paths: Iterable[Path], tally: Tally | None = None) -> Iterator[P
         if path.suffix in (".ndjson", ".jsonl"):
             ndjson.append(path)
             continue
-        yield from _json_file(path, tally)
+        yield from _json_file(path, tally, codes)
     if ndjson:
-        yield from _ndjson(ndjson, tally)
+        yield from _ndjson(ndjson, tally, codes)
 
 
-def _json_file(path: Path, tally: Tally) -> Iterator[PatientResources]:
+def _json_file(
+    path: Path, tally: Tally, codes: frozenset[str] | None
+) -> Iterator[PatientResources]:
     tally.files += 1
     where = str(path)
     try:
@@ -235,10 +241,12 @@ def _json_file(path: Path, tally: Tally) -> Iterator[PatientResources]:
     except OSError as exc:
         tally.unusable_files.append((where, f"not readable ({exc.strerror or exc})"))
         return
-    yield from groups_from_bytes(data, where, tally)
+    yield from groups_from_bytes(data, where, tally, codes)
 
 
-def groups_from_bytes(data: bytes, where: str, tally: Tally) -> Iterator[PatientResources]:
+def groups_from_bytes(
+    data: bytes, where: str, tally: Tally, codes: frozenset[str] | None = None
+) -> Iterator[PatientResources]:
     """The patients of one JSON file's bytes (a Bundle, a resource, an array, a record)."""
     decoded = decode_file(data)
     if decoded.problem is not None and decoded.problem.startswith("not FHIR: the JSON object"):
@@ -251,7 +259,7 @@ def groups_from_bytes(data: bytes, where: str, tally: Tally) -> Iterator[Patient
                 str(pid) if isinstance(pid, (str, int)) else Path(where).stem, where, native=native
             )
             return
-    yield from _group_bundle(decoded, where, tally)
+    yield from _group_bundle(decoded, where, tally, codes)
 
 
 def _native(data: bytes) -> dict[str, Any] | None:
@@ -264,61 +272,89 @@ def _native(data: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _group_bundle(decoded: Decoded, where: str, tally: Tally) -> Iterator[PatientResources]:
+def _group_bundle(
+    decoded: Decoded, where: str, tally: Tally, codes: frozenset[str] | None
+) -> Iterator[PatientResources]:
     for i, why in decoded.broken:
         tally.not_resources += 1
         tally.entry_problems.append(f"{where}: entry {i + 1}: {why}")
     if decoded.problem is not None:
         tally.unusable_files.append((where, decoded.problem))
         return
-    items = decoded.items
-    if not items:
+    entries = decoded.items
+    if not entries:
         why = "an empty Bundle" if decoded.bundle else "no FHIR resources"
         tally.unusable_files.append((where, why))
         return
-    index = _BundleIndex(items, where)
-    for key in index.duplicates:
-        index.groups[key].problems.append(
-            RecordProblem(where, "patient", f"{key} appears more than once in this file")
-        )
-    # the hot loop of reading: one subject reference is resolved once per bundle
-    groups = index.groups
-    cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
-    resources = assigned = 0
-    for url, r in items:
+    # the hot loop of reading, one pass: resources gathered by the reference naming their
+    # patient (resolved once each, below); with `codes`, only resources that can matter
+    # to the protocol are kept (the others are still counted and assigned)
+    patients: list[tuple[int, Entry]] = []
+    by_ref: dict[tuple[str, str | None], list[Resource]] = {}
+    resources = 0
+    for i, e in enumerate(entries):
+        r = e.resource
         if r is None:
             tally.not_resources += 1
-            tally.entry_problems.append(f"{where}: an entry has no resource")
+            tally.entry_problems.append(f"{where}: entry {i + 1} has no resource")
             continue
         resources += 1
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Patient":
-            assigned += 1
+            patients.append((i, e))
             continue
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
-        if reference:
-            base = url if url is not None and "://" in url else None
-            hit = cache.get((reference, base))
-            if hit is None:
-                hit = cache[(reference, base)] = index.resolve(reference, url)
-            key, why = hit
-        else:
-            key, why = None, _subject(r)[1]
-        if key is None:
-            tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
+        if not reference:
+            tally.unassign(_subject(r)[1] or "unassigned", f"{where}: {_label(r)}")
             continue
-        assigned += 1
-        groups[key].resources.append(r)
+        url = e.fullUrl
+        key = (reference, url if url is not None and "://" in url else None)
+        held = by_ref.get(key)
+        if held is None:
+            held = by_ref[key] = []
+        held.append(r)
     tally.resources += resources
-    tally.assigned += assigned
+    index = _BundleIndex(patients, where)
+    tally.assigned += len(patients)
+    for key in index.duplicates:
+        index.groups[key].problems.append(
+            RecordProblem(where, "patient", f"{key} appears more than once in this file")
+        )
+    for (reference, base), held in by_ref.items():
+        target, why = index.resolve(reference, base)
+        if target is None:
+            for r in held:
+                tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
+            continue
+        tally.assigned += len(held)
+        index.groups[target].resources.extend(held if codes is None else _kept(held, codes))
     if not index.groups:
         tally.unusable_files.append((where, "no Patient resource"))
         return
     for key in sorted(index.groups):
         tally.patients += 1
         yield index.groups[key]
+
+
+def _kept(resources: list[Resource], codes: frozenset[str]) -> list[Resource]:
+    """The resources a protocol can use: a bound code, components (whose codes may be
+    bound), a medication reference; the rest are counted but not kept."""
+    out = []
+    for r in resources:
+        concept = r.code if r.code is not None else r.medicationCodeableConcept
+        if concept is not None and concept.coding:
+            for c in concept.coding:
+                if c.code in codes:
+                    out.append(r)
+                    break
+            else:
+                if r.component_:
+                    out.append(r)
+        elif r.component_ or r.medicationReference is not None or r.malformed is not None:
+            out.append(r)
+    return out
 
 
 # ---------------------------------------------------------------------- NDJSON
@@ -339,7 +375,9 @@ def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
     return _TYPE_ID.search(target).group(0).lstrip("/"), None  # type: ignore[union-attr]
 
 
-def _ndjson(paths: list[Path], tally: Tally) -> Iterator[PatientResources]:
+def _ndjson(
+    paths: list[Path], tally: Tally, codes: frozenset[str] | None
+) -> Iterator[PatientResources]:
     sizes = []
     for p in paths:
         try:
@@ -351,7 +389,7 @@ def _ndjson(paths: list[Path], tally: Tally) -> Iterator[PatientResources]:
         held: list[tuple[str, str, Resource]] = []
         for key, where, _, r in _ndjson_lines(paths, tally):
             held.append((key, where, r))
-        yield from _group_lines(held, tally)
+        yield from _group_lines(held, tally, codes)
         return
     with tempfile.TemporaryDirectory(prefix="critlang-ndjson-") as tmp:
         files = [open(os.path.join(tmp, f"{b}.ndjson"), "wb") for b in range(buckets)]  # noqa: SIM115
@@ -373,7 +411,7 @@ def _ndjson(paths: list[Path], tally: Tally) -> Iterator[PatientResources]:
                     r, _ = decode_line(line)
                     if r is not None:
                         bucket.append((key, where, r))
-            yield from _group_lines(bucket, tally)
+            yield from _group_lines(bucket, tally, codes)
 
 
 def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, bytes, Resource]]:
@@ -409,7 +447,7 @@ def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, b
 
 
 def _group_lines(
-    lines: list[tuple[str, str, Resource]], tally: Tally
+    lines: list[tuple[str, str, Resource]], tally: Tally, codes: frozenset[str] | None
 ) -> Iterator[PatientResources]:
     groups: dict[str, PatientResources] = {}
     for key, where, r in lines:
@@ -437,4 +475,6 @@ def _group_lines(
                 RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
             )
         tally.patients += 1
+        if codes is not None:
+            group.resources = _kept(group.resources, codes)
         yield group

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
+from ..scales import conversion, other_scale
 from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
-from ..ucum import ucum_unit
+from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 from .records import (
     _ISO_DAY,
@@ -38,7 +39,9 @@ from .records import (
 )
 from .values import PLAUSIBLE, Duplicate, When, parse_when, strict_number
 
-COMPARATORS = ("<", "<=", ">", ">=")  # FHIR R4 QuantityComparator (valueset-quantity-comparator)
+# FHIR R4 QuantityComparator (valueset-quantity-comparator)
+COMPARATORS = ("<", "<=", ">", ">=")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # FHIR R4 ObservationStatus (valueset-observation-status): results that may be used;
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
 # anything else) are not results.
@@ -213,6 +216,8 @@ class Reader:
         if obs is None:
             return None
         source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        if obs.source:  # a scale conversion's note
+            source = f"{source}; {obs.source}" if source else obs.source
         return Observation(
             obs.value,
             obs.unit,
@@ -252,13 +257,21 @@ class Reader:
                 "(a value without unit is never guessed)",
             )
             return None
-        unit = self.unit(fact, unit_text)
+        unit = self.unit(fact, unit_text, t.unit)
         if unit is None:
             return None
-        molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
-        k = conversion_factor(unit, t.unit, molar)
-        if k is None:
+        info = self.c.facts.get(fact)
+        molar = info.molar_mass if info else None
+        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
+        # the fact declares (or a UCUM temperature scale); else the value is refused
+        convert = conversion(unit, t.unit, molar, info.scales if info else ())
+        if convert is None:
             extra = " and no molar mass is declared" if molar is None else ""
+            if other_scale(unit, t.unit):
+                extra = (
+                    ": another clinical scale, not a unit conversion; the fact declares no "
+                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
+                )
             self.problem(
                 fact,
                 f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
@@ -269,7 +282,9 @@ class Reader:
         rr = meta.get("reference_range")
         if isinstance(rr, dict):
             rr = {key: _one(v) for key, v in rr.items()}
-            rr_unit = self.unit(fact, rr["unit"]) if isinstance(rr.get("unit"), str) else unit
+            rr_unit = (
+                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
+            )
             f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
             if f is None:
                 self.problem(fact, "the reference range's unit does not fit the value's")
@@ -284,7 +299,20 @@ class Reader:
                                 high = v * f
         elif rr is not None:
             self.problem(fact, "`reference_range` must be an object with low, high, unit")
-        obs = Observation(value, unit, None, None, low, high, comparator or None)
+        note = None
+        if convert.source is not None:
+            # another scale: the value is converted here, once, into the fact's unit, and
+            # says so (explanations show the recorded value and the equation's source)
+            recorded = f"{comparator + ' ' if comparator else ''}{_num(value)} {unit_text.strip()}"
+            value, unit = convert(value), t.unit
+            low = None if low is None else convert(low)
+            high = None if high is None else convert(high)
+            if convert.slope < 0:  # a decreasing scale swaps the limits and the bound's side
+                low, high = high, low
+                comparator = _FLIP.get(comparator, comparator)
+            note = f"from {recorded} by {convert.source}"
+        k = conversion_factor(unit, t.unit, molar)
+        obs = Observation(value, unit, None, note, low, high, comparator or None)
         return obs if self.plausible(fact, obs, k, t) else None
 
     def plausible(
@@ -340,16 +368,14 @@ class Reader:
             break
         return True
 
-    def unit(self, fact: str, text: str) -> Unit | None:
-        """A unit as written, or as a UCUM code (FHIR's `valueQuantity.code`)."""
+    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
+        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
+        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
         try:
-            return parse_unit(text)
+            return read_unit(text, want)
         except UnitError as exc:
-            try:
-                return ucum_unit(text)
-            except UnitError:
-                self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
-                return None
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
 
     # ------------------------------------------------------------------ choosing
     def fact_value(self, fact: str, t: Type, raw: Any) -> list[Observation]:
