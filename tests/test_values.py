@@ -462,3 +462,17 @@ def test_malformed_native_records_never_raise(facts: dict[str, Any], deceased: A
     ref_verdict, ref, _ = INTERPRETER.run(record)
     assert (verdict, compiled) == (ref_verdict, ref)
     EVALUATOR.evaluate(record)  # explanations too
+
+
+def test_eval_refuse_preliminary_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from critlang.cli import main
+
+    protocol = tmp_path / "values.crit"
+    protocol.write_text(PROTOCOL)
+    patient = tmp_path / "p.json"
+    patient.write_text(json.dumps({"facts": {"wbc": wbc("1.0", status="preliminary")}}))
+    args = ["eval", "--details", "--as-of", AS_OF.isoformat(), str(protocol), str(patient)]
+    main(args)
+    assert "wbc = 1 x10^9/L on 2026-11-20 [preliminary]" in capsys.readouterr().out
+    main([*args, "--refuse-preliminary"])
+    assert "a preliminary value is not used" in capsys.readouterr().out
