@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import NA
 from critlang.data.records import RecordError, load_record, read_record
-from critlang.evaluate import Evaluator, render_text, run_compiled
+from critlang.evaluate import Evaluator, run_compiled
 from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
 
@@ -73,6 +73,7 @@ assert CHECKED is not None and CHECKED.ok, CHECKED and CHECKED.diagnostics
 COMPILED = compile_protocol(CHECKED)
 INTERPRETER = Interpreter(CHECKED)
 IDS = [c.id for _, c in CHECKED.protocol.criteria]
+EVALUATOR = Evaluator(COMPILED)
 WORDS = {True: "met", False: "not met", None: "unknown", NA: "n/a"}
 
 
@@ -153,11 +154,12 @@ def test_censored_against_uln_and_plain_numbers() -> None:
 
 def test_censored_value_shown_as_recorded() -> None:
     record = read_record(CHECKED, {"facts": {"wbc": wbc("1.5", "<")}}, AS_OF)
-    evaluation = Evaluator(COMPILED).evaluate(record)
-    text = render_text(evaluation, COMPILED)
-    assert "wbc = < 1.5 x10^9/L on 2026-11-20" in render_text(evaluation, COMPILED) or (
-        evaluation.criteria[0].values["wbc"] == "< 1.5 x10^9/L on 2026-11-20"
-    ), text
+    result = EVALUATOR.evaluate(record).criteria[IDS.index("W1")]
+    assert result.values["wbc"] == "< 1.5 x10^9/L on 2026-11-20"
+    converted = {"value": 1500, "unit": "/mm3", "comparator": "<", "date": "2026-11-20"}
+    record = read_record(CHECKED, {"facts": {"wbc": converted}}, AS_OF)
+    result = EVALUATOR.evaluate(record).criteria[IDS.index("W1")]
+    assert result.values["wbc"] == "< 1500 /mm3 on 2026-11-20 = < 1.5 x10^9/L"
 
 
 def test_bad_comparator_is_a_diagnostic() -> None:
@@ -199,6 +201,17 @@ def test_same_instant_conflict_that_agrees_decides() -> None:
     assert any("conflicting values" in p.message for p in record.problems)
     assert status("W1", {"wbc": [a, b]}) == "met"  # both below 2
     assert status("W1", {"wbc": [b, a]}) == "met"
+
+
+def test_conflict_explained_with_every_candidate() -> None:
+    a = wbc("1.0", date="2026-11-20T08:00:00Z")
+    b = wbc("1.5", date="2026-11-20T08:00:00Z")
+    record = read_record(CHECKED, {"facts": {"wbc": [b, a]}}, AS_OF)
+    result = EVALUATOR.evaluate(record).criteria[IDS.index("W1")]
+    assert result.status == "met"
+    assert result.values["wbc"] == (
+        "conflicting values: 1 x10^9/L on 2026-11-20T08:00:00Z; 1.5 x10^9/L on 2026-11-20T08:00:00Z"
+    )
 
 
 def test_same_instant_conflict_that_disagrees_is_unknown() -> None:
@@ -446,9 +459,6 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-EVALUATOR = Evaluator(COMPILED)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
