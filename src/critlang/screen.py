@@ -119,9 +119,10 @@ def screen(
         if dead is not None:
             result.deceased += 1
             verdict = "ineligible"
-            if not any(p.fact == "deceased" for p in record.problems):  # the reader's says it
-                dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
-                record.problems.insert(0, dead_problem)
+            # said once, in screen's words (the reader's own line says the same)
+            record.problems = [p for p in record.problems if p.fact != "deceased"]
+            dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
+            record.problems.insert(0, dead_problem)
         statuses = tuple(status_word(s) for s in raw)
         missing: set[str] = set()
         if verdict == "undetermined":

@@ -171,7 +171,7 @@ class Reader:
             return None
         status = entry.get("status")
         if status is not None:
-            if status not in USABLE_STATUS:
+            if not isinstance(status, str) or status not in USABLE_STATUS:
                 self.problem(
                     fact,
                     f"a value with status {str(status)[:40]!r} is not a result (FHIR "
