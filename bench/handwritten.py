@@ -173,11 +173,15 @@ def evaluate(f):
     )
     # E7: measured clearance if present, else Cockcroft-Gault
     crcl = f["measured_clearance"]
+    e7 = _cmp(crcl, lambda x: x < 50.0)
     if crcl is None:
         w, scr, sex = f["weight"], f["serum_creatinine"], f["sex"]
-        if age is not None and w is not None and scr and sex is not None:
-            crcl = (140 - age) * w / (72 * scr) * (0.85 if sex == "female" else 1)
-    e7 = _cmp(crcl, lambda x: x < 50.0)
+        if age is not None and w is not None and scr:
+            base = (140 - age) * w / (72 * scr)
+            if sex is not None:
+                e7 = base * (0.85 if sex == "female" else 1) < 50.0
+            elif (base * 0.85 < 50.0) == (base < 50.0):
+                e7 = base < 50.0  # sex unknown, but both branches decide alike
     # E8: 5.0 mmol/L haemoglobin is 8.057 g/dL at 16114 g/mol
     e8 = _or(
         _or(_cmp(f["hemoglobin"], lambda x: x < 8.057), _cmp(f["wbc"], lambda x: x < 2.0)),

@@ -34,12 +34,14 @@ fact consent: attestation
 fact prior: list of {kind: enum {a, b}, end: date}
 fact weight: quantity kg
 fact glucose: quantity mg/dL
+fact ratio: number
 define age = elapsed_years(birth_date, enrollment)
 inclusion criteria
 I0 "uses everything once"
   rule age >= 18 years and sex = female and hb > 1 g/dL and bili > 1 mg/dL
     and crcl > 1 mL/min and egfr > 1 mL/min/1.73m2 and krenning > 1 and grade > G1
     and consent and any prior with (kind = a) and weight > 1 kg and glucose > 1 mg/dL
+    and ratio > 1
 """
 
 MARK = "‸"
@@ -95,12 +97,22 @@ CASES: list[tuple[str, str, str]] = [
     ("int-range", 'I1 "x"\n  rule krenning >= ‸5\n', "E401"),
     ("empty-range", "fact k2: ‸integer 4..0\n", "E402"),
     ("empty-between", 'I1 "x"\n  rule ‸hb between 9 g/dL and 8 g/dL\n', "E402"),
+    ("bp-pair-on-number", 'I1 "x"\n  rule krenning < ‸140/90\n', "E601"),
+    ("written-division", 'I1 "x"\n  rule krenning < ‸5 / 10\n', "E601"),
+    ("bp-vs-number", 'I1 "x"\n  rule 140/90 = ‸90/140\n', "E602"),
+    (
+        "window-ends",
+        'I1 "x"\n  rule ‸birth_date between krenning and 2 weeks before enrollment\n',
+        "E603",
+    ),
+    ("date-of-anchor", 'I1 "x"\n  rule birth_date before date of ‸enrollment\n', "E604"),
     ("assumption", '‸assume "A gap in the text, closed by the author."\n', "W001"),
     ("assumption-value", '‸assume cutoff = 3 mg/dL because "no unit given"\n', "W001"),
     ("unused", "‸fact unused_fact: boolean\n", "W101"),
     ("header-conflict", 'I1 "x"\n  rule age > ‸18 years\n', "W201"),
     ("dual-disagrees", 'I1 "x"\n  rule hb < ‸5.0 mmol/L (9.0 g/dL)\n', "W301"),
     ("never-true", 'I1 "x"\n  rule krenning > ‸4\n', "W401"),
+    ("unit-dropped", 'I1 "Ratio < 3 mg/dL"\n  rule ratio < ‸3\n', "W601"),
 ]
 
 
@@ -130,8 +142,16 @@ def test_rule(name: str, addition: str, code: str) -> None:
 
 
 def test_every_code_has_a_case() -> None:
-    covered = {c for _, _, c in CASES} | {"W002", "E008"}  # see the two tests below
+    covered = {c for _, _, c in CASES} | {"W002", "E008", "E009"}  # see the tests below
     assert set(CODES) - covered == set()
+
+
+def test_empty_file() -> None:
+    for text in ("", "# a comment only\n\n"):
+        a = analyse_text(text)
+        assert [(d.code, d.span.line, d.span.column) for d in a.diagnostics if d.is_error] == [
+            ("E009", 1, 1)
+        ]
 
 
 def test_missing_header() -> None:

@@ -61,11 +61,19 @@ def test_usage_and_io_problems_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "cannot read" in out
 
 
-def test_empty_file_is_not_a_crash(tmp_path: Path) -> None:
+def test_empty_protocol_is_an_error_not_a_crash(tmp_path: Path) -> None:
     f = tmp_path / "empty.crit"
-    f.write_text("")
+    f.write_text("# only a comment\n\n")
     code, out = run("check", str(f))
-    assert code == 0 and "W002" in out
+    assert code == 1 and "error E009: the file is empty" in out
+    patient = TRIAL / "examples" / "ineligible_hb_8_0_g_dl.json"
+    code, out = run("eval", str(f), str(patient))
+    assert code == 1 and "ELIGIBLE" not in out
+    # a library of code bindings is not a protocol either
+    lib = tmp_path / "facts-only.crit"
+    lib.write_text('protocol "X"\nfact hb: boolean\n')
+    code, out = run("eval", str(lib), str(patient))
+    assert code == 1 and "the protocol has no criteria" in out
 
 
 def test_deterministic_output() -> None:

@@ -166,10 +166,42 @@ def test_cli_text_json_and_git(tmp_path: Path) -> None:
     assert [c["id"] for c in data["changes"]] == ["I6", "E2", "E3"]
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [
         "E2-gains.json",
+        "E2-now-undetermined.json",
         "E3-gains.json",
         "I6-gains.json",
         "I6-loses.json",
+        "I6-now-decided.json",
+        "I6-now-undetermined.json",
     ]
+    # each witness file reproduces its move with `critlang eval` and no --as-of
+    for path in sorted(tmp_path.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record["as_of"] == "2023-04-01"
+        got = []
+        for version in ("previous.crit", "current.crit"):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "critlang",
+                    "eval",
+                    str(TRIAL / version),
+                    str(path),
+                    "--format",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            got.append(json.loads(out.stdout)[0]["verdict"])
+        moves = {
+            "gains": [["ineligible", "eligible"]],
+            "loses": [["eligible", "ineligible"]],
+            "now-undetermined": [["eligible", "undetermined"], ["ineligible", "undetermined"]],
+            "now-decided": [["undetermined", "eligible"], ["undetermined", "ineligible"]],
+        }[path.stem.split("-", 1)[1]]
+        assert got in moves, (path.name, got)
     same = subprocess.run(
         [
             sys.executable,

@@ -387,3 +387,19 @@ def test_cli_screen(tmp_path: Path) -> None:
         check=False,
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+@needs_synthea
+def test_docs_figures_are_the_screen_output() -> None:
+    """docs/fhir.md shows the table `screen` prints for the shared data, byte for byte."""
+    from critlang.screen import attrition_text
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "fhir.md").read_text()
+    shown = text.split("```\nread 390 files", 1)[1].split("```", 1)[0]
+    files, _ = data_files([str(SYNTHEA)])
+    tally = Tally()
+    as_of = dt.date(2021, 3, 31)
+    patients = read_fhir(files, EXTRACTOR, as_of, tally)
+    result = screen(compile_protocol(CHECKED), patients, as_of, tally=tally, extractor=EXTRACTOR)
+    assert "read 390 files" + shown == attrition_text(result) + "\n"

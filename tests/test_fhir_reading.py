@@ -486,6 +486,7 @@ def test_blood_pressure_panel_components_are_read_like_values(tmp_path: Path) ->
         (b'"just a string"', "not FHIR: the file holds a JSON str"),
         (b'{"hello": "world"}', "not FHIR: the JSON object has no resourceType"),
         (b'{"resourceType": "Bundle", "entry": {"resource": {}}}', "Bundle.entry is not a list"),
+        (b'{"resourceType": "Bundle", "entry": 5}', "Bundle.entry is not a list"),
         (b'{"resourceType": "Bundle", "entry": []}', "an empty Bundle"),
         (b'{"resourceType": "Bundle"}', "an empty Bundle"),
     ],
@@ -641,3 +642,96 @@ def test_history_only_on_yes_no_facts(tmp_path: Path) -> None:
         check=False,
     )
     assert formatted.returncode == 0, formatted.stdout
+
+
+BP_END_TO_END = """protocol "BP end to end"
+  title "components"
+  version "1"
+  date 2026-01-01
+fact systolic: quantity mm[Hg]
+fact diastolic: quantity mm[Hg]
+codes systolic: loinc "8480-6"
+codes diastolic: loinc "8462-4"
+inclusion criteria
+I1 "Blood pressure below 140/90 mmHg"
+  rule systolic < 140 mm[Hg] and diastolic < 90 mm[Hg]
+"""
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "verdict"),
+    [(128, 84, "eligible"), (150, 84, "ineligible"), (128, 95, "ineligible")],
+)
+def test_blood_pressure_panel_end_to_end(
+    tmp_path: Path, systolic: int, diastolic: int, verdict: str
+) -> None:
+    protocol = tmp_path / "bp.crit"
+    protocol.write_text(BP_END_TO_END)
+    checked = analyse_file(protocol).result
+    assert checked is not None and not [d for d in checked.diagnostics if d.is_error]
+
+    def part(code: str, value: int) -> dict[str, Any]:
+        return {
+            "code": {"coding": [{"system": LOINC, "code": code}]},
+            "valueQuantity": {
+                "value": value,
+                "system": "http://unitsofmeasure.org",
+                "code": "mm[Hg]",
+            },
+        }
+
+    panel = {
+        "resourceType": "Observation",
+        "id": "bp",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-11-20T09:15:00+01:00",
+        "component": [part("8480-6", systolic), part("8462-4", diastolic)],
+    }
+    (p,), _ = read(tmp_path, ("b.json", bundle(patient("p1"), panel)), extractor=Extractor(checked))
+    result = screen(compile_protocol(checked), [p], AS_OF)
+    assert [r.verdict for r in result.patients] == [verdict]
+
+
+def test_medication_references_resolved_in_the_bundle(tmp_path: Path) -> None:
+    atc = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01BC06"}]}
+
+    def request(rid: str, reference: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "MedicationRequest",
+            "id": rid,
+            "status": "completed",
+            "intent": "order",
+            "medicationReference": {"reference": reference},
+            "subject": {"reference": "Patient/p1"},
+            "authoredOn": "2026-03-01",
+            **extra,
+        }
+
+    contained = request(
+        "c", "#med", contained=[{"resourceType": "Medication", "id": "med", "code": atc}]
+    )
+    data = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:p", "resource": patient("p1")},
+            {"fullUrl": "urn:uuid:m", "resource": {"resourceType": "Medication", "code": atc}},
+            {"resource": request("a", "urn:uuid:m")},
+            {"resource": contained},
+        ],
+    }
+    extractor = Extractor(CHECKED, ["medications"])
+    (p,), _ = read(tmp_path, ("b.json", data), extractor=extractor)
+    kinds = [(i["kind"], i["start"], i["end"]) for i in p.record["facts"]["prior_therapies"]]
+    assert kinds == [("capecitabine", "2026-03-01", None)] * 2
+    # a Medication that is not in the data: reported, and never read as "no therapy"
+    data["entry"][2]["resource"] = request("a", "Medication/elsewhere")
+    data["entry"].pop(3)
+    (p,), _ = read(tmp_path, ("b.json", data), extractor=extractor)
+    assert "prior_therapies" not in p.record["facts"]
+    assert messages(p, "medications") == [
+        "1 medication resource(s) name a Medication that is not in the data "
+        "(MedicationRequest/a): not read"
+    ]

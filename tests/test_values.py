@@ -483,6 +483,6 @@ def test_eval_refuse_preliminary_option(tmp_path: Path, capsys: pytest.CaptureFi
     patient.write_text(json.dumps({"facts": {"wbc": wbc("1.0", status="preliminary")}}))
     args = ["eval", "--details", "--as-of", AS_OF.isoformat(), str(protocol), str(patient)]
     main(args)
-    assert "wbc = 1 x10^9/L on 2026-11-20 [preliminary]" in capsys.readouterr().out
+    assert "wbc 1 x10^9/L on 2026-11-20 [preliminary] < 2 x10^9/L" in capsys.readouterr().out
     main([*args, "--refuse-preliminary"])
     assert "a preliminary value is not used" in capsys.readouterr().out

@@ -9,17 +9,50 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .diagnostics import Severity, render_text, summary
-from .frontend import Analysis, analyse_file
+
+if TYPE_CHECKING:
+    from .frontend import Analysis
 from .source import find_files
 
 SUFFIX = ".crit"
+
+
+def os_error_words(exc: BaseException) -> str:
+    """An I/O problem in words (never `[Errno 21] ...`): what is wrong with the path."""
+    import errno
+
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start} cannot be decoded)"
+    if not isinstance(exc, OSError):
+        return str(exc)
+    words = {
+        errno.EISDIR: "is a folder, not a file",
+        errno.ENOENT: "no such file or folder",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.ENAMETOOLONG: "the name is too long",
+        errno.ELOOP: "too many symbolic links",
+    }
+    return words.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+
+
+def analyse_file(path: str | Path) -> Analysis:
+    """The front end, imported when a command needs it: `--help` loads no parser."""
+    from .frontend import analyse_file as analyse
+
+    return analyse(path)
 
 
 def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -44,7 +77,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         try:
             analyses.append(analyse_file(f))
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"critlang: {f}: cannot read: {exc}", file=sys.stderr)
+            print(f"critlang: {f}: cannot read: {os_error_words(exc)}", file=sys.stderr)
             return 2
     diags = [d for a in analyses for d in a.diagnostics]
     if args.strict:
@@ -61,12 +94,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
+        from .diagnostics import print_report, render_report
+
         sources = {s.path: s for a in analyses for s in (a.source, *a.libraries)}
-        for d in diags:
-            print(render_text(d, sources))
-            print()
         verdict = "failed" if failed else "ok"
-        print(f"checked {len(analyses)} file(s): {summary(diags)}: {verdict}")
+        print_report(
+            render_report(diags, sources, verbose=args.verbose),
+            f"checked {len(analyses)} file(s): {summary(diags)}: {verdict}",
+            sys.stdout,
+            color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
+        )
     return 1 if failed else 0
 
 
@@ -75,7 +112,7 @@ def _load_protocol(path: str) -> tuple[Analysis | None, int]:
     try:
         a = analyse_file(path)
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"critlang: {path}: cannot read: {exc}", file=sys.stderr)
+        print(f"critlang: {path}: cannot read: {os_error_words(exc)}", file=sys.stderr)
         return None, 2
     if not a.ok:
         sources = {a.source.path: a.source}
@@ -83,6 +120,9 @@ def _load_protocol(path: str) -> tuple[Analysis | None, int]:
             if d.is_error:
                 print(render_text(d, sources), file=sys.stderr)
         print(f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr)
+        return None, 1
+    if a.result is not None and not a.result.protocol.criteria:
+        print(f"critlang: {path}: the protocol has no criteria", file=sys.stderr)
         return None, 1
     return a, 0
 
@@ -108,6 +148,17 @@ def _as_of(text: str | None) -> dt.date:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _own_as_of(path: Path, default: dt.date) -> dt.date:
+    """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
+
+    `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return dt.date.fromisoformat(data["as_of"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return default
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.records import RecordError, load_record
@@ -131,8 +182,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0 if not problems else 2
     for f in files:
         try:
-            record = load_record(analysis.result, f, as_of, args.refuse_preliminary)
-        except (OSError, RecordError) as exc:
+            day = as_of if args.as_of else _own_as_of(f, as_of)
+            record = load_record(analysis.result, f, day, args.refuse_preliminary)
+        except OSError as exc:
+            print(f"critlang: {f}: cannot read: {os_error_words(exc)}", file=sys.stderr)
+            status = 2
+            continue
+        except RecordError as exc:
             print(f"critlang: {f}: unusable patient record: {exc}", file=sys.stderr)
             status = 2
             continue
@@ -221,10 +277,26 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         text = (
             patients_jsonl(result) if out.suffix in (".jsonl", ".ndjson") else patients_csv(result)
         )
-        write(out, text)
-    if args.attrition:
-        write(Path(args.attrition), attrition_csv(result))
-    print(attrition_text(result))
+        try:
+            write(out, text)
+        except OSError as exc:
+            print(f"critlang: {out}: cannot write: {os_error_words(exc)}", file=sys.stderr)
+            return 2
+    from .report import html_report, report_data
+
+    data_names = [str(f) for f in files]
+    try:
+        if args.attrition:
+            write(Path(args.attrition), attrition_csv(result))
+        if args.report:
+            write(Path(args.report), html_report(compiled, result, data_names))
+    except OSError as exc:
+        print(f"critlang: cannot write: {os_error_words(exc)}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report_data(compiled, result, data_names), indent=2, ensure_ascii=False))
+    else:
+        print(attrition_text(result))
     return 0
 
 
@@ -243,7 +315,7 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
         try:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"critlang: {f}: cannot read: {exc}", file=sys.stderr)
+            print(f"critlang: {f}: cannot read: {os_error_words(exc)}", file=sys.stderr)
             return 2
         source = SourceFile(str(f), text)
         formatted, diags = format_source(source)
@@ -307,17 +379,21 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if analysis is None:
         return code
     assert analysis.result is not None
-    fmt = args.format or ("html" if args.output and args.output.endswith(".html") else "markdown")
+    html = args.output and Path(args.output).suffix.lower() in (".html", ".htm")
+    fmt = args.format or ("html" if html else "markdown")
     text = html_page(analysis.result) if fmt == "html" else markdown(analysis.result)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            print(f"critlang: {args.output}: cannot write: {exc}", file=sys.stderr)
+            print(f"critlang: {args.output}: cannot write: {os_error_words(exc)}", file=sys.stderr)
             return 2
     else:
         sys.stdout.write(text)
     return 0
+
+
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^{}@-]*")
 
 
 def _read_version(spec: str) -> tuple[Analysis | None, str]:
@@ -327,11 +403,15 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
     from .frontend import analyse_text
 
     path, _, rev = spec.partition("@")
-    if not rev:
+    if not rev or Path(spec).is_file():
         try:
-            return analyse_file(path), ""
+            return analyse_file(spec if Path(spec).is_file() else path), ""
         except (OSError, UnicodeDecodeError) as exc:
-            return None, f"{path}: cannot read: {exc}"
+            return None, f"{path}: cannot read: {os_error_words(exc)}"
+    # A revision is never an option to git (`path@--output=FILE` would write a file):
+    # it must look like a revision, and is resolved to a commit id before use.
+    if rev.startswith("-") or not _REVISION.fullmatch(rev):
+        return None, f"{spec}: {rev!r} is not a git revision"
     p = Path(path).resolve()
     try:
         top = subprocess.run(
@@ -341,8 +421,28 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
             check=True,
         ).stdout.strip()
         rel = p.relative_to(Path(top)).as_posix()
+        commit = subprocess.run(
+            [
+                "git",
+                "-C",
+                top,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{rev}^{{commit}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not re.fullmatch(r"[0-9a-f]{40,64}", commit):
+            return None, f"{spec}: {rev!r} is not a commit"
         text = subprocess.run(
-            ["git", "-C", top, "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True
+            ["git", "-C", top, "show", f"{commit}:{rel}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (subprocess.CalledProcessError, ValueError, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
@@ -363,6 +463,9 @@ def _two_versions(args: argparse.Namespace) -> tuple[Any, Any, int]:
                 if d.is_error:
                     print(render_text(d, sources), file=sys.stderr)
             print(f"critlang: {spec}: the protocol has errors", file=sys.stderr)
+            return None, None, 1
+        if analysis.result is not None and not analysis.result.protocol.criteria:
+            print(f"critlang: {spec}: the protocol has no criteria", file=sys.stderr)
             return None, None, 1
         versions.append(analysis.result)
     return versions[0], versions[1], 0
@@ -391,15 +494,64 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             for label, w in (
                 ("gains", ch.effect and ch.effect.widening),
                 ("loses", ch.effect and ch.effect.narrowing),
+                ("now-undetermined", ch.effect and ch.effect.now_undetermined),
+                ("now-decided", ch.effect and ch.effect.now_decided),
             ):
                 if w:
-                    record = dict(w.record, id=f"{ch.id}-{label}", as_of=as_of.isoformat())
+                    record = dict(w.record, id=f"{ch.id}-{label}")  # carries its own as_of
                     (out / f"{ch.id}-{label}.json").write_text(json.dumps(record, indent=2) + "\n")
     if args.format == "json":
         print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
     else:
         print(render_diff(result, old, new))
     return 0
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import LEVELS, lint
+    from .lint import render_text as render_lint
+
+    files = _usable(_expand(args.paths))
+    if files is None:
+        return 2
+    try:
+        fixed = _as_of(args.as_of) if args.as_of else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    fail_at = LEVELS["warning" if args.strict else args.fail_on]
+    findings = []
+    status = 0
+    for path in files:
+        try:
+            first = analyse_file(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"critlang: {path}: cannot read: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        p = first.result.protocol if first.result is not None else None
+        if p is not None and p.header is None and not p.criteria:
+            continue  # a library of code bindings: nothing to lint on its own
+        if not first.ok or first.result is None:
+            sources = {first.source.path: first.source}
+            for d in first.diagnostics:
+                if d.is_error:
+                    print(render_text(d, sources), file=sys.stderr)
+            print(
+                f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr
+            )
+            status = max(status, 1)
+            continue
+        h = first.result.protocol.header
+        as_of = fixed or (h.date if h and h.date else dt.date(2026, 1, 1))
+        findings += lint(first.result, as_of)
+    if args.format == "json":
+        print(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False))
+    elif findings:
+        print(render_lint(findings))
+    if any(LEVELS[f.severity] >= fail_at for f in findings):
+        status = max(status, 1)
+    return status
 
 
 def _cmd_impact(args: argparse.Namespace) -> int:
@@ -439,32 +591,70 @@ def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     return find_files(tuple(paths), (".json",), recursive=False)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions keep their line breaks, so the examples read as typed."""
+
+
+def _command(
+    sub: Any, name: str, help: str, description: str, examples: Sequence[str]
+) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with typed examples."""
+    epilog = "examples:\n" + "\n".join(f"  {x}" for x in examples)
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=_Formatter,
+    )
+
+
+_TRIAL = "protocols/nct05610826"
+_PATIENT = f"{_TRIAL}/examples/ineligible_hb_8_0_g_dl.json"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="critlang",
         description="Eligibility criteria as a checked language.",
+        epilog="`critlang COMMAND --help` describes each command, with examples.",
     )
     ap.add_argument("--version", action="version", version=f"critlang {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-    c = sub.add_parser(
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    c = _command(
+        sub,
         "check",
-        help="check criteria files for name, type and unit errors",
-        description="Check criteria files (or folders of *.crit files). "
+        "check criteria files for name, type and unit errors",
+        "Check criteria files (or folders of *.crit files). "
         "Exit 0: clean; 1: errors found (or warnings, with --strict); 2: usage or I/O problem.",
+        [f"critlang check {_TRIAL}/", f"critlang check --strict {_TRIAL}/current.crit"],
     )
-    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a criteria file, or a folder searched for *.crit"
+    )
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    c.add_argument("--verbose", action="store_true", help="print every assumption's full text")
     c.set_defaults(func=_cmd_check)
-    e = sub.add_parser(
+    e = _command(
+        sub,
         "eval",
-        help="evaluate patient records against a protocol",
-        description="Evaluate patients (native JSON records, files or folders) against a "
+        "evaluate patient records against a protocol",
+        "Evaluate patients (native JSON records, files or folders) against a "
         "protocol: verdict first, then the deciding criteria, then the unknowns. "
         "Exit 0 for any verdict; 1: errors in the protocol; 2: unusable input.",
+        [
+            f"critlang eval --as-of 2026-11-27 {_TRIAL}/current.crit {_PATIENT}",
+            f"critlang eval --format json --details {_TRIAL}/current.crit {_TRIAL}/examples/",
+        ],
     )
-    e.add_argument("protocol", metavar="PROTOCOL")
-    e.add_argument("patients", nargs="+", metavar="PATIENT")
+    e.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    e.add_argument(
+        "patients",
+        nargs="+",
+        metavar="PATIENT",
+        help="a patient record (.json, see docs/patients.md), or a folder of them",
+    )
     e.add_argument("--format", choices=("text", "json"), default="text")
     e.add_argument(
         "--as-of", metavar="YYYY-MM-DD", help="enrollment/screening date (default: today)"
@@ -479,20 +669,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not use values with status preliminary (FHIR Observation.status)",
     )
     e.set_defaults(func=_cmd_eval)
-    sc = sub.add_parser(
+    sc = _command(
+        sub,
         "screen",
-        help="screen a cohort of FHIR R4 data against a protocol",
-        description="Screen every patient in FHIR R4 Bundles or NDJSON files (files or "
+        "screen a cohort of FHIR R4 data against a protocol",
+        "Screen every patient in FHIR R4 Bundles or NDJSON files (files or "
         "folders) and print the attrition table. Exit 0 on success; 1: errors in the "
         "protocol; 2: unusable input.",
+        [
+            f"critlang screen --as-of 2021-03-31 {_TRIAL}/current.crit ../shared/data/synthea-r4/",
+            f"critlang screen --report report.html --patients out.csv {_TRIAL}/current.crit DATA/",
+        ],
     )
-    sc.add_argument("protocol", metavar="PROTOCOL")
-    sc.add_argument("data", nargs="+", metavar="DATA")
+    sc.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    sc.add_argument(
+        "data",
+        nargs="+",
+        metavar="DATA",
+        help="FHIR R4 Bundles (.json) or NDJSON files, or folders searched for them",
+    )
     sc.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
     sc.add_argument(
         "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
     )
     sc.add_argument("--attrition", metavar="FILE", help="write the attrition table as CSV")
+    sc.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the screening report: one self-contained HTML page (funnel chart, "
+        "coverage per fact, most often missing, provenance)",
+    )
+    sc.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: the report's content (attrition, coverage, missing, provenance) for tools",
+    )
     sc.add_argument(
         "--absent-means-no",
         metavar="KINDS",
@@ -500,79 +712,178 @@ def build_parser() -> argparse.ArgumentParser:
         "comma-separated) that no resource shows count as 'no' (the table says so)",
     )
     sc.set_defaults(func=_cmd_screen)
-    fm = sub.add_parser(
+    fm = _command(
+        sub,
         "fmt",
-        help="rewrite criteria files in the canonical layout",
-        description="Format criteria files (or folders of *.crit files) in place. Comments, "
+        "rewrite criteria files in the canonical layout",
+        "Format criteria files (or folders of *.crit files) in place. Comments, "
         "protocol texts, numbers and units are kept as written. Exit 1 with --check when a "
         "file would change, or when a file has syntax errors.",
+        [f"critlang fmt --check {_TRIAL}/", f"critlang fmt --diff {_TRIAL}/current.crit"],
     )
-    fm.add_argument("paths", nargs="+", metavar="PATH")
+    fm.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a criteria file, or a folder searched for *.crit"
+    )
     fm.add_argument("--check", action="store_true", help="list files that would change")
     fm.add_argument("--diff", action="store_true", help="show the changes, write nothing")
     fm.set_defaults(func=_cmd_fmt)
-    te = sub.add_parser(
+    te = _command(
+        sub,
         "test",
-        help="run example patients against their expected outcomes",
-        description='Run example patients (JSON records with an "expect" object, found in '
+        "run example patients against their expected outcomes",
+        'Run example patients (JSON records with an "expect" object, found in '
         "the given files or folders) and compare verdicts and criteria with the expectation. "
         "Exit 1 when any example fails.",
+        [f"critlang test {_TRIAL}/", f"critlang test --coverage {_TRIAL}/examples/"],
     )
-    te.add_argument("paths", nargs="+", metavar="PATH")
+    te.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help='an example patient (.json with an "expect" object), or a folder of them',
+    )
     te.add_argument(
         "--coverage",
         action="store_true",
         help="report which criteria and sub-clauses the examples made both true and false",
     )
     te.set_defaults(func=_cmd_test)
-    re_ = sub.add_parser(
+    re_ = _command(
+        sub,
         "render",
-        help="the criteria in plain words, as Markdown or a self-contained HTML page",
-        description="Render a protocol for review: header, criteria with their verbatim "
+        "the criteria in plain words, as Markdown or a self-contained HTML page",
+        "Render a protocol for review: header, criteria with their verbatim "
         "text, rules in plain words, assumptions highlighted.",
+        [
+            f"critlang render {_TRIAL}/current.crit",
+            f"critlang render -o review.html {_TRIAL}/current.crit",
+        ],
     )
-    re_.add_argument("protocol", metavar="PROTOCOL")
+    re_.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     re_.add_argument("--format", choices=("markdown", "html"))
-    re_.add_argument("-o", "--output", metavar="FILE", help="write here (.html gives HTML)")
+    re_.add_argument("-o", "--output", metavar="FILE", help="write here (.html or .htm gives HTML)")
     re_.set_defaults(func=_cmd_render)
-    di = sub.add_parser(
+    di = _command(
+        sub,
         "diff",
-        help="what an amendment changes, criterion by criterion, with witness patients",
-        description="Compare two protocol versions (files, or path@gitrev). Each changed "
+        "what an amendment changes, criterion by criterion, with witness patients",
+        "Compare two protocol versions (files, or path@gitrev). Each changed "
         "criterion is described and classified (population unchanged, widened, narrowed, "
         "both) with z3; every widening or narrowing comes with a witness patient checked by "
         "both compiled evaluators. Dates are relative to --as-of (default: the new "
         "version's header date).",
+        [
+            f"critlang diff {_TRIAL}/previous.crit {_TRIAL}/current.crit",
+            f"critlang diff {_TRIAL}/current.crit@HEAD~1 {_TRIAL}/current.crit",
+        ],
     )
-    di.add_argument("old", metavar="OLD")
-    di.add_argument("new", metavar="NEW")
+    di.add_argument("old", metavar="OLD", help="the earlier version: a file or path@gitrev")
+    di.add_argument("new", metavar="NEW", help="the later version: a file or path@gitrev")
     di.add_argument("--format", choices=("text", "json"), default="text")
     di.add_argument("--as-of", metavar="YYYY-MM-DD")
     di.add_argument("--witnesses", metavar="DIR", help="write each witness patient as JSON here")
     di.set_defaults(func=_cmd_diff)
-    im = sub.add_parser(
-        "impact",
-        help="screen a cohort with two protocol versions and report who changes verdict",
-        description="Screen FHIR data with OLD and NEW (files or path@gitrev) and report how "
-        "many patients change verdict, in which direction, due to which criteria.",
+    li = _command(
+        sub,
+        "lint",
+        "find contradictions, gaps, dead and redundant criteria (proven with z3)",
+        "Lint protocols (files or folders of *.crit files): criteria that can "
+        "never be met, redundant criteria, overlapping or near-miss boundaries between "
+        "inclusions and exclusions, dead sub-clauses, header conflicts, quantity-like plain "
+        "numbers. Each finding has a code (docs/errors.md) and, where a patient shows it, a "
+        "witness re-checked by the compiled evaluator. Exit 1 when a finding is at or above "
+        "--fail-on (default: error; --strict: warning); 2: unusable input.",
+        [f"critlang lint {_TRIAL}/", f"critlang lint --format json --strict {_TRIAL}/current.crit"],
     )
-    im.add_argument("old", metavar="OLD")
-    im.add_argument("new", metavar="NEW")
-    im.add_argument("data", nargs="+", metavar="DATA")
+    li.add_argument(
+        "paths", nargs="+", metavar="PATH", help="criteria files, or folders searched for *.crit"
+    )
+    li.add_argument("--format", choices=("text", "json"), default="text")
+    li.add_argument("--strict", action="store_true", help="fail on warnings too")
+    li.add_argument("--fail-on", choices=("error", "warning", "info"), default="error")
+    li.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="evaluation date (default: the header's date)"
+    )
+    li.set_defaults(func=_cmd_lint)
+    im = _command(
+        sub,
+        "impact",
+        "screen a cohort with two protocol versions and report who changes verdict",
+        "Screen FHIR data with OLD and NEW (files or path@gitrev) and report how "
+        "many patients change verdict, in which direction, due to which criteria.",
+        [
+            f"critlang impact --as-of 2021-03-31 {_TRIAL}/previous.crit {_TRIAL}/current.crit "
+            "../shared/data/synthea-r4/"
+        ],
+    )
+    im.add_argument("old", metavar="OLD", help="the earlier version: a file or path@gitrev")
+    im.add_argument("new", metavar="NEW", help="the later version: a file or path@gitrev")
+    im.add_argument(
+        "data",
+        nargs="+",
+        metavar="DATA",
+        help="FHIR R4 Bundles (.json) or NDJSON files, or folders searched for them",
+    )
     im.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
     im.add_argument("--format", choices=("text", "json"), default="text")
     im.set_defaults(func=_cmd_impact)
     return ap
 
 
+def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; a mistyped flag is reported with its command's usage, and a near miss named."""
+    import difflib
+
+    args, extra = ap.parse_known_args(argv)
+    if not extra:
+        return args
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    parser: argparse.ArgumentParser = sub.choices[args.command]
+    flags = [o for a in parser._actions for o in a.option_strings]
+    word = extra[0]
+    close = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+    hint = f"; did you mean {close[0]}?" if close and word.startswith("-") else ""
+    parser.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}{hint}")
+    raise AssertionError  # parser.error exits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     try:
-        args = ap.parse_args(argv)
+        args = _parse(ap, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`critlang eval ... | head -1`): stop quietly.
+
+    As the Python documentation advises (signal module, "Note on SIGPIPE"): point stdout
+    at devnull so that the interpreter's final flush does not fail again, and exit as a
+    process killed by SIGPIPE would (128 + 13).
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    return 141
+
+
+def run() -> None:
+    """The console entry point: a closed pipe ends the process quietly, for every command."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # POSIX: die silently on a closed pipe, as cat and grep do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "E006": "invalid header value",
     "E007": "import not found",
     "E008": "library holds more than code bindings",
+    "E009": "empty file",
     "E101": "unknown name",
     "E102": "unknown category",
     "E103": "unknown field",
@@ -50,12 +51,17 @@ CODES: dict[str, str] = {
     "E312": "scale conversion cannot be used",
     "E401": "value outside the declared range",
     "E402": "empty range",
+    "E601": "a written division read as a threshold",
+    "E602": "blood pressure used wrongly",
+    "E603": "window ends not written durations",
+    "E604": "`date of` a non-fact",
     "W001": "assumption",
     "W002": "header field missing",
     "W101": "unused declaration",
     "W201": "header and criteria disagree",
     "W301": "dual-unit threshold disagrees",
     "W401": "comparison can never be true",
+    "W601": "plain number against a threshold the protocol writes with a unit",
 }
 
 
@@ -148,3 +154,75 @@ def summary(diags: Iterable[Diagnostic]) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _one_line(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_report(
+    diags: Iterable[Diagnostic],
+    sources: Mapping[str, SourceFile],
+    verbose: bool = False,
+) -> list[str]:
+    """`critlang check` output for writers: blocks of text, errors first.
+
+    Errors come first, then warnings other than assumptions, each with its code frame;
+    assumptions (W001) follow as one line each, the reader's checklist, with the full
+    text and frame under `verbose`. Order within each group is file then position.
+    """
+    diags = list(diags)
+    errors = [d for d in diags if d.is_error]
+    assumptions = [d for d in diags if not d.is_error and d.code == "W001"]
+    others = [d for d in diags if not d.is_error and d.code != "W001"]
+    blocks = [render_text(d, sources) for d in (*errors, *others)]
+    if assumptions and verbose:
+        blocks += [render_text(d, sources) for d in assumptions]
+    elif assumptions:
+        lines = [
+            f"{_plural(len(assumptions), 'assumption')} the protocol does not state "
+            "(warning W001; full text with --verbose):"
+        ]
+        for d in assumptions:
+            where = f"{d.span.path}:{d.span.line}"
+            lines.append(
+                f"  {where}: {_one_line(d.message.removeprefix('assumption').lstrip(': '))}"
+            )
+        blocks.append("\n".join(lines))
+    return blocks
+
+
+_STYLES = (
+    (" error ", "bold red"),
+    (" warning ", "bold yellow"),
+    ("= hint:", "cyan"),
+    ("= note:", "cyan"),
+)
+
+
+def print_report(blocks: list[str], footer: str, stream: object, color: bool) -> None:
+    """Print the blocks; on a terminal, severities and hints in colour (rich).
+
+    Colour never changes the text: piped or redirected output is the plain text,
+    byte for byte, and rich is imported only when colour is wanted.
+    """
+    if not color:
+        for b in blocks:
+            print(b, file=stream)  # type: ignore[call-overload]
+            print(file=stream)  # type: ignore[call-overload]
+        print(footer, file=stream)  # type: ignore[call-overload]
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)  # type: ignore[arg-type]
+    for b in blocks:
+        text = Text(b)
+        for word, style in _STYLES:
+            text.highlight_words([word], style)
+        text.highlight_regex(r"\^+", "bold magenta")
+        console.print(text)
+        console.print()
+    style = "bold red" if " failed" in footer else "bold green"
+    console.print(Text(footer, style=style))

@@ -2,19 +2,28 @@
 
 Criteria are matched by id (a removed and an added criterion with the same rule are a
 rename). For each changed criterion the edit is described (threshold, window, categories,
-condition), then classified with z3 (semantics.py): does some patient clear it under one
-version and not the other, while clearing every other criterion in both, so that the
-verdict itself flips? "Unchanged" is a proof (unsatisfiable), never a sample. Every
-"widened" or "narrowed" comes with a witness patient, built from the solver's model and
+condition), then classified with z3 over three verdicts (semantics/): every fact may be
+unknown, and the verdict is eligible, ineligible or undetermined exactly as the compiled
+evaluator decides it. Two questions are asked separately:
+- the decided population: does some patient go from ineligible to eligible (widened) or
+  back (narrowed)?
+- the undetermined patients: does some patient's verdict move between decided and
+  undetermined ("now needs `cycle`")?
+For a changed criterion, every other criterion must clear the patient in both versions,
+so that the verdict moves because of this change. "Unchanged" is a proof (unsatisfiable)
+for all three verdicts, never a sample. Every witness is built from the solver's model
+within plausible ranges, carries the evaluation date it was solved for, and is
 re-evaluated by the compiled evaluators of both versions before it is shown; a candidate
-that does not really flip is dropped and a targeted search takes over, reporting how many
+that does not really move is dropped and a targeted search takes over, reporting how many
 patients it tried.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -25,32 +34,32 @@ import z3
 from . import nodes as n
 from .backends.python import compile_protocol
 from .checker import CheckResult
-from .data.records import read_record
 from .formatter import expr as formula
-from .semantics import LIST_BOUND, Encoder, Space
-from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT
+from .semantics import LIST_BOUND, Encoder, Protocol, Solver, Space, Witness, evaluate_record
+from .typesys import BoolT, DateT, EnumT, ListT, QuantT, ScaleT
 from .units import parse_unit
 
-TIMEOUT_MS = 20_000
 EDITORIAL = re.compile(r"editorial|typo|wording|format|spelling|clarif", re.I)
-
-
-@dataclass
-class Witness:
-    record: dict[str, Any]
-    old_verdict: str
-    new_verdict: str
+DECIDED = ("eligible", "ineligible")
 
 
 @dataclass
 class Effect:
-    """How a change moves the eligible population."""
+    """How a change moves the verdicts."""
 
-    classification: str  # unchanged, widened, narrowed, both, undecided
+    classification: str  # decided population: unchanged, widened, narrowed, both, undecided
     proof: str  # how it was established
-    widening: Witness | None = None
-    narrowing: Witness | None = None
+    widening: Witness | None = None  # ineligible -> eligible
+    narrowing: Witness | None = None  # eligible -> ineligible
     searched: int = 0  # patients tried by the fallback search
+    # undetermined patients: unchanged, changes, undecided
+    undetermined: str = "unchanged"
+    now_undetermined: Witness | None = None  # decided -> undetermined
+    now_decided: Witness | None = None  # undetermined -> decided
+
+    @property
+    def unchanged(self) -> bool:
+        return self.classification == "unchanged" and self.undetermined == "unchanged"
 
 
 @dataclass
@@ -67,6 +76,7 @@ class Change:
 class DiffResult:
     old_path: str
     new_path: str
+    as_of: dt.date
     changes: list[Change]
     overall: Effect
     notes: list[str]  # the new version's amendment notes
@@ -165,242 +175,91 @@ class _Versions:
         self.old, self.new = old, new
         self.as_of = as_of
         self.space = Space(as_of)
-        self.enc_old = Encoder(old, self.space)
-        self.enc_new = Encoder(new, self.space)
+        self.p_old = Protocol(Encoder(old, self.space))
+        self.p_new = Protocol(Encoder(new, self.space))
         self.compiled_old = compile_protocol(old)
         self.compiled_new = compile_protocol(new)
-        self.pass_old = {c.id: self.enc_old.passes(c, k) for k, c in old.protocol.criteria}
-        self.pass_new = {c.id: self.enc_new.passes(c, k) for k, c in new.protocol.criteria}
-        self.elig_old = z3.And(*self.pass_old.values())
-        self.elig_new = z3.And(*self.pass_new.values())
+        self.solver = Solver(self.space, [old, new])
         self.tried = 0
+        self.timeouts: list[str] = []
 
-    def verdicts(self, record: dict[str, Any]) -> tuple[str, str]:
-        out = []
-        for checked, compiled in ((self.old, self.compiled_old), (self.new, self.compiled_new)):
-            r = read_record(checked, record, self.as_of)
-            out.append(compiled.evaluate(compiled.normalise(r))[0])
+    def verdicts(self, record: dict[str, Any]) -> tuple[tuple[str, str], list[str]]:
+        """Both versions' verdicts as `critlang eval` gives them, and the facts missing."""
+        vo, mo = evaluate_record(self.old, self.compiled_old, record, self.as_of)
+        vn, mn = evaluate_record(self.new, self.compiled_new, record, self.as_of)
         self.tried += 1
-        return out[0], out[1]
+        return (vo, vn), sorted(set(mo) | set(mn))
 
-    def solve(self, *goal: Any) -> tuple[str, z3.ModelRef | None]:
-        s = z3.Solver()
-        s.set("timeout", TIMEOUT_MS)
-        s.add(*self.space.constraints, *goal)
-        result = s.check()
-        if result != z3.sat:
-            return ("unsat" if result == z3.unsat else "unknown"), None
-        # prefer a plausible patient (recent dates, adult age, no negative amounts)
-        s.push()
-        s.add(*self.plausible())
-        if s.check() == z3.sat:
-            return "sat", s.model()
-        s.pop()
-        s.check()
-        return "sat", s.model()
+    def witness(self, goal: Any, want: Any, what: str) -> tuple[str, Witness | None]:
+        """Solve for a move, turn the model into a record, check it really moves.
 
-    def plausible(self) -> list[Any]:
-        today = self.as_of.toordinal()
-        out = []
-        for key, var in self.space.vars.items():
-            if z3.is_int(var) and key[0] == "anchor":
-                out += [var >= today, var <= today + 365]  # planned dates lie ahead
-            elif z3.is_int(var) and key[0] == "edge":
-                out += [var >= today - 3 * 365, var <= today + 365]
-            elif z3.is_int(var) and self._is_date(key):
-                out += [var >= today - 3 * 365, var <= today]  # recorded events are past
-            elif key[0] == "age":
-                out += [var >= 18, var <= 90]
-            elif z3.is_real(var) and key[0] in ("fact", "list", "limit"):
-                out.append(var >= 0)
-            elif key[0] == "known":
-                out.append(var)  # recorded facts: formulas behind `first available` not needed
-        return out
-
-    def _is_date(self, key: tuple[Any, ...]) -> bool:
-        if key[0] == "fact":
-            return isinstance(self.space.types.get(key[1]), DateT)
-        if key[0] == "list":
-            t = self.space.types.get(key[1])
-            return isinstance(t, ListT) and isinstance(t.field(key[3]), DateT)
-        return False
-
-    def record(self, model: z3.ModelRef) -> dict[str, Any]:
-        """A complete patient record from a model (values in the declared units)."""
-        facts: dict[str, Any] = {}
-        anchors: dict[str, str] = {}
-        day = self.as_of.isoformat()
-        for key, var in self.space.vars.items():
-            kind = key[0]
-            if kind == "fact":
-                name = key[1]
-                known = self.space.vars.get(("known", name))
-                if known is not None and z3.is_false(model.eval(known, model_completion=True)):
-                    continue
-                facts[name] = self._value(name, self.space.types[name], var, model, day)
-            elif kind == "anchor":
-                anchors[key[1]] = _date(model, var)
-            elif kind == "list" and key[3] == "present":
-                name, i = key[1], key[2]
-                if z3.is_true(model.eval(var, model_completion=True)):
-                    t = self.space.types[name]
-                    assert isinstance(t, ListT)
-                    item = {
-                        fname: self._field(
-                            f"{name}.{fname}", ft, self.space.vars[("list", name, i, fname)], model
-                        )
-                        for fname, ft in t.fields
-                    }
-                    facts.setdefault(name, []).append(item)
-                else:
-                    facts.setdefault(name, [])
-        for key, birth_fact in self.space.ages.items():
-            years = model.eval(self.space.vars[key], model_completion=True).as_long()
-            facts[birth_fact] = _years_before(self.as_of, years).isoformat()
-        for (_, name, which), var in [
-            (k, v) for k, v in self.space.vars.items() if k[0] == "limit"
-        ]:
-            entry = facts.get(name)
-            t = self.space.types.get(name)
-            if isinstance(entry, dict) and isinstance(t, QuantT):
-                rr = entry.setdefault("reference_range", {"unit": t.unit.text})
-                value = _rational(model.eval(var, model_completion=True)) / t.unit.factor
-                rr["low" if which == "LLN" else "high"] = _decimal(value)
-        return {"id": "witness", "facts": facts, "anchors": anchors}
-
-    def _value(self, name: str, t: Any, var: Any, model: z3.ModelRef, day: str) -> Any:
-        v = model.eval(var, model_completion=True)
-        if isinstance(t, QuantT):
-            value = _rational(v) / t.unit.factor
-            return {"value": _decimal(value), "unit": t.unit.text, "date": day}
-        if isinstance(t, NumberT):
-            return {"value": _decimal(_rational(v)), "date": day}
-        return self._field(name, t, var, model)
-
-    def _field(self, key: str, t: Any, var: Any, model: z3.ModelRef) -> Any:
-        v = model.eval(var, model_completion=True)
-        if isinstance(t, BoolT):
-            return z3.is_true(v)
-        if isinstance(t, DateT):
-            return _date(model, var)
-        if isinstance(t, IntT):
-            return v.as_long()
-        if isinstance(t, (EnumT, ScaleT)):
-            names = self.space.members[key]
-            return names[v.as_long()]
-        if isinstance(t, (QuantT, NumberT)):
-            return _decimal(_rational(v))
-        raise AssertionError(t)
-
-    def witness(self, goal: Any, want: tuple[str, str]) -> tuple[str, Witness | None]:
-        """Solve for a flip, turn the model into a record, and check it really flips."""
-        status, model = self.solve(goal)
+        `want(old, new)` says whether a pair of verdicts is the move asked for."""
+        status, model, _ = self.solver.solve(goal)
         if model is None:
+            if status == "unknown":
+                self.timeouts.append(what)
             return status, None
-        record = self.record(model)
-        got = self.verdicts(record)
-        if got == want:
-            return "sat", Witness(record, *got)
+        record, implausible = self.solver.record(model)
+        got, missing = self.verdicts(record)
+        if want(*got):
+            return "sat", Witness(record, got, missing, implausible)
         found = self.search(record, want)
         return ("sat" if found else "unconfirmed"), found
 
-    def search(self, start: dict[str, Any], want: tuple[str, str]) -> Witness | None:
+    def search(self, start: dict[str, Any], want: Any) -> Witness | None:
         """Targeted search from a candidate: vary each fact at and around the values
         the protocols compare it with, one fact at a time, then in pairs."""
-        import copy
-        import itertools
-
         names = sorted(name for name, t in self.space.types.items() if not isinstance(t, ListT))
-        variants: dict[str, list[Any]] = {name: _variants(self, name, start) for name in names}
+        variants = {name: _variants(self, name, start) for name in names}
         names = [name for name in names if variants[name]]
+
+        def attempt(record: dict[str, Any]) -> Witness | None:
+            got, missing = self.verdicts(record)
+            return Witness(record, got, missing) if want(*got) else None
+
         for name in names:
             for value in variants[name]:
                 record = copy.deepcopy(start)
                 record["facts"][name] = value
-                if self.verdicts(record) == want:
-                    return Witness(record, *want)
-        for a, b in itertools.islice(itertools.combinations(names, 2), 400):
-            for va in variants[a][:6]:
-                for vb in variants[b][:6]:
+                if (w := attempt(record)) is not None:
+                    return w
+        for a, b in itertools.islice(itertools.combinations(names, 2), 200):
+            for va in variants[a][:4]:
+                for vb in variants[b][:4]:
                     record = copy.deepcopy(start)
                     record["facts"][a], record["facts"][b] = va, vb
-                    if self.verdicts(record) == want:
-                        return Witness(record, *want)
+                    if (w := attempt(record)) is not None:
+                        return w
         return None
 
 
 def _variants(v: _Versions, name: str, start: dict[str, Any]) -> list[Any]:
     t = v.space.types.get(name)
     current = start["facts"].get(name)
-    out: list[Any] = []
+    out: list[Any] = [None]  # unknown
     if isinstance(t, QuantT):
-        values = {Fraction(0)}
-        for checked in (v.old, v.new):
-            for node in checked.protocol.walk():
-                if isinstance(node, n.QuantityLit):
-                    u = parse_unit(node.unit)
-                    if u.dims == t.unit.dims:
-                        base = node.value * u.factor / t.unit.factor
-                        values |= {base, base * Fraction(99, 100), base * Fraction(101, 100)}
+        values = {Fraction(x) for x in v.space.thresholds.get(name, ())}
+        values |= {x * Fraction(99, 100) for x in values} | {x * Fraction(101, 100) for x in values}
         for x in sorted(values):
             entry = dict(current) if isinstance(current, dict) else {"unit": t.unit.text}
-            entry["value"] = _decimal(x)
+            entry["value"] = float(x)
             entry.setdefault("date", v.as_of.isoformat())
             out.append(entry)
     elif isinstance(t, BoolT):
-        out = [True, False]
+        out += [True, False]
     elif isinstance(t, (EnumT, ScaleT)):
-        out = list(v.space.members.get(name, t.members))
+        out += list(v.space.members.get(name, t.members))
     elif isinstance(t, DateT):
-        days = (0, 27, 29, 200, 400, 800, 9000)
-        out = [(v.as_of - dt.timedelta(days=d)).isoformat() for d in days]
+        days = (0, 27, 29, 200, 400, 800)
+        out += [(v.as_of - dt.timedelta(days=d)).isoformat() for d in days]
     return out
-
-
-def _rational(v: Any) -> Fraction:
-    if z3.is_int_value(v):
-        return Fraction(v.as_long())
-    if z3.is_rational_value(v):
-        return Fraction(v.numerator_as_long(), v.denominator_as_long())
-    if z3.is_algebraic_value(v):
-        return Fraction(v.approx(12).as_decimal(12).rstrip("?"))
-    raise ValueError(f"not a number: {v}")
-
-
-def _decimal(x: Fraction) -> str:
-    if x.denominator == 1:
-        return str(x.numerator)
-    d = x.denominator
-    while d % 2 == 0:
-        d //= 2
-    while d % 5 == 0:
-        d //= 5
-    if d == 1:  # a terminating decimal: written exactly
-        digits = 0
-        y = x
-        while y.denominator != 1:
-            y *= 10
-            digits += 1
-        return f"{float(x):.{digits}f}" if digits < 15 else str(float(x))
-    return f"{float(x):.9g}"
-
-
-def _date(model: z3.ModelRef, var: Any) -> str:
-    return dt.date.fromordinal(model.eval(var, model_completion=True).as_long()).isoformat()
-
-
-def _years_before(day: dt.date, years: int) -> dt.date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
 
 
 # ---------------------------------------------------------------------- the diff
 
 
 def _proof_words(space: Space) -> str:
-    parts = ["proven by z3"]
+    parts = ["proven by z3 over three verdicts (any fact may be unknown)"]
     if space.bounded:
         parts.append(f"for lists of up to {LIST_BOUND} items")
     if space.abstracted:
@@ -408,16 +267,33 @@ def _proof_words(space: Space) -> str:
     return ", ".join(parts)
 
 
-def _effect(v: _Versions, p_old: Any, p_new: Any, others: Any) -> Effect:
-    widen_goal = z3.And(others, z3.Not(p_old), p_new)
-    narrow_goal = z3.And(others, p_old, z3.Not(p_new))
+def _effect(v: _Versions, others: Any, what: str) -> Effect:
+    vo, vn = v.p_old.verdict, v.p_new.verdict
     before = v.tried
-    ws, widening = v.witness(widen_goal, ("ineligible", "eligible"))
-    ns, narrowing = v.witness(narrow_goal, ("eligible", "ineligible"))
+    ws, widening = v.witness(
+        z3.And(others, vo.ineligible, vn.eligible),
+        lambda a, b: (a, b) == ("ineligible", "eligible"),
+        f"{what}: gains",
+    )
+    ns, narrowing = v.witness(
+        z3.And(others, vo.eligible, vn.ineligible),
+        lambda a, b: (a, b) == ("eligible", "ineligible"),
+        f"{what}: losses",
+    )
+    us, now_open = v.witness(
+        z3.And(others, z3.Not(vo.undetermined), vn.undetermined),
+        lambda a, b: a in DECIDED and b == "undetermined",
+        f"{what}: now undetermined",
+    )
+    ds, now_decided = v.witness(
+        z3.And(others, vo.undetermined, z3.Not(vn.undetermined)),
+        lambda a, b: a == "undetermined" and b in DECIDED,
+        f"{what}: now decided",
+    )
     searched = v.tried - before
-    if ws == "unsat" and ns == "unsat":
-        return Effect("unchanged", _proof_words(v.space))
-    if widening and narrowing:
+    if ws == ns == "unsat":
+        cls = "unchanged"
+    elif widening and narrowing:
         cls = "both"
     elif widening and ns == "unsat":
         cls = "widened"
@@ -425,13 +301,28 @@ def _effect(v: _Versions, p_old: Any, p_new: Any, others: Any) -> Effect:
         cls = "narrowed"
     else:
         cls = "undecided"
+    if us == ds == "unsat":
+        und = "unchanged"
+    elif now_open or now_decided:
+        und = "changes"
+    else:
+        und = "undecided"
+    if cls == "unchanged" and und == "unchanged":
+        return Effect(cls, _proof_words(v.space))
     proof = "witness patients re-checked by both compiled evaluators"
-    if cls == "undecided":
+    if "undecided" in (cls, und):
+        answers = "/".join((ws, ns, us, ds))
         proof = (
-            f"not proven: the solver answered {ws}/{ns} (widen/narrow); "
-            f"targeted search tried {searched} patients"
+            f"not established: the solver answered {answers} (gains/losses/now undetermined/"
+            f"now decided; 'unknown' is a timeout, 'unconfirmed' a candidate that did not "
+            f"move when re-checked); targeted search tried {searched} patients"
         )
-    return Effect(cls, proof, widening, narrowing, searched)
+    return Effect(cls, proof, widening, narrowing, searched, und, now_open, now_decided)
+
+
+def _same_status(v: _Versions, old_id: str, new_id: str) -> Any:
+    so, sn = v.p_old.statuses[old_id], v.p_new.statuses[new_id]
+    return z3.And(so.met == sn.met, so.not_met == sn.not_met, so.unknown == sn.unknown)
 
 
 def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
@@ -463,6 +354,8 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
         details = []
         if c.text != c2.text:
             details.append("protocol text changed")
+        if kind != k2:
+            details.append(f"moved from the {kind} to the {k2} criteria")
         if c.applies != c2.applies:
             if c.applies is None and c2.applies is not None:
                 details.append(f"now only when {formula(c2.applies)}")
@@ -472,17 +365,13 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
                 details += _describe(c.applies, c2.applies)  # type: ignore[arg-type]
         if c.rule is not None and c2.rule is not None and c.rule != c2.rule:
             details += _describe(c.rule, c2.rule)
-        others = z3.And(
-            *[p for i, p in v.pass_old.items() if i != cid],
-            *[p for i, p in v.pass_new.items() if i != cid],
-        )
-        effect = _effect(v, v.pass_old[cid], v.pass_new[cid], others)
+        others = z3.And(v.p_old.clear_except(cid), v.p_new.clear_except(cid))
+        effect = _effect(v, others, cid)
         kind_word = "changed"
-        if effect.classification == "unchanged":
-            alone, _ = v.solve(z3.Xor(v.pass_old[cid], v.pass_new[cid]))
-            if alone == "unsat":
+        if effect.unchanged:
+            if kind == k2 and v.solver.check(z3.Not(_same_status(v, cid, cid))) == "unsat":
                 kind_word = "rewritten"
-                details.append("no change of meaning")
+                details.append("no change of meaning (proven for known and unknown facts)")
             else:
                 details.append(
                     "the criterion itself now decides differently, but no patient's verdict "
@@ -491,20 +380,19 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
         changes.append(Change(cid, kind_word, k2, details, effect))
     for rid in removed:
         kind, _ = old_crits[rid]
-        others = z3.And(*[p for i, p in v.pass_old.items() if i != rid], v.elig_new)
-        effect = _effect(v, v.pass_old[rid], z3.BoolVal(True), others)
+        effect = _effect(v, z3.And(v.p_old.clear_except(rid), v.p_new.clear_except(None)), rid)
         changes.append(Change(rid, "removed", kind, [], effect))
     for aid in added:
         kind, _ = new_crits[aid]
-        others = z3.And(v.elig_old, *[p for i, p in v.pass_new.items() if i != aid])
-        effect = _effect(v, z3.BoolVal(True), v.pass_new[aid], others)
+        effect = _effect(v, z3.And(v.p_old.clear_except(None), v.p_new.clear_except(aid)), aid)
         changes.append(Change(aid, "added", kind, [], effect))
-    overall = _effect(v, v.elig_old, v.elig_new, z3.BoolVal(True))
+    overall = _effect(v, z3.BoolVal(True), "whole protocol")
     h = new.protocol.header
     notes = list(h.amendment_notes) if h else []
     result = DiffResult(
         old.source.path,
         new.source.path,
+        as_of,
         changes,
         overall,
         notes,
@@ -516,51 +404,82 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
             f"the new version says it amends version {h.amends}, but the old file is "
             f"version {old_h.version}"
         )
-    if notes and all(EDITORIAL.search(x) for x in notes) and overall.classification != "unchanged":
+    if notes and all(EDITORIAL.search(x) for x in notes) and not overall.unchanged:
         result.warnings.append(
-            "the amendment notes claim editorial changes only, but the eligible population "
-            f"changes ({overall.classification})"
+            "the amendment notes claim editorial changes only, but the verdicts change "
+            f"(decided population {overall.classification}; undetermined patients "
+            f"{overall.undetermined})"
         )
     order = {c.id: i for i, (_, c) in enumerate(new.protocol.criteria)}
     order.update(
         {c.id: i + 0.5 for i, (_, c) in enumerate(old.protocol.criteria) if c.id not in order}
     )
     result.changes.sort(key=lambda ch: (order.get(ch.id, 1e9), ch.id))
-    scope = [f"lists of up to {LIST_BOUND} items"] if v.space.bounded else []
-    if v.space.abstracted:
-        scope.append("abstracted (sound): " + ", ".join(sorted(v.space.abstracted)))
-    result.solver_notes.append("z3 encoding: " + ("; ".join(scope) or "exact"))
+    result.solver_notes = solver_notes(v.space, v.timeouts)
     return result
+
+
+def solver_notes(space: Space, timeouts: list[str]) -> list[str]:
+    """What the encoding covers, and every rule or question it could not decide, with why."""
+    scope = ["any fact may be unknown"]
+    if space.bounded:
+        scope.append(f"lists of up to {LIST_BOUND} items")
+    if space.abstracted:
+        scope.append("abstracted (sound): " + ", ".join(sorted(space.abstracted)))
+    out = ["z3 encoding: " + "; ".join(scope)]
+    for cid, why in sorted(set(space.unsupported)):
+        out.append(f"{cid}: not modelled ({why}); taken as any outcome, so it is never proven")
+    for what in timeouts:
+        out.append(f"{what}: the solver did not finish in time (no answer either way)")
+    return out
 
 
 # ---------------------------------------------------------------------- output
 
 WORDS = {
-    "unchanged": "eligible population unchanged",
+    "unchanged": "decided population unchanged",
     "widened": "widens the eligible population (some patients gain)",
     "narrowed": "narrows the eligible population (some patients lose)",
     "both": "both widens and narrows (some patients gain, some lose)",
-    "undecided": "effect not established",
+    "undecided": "effect on the decided population not established",
+}
+UNDETERMINED_WORDS = {
+    "unchanged": "undetermined patients unchanged",
+    "changes": "undetermined changes (some verdicts move between decided and undetermined)",
+    "undecided": "effect on undetermined patients not established",
 }
 
 
-def _relevant(record: dict[str, Any], checked: CheckResult, cid: str) -> dict[str, Any]:
-    """The witness facts a criterion reads, for the text report."""
-    from .backends.python import _dependencies
+def headline(e: Effect) -> str:
+    if e.unchanged:
+        return "verdicts unchanged (eligible, ineligible and undetermined)"
+    return f"{WORDS[e.classification]}; {UNDETERMINED_WORDS[e.undetermined]}"
 
-    crit = next((c for _, c in checked.protocol.criteria if c.id == cid), None)
-    if crit is None:
-        return record["facts"]
-    deps = _dependencies(checked, crit)
-    facts = {k: v for k, v in record["facts"].items() if k in deps}
-    anchors = {k: v for k, v in record["anchors"].items() if "@" + k in deps}
-    return {**facts, **({"anchors": anchors} if anchors else {})}
+
+def witness_lines(label: str, w: Witness) -> list[str]:
+    """A witness as printed: what it shows, then the complete record on one line."""
+    import json
+
+    old, new = w.verdicts
+    head = f"    a patient who {label} ({old} -> {new})"
+    if w.missing:
+        head += ", unknown: " + ", ".join(w.missing)
+    if w.implausible:
+        head += "; outside the plausible range: " + ", ".join(w.implausible)
+    return [head + ":", "      " + json.dumps(w.record, sort_keys=True, ensure_ascii=False)]
+
+
+def _labelled(e: Effect) -> list[tuple[str, Witness | None]]:
+    return [
+        ("gains", e.widening),
+        ("loses", e.narrowing),
+        ("becomes undetermined", e.now_undetermined),
+        ("becomes decided", e.now_decided),
+    ]
 
 
 def render_text(r: DiffResult, old: CheckResult, new: CheckResult) -> str:
-    import json
-
-    lines = [f"critlang diff {r.old_path} -> {r.new_path}"]
+    lines = [f"critlang diff {r.old_path} -> {r.new_path}  (as of {r.as_of.isoformat()})"]
     if r.amends or r.notes:
         lines.append(
             f"amends version {r.amends or '(not stated)'}; amendment notes: "
@@ -573,23 +492,34 @@ def render_text(r: DiffResult, old: CheckResult, new: CheckResult) -> str:
         lines.append("")
         head = f"{ch.id} ({ch.section}) {ch.kind}"
         if ch.effect is not None:
-            head += f": {WORDS[ch.effect.classification]}"
+            head += f": {headline(ch.effect)}"
         lines.append(head)
         lines += [f"    {d}" for d in ch.details]
         if ch.effect is None:
             continue
         lines.append(f"    how: {ch.effect.proof}")
-        for label, w in (("gains", ch.effect.widening), ("loses", ch.effect.narrowing)):
-            if w is None:
-                continue
-            checked = new if ch.kind != "removed" else old
-            facts = json.dumps(_relevant(w.record, checked, ch.id), sort_keys=True)
-            lines.append(f"    a patient who {label} ({w.old_verdict} -> {w.new_verdict}): {facts}")
+        for label, w in _labelled(ch.effect):
+            if w is not None:
+                lines += witness_lines(label, w)
     lines.append("")
-    lines.append(f"whole protocol: {WORDS[r.overall.classification]}")
+    lines.append(f"whole protocol: {headline(r.overall)}")
     lines.append(f"    how: {r.overall.proof}")
+    for label, w in _labelled(r.overall):
+        if w is not None:
+            lines += witness_lines(label, w)
     lines += [f"    solver: {x}" for x in r.solver_notes]
     return "\n".join(lines)
+
+
+def _witness_json(w: Witness | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {
+        "record": w.record,
+        "verdicts": {"old": w.verdicts[0], "new": w.verdicts[1]},
+        "missing": w.missing,
+        "implausible": w.implausible,
+    }
 
 
 def to_json(r: DiffResult) -> dict[str, Any]:
@@ -598,15 +528,18 @@ def to_json(r: DiffResult) -> dict[str, Any]:
             return None
         return {
             "classification": e.classification,
+            "undetermined": e.undetermined,
             "proof": e.proof,
             "searched": e.searched,
             "widening_witness": e.widening.record if e.widening else None,
             "narrowing_witness": e.narrowing.record if e.narrowing else None,
+            "witnesses": {label: _witness_json(w) for label, w in _labelled(e) if w is not None},
         }
 
     return {
         "old": r.old_path,
         "new": r.new_path,
+        "as_of": r.as_of.isoformat(),
         "amends": r.amends,
         "amendment_notes": r.notes,
         "warnings": r.warnings,

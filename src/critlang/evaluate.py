@@ -1,7 +1,8 @@
 """Evaluate patients against a compiled protocol: verdicts, unknowns, explanations.
 
-The compiled evaluator decides; the reference interpreter is consulted only to say
-which sub-clause decided each criterion (tests hold the two to identical results).
+The compiled evaluator decides. `explain.Explainer` says why, clause by clause, with the
+values used (no pint: explanations start cheaply), and `needs.Needs` says which unknown
+facts could still change an undetermined verdict, by probing the compiled evaluator.
 When the record has no randomisation arm and some criterion depends on it, the
 patient is evaluated once per arm and the verdict says what each arm would need.
 """
@@ -14,11 +15,11 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import nodes as n
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
-from .interpreter import Interpreter
+from .explain import Explainer, deciding_sources, reasons
+from .needs import Needs, Slot
 from .typesys import QuantT
 from .units import conversion_factor
 
@@ -41,8 +42,9 @@ class CriterionResult:
     status: str  # met / not met / unknown / not applicable
     missing: list[str] = field(default_factory=list)  # facts that could decide it
     rule: str = ""
-    decided_by: str = ""
+    decided_by: str = ""  # the rule's deciding clauses, as written
     values: dict[str, str] = field(default_factory=dict)
+    explanation: list[str] = field(default_factory=list)  # the clauses, with values used
 
     @property
     def deciding(self) -> bool:
@@ -59,6 +61,7 @@ class CriterionResult:
             "text": self.text,
             "rule": self.rule,
             "decided_by": self.decided_by,
+            "explanation": self.explanation,
             "values": self.values,
             "missing": self.missing,
         }
@@ -118,20 +121,33 @@ def _known(record: Record, dep: str) -> bool:
     return record.facts.get(dep) is not None
 
 
-def _why(record: Record, dep: str) -> str:
-    if dep.startswith("@"):
-        return f"anchor date {dep[1:]} (not given)"
-    return f"{dep} ({record.why_unknown.get(dep, 'unknown')})"
+def _why(record: Record, slot: Slot | str) -> str:
+    key = slot.key if isinstance(slot, Slot) else slot
+    if key.startswith("@"):
+        return f"anchor date {key[1:]} (not given)"
+    if "#" in key:
+        return f"{slot} (not reported with the value)"
+    if isinstance(slot, Slot) and slot.index is not None:
+        return f"{slot} (not in the record)"
+    return f"{slot} ({record.why_unknown.get(key, 'unknown')})"
 
 
 class Evaluator:
     def __init__(self, compiled: Compiled, explain: bool = True) -> None:
         self.compiled = compiled
         self.explain = explain
-        self.interpreter = Interpreter(compiled.checked) if explain else None
+        self.explainer = Explainer(compiled) if explain else None
+        self._needs: Needs | None = None
         h = compiled.checked.protocol.header
         self.arms = [a.name for a in h.arms] if h is not None else []
         self.arm_dependent = any("arm" in c.facts for c in compiled.criteria)
+
+    @property
+    def needs(self) -> Needs:
+        """Built on first use: only an undetermined verdict asks what it needs."""
+        if self._needs is None:
+            self._needs = Needs(self.compiled)
+        return self._needs
 
     def evaluate(self, record: Record, arm: str | None = None) -> Evaluation:
         if arm is not None:
@@ -143,6 +159,8 @@ class Evaluator:
             base = self._one(record)
             if len(verdicts) == 1:
                 base.verdict = verdicts.pop()
+                if base.verdict != UNDETERMINED:
+                    base.missing = []
             else:  # what the patient needs depends on the arm
                 base.verdict = UNDETERMINED
                 base.missing = sorted({*base.missing, "arm"})
@@ -153,16 +171,25 @@ class Evaluator:
     def _one(self, record: Record) -> Evaluation:
         f = self.compiled.normalise(record)
         verdict, statuses = run_compiled(self.compiled, f)
-        deciders: dict[str, n.Expr | None] = {}
-        if self.interpreter is not None:
-            _, _, deciders = self.interpreter.run(record)
+        needed: list[Slot] = self.needs.find(f) if verdict == UNDETERMINED else []
         results: list[CriterionResult] = []
-        missing: set[str] = set()
         for crit, status in zip(self.compiled.criteria, statuses, strict=True):
-            r = self._result(crit, status, record, deciders.get(crit.id))
-            if status is None:
-                missing.update(d for d in crit.facts if not _known(record, d))
-            results.append(r)
+            results.append(self._result(crit, status, record, f, needed))
+        missing = sorted(dict.fromkeys(str(s) for s in needed))
+        if verdict == UNDETERMINED and not missing:
+            # never an undetermined verdict that names nothing: the unknown inputs read
+            missing = sorted(
+                {
+                    d
+                    for crit, s in zip(self.compiled.criteria, statuses, strict=True)
+                    if s is None
+                    for d in crit.facts
+                    if not _known(record, d)
+                }
+                or {
+                    c.id for c, s in zip(self.compiled.criteria, statuses, strict=True) if s is None
+                }
+            )
         arm_obs = record.facts.get("arm")
         return Evaluation(
             patient=record.id,
@@ -170,13 +197,18 @@ class Evaluator:
             as_of=record.anchors.get("enrollment") or dt.date.min,
             verdict=verdict,
             criteria=results,
-            missing=sorted(missing) if verdict == UNDETERMINED else [],
+            missing=missing if verdict == UNDETERMINED else [],
             problems=[str(p) for p in record.problems],
             arm=str(arm_obs.value) if arm_obs is not None else None,
         )
 
     def _result(
-        self, crit: Criterion, status: Any, record: Record, decider: n.Expr | None
+        self,
+        crit: Criterion,
+        status: Any,
+        record: Record,
+        f: dict[str, Any],
+        needed: list[Slot],
     ) -> CriterionResult:
         src = self.compiled.checked.source.text
         node = crit.node
@@ -189,10 +221,15 @@ class Evaluator:
             rule=src[rule.span.start : rule.span.end] if rule is not None else "",
         )
         if status is None:
-            r.missing = [_why(record, d) for d in sorted(crit.facts) if not _known(record, d)]
-        if self.explain:
-            if decider is not None and decider.span.end > decider.span.start:
-                r.decided_by = " ".join(src[decider.span.start : decider.span.end].split())
+            mine = [s for s in needed if s.key.split("#")[0] in crit.facts]
+            r.missing = [_why(record, s) for s in mine] or [
+                _why(record, d) for d in sorted(crit.facts) if not _known(record, d)
+            ]
+        if self.explainer is not None:
+            clause = self.explainer.explain(node, status, f, record)
+            if clause is not None:
+                r.explanation = reasons(clause, status)
+                r.decided_by = "; ".join(deciding_sources(clause, status))
             r.values = self._values(crit, record)
         return r
 
@@ -270,6 +307,9 @@ def render_text(e: Evaluation, compiled: Compiled) -> str:
             f"All {inc} applicable inclusion criteria met; none of the {exc} exclusion "
             f"criteria met" + (f"; {na} not applicable" if na else "") + "."
         )
+    if e.verdict == UNDETERMINED and e.missing:
+        lines.append("")
+        lines.append("Needs (any of these could change the verdict): " + ", ".join(e.missing))
     if unknown:
         lines.append("")
         lines.append("Unknown:")
@@ -302,8 +342,8 @@ def _criterion_lines(c: CriterionResult) -> list[str]:
         word = "met (excludes)"
     out = [f"  {c.id} {c.section} {word}: {_short(c.text)}"]
     out.append(f"      rule: {' '.join(c.rule.split())}")
-    if c.decided_by and c.decided_by != " ".join(c.rule.split()):
-        out.append(f"      decided by: {c.decided_by}")
-    for name, value in c.values.items():
-        out.append(f"      {name} = {value}")
+    if c.explanation:
+        out += [f"      {line}" for line in c.explanation]
+    else:  # the explainer could not follow this rule: the values read, as recorded
+        out += [f"      {name} = {value}" for name, value in c.values.items()]
     return out

@@ -95,6 +95,30 @@ def discover(paths: list[str]) -> tuple[list[Path], list[str]]:
     return examples, problems
 
 
+_VERDICTS = ("eligible", "ineligible", "undetermined")
+_STATUSES = ("met", "not met", "unknown", "not applicable")
+
+
+def _expectation_problems(expect: dict[str, Any]) -> list[str]:
+    """An expectation that is not a verdict (or status) word cannot pass or fail: say so."""
+    out: list[str] = []
+    verdict = expect.get("verdict")
+    if verdict not in _VERDICTS:
+        out.append(
+            f"expect.verdict {verdict!r} is not a verdict: use one of {', '.join(_VERDICTS)}"
+        )
+    criteria = expect.get("criteria") or {}
+    if not isinstance(criteria, dict):
+        return [*out, "expect.criteria must be an object of criterion id: status"]
+    for cid, want in criteria.items():
+        if want not in _STATUSES:
+            out.append(
+                f"expect.criteria.{cid} {want!r} is not a status: use one of "
+                + ", ".join(_STATUSES)
+            )
+    return out
+
+
 class Runner:
     def __init__(self, coverage: bool = False) -> None:
         self.coverage = coverage
@@ -138,6 +162,9 @@ class Runner:
         if self.coverage:
             self.tracers[proto_path].run(record)
         expect = data["expect"]
+        wrong = _expectation_problems(expect)
+        if wrong:
+            return CaseResult(example, False, wrong)
         messages: list[str] = []
         if result.verdict != expect.get("verdict"):
             messages.append(f"verdict: expected {expect.get('verdict')}, got {result.verdict}")

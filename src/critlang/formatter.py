@@ -37,7 +37,7 @@ def quote(text: str) -> str:
 
 
 def _level(e: n.Expr) -> int:
-    if isinstance(e, n.Unless):
+    if isinstance(e, (n.Unless, n.Implies)):
         return UNLESS
     if isinstance(e, n.Or):
         return OR
@@ -56,6 +56,9 @@ def _level(e: n.Expr) -> int:
             n.IsKnown,
             n.Window,
             n.Order,
+            n.DateBound,
+            n.WindowBetween,
+            n.Period,
         ),
     ):
         return COMPARE
@@ -76,10 +79,20 @@ def expr(e: n.Expr, min_level: int = UNLESS) -> str:
 def _bare(e: n.Expr) -> str:
     if isinstance(e, n.Unless):
         return f"{expr(e.rule, OR)} unless {expr(e.exception, OR)}"
-    if isinstance(e, n.Or):
-        return f"{expr(e.left, OR)} or {expr(e.right, AND)}"
-    if isinstance(e, n.And):
-        return f"{expr(e.left, AND)} and {expr(e.right, NOT)}"
+    if isinstance(e, n.Implies):
+        if e.form == "if":
+            return f"if {expr(e.premise, OR)} then {expr(e.conclusion, OR)}"
+        return f"{expr(e.premise, OR)} implies {expr(e.conclusion, OR)}"
+    if isinstance(e, (n.Or, n.And)):
+        # a run of one operator along the left spine, without recursion (runs may be long)
+        word, level, right_level = ("or", OR, AND) if isinstance(e, n.Or) else ("and", AND, NOT)
+        rights = [e.right]
+        node = e.left
+        while type(node) is type(e) and not node.parens:
+            rights.append(node.right)  # type: ignore[attr-defined]
+            node = node.left  # type: ignore[attr-defined]
+        parts = [expr(node, level), *(expr(r, right_level) for r in reversed(rights))]
+        return f" {word} ".join(parts)
     if isinstance(e, n.Not):
         return f"not {expr(e.operand, NOT)}"
     if isinstance(e, n.Compare):
@@ -103,6 +116,24 @@ def _bare(e: n.Expr) -> str:
         )
     if isinstance(e, n.Order):
         return f"{expr(e.subject, SUM)} {e.direction} {expr(e.anchor, SUM)}"
+    if isinstance(e, n.DateBound):
+        subject, anchor = expr(e.subject, SUM), expr(e.anchor, SUM)
+        if e.duration is not None:
+            return f"{subject} at least {_quantity(e.duration)} {e.direction} {anchor}"
+        if e.wording == "on_or":
+            return f"{subject} on or {'before' if e.op == '<=' else 'after'} {anchor}"
+        return f"{subject} no {'later' if e.op == '<=' else 'earlier'} than {anchor}"
+    if isinstance(e, n.WindowBetween):
+        return (
+            f"{expr(e.subject, SUM)} between {expr(e.low, SUM)} and {expr(e.high, SUM)} "
+            f"{e.direction} {expr(e.anchor, SUM)}"
+        )
+    if isinstance(e, n.Period):
+        period = f"{expr(e.start, SUM)} to {expr(e.end, SUM)}"
+        if e.kind == "ongoing":
+            return f"{period} ongoing at {expr(e.anchor, SUM)}"
+        assert e.duration is not None
+        return f"{period} overlaps {_quantity(e.duration)} {e.direction} {expr(e.anchor, SUM)}"
     if isinstance(e, n.Arith):
         if e.op in "+-":
             return f"{expr(e.left, SUM)} {e.op} {expr(e.right, PRODUCT)}"
@@ -115,6 +146,11 @@ def _bare(e: n.Expr) -> str:
         return _quantity(e)
     if isinstance(e, n.DualQuantityLit):
         return f"{_quantity(e.primary)} ({_quantity(e.secondary)})"
+    if isinstance(e, n.PressureLit):
+        pair = f"{e.systolic}/{e.diastolic}"
+        return e.raw or (f"{pair} {e.unit}" if e.unit else pair)
+    if isinstance(e, n.DateOf):
+        return f"date of {e.fact}"
     if isinstance(e, n.DateLit):
         return e.text or e.value.isoformat()
     if isinstance(e, n.BoolLit):
@@ -188,6 +224,8 @@ def type_text(t: n.TypeExpr) -> str:
         return "scale {" + " < ".join(t.members) + "}"
     if isinstance(t, n.BooleanTypeExpr):
         return "attestation" if t.attestation else "boolean"
+    if isinstance(t, n.BloodPressureTypeExpr):
+        return "blood pressure"
     if isinstance(t, n.DateTypeExpr):
         return "date"
     if isinstance(t, n.ListTypeExpr):
@@ -274,6 +312,9 @@ def _option_text(o: n.FactOption) -> str:
         return "reference range reported"
     if o.kind == "refrange" and o.quantity and o.high:
         return f"reference range {_quantity(o.quantity)} to {_quantity(o.high)}"
+    if o.kind == "plausible" and o.quantity and o.high:
+        unit = f" {o.high.unit}" if o.high.unit else ""
+        return f"plausible {o.quantity.number_text}..{o.high.number_text}{unit}"
     raise AssertionError(o.kind)
 
 

@@ -70,6 +70,18 @@ def analyse_source(source: SourceFile) -> Analysis:
     protocol, diags = parse(source)
     if protocol is None:
         return Analysis(source, None, sorted_diagnostics(diags))
+    if protocol.header is None and not protocol.decls:
+        # nothing to check would pass as "ok" and make every patient eligible
+        span = source.span(0, min(len(source.text), 1))
+        diags = [
+            *diags,
+            error(
+                "E009",
+                "the file is empty: no protocol header, declarations or criteria",
+                span,
+                hint='start with `protocol "NCT..."`, then the facts and the criteria',
+            ),
+        ]
     library, lib_diags, lib_files = _libraries(protocol, source, set())
     result = check(protocol, source, library)
     all_diags = sorted_diagnostics([*diags, *lib_diags, *result.diagnostics])

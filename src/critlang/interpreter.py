@@ -22,7 +22,7 @@ from .data.records import Observation, Ongoing, PartialDate, Record
 from .intervals import Iv, as_iv, both
 from .intervals import arith as iv_arith
 from .intervals import compare as iv_compare
-from .typesys import ListT, QuantT, ScaleT
+from .typesys import ListT, QuantT, ScaleT, mm_hg
 from .units import _registry, parse_unit, pint_base_unit
 
 
@@ -51,6 +51,76 @@ def _completed_years(a: dt.date, b: dt.date) -> int:
 
 
 _CTX = Context(prec=60)
+
+# A conditional with an unknown condition stands for both branch values; a comparison over
+# it is decided when every combination agrees. At most this many combinations are
+# followed (beyond: unknown); the compiled runtime uses the same bound.
+_MAX_CHOICES = 64
+
+
+class Choices(tuple):
+    """The distinct possible values of an expression below an undecided conditional."""
+
+    __slots__ = ()
+
+
+def _possible(*values: Any) -> Any:
+    """One value, Choices of several, or None when any possibility is unknown."""
+    out: list[Any] = []
+    for v in values:
+        if v is None:
+            return None
+        for x in v if isinstance(v, Choices) else (v,):
+            if not any(_same(x, y) for y in out):
+                out.append(x)
+    if len(out) > _MAX_CHOICES:
+        return None
+    return out[0] if len(out) == 1 else Choices(out)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # pint refuses to compare quantities of different dimensions
+        return False
+
+
+def _combinations(*values: Any, keep_unknown: bool = False) -> list[tuple[Any, ...]] | None:
+    """Every combination of the values' possibilities; None when one is unknown, unless
+    `keep_unknown` (a formula's arguments: the formula decides what unknown means)."""
+    combos: list[tuple[Any, ...]] = [()]
+    for v in values:
+        if v is None and not keep_unknown:
+            return None
+        combos = [(*c, x) for c in combos for x in (v if isinstance(v, Choices) else (v,))]
+        if len(combos) > _MAX_CHOICES:
+            return None
+    return combos
+
+
+def _kleene(
+    stop: bool, left: tuple[bool | None, Any], right: tuple[bool | None, Any]
+) -> tuple[bool | None, Any]:
+    """Strong Kleene or (stop True) / and (stop False), with the deciding sub-expression."""
+    (a, ad), (b, bd) = left, right
+    if a is stop:
+        return stop, ad
+    if b is stop:
+        return stop, bd
+    if a is None:
+        return None, ad
+    if b is None:
+        return None, bd
+    return (not stop), bd
+
+
+def _options(v: Any) -> tuple[Any, ...]:
+    return tuple(v) if isinstance(v, Choices) else (v,)
+
+
+def _one(v: Any) -> Any:
+    """Where one value is needed, several possibilities are unknown."""
+    return None if isinstance(v, Choices) else v
 
 
 def _sig(x: Fraction) -> Fraction:
@@ -214,6 +284,15 @@ class Interpreter:
             return e.value
         if isinstance(e, n.BoolLit):
             return e.value
+        if isinstance(e, n.DateOf):
+            obs = self.record.facts.get(e.fact)
+            return None if obs is None else obs.date
+        if isinstance(e, n.Attribute):  # a blood pressure's systolic or diastolic part
+            obs = self.record.facts.get(e.obj)
+            if obs is None:
+                return None
+            part = obs.value[0 if e.attr == "systolic" else 1]
+            return None if part is None else self.from_obs(Observation(part, obs.unit))
         if isinstance(e, n.Name):
             r = self.ref(e)
             if r.kind == "member":
@@ -235,10 +314,11 @@ class Interpreter:
         if isinstance(e, n.Call):
             args = [self.value(a, env) for a in e.args]
             if e.func == "elapsed_years":
-                if args[0] is None or args[1] is None:
+                start, end = _one(args[0]), _one(args[1])
+                if start is None or end is None:
                     return None
-                if isinstance(args[0], Iv) or isinstance(args[1], Iv):
-                    born, then = as_iv(args[0]), as_iv(args[1])
+                if isinstance(start, Iv) or isinstance(end, Iv):
+                    born, then = as_iv(start), as_iv(end)
                     if not (born.bounded and then.bounded):
                         return None
                     # completed years grow with the end and shrink with the start
@@ -250,54 +330,42 @@ class Interpreter:
                             self.quantity(Fraction(most), "years"),
                         )
                     return self.quantity(Fraction(least), "years")
-                return self.quantity(Fraction(_completed_years(args[0], args[1])), "years")
+                return self.quantity(Fraction(_completed_years(start, end)), "years")
             d = self.c.defines[e.func]
             assert d.params is not None
-            inner = {p.name: a for p, a in zip(d.params, args, strict=True)}
-            return self.value(d.body, inner)
+            combos = _combinations(*args, keep_unknown=True)
+            if combos is None:
+                return None
+            results = []
+            for combo in combos:  # each combination of the arguments' possibilities
+                inner = {p.name: a for p, a in zip(d.params, combo, strict=True)}
+                results.append(self.value(d.body, inner))
+            return _possible(*results)
         if isinstance(e, n.Magnitude):
             q = self.value(e.expr, env)
             if q is None:
                 return None
             u = parse_unit(e.unit)
-
-            def magnitude(q: Any) -> Fraction:
-                assert q.dimensionality == self.base_unit(u.dims).dimensionality, e.unit
-                return Fraction(q.to_base_units().magnitude) / u.factor
-
-            return q.map(magnitude) if isinstance(q, Iv) else magnitude(q)
+            return _possible(*(self.magnitude(x, u) for x in _options(q)))
         if isinstance(e, n.WithUnit):
             x = self.value(e.expr, env)
-            if isinstance(x, Iv):
-                return x.map(lambda v: self.quantity(Fraction(v), e.unit))
-            return None if x is None else self.quantity(Fraction(x), e.unit)
+            if x is None:
+                return None
+            return _possible(*(self.with_unit(v, e.unit) for v in _options(x)))
         if isinstance(e, n.Arith):
-            a, b = self.value(e.left, env), self.value(e.right, env)
-            if a is None or b is None:
+            combos = _combinations(self.value(e.left, env), self.value(e.right, env))
+            if combos is None:
                 return None
-            if isinstance(a, Iv) or isinstance(b, Iv):
-                r = iv_arith(e.op, a, b)
-                return None if r is None else self.rounded(r, e)
-            if e.op == "/" and (b == 0 if not hasattr(b, "magnitude") else b.magnitude == 0):
-                return None
-            if e.op == "+":
-                r = a + b
-            elif e.op == "-":
-                r = a - b
-            elif e.op == "*":
-                r = a * b
-            else:
-                r = a / b
-            return self.rounded(r, e)
+            return _possible(*(self.arith(e, a, b) for a, b in combos))
         if isinstance(e, n.Neg):
             x = self.value(e.operand, env)
-            if isinstance(x, Iv):
-                return x.map(lambda v: -v, increasing=False)
-            return None if x is None else -x
+            if x is None:
+                return None
+            return _possible(*(self.negated(v) for v in _options(x)))
         if isinstance(e, n.Conditional):
             c, _ = self.cond(e.cond, env)
-            if c is None:
-                return None
+            if c is None:  # both branches are possible
+                return _possible(self.value(e.then, env), self.value(e.otherwise, env))
             return self.value(e.then if c else e.otherwise, env)
         if isinstance(e, n.FirstAvailable):
             for option in e.options:
@@ -307,6 +375,40 @@ class Interpreter:
             return None
         v, _ = self.cond(e, env)
         return v
+
+    def magnitude(self, q: Any, u: Any) -> Any:
+        if isinstance(q, Iv):
+            return q.map(lambda v: self.magnitude(v, u))
+        assert q.dimensionality == self.base_unit(u.dims).dimensionality, u.text
+        return Fraction(q.to_base_units().magnitude) / u.factor
+
+    def with_unit(self, x: Any, unit: str) -> Any:
+        if isinstance(x, Iv):
+            return x.map(lambda v: self.quantity(Fraction(v), unit))
+        return self.quantity(Fraction(x), unit)
+
+    def negated(self, x: Any) -> Any:
+        return x.map(lambda v: -v, increasing=False) if isinstance(x, Iv) else -x
+
+    def arith(self, e: n.Arith, a: Any, b: Any) -> Any:
+        if isinstance(a, Iv) or isinstance(b, Iv):
+            r = iv_arith(e.op, a, b)
+            return None if r is None else self.rounded(r, e)
+        if e.op == "/" and (b == 0 if not hasattr(b, "magnitude") else b.magnitude == 0):
+            return None
+        if e.op == "+":
+            r = a + b
+        elif e.op == "-":
+            r = a - b
+        elif e.op == "*":
+            r = a * b
+        else:
+            r = a / b
+        return self.rounded(r, e)
+
+    def plain(self, e: n.Expr, env: dict[str, Any]) -> Any:
+        """A value where one is needed: several possibilities are unknown."""
+        return _one(self.value(e, env))
 
     def rounded(self, r: Any, e: n.Arith) -> Any:
         if id(e) not in self.roots:
@@ -333,30 +435,38 @@ class Interpreter:
         if isinstance(e, n.Not):
             v, d = self.cond(e.operand, env)
             return (None if v is None else not v), d
-        if isinstance(e, (n.And, n.Or, n.Unless)):
-            if isinstance(e, n.Unless):
-                a, ad = self.cond(e.rule, env)
-                b0, bd = self.cond(e.exception, env)
-                b = None if b0 is None else not b0
-                stop = False
-            else:
-                a, ad = self.cond(e.left, env)
-                b, bd = self.cond(e.right, env)
-                stop = isinstance(e, n.Or)
-            if a is stop:
-                return stop, ad
-            if b is stop:
-                return stop, bd
+        if isinstance(e, n.Unless):
+            a, ad = self.cond(e.rule, env)
+            b0, bd = self.cond(e.exception, env)
+            return _kleene(False, (a, ad), (None if b0 is None else not b0, bd))
+        if isinstance(e, (n.And, n.Or)):
+            # a run of the same operator, folded along its left spine (no recursion: a rule
+            # may chain hundreds of alternatives); every node's value is traced as before
+            stop = isinstance(e, n.Or)
+            spine = [e]
+            while type(spine[-1].left) is type(e):
+                spine.append(spine[-1].left)  # type: ignore[arg-type]
+            acc = self.cond(spine[-1].left, env)
+            for node in reversed(spine):
+                acc = _kleene(stop, acc, self.cond(node.right, env))
+                if node is not e and self.trace is not None:
+                    self.trace.setdefault(id(node), set()).add(acc[0])
+            return acc
+        if isinstance(e, n.Implies):
+            a, ad = self.cond(e.premise, env)
+            if a is False:
+                return True, ad
+            b, bd = self.cond(e.conclusion, env)
+            if b is True:
+                return True, bd
             if a is None:
                 return None, ad
-            if b is None:
-                return None, bd
-            return (not stop), bd
+            return (None if b is None else False), bd
         if isinstance(e, n.Compare):
             return self.compare(e, env), e
         if isinstance(e, n.Between):
-            x = self.value(e.subject, env)
-            lo, hi = self.value(e.low, env), self.value(e.high, env)
+            x = self.plain(e.subject, env)
+            lo, hi = self.plain(e.low, env), self.plain(e.high, env)
             if x is None or lo is None or hi is None:
                 return None, e
             subject = self.subject_name(e.subject)
@@ -365,7 +475,7 @@ class Interpreter:
                 return both(iv_compare("<=", lo, x), iv_compare("<=", x, hi)), e
             return bool(lo <= x <= hi), e
         if isinstance(e, n.Member):
-            x = self.value(e.subject, env)
+            x = self.plain(e.subject, env)
             if x is None:
                 return None, e
             return (x in e.members) != e.negated, e
@@ -376,6 +486,7 @@ class Interpreter:
             x = self.value(e.left, env)
             low, high = self.limits(e.left.name)
             limit = high if e.limit == "ULN" else low
+            x = _one(x)
             if x is None or limit is None:
                 return None, e
             if isinstance(x, Iv):
@@ -383,7 +494,7 @@ class Interpreter:
             return self.op(e.op, x, limit * e.factor.value), e
         if isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
-            x = self.value(e.subject, env)
+            x = self.plain(e.subject, env)
             low, high = self.limits(e.subject.name)
             if x is None or (low is None and high is None):
                 return None, e
@@ -395,8 +506,10 @@ class Interpreter:
             return (low is None or low <= x) and (high is None or x <= high), e
         if isinstance(e, n.Window):
             return self.window(e, env), e
+        if isinstance(e, (n.DateBound, n.WindowBetween, n.Period)):
+            return self.date_form(e, env), e
         if isinstance(e, n.Order):
-            d, a = self.value(e.subject, env), self.value(e.anchor, env)
+            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             if d is None or a is None:
                 return None, e
             if isinstance(d, Iv) or isinstance(a, Iv):
@@ -405,7 +518,7 @@ class Interpreter:
         if isinstance(e, n.Quantified):
             return self.quantified(e, env), e
         v = self.value(e, env)
-        return v, e
+        return _one(v), e
 
     def subject_name(self, e: n.Expr) -> str | None:
         if isinstance(e, n.Name) and self.c.refs.get(id(e), Ref("", "")).kind == "fact":
@@ -426,16 +539,46 @@ class Interpreter:
         return bool(a != b)
 
     def compare(self, e: n.Compare, env: dict[str, Any]) -> bool | None:
-        a, b = self.value(e.left, env), self.value(e.right, env)
-        if a is None or b is None:
+        if isinstance(e.left, n.PressureLit) or isinstance(e.right, n.PressureLit):
+            return self.pressure(e, env)
+        combos = _combinations(self.value(e.left, env), self.value(e.right, env))
+        if combos is None:
             return None
         t = self.c.types.get(id(e.left))
-        if isinstance(t, ScaleT):
-            a, b = t.members.index(a), t.members.index(b)
-        b = self.align(a, b, self.subject_name(e.left))
-        if isinstance(a, Iv) or isinstance(b, Iv):
-            return iv_compare(e.op, a, b)
-        return self.op(e.op, a, b)
+        results = set()
+        for a, b in combos:  # decided when every possibility gives the same answer
+            if isinstance(t, ScaleT):
+                a, b = t.members.index(a), t.members.index(b)
+            b = self.align(a, b, self.subject_name(e.left))
+            if isinstance(a, Iv) or isinstance(b, Iv):
+                results.add(iv_compare(e.op, a, b))
+            else:
+                results.add(self.op(e.op, a, b))
+        return results.pop() if len(results) == 1 else None
+
+    def pressure(self, e: n.Compare, env: dict[str, Any]) -> bool | None:
+        """BP against a written pair: `<`, `<=`, `=` need both parts, `>`, `>=`, `!=` either."""
+        flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+        op, subject, pair = e.op, e.left, e.right
+        if isinstance(subject, n.PressureLit):
+            op, subject, pair = flip.get(op, op), pair, subject
+        assert isinstance(pair, n.PressureLit) and isinstance(subject, n.Name)
+        obs = self.record.facts.get(subject.name)
+        if obs is None:
+            return None
+        parts = []
+        for value, limit in zip(obs.value, (pair.systolic, pair.diastolic), strict=True):
+            # both sides in mm[Hg]: the pair is written in mmHg or mm[Hg] (PRESSURE_PAIR)
+            exact = None if value is None else value * obs.unit.factor / mm_hg().factor
+            parts.append(None if exact is None else self.op(op, exact, limit))
+        want_all = n.PRESSURE_COMBINE[op] == "all"
+        if want_all:
+            if False in parts:
+                return False
+            return None if None in parts else True
+        if True in parts:
+            return True
+        return None if None in parts else False
 
     def limits(self, name: str) -> tuple[Any, Any]:
         """The reference range of a fact, in the fact's declared dimension."""
@@ -458,23 +601,66 @@ class Interpreter:
             None if hi is None else self.align(declared, hi, name),
         )
 
+    def edge(self, a: dt.date, duration: n.QuantityLit, sign: int) -> Fraction | int:
+        """Day number of `a + sign * duration`: calendar steps for months and years."""
+        dur = self.quantity(duration.value, duration.unit)
+        if dur.dimensionality == self.base_unit((("[calendar]", 1),)).dimensionality:
+            months = Fraction(dur.to_base_units().magnitude)
+            assert months.denominator == 1, "fractional months are approximated by the compiler"
+            return _shift_months(a, sign * int(months))
+        return a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
+
+    def date_form(self, e: n.Expr, env: dict[str, Any]) -> bool | None:
+        """The windows people write (nodes.DateBound, WindowBetween, Period), on day numbers.
+
+        A date known only as an interval (partial, ongoing) leaves these forms unknown
+        (not yet reasoned over; the compiled code does the same: runtime.r_unknown)."""
+        parts = [getattr(e, k, None) for k in ("subject", "anchor", "start", "end")]
+        if any(isinstance(self.plain(x, env), Iv) for x in parts if x is not None):
+            return None
+        if isinstance(e, n.DateBound):
+            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
+            if d is None or a is None:
+                return None
+            edge = a.toordinal()
+            if e.duration is not None:
+                edge = self.edge(a, e.duration, -1 if e.direction == "before" else 1)
+            return d.toordinal() <= edge if e.op == "<=" else d.toordinal() >= edge
+        if isinstance(e, n.WindowBetween):
+            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
+            ends = e.durations()
+            assert ends is not None
+            if d is None or a is None:
+                return None
+            sign = -1 if e.direction == "before" else 1
+            near, far = self.edge(a, ends[0], sign), self.edge(a, ends[1], sign)
+            return min(near, far) <= d.toordinal() <= max(near, far)
+        assert isinstance(e, n.Period)
+        start, end = self.plain(e.start, env), self.plain(e.end, env)
+        a = self.plain(e.anchor, env)
+        # START <= HIGH and END >= LOW, in Kleene logic (an unknown date leaves it open
+        # unless the other comparison is already false)
+        low: Fraction | int | None = None if a is None else a.toordinal()
+        high = low
+        if a is not None and e.duration is not None:
+            shifted = self.edge(a, e.duration, -1 if e.direction == "before" else 1)
+            low, high = (shifted, a.toordinal()) if e.direction == "before" else (low, shifted)
+        first = None if start is None or high is None else start.toordinal() <= high
+        second = None if end is None or low is None else end.toordinal() >= low
+        if first is False or second is False:
+            return False
+        return None if first is None or second is None else True
+
     def window(self, e: n.Window, env: dict[str, Any]) -> bool | None:
-        d, a = self.value(e.subject, env), self.value(e.anchor, env)
+        d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
         if d is None or a is None:
             return None
-        dur = self.quantity(e.duration.value, e.duration.unit)
         sign = -1 if e.direction == "before" else 1
-
-        def edge_of(a: dt.date) -> Fraction | int:
-            if dur.dimensionality == self.base_unit((("[calendar]", 1),)).dimensionality:
-                months = Fraction(dur.to_base_units().magnitude)
-                assert months.denominator == 1, "fractional months are approximated"
-                return _shift_months(a, sign * int(months))
-            return a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
-
         if isinstance(d, Iv) or isinstance(a, Iv):
-            return self.interval_window(e, as_iv(d), as_iv(a), edge_of)
-        edge = edge_of(a)
+            return self.interval_window(
+                e, as_iv(d), as_iv(a), lambda x: self.edge(x, e.duration, sign)
+            )
+        edge = self.edge(a, e.duration, sign)
         # compared as day numbers: an edge may fall outside the calendar (year 1 - 9999)
         d, a = d.toordinal(), a.toordinal()
         if e.direction == "before":

@@ -29,10 +29,13 @@ class Node:
                 yield from (v for v in value if isinstance(v, Node))
 
     def walk(self) -> Iterator[Node]:
-        """This node and all below it, depth first, in source order."""
-        yield self
-        for child in self.children():
-            yield from child.walk()
+        """This node and all below it, depth first, in source order (an explicit stack:
+        no depth limit)."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(tuple(node.children())))
 
 
 # ------------------------------------------------------------------ types (as written)
@@ -80,6 +83,12 @@ class DateTypeExpr(TypeExpr):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BloodPressureTypeExpr(TypeExpr):
+    """`blood pressure`: a systolic/diastolic pair in mm[Hg] (LOINC 85354-9 panel with
+    components 8480-6 systolic and 8462-4 diastolic)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FieldDecl(Node):
     name: str
     type: TypeExpr
@@ -124,6 +133,31 @@ class DualQuantityLit(Expr):
 
     primary: QuantityLit
     secondary: QuantityLit
+
+
+@dataclass(frozen=True, kw_only=True)
+class PressureLit(Expr):
+    """`140/90 mmHg`: a systolic/diastolic pair, compared with a `blood pressure` fact.
+
+    `<`/`<=` hold when both values do ("BP < 140/90": both below), `>`/`>=` when either
+    does ("BP > 160/100": either above), `=` when both are equal, `!=` when either differs.
+    """
+
+    systolic: Fraction
+    diastolic: Fraction
+    unit: str  # as written ("mmHg", "mm[Hg]"), "" when omitted (then mm[Hg])
+    raw: str = field(default="", compare=False, repr=False)
+
+
+PRESSURE_COMBINE = {"<": "all", "<=": "all", "=": "all", ">": "any", ">=": "any", "!=": "any"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DateOf(Expr):
+    """`date of hemoglobin`: the date the fact's value was observed (unknown if undated)."""
+
+    fact: str
+    fact_span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +255,16 @@ class Unless(Expr):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Implies(Expr):
+    """`A implies B` (also written `if A then B`): true when A is false or B is true."""
+
+    premise: Expr
+    conclusion: Expr
+    # "implies" or "if": how it was written (kept by `critlang fmt`; no meaning)
+    form: str = field(default="implies", compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Compare(Expr):
     op: str  # < <= > >= = !=
     left: Expr
@@ -277,6 +321,67 @@ class Window(Expr):
     duration: QuantityLit
     direction: str  # "before", "after"
     anchor: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class DateBound(Expr):
+    """A date on one side of an edge, the edge day included.
+
+    `S at least D before A`: S <= A - D;  `S at least D after A`: S >= A + D;
+    `S no later than A` / `S on or before A`: S <= A;
+    `S no earlier than A` / `S on or after A`: S >= A.
+    """
+
+    op: str  # "<=" or ">="
+    subject: Expr
+    anchor: Expr
+    duration: QuantityLit | None = None  # the offset of the edge from the anchor
+    direction: str | None = None  # "before" / "after" (with a duration)
+    # how it was written: "at_least", "no_later", "no_earlier", "on_or" (no meaning)
+    wording: str = field(default="at_least", compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowBetween(Expr):
+    """`S between D1 and D2 before A`: A - D2 <= S <= A - D1, both edge days included
+    ("after": A + D1 <= S <= A + D2). A bare number D1 takes D2's unit."""
+
+    subject: Expr
+    low: Expr
+    high: Expr
+    direction: str
+    anchor: Expr
+
+    def durations(self) -> tuple[QuantityLit, QuantityLit] | None:
+        """Both ends as quantities (the checker ensures this shape), else None."""
+        hi = self.high
+        lo = self.low
+        if not isinstance(hi, QuantityLit) or hi.parens:
+            return None
+        if isinstance(lo, NumberLit) and not lo.parens:
+            lo = QuantityLit(
+                value=lo.value, number_text=lo.text, unit=hi.unit, raw=lo.text, span=lo.span
+            )
+        if not isinstance(lo, QuantityLit) or lo.parens:
+            return None
+        return lo, hi
+
+
+@dataclass(frozen=True, kw_only=True)
+class Period(Expr):
+    """A period from START to END against an anchor, edge days included.
+
+    kind "ongoing":  `START to END ongoing at A`: START <= A <= END;
+    kind "overlaps": `START to END overlaps D before A`: START <= A and END >= A - D
+                     ("after": START <= A + D and END >= A).
+    """
+
+    kind: str
+    start: Expr
+    end: Expr
+    anchor: Expr
+    duration: QuantityLit | None = None
+    direction: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -469,12 +574,11 @@ def arithmetic_roots(root: Node) -> set[int]:
     """
     inside = (Arith, Neg, Magnitude)
     roots: set[int] = set()
-
-    def visit(node: Node, in_formula: bool) -> None:
+    stack: list[tuple[Node, bool]] = [(root, False)]  # explicit: no depth limit
+    while stack:
+        node, in_formula = stack.pop()
         if isinstance(node, Arith) and not in_formula:
             roots.add(id(node))
-        for child in node.children():
-            visit(child, isinstance(node, inside) or (in_formula and isinstance(node, Conditional)))
-
-    visit(root, False)
+        below = isinstance(node, inside) or (in_formula and isinstance(node, Conditional))
+        stack.extend((child, below) for child in node.children())
     return roots

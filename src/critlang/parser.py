@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
+from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
 from .diagnostics import Diagnostic, error
@@ -70,8 +71,12 @@ def _unquote(token: str) -> str:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    """Builds AST nodes and nothing else: no checking happens here."""
+class _ToAst(Transformer_NonRecursive):
+    """Builds AST nodes and nothing else: no checking happens here.
+
+    Non-recursive (Lark walks the tree with its own stack), so deeply nested or very long
+    expressions (hundreds of parentheses or alternatives) never exhaust Python's stack.
+    """
 
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
@@ -223,6 +228,37 @@ class _ToAst(Transformer):
             span=self._span(meta),
         )
 
+    def opt_plausible(self, meta: Meta, items: list[Any]) -> Any:
+        """`plausible 30..250 kg`: the range witnesses are solved in (lint, diff). A bare
+        number takes the other end's unit; two bare numbers are a plain number's range."""
+        ends = []
+        for tok in items:
+            if tok.type == "NUMBER":
+                ends.append(
+                    n.QuantityLit(
+                        value=Fraction(str(tok)),
+                        number_text=str(tok),
+                        unit="",
+                        raw=str(tok),
+                        span=self._tspan(tok),
+                    )
+                )
+            else:
+                ends.append(self._quantity(tok))
+        low, high = ends
+        unit = high.unit or low.unit
+        low, high = (
+            n.QuantityLit(
+                value=q.value,
+                number_text=q.number_text,
+                unit=q.unit or unit,
+                raw=q.raw,
+                span=q.span,
+            )
+            for q in (low, high)
+        )
+        return n.FactOption(kind="plausible", quantity=low, high=high, span=self._span(meta))
+
     def opt_refrange_reported(self, meta: Meta, items: list[Any]) -> Any:
         return n.FactOption(kind="refrange_reported", span=self._span(meta))
 
@@ -248,6 +284,9 @@ class _ToAst(Transformer):
 
     def t_scale(self, meta: Meta, items: list[Any]) -> Any:
         return n.ScaleTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
+
+    def t_blood_pressure(self, meta: Meta, items: list[Any]) -> Any:
+        return n.BloodPressureTypeExpr(span=self._span(meta))
 
     def t_boolean(self, meta: Meta, items: list[Any]) -> Any:
         return n.BooleanTypeExpr(span=self._span(meta))
@@ -337,6 +376,12 @@ class _ToAst(Transformer):
     def unless(self, meta: Meta, items: list[Any]) -> Any:
         return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))
 
+    def implies(self, meta: Meta, items: list[Any]) -> Any:
+        return n.Implies(premise=items[0], conclusion=items[1], span=self._span(meta))
+
+    def if_then(self, meta: Meta, items: list[Any]) -> Any:
+        return n.Implies(premise=items[0], conclusion=items[1], form="if", span=self._span(meta))
+
     def or_(self, meta: Meta, items: list[Any]) -> Any:
         return n.Or(left=items[0], right=items[1], span=self._span(meta))
 
@@ -408,6 +453,66 @@ class _ToAst(Transformer):
     def order(self, meta: Meta, items: list[Any]) -> Any:
         return n.Order(subject=items[0], direction=items[1], anchor=items[2], span=self._span(meta))
 
+    def w_at_least(self, meta: Meta, items: list[Any]) -> Any:
+        subject, duration, direction, anchor = items
+        return n.DateBound(
+            op="<=" if direction == "before" else ">=",
+            subject=subject,
+            anchor=anchor,
+            duration=self._quantity(duration),
+            direction=direction,
+            wording="at_least",
+            span=self._span(meta),
+        )
+
+    def w_no_later(self, meta: Meta, items: list[Any]) -> Any:
+        subject, word, anchor = items
+        later = str(word) == "later"
+        return n.DateBound(
+            op="<=" if later else ">=",
+            subject=subject,
+            anchor=anchor,
+            wording="no_later" if later else "no_earlier",
+            span=self._span(meta),
+        )
+
+    def w_on_or(self, meta: Meta, items: list[Any]) -> Any:
+        subject, direction, anchor = items
+        return n.DateBound(
+            op="<=" if direction == "before" else ">=",
+            subject=subject,
+            anchor=anchor,
+            wording="on_or",
+            span=self._span(meta),
+        )
+
+    def w_between(self, meta: Meta, items: list[Any]) -> Any:
+        subject, low, high, direction, anchor = items
+        return n.WindowBetween(
+            subject=subject,
+            low=low,
+            high=high,
+            direction=direction,
+            anchor=anchor,
+            span=self._span(meta),
+        )
+
+    def w_overlaps(self, meta: Meta, items: list[Any]) -> Any:
+        start, end, duration, direction, anchor = items
+        return n.Period(
+            kind="overlaps",
+            start=start,
+            end=end,
+            anchor=anchor,
+            duration=self._quantity(duration),
+            direction=direction,
+            span=self._span(meta),
+        )
+
+    def w_ongoing(self, meta: Meta, items: list[Any]) -> Any:
+        start, end, anchor = items
+        return n.Period(kind="ongoing", start=start, end=end, anchor=anchor, span=self._span(meta))
+
     def arith(self, meta: Meta, items: list[Any]) -> Any:
         return n.Arith(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
@@ -433,6 +538,9 @@ class _ToAst(Transformer):
         return n.Conditional(
             then=items[0], cond=items[1], otherwise=items[2], span=self._span(meta)
         )
+
+    def date_of(self, meta: Meta, items: list[Any]) -> Any:
+        return n.DateOf(fact=str(items[0]), fact_span=self._tspan(items[0]), span=self._span(meta))
 
     def first_available(self, meta: Meta, items: list[Any]) -> Any:
         return n.FirstAvailable(options=tuple(items), span=self._span(meta))
@@ -473,6 +581,18 @@ class _ToAst(Transformer):
     def quantity(self, meta: Meta, items: list[Any]) -> Any:
         return self._quantity(items[0])
 
+    def pressure_pair(self, meta: Meta, items: list[Any]) -> Any:
+        text = str(items[0])
+        m = re.fullmatch(r"(\d+)/(\d+)[ \t]*(.*)", text)
+        assert m, text  # the PRESSURE_PAIR terminal guarantees this shape
+        return n.PressureLit(
+            systolic=Fraction(m.group(1)),
+            diastolic=Fraction(m.group(2)),
+            unit=m.group(3),
+            raw=text,
+            span=self._span(meta),
+        )
+
     def dual_quantity(self, meta: Meta, items: list[Any]) -> Any:
         return n.DualQuantityLit(
             primary=self._quantity(items[0]),
@@ -504,6 +624,8 @@ _TERMINAL_WORDS = {
     "SIGNED_INT": "a whole number",
     "DATE": "a date (YYYY-MM-DD)",
     "UNIT": "a unit (e.g. mg/dL)",
+    "PRESSURE_PAIR": "a blood pressure (e.g. 140/90 mmHg)",
+    "LATER_EARLIER": "`later` or `earlier`",
     "CRIT_ID": "a criterion id (e.g. I1, E7)",
     "COMPOP": "a comparison (<, <=, >, >=, =, !=)",
     "ADDOP": "+ or -",
@@ -534,7 +656,109 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(words)
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+_ASCII_FOR = {"≥": ">=", "≤": "<=", "≠": "!=", "⩾": ">=", "⩽": "<=", "−": "-", "–": "-", "÷": "/"}
+
+# words of the language: a name followed by one of these is not a name with a space
+_KEYWORDS = frozenset(
+    [
+        "and",
+        "or",
+        "not",
+        "if",
+        "else",
+        "unless",
+        "in",
+        "as",
+        "to",
+        "of",
+        "with",
+        "before",
+        "after",
+        "within",
+        "than",
+        "more",
+        "less",
+        "between",
+        "is",
+        "x",
+        "source",
+        "reported",
+        "because",
+        "then",
+        "rule",
+        "applies",
+        "note",
+        "assumption",
+        "label",
+        "fact",
+        "define",
+        "anchor",
+        "assume",
+        "import",
+        "codes",
+        "inclusion",
+        "exclusion",
+        "criteria",
+        "any",
+        "all",
+        "no",
+        "majority",
+        "at",
+        "least",
+        "first",
+        "available",
+        "measured",
+        "normal",
+        "range",
+        "ULN",
+        "LLN",
+    ]
+)
+
+
+def _item_start(text: str, pos: int) -> int:
+    """Where the top-level item around pos starts (its first line is not indented)."""
+    line = text.rfind("\n", 0, pos) + 1
+    while line > 0 and (line >= len(text) or text[line] in " \t\n#"):
+        line = text.rfind("\n", 0, line - 1) + 1
+    return line
+
+
+def _unclosed_bracket(text: str, pos: int) -> int | None:
+    """The last `(` of the item before pos that no `)` closes (texts, comments skipped)."""
+    opened: list[int] = []
+    i = _item_start(text, max(pos - 1, 0))  # a token opening a line ends the item before
+    while i < pos:
+        c = text[i]
+        if c == '"':
+            end = text.find('"', i + 1)
+            i = pos if end < 0 else end + 1
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = pos if end < 0 else end
+            continue
+        if c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            opened.pop()
+        i += 1
+    return opened[-1] if opened else None
+
+
+def _word_before(text: str, pos: int) -> str | None:
+    """The name just before pos on the same line, separated by blanks (not a keyword)."""
+    m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+$", text[max(0, pos - 200) : pos])
+    if m is None or m.group(1) in _KEYWORDS:
+        return None
+    return m.group(1)
+
+
+def _syntax_diagnostic(
+    exc: UnexpectedInput, source: SourceFile, parsed: str | None = None
+) -> Diagnostic:
+    """One E001 report; `parsed` is the text the parser saw when it differs (an item
+    re-parsed alone, the rest blanked), for finding the bracket left open."""
     pos = getattr(exc, "pos_in_stream", None)
     if isinstance(exc, UnexpectedToken) and exc.token.start_pos is not None:
         tok = exc.token
@@ -545,8 +769,31 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
             span = source.span(tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
             found = f"`{tok}`"
         expected = _describe_expected(set(exc.expected))
+        start = tok.start_pos if tok.type != "$END" else len(source.text)
+        seen = source.text if parsed is None else parsed
+        unclosed = _unclosed_bracket(seen, start) if "RPAR" in exc.expected else None
+        if unclosed is not None:
+            # the real spot is the bracket never closed, not where the parser gave up
+            return error(
+                "E001",
+                "this bracket is never closed",
+                source.span(unclosed, unclosed + 1),
+                label="opened here",
+                related=((span, f"the condition ends here, at {found}"),),
+                hint="close it with `)` where the group ends",
+            )
         hint = ""
-        if tok.type == "NUMBER" and "QUANTITY" in exc.expected:
+        line_start = source.text.rfind("\n", 0, start) + 1
+        window = re.search(r"\b(?:within|than)[ \t]+[0-9][^\n]*$", source.text[line_start:start])
+        if {"BEFORE", "AFTER"} <= set(exc.expected) and window:
+            hint = f"say which side of the date: `... before {tok}` or `... after {tok}`"
+        elif (
+            tok.type in ("NAME", "UNIT")  # the contextual lexer may call a word a unit
+            and str(tok).isidentifier()
+            and (prev := _word_before(source.text, start)) is not None
+        ):
+            hint = f"a name is one word: write `{prev}_{tok}` (and declare it so)"
+        elif tok.type == "NUMBER" and "QUANTITY" in exc.expected:
             hint = f"write the unit right after the number, e.g. `{tok} mg/dL`"
         elif tok.type == "NAME" and "STRING" in exc.expected:
             hint = 'put the text in double quotes: "..."'
@@ -565,6 +812,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
         hint = ""
         if char == '"':
             hint = "a text must close with a double quote on the same line"
+        elif char in _ASCII_FOR:
+            hint = f"write `{_ASCII_FOR[char]}` instead of `{char}`"
         return error(
             "E001",
             f"unexpected character `{char}`",
@@ -620,10 +869,11 @@ def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic
         if section is not None:
             line_end = source.text.find("\n", section)
             keep.insert(0, (section, len(source.text) if line_end < 0 else line_end))
+        text = _blank_except(source.text, keep)
         try:
-            parser.parse(_blank_except(source.text, keep))
+            parser.parse(text)
         except UnexpectedInput as exc:
-            d = _syntax_diagnostic(exc, source)
+            d = _syntax_diagnostic(exc, source, text)
             found.setdefault((d.span.start, d.message), d)
     return list(found.values())
 

@@ -23,6 +23,7 @@ from .data.fhir import Extractor, FhirPatient, Tally
 from .data.fhir_input import PatientResources
 from .data.records import RecordProblem, preliminary_notes, read_record
 from .evaluate import run_compiled, status_word
+from .needs import Needs
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Screening:
     criteria: list[str]
     patients: list[PatientRow] = field(default_factory=list)
     attrition: list[AttritionRow] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)  # fact -> patients with a value
     tally: Tally | None = None
     absent_means_no: dict[str, list[str]] = field(default_factory=dict)  # kind -> facts
     deceased: int = 0
@@ -111,10 +113,13 @@ def screen(
     rows = [AttritionRow(c.id, c.section) for c in crits]
     # the statuses that clear each criterion (an inclusion met, an exclusion not met)
     clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
+    needs = Needs(compiled)
+    result.coverage = {name: 0 for name in checked.facts}
     for i, data in enumerate(patients, 1):
         record = read_record(checked, data.record, as_of, data.path)
         record.problems = [*data.problems, *record.problems]
-        verdict, raw = run_compiled(compiled, compiled.normalise(record))
+        f = compiled.normalise(record)
+        verdict, raw = run_compiled(compiled, f)
         dead = deceased(data.record, as_of)
         if dead is not None:
             result.deceased += 1
@@ -124,11 +129,16 @@ def screen(
             dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
             record.problems.insert(0, dead_problem)
         statuses = tuple(status_word(s) for s in raw)
+        for name in result.coverage:
+            result.coverage[name] += record.facts.get(name) is not None
         missing: set[str] = set()
         if verdict == "undetermined":
-            for crit, s in zip(crits, raw, strict=True):
-                if s is None:
-                    missing.update(d for d in crit.facts if _unknown(record, d))
+            # what could change it, decided by the compiled evaluator (needs.py)
+            missing = {str(slot) for slot in needs.find(f)}
+            if not missing:
+                for crit, s in zip(crits, raw, strict=True):
+                    if s is None:
+                        missing.update(d for d in crit.facts if _unknown(record, d))
         result.patients.append(
             PatientRow(
                 record.id,
@@ -286,6 +296,7 @@ class Impact:
     # criterion id -> ids of patients whose status on it changed (with a changed verdict)
     because: dict[str, list[str]] = field(default_factory=dict)
     unchanged: int = 0
+    texts: dict[str, str] = field(default_factory=dict)  # criterion id -> protocol text (new)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -297,6 +308,7 @@ class Impact:
                 for (a, b), ids in sorted(self.moves.items())
             ],
             "criteria": {cid: ids for cid, ids in sorted(self.because.items())},
+            "texts": {cid: self.texts[cid] for cid in sorted(self.because) if cid in self.texts},
         }
 
 
@@ -310,6 +322,7 @@ def impact(
 ) -> Impact:
     """Screen one cohort with two versions and say who changes verdict, and why."""
     result = Impact(as_of)
+    result.texts = {c.id: c.node.text for c in (*old.criteria, *new.criteria)}
     for data in patients:
         outcomes = []
         for compiled, extractor in ((old, old_extractor), (new, new_extractor)):
@@ -344,5 +357,8 @@ def impact_text(r: Impact, old_path: str, new_path: str) -> str:
     if r.because:
         lines.append("criteria whose status changed for them:")
         for cid, ids in sorted(r.because.items()):
-            lines.append(f"  {cid}: {len(ids)}")
+            text = r.texts.get(cid, "")
+            text = text if len(text) <= 80 else text[:77] + "..."
+            share = f" ({100 * len(ids) / r.patients:.1f} % of the cohort)" if r.patients else ""
+            lines.append(f"  {cid}: {len(ids)}{share}" + (f"  {text}" if text else ""))
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from .units import Unit, describe
 
@@ -75,6 +76,16 @@ class DateT(Type):
 
 
 @dataclass(frozen=True)
+class PressureT(Type):
+    """A blood pressure: systolic and diastolic, each in `unit` (mm[Hg])."""
+
+    unit: Unit
+
+    def describe(self) -> str:
+        return "a blood pressure (systolic/diastolic)"
+
+
+@dataclass(frozen=True)
 class ListT(Type):
     fields: tuple[tuple[str, Type], ...]
 
@@ -86,6 +97,14 @@ class ListT(Type):
 
 
 NUMERIC = (NumberT, IntT)
+
+
+@cache
+def mm_hg() -> Unit:
+    """UCUM `mm[Hg]` (millimetre of mercury), the unit of blood pressure in FHIR vital signs."""
+    from .ucum import ucum_unit
+
+    return ucum_unit("mm[Hg]")
 
 
 def same_kind(a: Type, b: Type) -> bool:

@@ -73,6 +73,11 @@ _DIM_WORDS: dict[Dims, str] = {
     (("[iu]", 1), ("[length]", -3)): "an activity concentration (IU per volume)",
     (("[iu]", 1),): "an activity in international units",
     (("[mass]", 1), ("[substance]", -1)): "a molar mass",
+    (("[length]", -1), ("[mass]", 1), ("[time]", -2)): "a pressure",
+    (("[length]", -3), ("[substance]", 1), ("[time]", -1)): "a catalytic activity concentration",
+    (("[substance]", 1), ("[time]", -1)): "a catalytic activity",
+    (("[length]", -2), ("[mass]", 1)): "a mass per area",
+    (("[time]", -1),): "a rate (per time)",
 }
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from .. import nodes as n
 from ..checker import CheckResult, Ref
 from ..data.records import Observation, Ongoing, PartialDate, Record, fact_types
-from ..typesys import DateT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 from ..units import TIME, Unit, conversion_factor, parse_unit
 from . import runtime
 
@@ -53,6 +53,7 @@ class Compiled:
     line_map: dict[int, int]  # generated line -> criteria file line
     normalisers: dict[str, Callable[[Observation | None], Any]] = field(default_factory=dict)
     ranged: tuple[str, ...] = ()
+    dated: tuple[str, ...] = ()  # facts whose value's own date a rule reads (`date of x`)
     generated: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None = None  # raw
 
     def criteria_line(self, generated_line: int) -> int | None:
@@ -73,6 +74,10 @@ class Compiled:
         f: dict[str, Any] = {}
         for name, conv in self.normalisers.items():
             f[name] = conv(record.facts.get(name))
+        for name in self.dated:
+            obs = record.facts.get(name)
+            day = obs.date if obs is not None else None
+            f[name + "@date"] = day.toordinal() if day is not None else None
         for name in self.ranged:
             obs = record.facts.get(name)
             low, high = _range_limits(obs, self.checked, name)
@@ -88,6 +93,8 @@ class Compiled:
                 options = []
                 for obs in candidates:
                     keys = {name: self.normalisers[name](obs)}
+                    if name in self.dated:
+                        keys[name + "@date"] = obs.date.toordinal() if obs.date else None
                     if name in self.ranged:
                         low, high = _range_limits(obs, self.checked, name)
                         keys[name + "#low"], keys[name + "#high"] = low, high
@@ -185,9 +192,25 @@ def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any]
     return lambda v: v  # bool, category string
 
 
+def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
+    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded."""
+
+    def conv(obs: Observation | None) -> tuple[float | None, float | None] | None:
+        if obs is None:
+            return None
+        assert obs.unit is not None
+        k = conversion_factor(obs.unit, t.unit)
+        assert k is not None  # the reader refused other units
+        return tuple(None if v is None else float(v * k) for v in obs.value)  # type: ignore[return-value]
+
+    return conv
+
+
 def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None], Any]:
     if isinstance(t, QuantT):
         return _quantity_normaliser(t, molar)
+    if isinstance(t, PressureT):
+        return _pressure_normaliser(t)
     if isinstance(t, ListT):
         fields = [(name, _scalar_normaliser(ft)) for name, ft in t.fields]
 
@@ -253,6 +276,7 @@ class _Codegen:
         self.loads: dict[str, str] = {}  # record key -> local name, read at the top
         self.loop_depth = 0
         self.rounded = n.arithmetic_roots(checked.protocol)
+        self.alt_memo: dict[int, bool] = {}
 
     # ------------------------------------------------------------------ helpers
     def tmp(self, prefix: str = "v") -> str:
@@ -318,14 +342,49 @@ class _Codegen:
         assert k is not None, (src, dst)  # the checker proved the dimensions
         return k
 
-    def scaled(self, expr: str, k: Fraction) -> str:
+    def scaled(self, expr: str, k: Fraction, alt: bool = False) -> str:
         """`expr` times a conversion factor, as code (None stays None)."""
         if k == 1:
             return expr
         if not expr.isidentifier():  # a literal: fold the factor in now
             return self.const(float(expr) * float(k))
         out = self.tmp()
-        self.w(f"{out} = None if {expr} is None else {expr} * {self.const(float(k))}")
+        if alt:
+            self.w(f"{out} = alt_map({expr}, {self.const(float(k))})")
+        else:
+            self.w(f"{out} = None if {expr} is None else {expr} * {self.const(float(k))}")
+        return out
+
+    def alt(self, e: n.Expr) -> bool:
+        """May e's value be several possibilities (runtime.Alt)? Only below a conditional."""
+        key = id(e)
+        if key not in self.alt_memo:
+            self.alt_memo[key] = False  # a definition cannot refer to itself (E105)
+            self.alt_memo[key] = self._alt(e)
+        return self.alt_memo[key]
+
+    def _alt(self, e: n.Expr) -> bool:
+        if isinstance(e, n.Conditional):
+            return True
+        if isinstance(e, n.Name):
+            r = self.c.refs.get(id(e))
+            return r is not None and r.kind == "define" and self.alt(self.c.defines[r.name].body)
+        if isinstance(e, n.Call):
+            if any(self.alt(a) for a in e.args):
+                return True
+            d = self.c.defines.get(e.func)
+            return d is not None and self.alt(d.body)
+        if isinstance(e, (n.Arith, n.Neg, n.Magnitude, n.WithUnit, n.FirstAvailable)):
+            return any(self.alt(x) for x in e.children() if isinstance(x, n.Expr))
+        return False
+
+    def plain(self, e: n.Expr, target: Unit | None = None, molar: Fraction | None = None) -> str:
+        """A value where one possibility is needed: several possibilities are unknown."""
+        code = self.value(e, target, molar)
+        if not self.alt(e):
+            return code
+        out = self.tmp()
+        self.w(f"{out} = decided({code})")
         return out
 
     def literal_in(self, lit: n.QuantityLit, dst: Unit, molar: Fraction | None = None) -> str:
@@ -341,7 +400,7 @@ class _Codegen:
             return self.literal_in(e, unit, molar)
         code = self._value(e)
         if target is not None:
-            return self.scaled(code, self.factor(self.carrier(e), target, molar))
+            return self.scaled(code, self.factor(self.carrier(e), target, molar), self.alt(e))
         return code
 
     def _value(self, e: n.Expr) -> str:
@@ -365,32 +424,46 @@ class _Codegen:
             return self.arith(e)
         if isinstance(e, n.Neg):
             inner = self.value(e.operand)
+            if not inner.isidentifier():  # a literal: fold the sign in now
+                return self.const(-float(inner))
             out = self.tmp()
-            self.w(f"{out} = None if {inner} is None else -{inner}")
+            if self.alt(e.operand):
+                self.w(f"{out} = alt_map({inner}, -1.0)")
+            else:
+                self.w(f"{out} = None if {inner} is None else -{inner}")
             return out
         if isinstance(e, n.Conditional):
+            # Both branches are computed (values are pure): the code stays flat however
+            # deep conditionals nest. With the condition unknown the value is both
+            # possibilities (runtime.choice), and a comparison over them is decided when
+            # they agree.
             out = self.tmp()
             cond = self.cond(e.cond)
             target = self.carrier(e)
-            self.w(f"if {cond} is None:")
-            with self.w.indent():
-                self.w(f"{out} = None")
-            self.w(f"elif {cond}:")
-            with self.w.indent():
-                self.w(f"{out} = {self.value(e.then, target)}")
-            self.w("else:")
-            with self.w.indent():
-                self.w(f"{out} = {self.value(e.otherwise, target)}")
+            then = self.value(e.then, target)
+            otherwise = self.value(e.otherwise, target)
+            self.w(
+                f"{out} = {then} if {cond} is True else "
+                f"({otherwise} if {cond} is False else choice({then}, {otherwise}))"
+            )
             return out
         if isinstance(e, n.FirstAvailable):
+            # one `if` per option at the same level: flat however many options
             out = self.tmp()
             target = self.carrier(e.options[0])
             self.w(f"{out} = {self.value(e.options[0])}")
             for option in e.options[1:]:
                 self.w(f"if {out} is None:")
-                self.w.level += 1
-                self.w(f"{out} = {self.value(option, target)}")
-            self.w.level -= len(e.options) - 1
+                with self.w.indent():
+                    self.w(f"{out} = {self.value(option, target)}")
+            return out
+        if isinstance(e, n.DateOf):
+            return self.load(e.fact + "@date", e)
+        if isinstance(e, n.Attribute):  # a blood pressure's part (the checker allows no other)
+            whole = self.load(e.obj, e)
+            index = 0 if e.attr == "systolic" else 1
+            out = self.tmp()
+            self.w(f"{out} = None if {whole} is None else {whole}[{index}]")
             return out
         # a condition used as a value (e.g. `x = (a > b)`)
         return self.cond(e)
@@ -434,7 +507,7 @@ class _Codegen:
 
     def call(self, e: n.Call) -> str:
         if e.func == "elapsed_years":
-            a, b = (self.value(x) for x in e.args)
+            a, b = (self.plain(x) for x in e.args)
             out = self.tmp()
             self.w(f"{out} = elapsed_years({a}, {b})")
             return out
@@ -446,7 +519,11 @@ class _Codegen:
             target = pt.unit if isinstance(pt, QuantT) else None
             args.append(self.value(arg, target))
         out = self.tmp()
-        self.w(f"{out} = {self.fn_names[d.name]}(f, {', '.join(args)})")
+        if any(self.alt(a) for a in e.args):
+            # each combination of the arguments' possibilities (runtime.alt_call)
+            self.w(f"{out} = alt_call({self.fn_names[d.name]}, f, {', '.join(args)})")
+        else:
+            self.w(f"{out} = {self.fn_names[d.name]}(f, {', '.join(args)})")
         return out
 
     def arith(self, e: n.Arith) -> str:
@@ -454,6 +531,10 @@ class _Codegen:
         lu = self.carrier(e.left)
         b = self.value(e.right, lu) if e.op in "+-" else self.value(e.right)
         out = self.tmp()
+        if self.alt(e):
+            rounded = id(e) in self.rounded
+            self.w(f"{out} = alt_op({e.op!r}, {a}, {b}, {rounded})")
+            return out
         guard = self.unknown(a, b)
         if e.op == "/":
             guard += f" or {b} == 0"  # division by zero is unknown, not a crash
@@ -470,6 +551,8 @@ class _Codegen:
         if isinstance(e, n.BoolLit):
             return self.const(e.value)
         if isinstance(e, (n.Name, n.Call, n.FirstAvailable, n.Conditional)):
+            if self.alt(e):
+                return self.plain(e)
             return self._value(e)
         out = self.tmp("t")
         if isinstance(e, n.Not):
@@ -477,20 +560,32 @@ class _Codegen:
             self.w(f"{out} = None if {a} is None else not {a}")
         elif isinstance(e, (n.And, n.Or)) and all(map(self.cheap, terms := _chain(e))):
             self.flat_junction(isinstance(e, n.Or), terms, out)
-        elif isinstance(e, (n.And, n.Or, n.Unless)):
+        elif isinstance(e, (n.And, n.Or)):
+            self.chain_junction(isinstance(e, n.Or), _chain(e), out)
+        elif isinstance(e, n.Unless):
             self.junction(e, out)
+        elif isinstance(e, n.Implies):
+            a = self.cond(e.premise)
+            self.w(f"if {a} is False:")
+            with self.w.indent():
+                self.w(f"{out} = True")
+            self.w("else:")
+            with self.w.indent():
+                b = self.cond(e.conclusion)
+                unknown = self.unknown(a, b)
+                self.w(f"{out} = True if {b} is True else (None if {unknown} else False)")
         elif isinstance(e, n.Compare):
             self.compare(e.op, e.left, e.right, out)
         elif isinstance(e, n.Between):
-            a = self.value(e.subject)
+            a = self.plain(e.subject)
             target = self.carrier(e.subject)
-            lo = self.value(e.low, target, self.molar(e.subject))
-            hi = self.value(e.high, target, self.molar(e.subject))
+            lo = self.plain(e.low, target, self.molar(e.subject))
+            hi = self.plain(e.high, target, self.molar(e.subject))
             plain = f"{lo} <= {a} <= {hi}"
             test = self.ranged(plain, f"r_between({a}, {lo}, {hi})", a, lo, hi)
             self.w(f"{out} = None if {self.unknown(a, lo, hi)} else {test}")
         elif isinstance(e, n.Member):
-            a = self.value(e.subject)
+            a = self.plain(e.subject)
             t = self.type(e.subject)
             members: frozenset[Any]
             if isinstance(t, ScaleT):
@@ -504,7 +599,7 @@ class _Codegen:
             self.w(f"{out} = {a} is not None")
         elif isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
-            a = self.value(e.left)
+            a = self.plain(e.left)
             limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"), e)
             op = "==" if e.op == "=" else e.op
             k = self.const(float(e.factor.value))
@@ -519,8 +614,14 @@ class _Codegen:
             self.w(f"{out} = None if {a} is None or ({lo} is None and {hi} is None) else {test}")
         elif isinstance(e, n.Window):
             self.window(e, out)
+        elif isinstance(e, n.DateBound):
+            self.date_bound(e, out)
+        elif isinstance(e, n.WindowBetween):
+            self.window_between(e, out)
+        elif isinstance(e, n.Period):
+            self.period(e, out)
         elif isinstance(e, n.Order):
-            d, a = self.value(e.subject), self.value(e.anchor)
+            d, a = self.plain(e.subject), self.plain(e.anchor)
             op = "<" if e.direction == "before" else ">"
             self.w(f"{out} = None if {self.unknown(d, a)} else {d} {op} {a}")
         elif isinstance(e, n.Quantified):
@@ -552,13 +653,45 @@ class _Codegen:
 
     def compare(self, op: str, left: n.Expr, right: n.Expr, out: str) -> None:
         lt, rt = self.type(left), self.type(right)
-        if isinstance(rt, (ScaleT,)) and not isinstance(lt, ScaleT):
+        flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+        if isinstance(rt, (ScaleT, PressureT)) and not isinstance(lt, type(rt)):
             left, right = right, left
-            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+            op = flip.get(op, op)
+        elif isinstance(left, n.PressureLit):
+            left, right, op = right, left, flip.get(op, op)
+        if isinstance(right, n.PressureLit):
+            self.pressure_compare(op, left, right, out)
+            return
         a = self.value(left)
         b = self.value(right, self.carrier(left), self.molar(left))
         pyop = {"=": "==", "!=": "!="}.get(op, op)
+        if self.alt(left) or self.alt(right):
+            self.w(f"{out} = decided(alt_op({pyop!r}, {a}, {b}))")
+            return
         self.w(f"{out} = None if {self.unknown(a, b)} else {a} {pyop} {b}")
+
+    def pressure_compare(self, op: str, left: n.Expr, pair: n.PressureLit, out: str) -> None:
+        """Systolic and diastolic each compared; `<`, `<=`, `=` need both, `>`, `>=`, `!=`
+        either (nodes.PRESSURE_COMBINE): "BP < 140/90" both below, "BP > 160/100" either
+        above."""
+        bp = self.value(left)
+        k = 1  # the pair's unit is `mmHg` or `mm[Hg]` (the PRESSURE_PAIR terminal): the fact's
+        pyop = {"=": "==", "!=": "!="}.get(op, op)
+        parts = []
+        for index, limit in enumerate((pair.systolic, pair.diastolic)):
+            part = self.tmp("t")
+            value = f"{bp}[{index}]"
+            self.w(
+                f"{part} = None if {bp} is None or {value} is None else "
+                f"{value} {pyop} {self.const(float(limit * k))}"
+            )
+            parts.append(part)
+        s, d = parts
+        stop = n.PRESSURE_COMBINE[op] == "any"  # the value that decides alone
+        self.w(
+            f"{out} = {stop} if {s} is {stop} or {d} is {stop} else "
+            f"(None if {s} is None or {d} is None else {not stop})"
+        )
 
     def cheap(self, e: n.Expr) -> bool:
         """Cheap to evaluate eagerly: no list loops, calls or formulas inside."""
@@ -606,32 +739,39 @@ class _Codegen:
             with self.w.indent():
                 self.w(f"{out} = {not stop}")
 
-    def window(self, e: n.Window, out: str) -> None:
-        d = self.value(e.subject)
-        a = self.value(e.anchor)
-        unit = parse_unit(e.duration.unit)
-        amount = e.duration.value * unit.factor
-        sign = -1 if e.direction == "before" else 1
+    def edge(self, node: n.Expr, anchor: n.Expr, duration: n.QuantityLit, sign: int) -> str:
+        """The day number `anchor + sign * duration` (None when the anchor is unknown).
+
+        Weeks and days are fixed lengths; months and years are calendar steps (add_months).
+        """
+        unit = parse_unit(duration.unit)
+        amount = duration.value * unit.factor
 
         def make_edge() -> str:
-            anchor = self.value(e.anchor)
+            a = self.plain(anchor)
             edge = self.tmp()
             if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
-                shift = f"add_months({anchor}, {sign * int(amount)})"
+                shift = f"add_months({a}, {sign * int(amount)})"
             else:
                 days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
                 days = days / 86400 if unit.dims == TIME else days
-                shift = f"{anchor} + {self.const(float(sign * days))}"
-            self.w(f"{edge} = None if {anchor} is None else {shift}")
+                shift = f"{a} + {self.const(float(sign * days))}"
+            self.w(f"{edge} = None if {self.unknown(a)} else {shift}")
             return edge
 
-        hoistable = isinstance(e.anchor, n.Name) and self.ref(e.anchor).kind in ("anchor", "fact")
+        hoistable = isinstance(anchor, n.Name) and self.ref(anchor).kind in ("anchor", "fact")
         if hoistable and self.loop_depth:
             # inside a list condition the edge depends on the anchor only: computed once
-            key = ("edge", e.anchor.name, str(sign * amount), str(unit.dims))
-            edge = self.once(key, e, make_edge)
-        else:
-            edge = make_edge()
+            assert isinstance(anchor, n.Name)
+            key = ("edge", anchor.name, str(sign * amount), str(unit.dims))
+            return self.once(key, node, make_edge)
+        return make_edge()
+
+    def window(self, e: n.Window, out: str) -> None:
+        d = self.plain(e.subject)
+        a = self.plain(e.anchor)
+        sign = -1 if e.direction == "before" else 1
+        edge = self.edge(e, e.anchor, e.duration, sign)
         if e.direction == "before":
             test = {
                 "within": f"{edge} <= {d} <= {a}",
@@ -647,6 +787,62 @@ class _Codegen:
         before = e.direction == "before"
         test = self.ranged(test, f"r_window({e.kind!r}, {before}, {d}, {a}, {edge})", d, a)
         self.w(f"{out} = None if {self.unknown(d, a)} else {test}")
+
+    def date_bound(self, e: n.DateBound, out: str) -> None:
+        """`S at least D before A`: S <= A - D; `no later than A`: S <= A; and mirrors."""
+        d = self.plain(e.subject)
+        if e.duration is not None:
+            edge = self.edge(e, e.anchor, e.duration, -1 if e.direction == "before" else 1)
+        else:
+            edge = self.plain(e.anchor)
+        # a date known only as an interval leaves these forms unknown (interpreter.date_form)
+        test = self.ranged(f"{d} {e.op} {edge}", "None", d, edge)
+        self.w(f"{out} = None if {self.unknown(d, edge)} else {test}")
+
+    def window_between(self, e: n.WindowBetween, out: str) -> None:
+        """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
+        ends = e.durations()
+        assert ends is not None  # the checker requires written durations
+        d = self.plain(e.subject)
+        sign = -1 if e.direction == "before" else 1
+        near = self.edge(e, e.anchor, ends[0], sign)
+        far = self.edge(e, e.anchor, ends[1], sign)
+        low, high = (far, near) if sign < 0 else (near, far)
+        test = self.ranged(f"{low} <= {d} <= {high}", "None", d, low, high)
+        self.w(f"{out} = None if {self.unknown(d, low, high)} else {test}")
+
+    def period(self, e: n.Period, out: str) -> None:
+        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene)."""
+        start, end = self.plain(e.start), self.plain(e.end)
+        a = self.plain(e.anchor)
+        low = high = a
+        if e.duration is not None:
+            sign = -1 if e.direction == "before" else 1
+            shifted = self.edge(e, e.anchor, e.duration, sign)
+            low, high = (shifted, a) if sign < 0 else (a, shifted)
+        first, second = self.tmp("t"), self.tmp("t")
+        self.w(f"{first} = None if {self.unknown(start, high)} else {start} <= {high}")
+        self.w(f"{second} = None if {self.unknown(end, low)} else {end} >= {low}")
+        test = (
+            f"False if {first} is False or {second} is False else "
+            f"(None if {first} is None or {second} is None else True)"
+        )
+        self.w(f"{out} = {self.ranged(test, 'None', start, end, a)}")
+
+    def chain_junction(self, is_or: bool, terms: list[n.Expr], out: str) -> None:
+        """Kleene and/or over a run of terms, short-circuit, one `if` per term at one level
+        (flat however long the run)."""
+        stop = is_or
+        first = self.cond(terms[0])
+        self.w(f"{out} = {first}")
+        for term in terms[1:]:
+            self.w(f"if {out} is not {stop}:")
+            with self.w.indent():
+                b = self.cond(term)
+                self.w(
+                    f"{out} = {stop} if {b} is {stop} else "
+                    f"(None if {out} is None or {b} is None else {not stop})"
+                )
 
     def quantified(self, e: n.Quantified, out: str) -> None:
         items = self.list_key(e)
@@ -823,8 +1019,13 @@ def _chain(e: n.And | n.Or) -> list[n.Expr]:
     """The operands of a run of the same operator: a or b or c -> [a, b, c]."""
     kind = type(e)
     out: list[n.Expr] = []
-    for side in (e.left, e.right):
-        out += _chain(side) if type(side) is kind else [side]  # type: ignore[arg-type]
+    stack: list[n.Expr] = [e]  # explicit: a run may be hundreds of terms long
+    while stack:
+        node = stack.pop()
+        if type(node) is kind:
+            stack += [node.right, node.left]  # type: ignore[attr-defined]
+        else:
+            out.append(node)
     return out
 
 
@@ -852,6 +1053,8 @@ def _dependencies(checked: CheckResult, crit: n.Criterion) -> frozenset[str]:
                     visit(checked.defines[x.func].body)
             elif isinstance(x, n.Quantified):
                 out.add(x.list_name)
+            elif isinstance(x, (n.DateOf, n.Attribute)):
+                out.add(x.fact if isinstance(x, n.DateOf) else x.obj)
 
     visit(crit)
     return frozenset(out)
@@ -878,6 +1081,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         for name, t in types.items()
     }
     ranged = tuple(name for name, info in checked.facts.items() if info.has_reference_range)
+    dated = tuple(sorted({x.fact for x in checked.protocol.walk() if isinstance(x, n.DateOf)}))
     return Compiled(
         checked,
         source,
@@ -886,6 +1090,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         gen.line_map,
         normalisers,
         ranged,
+        dated,
         namespace["evaluate"],
     )
 

@@ -302,6 +302,90 @@ def _r_add_months(day: Range, months: int) -> Range:
     return Range(lo, hi, day.lo_open, day.hi_open)
 
 
+class Alt(tuple):
+    """The possible values of a conditional whose condition is unknown (all known, distinct).
+
+    `platelets < (100 x10^9/L if cycle = 1 else 75 x10^9/L)` with the cycle unknown: the
+    threshold is Alt((100.0, 75.0)); a comparison over it is decided when every
+    possibility gives the same answer (Kleene's strong logic lifted to values).
+    """
+
+    __slots__ = ()
+
+
+# At most this many possibilities are followed; beyond it a value is unknown (None).
+# The reference interpreter applies the same bound, so both evaluators agree.
+MAX_CHOICES = 64
+
+
+def choice(*values: object) -> object:
+    """One value, or Alt of the distinct possibilities; None when any is unknown."""
+    out: list[object] = []
+    for v in values:
+        if v is None:
+            return None
+        for x in v if isinstance(v, Alt) else (v,):
+            if x not in out:
+                out.append(x)
+    if len(out) > MAX_CHOICES:
+        return None
+    return out[0] if len(out) == 1 else Alt(out)
+
+
+def _options(v: object) -> tuple[object, ...]:
+    return tuple(v) if isinstance(v, Alt) else (v,)
+
+
+_OPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: None if b == 0 else a / b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def alt_op(op: str, a: object, b: object, rounded: bool = False) -> object:
+    """A binary operation (arithmetic or comparison) over possibly several values."""
+    if a is None or b is None:
+        return None
+    f = _OPS[op]
+    results = []
+    for x in _options(a):
+        for y in _options(b):
+            r = f(x, y)
+            results.append(sig(r) if rounded and r is not None else r)
+    return choice(*results)
+
+
+def alt_map(a: object, scale: float) -> object:
+    """Each possibility times a constant (unit conversion, negation with -1)."""
+    if a is None:
+        return None
+    return choice(*(x * scale for x in _options(a)))
+
+
+def alt_call(fn: object, f: object, *args: object) -> object:
+    """A formula called with some arguments that have several possible values (an unknown
+    argument is passed on as unknown: the formula decides what that means)."""
+    combos: list[tuple[object, ...]] = [()]
+    for a in args:
+        combos = [(*c, x) for c in combos for x in _options(a)]
+        if len(combos) > MAX_CHOICES:
+            return None
+    return choice(*(fn(f, *c) for c in combos))  # type: ignore[operator]
+
+
+def decided(v: object) -> object:
+    """A condition's value: possibilities that disagree are unknown."""
+    return None if isinstance(v, Alt) else v
+
+
 EXPORTS: dict[str, object] = {
     "NA": NA,
     "ELIGIBLE": ELIGIBLE,
@@ -315,4 +399,9 @@ EXPORTS: dict[str, object] = {
     "r_in_range": r_in_range,
     "r_window": r_window,
     "len": len,
+    "choice": choice,
+    "alt_op": alt_op,
+    "alt_map": alt_map,
+    "alt_call": alt_call,
+    "decided": decided,
 }

@@ -5,8 +5,9 @@ It walks the AST once per declaration and criterion, gives every expression a ty
 Quantities are compared through exact rational conversion factors (units.py).
 
 The work is split into passes, one module each: `declarations` (the data dictionary, names,
-definitions), `expressions` (types), `comparisons` (units, ranges, dual units), `protocol`
-(criteria, header, bindings, unused declarations and the run that orders them).
+definitions), `expressions` (types), `forms` (blood pressure, date windows, implication),
+`comparisons` (units, ranges, dual units), `protocol` (criteria, header, bindings, unused
+declarations and the run that orders them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..source import SourceFile
 from .comparisons import ComparisonsPass
 from .declarations import DeclarationsPass
 from .expressions import ExpressionsPass
+from .forms import FormsPass
 from .protocol import ProtocolPass
 from .result import BUILTINS, DEFAULT_TOLERANCE, ENROLLMENT, CheckResult, DualCheck, FactInfo, Ref
 
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class _Checker(DeclarationsPass, ExpressionsPass, ComparisonsPass, ProtocolPass):
+class _Checker(DeclarationsPass, ExpressionsPass, FormsPass, ComparisonsPass, ProtocolPass):
     """One checking run; each pass is a mixin over the shared state set in DeclarationsPass."""
 
 

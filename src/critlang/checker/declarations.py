@@ -16,13 +16,16 @@ from ..typesys import (
     IntT,
     ListT,
     NumberT,
+    PressureT,
     QuantT,
     ScaleT,
     Type,
+    mm_hg,
 )
 from ..units import (
     Unit,
     UnitError,
+    conversion_factor,
     describe,
     is_duration,
     parse_unit,
@@ -114,6 +117,8 @@ class DeclarationsPass:
             return BoolT(attestation=t.attestation)
         if isinstance(t, n.DateTypeExpr):
             return DateT()
+        if isinstance(t, n.BloodPressureTypeExpr):
+            return PressureT(mm_hg())
         if isinstance(t, n.ListTypeExpr):
             names = [f.name for f in t.fields]
             for f in t.fields:
@@ -190,6 +195,9 @@ class DeclarationsPass:
                     u = self.unit(q.unit, q.span)
                     if u and isinstance(t, QuantT) and not u.same_dimension(t.unit):
                         self.dimension_error(q.span, t.unit, u, "the reference range")
+        plausible = d.option("plausible")
+        if plausible and plausible.quantity and plausible.high:
+            self.plausible_range(t, plausible, molar)
         return FactInfo(d, t, molar, look, ranged, self.scale_conversions(d, t, molar))
 
     def scale_conversions(
@@ -235,6 +243,42 @@ class DeclarationsPass:
                 continue
             out.append(ScaleConversion(src, dst, slope, intercept, opt.text or ""))
         return tuple(out)
+
+    def plausible_range(self, t: Type, opt: n.FactOption, molar: Fraction | None) -> None:
+        """`plausible LOW..HIGH`: ends in the fact's dimension (a plain number: no unit),
+        LOW not above HIGH."""
+        assert opt.quantity is not None and opt.high is not None
+        if not isinstance(t, (QuantT, NumberT)):
+            self.err("E201", "only a quantity or a plain number has a plausible range", opt.span)
+            return
+        values = []
+        for q in (opt.quantity, opt.high):
+            if isinstance(t, NumberT):
+                if q.unit:
+                    self.err("E306", "a plain number's plausible range has no unit", q.span)
+                    return
+                values.append(q.value)
+                continue
+            u = self.unit(q.unit, q.span) if q.unit else None
+            if u is None:
+                if not q.unit:
+                    self.err(
+                        "E303",
+                        f"the plausible range needs a unit ({t.unit.text})",
+                        q.span,
+                        hint=f"write e.g. `plausible {q.number_text}..{q.number_text} "
+                        f"{t.unit.text}`",
+                    )
+                return
+            k = conversion_factor(u, t.unit, molar)
+            if k is None:
+                self.dimension_error(q.span, t.unit, u, "the plausible range")
+                return
+            values.append(q.value * k)
+        if values[0] > values[1]:
+            self.err(
+                "E402", "the plausible range is empty (its low end is above its high end)", opt.span
+            )
 
     # ------------------------------------------------------------------ names
     def global_names(self) -> list[str]:

@@ -20,8 +20,6 @@ from ..typesys import (
     same_kind,
 )
 from ..units import (
-    describe,
-    is_duration,
     mass_substance_pair,
 )
 from .result import (
@@ -50,6 +48,10 @@ class ExpressionsPass:
                 if not a.unit.same_dimension(b.unit) and not mass_substance_pair(a.unit, b.unit):
                     self.dimension_error(e.secondary.span, a.unit, b.unit, "the first unit")
             return a
+        if isinstance(e, n.PressureLit):
+            return self.pressure_literal(e)
+        if isinstance(e, n.DateOf):
+            return self.date_of(e)
         if isinstance(e, n.DateLit):
             if e.value.year == 1:
                 return self.err("E006", "this is not a calendar date", e.span)
@@ -61,6 +63,9 @@ class ExpressionsPass:
         if isinstance(e, n.Call):
             return self.call(e, scope)
         if isinstance(e, n.Attribute):
+            part = self.pressure_part(e, scope)
+            if part is not None:
+                return part
             return self.err(
                 "E103",
                 f"`{e.obj}.{e.attr}`: fields are reached inside a list condition",
@@ -124,16 +129,33 @@ class ExpressionsPass:
             self.boolean(e.operand, scope, "the operand of `not`")
             return BoolT()
         if isinstance(e, (n.And, n.Or)):
+            # a run of the same operator, walked along its left spine without recursion:
+            # a rule may chain hundreds of alternatives
             word = "and" if isinstance(e, n.And) else "or"
-            self.boolean(e.left, scope, f"each side of `{word}`")
-            self.boolean(e.right, scope, f"each side of `{word}`")
+            spine = [e]
+            while type(spine[-1].left) is type(e):
+                spine.append(spine[-1].left)  # type: ignore[arg-type]
+            self.boolean(spine[-1].left, scope, f"each side of `{word}`")
+            for node in reversed(spine):
+                self.boolean(node.right, scope, f"each side of `{word}`")
+                if node is not e:
+                    self.record(node, BoolT())
             return BoolT()
         if isinstance(e, n.Unless):
             self.boolean(e.rule, scope, "the rule before `unless`")
             self.boolean(e.exception, scope, "the exception after `unless`")
             return BoolT()
+        if isinstance(e, n.Implies):
+            return self.implies(e, scope)
         if isinstance(e, n.Compare):
+            if self.pressure_compare(e, scope):
+                return BoolT()
+            if self.bare_division(e):
+                self.expr(e.left, scope)
+                self.expr(e.right, scope)
+                return BoolT()
             self.compare(e.op, e.left, e.right, e.span, scope)
+            self.number_threshold_warning(e, getattr(self, "current_criterion", None))
             return BoolT()
         if isinstance(e, n.CompareRef):
             self.reference_range(e.left, scope, f"{e.limit}")
@@ -179,16 +201,14 @@ class ExpressionsPass:
         if isinstance(e, n.Window):
             self.date_operand(e.subject, scope)
             self.date_operand(e.anchor, scope)
-            u = self.unit(e.duration.unit, e.duration.span)
-            self.record(e.duration, QuantT(u) if u else ErrorT())
-            if u and not is_duration(u):
-                self.err(
-                    "E307",
-                    f"`{e.duration.text}` is not a duration ({describe(u.dims)})",
-                    e.duration.span,
-                    hint="write days, weeks, months or years",
-                )
+            self.duration(e.duration)  # forms.py: a duration, whole months if calendar
             return BoolT()
+        if isinstance(e, n.DateBound):
+            return self.date_bound(e, scope)
+        if isinstance(e, n.WindowBetween):
+            return self.window_between(e, scope)
+        if isinstance(e, n.Period):
+            return self.period(e, scope)
         if isinstance(e, n.Order):
             self.date_operand(e.subject, scope)
             self.date_operand(e.anchor, scope)

@@ -32,6 +32,7 @@ class ProtocolPass:
     # ------------------------------------------------------------------ criteria
     def criterion(self, kind: str, c: n.Criterion, seen: dict[str, Span]) -> set[str]:
         self.refs_out = set()
+        self.current_criterion = c  # its protocol text, for W601
         if c.id in seen:
             self.err(
                 "E004",
@@ -109,12 +110,18 @@ class ProtocolPass:
         h = self.p.header
         if h is None or (h.minimum_age is None and h.maximum_age is None):
             return
-        bounds: list[tuple[str, Fraction, n.Expr, str]] = []  # (op, years, node, crit id)
+        # (op, years, node, crit id, from an exclusion); an exclusion `age < X` sets the
+        # minimum `age >= X`, `age <= X` the minimum `age > X`, and so on
+        bounds: list[tuple[str, Fraction, n.QuantityLit, str, bool]] = []
+        negate = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
         for kind, c in self.p.criteria:
-            if kind != "inclusion" or c.rule is None or c.applies is not None:
+            if c.rule is None or c.applies is not None:
                 continue
-            for conj in _conjuncts(c.rule):
-                for op, subject, value in _age_comparisons(conj):
+            exclusion = kind == "exclusion"
+            # an exclusion's alternatives each exclude: `exclude age < 18 or pregnant`
+            parts = _disjuncts(c.rule) if exclusion else _conjuncts(c.rule)
+            for part in parts:
+                for op, subject, value in _age_comparisons(part):
                     t = self.r.types.get(id(subject))
                     if not (isinstance(t, QuantT) and t.unit.dims == CALENDAR):
                         continue
@@ -123,7 +130,12 @@ class ProtocolPass:
                     u = parse_unit(value.unit)
                     if u.dims != CALENDAR:
                         continue
-                    bounds.append((op, value.value * u.factor / _YEARS.factor, value, c.id))
+                    if exclusion:
+                        if op not in negate:
+                            continue
+                        op = negate[op]
+                    years = value.value * u.factor / _YEARS.factor
+                    bounds.append((op, years, value, c.id, exclusion))
         for key, ops in (("minimum_age", (">", ">=")), ("maximum_age", ("<", "<="))):
             q = getattr(h, key)
             if q is None:
@@ -134,6 +146,13 @@ class ProtocolPass:
                 continue
             mine = [b for b in bounds if b[0] in ops]
             word = "minimum" if key == "minimum_age" else "maximum"
+            # an exclusion the header already covers (`exclude age < 12` under 18 and up)
+            # neither conflicts with it nor enforces it
+            mine = [
+                b
+                for b in mine
+                if not (b[4] and (b[1] < limit if key == "minimum_age" else b[1] > limit))
+            ]
             if not mine:
                 self.warn(
                     "W201",
@@ -143,8 +162,8 @@ class ProtocolPass:
                     hint=f"add an inclusion criterion, e.g. `rule age {ops[1]} {q.text}`",
                 )
                 continue
-            for op, years, node, cid in mine:
-                self.age_bound(key, op, years, limit, node, cid, q)
+            for op, years, node, cid, exclusion in mine:
+                self.age_bound(key, op, years, limit, node, cid, q, exclusion)
 
     def age_bound(
         self,
@@ -155,6 +174,7 @@ class ProtocolPass:
         node: n.QuantityLit,
         cid: str,
         q: n.QuantityLit,
+        exclusion: bool = False,
     ) -> None:
         strict = op in (">", "<")
         word = "minimum" if key == "minimum_age" else "maximum"
@@ -162,14 +182,17 @@ class ProtocolPass:
         related = ((q.span, "header"),)
         if years == limit and strict:
             who = f"patients aged exactly {q.text}"
+            written = {">": "<=", "<": ">="}[op] if exclusion else op
+            fixed = {">": "<", "<": ">"}[op] if exclusion else f"{op}="
+            verb = "excludes age" if exclusion else "requires age"
             self.warn(
                 "W201",
-                f"{cid} requires age {op} {node.text}, but {hdr}: {who} are left out",
+                f"{cid} {verb} {written} {node.text}, but {hdr}: {who} are left out",
                 node.span,
                 label="excludes the boundary age",
                 related=related,
-                hint=f"if they may enter, write `age {op}= {node.text}` and record the reading "
-                "in an `assumption`; otherwise correct the header",
+                hint=f"if they may enter, write `age {fixed} {node.text}` and record the "
+                "reading in an `assumption`; otherwise correct the header",
             )
         elif (key == "minimum_age" and years > limit) or (key == "maximum_age" and years < limit):
             self.warn(
@@ -308,6 +331,12 @@ class ProtocolPass:
                     node.span,
                     hint="remove it, or use it in a rule",
                 )
+
+
+def _disjuncts(e: n.Expr) -> list[n.Expr]:
+    if isinstance(e, n.Or):
+        return _disjuncts(e.left) + _disjuncts(e.right)
+    return [e]
 
 
 def _age_comparisons(e: n.Expr) -> list[tuple[str, n.Expr, n.Expr]]:

@@ -49,7 +49,7 @@ import msgspec
 
 from ..checker import CheckResult
 from ..source import find_files
-from ..typesys import BoolT, ListT, NumberT, QuantT
+from ..typesys import BoolT, ListT, NumberT, PressureT, QuantT
 from .fhir_decode import Component, Concept, Resource
 from .fhir_input import PatientResources, Tally, read_groups
 from .records import RecordProblem
@@ -65,6 +65,9 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "cpt": ("http://www.ama-assn.org/go/cpt",),
 }
 UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+# LOINC components of the blood pressure panel (85354-9): a `blood pressure` fact
+BP_PARTS = {"8480-6": "systolic", "8462-4": "diastolic"}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 
@@ -196,6 +199,7 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
+        unread_medications: list[Resource] = []
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -206,6 +210,11 @@ class Extractor:
                     concept = r.medicationCodeableConcept
                     if concept is None and r.medicationReference is not None:
                         concept = self._contained_medication(r)
+                        if concept is None:
+                            # the Medication is not in the data: its code is unknown, so
+                            # neither this therapy nor its absence can be read
+                            unread_medications.append(r)
+                            continue
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
@@ -243,7 +252,19 @@ class Extractor:
                     )
         for fact, found in conditions.items():
             self._condition_fact(fact, found, facts, problems, group.path)
+        if unread_medications:
+            shown = ", ".join(sorted(_label(r) for r in unread_medications)[:3])
+            problems.append(
+                RecordProblem(
+                    group.path,
+                    "medications",
+                    f"{len(unread_medications)} medication resource(s) name a Medication "
+                    f"that is not in the data ({shown}): not read",
+                )
+            )
         for fact, no in self.absent_facts.items():
+            if isinstance(no, list) and unread_medications:
+                continue  # an unread medication may be of any kind
             if fact not in facts and not any(p.fact == fact for p in problems):
                 facts[fact] = no
         # file order never decides anything: entries in a canonical order
@@ -377,6 +398,8 @@ class Extractor:
         if holder.dataAbsentReason is not None:
             reason = _first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
             raise Unusable(f"no value (dataAbsentReason {reason!r})")
+        if isinstance(t, PressureT):
+            return self._pressure(holder, entry)
         if isinstance(t, (QuantT, NumberT)):
             vq = holder.valueQuantity
             if vq is not None:
@@ -418,6 +441,28 @@ class Extractor:
                 entry["value"] = holder.valueBoolean
                 return entry
         raise Unusable(f"no value of the kind {t.describe()}")
+
+    @staticmethod
+    def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:
+        """A blood pressure panel: the components 8480-6 (systolic) and 8462-4 (diastolic),
+        each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
+        units = set()
+        for comp in getattr(holder, "component", None) or []:
+            codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
+            part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
+            vq = comp.valueQuantity
+            if part is None or vq is None or vq.value is None or vq.comparator is not None:
+                continue  # a censored part ("> 250") is not a value: that part stays unknown
+            entry[part] = vq.value
+            unit = vq.code if vq.system in (UCUM, None) else None
+            if unit or vq.unit:
+                units.add(unit or vq.unit)
+        if "systolic" not in entry and "diastolic" not in entry:
+            raise Unusable("no systolic (8480-6) or diastolic (8462-4) component")
+        if len(units) != 1:
+            raise Unusable("the components' units are missing or differ")
+        entry["unit"] = units.pop()
+        return entry
 
     # ------------------------------------------------------------------ Condition
     def _condition_state(

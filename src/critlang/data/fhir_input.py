@@ -290,6 +290,8 @@ def _group_bundle(
     # patient (resolved once each, below); with `codes`, only resources that can matter
     # to the protocol are kept (the others are still counted and assigned)
     patients: list[tuple[int, Entry]] = []
+    medications: list[Entry] = []
+    referring: list[Entry] = []  # resources naming their Medication by reference
     by_ref: dict[tuple[str, str | None], list[Resource]] = {}
     resources = 0
     for i, e in enumerate(entries):
@@ -304,6 +306,10 @@ def _group_bundle(
         if r.resourceType == "Patient":
             patients.append((i, e))
             continue
+        if r.resourceType == "Medication":
+            medications.append(e)
+        elif r.medicationReference is not None:
+            referring.append(e)
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
         if not reference:
@@ -316,6 +322,8 @@ def _group_bundle(
             held = by_ref[key] = []
         held.append(r)
     tally.resources += resources
+    if referring:
+        _resolve_medications(referring, medications)
     index = _BundleIndex(patients, where)
     tally.assigned += len(patients)
     for key in index.duplicates:
@@ -336,6 +344,32 @@ def _group_bundle(
     for key in sorted(index.groups):
         tally.patients += 1
         yield index.groups[key]
+
+
+def _resolve_medications(referring: list[Entry], medications: list[Entry]) -> None:
+    """medicationReference to a Medication entry of the same bundle (by fullUrl or
+    Medication/[id], R4 bundle.html#references): its code becomes the resource's
+    medicationCodeableConcept. Contained ones (`#id`) are read by the extractor."""
+    by_ref: dict[str, Resource] = {}
+    for e in medications:
+        m = e.resource
+        assert m is not None
+        if e.fullUrl:
+            by_ref[_HISTORY.sub("", e.fullUrl)] = m
+        if m.id:
+            by_ref[f"Medication/{m.id}"] = m
+    for e in referring:
+        r = e.resource
+        assert r is not None and r.medicationReference is not None
+        ref = r.medicationReference.reference
+        if not ref or ref.startswith("#") or r.medicationCodeableConcept is not None:
+            continue
+        m = by_ref.get(_HISTORY.sub("", ref))
+        if m is None:
+            m_ = _TYPE_ID.search(_HISTORY.sub("", ref))
+            m = by_ref.get(m_.group(0).lstrip("/")) if m_ is not None else None
+        if m is not None and m.code is not None:
+            r.medicationCodeableConcept = m.code
 
 
 def _kept(resources: list[Resource], codes: frozenset[str]) -> list[Resource]:

@@ -23,7 +23,19 @@ from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
 from ..scales import conversion, other_scale
-from ..typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    ErrorT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
 from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 from .records import (
@@ -159,6 +171,8 @@ class Reader:
     # ------------------------------------------------------------------ one entry
     def entry(self, fact: str, t: Type, entry: Any) -> Observation | None:
         """One recorded value (a bare value or an entry object), or None if unusable."""
+        if isinstance(t, PressureT):
+            return self.pressure(fact, t, entry)
         if not isinstance(entry, dict):
             entry = {"value": entry}
         dups = sorted(k for k, v in entry.items() if isinstance(_one(v), Duplicate))
@@ -229,6 +243,49 @@ class Reader:
             when.instant if when else None,
             when.text if when and when.instant else None,
             status if isinstance(status, str) else None,
+        )
+
+    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
+        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+
+        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
+        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        """
+        if not isinstance(entry, dict):
+            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
+            return None
+        entry = {k: _one(v) for k, v in entry.items()}
+        parts = [entry.get(k) for k in ("systolic", "diastolic")]
+        if all(p is None for p in parts):
+            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+            return None
+        values = [None if p is None else self.number(fact, p) for p in parts]
+        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        unit_text = entry.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        if conversion_factor(unit, t.unit) is None:
+            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            return None
+        when = self.when(fact, entry["date"]) if entry.get("date") is not None else None
+        if entry.get("date") is not None and (when is None or when.partial):
+            if when is not None:
+                self.problem(fact, f"the date {when.text!r} is not precise to the day")
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        return Observation(
+            tuple(values),
+            unit,
+            when.first if when else None,
+            source,
+            instant=when.instant if when else None,
+            stamp=when.text if when and when.instant else None,
         )
 
     def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:

@@ -68,7 +68,10 @@ class Observation:
 
     def shown(self) -> str:
         """The value as recorded, for explanations ("< 1.5 x10^9/L on ...")."""
-        if isinstance(self.value, Fraction):
+        if isinstance(self.value, tuple):  # a blood pressure: systolic/diastolic
+            sd = "/".join("?" if v is None else _decimal(v) for v in self.value)
+            text = f"{sd} {self.unit.text}" if self.unit else sd
+        elif isinstance(self.value, Fraction):
             v = _decimal(self.value)
             if self.comparator:
                 v = f"{self.comparator} {v}"

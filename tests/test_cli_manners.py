@@ -1,0 +1,197 @@
+"""CLI manners: closed pipes, help texts, mistyped flags, file errors in words."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from critlang.cli import build_parser, main
+from helpers import ROOT, TRIAL
+
+CURRENT = TRIAL / "current.crit"
+PREVIOUS = TRIAL / "previous.crit"
+PATIENT = TRIAL / "examples" / "ineligible_hb_8_0_g_dl.json"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def run(*args: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "critlang", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+    )
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _bundle(tmp: Path) -> Path:
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-05-01", "gender": "male"}
+    data = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}
+    path = tmp / "bundle.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _commands(tmp: Path) -> dict[str, list[str]]:
+    data = str(_bundle(tmp))
+    return {
+        "check": ["check", "--verbose", str(TRIAL)],
+        "eval": [
+            "eval",
+            "--as-of",
+            "2026-11-27",
+            "--details",
+            str(CURRENT),
+            str(TRIAL / "examples"),
+        ],
+        "screen": ["screen", "--as-of", "2026-11-27", str(CURRENT), data],
+        "fmt": ["fmt", "--diff", str(PREVIOUS)],
+        "test": ["test", str(TRIAL)],
+        "render": ["render", str(CURRENT)],
+        "diff": ["diff", str(PREVIOUS), str(CURRENT)],
+        "impact": ["impact", "--as-of", "2026-11-27", str(PREVIOUS), str(CURRENT), data],
+        "help": ["--help"],
+    }
+
+
+def test_closed_pipe_is_quiet_for_every_command(tmp_path: Path) -> None:
+    """`critlang ... | head -1`: the reader closes the pipe; no traceback, no complaint."""
+    for name, args in _commands(tmp_path).items():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "critlang", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # as `head -1` does once it has its line (here: before any)
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=600)
+        assert "Traceback" not in err and "BrokenPipe" not in err, (name, err)
+        assert "Exception ignored" not in err, (name, err)
+        # killed by SIGPIPE (-13), or exited as such (141); 0/1 if it finished writing first
+        assert code in (0, 1, -13, 141), (name, code, err)
+
+
+def test_closed_pipe_in_process_returns_141(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Closed:
+        def write(self, _: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            raise ValueError("no file")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["render", str(CURRENT)]) == 141
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    ap = build_parser()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_positional_described_and_every_command_has_an_example() -> None:
+    parsers = _subparsers()
+    assert set(parsers) >= {"check", "eval", "screen", "fmt", "test", "render", "diff", "impact"}
+    for name, parser in parsers.items():
+        positionals = [a for a in parser._actions if not a.option_strings]
+        assert positionals, name
+        for a in positionals:
+            assert a.help and len(a.help) > 10, (name, a.dest)
+        assert parser.epilog and parser.epilog.startswith("examples:\n  critlang " + name), name
+        text = parser.format_help()
+        assert "examples:" in text and f"critlang {name} " in text
+
+
+def test_mistyped_flag_shows_that_commands_usage() -> None:
+    code, out = run("eval", "--formt", "json", str(CURRENT), str(PATIENT))
+    assert code == 2
+    assert "usage: critlang eval " in out
+    assert "unrecognized argument: --formt; did you mean --format?" in out
+    assert "{check,eval" not in out  # not the top-level usage
+    code, out = run("screen", "--as_of", "2021-01-01", str(CURRENT), str(PATIENT))
+    assert code == 2 and "usage: critlang screen " in out and "did you mean --as-of?" in out
+
+
+def test_file_errors_in_words(tmp_path: Path) -> None:
+    code, out = run("eval", str(tmp_path), str(PATIENT))
+    assert code == 2 and f"{tmp_path}: cannot read: is a folder, not a file" in out
+    assert "Errno" not in out
+    code, out = run("eval", str(CURRENT), str(tmp_path / "nope.json"))
+    assert code == 2 and "no such file or folder" in out and "Errno" not in out
+    code, out = run("render", str(tmp_path), "-o", str(tmp_path / "x.html"))
+    assert code == 2 and "is a folder, not a file" in out and "Errno" not in out
+    code, out = run("render", str(CURRENT), "-o", str(tmp_path))
+    assert code == 2 and "cannot write: is a folder, not a file" in out and "Errno" not in out
+    code, out = run("diff", str(tmp_path), str(CURRENT))
+    assert code == 2 and "is a folder, not a file" in out and "Errno" not in out
+
+
+@pytest.mark.parametrize("suffix", [".HTML", ".htm", ".Html"])
+def test_render_html_by_suffix_any_case(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"page{suffix}"
+    assert main(["render", str(CURRENT), "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_expected_verdict_must_be_a_verdict_word(tmp_path: Path) -> None:
+    data = json.loads(PATIENT.read_text())
+    data["protocol"] = str(CURRENT)
+    data["expect"] = {"verdict": "inelligible", "criteria": {"E8": "met", "E1": "false"}}
+    f = tmp_path / "typo.json"
+    f.write_text(json.dumps(data))
+    code, out = run("test", str(f))
+    assert code == 1 and "FAIL" in out
+    assert "expect.verdict 'inelligible' is not a verdict: use one of eligible, " in out
+    assert "expect.criteria.E1 'false' is not a status" in out
+
+
+def test_check_summarises_assumptions_and_verbose_gives_them_whole() -> None:
+    code, out = run("check", str(CURRENT))
+    assert code == 0
+    assert "8 assumptions the protocol does not state (warning W001; full text with " in out
+    where = 1 + next(
+        i for i, x in enumerate(CURRENT.read_text().splitlines()) if x.startswith("assume ki67")
+    )
+    line = next(x for x in out.splitlines() if "`ki67_cutoff`" in x)
+    assert line.startswith(f"  {CURRENT}:{where}: `ki67_cutoff`: The inclusion text is cut off")
+    assert "^^^" not in out  # no code frames for a clean file's assumptions
+    code, verbose = run("check", "--verbose", str(CURRENT))
+    assert code == 0 and "warning W001: assumption `ki67_cutoff`" in verbose and "^^^" in verbose
+    assert "\x1b[" not in out + verbose  # no colour when piped
+
+
+def test_check_lists_errors_before_warnings(tmp_path: Path) -> None:
+    f = tmp_path / "p.crit"
+    f.write_text(
+        'protocol "X"\nassume "first"\nfact a: boolean\ninclusion criteria\nI1 "x"\n  rule b\n'
+    )
+    code, out = run("check", str(f))
+    assert code == 1
+    assert out.index("error E101") < out.index("warning W002") < out.index("1 assumption")
+
+
+def test_help_and_version_load_no_parser() -> None:
+    code = (
+        "import io, contextlib, sys\n"
+        "from critlang.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--version']); main(['eval', '--help'])\n"
+        "print(sorted(m for m in ('lark', 'critlang.nodes', 'pint', 'z3') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
+    )
+    assert proc.stdout.strip() == "[]"
