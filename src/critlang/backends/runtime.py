@@ -171,7 +171,8 @@ class Range:
         eq = self.__eq__(other)
         return None if eq is None else not eq
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:  # memo keys (needs.py); equal fields, equal hash
+        return hash((Range, self.lo, self.hi, self.lo_open, self.hi_open, self.ongoing))
 
     def __neg__(self) -> Range:
         return Range(-self.hi, -self.lo, self.hi_open, self.lo_open)

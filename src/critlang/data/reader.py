@@ -134,6 +134,15 @@ class Reader:
             return PartialDate(w.first, min(w.last, self.as_of), w.text)
         return w.first
 
+    def any_date(self, fact: str, raw: Any) -> dt.date | PartialDate | None:
+        raw = _one(raw)
+        if raw is None or isinstance(raw, Duplicate):
+            return self.scalar(fact, DateT(), raw)
+        w = self.when(fact, raw)
+        if w is None:
+            return None
+        return PartialDate(w.first, w.last, w.text) if w.partial else w.first
+
     def scalar(self, fact: str, t: Type, raw: Any) -> Any:
         """A plain value of kind t, or None after reporting why it is unusable."""
         raw = _one(raw)
@@ -547,6 +556,8 @@ class Reader:
                     )
                 elif isinstance(ftype, DateT) and name == END_FIELD:
                     item[name] = self.end(label, v)
+                elif isinstance(ftype, DateT):  # a start may be planned: no past-only check
+                    item[name] = self.any_date(label, v)
                 else:
                     item[name] = self.scalar(label, ftype, v)
             self.check_order(fact, i, item)
