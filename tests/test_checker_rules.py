@@ -112,6 +112,13 @@ CASES: list[tuple[str, str, str]] = [
     ("header-conflict", 'I1 "x"\n  rule age > ‸18 years\n', "W201"),
     ("dual-disagrees", 'I1 "x"\n  rule hb < ‸5.0 mmol/L (9.0 g/dL)\n', "W301"),
     ("never-true", 'I1 "x"\n  rule krenning > ‸4\n', "W401"),
+    ("number-too-long", 'I1 "x"\n  rule hb < ‸9999999999999999 g/dL\n', "E901"),
+    (
+        "too-complex",
+        '‸I1 "x"\n  rule ' + "any prior with (" * 21 + "kind = a" + ")" * 21 + "\n",
+        "E903",
+    ),
+    ("import-not-allowed", '‸import "/etc/passwd"\n', "E904"),
     ("unit-dropped", 'I1 "Ratio < 3 mg/dL"\n  rule ratio < ‸3\n', "W601"),
 ]
 
@@ -143,6 +150,7 @@ def test_rule(name: str, addition: str, code: str) -> None:
 
 def test_every_code_has_a_case() -> None:
     covered = {c for _, _, c in CASES} | {"W002", "E008", "E009"}  # see the tests below
+    covered |= {"E902"}  # 1,000 levels of nesting: tests/test_security.py
     assert set(CODES) - covered == set()
 
 

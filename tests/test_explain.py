@@ -285,3 +285,31 @@ def test_needs_names_a_missing_reference_range() -> None:
     assert "fasting_glucose.reference_range.high" in ev.missing
     e11 = crit(ev, "E11")
     assert e11.missing == ["fasting_glucose.reference_range.high (not reported with the value)"]
+
+
+def test_blood_pressure_pair_and_implication_are_explained() -> None:
+    from critlang.frontend import analyse_text
+
+    text = (
+        'protocol "X"\nfact bp: blood pressure\nfact diabetic: boolean\nfact hba1c: quantity %\n'
+        'inclusion criteria\nI1 "bp"\n  rule bp < 140/90 mmHg\n'
+        'I2 "dm"\n  rule if diabetic then hba1c < 8.0 %\n'
+    )
+    checked = analyse_text(text, "x.crit").result
+    assert checked is not None and checked.ok
+    ev = Evaluator(compile_protocol(checked))
+    bp = {"systolic": 150, "diastolic": 85, "unit": "mm[Hg]", "date": "2026-11-20"}
+    facts = {"bp": bp, "diabetic": True, "hba1c": {"value": 7.5, "unit": "%"}}
+    e = ev.evaluate(read_record(checked, {"facts": facts}, AS_OF))
+    i1, i2 = e.criteria
+    assert i1.status == "not met" and i1.explanation == [
+        "✗ bp 150/85 mm[Hg] on 2026-11-20 < 140/90 mmHg (both parts must hold: systolic 150 ✗, "
+        "diastolic 85 ✓)"
+    ]
+    assert i2.status == "met"
+    assert i2.explanation == ["✓ if:", "  ✓ diabetic yes", "✓ then:", "  ✓ hba1c 7.5 % < 8.0 %"]
+    e = ev.evaluate(read_record(checked, {"facts": {"diabetic": False}}, AS_OF))
+    assert e.criteria[1].explanation == [
+        "✓ the condition does not hold, so nothing is required:",
+        "  ✗ diabetic no",
+    ]

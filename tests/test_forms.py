@@ -556,3 +556,21 @@ E2 "Diastolic BP >= 110 mm[Hg]"
     assert statuses(src, bp(180, 110)) == (False, True)
     assert statuses(src, bp(181, 109)) == (True, False)
     assert statuses(src, bp(None, 109)) == (None, False)
+
+
+def test_blood_pressure_only_as_a_fact() -> None:
+    head = "fact bp: blood pressure\n"
+    assert "E602" in codes(head + "fact l: list of {p: blood pressure}\n")
+    assert "E602" in codes(head + "define f(p: blood pressure) = p < 140/90\n")
+
+
+def test_explanations_probe_a_missing_blood_pressure() -> None:
+    """Needs probes a blood pressure with (systolic, diastolic) pairs, never a plain value."""
+    from critlang.evaluate import Evaluator
+
+    a = analyse_text(BP, "bp.crit")
+    assert a.result is not None
+    compiled = compile_protocol(a.result)
+    record = read_record(a.result, {"facts": {}}, AS_OF)
+    result = Evaluator(compiled).evaluate(record)
+    assert result.verdict == "undetermined" and result.missing == ["bp"]

@@ -348,3 +348,89 @@ I1 "A child's weight"
     (tmp_path / "bad.crit").write_text(bad)
     out = cli("check", str(tmp_path / "bad.crit")).stdout
     assert "E402" in out and "E306" in out
+
+
+# ---------------------------------------------------------------------- issue 10's forms
+
+FORMS = """protocol "F"
+  date 2024-05-01
+fact bp: blood pressure
+fact diabetic: boolean
+fact hba1c: quantity %
+fact platelets: quantity x10^9/L
+fact cycle: integer 1..12
+fact last_dose: date
+fact surgery: date
+fact hemoglobin: quantity g/dL
+fact transfusion: date
+fact therapies: list of {start: date, end: date}
+anchor randomisation
+inclusion criteria
+I1 "BP below 140/90"
+  rule bp < 140/90 mmHg
+I2 "If diabetic, HbA1c below 8.0 %"
+  rule if diabetic then hba1c < 8.0 %
+I3 "Platelets by cycle"
+  rule platelets >= (100 x10^9/L if cycle = 1 else 75 x10^9/L)
+I4 "Last dose at least 12 weeks before randomisation"
+  rule last_dose at least 12 weeks before randomisation
+I5 "Surgery 2 to 6 weeks before, or planned"
+  rule surgery between 2 and 6 weeks before randomisation or surgery on or after randomisation
+exclusion criteria
+E1 "BP above 160/100"
+  rule bp > 160/100 mmHg or bp.systolic > 180 mm[Hg]
+E2 "Transfusion within 14 days before the haemoglobin"
+  rule transfusion within 14 days before date of hemoglobin
+E3 "Therapy ongoing or overlapping the last 4 weeks"
+  rule any therapies with (start to end ongoing at randomisation
+    or start to end overlaps 4 weeks before randomisation)
+"""
+
+
+def test_every_status_of_every_new_form_as_the_evaluator_computes_it() -> None:
+    c = checked(FORMS, "forms.crit")
+    as_of = dt.date(2024, 5, 1)
+    space = Space(as_of)
+    p = Protocol(Encoder(c, space))
+    assert not space.unsupported
+    solver = Solver(space, [c])
+    evaluator = Evaluator(compile_protocol(c), explain=False)
+    for cid, st_ in p.statuses.items():
+        for word, goal in (("met", st_.met), ("not met", st_.not_met), ("unknown", st_.unknown)):
+            status, model, _ = solver.solve(goal)
+            assert model is not None, (cid, word, status)
+            record, _ = solver.record(model)
+            got = {x.id: x.status for x in evaluator._one(read_record(c, record, as_of)).criteria}
+            assert got[cid] == word, (cid, word, record)
+
+
+def test_equal_window_wordings_are_proven_unchanged() -> None:
+    """Issue 10: "at least 12 weeks before" and "not less than 12 weeks before" are equal
+    (both include day 84), "more than 12 weeks before" is not."""
+    a = checked(FORMS, "a.crit")
+    b = checked(
+        FORMS.replace(
+            "last_dose at least 12 weeks before randomisation",
+            "not last_dose less than 12 weeks before randomisation"
+            " and last_dose before randomisation",
+        ),
+        "b.crit",
+    )
+    r = diff(a, b, dt.date(2024, 5, 1))
+    (ch,) = r.changes
+    assert ch.kind == "rewritten" and ch.effect.unchanged
+    c = checked(
+        FORMS.replace(
+            "last_dose at least 12 weeks before randomisation",
+            "last_dose more than 12 weeks before randomisation",
+        ),
+        "c.crit",
+    )
+    r = diff(a, c, dt.date(2024, 5, 1))
+    (ch,) = r.changes
+    assert ch.effect.classification == "narrowed"
+    w = ch.effect.narrowing.record
+    day = dt.date.fromisoformat(w["anchors"]["randomisation"]) - dt.date.fromisoformat(
+        w["facts"]["last_dose"]
+    )
+    assert day.days == 84  # exactly 12 weeks: in one wording, out of the other

@@ -1,4 +1,5 @@
-"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O.
+"""The `critlang` command. Exit codes: 0 clean, 1 problems in the input, 2 usage or I/O,
+70 an internal error (a bug: one line asking for a report; the traceback with --debug).
 
 Each command imports the phases it needs when it runs, so that `critlang check` starts
 without loading the compiler, the FHIR reader, pint or z3.
@@ -12,11 +13,13 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import __version__
+from . import __version__, frontend
 from .diagnostics import Severity, render_text, summary
 
 if TYPE_CHECKING:
@@ -143,9 +146,18 @@ def _as_of(text: str | None) -> dt.date:
     if text is None:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        # birth dates, look-back windows and witnesses reach centuries around the
+        # screening date; Python's calendar ends at years 1 and 9999 (docs/security.md)
+        low, high = (d.isoformat() for d in AS_OF_RANGE)
+        raise argparse.ArgumentTypeError(f"--as-of {text}: give a date from {low} to {high}")
+    return day
+
+
+AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
 
 
 def _own_as_of(path: Path, default: dt.date) -> dt.date:
@@ -173,7 +185,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.arm is not None and args.arm not in arms:
         print(f"critlang: --arm {args.arm!r}: the protocol's arms are {arms}", file=sys.stderr)
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     evaluator = Evaluator(compiled)
     files, problems = _expand_patients(args.patients)
     for msg in problems:
@@ -226,6 +238,11 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
         return code
+    engine = args.engine or (
+        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
+    )
+    if engine != "python":
+        return _screen_sql(args, analysis, engine)
     absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
     wrong = [k for k in absent if k not in ABSENT_KINDS]
     if wrong:
@@ -238,7 +255,7 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data))
     if files is None:
         return 2
-    compiled = compile_protocol(analysis.result)
+    compiled = analysis.compiled or compile_protocol(analysis.result)
     extractor = Extractor(analysis.result, absent)
     import gc
 
@@ -297,6 +314,115 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         print(json.dumps(report_data(compiled, result, data_names), indent=2, ensure_ascii=False))
     else:
         print(attrition_text(result))
+    return 0
+
+
+def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> int:
+    """`screen --engine duckdb|postgres|spark` on a cohort file from `critlang ingest`."""
+    from .backends.python import compile_protocol
+    from .backends.sql import SqlUnsupported
+    from .backends.sql.run import CohortError, screen_cohort
+    from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, write
+
+    assert analysis.result is not None
+    if len(args.data) != 1 or not args.data[0].endswith(".duckdb"):
+        print(
+            f"critlang: --engine {engine} screens one cohort file (.duckdb) written by "
+            "`critlang ingest`",
+            file=sys.stderr,
+        )
+        return 2
+    cohort = Path(args.data[0])
+    if not cohort.is_file():
+        print(f"critlang: {cohort}: no such cohort file", file=sys.stderr)
+        return 2
+    if args.absent_means_no:
+        print("critlang: --absent-means-no applies when reading FHIR: give it to `critlang "
+              "ingest`", file=sys.stderr)  # fmt: skip
+        return 2
+    compiled = compile_protocol(analysis.result)
+    as_of = _as_of(args.as_of) if args.as_of else None
+    try:
+        result = screen_cohort(
+            compiled, cohort, engine, as_of, args.dsn, patients=bool(args.patients)
+        )
+    except (CohortError, SqlUnsupported) as exc:
+        print(f"critlang: {cohort}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the engine's own errors (connection, Java, I/O)
+        print(f"critlang: --engine {engine}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.patients:
+        out = Path(args.patients)
+        text = (
+            patients_jsonl(result) if out.suffix in (".jsonl", ".ndjson") else patients_csv(result)
+        )
+        write(out, text)
+    if args.attrition:
+        write(Path(args.attrition), attrition_csv(result))
+    print(attrition_text(result))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .backends.python import compile_protocol
+    from .data.fhir import ABSENT_KINDS, Extractor, data_files
+    from .data.ingest import ingest_fhir
+
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    out = Path(args.output)
+    if out.suffix != ".duckdb":
+        print(f"critlang: -o {out}: the cohort is a DuckDB file (*.duckdb)", file=sys.stderr)
+        return 2
+    absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
+    wrong = [k for k in absent if k not in ABSENT_KINDS]
+    if wrong:
+        print(f"critlang: --absent-means-no takes {' and/or '.join(ABSENT_KINDS)}", file=sys.stderr)
+        return 2
+    files = _usable(data_files(args.data))
+    if files is None:
+        return 2
+    compiled = compile_protocol(analysis.result)
+    extractor = Extractor(analysis.result, absent)
+    import gc
+
+    gc.freeze()  # start-up objects live to the end (see _cmd_screen)
+    from .backends.sql import SqlUnsupported
+
+    try:
+        count = ingest_fhir(compiled, files, out, as_of, extractor)
+    except OSError as exc:
+        print(f"critlang: -o {out}: {exc}", file=sys.stderr)
+        return 2
+    except SqlUnsupported as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 1
+    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from .backends.python import compile_protocol
+    from .backends.sql import SqlUnsupported, compile_sql
+
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    try:
+        query = compile_sql(compile_protocol(analysis.result), as_of)
+    except SqlUnsupported as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 1
+    text = query.attrition().sql(args.dialect, pretty=True) if args.attrition else None
+    try:
+        print((text or query.sql(args.dialect, pretty=True)) + ";")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `critlang sql ... | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -711,7 +837,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="feasibility mode: coded facts of these kinds (conditions, medications; "
         "comma-separated) that no resource shows count as 'no' (the table says so)",
     )
+    sc.add_argument(
+        "--engine",
+        choices=("python", "duckdb", "postgres", "spark"),
+        help="where to evaluate: python (FHIR files; the default for them) or, on a cohort "
+        "file from `critlang ingest`, duckdb (its default), postgres or spark",
+    )
+    sc.add_argument("--dsn", help="PostgreSQL connection string for --engine postgres")
     sc.set_defaults(func=_cmd_screen)
+    ig = _command(
+        sub,
+        "ingest",
+        "read FHIR R4 data into a cohort file (DuckDB) of normalised facts",
+        "Read FHIR R4 Bundles or NDJSON (files or folders) with the protocol's "
+        "code bindings, exactly as `screen` reads them, into a DuckDB file of facts in the "
+        "protocol's declared units, for `screen --engine` (docs/scale.md).",
+        [
+            f"critlang ingest --as-of 2021-03-31 {_TRIAL}/current.crit ../shared/data/synthea-r4/"
+            " -o cohort.duckdb",
+            f"critlang screen {_TRIAL}/current.crit cohort.duckdb",
+        ],
+    )
+    ig.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    ig.add_argument(
+        "data", nargs="+", metavar="DATA", help="FHIR R4 Bundles or NDJSON files, or folders"
+    )
+    ig.add_argument("-o", "--output", required=True, metavar="COHORT.duckdb")
+    ig.add_argument("--as-of", metavar="YYYY-MM-DD", help="reading date (default: today)")
+    ig.add_argument(
+        "--absent-means-no",
+        metavar="KINDS",
+        help="as for screen: coded facts of these kinds that no resource shows count as 'no'",
+    )
+    ig.set_defaults(func=_cmd_ingest)
+    sq = _command(
+        sub,
+        "sql",
+        "print the protocol as one SQL query over the facts tables",
+        "Compile the protocol to SQL for a warehouse holding the tables "
+        "critlang_patients and critlang_facts (docs/scale.md): one row per patient with the "
+        "verdict and every criterion's status; --attrition gives the attrition counts.",
+        [f"critlang sql --dialect postgres --as-of 2021-03-31 {_TRIAL}/current.crit"],
+    )
+    sq.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    sq.add_argument("--dialect", choices=("duckdb", "postgres", "spark"), default="duckdb")
+    sq.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    sq.add_argument("--attrition", action="store_true", help="the attrition query instead")
+    sq.set_defaults(func=_cmd_sql)
     fm = _command(
         sub,
         "fmt",
@@ -830,6 +1002,46 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+T = TypeVar("T")
+
+# sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
+# protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
+EXIT_INTERNAL = 70
+# The passes after the parser recurse over the syntax tree (up to parser.MAX_DEPTH
+# levels); commands run in a thread whose stack and recursion limit fit that depth.
+_STACK_BYTES = 512 * 1024 * 1024
+_RECURSION_LIMIT = 60_000
+
+
+def _run_deep(fn: Callable[[], T]) -> T:
+    """fn() on a thread with a deep stack; its exception, if any, re-raised here."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    # the limit is per interpreter: raised while the worker runs (the calling thread
+    # only waits), restored after, so no thread with a small stack recurses that deep
+    limit = sys.getrecursionlimit()
+    previous = threading.stack_size()
+    try:
+        sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+        threading.stack_size(_STACK_BYTES)
+        worker = threading.Thread(target=target, name="critlang", daemon=True)
+        worker.start()
+        threading.stack_size(previous)
+        worker.join()
+    finally:
+        threading.stack_size(previous)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse; a mistyped flag is reported with its command's usage, and a near miss named."""
     import difflib
@@ -849,14 +1061,46 @@ def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
+    for command in ap._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an internal error, print the traceback",
+        )
+        command.add_argument(
+            "--library",
+            action="append",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="a directory imports may read .crit files from (besides the protocol's "
+            "tree; repeatable; also CRITLANG_LIBRARY)",
+        )
+    ap.add_argument(
+        "--debug", action="store_true", help="on an internal error, print the traceback"
+    )
+    ap.add_argument("--library", action="append", metavar="DIR", default=[], help=argparse.SUPPRESS)
     try:
         args = _parse(ap, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    frontend.library_paths[:] = [Path(d) for d in args.library]
     try:
-        return int(args.func(args))
-    except BrokenPipeError:
+        return _run_deep(lambda: int(args.func(args)))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # not a bug: the reader went away
         return _closed_pipe()
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "
+            "please report it with the command and its input "
+            f"(rerun with --debug for the traceback). Exit {EXIT_INTERNAL}.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def _closed_pipe() -> int:

@@ -25,7 +25,7 @@ from .backends.python import Compiled, compile_protocol
 from .checker import CheckResult
 from .data.records import RecordError, read_record
 from .evaluate import Evaluator
-from .frontend import Analysis, analyse_file
+from .frontend import Analysis, analyse_file, import_roots, resolve_criteria_file
 from .interpreter import Interpreter
 from .source import find_files
 from .typesys import BoolT
@@ -72,7 +72,11 @@ class Coverage:
 def _protocol_for(example: Path, data: dict[str, Any]) -> Path:
     rel = data.get("protocol")
     if isinstance(rel, str):
-        return (example.parent / rel).resolve()
+        # the import rule (docs/security.md): a .crit file of the example's tree
+        path, why = resolve_criteria_file(rel, example.parent, import_roots(example))
+        if path is None:
+            raise ExampleError(f'"protocol": {rel!r}: {why}')
+        return path
     candidates = sorted(example.parent.parent.glob("*.crit")) + sorted(
         example.parent.glob("*.crit")
     )
@@ -150,7 +154,7 @@ class Runner:
             return CaseResult(example, False, [f"cannot run this example: {exc}"])
         try:
             analysis, _, evaluator = self.protocol(proto_path)
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             return CaseResult(example, False, [f"cannot read {proto_path}: {exc}"])
         if evaluator is None or analysis.result is None:
             return CaseResult(example, False, [f"{proto_path} has errors: run critlang check"])

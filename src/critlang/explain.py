@@ -342,6 +342,19 @@ class Explainer:
             else:
                 v = True
             return Clause(v, f"{rule.text} unless {exc.text}", [rule, exc], "unless")
+        if isinstance(e, n.Implies):
+            p, c = self.cond(e.premise, env), self.cond(e.conclusion, env)
+            if p.value is False or c.value is True:
+                v = True
+            elif p.value is None or c.value is None:
+                v = None
+            else:
+                v = False
+            return Clause(v, f"if {p.text} then {c.text}", [p, c], "implies")
+        if isinstance(e, n.Compare) and (
+            isinstance(e.left, n.PressureLit) or isinstance(e.right, n.PressureLit)
+        ):
+            return self.pressure(e)
         if isinstance(e, n.Compare):
             return self.compare(e, env)
         if isinstance(e, n.CompareRef):
@@ -389,6 +402,35 @@ class Explainer:
                 shown = v.shown
                 return Clause(v.value, shown, notes=v.derived)
         raise _Unsupported(e)
+
+    def pressure(self, e: n.Compare) -> Clause:
+        """A blood pressure against a written pair (nodes.PRESSURE_COMBINE): `<` needs
+        both parts, `>` either."""
+        flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+        op, subject, pair = e.op, e.left, e.right
+        if isinstance(subject, n.PressureLit):
+            op, subject, pair = flip.get(op, op), pair, subject
+        if not isinstance(pair, n.PressureLit) or not isinstance(subject, n.Name):
+            raise _Unsupported(e)
+        v = self.fact_val(subject.name)
+        limit = pair.raw or f"{_num(pair.systolic)}/{_num(pair.diastolic)} {pair.unit}".strip()
+        want_all = n.PRESSURE_COMBINE[op] == "all"
+        rule = "both parts must hold" if want_all else "either part suffices"
+        if v.value is None:
+            return Clause(None, f"{v.shown} {_OPS[op]} {limit}")
+        parts: list[bool | None] = []
+        words = []
+        for name, value, bound in zip(
+            ("systolic", "diastolic"), v.value, (pair.systolic, pair.diastolic), strict=True
+        ):
+            ok = None if value is None else _apply(op, value, float(bound))
+            parts.append(ok)
+            words.append(f"{name} {'unknown' if value is None else _num(value)} {MARK[ok]}")
+        if want_all:
+            val = False if False in parts else (None if None in parts else True)
+        else:
+            val = True if True in parts else (None if None in parts else False)
+        return Clause(val, f"{v.shown} {_OPS[op]} {limit} ({rule}: {', '.join(words)})")
 
     def label_of(self, e: n.Expr) -> str:
         if isinstance(e, n.Name):
@@ -691,6 +733,9 @@ def _sources(c: Clause, want: bool | None, out: list[str]) -> None:
         picked = [t for t in c.children if t.value is want] or c.children
         for t in picked:
             _sources(t, want, out)
+    elif c.kind == "implies":
+        for t in c.children:
+            _sources(t, t.value, out)
     elif c.kind == "unless":
         rule, exc = c.children
         if c.value is False and exc.value is True:
@@ -747,6 +792,17 @@ def _lines(c: Clause, want: bool | None, depth: int, out: list[str]) -> None:
             return
         out.append(f"{pad}not:")
         _lines(inner, inner_want, depth + 1, out)
+        return
+    if c.kind == "implies":
+        premise, conclusion = c.children
+        if c.value is True and premise.value is False:
+            out.append(f"{pad}✓ the condition does not hold, so nothing is required:")
+            _lines(premise, False, depth + 1, out)
+            return
+        out.append(f"{pad}{MARK[premise.value]} if:")
+        _lines(premise, premise.value, depth + 1, out)
+        out.append(f"{pad}{MARK[conclusion.value]} then:")
+        _lines(conclusion, conclusion.value, depth + 1, out)
         return
     if c.kind == "unless":
         rule, exc = c.children

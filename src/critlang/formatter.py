@@ -21,7 +21,7 @@ from lark import Token
 
 from . import nodes as n
 from .diagnostics import Diagnostic
-from .parser import _ToAst, grammar_path, parse
+from .parser import lark_parser, parse, to_ast
 from .source import SourceFile
 
 WIDTH = 100
@@ -371,13 +371,7 @@ def _decl_blocks(d: n.Node) -> list[_Block]:
 @cache
 def _comment_parser() -> Callable[[str], tuple[lark.Tree, list[Token]]]:
     comments: list[Token] = []
-    parser = lark.Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        lexer_callbacks={"COMMENT": comments.append},
-    )
+    parser = lark_parser(lexer_callbacks={"COMMENT": comments.append})
 
     def run(text: str) -> tuple[lark.Tree, list[Token]]:
         comments.clear()
@@ -396,7 +390,9 @@ def format_source(source: SourceFile) -> tuple[str | None, list[Diagnostic]]:
     if protocol is None:
         return None, diags
     tree, comments = _comment_parser()(source.text)
-    protocol = _ToAst(source).transform(tree)  # same AST; the comments came with it
+    protocol, limits = to_ast(tree, source)  # same AST; the comments came with it
+    if protocol is None:
+        return None, limits
     blocks: list[_Block] = []
     if protocol.header is not None:
         blocks.append(_Block(_header_lines(protocol.header)))

@@ -140,6 +140,8 @@ class Interpreter:
         self.roots = n.arithmetic_roots(checked.protocol)
         # id(condition node) -> values seen, for clause coverage (`critlang test --coverage`)
         self.trace: dict[int, set[bool | None]] | None = None
+        self._memo_record: Record | None = None  # the record _memo holds values for
+        self._memo: dict[str, Any] = {}  # definition name -> value
 
     # ------------------------------------------------------------------ quantities
     def base_unit(self, dims: tuple[tuple[str, int], ...]) -> Any:
@@ -307,7 +309,13 @@ class Interpreter:
             if r.kind == "anchor":
                 return self.record.anchors.get(r.name)
             if r.kind == "define":
-                return self.value(self.c.defines[r.name].body, {})
+                # each definition once per record: `define d1 = d0 + d0` chains share
+                # their parts as a DAG instead of growing exponentially
+                if self._memo_record is not self.record:
+                    self._memo_record, self._memo = self.record, {}
+                if r.name not in self._memo:
+                    self._memo[r.name] = self.value(self.c.defines[r.name].body, {})
+                return self._memo[r.name]
             if r.kind == "assume":
                 return self.value(self.c.assumed[r.name].value, {})
             raise AssertionError(r)
@@ -548,7 +556,7 @@ class Interpreter:
         results = set()
         for a, b in combos:  # decided when every possibility gives the same answer
             if isinstance(t, ScaleT):
-                a, b = t.members.index(a), t.members.index(b)
+                a, b = t.positions[a], t.positions[b]
             b = self.align(a, b, self.subject_name(e.left))
             if isinstance(a, Iv) or isinstance(b, Iv):
                 results.add(iv_compare(e.op, a, b))

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
-from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
 _FAULT = object()  # the generated code raised on a probe value
@@ -60,7 +60,8 @@ class Prober:
     def __init__(self, compiled: Compiled) -> None:
         self.compiled = compiled
         self.types: dict[str, Type] = dict(compiled.checked.record_types)
-        self.numbers = sorted(_constants(compiled) | set(_LADDER) | {-x for x in _LADDER})
+        self.constants = sorted(x for x in _constants(compiled) if x >= 0)
+        self.numbers = sorted(set(self.constants) | set(_LADDER) | {-x for x in _LADDER})
 
     def number_probes(self, integer: bool = False) -> list[float]:
         out: set[float] = set()
@@ -95,6 +96,15 @@ class Prober:
         if isinstance(t, DateT):
             days = self.date_probes(f)
             return days[:: max(1, len(days) // 12)] if reduced else days
+        if isinstance(t, PressureT):
+            # the runtime value is a (systolic, diastolic) pair, either part possibly
+            # unknown (backends/python.py _pressure_normaliser): probe pairs, not booleans
+            # each threshold of the code, a step either side (pairs grow as the square)
+            values = sorted({v for x in (0.0, *self.constants) for v in (x, x + 1, max(x - 1, 0))})
+            if reduced:
+                values = values[:: max(1, len(values) // 6)]
+            part = [None, *values]
+            return [(a, b) for a in part for b in part if (a, b) != (None, None)]
         if isinstance(t, (QuantT, NumberT)):
             values = self.number_probes()
             if reduced:
@@ -117,6 +127,13 @@ class Prober:
             return self.lists(t, f)
         if t is None:
             return [True, False]
+        if isinstance(t, PressureT) and isinstance(f.get(slot.key), tuple):
+            known = f[slot.key]  # probe only the missing part of a recorded pair
+            pairs = {
+                tuple(k if k is not None else p for k, p in zip(known, pair, strict=True))
+                for pair in self.scalar(t, f, reduced)
+            }
+            return sorted(pairs, key=lambda p: tuple(-1.0 if x is None else x for x in p))
         return self.scalar(t, f, reduced)
 
     def lists(self, t: ListT, f: dict[str, Any]) -> list[Any]:
@@ -184,7 +201,7 @@ class Needs:
         out: list[Slot] = []
         for dep in sorted(deps):
             v = f.get(dep)
-            if v is None:
+            if v is None or (isinstance(v, tuple) and None in v):  # a pair with a part missing
                 out.append(Slot(dep))
             elif isinstance(v, list):
                 for i, item in enumerate(v):
@@ -199,7 +216,7 @@ class Needs:
     def status(self, f: dict[str, Any], index: int) -> Any:
         try:
             return self.compiled.evaluate(f)[1][index]
-        except (ArithmeticError, ValueError, OverflowError):
+        except (ArithmeticError, ValueError, OverflowError, TypeError):
             return _FAULT  # a probe outside what the formulas take: not a way to decide
 
     def find(self, f: dict[str, Any]) -> list[Slot]:

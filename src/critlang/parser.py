@@ -7,12 +7,12 @@ file with several broken items gets one diagnostic per item, not just the first.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import re
 from fractions import Fraction
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import lark
@@ -23,37 +23,37 @@ from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
 from .diagnostics import Diagnostic, error
+from .lalr import build_strict, grammar_path, lark_parser, write_tables
 from .source import SourceFile, Span
 
-_PACKAGED = Path(__file__).with_name("critlang.lark")
-_IN_REPO = Path(__file__).resolve().parents[2] / "grammar" / "critlang.lark"
-
-
-def grammar_path() -> Path:
-    """The grammar shipped in the package, or the repository's when running from source."""
-    return _PACKAGED if _PACKAGED.exists() else _IN_REPO
+__all__ = [
+    "build_strict",
+    "grammar_path",
+    "lark_parser",
+    "parse",
+    "parse_text",
+    "to_ast",
+    "write_tables",
+]
 
 
 @cache
 def _lark() -> lark.Lark:
-    return lark.Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        strict=False,  # the grammar is proven conflict-free in strict mode by a test
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=True,  # Lark keeps the built tables in the temp folder, keyed by grammar hash
-    )
+    return lark_parser()
 
 
-def build_strict() -> lark.Lark:
-    """Build in Lark's strict mode (no conflicts, no terminal collisions); used by tests."""
-    return lark.Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        strict=True,
-        propagate_positions=True,
-    )
+# Limits on what a criteria file may spell (docs/security.md). Numbers: a clinical
+# threshold never needs more digits, and longer ones would overflow floats in the
+# compiled code or hit Python's 4,300-digit conversion limit. Depth: the syntax tree is
+# walked by recursive passes (checker, compiler, interpreter, z3); 1,000 levels is far
+# beyond any criterion (490 nested parentheses, 330-term `or` chains stay legal).
+MAX_NUMBER_DIGITS = 15  # before and after the decimal point, each
+MAX_DEPTH = 1000  # nesting of the syntax tree
+
+
+class _TooDeep(Exception):
+    def __init__(self, meta: Meta) -> None:
+        self.meta = meta
 
 
 _QUANTITY_RE = re.compile(r"(\d+(?:\.\d+)?)[ \t]*(.*)", re.S)
@@ -81,6 +81,45 @@ class _ToAst(Transformer_NonRecursive):
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
         self.src = source
+        self.problems: list[Diagnostic] = []  # limits exceeded (E901)
+
+    def transform(self, tree: lark.Tree) -> Any:
+        """Bottom-up, with an explicit stack: deep nesting cannot exhaust Python's.
+
+        Raises _TooDeep past MAX_DEPTH levels (the passes after this one recurse).
+        """
+        stack: list[tuple[lark.Tree, Any, list[Any]]] = [(tree, iter(tree.children), [])]
+        while True:
+            node, children, done = stack[-1]
+            for child in children:
+                if isinstance(child, lark.Tree):
+                    if len(stack) >= MAX_DEPTH:
+                        raise _TooDeep(child.meta)
+                    stack.append((child, iter(child.children), []))
+                    break
+                done.append(child)
+            else:
+                stack.pop()
+                value = self._call_userfunc(node, done)
+                if not stack:
+                    return value
+                stack[-1][2].append(value)
+
+    def _fraction(self, text: str, span: Span) -> Fraction:
+        """A number literal's exact value; too many digits is E901 (value 0 stands in)."""
+        whole, _, frac = text.lstrip("-").partition(".")
+        if len(whole.lstrip("0")) > MAX_NUMBER_DIGITS or len(frac) > MAX_NUMBER_DIGITS:
+            self.problems.append(
+                error(
+                    "E901",
+                    "number too long",
+                    span,
+                    label=f"at most {MAX_NUMBER_DIGITS} digits before and after the point",
+                    hint="no clinical threshold needs more; see docs/security.md",
+                )
+            )
+            return Fraction(0)
+        return Fraction(text)
 
     # --- spans
     def _span(self, meta: Meta) -> Span:
@@ -94,7 +133,7 @@ class _ToAst(Transformer_NonRecursive):
     def _quantity(self, tok: Token) -> n.QuantityLit:
         number, unit = _split_quantity(str(tok))
         return n.QuantityLit(
-            value=Fraction(number),
+            value=self._fraction(number, self._tspan(tok)),
             number_text=number,
             unit=unit,
             raw=str(tok),
@@ -236,7 +275,7 @@ class _ToAst(Transformer_NonRecursive):
             if tok.type == "NUMBER":
                 ends.append(
                     n.QuantityLit(
-                        value=Fraction(str(tok)),
+                        value=self._fraction(str(tok), self._tspan(tok)),
                         number_text=str(tok),
                         unit="",
                         raw=str(tok),
@@ -277,7 +316,8 @@ class _ToAst(Transformer_NonRecursive):
         return n.NumberTypeExpr(span=self._span(meta))
 
     def t_integer(self, meta: Meta, items: list[Any]) -> Any:
-        return n.IntegerTypeExpr(low=int(items[0]), high=int(items[1]), span=self._span(meta))
+        low, high = (self._fraction(str(t), self._tspan(t)) for t in items[:2])
+        return n.IntegerTypeExpr(low=int(low), high=int(high), span=self._span(meta))
 
     def t_enum(self, meta: Meta, items: list[Any]) -> Any:
         return n.EnumTypeExpr(members=tuple(map(str, items)), span=self._span(meta))
@@ -395,8 +435,9 @@ class _ToAst(Transformer_NonRecursive):
         return n.Compare(op=str(items[1]), left=items[0], right=items[2], span=self._span(meta))
 
     def compare_ref(self, meta: Meta, items: list[Any]) -> Any:
+        span = self._tspan(items[2])
         factor = n.NumberLit(
-            value=Fraction(str(items[2])), text=str(items[2]), span=self._tspan(items[2])
+            value=self._fraction(str(items[2]), span), text=str(items[2]), span=span
         )
         return n.CompareRef(
             op=str(items[1]), left=items[0], factor=factor, limit=items[3], span=self._span(meta)
@@ -568,7 +609,7 @@ class _ToAst(Transformer_NonRecursive):
     def q_at_least(self, meta: Meta, items: list[Any]) -> Any:
         return n.Quantified(
             quantifier="at_least",
-            count=int(Fraction(str(items[0]))),
+            count=int(self._fraction(str(items[0]), self._tspan(items[0]))),
             list_name=str(items[1]),
             list_span=self._tspan(items[1]),
             body=items[2],
@@ -576,7 +617,9 @@ class _ToAst(Transformer_NonRecursive):
         )
 
     def number(self, meta: Meta, items: list[Any]) -> Any:
-        return n.NumberLit(value=Fraction(str(items[0])), text=str(items[0]), span=self._span(meta))
+        span = self._span(meta)
+        value = self._fraction(str(items[0]), span)
+        return n.NumberLit(value=value, text=str(items[0]), span=span)
 
     def quantity(self, meta: Meta, items: list[Any]) -> Any:
         return self._quantity(items[0])
@@ -585,9 +628,10 @@ class _ToAst(Transformer_NonRecursive):
         text = str(items[0])
         m = re.fullmatch(r"(\d+)/(\d+)[ \t]*(.*)", text)
         assert m, text  # the PRESSURE_PAIR terminal guarantees this shape
+        span = self._span(meta)
         return n.PressureLit(
-            systolic=Fraction(m.group(1)),
-            diastolic=Fraction(m.group(2)),
+            systolic=self._fraction(m.group(1), span),
+            diastolic=self._fraction(m.group(2), span),
             unit=m.group(3),
             raw=text,
             span=self._span(meta),
@@ -824,7 +868,8 @@ def _syntax_diagnostic(
     if isinstance(exc, UnexpectedEOF):
         end = len(source.text)
         return error("E001", "the file ends too early", source.span(end, end))
-    return error("E001", str(exc).splitlines()[0], source.span(pos or 0, pos or 0))
+    pos = pos or 0
+    return error("E001", str(exc).splitlines()[0], source.span(pos, pos))
 
 
 _ITEM_START = re.compile(
@@ -854,28 +899,83 @@ def _items(text: str) -> list[tuple[int, int, int | None]]:
     return items
 
 
-def _blank_except(text: str, keep: list[tuple[int, int]]) -> str:
-    out = [c if c == "\n" else " " for c in text]
-    for start, end in keep:
-        out[start:end] = text[start:end]
-    return "".join(out)
+_NOT_NEWLINE = re.compile(r"[^\n]")
+
+
+def _blank_before(text: str, start: int, keep: tuple[int, int] | None) -> str:
+    """The text from `start` on, everything before blanked (lines and columns stay
+    true) except the span `keep` (the governing section line)."""
+    if keep is None:
+        return _NOT_NEWLINE.sub(" ", text[:start]) + text[start:]
+    a, b = keep
+    head = _NOT_NEWLINE.sub(" ", text[:a]) + text[a:b] + _NOT_NEWLINE.sub(" ", text[b:start])
+    return head + text[start:]
 
 
 def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic]:
+    """One diagnostic per broken item, in time linear in the file's size.
+
+    An LALR parser stops at the first token that cannot continue a valid prefix, so
+    every item before the error is sound. The parse restarts at the item after the one
+    the error falls in (with its section line; what comes before is blanked, in C, so
+    lines and columns stay true) and runs to the next error: each part of the file is
+    parsed about once, not once per item.
+    """
     found = {(first.span.start, first.message): first}
     parser = _lark()
-    for start, end, section in _items(source.text):
-        keep = [(start, end)]
+    text = source.text
+    items = _items(text)
+    if not items:
+        return [first]
+    starts = [start for start, _, _ in items]
+    first_token = [
+        start + len(text[start:end]) - len(text[start:end].lstrip()) for start, end, _ in items
+    ]
+
+    def restart_after(pos: int, done: int) -> int:
+        j = max(0, bisect.bisect_right(starts, pos) - 1)
+        # an error on an item's first token is the previous item ending too early
+        nxt = j if pos <= first_token[j] else j + 1
+        return max(nxt, done + 1)
+
+    r = restart_after(first.span.start, -1)
+    while r < len(items):
+        keep = None
+        section = items[r][2]
         if section is not None:
-            line_end = source.text.find("\n", section)
-            keep.insert(0, (section, len(source.text) if line_end < 0 else line_end))
-        text = _blank_except(source.text, keep)
+            line_end = text.find("\n", section)
+            keep = (section, len(text) if line_end < 0 else line_end)
+        parsed = _blank_before(text, items[r][0], keep)
         try:
-            parser.parse(text)
+            parser.parse(parsed)
         except UnexpectedInput as exc:
-            d = _syntax_diagnostic(exc, source, text)
+            d = _syntax_diagnostic(exc, source, parsed)
             found.setdefault((d.span.start, d.message), d)
-    return list(found.values())
+            r = restart_after(d.span.start, r)
+        else:
+            break
+    return sorted(found.values(), key=lambda d: d.span.start)
+
+
+def to_ast(tree: lark.Tree, source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
+    """The AST of a parse tree, or None and the limits it exceeds (E901, E902)."""
+    builder = _ToAst(source)
+    try:
+        protocol = builder.transform(tree)
+    except _TooDeep as exc:
+        start = getattr(exc.meta, "start_pos", 0)
+        return None, [
+            error(
+                "E902",
+                "nested too deeply",
+                source.span(start, start),
+                label=f"more than {MAX_DEPTH} levels of nesting",
+                hint="split the expression into named definitions (`define`)",
+            )
+        ]
+    if builder.problems:
+        return None, builder.problems
+    return protocol, []
 
 
 def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
@@ -885,7 +985,7 @@ def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
     except UnexpectedInput as exc:
         first = _syntax_diagnostic(exc, source)
         return None, _all_syntax_errors(source, first)
-    return _ToAst(source).transform(tree), []
+    return to_ast(tree, source)
 
 
 def parse_text(text: str, path: str = "<text>") -> tuple[n.Protocol | None, list[Diagnostic]]:

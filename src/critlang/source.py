@@ -78,3 +78,26 @@ def find_files(
         else:
             problems.append(f"{p}: no such file or folder")
     return files, problems
+
+
+# A criteria file is text written by people: 8 MiB holds some 50,000 criteria. The cap
+# keeps `import "/dev/urandom"` or a runaway file from exhausting memory
+# (docs/security.md).
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+
+
+class SourceTooLarge(OSError):
+    """A criteria file longer than MAX_SOURCE_BYTES."""
+
+
+def read_source(path: str | Path, limit: int = MAX_SOURCE_BYTES) -> str:
+    """A criteria file's text, reading at most `limit` bytes.
+
+    Raises SourceTooLarge past the limit, OSError when unreadable, UnicodeDecodeError
+    when not UTF-8.
+    """
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SourceTooLarge(f"larger than {limit // (1024 * 1024)} MiB")
+    return data.decode("utf-8")

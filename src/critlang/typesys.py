@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from .units import Unit, describe
 
@@ -53,9 +53,21 @@ class QuantT(Type):
         return f"a quantity in {self.unit.text} ({describe(self.unit.dims)})"
 
 
+def _positions(members: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i, m in enumerate(members):
+        out.setdefault(m, i)  # a member listed twice (E005) keeps its first place
+    return out
+
+
 @dataclass(frozen=True)
 class EnumT(Type):
     members: tuple[str, ...]
+
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Member -> position: membership in constant time (enums may be large)."""
+        return _positions(self.members)
 
     def describe(self) -> str:
         return "one of {" + ", ".join(self.members) + "}"
@@ -64,6 +76,11 @@ class EnumT(Type):
 @dataclass(frozen=True)
 class ScaleT(Type):
     members: tuple[str, ...]  # lowest first
+
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Member -> rank (0 lowest), in constant time."""
+        return _positions(self.members)
 
     def describe(self) -> str:
         return "a grade on the scale " + " < ".join(self.members)

@@ -273,6 +273,8 @@ class _Codegen:
         # evaluate() computes facts, definitions and window edges once, up front
         self.prologue = _Writer(level=1)
         self.hoisted: dict[tuple[str, ...], str] = {}
+        self.fn_prologue = _Writer(level=1)  # the same for the function being written
+        self.fn_hoisted: dict[tuple[str, ...], str] = {}
         self.loads: dict[str, str] = {}  # record key -> local name, read at the top
         self.loop_depth = 0
         self.rounded = n.arithmetic_roots(checked.protocol)
@@ -316,9 +318,13 @@ class _Codegen:
         appended to the prologue when complete, so whatever it needs (hoisted while it
         was being written) stands before it.
         """
-        if self.in_function:
-            return make()
-        if key not in self.hoisted:
+        # in a function (a definition with parameters) the same, at the function's top
+        prologue, hoisted = (
+            (self.fn_prologue, self.fn_hoisted)
+            if self.in_function
+            else (self.prologue, self.hoisted)
+        )
+        if key not in hoisted:
             saved = self.w
             self.w = _Writer(level=1)
             self.at(node)
@@ -326,9 +332,9 @@ class _Codegen:
                 result = make()
             finally:
                 block, self.w = self.w, saved
-            self.prologue.lines.extend(block.lines)
-            self.hoisted[key] = result
-        return self.hoisted[key]
+            prologue.lines.extend(block.lines)
+            hoisted[key] = result
+        return hoisted[key]
 
     # ------------------------------------------------------------------ values
     def carrier(self, e: n.Expr) -> Unit | None:
@@ -473,7 +479,7 @@ class _Codegen:
         if r.kind == "member":
             t = self.type(e)
             if isinstance(t, ScaleT):
-                return self.const(t.members.index(r.name))
+                return self.const(t.positions[r.name])
             return self.const(r.name)
         if r.kind == "assume":
             value = self.c.assumed[r.name].value
@@ -589,7 +595,7 @@ class _Codegen:
             t = self.type(e.subject)
             members: frozenset[Any]
             if isinstance(t, ScaleT):
-                members = frozenset(t.members.index(m) for m in e.members)
+                members = frozenset(t.positions[m] for m in e.members)
             else:
                 members = frozenset(e.members)
             op = "not in" if e.negated else "in"
@@ -936,9 +942,13 @@ class _Codegen:
         self.at(d)
         self.w(f"def {name}(f, {', '.join(params)}):")
         self.in_function = True
-        with self.w.indent():
-            result = self.value(d.body)
-            self.w(f"return {result}")
+        self.fn_prologue, self.fn_hoisted = _Writer(level=1), {}
+        outer, self.w = self.w, _Writer(level=1)
+        self.at(d)
+        result = self.value(d.body)
+        self.w(f"return {result}")
+        body, self.w = self.w, outer
+        self.w.lines += self.fn_prologue.lines + body.lines
         self.in_function = False
         self.env = saved_env
         self.w("")
@@ -1060,6 +1070,18 @@ def _dependencies(checked: CheckResult, crit: n.Criterion) -> frozenset[str]:
     return frozenset(out)
 
 
+class TooComplex(Exception):
+    """The generated code exceeds a limit of Python's compiler.
+
+    `line` is the criteria-file line the failing generated line came from (or None).
+    """
+
+    def __init__(self, line: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
 def compile_protocol(checked: CheckResult) -> Compiled:
     """Compile a protocol that checked without errors."""
     assert checked.ok, "compile only checked protocols"
@@ -1069,7 +1091,15 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     gen = _Codegen(checked)
     source = gen.module(criteria)
     filename = f"{FILENAME_PREFIX}{checked.source.path}>"
-    code = compile(source, filename, "exec")
+    try:
+        code = compile(source, filename, "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        # Python's own limits (100 levels of indentation, 20 nested loops): the front
+        # end turns this into E903 at check time, so a clean check always compiles
+        line = gen_line = getattr(exc, "lineno", None)
+        if gen_line is not None:
+            line = max((c for g, c in gen.line_map.items() if g <= gen_line), default=None)
+        raise TooComplex(line, f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}") from exc
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update(runtime.EXPORTS)
     namespace.update(gen.consts)

@@ -124,6 +124,14 @@ class DeclarationsPass:
             for f in t.fields:
                 if names.count(f.name) > 1:
                     self.err("E005", f"field `{f.name}` is declared twice", f.span)
+            for f in t.fields:
+                if isinstance(f.type, n.BloodPressureTypeExpr):
+                    self.err(
+                        "E602",
+                        "a blood pressure is a fact of its own, not a field of a list item",
+                        f.type.span,
+                        hint="declare `fact bp: blood pressure`",
+                    )
             return ListT(tuple((f.name, self.type_of(f.type)) for f in t.fields))
         raise AssertionError(type(t))
 
@@ -359,6 +367,13 @@ class DeclarationsPass:
         outer_refs, self.refs_out = self.refs_out, set()
         scope: dict[str, tuple[Ref, Type]] = {}
         for p in d.params or ():
+            if isinstance(p.type, n.BloodPressureTypeExpr):
+                self.err(
+                    "E602",
+                    "a blood pressure is compared where it is read, not passed to a function",
+                    p.type.span,
+                    hint="pass `bp.systolic` or `bp.diastolic` (quantities in mm[Hg])",
+                )
             scope[p.name] = (Ref("param", p.name), self.type_of(p.type))
         t = self.expr(d.body, scope)
         self.define_refs[d.name] = self.refs_out

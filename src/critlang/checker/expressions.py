@@ -181,7 +181,7 @@ class ExpressionsPass:
             t = self.expr(e.subject, scope)
             if isinstance(t, (EnumT, ScaleT)):
                 for m in e.members:
-                    if m not in t.members:
+                    if m not in t.positions:
                         self.err(
                             "E102",
                             f"`{m}` is not one of {', '.join(t.members)}",

@@ -304,8 +304,17 @@ class Extractor:
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
         facts = record["facts"]
+        # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
+        # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
+        usable = [p for p in group.patients if p.malformed is None]
         for fact, element in self.patient_fields.items():
-            values = {getattr(p, element, None) for p in group.patients} - {None}
+            values = {getattr(p, element, None) for p in usable} - {None}
+            for p in group.patients:
+                if p.malformed is not None:
+                    where = f"Patient/{p.id}" if p.id else "Patient (no id)"
+                    problems.append(
+                        RecordProblem(group.path, fact, f"{where} is malformed ({p.malformed})")
+                    )
             if len(values) == 1:
                 facts[fact] = values.pop()
             elif len(values) > 1:
@@ -376,6 +385,14 @@ class Extractor:
             elif kind == "Condition" and isinstance(t, BoolT):
                 conditions.setdefault(fact, []).append(self._condition_state(r, label, problems))
             elif kind == "Procedure" and isinstance(t, BoolT):
+                # Procedure.performed[x] after the screening date: it had not happened then
+                period = r.performedPeriod
+                when = r.performedDateTime or (period.start if period else None)
+                if isinstance(when, str) and when[:10] > self._as_of.isoformat():
+                    raise Unusable(
+                        f"performed {when[:10]}, after the screening date "
+                        f"{self._as_of.isoformat()}: not used"
+                    )
                 conditions.setdefault(fact, []).append(("procedure", label))
             else:
                 raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
@@ -453,6 +470,10 @@ class Extractor:
             vq = comp.valueQuantity
             if part is None or vq is None or vq.value is None or vq.comparator is not None:
                 continue  # a censored part ("> 250") is not a value: that part stays unknown
+            if part in entry and entry[part] != vq.value:
+                # Observation.component: one systolic, one diastolic (vs-2 profile slices
+                # are 1..1); two that disagree are a conflict, never the last by file order
+                raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
             entry[part] = vq.value
             unit = vq.code if vq.system in (UCUM, None) else None
             if unit or vq.unit:
@@ -473,6 +494,13 @@ class Extractor:
         verification = _first_code(r.verificationStatus)
         if verification in IGNORED_VERIFICATION:
             return "ignored", label
+        # Condition.onset[x] (else recordedDate) after the screening date: the condition
+        # was not there, or not known, on that date (screening as of a past date)
+        began = r.onsetDateTime or r.recordedDate
+        if isinstance(began, str) and began[:10] > self._as_of.isoformat():
+            raise Unusable(
+                f"begins {began[:10]}, after the screening date {self._as_of.isoformat()}: not used"
+            )
         clinical = _first_code(r.clinicalStatus)
         if clinical is not None and clinical not in ACTIVE | INACTIVE:
             raise Unusable(f"unknown clinicalStatus {clinical!r}")

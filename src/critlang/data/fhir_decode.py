@@ -130,6 +130,8 @@ class Resource(Struct, gc=False):
     # Condition
     clinicalStatus_: msgspec.Raw = _lazy("clinicalStatus")
     verificationStatus_: msgspec.Raw = _lazy("verificationStatus")
+    onsetDateTime: str | None = None
+    recordedDate: str | None = None
     abatementDateTime: str | None = None
     abatementPeriod_: msgspec.Raw = _lazy("abatementPeriod")
     abatementAge: Any = None
@@ -152,6 +154,9 @@ class Resource(Struct, gc=False):
     entry: list[Entry] | None = None
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
+    # set by critlang: the resource's own JSON text, to look for duplicate keys in the
+    # resources a protocol uses (duplicate_keys); never read from JSON
+    raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
 
     @property
     def valueQuantity(self) -> Quantity | None:
@@ -205,7 +210,19 @@ _COMPONENTS = msgspec.json.Decoder(list[Component] | None)
 _RANGES = msgspec.json.Decoder(list[Range] | None)
 _PERIOD = msgspec.json.Decoder(Period | None)
 _DISPENSE = msgspec.json.Decoder(DispenseRequest | None)
+
+
+class _RawEntry(Struct, gc=False):
+    resource: msgspec.Raw = EMPTY
+
+
+class _RawBundle(Struct, gc=False):
+    entry: list[_RawEntry] | None = None
+
+
 _FILE = msgspec.json.Decoder(Resource | list[Resource])
+_RAW_BUNDLE = msgspec.json.Decoder(_RawBundle)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _LINE = msgspec.json.Decoder(Resource)
 _GENERIC = msgspec.json.Decoder()
 
@@ -229,8 +246,51 @@ def decode_file(data: bytes) -> Decoded:
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_loosely(data)
     if isinstance(top, list):
+        for r, raw in zip(top, _RAW_LIST.decode(data), strict=True):
+            r.raw_ = raw
         return Decoded([Entry(None, r) for r in top])
-    return _unwrap(top)
+    out = _unwrap(top)
+    if out.bundle and out.items:
+        entries = _RAW_BUNDLE.decode(data).entry or []
+        for e, raw in zip(out.items, entries, strict=True):
+            if e.resource is not None:
+                e.resource.raw_ = raw.resource
+    elif out.items and out.items[0].resource is not None:
+        out.items[0].resource.raw_ = msgspec.Raw(data)
+    return out
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = dict(pairs)
+    if len(seen) != len(pairs):
+        names = [k for k, _ in pairs]
+        raise _Duplicate(sorted({k for k in names if names.count(k) > 1}))
+    return seen
+
+
+class _Duplicate(Exception):
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+
+def duplicate_keys(r: Resource) -> None:
+    """Marks r malformed when one of its JSON objects names a member twice.
+
+    RFC 8259 section 4: names "SHOULD be unique"; FHIR R4 json.html gives each element once.
+    JSON readers (msgspec, the standard library) keep the last value in silence, so a
+    resource with `"value": 1.0, "value": 5.0` would give 5.0 by file order: a conflict,
+    made unusable (a per-fact diagnostic, unknown). Checked only for the resources a
+    protocol uses (their raw text kept at decoding), as a full check costs as much as
+    decoding the file twice with the standard library.
+    """
+    if not r.raw_ or r.malformed is not None:
+        return
+    try:
+        json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
+    except _Duplicate as dup:
+        r.malformed = f"duplicate JSON keys {', '.join(map(repr, dup.names))}: conflicting values"
+    except (ValueError, RecursionError):
+        return  # not the reader's concern here: msgspec decoded it
 
 
 def _unwrap(top: Resource) -> Decoded:
@@ -356,4 +416,5 @@ def decode_line(line: bytes) -> tuple[Resource | None, str | None]:
         return convert(top), None
     if r.resourceType is None:
         return None, "not a FHIR resource (no resourceType)"
+    r.raw_ = msgspec.Raw(line)
     return r, None

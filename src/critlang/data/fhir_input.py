@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line
+from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line, duplicate_keys
 from .records import RecordProblem
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
@@ -188,6 +188,7 @@ class _BundleIndex:
                 group = self.groups[key] = PatientResources(pid or f"{Path(path).stem}-{i}", path)
             else:
                 self.duplicates.append(key)
+            duplicate_keys(r)
             group.patients.append(r)
             if url:
                 self.keys[_HISTORY.sub("", url)] = key
@@ -337,7 +338,7 @@ def _group_bundle(
                 tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
             continue
         tally.assigned += len(held)
-        index.groups[target].resources.extend(held if codes is None else _kept(held, codes))
+        index.groups[target].resources.extend(_kept(held, codes))
     if not index.groups:
         tally.unusable_files.append((where, "no Patient resource"))
         return
@@ -372,23 +373,21 @@ def _resolve_medications(referring: list[Entry], medications: list[Entry]) -> No
             r.medicationCodeableConcept = m.code
 
 
-def _kept(resources: list[Resource], codes: frozenset[str]) -> list[Resource]:
+def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
     """The resources a protocol can use: a bound code, components (whose codes may be
-    bound), a medication reference; the rest are counted but not kept."""
-    out = []
-    for r in resources:
-        concept = r.code if r.code is not None else r.medicationCodeableConcept
-        if concept is not None and concept.coding:
-            for c in concept.coding:
-                if c.code in codes:
-                    out.append(r)
-                    break
-            else:
-                if r.component_:
-                    out.append(r)
-        elif r.component_ or r.medicationReference is not None or r.malformed is not None:
-            out.append(r)
+    bound), a medication reference; the rest are counted but not kept (all without codes).
+    A kept resource naming a JSON member twice is marked malformed (duplicate_keys)."""
+    out = [r for r in resources if codes is None or _usable(r, codes)]
+    for r in out:
+        duplicate_keys(r)
     return out
+
+
+def _usable(r: Resource, codes: frozenset[str]) -> bool:
+    concept = r.code if r.code is not None else r.medicationCodeableConcept
+    if concept is not None and concept.coding:
+        return any(c.code in codes for c in concept.coding) or bool(r.component_)
+    return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
 
 
 # ---------------------------------------------------------------------- NDJSON
@@ -489,6 +488,7 @@ def _group_lines(
         if group is None:
             group = groups[key] = PatientResources(key.split("/", 1)[1], "")
         if r.resourceType == "Patient":
+            duplicate_keys(r)
             group.patients.append(r)
             file = where.rsplit(" line ", 1)[0]
             if not group.path or file < group.path:
@@ -509,6 +509,5 @@ def _group_lines(
                 RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
             )
         tally.patients += 1
-        if codes is not None:
-            group.resources = _kept(group.resources, codes)
+        group.resources = _kept(group.resources, codes)
         yield group

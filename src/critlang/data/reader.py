@@ -159,7 +159,7 @@ class Reader:
         if isinstance(t, DateT):
             return self.past_date(fact, raw)
         if isinstance(t, (EnumT, ScaleT)):
-            if isinstance(raw, str) and raw in t.members:
+            if isinstance(raw, str) and raw in t.positions:
                 return raw
             close = difflib.get_close_matches(str(raw)[:100], t.members, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -598,6 +598,13 @@ class Reader:
     def read(self, data: Any) -> Record:
         if not isinstance(data, dict):
             raise RecordError("a patient record is a JSON object")
+        if isinstance(data.get("resourceType"), str) and "facts" not in data:
+            # FHIR resources are read by data/fhir.py (Resource.resourceType), never as a
+            # record with no facts: that would be "undetermined, needs everything" in silence
+            raise RecordError(
+                f"this is a FHIR {data['resourceType']}, not a critlang patient record; "
+                "read FHIR data with `critlang screen PROTOCOL DATA...`"
+            )
         pid = _one(data.get("id"))
         if isinstance(pid, Duplicate):
             raise RecordError("the record gives two different ids: which patient is it?")

@@ -182,10 +182,14 @@ def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
     from ..backends.runtime import add_months
 
     months = amount * unit.factor  # calendar units are in months
-    if unit.dims == (("[calendar]", 1),):
-        return dt.date.fromordinal(add_months(anchor.toordinal(), -int(months)))
-    days = amount * unit.factor / 86400
-    return anchor - dt.timedelta(days=int(days))
+    try:
+        if unit.dims == (("[calendar]", 1),):
+            return dt.date.fromordinal(max(1, add_months(anchor.toordinal(), -int(months))))
+        days = amount * unit.factor / 86400
+        return anchor - dt.timedelta(days=int(days))
+    except OverflowError:
+        # a window reaching before 0001-01-01 holds every date there is
+        return dt.date.min
 
 
 def read_record(

@@ -39,7 +39,18 @@ from .. import nodes as n
 from ..backends.runtime import add_months
 from ..checker import ENROLLMENT, CheckResult, Ref
 from ..data.records import fact_types
-from ..typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from ..typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
 from ..units import CALENDAR, conversion_factor, parse_unit
 
 LIST_BOUND = 3
@@ -66,13 +77,50 @@ class TV:
 
 @dataclass(frozen=True)
 class Val:
-    """A value and whether it is known (None in the compiled code when not)."""
+    """A value and whether it is known (None in the compiled code when not).
+
+    A conditional whose condition is unknown has several possible values (runtime.Alt):
+    `alts` lists them as (guard, value), a guard saying the possibility is open; `v` is
+    then the first open one. `k` is "every possibility known" (runtime.choice)."""
 
     v: Any
     k: Any
+    alts: tuple[tuple[Any, Any], ...] = ()
+
+    def options(self) -> tuple[tuple[Any, Any], ...]:
+        return self.alts or ((TRUE, self.v),)
+
+
+MAX_ALTERNATIVES = 16  # beyond this a rule is reported as not modelled
+
+
+def several(k: Any, alts: list[tuple[Any, Any]]) -> Val:
+    """A value from its possibilities (one possibility: a plain value)."""
+    if len(alts) == 1 and z3.is_true(z3.simplify(alts[0][0])):
+        return Val(alts[0][1], k)
+    if len(alts) > MAX_ALTERNATIVES:
+        raise Unsupported(f"more than {MAX_ALTERNATIVES} possible values of a conditional")
+    first = alts[-1][1]
+    for g, v in reversed(alts[:-1]):
+        first = z3.If(g, v, first)
+    return Val(first, k, tuple(alts))
+
+
+def plain(x: Val) -> Val:
+    """One value where one is needed (runtime.decided): possibilities that differ are
+    unknown."""
+    if not x.alts:
+        return x
+    agree = [
+        z3.Implies(z3.And(g1, g2), v1 == v2)
+        for i, (g1, v1) in enumerate(x.alts)
+        for g2, v2 in x.alts[i + 1 :]
+    ]
+    return Val(x.v, z3.And(x.k, *agree))
 
 
 def tv_of(x: Val) -> TV:
+    x = plain(x)
     return TV(z3.And(x.k, x.v), z3.And(x.k, z3.Not(x.v)))
 
 
@@ -145,7 +193,8 @@ class Encoder:
             space.types.setdefault(name, t)
             if isinstance(t, (EnumT, ScaleT)):
                 known = space.members.setdefault(name, [])
-                known += [m for m in t.members if m not in known]
+                have = set(known)  # linear in the members (enums may be large)
+                known += [m for m in t.members if m not in have and not have.add(m)]
         for name, info in checked.facts.items():
             if info.node.option("refrange") is not None:
                 space.default_ranges.add(name)
@@ -165,8 +214,10 @@ class Encoder:
     def date_var(self, key: tuple[Any, ...]) -> Any:
         def make() -> Any:
             v = z3.Int(self.label(key))
-            low = self.s.today - 366 * YEAR_RANGE
-            self.s.constraints += [v >= low, v <= self.s.today + 366 * 5]
+            # within the calendar (0001-01-01 .. 9999-12-31): a witness is a real date
+            low = max(1, self.s.today - 366 * YEAR_RANGE)
+            high = min(dt.date.max.toordinal(), self.s.today + 366 * 5)
+            self.s.constraints += [v >= low, v <= high]
             return v
 
         return self.var(key, make)
@@ -189,7 +240,8 @@ class Encoder:
             return self.var(key, make_int)
         if isinstance(t, (EnumT, ScaleT)):
             names = self.s.members.setdefault(members_of, list(t.members))
-            names += [m for m in t.members if m not in names]
+            have = set(names)
+            names += [m for m in t.members if m not in have and not have.add(m)]
 
             def make_enum() -> Any:
                 v = z3.Int(label)
@@ -205,6 +257,8 @@ class Encoder:
         t = self.s.types[name]
         if isinstance(t, ListT):
             raise Unsupported(f"the list {name} used as a value")
+        if isinstance(t, PressureT):
+            raise Unsupported(f"the blood pressure {name} used as one value")
         return Val(self.scalar_var(("fact", name), t, name), self.s.known(name))
 
     def slots(self, name: str) -> list[tuple[Any, dict[str, Val]]]:
@@ -257,25 +311,39 @@ class Encoder:
             return self.call(e, env)
         if isinstance(e, n.Magnitude):
             inner = self.value(e.expr, env)
-            return Val(inner.v / z3.RealVal(str(parse_unit(e.unit).factor)), inner.k)
+            k = z3.RealVal(str(parse_unit(e.unit).factor))
+            return several(inner.k, [(g, v / k) for g, v in inner.options()])
         if isinstance(e, n.WithUnit):
             inner = self.value(e.expr, env)
-            return Val(inner.v * z3.RealVal(str(parse_unit(e.unit).factor)), inner.k)
+            k = z3.RealVal(str(parse_unit(e.unit).factor))
+            return several(inner.k, [(g, v * k) for g, v in inner.options()])
         if isinstance(e, n.Arith):
             return self.arith(e, env)
         if isinstance(e, n.Neg):
             inner = self.value(e.operand, env)
-            return Val(-inner.v, inner.k)
+            return several(inner.k, [(g, -v) for g, v in inner.options()])
         if isinstance(e, n.Conditional):
+            # condition unknown: both branches are possible (runtime.choice), and the
+            # value is known only when both are
             c = self.cond(e.cond, env)
             a, b = self.value(e.then, env), self.value(e.otherwise, env)
-            return Val(z3.If(c.t, a.v, b.v), z3.Or(z3.And(c.t, a.k), z3.And(c.f, b.k)))
+            alts = [(z3.And(z3.Not(c.f), g), v) for g, v in a.options()]
+            alts += [(z3.And(z3.Not(c.t), g), v) for g, v in b.options()]
+            k = z3.If(c.t, a.k, z3.If(c.f, b.k, z3.And(a.k, b.k)))
+            return several(k, alts)
         if isinstance(e, n.FirstAvailable):
             options = [self.value(o, env) for o in e.options]
-            out = options[-1].v
-            for o in reversed(options[:-1]):
-                out = z3.If(o.k, o.v, out)
-            return Val(out, z3.Or(*[o.k for o in options]))
+            alts, before = [], []
+            for o in options:
+                chosen = z3.And(o.k, *[z3.Not(x) for x in before])
+                alts += [(z3.And(chosen, g), v) for g, v in o.options()]
+                before.append(o.k)
+            return several(z3.Or(*[o.k for o in options]), alts)
+        if isinstance(e, n.DateOf):
+            return self.observed(e.fact)
+        if isinstance(e, n.Attribute):
+            systolic, diastolic = self.pressure(e.obj)
+            return systolic if e.attr == "systolic" else diastolic
         # a condition used as a value
         return val_of(self.cond(e, env))
 
@@ -305,6 +373,8 @@ class Encoder:
         args: dict[str, Any] = {}
         for a, p in zip(e.args, d.params, strict=True):
             args[p.name] = self.value(a, env)
+            if args[p.name].alts:
+                raise Unsupported(f"a call of {e.func} with an argument of several values")
             if isinstance(a, n.Name) and self.c.refs[id(a)].kind in ("fact", "arm"):
                 args["__key__" + p.name] = a.name  # whose categories a parameter has
         key = (
@@ -320,7 +390,7 @@ class Encoder:
 
     def age(self, e: n.Call, env: dict[str, Any]) -> Val:
         """Completed years as a whole number, in months (the calendar base)."""
-        birth, end = self.value(e.args[0], env), self.value(e.args[1], env)
+        birth, end = plain(self.value(e.args[0], env)), plain(self.value(e.args[1], env))
         key = ("age", birth.v.get_id(), end.v.get_id())
         years = self.var(key, lambda: z3.Int(f"|age:{len(self.s.vars)}|"))
         first = e.args[0]
@@ -331,6 +401,17 @@ class Encoder:
 
     def arith(self, e: n.Arith, env: dict[str, Any]) -> Val:
         a, b = self.value(e.left, env), self.value(e.right, env)
+        if a.alts or b.alts:  # every combination of the possibilities (runtime.alt_op)
+            alts, k = [], z3.And(a.k, b.k)
+            for ga, va in a.options():
+                for gb, vb in b.options():
+                    r = self.arith_one(e, Val(va, TRUE), Val(vb, TRUE))
+                    alts.append((z3.And(ga, gb), r.v))
+                    k = z3.And(k, z3.Implies(z3.And(ga, gb), r.k))
+            return several(k, alts)
+        return self.arith_one(e, a, b)
+
+    def arith_one(self, e: n.Arith, a: Val, b: Val) -> Val:
         k = z3.And(a.k, b.k)
         if e.op == "+":
             return Val(a.v + b.v, k)
@@ -373,12 +454,44 @@ class Encoder:
             return kleene_or(self.cond(e.left, env), self.cond(e.right, env))
         if isinstance(e, n.Unless):
             return kleene_and(self.cond(e.rule, env), self.cond(e.exception, env).negate())
+        if isinstance(e, n.Implies):  # Kleene: not premise or conclusion
+            a, b = self.cond(e.premise, env), self.cond(e.conclusion, env)
+            return TV(z3.Or(a.f, b.t), z3.And(a.t, b.f))
         if isinstance(e, n.Compare):
             return self.compare(e.op, e.left, e.right, env)
+        if isinstance(e, n.DateBound):
+            d = plain(self.value(e.subject, env))
+            if e.duration is not None:
+                edge = self.edge(e.anchor, e.duration, -1 if e.direction == "before" else 1, env)
+            else:
+                edge = plain(self.value(e.anchor, env))
+            return self.decided(_op(e.op, d.v, edge.v), d.k, edge.k)
+        if isinstance(e, n.WindowBetween):
+            ends = e.durations()
+            if ends is None:
+                raise Unsupported("a window between values that are not written durations")
+            d = plain(self.value(e.subject, env))
+            sign = -1 if e.direction == "before" else 1
+            near = self.edge(e.anchor, ends[0], sign, env)
+            far = self.edge(e.anchor, ends[1], sign, env)
+            low, high = (far, near) if sign < 0 else (near, far)
+            return self.decided(z3.And(low.v <= d.v, d.v <= high.v), d.k, low.k, high.k)
+        if isinstance(e, n.Period):
+            start = plain(self.value(e.start, env))
+            end = plain(self.value(e.end, env))
+            a = plain(self.value(e.anchor, env))
+            low = high = a
+            if e.duration is not None:
+                sign = -1 if e.direction == "before" else 1
+                shifted = self.edge(e.anchor, e.duration, sign, env)
+                low, high = (shifted, a) if sign < 0 else (a, shifted)
+            first = self.decided(start.v <= high.v, start.k, high.k)
+            second = self.decided(end.v >= low.v, end.k, low.k)
+            return kleene_and(first, second)
         if isinstance(e, n.Between):
-            x = self.value(e.subject, env)
-            lo = self.aligned(e.subject, e.low, env)
-            hi = self.aligned(e.subject, e.high, env)
+            x = plain(self.value(e.subject, env))
+            lo = plain(self.aligned(e.subject, e.low, env))
+            hi = plain(self.aligned(e.subject, e.high, env))
             self.note_threshold(e.subject, e.low)
             self.note_threshold(e.subject, e.high)
             return self.decided(z3.And(lo.v <= x.v, x.v <= hi.v), x.k, lo.k, hi.k)
@@ -391,7 +504,7 @@ class Encoder:
             return TV(x.k, z3.Not(x.k))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
-            x = self.value(e.left, env)
+            x = plain(self.value(e.left, env))
             limit = self.limit(e.left.name, e.limit)
             return self.decided(
                 _op(e.op, x.v, z3.RealVal(str(e.factor.value)) * limit.v), x.k, limit.k
@@ -405,13 +518,13 @@ class Encoder:
         if isinstance(e, n.Window):
             return self.window(e, env)
         if isinstance(e, n.Order):
-            d, a = self.value(e.subject, env), self.value(e.anchor, env)
+            d, a = plain(self.value(e.subject, env)), plain(self.value(e.anchor, env))
             return self.decided(d.v < a.v if e.direction == "before" else d.v > a.v, d.k, a.k)
         if isinstance(e, n.Quantified):
             return self.quantified(e, env)
         if isinstance(e, n.BoolLit):
             return TV(z3.BoolVal(e.value), z3.BoolVal(not e.value))
-        if isinstance(e, (n.Name, n.Call, n.Conditional, n.FirstAvailable)):
+        if isinstance(e, (n.Name, n.Call, n.Conditional, n.FirstAvailable, n.Attribute)):
             return tv_of(self.value(e, env))
         raise Unsupported(f"the form {type(e).__name__}")
 
@@ -461,10 +574,73 @@ class Encoder:
             if isinstance(lt, ScaleT):
                 idx = _scale_index(self.s, key, right.name, idx)
             return self.decided(_op(op, x.v, idx), x.k)
+        if isinstance(left, n.PressureLit) and not isinstance(right, n.PressureLit):
+            left, right = right, left
+            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+        if isinstance(right, n.PressureLit):
+            return self.pressure_compare(op, left, right)
         a = self.value(left, env)
         b = self.aligned(left, right, env)
         self.note_threshold(left, right)
+        if a.alts or b.alts:
+            # every combination (runtime.alt_op), decided when all agree
+            k = z3.And(a.k, b.k)
+            pairs = [
+                (z3.And(ga, gb), _op(op, va, vb))
+                for ga, va in a.options()
+                for gb, vb in b.options()
+            ]
+            every = z3.And(*[z3.Implies(g, r) for g, r in pairs])
+            none = z3.And(*[z3.Implies(g, z3.Not(r)) for g, r in pairs])
+            return TV(z3.And(k, every), z3.And(k, none))
         return self.decided(_op(op, a.v, b.v), a.k, b.k)
+
+    def pressure_compare(self, op: str, left: n.Expr, pair: n.PressureLit) -> TV:
+        """Systolic and diastolic each compared; `<`, `<=`, `=` need both, `>`, `>=`,
+        `!=` either (nodes.PRESSURE_COMBINE): "BP < 140/90" both below."""
+        if not isinstance(left, n.Name):
+            raise Unsupported("a blood pressure pair compared with something not a fact")
+        parts = []
+        limits = (pair.systolic, pair.diastolic)
+        for name, part, limit in zip(
+            ("systolic", "diastolic"), self.pressure(left.name), limits, strict=True
+        ):
+            self.s.thresholds.setdefault(f"{left.name}.{name}", set()).add(limit)
+            parts.append(self.decided(_op(op, part.v, z3.RealVal(str(limit))), part.k))
+        s, d = parts
+        if n.PRESSURE_COMBINE[op] == "any":
+            return kleene_or(s, d)
+        return kleene_and(s, d)
+
+    def pressure(self, name: str) -> tuple[Val, Val]:
+        """A blood pressure fact's (systolic, diastolic) in its unit (mm[Hg]); each part
+        known only when the whole is recorded and the part is."""
+        whole = self.s.known(name)
+        out = []
+        for part in ("systolic", "diastolic"):
+            v = self.var(("part", name, part), lambda part=part: z3.Real(f"|{name}.{part}|"))
+            out.append(Val(v, z3.And(whole, self.s.known(f"{name}.{part}"))))
+        return out[0], out[1]
+
+    def observed(self, fact: str) -> Val:
+        """`date of FACT`: the observation's date, known when the fact is and is dated."""
+        v = self.date_var(("observed", fact))
+        return Val(v, z3.And(self.s.known(fact), self.s.known(f"{fact}@date")))
+
+    def edge(self, anchor: n.Expr, duration: n.QuantityLit, sign: int, env: dict[str, Any]) -> Val:
+        """The day number anchor + sign * duration: months and years as calendar steps
+        (runtime.add_months), weeks and days as fixed lengths."""
+        a = plain(self.value(anchor, env))
+        unit = parse_unit(duration.unit)
+        amount = duration.value * unit.factor
+        if unit.dims == CALENDAR and amount.denominator == 1:
+            months = sign * int(amount)
+            day = z3.simplify(a.v)
+            if z3.is_int_value(day):
+                return Val(z3.IntVal(add_months(day.as_long(), months)), a.k)
+            return Val(self.shifted(a.v, months), a.k)
+        days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
+        return Val(a.v + z3.RealVal(str(sign * days)), a.k)
 
     def aligned(self, subject: n.Expr, other: n.Expr, env: dict[str, Any]) -> Val:
         """`other` in the subject's dimension (through the subject's molar mass)."""
@@ -501,7 +677,7 @@ class Encoder:
             self.s.thresholds.setdefault(fact, set()).add(lit.value)
 
     def window(self, e: n.Window, env: dict[str, Any]) -> TV:
-        d, a = self.value(e.subject, env), self.value(e.anchor, env)
+        d, a = plain(self.value(e.subject, env)), plain(self.value(e.anchor, env))
         unit = parse_unit(e.duration.unit)
         amount = e.duration.value * unit.factor
         sign = -1 if e.direction == "before" else 1
@@ -632,8 +808,8 @@ def _op(op: str, a: Any, b: Any) -> Any:
 def _scale_index(space: Space, key: str, member: str, idx: int) -> int:
     """Grades compare by their position in the scale (the newest version's order)."""
     t = space.types.get(key)
-    if isinstance(t, ScaleT) and member in t.members:
-        return t.members.index(member)
+    if isinstance(t, ScaleT) and member in t.positions:
+        return t.positions[member]
     return idx
 
 

@@ -158,6 +158,11 @@ class Solver:
                     out.append(low < high)
             elif kind == "item" and self._item_type(key, (QuantT, NumberT)):
                 out.append(var >= 0)
+            elif kind == "observed":  # an observation's date: recent, not in the future
+                out += [var >= today - 27, var <= today]
+            elif kind == "part":  # blood pressure in mm[Hg] (same sources as the table)
+                low, high = (60, 260) if key[2] == "systolic" else (30, 160)
+                out += [var >= low, var <= high]
         return out
 
     def factor(self, name: str) -> Fraction:
@@ -193,6 +198,13 @@ class Solver:
                     out.append(var == _real(p.normal[0 if key[2] == "LLN" else 1] * k))
             elif key[0] == "age":
                 out.append(z3.And(var >= 40, var <= 70))
+            elif key[0] == "part":
+                typical = 125 if key[2] == "systolic" else 78
+                near = [
+                    z3.And(var >= t - 5, var <= t + 5)
+                    for t in sorted(self.space.thresholds.get(f"{key[1]}.{key[2]}", ()))
+                ]
+                out.append(z3.Or(*near) if near else var == typical)
         return out
 
     # ------------------------------------------------------------------ records
@@ -219,6 +231,11 @@ class Solver:
                     implausible.append(name)
             elif kind == "anchor" and known("@" + key[1]):
                 anchors[key[1]] = _date(model, var)
+            elif kind == "part" and known(key[1]):
+                t = self.space.types[key[1]]
+                entry = facts.setdefault(key[1], {"unit": t.unit.text, "date": day})  # type: ignore[attr-defined]
+                if known(f"{key[1]}.{key[2]}"):
+                    entry[key[2]] = _number(_rational(model.eval(var, True)))
         for name, t in sorted(self.space.types.items()):
             if not isinstance(t, ListT) or ("list", name, 0) not in self.space.vars:
                 continue
@@ -236,6 +253,21 @@ class Solver:
                         item[fname] = self._field(f"{name}.{fname}", ft, var, model)
                 items.append(item)
             facts[name] = items
+        for (_, fact), var in [(k, v) for k, v in self.space.vars.items() if k[0] == "observed"]:
+            t = self.space.types.get(fact)
+            if fact not in facts and known(fact) and isinstance(t, (QuantT, NumberT)):
+                # only its date is read: a typical value, dated
+                p = self.ranges.get(fact)
+                value = _number(p.typical if p is not None else Fraction(1))
+                facts[fact] = {"value": value, "date": day}
+                if isinstance(t, QuantT):
+                    facts[fact]["unit"] = t.unit.text
+            entry = facts.get(fact)
+            if isinstance(entry, dict):
+                if known(f"{fact}@date"):
+                    entry["date"] = _date(model, var)
+                else:
+                    entry.pop("date", None)
         for key, (birth, end) in sorted(self.space.ages.items(), key=lambda kv: str(kv[0])):
             if birth in facts or known(birth):
                 years = model.eval(self.space.vars[key], True).as_long()
