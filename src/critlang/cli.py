@@ -194,7 +194,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0 if not problems else 2
     for f in files:
         try:
-            record = load_record(analysis.result, f, as_of if args.as_of else _own_as_of(f, as_of))
+            day = as_of if args.as_of else _own_as_of(f, as_of)
+            record = load_record(analysis.result, f, day, args.refuse_preliminary)
         except OSError as exc:
             print(f"critlang: {f}: cannot read: {os_error_words(exc)}", file=sys.stderr)
             status = 2
@@ -787,6 +788,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--arm", help="evaluate as randomised to this arm")
     e.add_argument(
         "--details", action="store_true", help="explain every criterion, not only the deciding ones"
+    )
+    e.add_argument(
+        "--refuse-preliminary",
+        action="store_true",
+        help="do not use values with status preliminary (FHIR Observation.status)",
     )
     e.set_defaults(func=_cmd_eval)
     sc = _command(
