@@ -248,3 +248,22 @@ def test_two_systolic_components_in_one_panel_are_a_conflict(
     rc, (row,) = screen(tmp_path, protocol, b)
     assert rc == 0 and row["criteria"]["E3"] == "unknown"
     assert any("two systolic components disagree" in p for p in row["problems"])
+
+
+@pytest.mark.parametrize(
+    ("performed", "expected"), [("2025-01-01", "unknown"), ("2020-01-01", "met")]
+)
+def test_procedure_performed_after_the_screening_date_is_not_used(
+    tmp_path: Path, protocol: Path, performed: str, expected: str
+) -> None:
+    """A Procedure bound to a yes/no fact, performed after the screening date, made the
+    fact yes as of that date (Procedure.performed[x])."""
+    proc = {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "19943007"}]},
+        "performedDateTime": performed,
+    }
+    rc, (row,) = screen(tmp_path, protocol, write(tmp_path, "b.json", bundle(patient(), proc)))
+    assert rc == 0 and row["criteria"]["E2"] == expected

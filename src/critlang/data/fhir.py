@@ -385,6 +385,14 @@ class Extractor:
             elif kind == "Condition" and isinstance(t, BoolT):
                 conditions.setdefault(fact, []).append(self._condition_state(r, label, problems))
             elif kind == "Procedure" and isinstance(t, BoolT):
+                # Procedure.performed[x] after the screening date: it had not happened then
+                period = r.performedPeriod
+                when = r.performedDateTime or (period.start if period else None)
+                if isinstance(when, str) and when[:10] > self._as_of.isoformat():
+                    raise Unusable(
+                        f"performed {when[:10]}, after the screening date "
+                        f"{self._as_of.isoformat()}: not used"
+                    )
                 conditions.setdefault(fact, []).append(("procedure", label))
             else:
                 raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
