@@ -763,6 +763,10 @@ class _Codegen:
             f"{out} = False if {first} is False or {second} is False else "
             f"(None if {first} is None or {second} is None else True)"
         )
+        # an end before the start is no period (swapped dates): unknown, never decided
+        self.w(f"if not ({self.unknown(start, end)}) and {end} < {start}:")
+        with self.w.indent():
+            self.w(f"{out} = None")
 
     def chain_junction(self, is_or: bool, terms: list[n.Expr], out: str) -> None:
         """Kleene and/or over a run of terms, short-circuit, one `if` per term at one level
