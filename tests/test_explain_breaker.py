@@ -1,0 +1,38 @@
+"""Breaker findings from a coordinator's reading of the CLI (issue 12): each is a regression."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from critlang.cli import main
+from helpers import TRIAL
+
+CURRENT = TRIAL / "current.crit"
+
+
+def test_test_command_given_a_protocol_says_it_is_not_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `critlang test current.crit` printed the JSON decoder's
+    # "Expecting value: line 1 column 1 (char 0)"; it should say what to pass instead.
+    code = main(["test", str(CURRENT)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1
+    assert "Expecting value" not in text
+    assert "criteria file, not an example patient" in text
+
+
+def test_test_command_invalid_json_names_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"as_of": "2026-01-01",\n  "expect": }\n', encoding="utf-8")
+    code = main(["test", str(bad)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1
+    assert "not valid JSON (line 2, column" in text
+    assert "char " not in text
