@@ -36,3 +36,25 @@ def test_test_command_invalid_json_names_line_and_column(
     assert code == 1
     assert "not valid JSON (line 2, column" in text
     assert "char " not in text
+
+
+def test_eval_given_a_protocol_as_patient_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # `critlang eval current.crit current.crit` printed "not valid JSON: Expecting value:
+    # line 1 column 1 (char 0)".
+    main(["eval", str(CURRENT), str(CURRENT)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "Expecting value" not in text
+    assert "criteria file, not a patient record" in text
+
+
+def test_eval_invalid_json_patient_names_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "p.json"
+    bad.write_text('{"sex": "male",\n "age": }\n', encoding="utf-8")
+    main(["eval", str(CURRENT), str(bad)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "not valid JSON (line 2, column" in text
+    assert "(char " not in text

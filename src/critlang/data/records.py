@@ -210,10 +210,18 @@ def load_record(
     checked: CheckResult, path: str | Path, as_of: dt.date, refuse_preliminary: bool = False
 ) -> Record:
     """Raises RecordError (or OSError) when the file is not a usable record at all."""
+    if Path(path).suffix.lower() == ".crit":
+        # the protocol given twice (or in the patient's place): say so in words
+        raise RecordError(
+            "this is a criteria file, not a patient record: give the protocol first, "
+            "then the patient .json files"
+        )
     try:
         data = loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise RecordError(f"not valid JSON: {exc}") from exc
+        raise RecordError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise RecordError(f"not UTF-8 text: {exc}") from exc
     except RecursionError:
