@@ -655,6 +655,8 @@ class Interpreter:
             low, high = (shifted, a.toordinal()) if e.direction == "before" else (low, shifted)
         first = None if start is None or high is None else start.toordinal() <= high
         second = None if end is None or low is None else end.toordinal() >= low
+        if start is not None and end is not None and end < start:
+            return None  # an end before the start is no period (swapped dates)
         if first is False or second is False:
             return False
         return None if first is None or second is None else True

@@ -834,6 +834,11 @@ class _Codegen:
             f"(None if {first} is None or {second} is None else True)"
         )
         self.w(f"{out} = {self.ranged(test, 'None', start, end, a)}")
+        # an end before the start is no period (swapped dates): unknown, never decided
+        exact = " and ".join(f"{c}.__class__ is not Range" for c in (start, end))
+        self.w(f"if not ({self.unknown(start, end)}) and {exact} and {end} < {start}:")
+        with self.w.indent():
+            self.w(f"{out} = None")
 
     def chain_junction(self, is_or: bool, terms: list[n.Expr], out: str) -> None:
         """Kleene and/or over a run of terms, short-circuit, one `if` per term at one level

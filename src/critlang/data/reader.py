@@ -272,6 +272,19 @@ class Reader:
         values = [None if p is None else self.number(fact, p) for p in parts]
         if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
             return None
+        # an arterial pressure is never below zero, and the systolic is by definition the
+        # peak of the cycle: a negative part or a diastolic above the systolic is a sign
+        # slip or swapped components, which would otherwise decide `bp < 140/90` wrongly
+        if any(v is not None and v < 0 for v in values):
+            self.problem(fact, "a blood pressure part is negative; no pressure is read")
+            return None
+        if values[0] is not None and values[1] is not None and values[1] > values[0]:
+            self.problem(
+                fact,
+                f"the diastolic above the systolic ({float(values[0]):g}/{float(values[1]):g}): "
+                "the parts look swapped; neither is used",
+            )
+            return None
         unit_text = entry.get("unit")
         if not isinstance(unit_text, str) or not unit_text.strip():
             self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
