@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from critlang.backends.runtime import NA, add_months
+from critlang.backends.runtime import NA, Range, add_months
 
 SYSTEMIC = {
     "somatostatin_analogue",
@@ -103,7 +103,7 @@ def evaluate(f):
     def in_prrt_window(e):
         kind, end = e["kind"], e["end"]
         a = None if kind is None else kind in SYSTEMIC
-        b = None if end is None or prrt is None else prrt - 28 <= end <= prrt
+        b = None if end is None or prrt is None else _within(end, prrt - 28, prrt)
         return _and(a, b)
 
     if applies is False:
@@ -125,7 +125,12 @@ def evaluate(f):
     def recent_embolisation(e):
         kind, end = e["kind"], e["end"]
         a = None if kind is None else kind in ("tace", "tae")
-        b = None if end is None or year_before is None else not end < year_before
+        if end is None or year_before is None:
+            b = None
+        elif end.__class__ is Range:  # ongoing: at least until end.lo
+            b = True if end.lo >= year_before else None
+        else:
+            b = not end < year_before
         return _and(a, b)
 
     e2 = _or(_any(therapies, y90), _any(therapies, recent_embolisation))
@@ -134,7 +139,7 @@ def evaluate(f):
     def recent_cape_temo(e):
         kind, end = e["kind"], e["end"]
         a = None if kind is None else kind in ("capecitabine", "temozolomide")
-        b = None if end is None or year_before is None else year_before <= end <= enr
+        b = None if end is None or year_before is None else _within(end, year_before, enr)
         return _and(a, b)
 
     e3 = _any(therapies, recent_cape_temo)
@@ -225,3 +230,12 @@ def evaluate(f):
     if any(s is None for s in inclusions) or any(s is None for s in exclusions):
         return "undetermined"
     return "eligible"
+
+
+def _within(end, edge, anchor):
+    """edge <= end <= anchor; an ongoing end (a Range from the evaluation date on) counts
+    as ending at the anchor at the latest (docs/patients.md, "Ongoing therapies")."""
+    if end.__class__ is Range:
+        lo = min(end.lo, anchor)
+        return True if lo >= edge else None
+    return edge <= end <= anchor

@@ -2,7 +2,10 @@
 
 Patients are generated from each protocol's own data dictionary, with values at and
 around every threshold the protocol compares a fact with, in the declared and in
-other units, with missing facts, stale labs and dates at the edges of time windows.
+other units, with missing facts, stale labs and dates at the edges of time windows;
+and with the value kinds that are not plain numbers: censored values, times with
+offsets, several values of one fact (same day, same instant), statuses, partial dates,
+ongoing therapies, a fact given twice, deceased patients.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from critlang import nodes as n
 from critlang.backends.python import compile_protocol
 from critlang.checker import CheckResult
 from critlang.data.records import read_record
+from critlang.data.values import Duplicate
 from critlang.evaluate import run_compiled
 from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
@@ -101,21 +105,51 @@ def quantity(draw: Any, t: QuantT, near: list[Fraction], molar: Fraction | None)
         entry["date"] = dates(draw)  # often outside the look-back window
     else:
         entry["date"] = (AS_OF - dt.timedelta(days=draw(st.integers(0, 27)))).isoformat()
+    if draw(st.integers(0, 3)) == 0:  # a time with an offset: ordered by instant
+        entry["date"] += draw(st.sampled_from(TIMES))
+    if draw(st.integers(0, 5)) == 0:  # censored (FHIR Quantity.comparator)
+        entry["comparator"] = draw(st.sampled_from(["<", "<=", ">", ">="]))
+    if draw(st.integers(0, 7)) == 0:
+        entry["status"] = draw(st.sampled_from(["final", "preliminary", "cancelled"]))
     return entry
+
+
+TIMES = ["T08:00:00Z", "T23:30:00-05:00", "T01:00+02:00", "T09:00:00+01:00", "T12:00Z"]
+
+
+@st.composite
+def history(draw: Any, t: QuantT, near: list[Fraction], molar: Fraction | None) -> Any:
+    """One value, or several (same day, same instant, other days): conflicts and order."""
+    first = draw(quantity(t, near, molar))
+    if draw(st.integers(0, 3)):
+        return first
+    more = [draw(quantity(t, near, molar)) for _ in range(draw(st.integers(1, 2)))]
+    for entry in more:
+        if draw(st.booleans()):
+            entry["date"] = first["date"]  # the same day or instant as the first
+    return [first, *more]
+
+
+def partial(draw: Any, day: str) -> str:
+    """A date, sometimes cut to its year or month (a FHIR partial date)."""
+    return draw(st.sampled_from([day, day, day, day[:4], day[:7]]))
 
 
 def fact_value(draw: Any, name: str, t: Type, near: list[Fraction], molar: Fraction | None) -> Any:
     if draw(st.integers(0, 9)) == 0:
         return None  # missing
     if isinstance(t, QuantT):
-        return draw(quantity(t, near, molar))
+        return draw(history(t, near, molar))
     if isinstance(t, NumberT):
         pool = [*near, *(v + d for v in near for d in (Fraction(1, 10), -Fraction(1, 10)))]
         if pool and draw(st.booleans()):
             v = draw(st.sampled_from(pool))
         else:
             v = Fraction(draw(st.integers(0, 40)), 10)
-        return {"value": decimal(v), "date": AS_OF.isoformat()}
+        entry = {"value": decimal(v), "date": AS_OF.isoformat()}
+        if draw(st.integers(0, 4)) == 0:
+            entry["comparator"] = draw(st.sampled_from(["<", "<=", ">", ">="]))
+        return entry
     if isinstance(t, IntT):
         return draw(st.integers(t.low, t.high))
     if isinstance(t, (EnumT, ScaleT)):
@@ -123,7 +157,7 @@ def fact_value(draw: Any, name: str, t: Type, near: list[Fraction], molar: Fract
     if isinstance(t, BoolT):
         return draw(st.booleans())
     if isinstance(t, DateT):
-        return dates(draw)
+        return partial(draw, dates(draw))
     if isinstance(t, ListT):
         items = []
         for _ in range(draw(st.integers(0, 4))):
@@ -131,6 +165,8 @@ def fact_value(draw: Any, name: str, t: Type, near: list[Fraction], molar: Fract
             for fname, ftype in t.fields:
                 missing = draw(st.integers(0, 7)) == 0
                 item[fname] = None if missing else fact_value(draw, fname, ftype, [], None)
+                if fname == "end" and draw(st.integers(0, 5)) == 0:
+                    item[fname] = "ongoing"
             items.append(item)
         return items
     raise AssertionError(t)
@@ -154,7 +190,15 @@ def patients(draw: Any, checked: CheckResult, near: dict[str, list[Fraction]]) -
     if h is not None and h.arms and draw(st.integers(0, 3)):
         facts["arm"] = draw(st.sampled_from([a.name for a in h.arms]))
     anchors = {a: dates(draw) for a in checked.anchors if a != "enrollment" and draw(st.booleans())}
-    return {"id": "generated", "facts": facts, "anchors": anchors}
+    if draw(st.integers(0, 9)) == 0:  # the same fact twice (a duplicate JSON key)
+        name = draw(st.sampled_from(sorted(checked.facts)))
+        info = checked.facts[name]
+        other = fact_value(draw, name, info.type, near.get(name, []), info.molar_mass)
+        facts[name] = Duplicate((facts[name], other))
+    record: dict[str, Any] = {"id": "generated", "facts": facts, "anchors": anchors}
+    if draw(st.integers(0, 19)) == 0:
+        record["deceased"] = draw(st.sampled_from([True, "2026", "2026-11-30", "2020-01-01"]))
+    return record
 
 
 @pytest.mark.parametrize("name", ["current.crit", "previous.crit"])

@@ -157,7 +157,8 @@ def test_explanation_names_values_and_deciding_clause() -> None:
 
 
 def test_generated_code_reaches_only_runtime_exports() -> None:
-    g = COMPILED.evaluate.__globals__
+    assert COMPILED.generated is not None  # `evaluate` wraps it to weigh conflicts
+    g = COMPILED.generated.__globals__
     assert g["__builtins__"] == {}
     allowed = set(EXPORTS) | {"evaluate", "__builtins__"}
     extra = {k for k in g if k not in allowed}

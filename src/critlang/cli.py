@@ -194,7 +194,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0 if not problems else 2
     for f in files:
         try:
-            record = load_record(analysis.result, f, as_of if args.as_of else _own_as_of(f, as_of))
+            day = as_of if args.as_of else _own_as_of(f, as_of)
+            record = load_record(analysis.result, f, day, args.refuse_preliminary)
         except OSError as exc:
             print(f"critlang: {f}: cannot read: {os_error_words(exc)}", file=sys.stderr)
             status = 2
@@ -237,6 +238,11 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
         return code
+    engine = args.engine or (
+        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
+    )
+    if engine != "python":
+        return _screen_sql(args, analysis, engine)
     absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
     wrong = [k for k in absent if k not in ABSENT_KINDS]
     if wrong:
@@ -308,6 +314,115 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         print(json.dumps(report_data(compiled, result, data_names), indent=2, ensure_ascii=False))
     else:
         print(attrition_text(result))
+    return 0
+
+
+def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> int:
+    """`screen --engine duckdb|postgres|spark` on a cohort file from `critlang ingest`."""
+    from .backends.python import compile_protocol
+    from .backends.sql import SqlUnsupported
+    from .backends.sql.run import CohortError, screen_cohort
+    from .screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, write
+
+    assert analysis.result is not None
+    if len(args.data) != 1 or not args.data[0].endswith(".duckdb"):
+        print(
+            f"critlang: --engine {engine} screens one cohort file (.duckdb) written by "
+            "`critlang ingest`",
+            file=sys.stderr,
+        )
+        return 2
+    cohort = Path(args.data[0])
+    if not cohort.is_file():
+        print(f"critlang: {cohort}: no such cohort file", file=sys.stderr)
+        return 2
+    if args.absent_means_no:
+        print("critlang: --absent-means-no applies when reading FHIR: give it to `critlang "
+              "ingest`", file=sys.stderr)  # fmt: skip
+        return 2
+    compiled = compile_protocol(analysis.result)
+    as_of = _as_of(args.as_of) if args.as_of else None
+    try:
+        result = screen_cohort(
+            compiled, cohort, engine, as_of, args.dsn, patients=bool(args.patients)
+        )
+    except (CohortError, SqlUnsupported) as exc:
+        print(f"critlang: {cohort}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the engine's own errors (connection, Java, I/O)
+        print(f"critlang: --engine {engine}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.patients:
+        out = Path(args.patients)
+        text = (
+            patients_jsonl(result) if out.suffix in (".jsonl", ".ndjson") else patients_csv(result)
+        )
+        write(out, text)
+    if args.attrition:
+        write(Path(args.attrition), attrition_csv(result))
+    print(attrition_text(result))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .backends.python import compile_protocol
+    from .data.fhir import ABSENT_KINDS, Extractor, data_files
+    from .data.ingest import ingest_fhir
+
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    out = Path(args.output)
+    if out.suffix != ".duckdb":
+        print(f"critlang: -o {out}: the cohort is a DuckDB file (*.duckdb)", file=sys.stderr)
+        return 2
+    absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
+    wrong = [k for k in absent if k not in ABSENT_KINDS]
+    if wrong:
+        print(f"critlang: --absent-means-no takes {' and/or '.join(ABSENT_KINDS)}", file=sys.stderr)
+        return 2
+    files = _usable(data_files(args.data))
+    if files is None:
+        return 2
+    compiled = compile_protocol(analysis.result)
+    extractor = Extractor(analysis.result, absent)
+    import gc
+
+    gc.freeze()  # start-up objects live to the end (see _cmd_screen)
+    from .backends.sql import SqlUnsupported
+
+    try:
+        count = ingest_fhir(compiled, files, out, as_of, extractor)
+    except OSError as exc:
+        print(f"critlang: -o {out}: {exc}", file=sys.stderr)
+        return 2
+    except SqlUnsupported as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 1
+    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from .backends.python import compile_protocol
+    from .backends.sql import SqlUnsupported, compile_sql
+
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    try:
+        query = compile_sql(compile_protocol(analysis.result), as_of)
+    except SqlUnsupported as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 1
+    text = query.attrition().sql(args.dialect, pretty=True) if args.attrition else None
+    try:
+        print((text or query.sql(args.dialect, pretty=True)) + ";")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `critlang sql ... | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -674,6 +789,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--details", action="store_true", help="explain every criterion, not only the deciding ones"
     )
+    e.add_argument(
+        "--refuse-preliminary",
+        action="store_true",
+        help="do not use values with status preliminary (FHIR Observation.status)",
+    )
     e.set_defaults(func=_cmd_eval)
     sc = _command(
         sub,
@@ -717,7 +837,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="feasibility mode: coded facts of these kinds (conditions, medications; "
         "comma-separated) that no resource shows count as 'no' (the table says so)",
     )
+    sc.add_argument(
+        "--engine",
+        choices=("python", "duckdb", "postgres", "spark"),
+        help="where to evaluate: python (FHIR files; the default for them) or, on a cohort "
+        "file from `critlang ingest`, duckdb (its default), postgres or spark",
+    )
+    sc.add_argument("--dsn", help="PostgreSQL connection string for --engine postgres")
     sc.set_defaults(func=_cmd_screen)
+    ig = _command(
+        sub,
+        "ingest",
+        "read FHIR R4 data into a cohort file (DuckDB) of normalised facts",
+        "Read FHIR R4 Bundles or NDJSON (files or folders) with the protocol's "
+        "code bindings, exactly as `screen` reads them, into a DuckDB file of facts in the "
+        "protocol's declared units, for `screen --engine` (docs/scale.md).",
+        [
+            f"critlang ingest --as-of 2021-03-31 {_TRIAL}/current.crit ../shared/data/synthea-r4/"
+            " -o cohort.duckdb",
+            f"critlang screen {_TRIAL}/current.crit cohort.duckdb",
+        ],
+    )
+    ig.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    ig.add_argument(
+        "data", nargs="+", metavar="DATA", help="FHIR R4 Bundles or NDJSON files, or folders"
+    )
+    ig.add_argument("-o", "--output", required=True, metavar="COHORT.duckdb")
+    ig.add_argument("--as-of", metavar="YYYY-MM-DD", help="reading date (default: today)")
+    ig.add_argument(
+        "--absent-means-no",
+        metavar="KINDS",
+        help="as for screen: coded facts of these kinds that no resource shows count as 'no'",
+    )
+    ig.set_defaults(func=_cmd_ingest)
+    sq = _command(
+        sub,
+        "sql",
+        "print the protocol as one SQL query over the facts tables",
+        "Compile the protocol to SQL for a warehouse holding the tables "
+        "critlang_patients and critlang_facts (docs/scale.md): one row per patient with the "
+        "verdict and every criterion's status; --attrition gives the attrition counts.",
+        [f"critlang sql --dialect postgres --as-of 2021-03-31 {_TRIAL}/current.crit"],
+    )
+    sq.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
+    sq.add_argument("--dialect", choices=("duckdb", "postgres", "spark"), default="duckdb")
+    sq.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    sq.add_argument("--attrition", action="store_true", help="the attrition query instead")
+    sq.set_defaults(func=_cmd_sql)
     fm = _command(
         sub,
         "fmt",

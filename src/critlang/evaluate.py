@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
@@ -241,6 +241,10 @@ class Evaluator:
                 out[dep[1:]] = day.isoformat() if day else "unknown (not given)"
                 continue
             obs = record.facts.get(dep)
+            if obs is None and dep in record.alternatives:  # weighed one by one
+                shown = "; ".join(o.shown() for o in record.alternatives[dep])
+                out[dep] = f"conflicting values: {shown}"
+                continue
             if obs is None:
                 out[dep] = f"unknown ({record.why_unknown.get(dep, 'not in the record')})"
                 continue
@@ -249,8 +253,9 @@ class Evaluator:
             if info is not None and isinstance(info.type, QuantT) and obs.unit is not None:
                 if obs.unit.text != info.type.unit.text:
                     k = conversion_factor(obs.unit, info.type.unit, info.molar_mass)
+                    bound = f"{obs.comparator} " if obs.comparator else ""  # censored
                     if k is not None:
-                        text += f" = {float(obs.value * k):.4g} {info.type.unit.text}"
+                        text += f" = {bound}{float(obs.value * k):.4g} {info.type.unit.text}"
             out[dep] = text
         return out
 
@@ -260,9 +265,7 @@ def _with_arm(record: Record, arm: str) -> Record:
 
     facts = dict(record.facts)
     facts["arm"] = Observation(arm)
-    return Record(
-        record.id, record.path, facts, record.anchors, record.why_unknown, record.problems
-    )
+    return replace(record, facts=facts)  # keeps conflicts and the deceased flag
 
 
 # ---------------------------------------------------------------------- rendering

@@ -144,8 +144,37 @@ class Runner:
         return self.protocols[path]
 
     def run(self, example: Path) -> CaseResult:
+        if example.suffix.lower() == ".crit":
+            # A protocol given where an example is expected: say what to pass instead of
+            # the JSON decoder's "Expecting value: line 1 column 1 (char 0)".
+            return CaseResult(
+                example,
+                False,
+                [
+                    "this is a criteria file, not an example patient: give the example "
+                    ".json files or their folder (e.g. protocols/<trial>/examples/)"
+                ],
+            )
         try:
-            data = json.loads(example.read_text(encoding="utf-8"))
+            text = example.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return CaseResult(
+                example,
+                False,
+                [f"cannot read this example: {getattr(exc, 'strerror', None) or exc}"],
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return CaseResult(
+                example,
+                False,
+                [
+                    f"this example is not valid JSON (line {exc.lineno}, column {exc.colno}:"
+                    f" {exc.msg})"
+                ],
+            )
+        try:
             if not isinstance(data, dict) or not isinstance(data.get("expect"), dict):
                 raise ExampleError('no "expect" object')
             proto_path = _protocol_for(example, data)

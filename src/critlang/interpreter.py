@@ -10,6 +10,7 @@ each criterion, the sub-clause that decided it, which explanations show.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
-from .data.records import Observation, Record
+from .data.records import Observation, Ongoing, PartialDate, Record
+from .intervals import Iv, as_iv, both
+from .intervals import arith as iv_arith
+from .intervals import compare as iv_compare
 from .typesys import ListT, QuantT, ScaleT, mm_hg
 from .units import _registry, parse_unit, pint_base_unit
 
@@ -152,7 +156,8 @@ class Interpreter:
 
     def from_obs(self, obs: Observation) -> Any:
         assert obs.unit is not None
-        return self.ureg.Quantity(obs.value * obs.unit.factor, self.base_unit(obs.unit.dims))
+        q = self.ureg.Quantity(obs.value * obs.unit.factor, self.base_unit(obs.unit.dims))
+        return censored(q, obs.comparator)
 
     def same_dims(self, a: Any, b: Any) -> bool:
         return a.dimensionality == b.dimensionality
@@ -169,6 +174,10 @@ class Interpreter:
 
     def align(self, left: Any, right: Any, subject: str | None) -> Any:
         """Right in left's dimension, through the subject's molar mass when needed."""
+        if isinstance(left, Iv):
+            left = left.any_end()
+        if isinstance(right, Iv):
+            return right.map(lambda v: self.align(left, v, subject))
         if not hasattr(left, "dimensionality") or not hasattr(right, "dimensionality"):
             return right
         if self.same_dims(left, right):
@@ -179,6 +188,42 @@ class Interpreter:
 
     # ------------------------------------------------------------------ evaluation
     def run(self, record: Record) -> tuple[str, tuple[Any, ...], dict[str, n.Expr | None]]:
+        """(verdict, statuses, deciding sub-clause per criterion) for one record.
+
+        Conflicting candidates (record.alternatives): every combination is evaluated and
+        each criterion keeps the status all of them give, else unknown. A deceased
+        patient (record.deceased) is never eligible; a perhaps-deceased one not yet.
+        """
+        worlds: list[Record] = [record]
+        for name in sorted(record.alternatives):
+            worlds = [
+                replace(w, facts={**w.facts, name: obs}, alternatives={})
+                for w in worlds
+                for obs in record.alternatives[name]
+            ]
+        runs = [self.run_one(w) for w in worlds]
+        verdict, statuses, deciders = runs[0]
+        if len(runs) > 1:
+            statuses = tuple(
+                column[0] if all(x is column[0] for x in column) else None
+                for column in zip(*(r[1] for r in runs), strict=True)
+            )
+            verdict = self.verdict(statuses)
+        if record.deceased is True:
+            verdict = INELIGIBLE
+        elif record.deceased is None and verdict == ELIGIBLE:
+            verdict = UNDETERMINED
+        return verdict, statuses, deciders
+
+    def verdict(self, statuses: tuple[Any, ...]) -> str:
+        kinds = [k for k, _ in self.c.protocol.criteria]
+        bad = any(
+            (s is False if k == "inclusion" else s is True)
+            for k, s in zip(kinds, statuses, strict=True)
+        )
+        return INELIGIBLE if bad else UNDETERMINED if any(s is None for s in statuses) else ELIGIBLE
+
+    def run_one(self, record: Record) -> tuple[str, tuple[Any, ...], dict[str, n.Expr | None]]:
         self.record = record
         statuses: list[Any] = []
         deciders: dict[str, n.Expr | None] = {}
@@ -223,7 +268,9 @@ class Interpreter:
             return self.align(declared, self.from_obs(obs), name)
         if isinstance(t, ListT):
             return obs.value
-        return obs.value
+        if obs.comparator is not None:  # a censored plain number
+            return censored(obs.value, obs.comparator)
+        return plain(obs.value, self.record.anchors.get("enrollment"))
 
     def ref(self, e: n.Name) -> Ref:
         return self.c.refs[id(e)]
@@ -256,7 +303,7 @@ class Interpreter:
                 v = env[r.name]
                 if isinstance(v, Observation):
                     return self.from_obs(v)
-                return v
+                return plain(v, self.record.anchors.get("enrollment"))
             if r.kind in ("fact", "arm"):
                 return self.fact(r.name)
             if r.kind == "anchor":
@@ -278,6 +325,19 @@ class Interpreter:
                 start, end = _one(args[0]), _one(args[1])
                 if start is None or end is None:
                     return None
+                if isinstance(start, Iv) or isinstance(end, Iv):
+                    born, then = as_iv(start), as_iv(end)
+                    if not (born.bounded and then.bounded):
+                        return None
+                    # completed years grow with the end and shrink with the start
+                    least = _completed_years(born.hi, then.lo)
+                    most = _completed_years(born.lo, then.hi)
+                    if least != most:
+                        return Iv(
+                            self.quantity(Fraction(least), "years"),
+                            self.quantity(Fraction(most), "years"),
+                        )
+                    return self.quantity(Fraction(least), "years")
                 return self.quantity(Fraction(_completed_years(start, end)), "years")
             d = self.c.defines[e.func]
             assert d.params is not None
@@ -299,7 +359,7 @@ class Interpreter:
             x = self.value(e.expr, env)
             if x is None:
                 return None
-            return _possible(*(self.quantity(Fraction(v), e.unit) for v in _options(x)))
+            return _possible(*(self.with_unit(v, e.unit) for v in _options(x)))
         if isinstance(e, n.Arith):
             combos = _combinations(self.value(e.left, env), self.value(e.right, env))
             if combos is None:
@@ -307,7 +367,9 @@ class Interpreter:
             return _possible(*(self.arith(e, a, b) for a, b in combos))
         if isinstance(e, n.Neg):
             x = self.value(e.operand, env)
-            return None if x is None else _possible(*(-v for v in _options(x)))
+            if x is None:
+                return None
+            return _possible(*(self.negated(v) for v in _options(x)))
         if isinstance(e, n.Conditional):
             c, _ = self.cond(e.cond, env)
             if c is None:  # both branches are possible
@@ -322,11 +384,24 @@ class Interpreter:
         v, _ = self.cond(e, env)
         return v
 
-    def magnitude(self, q: Any, u: Any) -> Fraction:
+    def magnitude(self, q: Any, u: Any) -> Any:
+        if isinstance(q, Iv):
+            return q.map(lambda v: self.magnitude(v, u))
         assert q.dimensionality == self.base_unit(u.dims).dimensionality, u.text
         return Fraction(q.to_base_units().magnitude) / u.factor
 
+    def with_unit(self, x: Any, unit: str) -> Any:
+        if isinstance(x, Iv):
+            return x.map(lambda v: self.quantity(Fraction(v), unit))
+        return self.quantity(Fraction(x), unit)
+
+    def negated(self, x: Any) -> Any:
+        return x.map(lambda v: -v, increasing=False) if isinstance(x, Iv) else -x
+
     def arith(self, e: n.Arith, a: Any, b: Any) -> Any:
+        if isinstance(a, Iv) or isinstance(b, Iv):
+            r = iv_arith(e.op, a, b)
+            return None if r is None else self.rounded(r, e)
         if e.op == "/" and (b == 0 if not hasattr(b, "magnitude") else b.magnitude == 0):
             return None
         if e.op == "+":
@@ -346,6 +421,9 @@ class Interpreter:
     def rounded(self, r: Any, e: n.Arith) -> Any:
         if id(e) not in self.roots:
             return r
+        if isinstance(r, Iv):  # each bound rounded; a rounded bound may be reached
+            ends = r.map(lambda v: self.rounded(v, e))
+            return Iv(ends.lo, ends.hi)
         t = self.c.types.get(id(e))
         if isinstance(t, QuantT):
             base = Fraction(r.to_base_units().magnitude)
@@ -400,7 +478,10 @@ class Interpreter:
             if x is None or lo is None or hi is None:
                 return None, e
             subject = self.subject_name(e.subject)
-            return bool(self.align(x, lo, subject) <= x <= self.align(x, hi, subject)), e
+            lo, hi = self.align(x, lo, subject), self.align(x, hi, subject)
+            if isinstance(x, Iv) or isinstance(lo, Iv) or isinstance(hi, Iv):
+                return both(iv_compare("<=", lo, x), iv_compare("<=", x, hi)), e
+            return bool(lo <= x <= hi), e
         if isinstance(e, n.Member):
             x = self.plain(e.subject, env)
             if x is None:
@@ -416,6 +497,8 @@ class Interpreter:
             x = _one(x)
             if x is None or limit is None:
                 return None, e
+            if isinstance(x, Iv):
+                return iv_compare(e.op, x, limit * e.factor.value), e
             return self.op(e.op, x, limit * e.factor.value), e
         if isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
@@ -423,6 +506,11 @@ class Interpreter:
             low, high = self.limits(e.subject.name)
             if x is None or (low is None and high is None):
                 return None, e
+            if isinstance(x, Iv):
+                return both(
+                    True if low is None else iv_compare("<=", low, x),
+                    True if high is None else iv_compare("<=", x, high),
+                ), e
             return (low is None or low <= x) and (high is None or x <= high), e
         if isinstance(e, n.Window):
             return self.window(e, env), e
@@ -432,6 +520,8 @@ class Interpreter:
             d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             if d is None or a is None:
                 return None, e
+            if isinstance(d, Iv) or isinstance(a, Iv):
+                return iv_compare("<" if e.direction == "before" else ">", d, a), e
             return (d < a if e.direction == "before" else d > a), e
         if isinstance(e, n.Quantified):
             return self.quantified(e, env), e
@@ -468,7 +558,10 @@ class Interpreter:
             if isinstance(t, ScaleT):
                 a, b = t.positions[a], t.positions[b]
             b = self.align(a, b, self.subject_name(e.left))
-            results.add(self.op(e.op, a, b))
+            if isinstance(a, Iv) or isinstance(b, Iv):
+                results.add(iv_compare(e.op, a, b))
+            else:
+                results.add(self.op(e.op, a, b))
         return results.pop() if len(results) == 1 else None
 
     def pressure(self, e: n.Compare, env: dict[str, Any]) -> bool | None:
@@ -526,7 +619,13 @@ class Interpreter:
         return a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
 
     def date_form(self, e: n.Expr, env: dict[str, Any]) -> bool | None:
-        """The windows people write (nodes.DateBound, WindowBetween, Period), on day numbers."""
+        """The windows people write (nodes.DateBound, WindowBetween, Period), on day numbers.
+
+        A date known only as an interval (partial, ongoing) leaves these forms unknown
+        (not yet reasoned over; the compiled code does the same: runtime.r_unknown)."""
+        parts = [getattr(e, k, None) for k in ("subject", "anchor", "start", "end")]
+        if any(isinstance(self.plain(x, env), Iv) for x in parts if x is not None):
+            return None
         if isinstance(e, n.DateBound):
             d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             if d is None or a is None:
@@ -556,6 +655,8 @@ class Interpreter:
             low, high = (shifted, a.toordinal()) if e.direction == "before" else (low, shifted)
         first = None if start is None or high is None else start.toordinal() <= high
         second = None if end is None or low is None else end.toordinal() >= low
+        if start is not None and end is not None and end < start:
+            return None  # an end before the start is no period (swapped dates)
         if first is False or second is False:
             return False
         return None if first is None or second is None else True
@@ -565,6 +666,10 @@ class Interpreter:
         if d is None or a is None:
             return None
         sign = -1 if e.direction == "before" else 1
+        if isinstance(d, Iv) or isinstance(a, Iv):
+            return self.interval_window(
+                e, as_iv(d), as_iv(a), lambda x: self.edge(x, e.duration, sign)
+            )
         edge = self.edge(a, e.duration, sign)
         # compared as day numbers: an edge may fall outside the calendar (year 1 - 9999)
         d, a = d.toordinal(), a.toordinal()
@@ -579,6 +684,34 @@ class Interpreter:
         if e.kind == "more":
             return d > edge
         return a <= d < edge
+
+    def interval_window(self, e: n.Window, d: Iv, a: Iv, edge_of: Any) -> bool | None:
+        """A window test where a date is only known as an interval of days.
+
+        An ongoing exposure's end meets `before A` windows as if it ended at A (no later):
+        lasting up to A or beyond is at least as recent as ending at A.
+        """
+        day = lambda x: x if isinstance(x, (int, Fraction)) else x.toordinal()  # noqa: E731
+        d, a = d.map(day), a.map(day)
+        edge = Iv(
+            None if a.lo is None else edge_of(dt.date.fromordinal(a.lo)),
+            None if a.hi is None else edge_of(dt.date.fromordinal(a.hi)),
+        )
+        if e.direction == "before" and d.ongoing:
+            lo = a.lo if d.lo is None else min(d.lo, a.lo)
+            hi = a.hi if d.hi is None else min(d.hi, a.hi)
+            d = Iv(lo, hi)
+        if e.direction == "before":
+            if e.kind == "within":
+                return both(iv_compare("<=", edge, d), iv_compare("<=", d, a))
+            if e.kind == "more":
+                return iv_compare("<", d, edge)
+            return both(iv_compare("<", edge, d), iv_compare("<=", d, a))
+        if e.kind == "within":
+            return both(iv_compare("<=", a, d), iv_compare("<=", d, edge))
+        if e.kind == "more":
+            return iv_compare(">", d, edge)
+        return both(iv_compare("<=", a, d), iv_compare("<", d, edge))
 
     def quantified(self, e: n.Quantified, env: dict[str, Any]) -> bool | None:
         items = self.fact(e.list_name)
@@ -609,3 +742,21 @@ class Interpreter:
             return False if 2 * (yes + unknown) <= total else None
         k = e.count or 0
         return True if yes >= k else (False if yes + unknown < k else None)
+
+
+def censored(value: Any, comparator: str | None) -> Any:
+    """A recorded value with a FHIR Quantity.comparator: the interval it stands for."""
+    if comparator is None:
+        return value
+    if comparator in ("<", "<="):
+        return Iv(None, value, hi_open=comparator == "<")
+    return Iv(value, None, lo_open=comparator == ">")
+
+
+def plain(value: Any, as_of: dt.date | None) -> Any:
+    """A partial date or an ongoing end as an interval of dates; other values as they are."""
+    if isinstance(value, PartialDate):
+        return Iv(value.first, value.last)
+    if isinstance(value, Ongoing):
+        return Iv(value.since, None, ongoing=True)
+    return value

@@ -21,7 +21,7 @@ from typing import Any
 from .backends.python import Compiled
 from .data.fhir import Extractor, FhirPatient, Tally
 from .data.fhir_input import PatientResources
-from .data.records import RecordProblem, read_record
+from .data.records import RecordProblem, preliminary_notes, read_record
 from .evaluate import run_compiled, status_word
 from .needs import Needs
 
@@ -124,6 +124,8 @@ def screen(
         if dead is not None:
             result.deceased += 1
             verdict = "ineligible"
+            # said once, in screen's words (the reader's own line says the same)
+            record.problems = [p for p in record.problems if p.fact != "deceased"]
             dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
             record.problems.insert(0, dead_problem)
         statuses = tuple(status_word(s) for s in raw)
@@ -144,7 +146,7 @@ def screen(
                 verdict,
                 statuses,
                 sorted(missing) if verdict == "undetermined" else [],
-                [f"{p.fact}: {p.message}" for p in record.problems],
+                [f"{p.fact}: {p.message}" for p in record.problems] + preliminary_notes(record),
             )
         )
         passed = ruled_in = dead is None

@@ -17,7 +17,9 @@ in protocol order.
 
 from __future__ import annotations
 
+import itertools
 import operator
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 
 from .. import nodes as n
 from ..checker import CheckResult, Ref
-from ..data.records import Observation, Record, fact_types
+from ..data.records import Observation, Ongoing, PartialDate, Record, fact_types
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 from ..units import TIME, Unit, conversion_factor, parse_unit
 from . import runtime
@@ -52,6 +54,7 @@ class Compiled:
     normalisers: dict[str, Callable[[Observation | None], Any]] = field(default_factory=dict)
     ranged: tuple[str, ...] = ()
     dated: tuple[str, ...] = ()  # facts whose value's own date a rule reads (`date of x`)
+    generated: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None = None  # raw
 
     def criteria_line(self, generated_line: int) -> int | None:
         """The criteria-file line a generated line came from (for runtime faults)."""
@@ -62,7 +65,12 @@ class Compiled:
         return best
 
     def normalise(self, record: Record) -> dict[str, Any]:
-        """A record's exact observations as the plain values `evaluate` reads."""
+        """A record's exact observations as the plain values `evaluate` reads.
+
+        Conflicting candidate values (record.alternatives) travel under the key "#" with
+        the deceased flag, as (per fact: the candidates' keys and values, deceased); the
+        wrapper made by `compile_protocol` evaluates each combination of candidates.
+        """
         f: dict[str, Any] = {}
         for name, conv in self.normalisers.items():
             f[name] = conv(record.facts.get(name))
@@ -77,6 +85,22 @@ class Compiled:
             f[name + "#high"] = high
         for name, day in record.anchors.items():
             f["@" + name] = day.toordinal() if day else None
+        if record.alternatives or record.deceased is not False:
+            alternatives = []
+            for name, candidates in sorted(record.alternatives.items()):
+                if name not in self.normalisers:
+                    continue
+                options = []
+                for obs in candidates:
+                    keys = {name: self.normalisers[name](obs)}
+                    if name in self.dated:
+                        keys[name + "@date"] = obs.date.toordinal() if obs.date else None
+                    if name in self.ranged:
+                        low, high = _range_limits(obs, self.checked, name)
+                        keys[name + "#low"], keys[name + "#high"] = low, high
+                    options.append(keys)
+                alternatives.append(options)
+            f["#"] = (alternatives, record.deceased)
         return f
 
 
@@ -107,10 +131,19 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
     )
 
 
+def censored(bound: float, comparator: str) -> runtime.Range:
+    """A censored value (FHIR Quantity.comparator, a modifier element) as the Range of
+    values it stands for; the other side is unbounded (nothing is assumed about it)."""
+    inf = float("inf")
+    if comparator in ("<", "<="):
+        return runtime.Range(-inf, bound, False, comparator == "<")
+    return runtime.Range(bound, inf, comparator == ">", False)
+
+
 def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
     cache: dict[Unit, float | Fraction] = {}
 
-    def conv(obs: Observation | None) -> float | None:
+    def conv(obs: Observation | None) -> Any:
         if obs is None:
             return None
         assert obs.unit is not None
@@ -119,9 +152,28 @@ def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], A
             factor = conversion_factor(obs.unit, t.unit, molar)
             assert factor is not None  # the loader refused other units
             k = cache[obs.unit] = factor
+        if obs.comparator is not None:  # the bound converts like a value (k > 0)
+            return censored(float(obs.value * k), obs.comparator)
         return float(obs.value * k)  # exact product, rounded once
 
     return conv
+
+
+def _day(v: Any) -> Any:
+    """A date as a day number; a partial date or an ongoing end as a runtime.Range."""
+    if v is None:
+        return None
+    if isinstance(v, PartialDate):
+        return runtime.Range(v.first.toordinal(), v.last.toordinal())
+    if isinstance(v, Ongoing):
+        return runtime.Range(v.since.toordinal(), float("inf"), ongoing=True)
+    return v.toordinal()
+
+
+def _number(obs: Observation) -> Any:
+    if obs.comparator is not None:
+        return censored(float(obs.value), obs.comparator)
+    return float(obs.value)
 
 
 def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any], Any]:
@@ -134,7 +186,7 @@ def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any]
         index = {m: i for i, m in enumerate(t.members)}
         return lambda v: None if v is None else index[v]
     if isinstance(t, DateT):
-        return lambda v: None if v is None else v.toordinal()
+        return _day
     if isinstance(t, IntT):
         return lambda v: None if v is None else int(v)
     return lambda v: v  # bool, category string
@@ -168,6 +220,8 @@ def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None
             return [{name: c(item.get(name)) for name, c in fields} for item in obs.value]
 
         return conv_list
+    if isinstance(t, NumberT):
+        return lambda obs: None if obs is None else _number(obs)
     inner = _scalar_normaliser(t)
     return lambda obs: None if obs is None else inner(obs.value)
 
@@ -533,7 +587,9 @@ class _Codegen:
             target = self.carrier(e.subject)
             lo = self.plain(e.low, target, self.molar(e.subject))
             hi = self.plain(e.high, target, self.molar(e.subject))
-            self.w(f"{out} = None if {self.unknown(a, lo, hi)} else {lo} <= {a} <= {hi}")
+            plain = f"{lo} <= {a} <= {hi}"
+            test = self.ranged(plain, f"r_between({a}, {lo}, {hi})", a, lo, hi)
+            self.w(f"{out} = None if {self.unknown(a, lo, hi)} else {test}")
         elif isinstance(e, n.Member):
             a = self.plain(e.subject)
             t = self.type(e.subject)
@@ -559,10 +615,9 @@ class _Codegen:
             a = self.value(e.subject)
             lo = self.load(e.subject.name + "#low", e)
             hi = self.load(e.subject.name + "#high", e)
-            self.w(
-                f"{out} = None if {a} is None or ({lo} is None and {hi} is None) else "
-                f"({lo} is None or {lo} <= {a}) and ({hi} is None or {a} <= {hi})"
-            )
+            plain = f"({lo} is None or {lo} <= {a}) and ({hi} is None or {a} <= {hi})"
+            test = self.ranged(plain, f"r_in_range({a}, {lo}, {hi})", a)
+            self.w(f"{out} = None if {a} is None or ({lo} is None and {hi} is None) else {test}")
         elif isinstance(e, n.Window):
             self.window(e, out)
         elif isinstance(e, n.DateBound):
@@ -580,6 +635,16 @@ class _Codegen:
         else:
             raise AssertionError(type(e))
         return out
+
+    def ranged(self, plain: str, call: str, *codes: str) -> str:
+        """`plain` for plain values, `call` (a runtime function) when one of the codes
+        holds a Range (an interval-valued fact: runtime.Range); chained comparisons on
+        a Range would not be three-valued, so they never see one."""
+        names = [c for c in dict.fromkeys(codes) if c.isidentifier() and not c.startswith("K")]
+        if not names:
+            return plain
+        check = " or ".join(f"{c}.__class__ is Range" for c in names)
+        return f"({call} if {check} else {plain})"
 
     def unknown(self, *codes: str) -> str:
         """`a is None or b is None` over the non-literal operands."""
@@ -725,6 +790,8 @@ class _Codegen:
                 "more": f"{d} > {edge}",
                 "less": f"{a} <= {d} < {edge}",
             }[e.kind]
+        before = e.direction == "before"
+        test = self.ranged(test, f"r_window({e.kind!r}, {before}, {d}, {a}, {edge})", d, a)
         self.w(f"{out} = None if {self.unknown(d, a)} else {test}")
 
     def date_bound(self, e: n.DateBound, out: str) -> None:
@@ -734,7 +801,9 @@ class _Codegen:
             edge = self.edge(e, e.anchor, e.duration, -1 if e.direction == "before" else 1)
         else:
             edge = self.plain(e.anchor)
-        self.w(f"{out} = None if {self.unknown(d, edge)} else {d} {e.op} {edge}")
+        # a date known only as an interval leaves these forms unknown (interpreter.date_form)
+        test = self.ranged(f"{d} {e.op} {edge}", "None", d, edge)
+        self.w(f"{out} = None if {self.unknown(d, edge)} else {test}")
 
     def window_between(self, e: n.WindowBetween, out: str) -> None:
         """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
@@ -745,7 +814,8 @@ class _Codegen:
         near = self.edge(e, e.anchor, ends[0], sign)
         far = self.edge(e, e.anchor, ends[1], sign)
         low, high = (far, near) if sign < 0 else (near, far)
-        self.w(f"{out} = None if {self.unknown(d, low, high)} else {low} <= {d} <= {high}")
+        test = self.ranged(f"{low} <= {d} <= {high}", "None", d, low, high)
+        self.w(f"{out} = None if {self.unknown(d, low, high)} else {test}")
 
     def period(self, e: n.Period, out: str) -> None:
         """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene)."""
@@ -759,10 +829,16 @@ class _Codegen:
         first, second = self.tmp("t"), self.tmp("t")
         self.w(f"{first} = None if {self.unknown(start, high)} else {start} <= {high}")
         self.w(f"{second} = None if {self.unknown(end, low)} else {end} >= {low}")
-        self.w(
-            f"{out} = False if {first} is False or {second} is False else "
+        test = (
+            f"False if {first} is False or {second} is False else "
             f"(None if {first} is None or {second} is None else True)"
         )
+        self.w(f"{out} = {self.ranged(test, 'None', start, end, a)}")
+        # an end before the start is no period (swapped dates): unknown, never decided
+        exact = " and ".join(f"{c}.__class__ is not Range" for c in (start, end))
+        self.w(f"if not ({self.unknown(start, end)}) and {exact} and {end} < {start}:")
+        with self.w.indent():
+            self.w(f"{out} = None")
 
     def chain_junction(self, is_or: bool, terms: list[n.Expr], out: str) -> None:
         """Kleene and/or over a run of terms, short-circuit, one `if` per term at one level
@@ -841,7 +917,9 @@ class _Codegen:
         """
         text, _ = self.w.lines[-1]
         prefix = "    " * self.w.level + f"{var} = None if "
-        if text.startswith(prefix) and text.count(" else ") == 1:
+        # only a membership test is fused: a comparison may meet a Range and be None,
+        # which `elif TEST:` would count as "no"
+        if text.startswith(prefix) and text.count(" else ") == 1 and _MEMBERSHIP.search(text):
             guard, test = text[len(prefix) :].split(" else ")
             self.w.lines.pop()
             return guard, test
@@ -949,6 +1027,9 @@ class _Codegen:
         self.w(f"return v, ({', '.join(statuses)}{',' if len(statuses) == 1 else ''})")
 
 
+_MEMBERSHIP = re.compile(r" else \w+ (not )?in K\d+$")
+
+
 def _chain(e: n.And | n.Or) -> list[n.Expr]:
     """The operands of a run of the same operator: a or b or c -> [a, b, c]."""
     kind = type(e)
@@ -1028,6 +1109,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     namespace.update(runtime.EXPORTS)
     namespace.update(gen.consts)
     exec(code, namespace)
+    sections = tuple(c.section for c in criteria)
     types = fact_types(checked)
     normalisers = {
         name: _normaliser(t, checked.facts[name].molar_mass if name in checked.facts else None)
@@ -1038,10 +1120,69 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     return Compiled(
         checked,
         source,
-        namespace["evaluate"],
+        _with_candidates(namespace["evaluate"], sections),
         criteria,
         gen.line_map,
         normalisers,
         ranged,
         dated,
+        namespace["evaluate"],
     )
+
+
+MAX_WORLDS = 64  # combinations of conflicting candidates weighed; the reader caps them
+
+
+def verdict_of(sections: tuple[str, ...], statuses: tuple[Any, ...]) -> str:
+    """The protocol verdict from per-criterion statuses (as the generated code decides)."""
+    bad = any(
+        (s is False if kind == "inclusion" else s is True)
+        for kind, s in zip(sections, statuses, strict=True)
+    )
+    if bad:
+        return runtime.INELIGIBLE
+    return runtime.UNDETERMINED if any(s is None for s in statuses) else runtime.ELIGIBLE
+
+
+def combine(results: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """Per criterion: the status every candidate world agrees on, else unknown."""
+    return tuple(s[0] if all(x is s[0] for x in s) else None for s in zip(*results, strict=True))
+
+
+def deceased_verdict(verdict: str, deceased: bool | None) -> str:
+    """A deceased patient is never eligible (FHIR Patient.deceased[x], a modifier: the
+    record says so); one that may be deceased (a partial date of death) is not eligible
+    yet."""
+    if deceased is True:
+        return runtime.INELIGIBLE
+    if deceased is None and verdict == runtime.ELIGIBLE:
+        return runtime.UNDETERMINED
+    return verdict
+
+
+def _with_candidates(
+    raw: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]], sections: tuple[str, ...]
+) -> Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]:
+    """`evaluate` that weighs conflicting values: one run per combination of candidates,
+    each criterion keeping the status they all agree on (else unknown). A record without
+    conflicts (the common case) costs one dictionary lookup more."""
+
+    def evaluate(f: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        extra = f.get("#")
+        if extra is None:
+            return raw(f)
+        alternatives, deceased = extra
+        if alternatives:
+            results = []
+            for world in itertools.product(*alternatives):
+                g = dict(f)
+                for keys in world:
+                    g.update(keys)
+                results.append(raw(g)[1])
+            statuses = combine(results)
+            verdict = verdict_of(sections, statuses)
+        else:
+            verdict, statuses = raw(f)
+        return deceased_verdict(verdict, deceased), statuses
+
+    return evaluate

@@ -487,7 +487,10 @@ class Encoder:
                 low, high = (shifted, a) if sign < 0 else (a, shifted)
             first = self.decided(start.v <= high.v, start.k, high.k)
             second = self.decided(end.v >= low.v, end.k, low.k)
-            return kleene_and(first, second)
+            both = kleene_and(first, second)
+            # an end before the start is no period (swapped dates): unknown
+            ok = z3.Not(z3.And(start.k, end.k, end.v < start.v))
+            return TV(z3.And(ok, both.t), z3.And(ok, both.f))
         if isinstance(e, n.Between):
             x = plain(self.value(e.subject, env))
             lo = plain(self.aligned(e.subject, e.low, env))

@@ -1,0 +1,304 @@
+"""Scale benchmarks, each step timed as a whole process where a user runs a process.
+
+    python bench/bench_scale.py ingest 10000 100000   # replicated Synthea -> NDJSON -> ingest
+    python bench/bench_scale.py sql 1000000           # facts generated in DuckDB, screened
+
+ingest: the 390 shared Synthea bundles (../shared) are replicated (patient ids and
+references renamed) into one NDJSON file per resource type until N patients, then
+`critlang ingest` runs as a separate process: wall time, patients/s and its peak
+resident memory (wait4 rusage).
+
+sql: N patients generated straight into the facts table by DuckDB SQL (every fact of
+the trial, values spread over its thresholds, lab histories, lists); then `critlang
+screen --engine duckdb` as a whole process, and in the same run the Python evaluator on
+the same table (rows read from DuckDB, each fact picked as the query picks it, then the
+compiled `evaluate`), on a sample of the patients, reported per patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "synthea-r4"
+PROTOCOL = ROOT / "protocols" / "nct05610826" / "current.crit"
+AS_OF = dt.date(2021, 3, 31)
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS in MiB, stdout) of a child process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = p.stdout.read().decode() if p.stdout else ""
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        err = p.stderr.read().decode() if p.stderr else ""
+        raise SystemExit(f"{cmd} failed: {err[-2000:]}")
+    return wall, usage.ru_maxrss // 1024, out
+
+
+def replicate(count: int, folder: Path) -> None:
+    """NDJSON of `count` patients: the Synthea bundles again and again, renamed."""
+    bundles = sorted(SHARED.glob("*.json"))
+    if not bundles:
+        raise SystemExit(f"no Synthea bundles in {SHARED}")
+    sources = [json.loads(b.read_bytes()) for b in bundles]
+    handles: dict[str, Any] = {}
+    try:
+        for i in range(count):
+            bundle = sources[i % len(sources)]
+            suffix = f"-r{i}"
+            for entry in bundle.get("entry", []):
+                r = entry.get("resource") or {}
+                kind = r.get("resourceType", "Other")
+                text = json.dumps(r, separators=(",", ":"))
+                if kind == "Patient":
+                    pid = r.get("id", "")
+                    text = text.replace(f'"id":"{pid}"', f'"id":"{pid}{suffix}"', 1)
+                else:
+                    # every reference to a patient or a resource of this bundle is renamed
+                    text = text.replace('"reference":"urn:uuid:', '"reference":"Patient/')
+                    text = _rename_refs(text, suffix)
+                fh = handles.get(kind)
+                if fh is None:
+                    fh = handles[kind] = (folder / f"{kind}.ndjson").open("w")
+                fh.write(text + "\n")
+    finally:
+        for fh in handles.values():
+            fh.close()
+
+
+def _rename_refs(text: str, suffix: str) -> str:
+    out = []
+    for part in text.split('"reference":"Patient/'):
+        if out:
+            end = part.index('"')
+            part = part[:end] + suffix + part[end:]
+        out.append(part)
+    return '"reference":"Patient/'.join(out)
+
+
+def bench_ingest(sizes: list[int]) -> None:
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="critlang-bench-") as tmp:
+            folder = Path(tmp) / "ndjson"
+            folder.mkdir()
+            replicate(n, folder)
+            mb = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+            out = Path(tmp) / "cohort.duckdb"
+            cmd = [sys.executable, "-m", "critlang", "ingest", "--as-of", AS_OF.isoformat(),
+                   str(PROTOCOL), str(folder), "-o", str(out)]  # fmt: skip
+            wall, rss, text = run(cmd)
+            print(
+                f"ingest {n} patients ({mb:.0f} MiB NDJSON): {wall:.1f} s, "
+                f"{n / wall:.0f} patients/s, peak RSS {rss} MiB; {text.strip()}"
+            )
+
+
+GENERATE = """
+CREATE TABLE critlang_patients AS
+  SELECT i::INTEGER AS pid, 'P' || i AS id, 'generated' AS path, NULL::VARCHAR AS deceased
+  FROM range(1, {n} + 1) t(i);
+"""
+
+
+def generate_cohort(n: int, path: Path) -> None:
+    """N patients' facts straight into the table, with DuckDB's random()."""
+    import duckdb
+
+    from critlang.backends.python import compile_protocol
+    from critlang.data.ingest import COLUMNS, protocol_signature
+    from critlang.frontend import analyse_file
+    from critlang.typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT
+
+    checked = analyse_file(PROTOCOL).result
+    assert checked is not None
+    compiled = compile_protocol(checked)
+    con = duckdb.connect(str(path))
+    con.execute("SELECT setseed(0.42)")
+    con.execute(GENERATE.format(n=n))
+    cols = ", ".join(f"{c} {k}" for c, k in COLUMNS if c != "pid")
+    con.execute(f"CREATE TABLE critlang_facts (pid INTEGER, {cols})")
+    today = AS_OF.toordinal()
+    names = [c for c, _ in COLUMNS]
+
+    def insert(select: str) -> None:
+        con.execute(f"INSERT INTO critlang_facts ({', '.join(names)}) {select}")
+
+    base = "FROM critlang_patients WHERE random() < 0.9"
+    for name, t in checked.record_types.items():
+        null_row = {c: "NULL" for c in names}
+        row = dict(null_row, pid="pid", fact=f"'{name}'", seq="0")
+        if isinstance(t, (QuantT, NumberT)):
+            # thresholds of the trial lie inside these spreads
+            row["value"] = "round(random() * 400) / 10"
+            row["day"] = f"{today} - CAST(floor(random() * 40) AS INTEGER)"
+            if name in ("fasting_glucose", "prothrombin_time"):
+                row["low"], row["high"] = "7.0", "13.5"
+            for seq in (0, 1):  # a lab history of two values
+                row["seq"] = str(seq)
+                insert("SELECT " + ", ".join(row[c] for c in names) + " " + base)
+            continue
+        if isinstance(t, ListT):
+            row["value"] = "2"
+            insert("SELECT " + ", ".join(row[c] for c in names) + " " + base)
+            for item in (0, 1):
+                irow = dict(row, item=str(item), value="NULL")
+                insert("SELECT " + ", ".join(irow[c] for c in names) + " " + base)
+                for fname, ft in t.fields:
+                    frow = dict(irow, field=f"'{fname}'")
+                    if isinstance(ft, EnumT):
+                        m = ", ".join(f"'{x}'" for x in ft.members)
+                        k = len(ft.members)
+                        pick = f"1 + CAST(floor(random() * {k}) AS INTEGER)"
+                        frow["text"] = f"list_element([{m}], {pick})"
+                    elif isinstance(ft, DateT):
+                        frow["value"] = f"{today} - floor(random() * 800)"
+                    elif isinstance(ft, IntT):
+                        frow["value"] = f"{ft.low} + floor(random() * {ft.high - ft.low + 1})"
+                    else:
+                        frow["value"] = "CASE WHEN random() < 0.5 THEN 1 ELSE 0 END"
+                    insert("SELECT " + ", ".join(frow[c] for c in names) + " " + base)
+            continue
+        if isinstance(t, ScaleT):
+            k = len(t.members)
+            row["value"] = f"floor(random() * {k})"
+            row["text"] = "NULL"
+        elif isinstance(t, EnumT):
+            m = ", ".join(f"'{x}'" for x in t.members)
+            row["text"] = (
+                f"list_element([{m}], 1 + CAST(floor(random() * {len(t.members)}) AS INTEGER))"
+            )
+        elif isinstance(t, BoolT):
+            row["value"] = "CASE WHEN random() < 0.2 THEN 1 ELSE 0 END"
+        elif isinstance(t, DateT):
+            row["value"] = f"{today} - floor(random() * 30000)"
+        elif isinstance(t, IntT):
+            row["value"] = f"{t.low} + floor(random() * {t.high - t.low + 1})"
+        insert("SELECT " + ", ".join(row[c] for c in names) + " " + base)
+    con.execute("CREATE TABLE critlang_meta (key VARCHAR, value VARCHAR)")
+    meta = protocol_signature(compiled)
+    meta["as_of"] = AS_OF.isoformat()
+    con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
+    con.close()
+
+
+def python_on_table(path: Path, sample: int) -> tuple[float, int]:
+    """The Python evaluator on the first `sample` patients of the table: seconds, count."""
+    import duckdb
+
+    from critlang.backends.python import compile_protocol
+    from critlang.data.records import window_start
+    from critlang.frontend import analyse_file
+    from critlang.typesys import BoolT, DateT, EnumT, ListT, ScaleT
+    from critlang.units import parse_unit
+
+    checked = analyse_file(PROTOCOL).result
+    assert checked is not None
+    compiled = compile_protocol(checked)
+    types = checked.record_types
+    windows = {}
+    for name, info in checked.facts.items():
+        look = info.lookback
+        if look is not None and look.quantity is not None:
+            start = window_start(AS_OF, look.quantity.value, parse_unit(look.quantity.unit))
+            windows[name] = (start.toordinal(), AS_OF.toordinal())
+    start_time = time.perf_counter()
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute(
+        "SELECT pid, fact, seq, item, field, value, text, day, low, high FROM critlang_facts "
+        f"WHERE problem IS NULL AND pid <= {sample} ORDER BY pid"
+    ).fetchall()
+    count = 0
+    i = 0
+    while i < len(rows):
+        pid = rows[i][0]
+        j = i
+        while j < len(rows) and rows[j][0] == pid:
+            j += 1
+        f: dict[str, Any] = {k: None for k in compiled.normalisers}
+        for name in compiled.ranged:
+            f[name + "#low"] = f[name + "#high"] = None
+        best: dict[str, tuple[Any, ...]] = {}
+        items: dict[str, dict[int, dict[str, Any]]] = {}
+        for r in rows[i:j]:
+            _, fact, seq, item, field, value, text, day, low, high = r
+            t = types.get(fact)
+            if isinstance(t, ListT):
+                if item is None:
+                    items.setdefault(fact, {})
+                elif field is not None:
+                    ft = dict(t.fields)[field]
+                    v = text if isinstance(ft, EnumT) and not isinstance(ft, ScaleT) else value
+                    if isinstance(ft, BoolT):
+                        v = value != 0
+                    elif isinstance(ft, DateT):
+                        v = int(value)
+                    items.setdefault(fact, {}).setdefault(item, {})[field] = v
+                continue
+            w = windows.get(fact)
+            if w is not None and (day is None or not w[0] <= day <= w[1]):
+                continue
+            key = (day is None, -(day or 0), seq)
+            if fact not in best or key < best[fact][0]:
+                best[fact] = (key, value, text, low, high)
+        for fact, (_, value, text, low, high) in best.items():
+            t = types.get(fact)
+            v = text if isinstance(t, EnumT) and not isinstance(t, ScaleT) else value
+            f[fact] = (value != 0) if isinstance(t, BoolT) else v
+            if isinstance(t, DateT) or fact.startswith("@"):
+                f[fact] = int(value)
+            if fact in compiled.ranged:
+                f[fact + "#low"], f[fact + "#high"] = low, high
+        for fact, its in items.items():
+            t = types[fact]
+            assert isinstance(t, ListT)
+            f[fact] = [{fn: it.get(fn) for fn, _ in t.fields} for _, it in sorted(its.items())]
+        f["@enrollment"] = AS_OF.toordinal()
+        for a in checked.anchors:
+            f.setdefault("@" + a, None)
+        compiled.evaluate(f)
+        count += 1
+        i = j
+    con.close()
+    return time.perf_counter() - start_time, count
+
+
+def bench_sql(n: int, sample: int = 100_000) -> None:
+    with tempfile.TemporaryDirectory(prefix="critlang-bench-") as tmp:
+        path = Path(tmp) / "cohort.duckdb"
+        t = time.perf_counter()
+        generate_cohort(n, path)
+        print(f"generated {n} patients into the facts table in {time.perf_counter() - t:.1f} s")
+        cmd = [sys.executable, "-m", "critlang", "screen", str(PROTOCOL), str(path)]
+        wall, rss, out = run(cmd)
+        print(f"critlang screen --engine duckdb, {n} patients: {wall:.2f} s (whole process), "
+              f"peak RSS {rss} MiB")  # fmt: skip
+        print("\n".join("  " + line for line in out.splitlines()[:3]))
+        secs, count = python_on_table(path, min(sample, n))
+        per = secs / count
+        print(
+            f"Python evaluator on the same table: {count} patients in {secs:.1f} s "
+            f"({per * 1e6:.0f} us a patient; {per * n:.0f} s for {n})"
+        )
+        print(f"ratio Python / DuckDB for {n} patients: {per * n / wall:.1f}")
+
+
+if __name__ == "__main__":
+    what, *sizes = sys.argv[1:] or ["sql", "1000000"]
+    numbers = [int(s) for s in sizes]
+    if what == "ingest":
+        bench_ingest(numbers or [10_000, 100_000])
+    else:
+        bench_sql(numbers[0] if numbers else 1_000_000)

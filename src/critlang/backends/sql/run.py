@@ -1,0 +1,160 @@
+"""`critlang screen --engine duckdb|postgres|spark`: a cohort file through an engine,
+into the same Screening (attrition table, per-patient rows) the Python engine gives.
+
+The attrition counts come from the engine (SQL aggregates), the per-patient rows too;
+"most often missing" is not computed by the SQL engines (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...screen import AttritionRow, PatientRow, Screening
+from ..python import Compiled
+from .compiler import compile_sql
+from .engines import DuckDB, EngineResult, Postgres, Spark
+
+ENGINES = ("duckdb", "postgres", "spark")
+
+
+class CohortError(ValueError):
+    """The cohort file cannot be screened with this protocol or date (message says why)."""
+
+
+class _Rows(Sequence[PatientRow]):
+    """The engine's per-patient rows, made PatientRows only when someone reads them."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], paths: dict[int, str], count: int) -> None:
+        self.rows = rows
+        self.paths = paths
+        self.count = count  # the patients screened, also when their rows were not fetched
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._row(r) for r in self.rows[i]]
+        return self._row(self.rows[i])
+
+    def __iter__(self) -> Iterator[PatientRow]:
+        return (self._row(r) for r in self.rows)
+
+    def _row(self, r: tuple[Any, ...]) -> PatientRow:
+        dead = ["patient: deceased: never eligible"] if r[-1] else []
+        return PatientRow(str(r[1]), self.paths.get(r[0], ""), r[2], tuple(r[3:-1]), [], dead)
+
+
+class SqlScreening(Screening):
+    counts: dict[str, int]
+
+    def verdicts(self) -> dict[str, int]:
+        return {v: self.counts[f"v_{v}"] for v in ("eligible", "ineligible", "undetermined")}
+
+    def missing_counts(self) -> list[tuple[str, int]]:
+        return []
+
+
+def check_cohort(compiled: Compiled, meta: dict[str, str], as_of: dt.date | None) -> dt.date:
+    """The date to screen as of; CohortError when the cohort was read for other facts
+    or, from FHIR, as of another date."""
+    from ...data.ingest import signature_mismatch
+
+    if "facts" not in meta:
+        raise CohortError("not a cohort written by `critlang ingest` (no critlang_meta)")
+    wrong = signature_mismatch(compiled, meta)
+    if wrong:
+        raise CohortError(
+            "the cohort was ingested for facts declared differently ("
+            + ", ".join(wrong[:8])
+            + (", ..." if len(wrong) > 8 else "")
+            + f"; ingested with {meta.get('protocol')}): run `critlang ingest` with this protocol"
+        )
+    read_as_of = meta.get("as_of") or None
+    if read_as_of is None:
+        if as_of is None:
+            raise CohortError("the cohort has no reading date: give --as-of")
+        return as_of
+    if as_of is not None and as_of.isoformat() != read_as_of:
+        raise CohortError(
+            f"the cohort's FHIR data were read as of {read_as_of} (condition abatement and "
+            f"deaths depend on it); screen it --as-of {read_as_of} or ingest it again"
+        )
+    return dt.date.fromisoformat(read_as_of)
+
+
+def screen_cohort(
+    compiled: Compiled,
+    cohort: Path,
+    engine: str,
+    as_of: dt.date | None,
+    dsn: str | None = None,
+    patients: bool = True,
+) -> SqlScreening:
+    """Screen a cohort file (`critlang ingest`) on an engine. Raises CohortError,
+    SqlUnsupported, and the engine's own errors (the CLI reports them)."""
+    local = DuckDB(cohort)
+    try:
+        meta = local.meta() if _has_meta(local) else {}
+        day = check_cohort(compiled, meta, as_of)
+        query = compile_sql(compiled, day)
+        paths = (
+            dict(local.con.execute("SELECT pid, path FROM critlang_patients").fetchall())
+            if patients
+            else {}
+        )
+        if engine == "duckdb":
+            result = local.run(query, patients)
+    finally:
+        local.close()
+    if engine == "postgres":
+        if not dsn:
+            raise CohortError("--engine postgres needs --dsn")
+        pg = Postgres(dsn)
+        try:
+            pg.load(cohort)
+            result = pg.run(query, patients)
+        finally:
+            pg.close()
+    elif engine == "spark":
+        spark = Spark()
+        with tempfile.TemporaryDirectory(prefix="critlang-spark-") as work:
+            spark.load(cohort, Path(work))
+            result = spark.run(query, patients)
+    return _screening(compiled, day, result, paths)
+
+
+def _has_meta(engine: DuckDB) -> bool:
+    names = {
+        r[0]
+        for r in engine.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    return {"critlang_meta", "critlang_facts", "critlang_patients"} <= names
+
+
+def _screening(
+    compiled: Compiled, as_of: dt.date, result: EngineResult, paths: dict[int, str]
+) -> SqlScreening:
+    a = result.attrition
+    s = SqlScreening(as_of, [c.id for c in compiled.criteria])
+    s.counts = a
+    s.patients = _Rows(result.patients, paths, a["patients"])  # type: ignore[assignment]
+    s.deceased = a.get("deceased", 0)
+    for i, crit in enumerate(compiled.criteria, 1):
+        s.attrition.append(
+            AttritionRow(
+                crit.id,
+                crit.section,
+                a[f"a{i}_0"],
+                a[f"a{i}_1"],
+                a[f"a{i}_2"],
+                a[f"a{i}_3"],
+                a[f"a{i}_4"],
+                a[f"a{i}_5"],
+            )
+        )
+    return s

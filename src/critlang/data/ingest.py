@@ -1,0 +1,418 @@
+"""Patient data -> the normalised facts table (DuckDB), for the SQL back end.
+
+One row per usable value of a fact the protocol declares, read by the very reader
+`eval` and `screen` use (data/records.py, each entry validated and its unit checked;
+FHIR through data/fhir.py's extractor first), and converted once, here, to the fact's
+declared unit by the compiled protocol's own normalisers (backends/python.py), so the
+SQL query does no unit work and its values are bit for bit those the Python evaluator
+compares. Which value is picked (newest inside the look-back window) depends on the
+screening date, so every usable value is kept and the query picks.
+
+Tables (docs/scale.md):
+  critlang_patients(pid, id, path, deceased)  one row per patient read, also without
+                                       facts; `deceased` as screen.deceased says
+  critlang_facts(pid, fact, seq, item, field, value, text, day, instant,
+                 recorded_value, recorded_unit, comparator, status, source,
+                 low, high, problem)
+  critlang_meta(key, value)            the protocol the facts were read for
+
+`fact` is a declared fact, `@anchor` for an anchor date; a list fact has one row with
+`item` NULL and `value` its item count, then per item one row with `field` NULL and one
+row per known field; `value` holds
+numbers in the declared unit, grades as their rank, dates and yes/no as day numbers and
+1/0; `text` holds categories (and grade names); `day` is the observation's date as a
+day number (proleptic Gregorian ordinal, 0001-01-01 = 1); a row with `problem` set is a
+per-fact diagnostic (the reason a value could not be used), never a value.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..backends.python import Compiled, _range_limits
+from ..checker import ENROLLMENT
+from ..typesys import BoolT, DateT, EnumT, ErrorT, ListT, ScaleT, Type
+from .records import Observation, _Reader
+
+COLUMNS = (
+    ("pid", "INTEGER"),
+    ("fact", "VARCHAR"),
+    ("seq", "INTEGER"),
+    ("item", "INTEGER"),
+    ("field", "VARCHAR"),
+    ("value", "DOUBLE"),
+    ("text", "VARCHAR"),
+    ("day", "INTEGER"),
+    ("instant", "VARCHAR"),
+    ("recorded_value", "VARCHAR"),
+    ("recorded_unit", "VARCHAR"),
+    ("comparator", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("low", "DOUBLE"),
+    ("high", "DOUBLE"),
+    ("problem", "VARCHAR"),
+)
+PATIENT_COLUMNS = (
+    ("pid", "INTEGER"),
+    ("id", "VARCHAR"),
+    ("path", "VARCHAR"),
+    ("deceased", "VARCHAR"),  # why the patient had died by the ingest date, else NULL
+)
+NULL = "\\N"  # how NULL is spelled in the staging CSV
+
+Row = tuple[Any, ...]
+
+
+def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
+    """(value, text) columns for a normalised scalar of type t."""
+    if v is None:
+        return None, None
+    if isinstance(t, BoolT):
+        return (1.0 if v else 0.0), None
+    if isinstance(t, ScaleT):
+        return float(v), t.members[v]
+    if isinstance(t, EnumT):
+        return None, str(v)
+    return float(v), None
+
+
+def _supported(compiled: Compiled) -> None:
+    """Refuse (SqlUnsupported) a protocol with value kinds the facts table cannot hold."""
+    from ..backends.sql import compile_sql
+
+    compile_sql(compiled, dt.date(2000, 1, 1))
+
+
+def _deceased(native: Any, as_of: dt.date) -> str | None:
+    from ..screen import deceased
+
+    return deceased(native, as_of) if isinstance(native, dict) else None
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+@dataclass
+class PatientRows:
+    id: str
+    rows: list[Row]  # without pid
+
+
+def record_rows(
+    compiled: Compiled, data: Any, path: str, extra_problems: Iterable[Any] = ()
+) -> PatientRows:
+    """A native record (docs/patients.md) as facts rows (pid left out)."""
+    checked = compiled.checked
+    reader = _Reader(checked, path, dt.date.min)
+    rows: list[Row] = []
+    if not isinstance(data, dict):
+        return PatientRows(
+            Path(path).stem, [_problem("record", "a patient record is a JSON object")]
+        )
+    pid = data.get("id")
+    pid = str(pid) if isinstance(pid, (str, int)) else Path(path).stem
+    raw_anchors = data.get("anchors") or {}
+    if not isinstance(raw_anchors, dict):
+        reader.problem("anchors", "`anchors` must be an object of dates")
+        raw_anchors = {}
+    for name in checked.anchors:
+        if name == ENROLLMENT or raw_anchors.get(name) is None:
+            continue
+        raw = raw_anchors[name]
+        day = reader.date(f"anchor {name}", raw)
+        if day is not None:
+            rows.append(_row("@" + name, 0, value=float(day.toordinal()), recorded_value=raw))
+    raw_facts = data.get("facts") or {}
+    if not isinstance(raw_facts, dict):
+        reader.problem("facts", "`facts` must be an object")
+        raw_facts = {}
+    for name, t in checked.record_types.items():
+        if isinstance(t, ErrorT):
+            continue
+        raw = raw_facts.get(name)
+        if raw is None:
+            continue
+        normalise = compiled.normalisers[name]
+        if isinstance(t, ListT):
+            obs = reader.list_fact(name, t, raw)
+            if obs is None:
+                continue
+            items = normalise(obs) or []
+            rows.append(_row(name, 0, value=float(len(items))))
+            ftypes = dict(t.fields)
+            for i, item in enumerate(items):
+                rows.append(_row(name, 0, item=i))  # the item, also when no field is known
+                for fname, v in item.items():
+                    value, text = _scalar(ftypes[fname], v)
+                    if value is None and text is None:
+                        continue
+                    raw_item = raw[i] if isinstance(raw[i], dict) else {}
+                    raw_v = raw_item.get(fname)
+                    unit = raw_v.get("unit") if isinstance(raw_v, dict) else None
+                    rv = raw_v.get("value") if isinstance(raw_v, dict) else raw_v
+                    rows.append(
+                        _row(
+                            name,
+                            0,
+                            item=i,
+                            field=fname,
+                            value=value,
+                            text=text,
+                            recorded_value=rv,
+                            recorded_unit=unit,
+                        )
+                    )
+            continue
+        for seq, entry in enumerate(reader.entries(raw)):
+            obs = reader.one(name, t, entry)
+            if obs is None:
+                continue
+            rows.append(_observation_row(compiled, name, t, seq, entry, obs))
+    for p in (*extra_problems, *reader.problems):
+        rows.append(_problem(p.fact, p.message))
+    return PatientRows(pid, rows)
+
+
+def _observation_row(
+    compiled: Compiled, name: str, t: Type, seq: int, entry: Any, obs: Observation
+) -> Row:
+    value, text = (
+        _scalar(t, compiled.normalisers[name](obs))
+        if not isinstance(t, DateT)
+        else (float(obs.value.toordinal()), None)
+    )
+    meta = entry if isinstance(entry, dict) else {}
+    low = high = None
+    if obs.low is not None or obs.high is not None:
+        low, high = _range_limits(obs, compiled.checked, name)
+    return _row(
+        name,
+        seq,
+        value=value,
+        text=text,
+        day=obs.date.toordinal() if obs.date else None,
+        instant=_text(meta.get("date")),
+        recorded_value=meta.get("value", entry if not meta else None),
+        recorded_unit=meta.get("unit"),
+        comparator=meta.get("comparator"),
+        status=meta.get("status"),
+        source=obs.source,
+        low=low,
+        high=high,
+    )
+
+
+def _row(
+    fact: str,
+    seq: int | None,
+    *,
+    item: int | None = None,
+    field: str | None = None,
+    value: float | None = None,
+    text: str | None = None,
+    day: int | None = None,
+    instant: str | None = None,
+    recorded_value: Any = None,
+    recorded_unit: Any = None,
+    comparator: Any = None,
+    status: Any = None,
+    source: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    problem: str | None = None,
+) -> Row:
+    return (
+        fact, seq, item, field, value, text, day, instant, _text(recorded_value),
+        _text(recorded_unit), _text(comparator), _text(status), source, low, high, problem,
+    )  # fmt: skip
+
+
+def _problem(fact: str, message: str) -> Row:
+    return _row(fact, None, problem=message)
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return NULL
+    if isinstance(v, float):
+        return repr(v)  # shortest text that reads back as the same double
+    return v
+
+
+class CohortWriter:
+    """Streams patients' rows to a staging CSV, then loads them into DuckDB in one COPY
+    (memory stays flat in the cohort size)."""
+
+    def __init__(self, target: Path, compiled: Compiled, as_of: dt.date | None) -> None:
+        self.target = target
+        self.compiled = compiled
+        self.as_of = as_of
+        self.dir = tempfile.TemporaryDirectory(prefix="critlang-ingest-")
+        self.facts_path = Path(self.dir.name) / "facts.csv"
+        self.patients_path = Path(self.dir.name) / "patients.csv"
+        self._facts = self.facts_path.open("w", encoding="utf-8", newline="")
+        self._patients = self.patients_path.open("w", encoding="utf-8", newline="")
+        self.facts = csv.writer(self._facts, lineterminator="\n")
+        self.patients = csv.writer(self._patients, lineterminator="\n")
+        self.count = 0
+        self.rows = 0
+
+    def add(self, patient: PatientRows, path: str, deceased: str | None = None) -> None:
+        self.count += 1
+        pid = self.count
+        self.patients.writerow((pid, patient.id, path, _cell(deceased)))
+        self.facts.writerows([(pid, *(_cell(v) for v in row)) for row in patient.rows])
+        self.rows += len(patient.rows)
+
+    def close(self) -> None:
+        import duckdb
+
+        self._facts.close()
+        self._patients.close()
+        if self.target.exists():
+            self.target.unlink()
+        con = duckdb.connect(str(self.target))
+        try:
+            create_tables(con)
+            for table, path, cols in (
+                ("critlang_patients", self.patients_path, PATIENT_COLUMNS),
+                ("critlang_facts", self.facts_path, COLUMNS),
+            ):
+                con.execute(
+                    f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, "
+                    f"nullstr = ?, quote = '\"', escape = '\"', delim = ',', auto_detect = false, "
+                    f"columns = {_columns_struct(cols)})",
+                    [str(path), NULL],
+                )
+            meta = protocol_signature(self.compiled)
+            meta["as_of"] = self.as_of.isoformat() if self.as_of else ""
+            con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
+        finally:
+            con.close()
+            self.dir.cleanup()
+
+
+def _columns_struct(cols: tuple[tuple[str, str], ...]) -> str:
+    # fixed names and types from this module, never from input
+    return "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in cols) + "}"
+
+
+def create_tables(con: Any) -> None:
+    con.execute(
+        "CREATE TABLE critlang_patients (" + ", ".join(f"{n} {k}" for n, k in PATIENT_COLUMNS) + ")"
+    )
+    con.execute("CREATE TABLE critlang_facts (" + ", ".join(f"{n} {k}" for n, k in COLUMNS) + ")")
+    con.execute("CREATE TABLE critlang_meta (key VARCHAR, value VARCHAR)")
+
+
+def protocol_signature(compiled: Compiled) -> dict[str, str]:
+    """What the facts table depends on: each fact's declared type (with unit), molar mass
+    and code bindings. A protocol whose signature differs needs its own ingest."""
+    c = compiled.checked
+    facts: dict[str, Any] = {}
+    for name, t in sorted(c.record_types.items()):
+        info = c.facts.get(name)
+        facts[name] = {
+            "type": repr(t),
+            "molar_mass": str(info.molar_mass) if info and info.molar_mass else None,
+            "codes": sorted(f"{code.system}:{code.value}" for code in c.bindings.get(name, [])),
+            "items": sorted(
+                f"{member}={code.system}:{code.value}"
+                for (fact, member), codes in c.item_bindings.items()
+                if fact == name
+                for code in codes
+            ),
+        }
+    return {
+        "protocol": str(c.source.path),
+        "facts": json.dumps(facts, sort_keys=True),
+        "anchors": json.dumps(sorted(a for a in c.anchors if a != ENROLLMENT)),
+    }
+
+
+def signature_mismatch(compiled: Compiled, stored: dict[str, str]) -> list[str]:
+    """Facts whose declaration differs from the one the table was ingested for."""
+    mine = json.loads(protocol_signature(compiled)["facts"])
+    theirs = json.loads(stored.get("facts", "{}"))
+    return sorted(name for name, sig in mine.items() if theirs.get(name) != sig)
+
+
+# ---------------------------------------------------------------------- sources
+
+
+def native_records(paths: Iterable[Path]) -> Iterator[tuple[str, Any]]:
+    """(path, parsed JSON) of native patient records."""
+    for path in paths:
+        try:
+            yield str(path), json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            yield str(path), _Broken(f"not a readable JSON record: {exc}")
+
+
+class _Broken:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def ingest_records(
+    compiled: Compiled,
+    records: Iterable[tuple[str, Any]],
+    target: Path,
+    as_of: dt.date | None = None,
+) -> int:
+    """Native records -> a DuckDB cohort file; returns the number of patients. Native
+    records read the same on any date (`as_of` None: the cohort can be screened as of
+    any date)."""
+    _supported(compiled)
+    writer = CohortWriter(target, compiled, as_of)
+    try:
+        for path, data in records:
+            if isinstance(data, _Broken):
+                writer.add(PatientRows(Path(path).stem, [_problem("record", data.message)]), path)
+            else:
+                dead = _deceased(data, as_of) if as_of is not None else None
+                writer.add(record_rows(compiled, data, path), path, dead)
+    except BaseException:
+        writer.dir.cleanup()
+        raise
+    writer.close()
+    return writer.count
+
+
+def ingest_fhir(
+    compiled: Compiled, files: list[Path], target: Path, as_of: dt.date, extractor: Any = None
+) -> int:
+    """FHIR Bundles / NDJSON -> a DuckDB cohort file, through the very reading path
+    `screen` uses (data/fhir.read_fhir); returns the number of patients. What FHIR means
+    can depend on the screening date (a condition abated by then), so the cohort is read
+    as of `as_of` and records it."""
+    from .fhir import Extractor, read_fhir
+
+    extractor = extractor or Extractor(compiled.checked)
+    _supported(compiled)
+    writer = CohortWriter(target, compiled, as_of)
+    try:
+        for fp in read_fhir(files, extractor, as_of):
+            rows = record_rows(compiled, fp.record, fp.path, fp.problems)
+            writer.add(rows, fp.path, _deceased(fp.record, as_of))
+    except BaseException:
+        writer.dir.cleanup()
+        raise
+    writer.close()
+    return writer.count

@@ -1,0 +1,741 @@
+"""The native record reader: one fact at a time, every unusable value a diagnostic.
+
+What it decides (docs/patients.md has the user's version):
+- which value of a fact is "the" value: the newest inside the look-back window, ordered
+  by instant (UTC) for values with a time, by calendar day otherwise; values that cannot
+  be ordered (same instant, same day without times, undated, a fact given twice) are
+  conflicting *candidates*, kept in `Record.alternatives` for the evaluators to weigh;
+- what a value means: a censored value ("< 1.5", FHIR Quantity.comparator), a partial
+  date (a range of days), an ongoing exposure's end;
+- what is impossible: a value that cannot be a living patient's (negative amounts, a
+  percentage above 100, beyond the plausibility table of `values.PLAUSIBLE`), a past
+  event dated after the evaluation date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from fractions import Fraction
+from math import prod
+from pathlib import Path
+from typing import Any
+
+from ..checker import ENROLLMENT, CheckResult
+from ..scales import conversion, other_scale
+from ..typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    ErrorT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
+from ..ucum import read_unit
+from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
+from .records import (
+    _ISO_DAY,
+    Observation,
+    Ongoing,
+    PartialDate,
+    Record,
+    RecordError,
+    RecordProblem,
+    fact_types,
+    window_start,
+)
+from .values import PLAUSIBLE, Duplicate, When, parse_when, strict_number
+
+# FHIR R4 QuantityComparator (valueset-quantity-comparator)
+COMPARATORS = ("<", "<=", ">", ">=")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+# FHIR R4 ObservationStatus (valueset-observation-status): results that may be used;
+# "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
+# anything else) are not results.
+USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+MAX_CANDIDATES = 8  # conflicting values weighed per fact
+MAX_WORLDS = 64  # combinations weighed per record (backends.python.MAX_WORLDS)
+END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
+
+
+def _one(raw: Any) -> Any:
+    """A scalar given twice with the same value is that value; else the Duplicate."""
+    if isinstance(raw, Duplicate) and all(v == raw.values[0] for v in raw.values):
+        return raw.values[0]
+    return raw
+
+
+class Reader:
+    def __init__(
+        self, checked: CheckResult, path: str, as_of: dt.date, refuse_preliminary: bool = False
+    ) -> None:
+        self.c = checked
+        self.path = path
+        self.as_of = as_of
+        self.refuse_preliminary = refuse_preliminary
+        self.problems: list[RecordProblem] = []
+        self.why: dict[str, str] = {}
+        self.anchors: dict[str, dt.date | None] = {}
+
+    def problem(self, fact: str, message: str) -> None:
+        self.problems.append(RecordProblem(self.path, fact, message))
+        self.why.setdefault(fact, message)
+
+    # ------------------------------------------------------------------ scalars
+    def number(self, fact: str, raw: Any) -> Fraction | None:
+        if isinstance(raw, Duplicate):
+            self.problem(fact, "given twice with different values (a duplicate JSON key)")
+            return None
+        try:
+            return strict_number(raw)
+        except ValueError as exc:
+            self.problem(fact, str(exc))
+            return None
+
+    def when(self, fact: str, raw: Any) -> When | None:
+        raw = _one(raw)
+        if isinstance(raw, Duplicate):
+            self.problem(fact, "dated twice with different dates (a duplicate JSON key)")
+            return None
+        try:
+            return parse_when(raw)
+        except ValueError as exc:
+            self.problem(fact, str(exc))
+            return None
+
+    def date(self, fact: str, raw: Any) -> dt.date | None:
+        """A full calendar date (anchors, observation dates): the day in its own offset."""
+        w = self.when(fact, raw)
+        if w is None:
+            return None
+        if w.partial:
+            self.problem(fact, f"{w.text!r} is not precise to the day")
+            return None
+        return w.first
+
+    def past_date(self, fact: str, raw: Any) -> dt.date | PartialDate | None:
+        """A date fact: something that happened, so not after the evaluation date."""
+        w = self.when(fact, raw)
+        if w is None:
+            return None
+        if w.first > self.as_of:
+            self.problem(
+                fact,
+                f"{w.text} is after the evaluation date ({self.as_of.isoformat()}): impossible "
+                "for something recorded as having happened",
+            )
+            return None
+        if w.partial:
+            return PartialDate(w.first, min(w.last, self.as_of), w.text)
+        return w.first
+
+    def any_date(self, fact: str, raw: Any) -> dt.date | PartialDate | None:
+        raw = _one(raw)
+        if raw is None or isinstance(raw, Duplicate):
+            return self.scalar(fact, DateT(), raw)
+        w = self.when(fact, raw)
+        if w is None:
+            return None
+        return PartialDate(w.first, w.last, w.text) if w.partial else w.first
+
+    def scalar(self, fact: str, t: Type, raw: Any) -> Any:
+        """A plain value of kind t, or None after reporting why it is unusable."""
+        raw = _one(raw)
+        if raw is None:
+            return None
+        if isinstance(raw, Duplicate):
+            self.problem(fact, "given twice with different values (a duplicate JSON key)")
+            return None
+        if isinstance(t, BoolT):
+            if isinstance(raw, bool):
+                return raw
+            self.problem(fact, f"{raw!r} is not yes/no (true or false)")
+            return None
+        if isinstance(t, DateT):
+            return self.past_date(fact, raw)
+        if isinstance(t, (EnumT, ScaleT)):
+            if isinstance(raw, str) and raw in t.positions:
+                return raw
+            close = difflib.get_close_matches(str(raw)[:100], t.members, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problem(fact, f"{str(raw)[:60]!r} is not one of {', '.join(t.members)}{hint}")
+            return None
+        if isinstance(t, IntT):
+            v = self.number(fact, raw)
+            if v is None:
+                return None
+            if v.denominator != 1 or not t.low <= v <= t.high:
+                self.problem(fact, f"{raw!r} is not a whole number from {t.low} to {t.high}")
+                return None
+            return int(v)
+        if isinstance(t, NumberT):
+            return self.number(fact, raw)
+        raise AssertionError(t)
+
+    # ------------------------------------------------------------------ one entry
+    def entry(self, fact: str, t: Type, entry: Any) -> Observation | None:
+        """One recorded value (a bare value or an entry object), or None if unusable."""
+        if isinstance(t, PressureT):
+            return self.pressure(fact, t, entry)
+        if not isinstance(entry, dict):
+            entry = {"value": entry}
+        dups = sorted(k for k, v in entry.items() if isinstance(_one(v), Duplicate))
+        if dups:
+            self.problem(fact, f"an entry gives {', '.join(map(repr, dups))} twice (conflicting)")
+            return None
+        entry = {k: _one(v) for k, v in entry.items()}
+        if "value" not in entry:
+            self.problem(fact, "an entry has no `value`")
+            return None
+        status = entry.get("status")
+        if status is not None:
+            if not isinstance(status, str) or status not in USABLE_STATUS:
+                self.problem(
+                    fact,
+                    f"a value with status {str(status)[:40]!r} is not a result (FHIR "
+                    "Observation.status: only final, amended, corrected, preliminary are used)",
+                )
+                return None
+            if status == "preliminary" and self.refuse_preliminary:
+                self.problem(fact, "a preliminary value is not used (preliminary results refused)")
+                return None
+        when = None
+        if entry.get("date") is not None:
+            when = self.when(fact, entry["date"])
+            if when is None:
+                return None
+            if when.partial:
+                self.problem(fact, f"the date {when.text!r} is not precise to the day")
+                return None
+        raw = entry["value"]
+        if raw is None:
+            return None
+        if isinstance(t, QuantT):
+            obs = self.quantity(fact, t, raw, entry)
+        elif isinstance(t, NumberT):
+            if entry.get("unit") not in (None, "", "1"):
+                self.problem(
+                    fact, f"a plain number was expected, but it has a unit {entry['unit']!r}"
+                )
+                return None
+            value = self.number(fact, raw)
+            comparator = self.comparator(fact, entry)
+            if value is None or comparator is False:
+                return None
+            obs = Observation(value, comparator=comparator or None)
+            if not self.plausible(fact, obs, None):
+                return None
+        else:
+            if entry.get("comparator") is not None:
+                self.problem(fact, "a comparator applies only to numbers and quantities")
+                return None
+            value = self.scalar(fact, t, raw)
+            obs = None if value is None else Observation(value)
+        if obs is None:
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        if obs.source:  # a scale conversion's note
+            source = f"{source}; {obs.source}" if source else obs.source
+        return Observation(
+            obs.value,
+            obs.unit,
+            when.first if when else None,
+            source,
+            obs.low,
+            obs.high,
+            obs.comparator,
+            when.instant if when else None,
+            when.text if when and when.instant else None,
+            status if isinstance(status, str) else None,
+        )
+
+    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
+        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+
+        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
+        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        """
+        if not isinstance(entry, dict):
+            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
+            return None
+        entry = {k: _one(v) for k, v in entry.items()}
+        parts = [entry.get(k) for k in ("systolic", "diastolic")]
+        if all(p is None for p in parts):
+            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+            return None
+        values = [None if p is None else self.number(fact, p) for p in parts]
+        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        # an arterial pressure is never below zero, and the systolic is by definition the
+        # peak of the cycle: a negative part or a diastolic above the systolic is a sign
+        # slip or swapped components, which would otherwise decide `bp < 140/90` wrongly
+        if any(v is not None and v < 0 for v in values):
+            self.problem(fact, "a blood pressure part is negative; no pressure is read")
+            return None
+        if values[0] is not None and values[1] is not None and values[1] > values[0]:
+            self.problem(
+                fact,
+                f"the diastolic above the systolic ({float(values[0]):g}/{float(values[1]):g}): "
+                "the parts look swapped; neither is used",
+            )
+            return None
+        unit_text = entry.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        if conversion_factor(unit, t.unit) is None:
+            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            return None
+        when = self.when(fact, entry["date"]) if entry.get("date") is not None else None
+        if entry.get("date") is not None and (when is None or when.partial):
+            if when is not None:
+                self.problem(fact, f"the date {when.text!r} is not precise to the day")
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        return Observation(
+            tuple(values),
+            unit,
+            when.first if when else None,
+            source,
+            instant=when.instant if when else None,
+            stamp=when.text if when and when.instant else None,
+        )
+
+    def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:
+        """The entry's comparator ("" when none); False after reporting a bad one."""
+        c = meta.get("comparator")
+        if c is None:
+            return ""
+        if c in COMPARATORS:
+            return str(c)
+        self.problem(
+            fact,
+            f"comparator {str(c)[:20]!r} is not one of <, <=, >, >= (FHIR Quantity.comparator)",
+        )
+        return False
+
+    def quantity(self, fact: str, t: QuantT, raw: Any, meta: dict[str, Any]) -> Observation | None:
+        value = self.number(fact, raw)
+        comparator = self.comparator(fact, meta)
+        if value is None or comparator is False:
+            return None
+        unit_text = meta.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(
+                fact,
+                f"{raw!r} has no unit; {fact} is recorded in units like {t.unit.text} "
+                "(a value without unit is never guessed)",
+            )
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        info = self.c.facts.get(fact)
+        molar = info.molar_mass if info else None
+        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
+        # the fact declares (or a UCUM temperature scale); else the value is refused
+        convert = conversion(unit, t.unit, molar, info.scales if info else ())
+        if convert is None:
+            extra = " and no molar mass is declared" if molar is None else ""
+            if other_scale(unit, t.unit):
+                extra = (
+                    ": another clinical scale, not a unit conversion; the fact declares no "
+                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
+                )
+            self.problem(
+                fact,
+                f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
+                f"{describe(t.unit.dims)} ({t.unit.text}){extra}",
+            )
+            return None
+        low = high = None
+        rr = meta.get("reference_range")
+        if isinstance(rr, dict):
+            rr = {key: _one(v) for key, v in rr.items()}
+            rr_unit = (
+                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
+            )
+            f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
+            if f is None:
+                self.problem(fact, "the reference range's unit does not fit the value's")
+            else:
+                for key in ("low", "high"):
+                    if rr.get(key) is not None:
+                        v = self.number(fact, rr[key])
+                        if v is not None:
+                            if key == "low":
+                                low = v * f
+                            else:
+                                high = v * f
+        elif rr is not None:
+            self.problem(fact, "`reference_range` must be an object with low, high, unit")
+        note = None
+        if convert.source is not None:
+            # another scale: the value is converted here, once, into the fact's unit, and
+            # says so (explanations show the recorded value and the equation's source)
+            recorded = f"{comparator + ' ' if comparator else ''}{_num(value)} {unit_text.strip()}"
+            value, unit = convert(value), t.unit
+            low = None if low is None else convert(low)
+            high = None if high is None else convert(high)
+            if convert.slope < 0:  # a decreasing scale swaps the limits and the bound's side
+                low, high = high, low
+                comparator = _FLIP.get(comparator, comparator)
+            note = f"from {recorded} by {convert.source}"
+        k = conversion_factor(unit, t.unit, molar)
+        obs = Observation(value, unit, None, note, low, high, comparator or None)
+        return obs if self.plausible(fact, obs, k, t) else None
+
+    def plausible(
+        self, fact: str, obs: Observation, k: Fraction | None, t: QuantT | None = None
+    ) -> bool:
+        """False (with a diagnostic) when the value cannot be a living patient's.
+
+        A censored value is impossible when every value it allows is ("< 0", "> 100 %").
+        """
+        c = obs.comparator
+
+        def all_below(v: Fraction, limit: Fraction) -> bool:  # every value allowed < limit
+            if c is None:
+                return v < limit
+            return v <= limit if c == "<" else v < limit if c == "<=" else False
+
+        def all_above(v: Fraction, limit: Fraction) -> bool:  # every value allowed > limit
+            if c is None:
+                return v > limit
+            return v >= limit if c == ">" else v > limit if c == ">=" else False
+
+        declared = obs.value * k if k is not None else obs.value
+        shown = f"{c + ' ' if c else ''}{_num(obs.value)}"
+        if obs.unit is not None:
+            shown += f" {obs.unit.text}"
+            if t is not None and all_below(declared, Fraction(0)):
+                self.problem(fact, f"{shown} is negative: impossible for an amount")
+                return False
+            if t is not None and t.unit.text == "%" and all_above(declared, Fraction(100)):
+                self.problem(fact, f"{shown} is above 100 %: impossible for a share")
+                return False
+        for code in self.c.bindings.get(fact, []):
+            row = PLAUSIBLE.get(code.value) if code.system == "loinc" else None
+            if row is None:
+                continue
+            if row.unit and obs.unit is not None:
+                molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
+                kk = conversion_factor(obs.unit, parse_unit(row.unit), molar)
+                if kk is None:
+                    continue
+                v = obs.value * kk
+            elif row.unit or obs.unit is not None:
+                continue
+            else:
+                v = obs.value
+            if all_below(v, row.low) or all_above(v, row.high):
+                self.problem(
+                    fact,
+                    f"{shown} is beyond physiological plausibility for LOINC {code.value} "
+                    f"({_num(row.low)} to {_num(row.high)} {row.unit}; {row.source})",
+                )
+                return False
+            break
+        return True
+
+    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
+        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
+        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
+        try:
+            return read_unit(text, want)
+        except UnitError as exc:
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
+
+    # ------------------------------------------------------------------ choosing
+    def fact_value(self, fact: str, t: Type, raw: Any) -> list[Observation]:
+        """The candidates for a fact's value: one (decided), several (a conflict), none."""
+        raw = _one(raw)
+        if isinstance(raw, Duplicate):  # the same fact twice: each read as a whole
+            found: list[Observation] = []
+            for value in raw.values:
+                found += self.fact_value(fact, t, value)
+            return self.distinct(found, "the fact is given twice (a duplicate JSON key)", fact)
+        if isinstance(t, ListT):
+            obs = self.list_fact(fact, t, raw)
+            return [] if obs is None else [obs]
+        entries = raw if isinstance(raw, list) else [raw]
+        look = self.c.facts[fact].lookback if fact in self.c.facts else None
+        start = anchor = None
+        skipped: list[str] = []
+        if look is not None and look.quantity is not None:
+            anchor = self.anchors.get(look.anchor or ENROLLMENT)
+            if anchor is None:
+                self.why[fact] = f"the look-back window needs the {look.anchor} date"
+                return []
+            start = window_start(anchor, look.quantity.value, parse_unit(look.quantity.unit))
+            low, high = start.isoformat(), anchor.isoformat()
+            kept = []
+            for e in entries:
+                d = e.get("date") if isinstance(e, dict) else None
+                # a FHIR dateTime's first ten characters are its calendar day in its own
+                # offset, the day windows are measured in: skip what is surely outside
+                if isinstance(d, str) and _ISO_DAY.match(d) and not low <= d[:10] <= high:
+                    skipped.append(d[:10])
+                else:
+                    kept.append(e)
+            entries = kept
+        candidates = [o for o in (self.entry(fact, t, e) for e in entries) if o is not None]
+        if start is not None and anchor is not None:
+            undated = [o for o in candidates if o.date is None]
+            if undated and len(undated) == len(candidates) and not skipped:
+                self.problem(
+                    fact, f"no date given; it must be measured within {look.quantity.text}"
+                )
+                return []
+            dated = [o for o in candidates if o.date is not None]
+            inside = [o for o in dated if start <= o.date <= anchor]  # type: ignore[operator]
+            if not inside:
+                days = skipped + [o.date.isoformat() for o in dated]  # type: ignore[union-attr]
+                if days:
+                    newest = max(days)
+                    if newest > anchor.isoformat():
+                        self.why[fact] = (
+                            f"the only value(s) are dated after {look.anchor} ({newest})"
+                        )
+                    else:
+                        self.why[fact] = (
+                            f"too old: the newest value is from {newest}, more than "
+                            f"{look.quantity.text} before {look.anchor} ({anchor.isoformat()})"
+                        )
+                return []
+            candidates = inside
+        else:  # no window: the newest value as of the evaluation date, never a later one
+            later = [o for o in candidates if o.date is not None and o.date > self.as_of]
+            if later:
+                candidates = [o for o in candidates if o not in later]
+                if not candidates:
+                    self.why[fact] = (
+                        f"the only value(s) are dated after the evaluation date "
+                        f"({max(o.date for o in later).isoformat()})"  # type: ignore[type-var]
+                    )
+                    return []
+        return self.distinct(newest_of(candidates), "values that cannot be ordered in time", fact)
+
+    def distinct(self, candidates: list[Observation], why: str, fact: str) -> list[Observation]:
+        """One value when the candidates agree, else every distinct one (a conflict)."""
+        groups: dict[Any, Observation] = {}
+        for o in sorted(candidates, key=_order):
+            groups.setdefault(o.same_value(), o)
+        found = sorted(groups.values(), key=_order)
+        if len(found) > 1:
+            shown = "; ".join(o.shown() for o in found[:MAX_CANDIDATES])
+            self.problem(
+                fact,
+                f"conflicting values ({why}): {shown}; a criterion is decided only where "
+                "every one of them decides it alike",
+            )
+        return found
+
+    # ------------------------------------------------------------------ lists
+    def list_fact(self, fact: str, t: ListT, raw: Any) -> Observation | None:
+        if not isinstance(raw, list):
+            self.problem(fact, "a list was expected")
+            return None
+        items: list[dict[str, Any]] = []
+        for i, element in enumerate(raw):
+            if not isinstance(element, dict):
+                self.problem(fact, f"item {i + 1} is not an object")
+                items.append({name: None for name, _ in t.fields})
+                continue
+            item: dict[str, Any] = {}
+            for name, ftype in t.fields:
+                label = f"{fact}[{i + 1}].{name}"
+                v = _one(element.get(name))
+                if isinstance(ftype, QuantT):
+                    if isinstance(v, Duplicate):
+                        self.problem(label, "given twice with different values")
+                        item[name] = None
+                        continue
+                    meta = v if isinstance(v, dict) else {"value": v}
+                    meta = {k: _one(x) for k, x in meta.items()}
+                    raw_value = meta.get("value")
+                    item[name] = (
+                        None if raw_value is None else self.quantity(label, ftype, raw_value, meta)
+                    )
+                elif isinstance(ftype, DateT) and name == END_FIELD:
+                    item[name] = self.end(label, v)
+                elif isinstance(ftype, DateT):  # a start may be planned: no past-only check
+                    item[name] = self.any_date(label, v)
+                else:
+                    item[name] = self.scalar(label, ftype, v)
+            self.check_order(fact, i, item)
+            extra = sorted(set(element) - {name for name, _ in t.fields})
+            if extra:
+                self.problem(fact, f"item {i + 1} has fields this protocol does not use: {extra}")
+            items.append(item)
+        return Observation(items)
+
+    def end(self, label: str, raw: Any) -> Any:
+        """An exposure's end: a date, "ongoing", or a planned end after the evaluation
+        date (ongoing as of then)."""
+        if raw == "ongoing":
+            return Ongoing(self.as_of, "ongoing")
+        if raw is None or isinstance(raw, Duplicate):
+            return self.scalar(label, DateT(), raw)
+        w = self.when(label, raw)
+        if w is None:
+            return None
+        if w.first > self.as_of:
+            return Ongoing(self.as_of, w.text)
+        if w.partial:
+            return PartialDate(w.first, min(w.last, self.as_of), w.text)
+        return w.first
+
+    def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
+        """A start after its end is impossible: both become unknown."""
+        start, end = item.get("start"), item.get(END_FIELD)
+        if start is None or end is None or isinstance(end, Ongoing):
+            return
+        first = start.first if isinstance(start, PartialDate) else start
+        last = end.last if isinstance(end, PartialDate) else end
+        if isinstance(first, dt.date) and isinstance(last, dt.date) and first > last:
+            self.problem(f"{fact}[{i + 1}]", f"starts ({start}) after it ends ({end}): impossible")
+            item["start"] = item[END_FIELD] = None
+
+    # ------------------------------------------------------------------ the record
+    def read(self, data: Any) -> Record:
+        if not isinstance(data, dict):
+            raise RecordError("a patient record is a JSON object")
+        if isinstance(data.get("resourceType"), str) and "facts" not in data:
+            # FHIR resources are read by data/fhir.py (Resource.resourceType), never as a
+            # record with no facts: that would be "undetermined, needs everything" in silence
+            raise RecordError(
+                f"this is a FHIR {data['resourceType']}, not a critlang patient record; "
+                "read FHIR data with `critlang screen PROTOCOL DATA...`"
+            )
+        pid = _one(data.get("id"))
+        if isinstance(pid, Duplicate):
+            raise RecordError("the record gives two different ids: which patient is it?")
+        pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
+        raw_anchors = self.merged(data.get("anchors"), "anchors")
+        self.anchors = {}
+        for name in self.c.anchors:
+            raw = raw_anchors.get(name)
+            self.anchors[name] = self.date(f"anchor {name}", raw) if raw is not None else None
+        self.anchors[ENROLLMENT] = self.as_of
+        deceased = self.deceased(data.get("deceased"))
+        raw_facts = self.merged(data.get("facts"), "facts")
+        facts: dict[str, Observation | None] = {}
+        alternatives: dict[str, list[Observation]] = {}
+        for name, t in fact_types(self.c).items():
+            if isinstance(t, ErrorT):
+                continue
+            raw = raw_facts.get(name)
+            if raw is None:
+                facts[name] = None
+                self.why.setdefault(name, "not in the record")
+                continue
+            found = self.fact_value(name, t, raw)
+            facts[name] = found[0] if len(found) == 1 else None
+            if len(found) > 1:
+                alternatives[name] = found[:MAX_CANDIDATES]
+                if len(found) > MAX_CANDIDATES:
+                    del alternatives[name]
+                    self.why[name] = f"{len(found)} conflicting values: too many to weigh"
+                else:
+                    self.why[name] = f"{len(found)} conflicting values"
+            elif not found:
+                self.why.setdefault(name, "no usable value")
+        while alternatives and prod(map(len, alternatives.values())) > MAX_WORLDS:
+            name = max(sorted(alternatives), key=lambda k: len(alternatives[k]))
+            del alternatives[name]
+            self.why[name] += " (too many conflicts in this record to weigh them all)"
+        record = Record(pid, self.path, facts, self.anchors, self.why, self.problems)
+        record.alternatives = alternatives
+        record.deceased = deceased
+        return record
+
+    def merged(self, raw: Any, key: str) -> dict[str, Any]:
+        """The `facts` or `anchors` object; given twice, the two merged (a name in both
+        with different values is a Duplicate, read as a conflict)."""
+        if raw is None:
+            return {}
+        parts = raw.values if isinstance(raw, Duplicate) else (raw,)
+        out: dict[str, Any] = {}
+        for part in parts:
+            if not isinstance(part, dict):
+                self.problem(key, f"`{key}` must be an object")
+                continue
+            for name, value in part.items():
+                if name in out:
+                    prev = out[name]
+                    before = prev.values if isinstance(prev, Duplicate) else (prev,)
+                    out[name] = Duplicate((*before, value))
+                else:
+                    out[name] = value
+        return out
+
+    def deceased(self, raw: Any) -> bool | None:
+        """FHIR Patient.deceased[x] (a modifier element): true, or the date of death.
+        A death after the evaluation date leaves the patient alive as of then."""
+        raw = _one(raw)
+        if raw is None or raw is False:
+            return False
+        if raw is True:
+            self.problem("deceased", "the patient is deceased: never eligible")
+            return True
+        if isinstance(raw, Duplicate):
+            self.problem("deceased", "given twice with different values: perhaps deceased")
+            return None
+        try:
+            w = parse_when(raw)
+        except ValueError as exc:
+            self.problem("deceased", f"{exc}: perhaps deceased, so not eligible")
+            return None
+        if w.first > self.as_of:
+            return False
+        if w.last <= self.as_of:
+            self.problem("deceased", f"the patient died on {w.text}: never eligible")
+            return True
+        self.problem("deceased", f"the patient may have died by then ({w.text}): not eligible")
+        return None
+
+
+def newest_of(candidates: list[Observation]) -> list[Observation]:
+    """The candidates no other candidate is newer than (docs/patients.md, "Time").
+
+    Values with a time are ordered by instant (UTC); a date-only value against a timed
+    one by the timed value's calendar day in its own offset (same day: not ordered);
+    date-only values by day; an undated value is ordered against nothing.
+    """
+    timed = [o for o in candidates if o.instant is not None]
+    days = [o for o in candidates if o.instant is None and o.date is not None]
+    out: list[Observation] = []
+    top: list[Observation] = []
+    dmax = max((o.date for o in days), default=None)  # type: ignore[type-var]
+    if timed:
+        t = max(o.instant for o in timed)  # type: ignore[type-var]
+        top = [o for o in timed if o.instant == t]
+        out += [o for o in top if dmax is None or dmax <= o.date]  # type: ignore[operator]
+    latest = max((o.date for o in timed), default=None)  # type: ignore[type-var]
+    if days and (latest is None or latest <= dmax):  # type: ignore[operator]
+        out += [o for o in days if o.date == dmax]
+    if candidates and not out and dmax is not None:  # a cycle through two offsets
+        out = top + [o for o in days if o.date == dmax]
+        out += [o for o in timed if o.date > dmax and o not in out]  # type: ignore[operator]
+    out += [o for o in candidates if o.date is None]
+    return out
+
+
+def _order(o: Observation) -> tuple[str, ...]:
+    """A deterministic order for candidates, never their place in the file."""
+    return (o.shown(), o.same_value())
+
+
+def _num(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{float(x):.10g}"

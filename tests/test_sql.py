@@ -1,0 +1,225 @@
+"""The SQL back end against the Python evaluator (two evaluators, one answer).
+
+Every example patient of every protocol, and 10,000 generated patients per protocol
+(tests/cohort.py), go through `critlang.data.ingest` into a DuckDB cohort; the compiled
+query must give, patient by patient, exactly the verdict and every criterion's status
+that evaluate.Evaluator gives, and its attrition counts (computed in SQL) must equal
+those counted from the Python results. DuckDB runs in-process; PostgreSQL and Spark run
+when available (tests/engines.py starts them) and otherwise skip, saying why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cohort import AS_OF, generate
+from critlang.backends.python import compile_protocol
+from critlang.backends.sql import SqlUnsupported, compile_sql
+from critlang.backends.sql.engines import DuckDB, EngineResult, Postgres, Spark
+from critlang.data.ingest import ingest_records
+from critlang.data.records import read_record
+from critlang.evaluate import Evaluator
+from critlang.frontend import analyse_file, analyse_text
+from engines import postgres_server, spark_reason
+from helpers import ROOT, TRIAL
+
+PROTOCOLS = sorted(p for p in (ROOT / "protocols").rglob("*.crit") if "lib" not in p.parts)
+GENERATED = int(os.environ.get("CRITLANG_SQL_PATIENTS", "1000"))
+BASE = json.loads((TRIAL / "examples" / "eligible_arm1.json").read_text())["facts"]
+
+
+class Cohort:
+    """A protocol, patients, the Python evaluator's answers and the DuckDB cohort file."""
+
+    def __init__(self, protocol: Path, records: list[tuple[str, Any]], as_of: dt.date, path: Path):
+        checked = analyse_file(protocol).result
+        assert checked is not None and checked.ok
+        self.compiled = compile_protocol(checked)
+        self.as_of = as_of
+        self.records = records
+        self.path = path
+        ingest_records(self.compiled, records, path)
+        evaluator = Evaluator(self.compiled, explain=False)
+        self.expected: list[tuple[str, ...]] = []
+        for name, data in records:
+            e = evaluator.evaluate(read_record(checked, data, as_of, name))
+            self.expected.append((e.verdict, *(c.status for c in e.criteria)))
+        self.query = compile_sql(self.compiled, as_of)
+
+    def check(self, result: EngineResult) -> None:
+        got = [tuple(row[2:-1]) for row in result.patients]  # without the `dead` flag
+        assert len(got) == len(self.expected)
+        ids = [c.id for c in self.compiled.criteria]
+        diffs = []
+        for (name, _), mine, theirs in zip(self.records, got, self.expected, strict=True):
+            if mine != theirs:
+                cols = ["verdict", *ids]
+                diffs.append(
+                    (
+                        name,
+                        [(c, a, b) for c, a, b in zip(cols, mine, theirs, strict=True) if a != b],
+                    )
+                )
+        assert not diffs, f"{len(diffs)} patients differ, e.g. {diffs[:3]}"
+        assert result.attrition == self.attrition()
+
+    def attrition(self) -> dict[str, int]:
+        """The attrition counts from the Python results, named as the SQL names them."""
+        out: dict[str, int] = {}
+        cleared = [True] * len(self.expected)
+        open_ = [True] * len(self.expected)
+        for i, crit in enumerate(self.compiled.criteria, 1):
+            statuses = [row[i] for row in self.expected]
+            for j, word in enumerate(("met", "not met", "unknown", "not applicable")):
+                out[f"a{i}_{j}"] = statuses.count(word)
+            good = "met" if crit.section == "inclusion" else "not met"
+            for k, s in enumerate(statuses):
+                clear = s in (good, "not applicable")
+                cleared[k] = cleared[k] and clear
+                open_[k] = open_[k] and (clear or s == "unknown")
+            out[f"a{i}_4"] = sum(cleared)
+            out[f"a{i}_5"] = sum(open_)
+        for v in ("eligible", "ineligible", "undetermined"):
+            out[f"v_{v}"] = sum(1 for row in self.expected if row[0] == v)
+        out["deceased"] = 0
+        out["patients"] = len(self.expected)
+        return out
+
+
+def _examples(protocol: Path) -> list[tuple[str, Any]]:
+    """Every example patient of the protocol's trial (each version is run on all of them;
+    they are all dated AS_OF)."""
+    out = []
+    for f in sorted((protocol.parent / "examples").glob("*.json")):
+        data = json.loads(f.read_text())
+        assert data.get("as_of", AS_OF.isoformat()) == AS_OF.isoformat(), f
+        out.append((f.name, data))
+    return out
+
+
+@pytest.fixture(scope="session")
+def cohorts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cohort]:
+    """Per protocol: its example patients, and 10,000 generated ones."""
+    out: dict[str, Cohort] = {}
+    folder = tmp_path_factory.mktemp("cohorts")
+    for protocol in PROTOCOLS:
+        key = protocol.relative_to(ROOT).as_posix()
+        out[key + ":examples"] = Cohort(
+            protocol, _examples(protocol), AS_OF, folder / f"{protocol.stem}-examples.duckdb"
+        )
+        checked = analyse_file(protocol).result
+        assert checked is not None
+        patients = generate(checked, GENERATED, seed=len(out), base=BASE)
+        records = [(p["id"], p) for p in patients]
+        out[key + ":generated"] = Cohort(
+            protocol, records, AS_OF, folder / f"{protocol.stem}-generated.duckdb"
+        )
+    return out
+
+
+def test_protocols_found() -> None:
+    assert len(PROTOCOLS) >= 2
+
+
+def test_examples_cover_every_verdict(cohorts: dict[str, Cohort]) -> None:
+    for key, c in cohorts.items():
+        verdicts = {row[0] for row in c.expected}
+        assert verdicts == {"eligible", "ineligible", "undetermined"}, key
+        if key.endswith(":generated"):
+            assert len(c.expected) == GENERATED
+            statuses = {s for row in c.expected for s in row[1:]}
+            conditional = any(x.node.applies is not None for x in c.compiled.criteria)
+            words = {"met", "not met", "unknown"} | ({"not applicable"} if conditional else set())
+            assert statuses == words, key
+
+
+def test_duckdb_equals_python(cohorts: dict[str, Cohort]) -> None:
+    for c in cohorts.values():
+        engine = DuckDB(c.path)
+        try:
+            c.check(engine.run(c.query))
+        finally:
+            engine.close()
+
+
+def _absent(why: str) -> None:
+    """Skip, saying why; under .ci/run (CRITLANG_REQUIRE_ENGINES) an absent engine fails."""
+    if os.environ.get("CRITLANG_REQUIRE_ENGINES"):
+        pytest.fail(f"engine required by .ci/run: {why}")
+    pytest.skip(why)
+
+
+def test_postgres_equals_python(cohorts: dict[str, Cohort]) -> None:
+    """Each cohort copied into a PostgreSQL server started for this test, one query each."""
+    with postgres_server() as (dsn, why):
+        if dsn is None:
+            _absent(why)
+        engine = Postgres(dsn)
+        try:
+            for c in cohorts.values():
+                engine.load(c.path)
+                c.check(engine.run(c.query))
+        finally:
+            engine.close()
+
+
+def test_spark_equals_python(cohorts: dict[str, Cohort], tmp_path: Path) -> None:
+    """Each cohort through Spark SQL in local mode, one query each."""
+    why = spark_reason()
+    if why:
+        _absent(why)
+    engine = Spark()
+    try:
+        for i, c in enumerate(cohorts.values()):
+            work = tmp_path / str(i)
+            work.mkdir()
+            engine.load(c.path, work)
+            c.check(engine.run(c.query))
+    finally:
+        engine.spark.stop()
+
+
+def test_query_is_deterministic_and_dialects_differ() -> None:
+    checked = analyse_file(TRIAL / "current.crit").result
+    assert checked is not None
+    compiled = compile_protocol(checked)
+    a = compile_sql(compiled, AS_OF).sql("duckdb")
+    b = compile_sql(compiled, AS_OF).sql("duckdb")
+    assert a == b
+    assert compile_sql(compiled, AS_OF).sql("postgres") != a
+    assert "DOUBLE PRECISION" in compile_sql(compiled, AS_OF).sql("postgres")
+
+
+def test_criteria_text_never_reaches_the_query() -> None:
+    """A category with a quote is a sqlglot string literal, escaped, never SQL."""
+    text = (
+        "fact kind: enum {a, b}\n"
+        "inclusion criteria\n"
+        'I1 "x\'; DROP TABLE critlang_facts; --"\n'
+        "  rule kind = a\n"
+    )
+    a = analyse_text(text)
+    assert a.result is not None and a.ok, a.diagnostics
+    sql = compile_sql(compile_protocol(a.result), AS_OF).sql("duckdb")
+    assert "DROP TABLE" not in sql
+
+
+def test_unsupported_lookback_anchor_is_refused() -> None:
+    text = (
+        "anchor surgery\n"
+        "fact albumin: quantity g/dL\n"
+        "  measured within 28 days before surgery\n"
+        "inclusion criteria\n"
+        'I1 "albumin"\n'
+        "  rule albumin >= 3 g/dL\n"
+    )
+    a = analyse_text(text)
+    assert a.result is not None and a.ok, [d.message for d in a.diagnostics]
+    with pytest.raises(SqlUnsupported, match="look-back window anchored at 'surgery'"):
+        compile_sql(compile_protocol(a.result), AS_OF)
