@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import __version__, frontend
+from . import __version__
 from .diagnostics import Severity, render_text, summary
 
 if TYPE_CHECKING:
@@ -1084,6 +1084,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(ap, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    from . import frontend  # lazily: `--help` and `--version` load no parser
+
     frontend.library_paths[:] = [Path(d) for d in args.library]
     try:
         return _run_deep(lambda: int(args.func(args)))
