@@ -147,10 +147,17 @@ def test_render_html_by_suffix_any_case(tmp_path: Path, suffix: str) -> None:
 
 
 def test_expected_verdict_must_be_a_verdict_word(tmp_path: Path) -> None:
+    # an absolute "protocol" path is refused (docs/security.md): give the example a tree
+    (tmp_path / ".git").mkdir()  # the tree imports may resolve in (frontend.import_roots)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "trial" / "examples").mkdir(parents=True)
+    for lib in (TRIAL.parent / "lib").glob("*.crit"):
+        (tmp_path / "lib" / lib.name).write_bytes(lib.read_bytes())
+    (tmp_path / "trial" / "current.crit").write_bytes(CURRENT.read_bytes())
     data = json.loads(PATIENT.read_text())
-    data["protocol"] = str(CURRENT)
+    data.pop("protocol", None)
     data["expect"] = {"verdict": "inelligible", "criteria": {"E8": "met", "E1": "false"}}
-    f = tmp_path / "typo.json"
+    f = tmp_path / "trial" / "examples" / "typo.json"
     f.write_text(json.dumps(data))
     code, out = run("test", str(f))
     assert code == 1 and "FAIL" in out

@@ -58,3 +58,15 @@ def test_eval_invalid_json_patient_names_line_and_column(
     text = out.out + out.err
     assert "not valid JSON (line 2, column" in text
     assert "(char " not in text
+
+
+def test_funnel_draws_deceased_as_their_own_step() -> None:
+    # screen --report on Synthea (as of 2021-03-31): 81 deceased patients were drawn as a drop
+    # at I1 (390 -> 309) while I1's table row showed 0 not met; they need their own step.
+    from critlang.report import _funnel
+
+    rows = [{"criterion": "I1", "not_ruled_out": 309, "passed_so_far": 0}]
+    svg = _funnel(rows, 390, deceased=81)
+    assert "alive: 309 not ruled out" in svg
+    assert svg.index("alive") < svg.index(">I1<")
+    assert "alive" not in _funnel(rows, 309)

@@ -137,8 +137,11 @@ font-size:.8rem;color:#52606d}footer code{word-break:break-all}
 """
 
 
-def _funnel(rows: list[dict[str, Any]], total: int) -> str:
-    """Attrition as horizontal bars: not ruled out (light) and passed so far (dark)."""
+def _funnel(rows: list[dict[str, Any]], total: int, deceased: int = 0) -> str:
+    """Attrition as horizontal bars: not ruled out (light) and passed so far (dark).
+
+    Deceased patients leave before the first criterion: their own step, so the drop is not
+    drawn against I1 (whose table row shows none of them as not met)."""
     width, left, bar_h, gap = 900, 70, 16, 6
     scale = (width - left - 240) / max(total, 1)
     height = (len(rows) + 1) * (bar_h + gap) + 10
@@ -146,7 +149,11 @@ def _funnel(rows: list[dict[str, Any]], total: int) -> str:
         f'<svg role="img" aria-label="attrition funnel" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
-    items = [{"criterion": "start", "not_ruled_out": total, "passed_so_far": total}, *rows]
+    items = [{"criterion": "start", "not_ruled_out": total, "passed_so_far": total}]
+    if deceased:
+        alive = total - deceased
+        items.append({"criterion": "alive", "not_ruled_out": alive, "passed_so_far": alive})
+    items += rows
     for i, r in enumerate(items):
         y = 5 + i * (bar_h + gap)
         a, p = r["not_ruled_out"], r["passed_so_far"]
@@ -207,7 +214,7 @@ def html_report(compiled: Compiled, s: Screening, data: list[str]) -> str:
         '<div class="legend"><span style="background:#b6d0f2"></span>not ruled out'
         '<span style="background:#2b63b5"></span>passed so far</div>'
     )
-    parts.append(_funnel(d["attrition"], total))
+    parts.append(_funnel(d["attrition"], total, d["deceased"]))
     parts.append(
         "<table><tr><th>criterion</th><th>met</th><th>not met</th><th>unknown</th>"
         "<th>not applicable</th><th>passed so far</th><th>not ruled out</th></tr>"
