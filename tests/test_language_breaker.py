@@ -90,3 +90,19 @@ def test_period_ending_before_it_starts_is_unknown_not_a_pass() -> None:
     assert _period_statuses("2024-04-17", "2024-05-17") == (True, False)
     assert _period_statuses("2024-04-29", "2024-04-29") == (True, False)
     assert _period_statuses("2024-04-28", "2024-04-28") == (False, False)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "d not less than 12 weeks before enrollment",
+        "d not more than 12 weeks before enrollment",
+    ],
+)
+def test_not_inside_a_window_says_where_not_goes(rule: str) -> None:
+    # "not less than 12 weeks before" is how protocols write it; the parser said only
+    # "expected `in`", which sends the author nowhere
+    src = f'fact d: date\ninclusion criteria\nI1 "x"\n  rule {rule}\n'
+    diags = analyse_text(src, "w.crit").diagnostics
+    assert [d.code for d in diags][:1] == ["E001"]
+    assert "not (d " in (diags[0].hint or ""), diags[0].hint

@@ -829,7 +829,19 @@ def _syntax_diagnostic(
         hint = ""
         line_start = source.text.rfind("\n", 0, start) + 1
         window = re.search(r"\b(?:within|than)[ \t]+[0-9][^\n]*$", source.text[line_start:start])
-        if {"BEFORE", "AFTER"} <= set(exc.expected) and window:
+        negated = re.search(
+            r"(\w+)[ \t]+not[ \t]+(?:less|more)[ \t]+than"
+            r"[ \t]+(\S+)[ \t]+(\S+)[ \t]+(before|after)",
+            source.text[line_start : source.text.find("\n", start) % (len(source.text) + 1)],
+        )
+        if str(tok) in ("less", "more") and negated:
+            # "not less than 12 weeks before" negates a whole window: say where `not` goes
+            subject, amount, unit, side = negated.groups()
+            hint = (
+                f"`not` goes before the whole condition: `not ({subject} {tok} than "
+                f"{amount} {unit} {side} ...)` (docs/language.md, Time windows)"
+            )
+        elif {"BEFORE", "AFTER"} <= set(exc.expected) and window:
             hint = f"say which side of the date: `... before {tok}` or `... after {tok}`"
         elif (
             tok.type in ("NAME", "UNIT")  # the contextual lexer may call a word a unit
