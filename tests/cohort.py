@@ -142,6 +142,11 @@ class Generator:
                         item[fname] = r.randint(0, 40) / 10
                     else:
                         item[fname] = self.scalar(ftype, [], None)
+                s, e = item.get("start"), item.get("end")
+                if isinstance(s, str) and isinstance(e, str) and s > e:
+                    # a period ends after it starts (an inverted one is impossible data,
+                    # refused by the reader: tests/test_values.py covers that)
+                    item["start"], item["end"] = e, s
                 items.append(item)
             return items
         if isinstance(t, (QuantT, NumberT)) and r.random() < 0.3:

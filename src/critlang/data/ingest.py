@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.python import Compiled, _range_limits
+from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, DateT, EnumT, ErrorT, ListT, ScaleT, Type
-from .records import Observation, _Reader
+from .reader import Reader
+from .records import Observation, Record, RecordError
 
 COLUMNS = (
     ("pid", "INTEGER"),
@@ -72,8 +74,10 @@ Row = tuple[Any, ...]
 
 
 def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
-    """(value, text) columns for a normalised scalar of type t."""
-    if v is None:
+    """(value, text) columns for a normalised scalar of type t. A value known only as an
+    interval (runtime.Range: a censored value, a partial date, an ongoing end) has no column
+    the SQL back end reasons over yet: it is left unknown there, never decided (docs/scale.md)."""
+    if v is None or isinstance(v, Range):
         return None, None
     if isinstance(t, BoolT):
         return (1.0 if v else 0.0), None
@@ -112,11 +116,16 @@ class PatientRows:
 
 
 def record_rows(
-    compiled: Compiled, data: Any, path: str, extra_problems: Iterable[Any] = ()
+    compiled: Compiled,
+    data: Any,
+    path: str,
+    extra_problems: Iterable[Any] = (),
+    as_of: dt.date | None = None,
 ) -> PatientRows:
-    """A native record (docs/patients.md) as facts rows (pid left out)."""
+    """A native record (docs/patients.md) as facts rows (pid left out); `as_of` bounds
+    dates that must lie in the past (none when the cohort is read for any date)."""
     checked = compiled.checked
-    reader = _Reader(checked, path, dt.date.min)
+    reader = Reader(checked, path, as_of or dt.date.max)
     rows: list[Row] = []
     if not isinstance(data, dict):
         return PatientRows(
@@ -135,6 +144,11 @@ def record_rows(
         day = reader.date(f"anchor {name}", raw)
         if day is not None:
             rows.append(_row("@" + name, 0, value=float(day.toordinal()), recorded_value=raw))
+    chosen: Record | None = None
+    try:
+        chosen = Reader(checked, path, as_of or dt.date.max).read(data)
+    except RecordError as exc:
+        rows.append(_problem("record", str(exc)))
     raw_facts = data.get("facts") or {}
     if not isinstance(raw_facts, dict):
         reader.problem("facts", "`facts` must be an object")
@@ -148,8 +162,8 @@ def record_rows(
         normalise = compiled.normalisers[name]
         if isinstance(t, ListT):
             obs = reader.list_fact(name, t, raw)
-            if obs is None:
-                continue
+            if obs is None or name in reader.why:
+                continue  # a list the reader could not use whole is unknown, as in Python
             items = normalise(obs) or []
             rows.append(_row(name, 0, value=float(len(items))))
             ftypes = dict(t.fields)
@@ -176,11 +190,13 @@ def record_rows(
                         )
                     )
             continue
-        for seq, entry in enumerate(reader.entries(raw)):
-            obs = reader.one(name, t, entry)
-            if obs is None:
-                continue
-            rows.append(_observation_row(compiled, name, t, seq, entry, obs))
+        # the value the Python evaluator uses: newest by instant inside the look-back
+        # window, conflicts unknown (data/reader.py) — one reading path, so SQL never picks
+        # a value Python would not (the cohort is screened at the date it was read for)
+        obs = chosen.facts.get(name) if chosen is not None else None
+        if obs is None:
+            continue
+        rows.append(_observation_row(compiled, name, t, 0, {}, obs))
     for p in (*extra_problems, *reader.problems):
         rows.append(_problem(p.fact, p.message))
     return PatientRows(pid, rows)
@@ -387,7 +403,7 @@ def ingest_records(
                 writer.add(PatientRows(Path(path).stem, [_problem("record", data.message)]), path)
             else:
                 dead = _deceased(data, as_of) if as_of is not None else None
-                writer.add(record_rows(compiled, data, path), path, dead)
+                writer.add(record_rows(compiled, data, path, (), as_of), path, dead)
     except BaseException:
         writer.dir.cleanup()
         raise
@@ -409,7 +425,7 @@ def ingest_fhir(
     writer = CohortWriter(target, compiled, as_of)
     try:
         for fp in read_fhir(files, extractor, as_of):
-            rows = record_rows(compiled, fp.record, fp.path, fp.problems)
+            rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
             writer.add(rows, fp.path, _deceased(fp.record, as_of))
     except BaseException:
         writer.dir.cleanup()
