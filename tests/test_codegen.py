@@ -223,6 +223,9 @@ def patients(draw: Any) -> dict[str, Any]:
         ),
     }
     facts = {k: v for k, v in facts.items() if v is not None}
+    for item in facts.get("l") or []:  # a period ends after it starts (else impossible data)
+        if item["start"] and item["end"] and item["start"] > item["end"]:
+            item["start"], item["end"] = item["end"], item["start"]
     if "bp" in facts and facts["bp"]["systolic"] is None and facts["bp"]["diastolic"] is None:
         del facts["bp"]
     anchors = {"a": ANCHOR.isoformat()} if draw(st.integers(0, 5)) else {}
