@@ -121,10 +121,18 @@ def window(depth: int) -> st.SearchStrategy[str]:
     )
 
 
+def compare(x: str, op: str, y: str) -> str:
+    """`x op y`; an integer fact against a literal outside its range is a check error (E401),
+    so `c` meets a literal only through arithmetic."""
+    if x == "c" and y in ("1.5", "0", "-1.5"):
+        x = "(c * 1)"
+    return f"{x} {op} {y}"
+
+
 def cond(depth: int) -> st.SearchStrategy[str]:
     leaves = st.one_of(
         st.just("b"),
-        st.builds(lambda x, op, y: f"{x} {op} {y}", num(0), st.sampled_from(OPS), num(0)),
+        st.builds(compare, num(0), st.sampled_from(OPS), num(0)),
         st.builds(
             lambda op, s, d: f"bp {op} {s}/{d} mmHg",
             st.sampled_from(OPS),
@@ -139,9 +147,7 @@ def cond(depth: int) -> st.SearchStrategy[str]:
     sub = cond(depth - 1)
     return st.one_of(
         leaves,
-        st.builds(
-            lambda x, op, y: f"{x} {op} {y}", num(depth - 1), st.sampled_from(OPS), num(depth - 1)
-        ),
+        st.builds(compare, num(depth - 1), st.sampled_from(OPS), num(depth - 1)),
         st.builds(lambda op, y: f"q {op} {y}", st.sampled_from(OPS), quantity(depth - 1)),
         st.builds(lambda x, y: f"({x} and {y})", sub, sub),
         st.builds(lambda x, y: f"({x} or {y})", sub, sub),
@@ -175,9 +181,15 @@ def programs(draw: Any) -> str:
 
 
 def around(base: dt.date, draw: Any) -> str:
+    """A recorded date at or near a window's edge from `base` (the anchor, or the evaluation
+    date), never after the evaluation date: the reader refuses a recorded future as impossible."""
+    base = draw(st.sampled_from([base, AS_OF]))
     edges = [0, 14, 28, 30, 31, 42, 84, 92]
     offset = draw(st.sampled_from(edges)) + draw(st.sampled_from([-1, 0, 0, 1]))
-    return (base + dt.timedelta(days=draw(st.sampled_from([-1, 1])) * offset)).isoformat()
+    day = base + dt.timedelta(days=draw(st.sampled_from([-1, 1])) * offset)
+    if day > AS_OF:
+        day = AS_OF - (day - AS_OF)
+    return day.isoformat()
 
 
 @st.composite

@@ -121,6 +121,7 @@ class Explainer:
     ) -> Clause | None:
         """The criterion's clause tree, or None when the walker cannot follow it."""
         self.f, self.record = f, record
+        self._defined: dict[str, Val] = {}  # a definition's value, computed once per patient
         try:
             a = None
             if crit.applies is not None:
@@ -198,7 +199,7 @@ class Explainer:
             a = self.value(e.left, env)
             b = self.value(e.right, env, self.carrier(e.left) if e.op in "+-" else None)
             shown = f"({a.shown} {'×' if e.op == '*' else e.op} {b.shown})"
-            derived = [*a.derived, *b.derived]
+            derived = _merge(a.derived, b.derived)
             if a.value is None or b.value is None or (e.op == "/" and b.value == 0):
                 return Val(None, shown, derived)
             r = {
@@ -257,6 +258,14 @@ class Explainer:
         raise _Unsupported(r)
 
     def defined(self, name: str, env: dict[str, Val]) -> Val:
+        # Memoised: a definition used twice by another (d2 = d1 + d1) would otherwise be walked
+        # an exponential number of times (test_security: forty self-doubling definitions).
+        cached = self._defined.get(name)
+        if cached is None:
+            cached = self._defined[name] = self._define(name)
+        return cached
+
+    def _define(self, name: str) -> Val:
         body = self.c.defines[name].body
         inner = self.value(body, {})
         t = self.type(body)
@@ -266,7 +275,7 @@ class Explainer:
             return Val(None, f"{words} unknown", inner.derived)
         shown = f"{words} {self.fmt(inner.value, t)}{unit}"
         line = f"{words} = {self.fmt(inner.value, t)}{unit}, from {inner.shown}"
-        return Val(inner.value, shown, [*inner.derived, line])
+        return Val(inner.value, shown, _merge(inner.derived, [line]))
 
     def fmt(self, x: Any, t: Type | None) -> str:
         if isinstance(t, ScaleT) and isinstance(x, int):
@@ -282,7 +291,7 @@ class Explainer:
             a, b = (self.value(x, env) for x in e.args)
             years = elapsed_years(a.value, b.value)
             shown = f"completed years from {a.shown} to {b.shown}"
-            return Val(years, shown, [*a.derived, *b.derived])
+            return Val(years, shown, _merge(a.derived, b.derived))
         d = self.c.defines.get(e.func)
         if d is None or d.params is None:
             raise _Unsupported(e)
@@ -292,7 +301,7 @@ class Explainer:
         for arg, p in zip(e.args, d.params, strict=True):
             unit = parse_unit(p.type.unit) if isinstance(p.type, n.QuantityTypeExpr) else None
             v = self.value(arg, env, unit)
-            derived += v.derived
+            derived = _merge(derived, v.derived)
             if v.value is None:
                 shown = f"{p.name} unknown"
             elif isinstance(v.value, (int, float)) and not isinstance(v.value, bool):
@@ -309,7 +318,7 @@ class Explainer:
             return Val(None, f"{words} unknown (needs {', '.join(args)})", derived)
         result = f"{_num(body.value)}{unit_text}"
         line = f"{words} = {body.shown} = {result} ({'; '.join(args)})"
-        return Val(body.value, f"{words} {result}", [*derived, line])
+        return Val(body.value, f"{words} {result}", _merge(derived, [line]))
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Val]) -> Clause:
@@ -445,7 +454,7 @@ class Explainer:
             op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
         a = self.value(left, {**env})
         b = self.value(right, env, self.carrier(left), self.molar(left))
-        notes = [*a.derived, *b.derived]
+        notes = _merge(a.derived, b.derived)
         if isinstance(lt, (ScaleT, BoolT)) or not isinstance(a.value, float):
             shown_a = a.shown
             if isinstance(lt, ScaleT) and isinstance(a.value, int):
@@ -840,3 +849,8 @@ def _item_lines(row: Clause, want: bool | None, depth: int, out: list[str]) -> N
         return
     out.append(f"{pad}    {MARK[row.value]} item {row.item}:")
     _lines(row, want, depth + 3, out)
+
+
+def _merge(*lists: list[str]) -> list[str]:
+    """The lines of `lists` in order, each once (a shared input is explained once)."""
+    return list(dict.fromkeys(line for lines in lists for line in lines))

@@ -41,7 +41,7 @@ from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, DateT, EnumT, ErrorT, ListT, ScaleT, Type
 from .reader import Reader
-from .records import Observation, Record, RecordError
+from .records import CONFLICT, Observation, Record, RecordError
 
 COLUMNS = (
     ("pid", "INTEGER"),
@@ -194,6 +194,11 @@ def record_rows(
         # window, conflicts unknown (data/reader.py) — one reading path, so SQL never picks
         # a value Python would not (the cohort is screened at the date it was read for)
         obs = chosen.facts.get(name) if chosen is not None else None
+        if chosen is not None and name in chosen.alternatives:
+            # conflicting candidates: Python weighs each one (interpreter.run); SQL marks the
+            # fact so every criterion reading it is unknown there, never decided by another
+            # value (a `first available` would otherwise fall through to its next option)
+            rows.append(_row(name + CONFLICT, 0, value=float(len(chosen.alternatives[name]))))
         if obs is None:
             continue
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))

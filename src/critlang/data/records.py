@@ -25,6 +25,9 @@ from .values import loads
 
 SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
 
+# the SQL facts-table row marking a fact with conflicting candidate values (data/ingest.py)
+CONFLICT = "#conflict"
+
 
 @dataclass(frozen=True)
 class PartialDate:

@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
-from ...data.records import window_start
+from ...data.records import CONFLICT, window_start
 from ...typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from ...units import TIME, Unit, conversion_factor, parse_unit
 from ..python import Compiled, _range_limits
@@ -650,6 +650,20 @@ class _Compiler:
     def status(self, crit: Any) -> exp.Expression:
         """The criterion's status as a boolean (NULL unknown) and, when it has an
         `applies if`, the word; returns the status word expression."""
+        word = self._status(crit)
+        # a fact with conflicting candidate values (data/ingest.py CONFLICT): Python decides
+        # only where every candidate decides alike; SQL says unknown, never another answer
+        types = self.c.record_types
+        conflicts = [
+            exp.Not(this=_is_null(self.column(fact + CONFLICT)))
+            for fact in sorted(crit.facts)
+            if not fact.startswith("@") and fact in types and not isinstance(types[fact], ListT)
+        ]
+        if not conflicts:
+            return word
+        return self.let(_case(_or(conflicts), _lit("unknown"), word))
+
+    def _status(self, crit: Any) -> exp.Expression:
         c = crit.node
         rule = c.rule
         assert rule is not None
@@ -832,6 +846,9 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
     types = comp.c.record_types
     # ---- picked: the chosen row of each fact per patient
     filters = []
+    for key in keys:
+        if key.endswith(CONFLICT):
+            filters.append(exp.EQ(this=_col("fact"), expression=_lit(key)))
     for fact in base_facts:
         cond = exp.EQ(this=_col("fact"), expression=_lit(fact))
         if not fact.startswith("@") and not isinstance(types.get(fact), ListT):
@@ -882,7 +899,10 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
         fact = key.split("#")[0]
         is_fact = exp.EQ(this=_col("fact", "v"), expression=_lit(fact))
         t = types.get(fact) if not key.startswith("@") else DateT()
-        if key.endswith("#low") or key.endswith("#high"):
+        if key.endswith(CONFLICT):
+            is_conflict = exp.EQ(this=_col("fact", "v"), expression=_lit(key))
+            value = exp.Max(this=_case(is_conflict, _col("value", "v"), _null()))
+        elif key.endswith("#low") or key.endswith("#high"):
             which = "low" if key.endswith("#low") else "high"
             default_low, default_high = _range_limits(None, comp.c, fact)
             default = default_low if which == "low" else default_high
