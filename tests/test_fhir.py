@@ -11,7 +11,7 @@ import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, Tally, data_files, read_fhir
-from critlang.data.records import read_record
+from critlang.data.records import Ongoing, read_record
 from critlang.frontend import analyse_file
 from critlang.screen import attrition_csv, patients_csv, patients_jsonl, screen
 from helpers import SHARED, TRIAL
@@ -208,6 +208,42 @@ def test_medications_become_prior_therapies(tmp_path: Path) -> None:
         ("somatostatin_analogue", dt.date(2026, 1, 1), dt.date(2026, 11, 10)),
         ("temozolomide", dt.date(2025, 2, 2), dt.date(2025, 2, 2)),
     ]
+
+
+def test_active_therapies_without_an_end_are_ongoing(tmp_path: Path) -> None:
+    """medication-statement-status / medicationrequest-status "active" and event-status
+    "in-progress" with no end recorded: the exposure goes on (end "ongoing"), never an
+    unknown end; completed or on-hold with no end stays unknown."""
+    r = extract(
+        tmp_path,
+        bundle(
+            medication(
+                "MedicationStatement",
+                "H01CB02",
+                status="active",
+                effectivePeriod={"start": "2026-01-01"},
+            ),
+            medication("MedicationRequest", "L01BC06", status="active", authoredOn="2026-03-01"),
+            medication(
+                "MedicationAdministration",
+                "L01AX03",
+                status="in-progress",
+                effectivePeriod={"start": "2026-11-01"},
+            ),
+            medication(
+                "MedicationStatement",
+                "H01CB03",
+                status="on-hold",
+                effectivePeriod={"start": "2026-02-01"},
+            ),
+            medication("MedicationRequest", "L01AX03", status="completed", authoredOn="2026-04-01"),
+        ),
+    )
+    ends = {i["start"].isoformat(): i["end"] for i in r.facts["prior_therapies"].value}
+    assert isinstance(ends.pop("2026-01-01"), Ongoing)
+    assert isinstance(ends.pop("2026-03-01"), Ongoing)
+    assert isinstance(ends.pop("2026-11-01"), Ongoing)
+    assert ends == {"2026-02-01": None, "2026-04-01": None}  # on-hold, completed: unknown
 
 
 def test_procedure_and_ndjson_several_patients(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   current". A fact declared `history ever` is yes for any confirmed condition; the default
   (`history current`) only for a current one.
 - MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items
-  of a list fact with start and end (an end not given stays unknown: ongoing); a Procedure
+  of a list fact with start and end (an end not given is "ongoing" when the status says
+  the exposure goes on, active or in-progress, else unknown); a Procedure
   also makes a yes/no fact yes. Not-done, not-taken, cancelled, draft, intended,
   entered-in-error and unknown ones are not used.
 - Patient: birthDate, gender; deceased[x] becomes the record's `deceased`.
@@ -82,6 +83,15 @@ NOT_DONE = {
     "MedicationAdministration": frozenset({"not-done", "entered-in-error", "unknown"}),
     "MedicationRequest": frozenset({"cancelled", "draft", "entered-in-error", "unknown"}),
     "MedicationStatement": frozenset({"not-taken", "intended", "entered-in-error", "unknown"}),
+}
+# statuses saying the exposure has not ended (medication-statement-status and
+# medicationrequest-status "active"; event-status "in-progress"): with no end recorded,
+# the item's end is "ongoing" (docs/patients.md), not unknown. on-hold is neither.
+ONGOING = {
+    "Procedure": frozenset({"in-progress"}),
+    "MedicationAdministration": frozenset({"in-progress"}),
+    "MedicationRequest": frozenset({"active"}),
+    "MedicationStatement": frozenset({"active"}),
 }
 # R4 condition-clinical and condition-ver-status
 ACTIVE = frozenset({"active", "recurrence", "relapse"})
@@ -551,6 +561,8 @@ class Extractor:
     # ------------------------------------------------------------------ therapies
     def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:
         start, end = _therapy_dates(kind, r)
+        if end is None and start is not None and r.status in ONGOING.get(kind, ()):
+            end = "ongoing"
         item: dict[str, Any] = {"kind": member, "start": start, "end": end}
         names = {name for name, _ in t.fields} if isinstance(t, ListT) else set(item)
         return {k: v for k, v in item.items() if k in names}
@@ -589,7 +601,7 @@ def _observation_time(r: Resource) -> str | None:
 
 
 def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
-    """(start, end); an end not recorded stays None (ongoing, or unknown)."""
+    """(start, end) as written; an end not recorded is None (the caller reads the status)."""
     if kind == "MedicationRequest":
         validity = r.dispenseRequest.validityPeriod if r.dispenseRequest else None
         return r.authoredOn, validity.end if validity else None
