@@ -13,7 +13,7 @@ from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, Tally, data_files, read_fhir
 from critlang.data.records import Ongoing, read_record
 from critlang.frontend import analyse_file
-from critlang.screen import attrition_csv, patients_csv, patients_jsonl, screen
+from critlang.screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen
 from helpers import SHARED, TRIAL
 
 AS_OF = dt.date(2026, 11, 27)
@@ -439,3 +439,23 @@ def test_docs_figures_are_the_screen_output() -> None:
     patients = read_fhir(files, EXTRACTOR, as_of, tally)
     result = screen(compile_protocol(CHECKED), patients, as_of, tally=tally, extractor=EXTRACTOR)
     assert "read 390 files" + shown == attrition_text(result) + "\n"
+
+
+def test_one_id_in_two_files_is_two_patients_and_said(tmp_path: Path) -> None:
+    """Never merged (their data may disagree), never dropped, and each row says so."""
+    (tmp_path / "a.json").write_text(json.dumps(bundle(obs("718-7", 12, "g/dL", "2026-11-20"))))
+    other = {"resourceType": "Patient", "id": "p1", "birthDate": "1990-05-05", "gender": "male"}
+    (tmp_path / "b.json").write_text(json.dumps(bundle(patient=other)))
+    (tmp_path / "c.json").write_text(
+        json.dumps(bundle(patient={"resourceType": "Patient", "id": "p2", "gender": "male"}))
+    )
+    files, _ = data_files([str(tmp_path)])
+    tally = Tally()
+    result = screen(
+        compile_protocol(CHECKED), read_fhir(files, EXTRACTOR, AS_OF, tally), AS_OF, tally=tally
+    )
+    assert [p.id for p in result.patients] == ["p1", "p1", "p2"]
+    assert result.shared_ids == 2
+    flagged = [p for p in result.patients if any("also names a patient" in x for x in p.problems)]
+    assert [Path(p.path).name for p in flagged] == ["a.json", "b.json"]
+    assert "2 patients share their id" in attrition_text(result)

@@ -68,6 +68,7 @@ class Screening:
     tally: Tally | None = None
     absent_means_no: dict[str, list[str]] = field(default_factory=dict)  # kind -> facts
     deceased: int = 0
+    shared_ids: int = 0  # patients whose id another file's patient also has
 
     def verdicts(self) -> dict[str, int]:
         out = {"eligible": 0, "ineligible": 0, "undetermined": 0}
@@ -167,7 +168,25 @@ def screen(
         if progress is not None:
             progress(i)
     result.attrition = rows
+    _flag_shared_ids(result)
     return result
+
+
+def _flag_shared_ids(result: Screening) -> None:
+    """Patients of different files with one id are screened apart, never merged (their
+    data may disagree), and each says so: FHIR ids are unique on one server (R4 Resource.id),
+    so either the files come from several sources or one person was split."""
+    paths: dict[str, set[str]] = {}
+    for p in result.patients:
+        paths.setdefault(p.id, set()).add(p.path)
+    for p in result.patients:
+        others = sorted(paths[p.id] - {p.path})
+        if others:
+            result.shared_ids += 1
+            p.problems.append(
+                f"patient: the id {p.id!r} also names a patient in {', '.join(others)}; "
+                "screened as separate patients (check whether they are one person)"
+            )
 
 
 def _unknown(record: Any, dep: str) -> bool:
@@ -258,6 +277,11 @@ def attrition_text(s: Screening) -> str:
         lines.append(f"absent {kind} count as no (--absent-means-no {kind}): {', '.join(facts)}")
     if s.deceased:
         lines.append(f"{s.deceased} deceased patients are ineligible whatever the criteria")
+    if s.shared_ids:
+        lines.append(
+            f"{s.shared_ids} patients share their id with a patient of another file: "
+            "screened separately (see their problems)"
+        )
     head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
     lines.append(f"{'criterion':<10}{'section':<11}{head}")
     lines.append(
