@@ -459,3 +459,25 @@ def test_one_id_in_two_files_is_two_patients_and_said(tmp_path: Path) -> None:
     flagged = [p for p in result.patients if any("also names a patient" in x for x in p.problems)]
     assert [Path(p.path).name for p in flagged] == ["a.json", "b.json"]
     assert "2 patients share their id" in attrition_text(result)
+
+
+def test_screen_rows_carry_the_explanations_eval_gives(tmp_path: Path) -> None:
+    """screen --patients x.jsonl: each criterion explained as `critlang eval` explains it."""
+    from critlang.evaluate import Evaluator
+
+    (tmp_path / "a.json").write_text(json.dumps(bundle(obs("718-7", 7, "g/dL", "2026-11-20"))))
+    files, _ = data_files([str(tmp_path)])
+    patients = list(read_fhir(files, EXTRACTOR, AS_OF))
+    compiled = compile_protocol(CHECKED)
+    (row,) = screen(compiled, patients, AS_OF, explain=True).patients
+    assert row.explanations is not None
+    e8 = row.explanations["E8"]
+    assert e8["decided_by"].startswith("hemoglobin < 5.0 mmol/L")
+    assert any("7 g/dL" in line or "4.34" in line for line in e8["explanation"]), e8
+    record = read_record(CHECKED, patients[0].record, AS_OF, patients[0].path)
+    expected = {c.id: c.explanation for c in Evaluator(compiled).evaluate(record).criteria}
+    assert {k: v.get("explanation", []) for k, v in row.explanations.items()} == expected
+    assert "explanations" in json.loads(
+        patients_jsonl(screen(compiled, patients, AS_OF, explain=True))
+    )
+    assert screen(compiled, patients, AS_OF).patients[0].explanations is None  # opt-in

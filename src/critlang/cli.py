@@ -277,7 +277,9 @@ def _cmd_screen(args: argparse.Namespace) -> int:
 
     try:
         patients = read_fhir(files, extractor, as_of, tally)
-        result = screen(compiled, patients, as_of, progress, tally, extractor)
+        # a per-patient JSON Lines table carries each criterion's explanation
+        explain = bool(args.patients) and Path(args.patients).suffix in (".jsonl", ".ndjson")
+        result = screen(compiled, patients, as_of, progress, tally, extractor, explain)
     except EvaluationFault as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from .backends.python import Compiled
 from .data.fhir import Extractor, FhirPatient, Tally
 from .data.fhir_input import PatientResources
 from .data.records import RecordProblem, preliminary_notes, read_record
-from .evaluate import run_compiled, status_word
+from .evaluate import Evaluator, run_compiled, status_word
 from .needs import Needs
 
 
@@ -34,9 +34,11 @@ class PatientRow:
     statuses: tuple[str, ...]
     missing: list[str]
     problems: list[str]
+    # per criterion id, what `critlang eval --format json` says of it (screen --patients .jsonl)
+    explanations: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self, ids: list[str]) -> dict[str, Any]:
-        return {
+        out = {
             "patient": self.id,
             "path": self.path,
             "verdict": self.verdict,
@@ -44,6 +46,9 @@ class PatientRow:
             "missing": self.missing,
             "problems": self.problems,
         }
+        if self.explanations is not None:
+            out["explanations"] = self.explanations
+        return out
 
 
 @dataclass
@@ -101,9 +106,12 @@ def screen(
     progress: Callable[[int], None] | None = None,
     tally: Tally | None = None,
     extractor: Extractor | None = None,
+    explain: bool = False,
 ) -> Screening:
     """Every patient through the compiled evaluator. A deceased patient is ineligible
-    whatever the criteria say, and its problems say so."""
+    whatever the criteria say, and its problems say so. `explain`: each patient row also
+    carries every criterion's explanation, as `critlang eval` gives it (values used, derived
+    values, deciding clauses, what is missing)."""
     checked = compiled.checked
     crits = compiled.criteria
     result = Screening(as_of, [c.id for c in crits], tally=tally)
@@ -115,6 +123,7 @@ def screen(
     # the statuses that clear each criterion (an inclusion met, an exclusion not met)
     clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
     needs = Needs(compiled)
+    explainer = Evaluator(compiled) if explain else None
     result.coverage = {name: 0 for name in checked.facts}
     for i, data in enumerate(patients, 1):
         record = read_record(checked, data.record, as_of, data.path)
@@ -148,6 +157,7 @@ def screen(
                 statuses,
                 sorted(missing) if verdict == "undetermined" else [],
                 [f"{p.fact}: {p.message}" for p in record.problems] + preliminary_notes(record),
+                _explanations(explainer, record) if explainer is not None else None,
             )
         )
         passed = ruled_in = dead is None
@@ -170,6 +180,16 @@ def screen(
     result.attrition = rows
     _flag_shared_ids(result)
     return result
+
+
+def _explanations(evaluator: Evaluator, record: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for c in evaluator.evaluate(record).criteria:
+        d = c.to_dict()
+        out[c.id] = {
+            k: d[k] for k in ("decided_by", "explanation", "values", "missing") if d.get(k)
+        }
+    return out
 
 
 def _flag_shared_ids(result: Screening) -> None:
