@@ -450,3 +450,19 @@ def test_an_example_names_its_protocol_under_the_import_rule(
     write(tmp_path, "p.json", json.dumps(example))
     code, out, _ = run(capsys, "test", str(tmp_path / "p.json"))
     assert code == 1 and "FAIL" in out and "root:" not in out
+
+
+def test_a_very_long_line_is_framed_as_a_window_around_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3,000-character line is not printed whole: the frame shows about 120 characters
+    around the span, cut with "...", and the caret still points at the unknown name."""
+    rule = " or ".join(["a"] * 300) + " or zz or " + " or ".join(["a"] * 300)
+    code, out, _ = run(capsys, "check", str(write(tmp_path, "p.crit", protocol(rule))))
+    assert code == 1
+    lines = out.splitlines()
+    i = next(k for k, line in enumerate(lines) if "E101" in line)
+    shown, caret = lines[i + 2], lines[i + 3]
+    assert len(shown) < 140 and shown.count("...") == 2
+    at = caret.index("^^")
+    assert shown[at : at + 2] == "zz" and "not declared" in caret

@@ -122,15 +122,28 @@ def sorted_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(set(diags), key=lambda d: (*d.sort_key(), d.message))
 
 
+FRAME_WIDTH = 120  # characters of a source line a code frame shows
+
+
 def _frame(source: SourceFile | None, span: Span, label: str) -> list[str]:
     if source is None:
         return []
     text = source.line_text(span.line)
     gutter = " " * len(str(span.line))
     end_col = span.end_column if span.end_line == span.line else len(text) + 1
-    width = max(1, end_col - span.column)
+    column = span.column
+    if len(text) > FRAME_WIDTH:
+        # a very long line (generated, or pasted without breaks) is shown as a window around
+        # the span, cut with "...", never whole (thousands of characters in a terminal)
+        start = max(0, min(column - 1 - FRAME_WIDTH // 3, len(text) - FRAME_WIDTH))
+        stop = start + FRAME_WIDTH
+        head, tail = ("..." if start else ""), ("..." if stop < len(text) else "")
+        column = column - start + len(head)
+        end_col = min(end_col - start, FRAME_WIDTH + 1) + len(head)
+        text = head + text[start:stop] + tail
+    width = max(1, end_col - column)
     # tabs keep their width so the caret lines up
-    pad = "".join("\t" if c == "\t" else " " for c in text[: span.column - 1])
+    pad = "".join("\t" if c == "\t" else " " for c in text[: column - 1])
     lines = [f"{gutter} |", f"{span.line} | {text}", f"{gutter} | {pad}{'^' * width}"]
     if label:
         lines[-1] += f" {label}"
