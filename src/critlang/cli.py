@@ -12,7 +12,6 @@ sql), cli_amend.py (diff, lint, impact), their shared inputs in cli_inputs.py.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import traceback
@@ -421,6 +420,7 @@ def _closed_pipe() -> int:
     at devnull so that the interpreter's final flush does not fail again, and exit as a
     process killed by SIGPIPE would (128 + 13).
     """
+    import os
 
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
