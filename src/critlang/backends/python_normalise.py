@@ -1,0 +1,140 @@
+"""Python back end, part 1 of 3: normalisers, a record's observations as the plain
+values the compiled `evaluate(f)` reads (numbers in the fact's declared unit, dates as
+day numbers, partial dates and censored values as `runtime.Range`).
+
+Used by `Compiled.normalise` (backends/python.py) and by the SQL back end's ingest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+from ..checker import CheckResult
+from ..data.records import Observation, Ongoing, PartialDate
+from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
+from ..units import Unit, conversion_factor, parse_unit
+from . import runtime
+
+
+def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> tuple[Any, Any]:
+    info = checked.facts[name]
+    t = info.type
+    if not isinstance(t, QuantT):
+        return None, None
+    low = high = None
+    unit = None
+    if obs is not None and (obs.low is not None or obs.high is not None):
+        low, high, unit = obs.low, obs.high, obs.unit
+    else:
+        default = info.node.option("refrange")
+        if default is not None and default.quantity and default.high:
+            low, high = default.quantity.value, default.high.value
+            unit = parse_unit(default.quantity.unit)
+            hu = parse_unit(default.high.unit)
+            high = high * (conversion_factor(hu, unit, info.molar_mass) or 1)
+    if unit is None:
+        return None, None
+    k = conversion_factor(unit, t.unit, info.molar_mass)
+    if k is None:
+        return None, None
+    return (
+        None if low is None else float(low * k),
+        None if high is None else float(high * k),
+    )
+
+
+def censored(bound: float, comparator: str) -> runtime.Range:
+    """A censored value (FHIR Quantity.comparator, a modifier element) as the Range of
+    values it stands for; the other side is unbounded (nothing is assumed about it)."""
+    inf = float("inf")
+    if comparator in ("<", "<="):
+        return runtime.Range(-inf, bound, False, comparator == "<")
+    return runtime.Range(bound, inf, comparator == ">", False)
+
+
+def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
+    cache: dict[Unit, float | Fraction] = {}
+
+    def conv(obs: Observation | None) -> Any:
+        if obs is None:
+            return None
+        assert obs.unit is not None
+        k = cache.get(obs.unit)
+        if k is None:
+            factor = conversion_factor(obs.unit, t.unit, molar)
+            assert factor is not None  # the loader refused other units
+            k = cache[obs.unit] = factor
+        if obs.comparator is not None:  # the bound converts like a value (k > 0)
+            return censored(float(obs.value * k), obs.comparator)
+        return float(obs.value * k)  # exact product, rounded once
+
+    return conv
+
+
+def _day(v: Any) -> Any:
+    """A date as a day number; a partial date or an ongoing end as a runtime.Range."""
+    if v is None:
+        return None
+    if isinstance(v, PartialDate):
+        return runtime.Range(v.first.toordinal(), v.last.toordinal())
+    if isinstance(v, Ongoing):
+        return runtime.Range(v.since.toordinal(), float("inf"), ongoing=True)
+    return v.toordinal()
+
+
+def _number(obs: Observation) -> Any:
+    if obs.comparator is not None:
+        return censored(float(obs.value), obs.comparator)
+    return float(obs.value)
+
+
+def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any], Any]:
+    if isinstance(t, QuantT):
+        qconv = _quantity_normaliser(t, molar)
+        return lambda v: qconv(v) if isinstance(v, Observation) else None
+    if isinstance(t, NumberT):
+        return lambda v: None if v is None else float(v)
+    if isinstance(t, ScaleT):
+        index = {m: i for i, m in enumerate(t.members)}
+        return lambda v: None if v is None else index[v]
+    if isinstance(t, DateT):
+        return _day
+    if isinstance(t, IntT):
+        return lambda v: None if v is None else int(v)
+    return lambda v: v  # bool, category string
+
+
+def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
+    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded."""
+
+    def conv(obs: Observation | None) -> tuple[float | None, float | None] | None:
+        if obs is None:
+            return None
+        assert obs.unit is not None
+        k = conversion_factor(obs.unit, t.unit)
+        assert k is not None  # the reader refused other units
+        return tuple(None if v is None else float(v * k) for v in obs.value)  # type: ignore[return-value]
+
+    return conv
+
+
+def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None], Any]:
+    if isinstance(t, QuantT):
+        return _quantity_normaliser(t, molar)
+    if isinstance(t, PressureT):
+        return _pressure_normaliser(t)
+    if isinstance(t, ListT):
+        fields = [(name, _scalar_normaliser(ft)) for name, ft in t.fields]
+
+        def conv_list(obs: Observation | None) -> list[dict[str, Any]] | None:
+            if obs is None:
+                return None
+            return [{name: c(item.get(name)) for name, c in fields} for item in obs.value]
+
+        return conv_list
+    if isinstance(t, NumberT):
+        return lambda obs: None if obs is None else _number(obs)
+    inner = _scalar_normaliser(t)
+    return lambda obs: None if obs is None else inner(obs.value)

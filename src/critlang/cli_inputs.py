@@ -1,0 +1,131 @@
+"""The `critlang` command, its inputs: paths and folders of criteria files and patients,
+a protocol loaded through the front end (imported lazily: `--help` loads no parser),
+screening dates, I/O problems in words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .diagnostics import render_text
+from .source import find_files
+
+if TYPE_CHECKING:
+    from .frontend import Analysis
+
+
+SUFFIX = ".crit"
+
+
+def os_error_words(exc: BaseException) -> str:
+    """An I/O problem in words (never `[Errno 21] ...`): what is wrong with the path."""
+    import errno
+
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start} cannot be decoded)"
+    if not isinstance(exc, OSError):
+        return str(exc)
+    words = {
+        errno.EISDIR: "is a folder, not a file",
+        errno.ENOENT: "no such file or folder",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.ENAMETOOLONG: "the name is too long",
+        errno.ELOOP: "too many symbolic links",
+    }
+    return words.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+
+
+def analyse_file(path: str | Path) -> Analysis:
+    """The front end, imported when a command needs it: `--help` loads no parser."""
+    from .frontend import analyse_file as analyse
+
+    return analyse(path)
+
+
+def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Criteria files as given, folders searched for *.crit."""
+    return find_files(tuple(paths), (SUFFIX,))
+
+
+def _usable(found: tuple[list[Path], list[str]]) -> list[Path] | None:
+    """The files found, or None after saying why the paths are unusable (exit 2)."""
+    files, problems = found
+    for msg in problems:
+        print(f"critlang: {msg}", file=sys.stderr)
+    return None if problems else files
+
+
+def _load_protocol(path: str) -> tuple[Analysis | None, int]:
+    """Analyse a protocol for eval; (analysis, 0) or (None, exit code) after reporting."""
+    try:
+        a = analyse_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"critlang: {path}: cannot read: {os_error_words(exc)}", file=sys.stderr)
+        return None, 2
+    if not a.ok:
+        sources = {a.source.path: a.source}
+        for d in a.diagnostics:
+            if d.is_error:
+                print(render_text(d, sources), file=sys.stderr)
+        print(f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr)
+        return None, 1
+    if a.result is not None and not a.result.protocol.criteria:
+        print(f"critlang: {path}: the protocol has no criteria", file=sys.stderr)
+        return None, 1
+    return a, 0
+
+
+def _protocol_and_date(args: argparse.Namespace) -> tuple[Analysis | None, dt.date, int]:
+    """The checked protocol and the --as-of date; (None, _, exit code) after reporting."""
+    analysis, code = _load_protocol(args.protocol)
+    if analysis is None:
+        return None, dt.date.min, code
+    try:
+        return analysis, _as_of(args.as_of), 0
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return None, dt.date.min, 2
+
+
+def _as_of(text: str | None) -> dt.date:
+    if text is None:
+        return dt.date.today()
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        # birth dates, look-back windows and witnesses reach centuries around the
+        # screening date; Python's calendar ends at years 1 and 9999 (docs/security.md)
+        low, high = (d.isoformat() for d in AS_OF_RANGE)
+        raise argparse.ArgumentTypeError(f"--as-of {text}: give a date from {low} to {high}")
+    return day
+
+
+AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
+
+
+def _own_as_of(path: Path, default: dt.date) -> dt.date:
+    """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
+
+    `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return dt.date.fromisoformat(data["as_of"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return default
+
+
+def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Patient records as given, folders searched (not below) for *.json."""
+    return find_files(tuple(paths), (".json",), recursive=False)
