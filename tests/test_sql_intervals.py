@@ -317,3 +317,32 @@ def test_every_combination_of_a_window_form(tmp_path: Path) -> None:
             }
         )
     _assert_same(_both(text, patients, tmp_path / "w.duckdb"), 300)
+
+
+FORMS = """anchor prrt_start
+fact prior_therapies: list of {kind: enum {ssa, tace}, start: date, end: date}
+fact last_surgery: date
+inclusion criteria
+I1 "ended at least 4 weeks before PRRT"
+  rule all prior_therapies with (end at least 4 weeks before prrt_start)
+I2 "started on or after surgery"
+  rule any prior_therapies with (start on or after last_surgery)
+I3 "surgery no later than enrollment"
+  rule last_surgery no later than enrollment
+I4 "ended between 2 and 6 weeks before PRRT"
+  rule any prior_therapies with (end between 2 and 6 weeks before prrt_start)
+I5 "ongoing at enrollment"
+  rule no prior_therapies with (start to end ongoing at enrollment)
+I6 "overlapping the 3 months before PRRT"
+  rule any prior_therapies with (start to end overlaps 3 months before prrt_start)
+I7 "surgery implies a late therapy"
+  rule last_surgery within 12 months before enrollment
+    implies any prior_therapies with (end within 3 months before prrt_start)
+"""
+
+
+def test_forms_python_leaves_unknown_on_intervals(tmp_path: Path) -> None:
+    """`at least`, `on or after`, `no later than`, `between ... before`, periods: Python
+    leaves an interval there unknown (python.date_bound, window_between, period), and
+    so does SQL; plain dates are decided alike; `implies` is Kleene's."""
+    _assert_same(_both(FORMS, _date_patients(600, 4), tmp_path / "f.duckdb"), 1000)

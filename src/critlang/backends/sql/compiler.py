@@ -490,6 +490,9 @@ class _Compiler:
             return _p(exp.And(this=self.cond(e.left), expression=self.cond(e.right)))
         if isinstance(e, n.Or):
             return _p(exp.Or(this=self.cond(e.left), expression=self.cond(e.right)))
+        if isinstance(e, n.Implies):  # python.py: True when the premise is False (Kleene)
+            premise = exp.Not(this=_p(self.cond(e.premise)))
+            return _p(exp.Or(this=premise, expression=self.cond(e.conclusion)))
         if isinstance(e, n.Unless):
             return _p(
                 exp.And(this=self.cond(e.rule), expression=exp.Not(this=_p(self.cond(e.exception))))
@@ -564,6 +567,12 @@ class _Compiler:
             return _case(unknown, _null(), test)
         if isinstance(e, n.Window):
             return self.window(e)
+        if isinstance(e, n.DateBound):
+            return self.date_bound(e)
+        if isinstance(e, n.WindowBetween):
+            return self.window_between(e)
+        if isinstance(e, n.Period):
+            return self.period(e)
         if isinstance(e, n.Order) and self.any_interval(e.subject, e.anchor):
             d, a = self.operand(e.subject), self.operand(e.anchor)
             test = iv.less(d, a, True) if e.direction == "before" else iv.less(a, d, True)
@@ -600,9 +609,12 @@ class _Compiler:
 
     def shift(self, e: n.Window) -> Any:
         """The window's edge from its anchor's day number (monotonic: python.edge)."""
-        unit = parse_unit(e.duration.unit)
-        amount = e.duration.value * unit.factor
-        sign = -1 if e.direction == "before" else 1
+        return self.shift_by(e.duration, -1 if e.direction == "before" else 1)
+
+    def shift_by(self, duration: n.QuantityLit, sign: int) -> Any:
+        """A day number moved by sign * duration: weeks and days fixed, months calendar."""
+        unit = parse_unit(duration.unit)
+        amount = duration.value * unit.factor
         if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
             return lambda a: cal.add_months(a.copy(), sign * int(amount), self.name_once)
         days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
@@ -647,6 +659,73 @@ class _Compiler:
                 "less": lambda: exp.and_(le(a, d), lt(d, edge), copy=False),
             }[e.kind]()
         return _guard(test, d, a)
+
+    def unranged(self, e: n.Expr) -> exp.Expression:
+        """A date where Python leaves an interval unknown (python.date_bound): the plain
+        value column, NULL for an interval, so the guarded test is NULL too (not a plain
+        read: nothing else to mark)."""
+        if self.interval(e) is not None:
+            assert isinstance(e, n.Name)
+            r = self.ref(e)
+            if r.kind == "field":
+                assert self.in_item is not None
+                return _col(self.item_fields[self.in_item][r.name], "i")
+            return self.column(r.name)
+        return self.let(self.value(e))
+
+    def date_bound(self, e: n.DateBound) -> exp.Expression:
+        """`S at least D before A`: S <= A - D; `on or before A`: S <= A; and mirrors."""
+        d = self.unranged(e.subject)
+        a = self.unranged(e.anchor)
+        edge = a
+        if e.duration is not None:
+            edge = self.shift_by(e.duration, -1 if e.direction == "before" else 1)(a)
+        return _guard(_compare(e.op, d, edge), d, edge)
+
+    def window_between(self, e: n.WindowBetween) -> exp.Expression:
+        """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
+        ends = e.durations()
+        assert ends is not None  # the checker requires written durations
+        d = self.unranged(e.subject)
+        a = self.unranged(e.anchor)
+        sign = -1 if e.direction == "before" else 1
+        near, far = (self.shift_by(x, sign)(a) for x in ends)
+        low, high = (far, near) if sign < 0 else (near, far)
+        test = exp.and_(_compare("<=", low, d), _compare("<=", d, high), copy=False)
+        return _guard(test, d, low, high)
+
+    def range_flag(self, e: n.Expr) -> exp.Expression | None:
+        """TRUE when e (a fact or field that may be an interval) is one, else None."""
+        if self.interval(e) is None:
+            return None
+        assert isinstance(e, n.Name)
+        r = self.ref(e)
+        if r.kind == "field":
+            assert self.in_item is not None
+            return iv.field_is_range("i", self.item_fields[self.in_item][r.name])
+        return exp.EQ(this=self.column(r.name + iv.IS_RANGE), expression=exp.Literal.number(1))
+
+    def period(self, e: n.Period) -> exp.Expression:
+        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene);
+        unknown when a date is an interval or the end is before the start (python.period)."""
+        start, end, a = (self.unranged(x) for x in (e.start, e.end, e.anchor))
+        low = high = a
+        if e.duration is not None:
+            sign = -1 if e.direction == "before" else 1
+            shifted = self.shift_by(e.duration, sign)(a)
+            low, high = (shifted, a) if sign < 0 else (a, shifted)
+        first = _guard(_compare("<=", start, high), start, high)
+        second = _guard(_compare(">=", end, low), end, low)
+        test = _p(exp.and_(_p(first), _p(second), copy=False))
+        flags = (self.range_flag(x) for x in (e.start, e.end, e.anchor))
+        unknown = [f for f in flags if f is not None]
+        swapped = exp.and_(
+            exp.Not(this=_is_null(start)),
+            exp.Not(this=_is_null(end)),
+            _compare("<", end, start),
+            copy=False,
+        )
+        return self.let(_case(exp.or_(*unknown, swapped, copy=False), _null(), test))
 
     def quantified(self, e: n.Quantified) -> exp.Expression:
         if self.in_item is not None:
