@@ -13,7 +13,8 @@ Tables (docs/scale.md):
                                        facts; `deceased` as screen.deceased says
   critlang_facts(pid, fact, seq, item, field, value, text, day, instant,
                  recorded_value, recorded_unit, comparator, status, source,
-                 low, high, problem)
+                 low, high, problem, value_low, value_high, low_open, high_open,
+                 ongoing)
   critlang_meta(key, value)            the protocol the facts were read for
 
 `fact` is a declared fact, `@anchor` for an anchor date; a list fact has one row with
@@ -22,7 +23,9 @@ row per known field; `value` holds
 numbers in the declared unit, grades as their rank, dates and yes/no as day numbers and
 1/0; `text` holds categories (and grade names); `day` is the observation's date as a
 day number (proleptic Gregorian ordinal, 0001-01-01 = 1); a row with `problem` set is a
-per-fact diagnostic (the reason a value could not be used), never a value.
+per-fact diagnostic (the reason a value could not be used), never a value. A value
+known only as an interval (runtime.Range) has `value` NULL and its bounds in
+`value_low` / `value_high` (NULL: unbounded) with `low_open`, `high_open`, `ongoing`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,7 +43,7 @@ from typing import Any
 from ..backends.python import Compiled, _range_limits
 from ..backends.runtime import Range
 from ..checker import ENROLLMENT
-from ..typesys import BoolT, DateT, EnumT, ErrorT, ListT, ScaleT, Type
+from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
 from .reader import Reader
 from .records import CONFLICT, Observation, Record, RecordError
 
@@ -61,6 +65,13 @@ COLUMNS = (
     ("low", "DOUBLE"),
     ("high", "DOUBLE"),
     ("problem", "VARCHAR"),
+    # a value known only as an interval (runtime.Range; `value` NULL): its bounds (NULL:
+    # unbounded), 1 where a bound is excluded, 1 for an exposure not ended (Ongoing)
+    ("value_low", "DOUBLE"),
+    ("value_high", "DOUBLE"),
+    ("low_open", "INTEGER"),
+    ("high_open", "INTEGER"),
+    ("ongoing", "INTEGER"),
 )
 PATIENT_COLUMNS = (
     ("pid", "INTEGER"),
@@ -75,8 +86,7 @@ Row = tuple[Any, ...]
 
 def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
     """(value, text) columns for a normalised scalar of type t. A value known only as an
-    interval (runtime.Range: a censored value, a partial date, an ongoing end) has no column
-    the SQL back end reasons over yet: it is left unknown there, never decided (docs/scale.md)."""
+    interval (runtime.Range) has neither: see `_interval`."""
     if v is None or isinstance(v, Range):
         return None, None
     if isinstance(t, BoolT):
@@ -86,6 +96,21 @@ def _scalar(t: Type, v: Any) -> tuple[float | None, str | None]:
     if isinstance(t, EnumT):
         return None, str(v)
     return float(v), None
+
+
+Interval = tuple[float | None, float | None, int, int, int]
+
+
+def _interval(v: Any) -> Interval | None:
+    """(value_low, value_high, low_open, high_open, ongoing) of a value known only as an
+    interval (runtime.Range: a censored value, a partial date, an ongoing end), an
+    infinite bound as NULL; None for any other value. backends/sql/intervals.py reasons
+    over these as runtime.Range does."""
+    if not isinstance(v, Range):
+        return None
+    lo = None if math.isinf(v.lo) else float(v.lo)
+    hi = None if math.isinf(v.hi) else float(v.hi)
+    return lo, hi, int(v.lo_open), int(v.hi_open), int(v.ongoing)
 
 
 def _supported(compiled: Compiled) -> None:
@@ -171,7 +196,8 @@ def record_rows(
                 rows.append(_row(name, 0, item=i))  # the item, also when no field is known
                 for fname, v in item.items():
                     value, text = _scalar(ftypes[fname], v)
-                    if value is None and text is None:
+                    interval = _interval(v)
+                    if value is None and text is None and interval is None:
                         continue
                     raw_item = raw[i] if isinstance(raw[i], dict) else {}
                     raw_v = raw_item.get(fname)
@@ -187,6 +213,7 @@ def record_rows(
                             text=text,
                             recorded_value=rv,
                             recorded_unit=unit,
+                            interval=interval,
                         )
                     )
             continue
@@ -210,11 +237,8 @@ def record_rows(
 def _observation_row(
     compiled: Compiled, name: str, t: Type, seq: int, entry: Any, obs: Observation
 ) -> Row:
-    value, text = (
-        _scalar(t, compiled.normalisers[name](obs))
-        if not isinstance(t, DateT)
-        else (float(obs.value.toordinal()), None)
-    )
+    normalised = compiled.normalisers[name](obs)  # a date: a day number, or a Range
+    value, text = _scalar(t, normalised)
     meta = entry if isinstance(entry, dict) else {}
     low = high = None
     if obs.low is not None or obs.high is not None:
@@ -233,6 +257,7 @@ def _observation_row(
         source=obs.source,
         low=low,
         high=high,
+        interval=_interval(normalised),
     )
 
 
@@ -254,10 +279,12 @@ def _row(
     low: float | None = None,
     high: float | None = None,
     problem: str | None = None,
+    interval: Interval | None = None,
 ) -> Row:
     return (
         fact, seq, item, field, value, text, day, instant, _text(recorded_value),
         _text(recorded_unit), _text(comparator), _text(status), source, low, high, problem,
+        *(interval or (None,) * 5),
     )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ from ...typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT
 from ...units import TIME, Unit, conversion_factor, parse_unit
 from ..python import Compiled, _range_limits
 from . import calendar as cal
+from . import intervals as iv
 from .calendar import const_of, num
 
 FACTS = "critlang_facts"
@@ -118,6 +119,10 @@ class SqlProtocol:
     as_of: dt.date
     select: exp.Select  # the per-patient statuses and verdict
     criteria: list[str]  # criterion ids, in order; column i is f"c{i + 1}"
+    # facts and list fields ("list.field") read where an interval is not reasoned over
+    # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
+    # reads it, where Python may decide (backends/sql/intervals.py)
+    plain_intervals: frozenset[str] = frozenset()
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
         return self.select.sql(dialect=dialect, pretty=pretty)
@@ -174,6 +179,11 @@ class _Compiler:
         self.stage_of: dict[str, int] = {}
         self.forced: dict[int, bool] = {}  # conditional -> branch, while enumerating
         self.forced_cond: dict[int, exp.Expression] = {}
+        # facts / list fields read as plain values where they may be intervals: a
+        # criterion (an item) reading one that is an interval is unknown (intervals.py)
+        self.plain_reads: set[str] = set()
+        self.plain_fields: set[str] = set()
+        self.all_plain: set[str] = set()  # both, over the whole protocol
 
     def conditionals(self, e: n.Expr, seen: set[str] | None = None) -> list[n.Conditional]:
         """Conditional values inside e, through definitions and function bodies."""
@@ -369,6 +379,8 @@ class _Compiler:
         if r.kind == "field":
             if self.in_item is None:
                 raise self.unsupported("a list field outside its list condition", e)
+            if iv.capable(self.type(e)):
+                self.plain_fields.add(r.name)
             return _col(self.item_fields[self.in_item][r.name], "i")
         if key in self.env:
             return self.env[key].copy()
@@ -379,6 +391,8 @@ class _Compiler:
                 return _lit(self.arm)
             return self.column("arm")
         if r.kind == "fact":
+            if iv.capable(self.c.record_types.get(r.name)):
+                self.plain_reads.add(r.name)
             return self.column(r.name)
         if r.kind == "anchor":
             if r.name == ENROLLMENT:
@@ -433,6 +447,37 @@ class _Compiler:
             return self.let(result)
         return self.let(_case(exp.or_(*guards, copy=False), _null(), result))
 
+    # ------------------------------------------------------------------ intervals
+    def interval(self, e: n.Expr) -> iv.Iv | None:
+        """A fact or list field that may hold an interval, as its interval columns (a
+        read that intervals.py reasons over, so not a plain read); else None."""
+        if not isinstance(e, n.Name):
+            return None
+        r = self.ref(e)
+        if (r.kind, r.name) in self.env or not iv.capable(self.type(e)):
+            return None
+        if r.kind == "fact" and iv.capable(self.c.record_types.get(r.name)):
+            return iv.fact_iv(self.column, r.name)
+        if r.kind == "field" and self.in_item is not None:
+            return iv.field_iv("i", self.item_fields[self.in_item][r.name])
+        return None
+
+    def operand(
+        self, e: n.Expr, target: Unit | None = None, molar: Fraction | None = None
+    ) -> iv.Iv:
+        """e as an interval: its columns when it may be one, else a plain value."""
+        if isinstance(e, n.DualQuantityLit):
+            e = e.primary
+        found = self.interval(e)
+        if found is None:
+            return iv.Iv.of(self.let(self.value(e, target, molar)))
+        if target is None or self.factor(self.carrier(e), target, molar) == 1:
+            return found
+        return iv.Iv.of(self.let(self.value(e, target, molar)))
+
+    def any_interval(self, *es: n.Expr) -> bool:
+        return any(self.interval(x) is not None for x in es)
+
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr) -> exp.Expression:
         if isinstance(e, n.BoolLit):
@@ -445,12 +490,22 @@ class _Compiler:
             return _p(exp.And(this=self.cond(e.left), expression=self.cond(e.right)))
         if isinstance(e, n.Or):
             return _p(exp.Or(this=self.cond(e.left), expression=self.cond(e.right)))
+        if isinstance(e, n.Implies):  # python.py: True when the premise is False (Kleene)
+            premise = exp.Not(this=_p(self.cond(e.premise)))
+            return _p(exp.Or(this=premise, expression=self.cond(e.conclusion)))
         if isinstance(e, n.Unless):
             return _p(
                 exp.And(this=self.cond(e.rule), expression=exp.Not(this=_p(self.cond(e.exception))))
             )
         if isinstance(e, n.Compare):
             return self.over_branches(e, lambda: self.compare(e.op, e.left, e.right))
+        if isinstance(e, n.Between) and self.any_interval(e.subject, e.low, e.high):
+            x = self.operand(e.subject)
+            target, molar = self.carrier(e.subject), self.molar(e.subject)
+            lo = self.operand(e.low, target, molar)
+            hi = self.operand(e.high, target, molar)
+            test = iv.kleene_and(iv.less(lo, x, False), iv.less(x, hi, False))
+            return self.let(iv.guard(test, x, lo, hi))
         if isinstance(e, n.Between):
             a = self.let(self.value(e.subject))
             target = self.carrier(e.subject)
@@ -471,15 +526,31 @@ class _Compiler:
             if e.negated:
                 test = exp.Not(this=_p(test))
             return _guard(test, a)
+        if isinstance(e, n.IsKnown) and self.any_interval(e.subject):
+            found = self.interval(e.subject)
+            assert found is not None
+            return found.known()
         if isinstance(e, n.IsKnown):
             a = self.value(e.subject)
             return exp.Not(this=_is_null(a))
+        if isinstance(e, n.CompareRef) and self.any_interval(e.left):
+            x = self.operand(e.left)
+            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
+            k = num(float(e.factor.value))
+            bound = iv.Iv.of(exp.Mul(this=k, expression=limit))
+            return self.let(iv.guard(iv.compare(e.op, x, bound), x, bound))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.let(self.value(e.left))
             limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
             k = num(float(e.factor.value))
             return _guard(_compare(e.op, a, exp.Mul(this=k, expression=limit)), a, limit)
+        if isinstance(e, n.InNormalRange) and self.any_interval(e.subject):
+            assert isinstance(e.subject, n.Name)
+            x = self.operand(e.subject)
+            lo = self.column(e.subject.name + "#low")
+            hi = self.column(e.subject.name + "#high")
+            return self.let(iv.in_range(x, lo, hi))
         if isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             a = self.let(self.value(e.subject))
@@ -496,6 +567,16 @@ class _Compiler:
             return _case(unknown, _null(), test)
         if isinstance(e, n.Window):
             return self.window(e)
+        if isinstance(e, n.DateBound):
+            return self.date_bound(e)
+        if isinstance(e, n.WindowBetween):
+            return self.window_between(e)
+        if isinstance(e, n.Period):
+            return self.period(e)
+        if isinstance(e, n.Order) and self.any_interval(e.subject, e.anchor):
+            d, a = self.operand(e.subject), self.operand(e.anchor)
+            test = iv.less(d, a, True) if e.direction == "before" else iv.less(a, d, True)
+            return self.let(iv.guard(test, d, a))
         if isinstance(e, n.Order):
             d, a = self.let(self.value(e.subject)), self.let(self.value(e.anchor))
             test = (
@@ -518,28 +599,46 @@ class _Compiler:
         if isinstance(rt, ScaleT) and not isinstance(lt, ScaleT):
             left, right = right, left
             op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+        if self.any_interval(left, right):
+            x = self.operand(left)
+            y = self.operand(right, self.carrier(left), self.molar(left))
+            return self.let(iv.guard(iv.compare(op, x, y), x, y))
         a = self.let(self.value(left))
         b = self.let(self.value(right, self.carrier(left), self.molar(left)))
         return _guard(_compare(op, a, b), a, b)
 
+    def shift(self, e: n.Window) -> Any:
+        """The window's edge from its anchor's day number (monotonic: python.edge)."""
+        return self.shift_by(e.duration, -1 if e.direction == "before" else 1)
+
+    def shift_by(self, duration: n.QuantityLit, sign: int) -> Any:
+        """A day number moved by sign * duration: weeks and days fixed, months calendar."""
+        unit = parse_unit(duration.unit)
+        amount = duration.value * unit.factor
+        if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
+            return lambda a: cal.add_months(a.copy(), sign * int(amount), self.name_once)
+        days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
+        days = days / 86400 if unit.dims == TIME else days
+        shift = float(sign * days)
+
+        def add(a: exp.Expression) -> exp.Expression:
+            value = const_of(a)
+            if value is not None:
+                return num(value + shift)
+            return self.let(_p(exp.Add(this=a.copy(), expression=num(shift))))
+
+        return add
+
     def window(self, e: n.Window) -> exp.Expression:
+        shift = self.shift(e)
+        if self.any_interval(e.subject, e.anchor):
+            di, ai = self.operand(e.subject), self.operand(e.anchor)
+            edge_iv = iv.shifted(ai, shift)
+            before = e.direction == "before"
+            return self.let(iv.window(e.kind, before, di, ai, edge_iv))
         d = self.let(self.value(e.subject))
         a = self.let(self.value(e.anchor))
-        unit = parse_unit(e.duration.unit)
-        amount = e.duration.value * unit.factor
-        sign = -1 if e.direction == "before" else 1
-        if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
-            edge = cal.add_months(a.copy(), sign * int(amount), self.name_once)
-        else:
-            days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
-            days = days / 86400 if unit.dims == TIME else days
-            value = const_of(a)
-            shift = float(sign * days)
-            edge = (
-                num(value + shift)
-                if value is not None
-                else self.let(_p(exp.Add(this=a.copy(), expression=num(shift))))
-            )
+        edge = shift(a)
 
         def le(x: exp.Expression, y: exp.Expression) -> exp.Expression:
             return exp.LTE(this=x.copy(), expression=y.copy())
@@ -561,6 +660,73 @@ class _Compiler:
             }[e.kind]()
         return _guard(test, d, a)
 
+    def unranged(self, e: n.Expr) -> exp.Expression:
+        """A date where Python leaves an interval unknown (python.date_bound): the plain
+        value column, NULL for an interval, so the guarded test is NULL too (not a plain
+        read: nothing else to mark)."""
+        if self.interval(e) is not None:
+            assert isinstance(e, n.Name)
+            r = self.ref(e)
+            if r.kind == "field":
+                assert self.in_item is not None
+                return _col(self.item_fields[self.in_item][r.name], "i")
+            return self.column(r.name)
+        return self.let(self.value(e))
+
+    def date_bound(self, e: n.DateBound) -> exp.Expression:
+        """`S at least D before A`: S <= A - D; `on or before A`: S <= A; and mirrors."""
+        d = self.unranged(e.subject)
+        a = self.unranged(e.anchor)
+        edge = a
+        if e.duration is not None:
+            edge = self.shift_by(e.duration, -1 if e.direction == "before" else 1)(a)
+        return _guard(_compare(e.op, d, edge), d, edge)
+
+    def window_between(self, e: n.WindowBetween) -> exp.Expression:
+        """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
+        ends = e.durations()
+        assert ends is not None  # the checker requires written durations
+        d = self.unranged(e.subject)
+        a = self.unranged(e.anchor)
+        sign = -1 if e.direction == "before" else 1
+        near, far = (self.shift_by(x, sign)(a) for x in ends)
+        low, high = (far, near) if sign < 0 else (near, far)
+        test = exp.and_(_compare("<=", low, d), _compare("<=", d, high), copy=False)
+        return _guard(test, d, low, high)
+
+    def range_flag(self, e: n.Expr) -> exp.Expression | None:
+        """TRUE when e (a fact or field that may be an interval) is one, else None."""
+        if self.interval(e) is None:
+            return None
+        assert isinstance(e, n.Name)
+        r = self.ref(e)
+        if r.kind == "field":
+            assert self.in_item is not None
+            return iv.field_is_range("i", self.item_fields[self.in_item][r.name])
+        return exp.EQ(this=self.column(r.name + iv.IS_RANGE), expression=exp.Literal.number(1))
+
+    def period(self, e: n.Period) -> exp.Expression:
+        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene);
+        unknown when a date is an interval or the end is before the start (python.period)."""
+        start, end, a = (self.unranged(x) for x in (e.start, e.end, e.anchor))
+        low = high = a
+        if e.duration is not None:
+            sign = -1 if e.direction == "before" else 1
+            shifted = self.shift_by(e.duration, sign)(a)
+            low, high = (shifted, a) if sign < 0 else (a, shifted)
+        first = _guard(_compare("<=", start, high), start, high)
+        second = _guard(_compare(">=", end, low), end, low)
+        test = _p(exp.and_(_p(first), _p(second), copy=False))
+        flags = (self.range_flag(x) for x in (e.start, e.end, e.anchor))
+        unknown = [f for f in flags if f is not None]
+        swapped = exp.and_(
+            exp.Not(this=_is_null(start)),
+            exp.Not(this=_is_null(end)),
+            _compare("<", end, start),
+            copy=False,
+        )
+        return self.let(_case(exp.or_(*unknown, swapped, copy=False), _null(), test))
+
     def quantified(self, e: n.Quantified) -> exp.Expression:
         if self.in_item is not None:
             raise self.unsupported("a list condition inside another list condition", e)
@@ -574,10 +740,15 @@ class _Compiler:
             fields.setdefault(fname, f"x{len(fields) + 1}")
         saved_arm = self.arm
         self.in_item = e.list_name
+        self.plain_fields = set()
         try:
             body = self.cond(e.body)
         finally:
             self.in_item = None
+        self.all_plain |= {f"{e.list_name}.{f}" for f in self.plain_fields}
+        if self.plain_fields:  # an item whose field read plainly is an interval: unknown
+            ranged = [iv.field_is_range("i", fields[f]) for f in sorted(self.plain_fields)]
+            body = _case(exp.or_(*ranged, copy=False), _null(), body)
         alias = f"q{len(self.quantifiers) + 1}"
         self.quantifiers.append(_Quantifier(alias, e, body))
         self.arm = saved_arm
@@ -650,7 +821,9 @@ class _Compiler:
     def status(self, crit: Any) -> exp.Expression:
         """The criterion's status as a boolean (NULL unknown) and, when it has an
         `applies if`, the word; returns the status word expression."""
+        self.plain_reads = set()
         word = self._status(crit)
+        self.all_plain |= self.plain_reads
         # a fact with conflicting candidate values (data/ingest.py CONFLICT): Python decides
         # only where every candidate decides alike; SQL says unknown, never another answer
         types = self.c.record_types
@@ -658,6 +831,12 @@ class _Compiler:
             exp.Not(this=_is_null(self.column(fact + CONFLICT)))
             for fact in sorted(crit.facts)
             if not fact.startswith("@") and fact in types and not isinstance(types[fact], ListT)
+        ]
+        # a fact read as a plain value (arithmetic, a formula, `first available`...) that
+        # is an interval: Python reasons over the Range there, SQL says unknown
+        conflicts += [
+            exp.Not(this=_is_null(self.column(fact + iv.IS_RANGE)))
+            for fact in sorted(self.plain_reads)
         ]
         if not conflicts:
             return word
@@ -801,7 +980,7 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
         .from_(stage.subquery("w", copy=False), copy=False)
         .with_("critlang_wide", as_=wide, copy=False)
     )
-    return SqlProtocol(compiled, as_of, select, [c.id for c in crits])
+    return SqlProtocol(compiled, as_of, select, [c.id for c in crits], frozenset(comp.all_plain))
 
 
 def _verdict(crits: list[Any], statuses: list[exp.Expression]) -> exp.Expression:
@@ -867,6 +1046,7 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
             "text",
             "low",
             "high",
+            *iv.COLUMNS,
             exp.alias_(
                 exp.Window(
                     this=exp.RowNumber(),
@@ -889,7 +1069,7 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
         )
     )
     picked = (
-        exp.select("pid", "fact", "value", "text", "low", "high", copy=False)
+        exp.select("pid", "fact", "value", "text", "low", "high", *iv.COLUMNS, copy=False)
         .from_(ranked.subquery("ranked", copy=False), copy=False)
         .where(exp.EQ(this=_col("rn"), expression=num(1)), copy=False)
     )
@@ -899,7 +1079,10 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
         fact = key.split("#")[0]
         is_fact = exp.EQ(this=_col("fact", "v"), expression=_lit(fact))
         t = types.get(fact) if not key.startswith("@") else DateT()
-        if key.endswith(CONFLICT):
+        ranged = iv.pivot(key, is_fact, "v")
+        if ranged is not None:
+            value = ranged
+        elif key.endswith(CONFLICT):
             is_conflict = exp.EQ(this=_col("fact", "v"), expression=_lit(key))
             value = exp.Max(this=_case(is_conflict, _col("value", "v"), _null()))
         elif key.endswith("#low") or key.endswith("#high"):
@@ -962,6 +1145,8 @@ def _patient_rows(comp: _Compiler) -> tuple[exp.Select, exp.Select]:
             else:
                 v = exp.Max(this=_case(is_field, _col("value"), _null()))
             item_cols.append(exp.alias_(v, cname))
+            if iv.capable(ft):
+                item_cols += iv.item_columns(is_field, cname)
         items = (
             exp.select(*item_cols, copy=False)
             .from_(FACTS, copy=False)

@@ -64,7 +64,10 @@ class Postgres:
     def __init__(self, dsn: str) -> None:
         import psycopg
 
-        self.con = psycopg.connect(dsn, autocommit=True)
+        # no server-side prepared statements: `SELECT * FROM critlang_result` returns other
+        # columns for each protocol, and a plan psycopg prepared after five runs would
+        # refuse them ("cached plan must not change result type")
+        self.con = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
         # The compiled query is one large expression tree: PostgreSQL's LLVM JIT (on by
         # default where the server has it) spent minutes compiling it for a 1,000-patient
         # cohort that runs in seconds without it (measured, test_sql).
