@@ -481,3 +481,46 @@ def test_screen_rows_carry_the_explanations_eval_gives(tmp_path: Path) -> None:
         patients_jsonl(screen(compiled, patients, AS_OF, explain=True))
     )
     assert screen(compiled, patients, AS_OF).patients[0].explanations is None  # opt-in
+
+
+def test_patient_resources_that_disagree_on_death_never_depend_on_order(tmp_path: Path) -> None:
+    """Two Patient resources of one patient with different deceased[x]: "perhaps deceased"
+    (undetermined at best, said), whichever is read first; never the last one read."""
+    p = {"resourceType": "Patient", "id": "d8", "birthDate": "1960-01-01", "gender": "male"}
+    (tmp_path / "1.ndjson").write_text(json.dumps(p | {"deceasedDateTime": "2022-01-01"}) + "\n")
+    (tmp_path / "2.ndjson").write_text(json.dumps(p | {"deceasedDateTime": "2020-01-01"}) + "\n")
+    as_of = dt.date(2021, 3, 31)
+    compiled = compile_protocol(CHECKED)
+    outs = []
+    for order in (["1.ndjson", "2.ndjson"], ["2.ndjson", "1.ndjson"]):
+        files = [tmp_path / f for f in order]
+        result = screen(compiled, read_fhir(files, EXTRACTOR, as_of), as_of)
+        (row,) = result.patients
+        assert row.verdict == "undetermined" and result.deceased == 0
+        assert any("disagree" in x for x in row.problems)
+        outs.append(patients_jsonl(result))
+    assert outs[0] == outs[1]
+
+
+def test_a_therapy_started_after_the_screening_date_is_not_used(tmp_path: Path) -> None:
+    """As for Condition.onset[x] and Procedure.performed[x]: it had not happened then."""
+    r = extract(
+        tmp_path,
+        bundle(
+            medication(
+                "MedicationStatement",
+                "L01BC06",
+                status="active",
+                effectivePeriod={"start": "2026-12-20"},
+            ),
+            medication(
+                "MedicationStatement",
+                "H01CB02",
+                status="completed",
+                effectivePeriod={"start": "2026-01-01", "end": "2026-02-01"},
+            ),
+        ),
+    )
+    kinds = [i["kind"] for i in r.facts["prior_therapies"].value]
+    assert kinds == ["somatostatin_analogue"]
+    assert any("started 2026-12-20, after the screening date" in p.message for p in r.problems)

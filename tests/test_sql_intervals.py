@@ -346,3 +346,26 @@ def test_forms_python_leaves_unknown_on_intervals(tmp_path: Path) -> None:
     leaves an interval there unknown (python.date_bound, window_between, period), and
     so does SQL; plain dates are decided alike; `implies` is Kleene's."""
     _assert_same(_both(FORMS, _date_patients(600, 4), tmp_path / "f.duckdb"), 1000)
+
+
+def test_a_partial_or_disagreeing_date_of_death_is_perhaps_in_both_engines(tmp_path: Path) -> None:
+    """Patient.deceased[x] "2026" as of 2026-11-27 may fall either side: never eligible yet,
+    never ineligible for it (python.deceased_verdict); a full date before: ineligible."""
+    text = 'fact x: boolean\ninclusion criteria\nI1 "x"\n  rule x\n'
+    deaths = [None, "2026", "2026-11", "2026-11-01", "2026-12", "2027", True, False]
+    patients = [
+        {"id": f"p{i}", "facts": {"x": True}, **({} if d is None else {"deceased": d})}
+        for i, d in enumerate(deaths)
+    ]
+    pairs = _both(text, patients, tmp_path / "d.duckdb")
+    _assert_same(pairs, 0)
+    assert [py[0] for py, _ in pairs] == [
+        "eligible",
+        "undetermined",
+        "undetermined",
+        "ineligible",
+        "eligible",
+        "eligible",
+        "ineligible",
+        "eligible",
+    ]

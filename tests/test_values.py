@@ -486,3 +486,15 @@ def test_eval_refuse_preliminary_option(tmp_path: Path, capsys: pytest.CaptureFi
     assert "wbc 1 x10^9/L on 2026-11-20 [preliminary] < 2 x10^9/L" in capsys.readouterr().out
     main([*args, "--refuse-preliminary"])
     assert "a preliminary value is not used" in capsys.readouterr().out
+
+
+def test_an_exposure_begun_after_the_evaluation_date_is_impossible() -> None:
+    """A therapy recorded as started after the evaluation date had not happened then:
+    a diagnostic and an unknown item, never a therapy "within 4 weeks" of PRRT."""
+    anchors = {"prrt_start": "2026-12-10"}
+    future = [{"kind": "chemo", "start": "2026-12-01", "end": "ongoing"}]
+    assert status("T1", {"therapies": future}, anchors=anchors) == "unknown"
+    record = read_record(CHECKED, {"facts": {"therapies": future}}, AS_OF)
+    assert any("after the evaluation date" in p.message for p in record.problems)
+    past = [{"kind": "chemo", "start": "2026-11-01", "end": "ongoing"}]
+    assert status("T1", {"therapies": past}, anchors=anchors) == "not met"  # ongoing: recent

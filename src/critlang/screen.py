@@ -21,7 +21,8 @@ from typing import Any
 from .backends.python import Compiled
 from .data.fhir import Extractor, FhirPatient, Tally
 from .data.fhir_input import PatientResources
-from .data.records import RecordProblem, preliminary_notes, read_record
+from .data.reader import deceased_state
+from .data.records import MAYBE_DECEASED, RecordProblem, preliminary_notes, read_record
 from .evaluate import Evaluator, run_compiled, status_word
 from .needs import Needs
 
@@ -90,12 +91,17 @@ class Screening:
 
 
 def deceased(native: dict[str, Any], as_of: dt.date) -> str | None:
-    """Why the record says the patient had died by `as_of` (Patient.deceased[x]), or None."""
-    value = native.get("deceased")
-    if value is True:
-        return "deceased (Patient.deceasedBoolean)"
-    if isinstance(value, str) and value[:10] <= as_of.isoformat():
-        return f"deceased on {value[:10]} (Patient.deceasedDateTime)"
+    """Why the record says the patient had died by `as_of` (Patient.deceased[x]):
+    "perhaps: ..." when it may have (a partial date, values that disagree), else None.
+    The record reader's reading (data/reader.deceased_state), for ingest's patient table."""
+    raw = native.get("deceased")
+    state, why = deceased_state(raw, as_of)
+    if state is True:
+        if raw is True:
+            return "deceased (Patient.deceasedBoolean)"
+        return f"deceased on {str(raw)[:10]} (Patient.deceasedDateTime)"
+    if state is None:
+        return f"{MAYBE_DECEASED}{why}"
     return None
 
 
@@ -130,7 +136,7 @@ def screen(
         record.problems = [*data.problems, *record.problems]
         f = compiled.normalise(record)
         verdict, raw = run_compiled(compiled, f)
-        dead = deceased(data.record, as_of)
+        dead = deceased(data.record, as_of) if record.deceased is True else None
         if dead is not None:
             result.deceased += 1
             verdict = "ineligible"

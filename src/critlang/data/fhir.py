@@ -54,6 +54,7 @@ from ..typesys import BoolT, ListT, NumberT, PressureT, QuantT
 from .fhir_decode import Component, Concept, Resource
 from .fhir_input import PatientResources, Tally, read_groups
 from .records import RecordProblem
+from .values import Duplicate
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
@@ -333,12 +334,22 @@ class Extractor:
                         group.path, fact, f"the Patient resources disagree: {sorted(values)}"
                     )
                 )
-        # Patient.deceased[x] (boolean or dateTime): a deceased patient is never eligible
-        for p in group.patients:
-            if p.deceasedDateTime:
-                record["deceased"] = p.deceasedDateTime
-            elif p.deceasedBoolean is True and "deceased" not in record:
-                record["deceased"] = True
+        # Patient.deceased[x] (boolean or dateTime): a deceased patient is never eligible.
+        # Resources of one patient that disagree (two dates, true and false) leave it
+        # "perhaps deceased" (a Duplicate, reader.deceased_state), never the one read last.
+        said = {
+            p.deceasedDateTime or p.deceasedBoolean
+            for p in usable
+            if p.deceasedDateTime or p.deceasedBoolean is not None
+        }
+        if len(said) == 1:
+            record["deceased"] = said.pop()
+        elif said:
+            shown = sorted(str(v) for v in said)
+            problems.append(
+                RecordProblem(group.path, "deceased", f"the Patient resources disagree: {shown}")
+            )
+            record["deceased"] = Duplicate(tuple(sorted(said, key=str)))
 
     def _status_usable(
         self,
@@ -383,7 +394,16 @@ class Extractor:
             return
         try:
             if member is not None:
-                facts.setdefault(fact, []).append(self._item(kind, r, member, info.type))
+                item = self._item(kind, r, member, info.type)
+                # a therapy begun after the screening date had not happened then (as for
+                # Condition.onset[x] and Procedure.performed[x] below)
+                began = _therapy_dates(kind, r)[0]
+                if isinstance(began, str) and began[:10] > self._as_of.isoformat():
+                    raise Unusable(
+                        f"started {began[:10]}, after the screening date "
+                        f"{self._as_of.isoformat()}: not used"
+                    )
+                facts.setdefault(fact, []).append(item)
                 return
             t = info.type
             if kind == "Observation":

@@ -597,11 +597,22 @@ class Reader:
         return w.first
 
     def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
-        """A start after its end is impossible: both become unknown."""
+        """A start after its end, or after the evaluation date, is impossible: both become
+        unknown."""
         start, end = item.get("start"), item.get(END_FIELD)
+        first = start.first if isinstance(start, PartialDate) else start
+        if isinstance(first, dt.date) and first > self.as_of:
+            # an exposure recorded as begun after the evaluation date had not happened
+            # then: impossible data (docs/patients.md), never a therapy "within" a window
+            self.problem(
+                f"{fact}[{i + 1}]",
+                f"starts ({start}) after the evaluation date ({self.as_of.isoformat()}): "
+                "impossible for something recorded as having happened",
+            )
+            item["start"] = item[END_FIELD] = None
+            return
         if start is None or end is None or isinstance(end, Ongoing):
             return
-        first = start.first if isinstance(start, PartialDate) else start
         last = end.last if isinstance(end, PartialDate) else end
         if isinstance(first, dt.date) and isinstance(last, dt.date) and first > last:
             self.problem(f"{fact}[{i + 1}]", f"starts ({start}) after it ends ({end}): impossible")
@@ -681,29 +692,35 @@ class Reader:
         return out
 
     def deceased(self, raw: Any) -> bool | None:
-        """FHIR Patient.deceased[x] (a modifier element): true, or the date of death.
-        A death after the evaluation date leaves the patient alive as of then."""
-        raw = _one(raw)
-        if raw is None or raw is False:
-            return False
-        if raw is True:
-            self.problem("deceased", "the patient is deceased: never eligible")
-            return True
-        if isinstance(raw, Duplicate):
-            self.problem("deceased", "given twice with different values: perhaps deceased")
-            return None
-        try:
-            w = parse_when(raw)
-        except ValueError as exc:
-            self.problem("deceased", f"{exc}: perhaps deceased, so not eligible")
-            return None
-        if w.first > self.as_of:
-            return False
-        if w.last <= self.as_of:
-            self.problem("deceased", f"the patient died on {w.text}: never eligible")
-            return True
-        self.problem("deceased", f"the patient may have died by then ({w.text}): not eligible")
-        return None
+        """FHIR Patient.deceased[x] (a modifier element): see deceased_state."""
+        state, why = deceased_state(raw, self.as_of)
+        if why is not None:
+            self.problem("deceased", why)
+        return state
+
+
+def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
+    """(dead by `as_of`: True / False / None for perhaps, and why when not False) from
+    FHIR Patient.deceased[x] (a modifier element): true, or the date of death. A death
+    after the evaluation date leaves the patient alive as of then; a partial date that
+    may fall either side, or values that disagree, make it "perhaps" (never eligible yet,
+    never ineligible for it). One reading for eval, screen and ingest."""
+    raw = _one(raw)
+    if raw is None or raw is False:
+        return False, None
+    if raw is True:
+        return True, "the patient is deceased: never eligible"
+    if isinstance(raw, Duplicate):
+        return None, "given twice with different values: perhaps deceased, so not eligible"
+    try:
+        w = parse_when(raw)
+    except ValueError as exc:
+        return None, f"{exc}: perhaps deceased, so not eligible"
+    if w.first > as_of:
+        return False, None
+    if w.last <= as_of:
+        return True, f"the patient died on {w.text}: never eligible"
+    return None, f"the patient may have died by then ({w.text}): not eligible"
 
 
 def newest_of(candidates: list[Observation]) -> list[Observation]:

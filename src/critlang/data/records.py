@@ -27,6 +27,8 @@ SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
 
 # the SQL facts-table row marking a fact with conflicting candidate values (data/ingest.py)
 CONFLICT = "#conflict"
+# how ingest's patient table says a patient may have died by the screening date
+MAYBE_DECEASED = "perhaps: "
 
 
 @dataclass(frozen=True)

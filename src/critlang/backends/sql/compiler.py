@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
-from ...data.records import CONFLICT, window_start
+from ...data.records import CONFLICT, MAYBE_DECEASED, window_start
 from ...typesys import BoolT, DateT, EnumT, ErrorT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from ...units import TIME, Unit, conversion_factor, parse_unit
 from ..python import Compiled, _range_limits
@@ -966,15 +966,27 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
         stage = exp.select(_star("w"), *named, copy=False).from_(
             stage.subquery("w", copy=False), copy=False
         )
-    # a patient dead by the screening date is ineligible whatever the criteria say
-    verdict = _case(exp.Not(this=_is_null(_col("deceased", "w"))), _lit("ineligible"), verdict)
+    # a patient dead by the screening date is ineligible whatever the criteria say; one
+    # that may have died (a partial date of death) is not eligible yet (python.deceased_verdict)
+    maybe = exp.Like(this=_col("deceased", "w"), expression=_lit(MAYBE_DECEASED + "%"))
+    dead = exp.and_(exp.Not(this=_is_null(_col("deceased", "w"))), exp.Not(this=maybe.copy()))
+    verdict = exp.Case(
+        ifs=[
+            exp.If(this=dead.copy(), true=_lit("ineligible")),
+            exp.If(
+                this=exp.and_(maybe.copy(), exp.EQ(this=_p(verdict), expression=_lit("eligible"))),
+                true=_lit("undetermined"),
+            ),
+        ],
+        default=verdict.copy(),
+    )
     select = (
         exp.select(
             _col("pid", "w"),
             exp.alias_(_col("id", "w"), "id"),
             exp.alias_(verdict, "verdict"),
             *[exp.alias_(s, f"c{i}") for i, s in enumerate(statuses, 1)],
-            exp.alias_(_case(_is_null(_col("deceased", "w")), num(0), num(1)), "dead"),
+            exp.alias_(_case(dead, num(1), num(0)), "dead"),
             copy=False,
         )
         .from_(stage.subquery("w", copy=False), copy=False)
