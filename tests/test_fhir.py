@@ -12,7 +12,7 @@ import pytest
 from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, Tally, data_files, read_fhir
 from critlang.data.records import Ongoing, read_record
-from critlang.frontend import analyse_file
+from critlang.frontend import analyse_file, analyse_text
 from critlang.screen import attrition_csv, attrition_text, patients_csv, patients_jsonl, screen
 from helpers import SHARED, TRIAL
 
@@ -202,7 +202,9 @@ def test_medications_become_prior_therapies(tmp_path: Path) -> None:
             medication("MedicationRequest", "L01AX03", authoredOn="2026-10-01", status="cancelled"),
         ),
     )
-    items = sorted((i["kind"], i["start"], i["end"]) for i in r.facts["prior_therapies"].value)
+    items = sorted(
+        (i["kind"], i["start"], i["end"]) for i in found(r.facts["prior_therapies"].value)
+    )
     assert items == [
         ("capecitabine", dt.date(2026, 3, 1), dt.date(2026, 8, 1)),
         ("somatostatin_analogue", dt.date(2026, 1, 1), dt.date(2026, 11, 10)),
@@ -239,7 +241,7 @@ def test_active_therapies_without_an_end_are_ongoing(tmp_path: Path) -> None:
             medication("MedicationRequest", "L01AX03", status="completed", authoredOn="2026-04-01"),
         ),
     )
-    ends = {i["start"].isoformat(): i["end"] for i in r.facts["prior_therapies"].value}
+    ends = {i["start"].isoformat(): i["end"] for i in found(r.facts["prior_therapies"].value)}
     assert isinstance(ends.pop("2026-01-01"), Ongoing)
     assert isinstance(ends.pop("2026-03-01"), Ongoing)
     assert isinstance(ends.pop("2026-11-01"), Ongoing)
@@ -521,6 +523,41 @@ def test_a_therapy_started_after_the_screening_date_is_not_used(tmp_path: Path) 
             ),
         ),
     )
-    kinds = [i["kind"] for i in r.facts["prior_therapies"].value]
+    kinds = [i["kind"] for i in found(r.facts["prior_therapies"].value)]
     assert kinds == ["somatostatin_analogue"]
     assert any("started 2026-12-20, after the screening date" in p.message for p in r.problems)
+
+
+def found(items: list) -> list:
+    """The items the data show, without the open-world item (data/fhir._open_lists)."""
+    assert items[-1] == {} or all(v is None for v in items[-1].values()), items[-1]
+    return items[:-1]
+
+
+def test_a_list_read_from_fhir_is_open_unless_absence_means_no(tmp_path: Path) -> None:
+    """One coded therapy does not prove there were no others: `no ... with` stays
+    unknown, `any ... with` is decided by the therapy found; with --absent-means-no
+    medications (every kind bound) the list is complete."""
+    text = (
+        "fact birth_date: date\n"
+        "fact prior_therapies: list of {kind: enum {capecitabine, yttrium_90}, start: date,"
+        " end: date}\n"
+        'codes birth_date: fhir "Patient.birthDate"\n'
+        'codes prior_therapies.capecitabine: atc "L01BC06"\n'
+        "exclusion criteria\n"
+        'E1 "Y-90"\n  rule any prior_therapies with (kind = yttrium_90)\n'
+        'E2 "capecitabine"\n  rule any prior_therapies with (kind = capecitabine)\n'
+    )
+    checked = analyse_text(text).result
+    assert checked is not None and checked.ok
+    cape = medication(
+        "MedicationStatement",
+        "L01BC06",
+        effectivePeriod={"start": "2026-06-01", "end": "2026-07-01"},
+    )
+    (tmp_path / "b.json").write_text(json.dumps(bundle(cape)))
+    files, _ = data_files([str(tmp_path)])
+    compiled = compile_protocol(checked)
+    (row,) = screen(compiled, read_fhir(files, Extractor(checked), AS_OF), AS_OF).patients
+    assert row.statuses == ("unknown", "met")  # Y-90 cannot be seen: never "not met"
+    assert any("others they do not record may exist" in p for p in row.problems)

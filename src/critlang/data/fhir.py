@@ -282,8 +282,34 @@ class Extractor:
         for value in facts.values():
             if isinstance(value, list):
                 _canonical(value)
+        self._open_lists(facts, problems, group.path, bool(unread_medications))
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems)
+
+    def _open_lists(
+        self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
+    ) -> None:
+        """A list read from resources shows the therapies the data record, not that there
+        are no others: one item with nothing known stands for those (open world), so a
+        rule needing their absence (`no ... with`, `all ...`) stays unknown, while one
+        found item can still decide `any ... with`. Under `--absent-means-no medications`
+        (every kind bound to codes, no unread Medication) the list is read as complete."""
+        for fact, value in facts.items():
+            info = self.c.facts.get(fact)
+            if info is None or not isinstance(info.type, ListT) or not isinstance(value, list):
+                continue
+            if fact in self.absent_facts and not unread:
+                continue
+            value.append({})
+            problems.append(
+                RecordProblem(
+                    path,
+                    fact,
+                    f"the data show {len(value) - 1} item(s); others they do not record may "
+                    "exist, so what needs their absence stays unknown "
+                    "(--absent-means-no medications reads the list as complete)",
+                )
+            )
 
     @staticmethod
     def _targets(
