@@ -561,3 +561,12 @@ def test_a_list_read_from_fhir_is_open_unless_absence_means_no(tmp_path: Path) -
     (row,) = screen(compiled, read_fhir(files, Extractor(checked), AS_OF), AS_OF).patients
     assert row.statuses == ("unknown", "met")  # Y-90 cannot be seen: never "not met"
     assert any("others they do not record may exist" in p for p in row.problems)
+
+
+def test_a_patient_id_is_never_a_spreadsheet_formula(tmp_path: Path) -> None:
+    p = {"resourceType": "Patient", "id": "=1+2", "birthDate": "1960-01-01", "gender": "male"}
+    (tmp_path / "a.json").write_text(json.dumps(bundle(patient=p)))
+    files, _ = data_files([str(tmp_path)])
+    result = screen(compile_protocol(CHECKED), read_fhir(files, EXTRACTOR, AS_OF), AS_OF)
+    assert patients_csv(result).splitlines()[1].startswith("'=1+2,")
+    assert json.loads(patients_jsonl(result))["patient"] == "=1+2"  # JSON keeps it as is

@@ -306,3 +306,39 @@ def test_unsupported_lookback_anchor_is_refused() -> None:
     assert a.result is not None and a.ok, [d.message for d in a.diagnostics]
     with pytest.raises(SqlUnsupported, match="look-back window anchored at 'surgery'"):
         compile_sql(compile_protocol(a.result), AS_OF)
+
+
+def test_ingest_and_sql_screen_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ingest says what it could not read and exits 2 with no patient; screen on a cohort
+    lists each patient's reading problems and refuses what only the Python engine makes."""
+    from critlang.cli import main
+
+    protocol = str(TRIAL / "current.crit")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "x.json").write_text("garbage")
+    code = main(["ingest", protocol, str(odd), "-o", str(tmp_path / "o.duckdb"), "--as-of",
+                 "2021-03-31"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 2 and "0 usable, 1 unusable" in out and "no usable patient" in err
+    good = tmp_path / "good"
+    good.mkdir()
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1960-01-01", "gender": "male"}
+    entry = {"fullUrl": "urn:uuid:p", "resource": patient}
+    (good / "p.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                             "entry": [entry, entry]}))  # fmt: skip
+    cohort = tmp_path / "c.duckdb"
+    assert main(["ingest", protocol, str(good), "-o", str(cohort), "--as-of", "2021-03-31"]) == 0
+    capsys.readouterr()
+    table = tmp_path / "p.csv"
+    assert main(["screen", protocol, str(cohort), "--patients", str(table)]) == 0
+    python = tmp_path / "py.csv"
+    main(["screen", protocol, str(good), "--as-of", "2021-03-31", "--patients", str(python)])
+    problems = [row.split(",")[-1] for row in table.read_text().splitlines()[1:]]
+    assert problems == [row.split(",")[-1] for row in python.read_text().splitlines()[1:]]
+    assert problems != ["0"]  # the repeated Patient is reported by both engines
+    capsys.readouterr()
+    assert main(["screen", protocol, str(cohort), "--report", str(tmp_path / "r.html")]) == 2
+    assert "need the Python engine" in capsys.readouterr().err

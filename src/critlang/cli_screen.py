@@ -194,6 +194,13 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
         print("critlang: --absent-means-no applies when reading FHIR: give it to `critlang "
               "ingest`", file=sys.stderr)  # fmt: skip
         return 2
+    if args.report or getattr(args, "format", "text") == "json":
+        print(
+            f"critlang: --report and --format json need the Python engine (screen the FHIR "
+            f"data); --engine {engine} gives the attrition table and the per-patient statuses",
+            file=sys.stderr,
+        )
+        return 2
     compiled = compile_protocol(analysis.result)
     as_of = _as_of(args.as_of) if args.as_of else None
     try:
@@ -244,16 +251,27 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     gc.freeze()  # start-up objects live to the end (see _cmd_screen)
     from .backends.sql import SqlUnsupported
+    from .data.fhir import Tally
+    from .screen import reading_details, reading_lines
 
+    tally = Tally()
     try:
-        count = ingest_fhir(compiled, files, out, as_of, extractor)
+        count = ingest_fhir(compiled, files, out, as_of, extractor, tally)
     except OSError as exc:
         print(f"critlang: -o {out}: {exc}", file=sys.stderr)
         return 2
     except SqlUnsupported as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 1
+    # what was read and what could not be used, as `screen` says it
+    for line in reading_lines(tally):
+        print(line)
+    for line in reading_details(tally):
+        print(f"critlang: {line}", file=sys.stderr)
     print(f"{count} patients read as of {as_of.isoformat()} into {out}")
+    if count == 0:
+        print("critlang: no usable patient was read", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -229,8 +229,15 @@ def patients_csv(s: Screening) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["patient", "path", "verdict", *s.criteria, "missing", "problems"])
     for p in s.patients:
-        w.writerow([p.id, p.path, p.verdict, *p.statuses, ";".join(p.missing), len(p.problems)])
+        missing = ";".join(p.missing)
+        w.writerow([_safe(p.id), _safe(p.path), p.verdict, *p.statuses, missing, len(p.problems)])
     return buf.getvalue()
+
+
+def _safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text from
+    the data that starts with = + - @ or a tab/return is written after a quote mark."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def patients_jsonl(s: Screening) -> str:

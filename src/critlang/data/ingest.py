@@ -444,7 +444,12 @@ def ingest_records(
 
 
 def ingest_fhir(
-    compiled: Compiled, files: list[Path], target: Path, as_of: dt.date, extractor: Any = None
+    compiled: Compiled,
+    files: list[Path],
+    target: Path,
+    as_of: dt.date,
+    extractor: Any = None,
+    tally: Any = None,
 ) -> int:
     """FHIR Bundles / NDJSON -> a DuckDB cohort file, through the very reading path
     `screen` uses (data/fhir.read_fhir); returns the number of patients. What FHIR means
@@ -456,7 +461,7 @@ def ingest_fhir(
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
     try:
-        for fp in read_fhir(files, extractor, as_of):
+        for fp in read_fhir(files, extractor, as_of, tally):
             rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
             writer.add(rows, fp.path, _deceased(fp.record, as_of))
     except BaseException:

@@ -28,9 +28,16 @@ class CohortError(ValueError):
 class _Rows(Sequence[PatientRow]):
     """The engine's per-patient rows, made PatientRows only when someone reads them."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], paths: dict[int, str], count: int) -> None:
+    def __init__(
+        self,
+        rows: list[tuple[Any, ...]],
+        paths: dict[int, str],
+        count: int,
+        problems: dict[int, list[str]] | None = None,
+    ) -> None:
         self.rows = rows
         self.paths = paths
+        self.problems = problems or {}  # pid -> "fact: why", as ingest wrote them
         self.count = count  # the patients screened, also when their rows were not fetched
 
     def __len__(self) -> int:
@@ -46,7 +53,8 @@ class _Rows(Sequence[PatientRow]):
 
     def _row(self, r: tuple[Any, ...]) -> PatientRow:
         dead = ["patient: deceased: never eligible"] if r[-1] else []
-        return PatientRow(str(r[1]), self.paths.get(r[0], ""), r[2], tuple(r[3:-1]), [], dead)
+        problems = dead + self.problems.get(r[0], [])
+        return PatientRow(str(r[1]), self.paths.get(r[0], ""), r[2], tuple(r[3:-1]), [], problems)
 
 
 class SqlScreening(Screening):
@@ -107,6 +115,14 @@ def screen_cohort(
             if patients
             else {}
         )
+        problems: dict[int, list[str]] = {}
+        if patients:  # each patient's reading problems, as the Python engine lists them
+            rows = local.con.execute(
+                "SELECT pid, fact, problem FROM critlang_facts WHERE problem IS NOT NULL "
+                "ORDER BY pid, fact, problem"
+            ).fetchall()
+            for pid, fact, why in rows:
+                problems.setdefault(pid, []).append(f"{fact}: {why}")
         if engine == "duckdb":
             result = local.run(query, patients)
     finally:
@@ -125,7 +141,7 @@ def screen_cohort(
         with tempfile.TemporaryDirectory(prefix="critlang-spark-") as work:
             spark.load(cohort, Path(work))
             result = spark.run(query, patients)
-    return _screening(compiled, day, result, paths)
+    return _screening(compiled, day, result, paths, problems)
 
 
 def _has_meta(engine: DuckDB) -> bool:
@@ -137,12 +153,16 @@ def _has_meta(engine: DuckDB) -> bool:
 
 
 def _screening(
-    compiled: Compiled, as_of: dt.date, result: EngineResult, paths: dict[int, str]
+    compiled: Compiled,
+    as_of: dt.date,
+    result: EngineResult,
+    paths: dict[int, str],
+    problems: dict[int, list[str]] | None = None,
 ) -> SqlScreening:
     a = result.attrition
     s = SqlScreening(as_of, [c.id for c in compiled.criteria])
     s.counts = a
-    s.patients = _Rows(result.patients, paths, a["patients"])  # type: ignore[assignment]
+    s.patients = _Rows(result.patients, paths, a["patients"], problems)  # type: ignore[assignment]
     s.deceased = a.get("deceased", 0)
     for i, crit in enumerate(compiled.criteria, 1):
         s.attrition.append(
