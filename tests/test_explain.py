@@ -186,6 +186,27 @@ def test_needs_for_a_therapy_without_end_date() -> None:
     assert e3.missing == ["prior_therapies[2].end (not in the record)"]
 
 
+def test_needs_names_a_censored_a_partial_and_a_conflicting_value() -> None:
+    """A value known only as an interval, or in conflict, is what holds the verdict: it is
+    named (a precise or agreed value may decide), never only the other unknowns."""
+    ev = evaluate(wbc=lab("3", "x10^9/L", comparator="<"))
+    assert ev.verdict == "undetermined" and "wbc" in ev.missing
+    assert crit(ev, "E8").missing == [
+        "wbc (known only as < 3 x10^9/L on 2026-11-20: a precise value may decide)"
+    ]
+    ev = evaluate(hemoglobin=[lab(13.5, "g/dL", date="2026-11-20T10:00:00Z"),
+                              lab(7, "g/dL", date="2026-11-20T10:00:00Z")])  # fmt: skip
+    assert "hemoglobin" in ev.missing
+    assert crit(ev, "E8").missing[0].startswith("hemoglobin (conflicting values: 13.5 g/dL")
+    therapy = {"kind": "capecitabine", "start": "2025-01-01", "end": "2025-11"}
+    ev = evaluate(prior_therapies=[therapy])
+    assert "prior_therapies[1].end" in ev.missing
+    assert crit(ev, "E3").missing == [
+        "prior_therapies[1].end (known only as 2025-11 (day not recorded): "
+        "a precise value may decide)"
+    ]
+
+
 def test_undetermined_always_names_something() -> None:
     for name in BASE:
         ev = evaluate(**{name: None})

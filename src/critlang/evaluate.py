@@ -128,7 +128,18 @@ def _why(record: Record, slot: Slot | str) -> str:
     if "#" in key:
         return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
+        obs = record.facts.get(key)
+        items = obs.value if obs is not None and isinstance(obs.value, list) else []
+        value = items[slot.index].get(slot.field) if slot.index < len(items) else None
+        if value is not None:  # a partial date, an ongoing end: known only within bounds
+            return f"{slot} (known only as {value}: a precise value may decide)"
         return f"{slot} (not in the record)"
+    if key in record.alternatives:
+        shown = "; ".join(o.shown() for o in record.alternatives[key])
+        return f"{slot} (conflicting values: {shown})"
+    obs = record.facts.get(key)
+    if obs is not None:  # a censored value, a partial date
+        return f"{slot} (known only as {obs.shown()}: a precise value may decide)"
     return f"{slot} ({record.why_unknown.get(key, 'unknown')})"
 
 

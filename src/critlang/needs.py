@@ -26,6 +26,7 @@ from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
+from .backends.runtime import Range
 from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
@@ -170,6 +171,8 @@ def _set(f: dict[str, Any], slot: Slot, value: Any) -> dict[str, Any]:
     g = dict(f)
     if slot.index is None:
         g[slot.key] = value
+        if "#" in f:  # its conflicting candidates no longer apply (_without_probed_conflicts)
+            g["#probed"] = frozenset(f.get("#probed", ())) | {slot.key}
         return g
     items = list(g[slot.key])
     item = dict(items[slot.index])
@@ -199,13 +202,21 @@ class Needs:
     def slots(self, f: dict[str, Any], deps: frozenset[str]) -> list[Slot]:
         """The unknown inputs a criterion reads."""
         out: list[Slot] = []
+        conflicted = _conflicted(f)
         for dep in sorted(deps):
             v = f.get(dep)
-            if v is None or (isinstance(v, tuple) and None in v):  # a pair with a part missing
+            # unknown, a pair with a part missing, known only as an interval (a censored
+            # value, a partial date: a precise value may decide), or in conflict
+            partial = isinstance(v, tuple) and None in v
+            if v is None or partial or isinstance(v, Range) or dep in conflicted:
                 out.append(Slot(dep))
             elif isinstance(v, list):
                 for i, item in enumerate(v):
-                    out += [Slot(dep, i, k) for k, x in item.items() if x is None]
+                    out += [
+                        Slot(dep, i, k)
+                        for k, x in item.items()
+                        if x is None or isinstance(x, Range)
+                    ]
             # a reference range not reported: `> 2 x ULN` needs it as much as the value
             if dep in self.ranged and f.get(dep + "#high") is None:
                 out.append(Slot(dep + "#high"))
@@ -214,6 +225,10 @@ class Needs:
         return out
 
     def status(self, f: dict[str, Any], index: int) -> Any:
+        # a slot's probe replaces its conflicting candidates too (python.normalise "#")
+        extra = f.get("#")
+        if extra is not None and extra[0]:
+            f = _without_probed_conflicts(f)
         try:
             return self.compiled.evaluate(f)[1][index]
         except (ArithmeticError, ValueError, OverflowError, TypeError):
@@ -278,6 +293,26 @@ class Needs:
             if len(seen) > 1 and (base is None or any(self.changed(index, base, x) for x in seen)):
                 return True
         return False
+
+
+def _conflicted(f: dict[str, Any]) -> set[str]:
+    """Facts with conflicting candidate values (python.normalise puts them under "#")."""
+    extra = f.get("#")
+    if extra is None:
+        return set()
+    return {k for options in extra[0] for keys in options for k in keys if "@" not in k}
+
+
+def _without_probed_conflicts(f: dict[str, Any]) -> dict[str, Any]:
+    """f where the facts set by a probe (marked in "#probed") weigh no candidates."""
+    probed = f.get("#probed")
+    if not probed:
+        return f
+    alternatives, deceased = f["#"]
+    kept = [opts for opts in alternatives if not any(k in probed for keys in opts for k in keys)]
+    g = dict(f)
+    g["#"] = (kept, deceased)
+    return g
 
 
 def _frozen(v: Any) -> Any:
