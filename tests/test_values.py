@@ -498,3 +498,14 @@ def test_an_exposure_begun_after_the_evaluation_date_is_impossible() -> None:
     assert any("after the evaluation date" in p.message for p in record.problems)
     past = [{"kind": "chemo", "start": "2026-11-01", "end": "ongoing"}]
     assert status("T1", {"therapies": past}, anchors=anchors) == "not met"  # ongoing: recent
+
+
+def test_one_value_in_two_units_at_one_instant_is_no_conflict() -> None:
+    """8 g/dL and 80 g/L, or 2 x10^9/L and 2000 /mm3, are one value (exact, in base
+    units); 8 g/dL and 81 g/L are a conflict."""
+    same = [wbc(2, date="2026-11-20"), {"value": 2000, "unit": "/mm3", "date": "2026-11-20"}]
+    record = read_record(CHECKED, {"facts": {"wbc": same}}, AS_OF)
+    assert not record.alternatives and record.facts["wbc"] is not None
+    other = [wbc(2, date="2026-11-20"), {"value": 2100, "unit": "/mm3", "date": "2026-11-20"}]
+    record = read_record(CHECKED, {"facts": {"wbc": other}}, AS_OF)
+    assert "wbc" in record.alternatives

@@ -98,7 +98,17 @@ class Observation:
         return text
 
     def same_value(self) -> str:
-        """What two candidates must share to be one value (not a conflict)."""
+        """What two candidates must share to be one value (not a conflict): the value in
+        base units (exact), so 8 g/dL and 80 g/L, or 2 x10^9/L and 2000 /mm3, are one."""
+        u = self.unit
+        if u is not None and isinstance(self.value, Fraction):
+            k = u.factor
+
+            def base(x: Fraction | None) -> Fraction | None:
+                return None if x is None else x * k
+
+            limits = (base(self.low), base(self.high))
+            return repr((base(self.value), u.dims, self.comparator, limits))
         return repr((self.value, self.unit, self.comparator, self.low, self.high))
 
 
