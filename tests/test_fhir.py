@@ -239,9 +239,13 @@ def test_active_therapies_without_an_end_are_ongoing(tmp_path: Path) -> None:
                 effectivePeriod={"start": "2026-02-01"},
             ),
             medication("MedicationRequest", "L01AX03", status="completed", authoredOn="2026-04-01"),
+            medication("MedicationStatement", "H01CB03", status="active"),  # no dates: taken now
         ),
     )
-    ends = {i["start"].isoformat(): i["end"] for i in found(r.facts["prior_therapies"].value)}
+    items = found(r.facts["prior_therapies"].value)
+    undated = [i for i in items if i["start"] is None]
+    assert len(undated) == 1 and isinstance(undated[0]["end"], Ongoing)
+    ends = {i["start"].isoformat(): i["end"] for i in items if i["start"] is not None}
     assert isinstance(ends.pop("2026-01-01"), Ongoing)
     assert isinstance(ends.pop("2026-03-01"), Ongoing)
     assert isinstance(ends.pop("2026-11-01"), Ongoing)

@@ -607,7 +607,7 @@ class Extractor:
     # ------------------------------------------------------------------ therapies
     def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:
         start, end = _therapy_dates(kind, r)
-        if end is None and start is not None and r.status in ONGOING.get(kind, ()):
+        if end is None and r.status in ONGOING.get(kind, ()):  # taken now, start or not
             end = "ongoing"
         item: dict[str, Any] = {"kind": member, "start": start, "end": end}
         names = {name for name, _ in t.fields} if isinstance(t, ListT) else set(item)
