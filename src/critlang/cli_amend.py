@@ -18,6 +18,7 @@ from .cli_inputs import (
     _usable,
     analyse_file,
     os_error_words,
+    refuse_unusable,
 )
 from .diagnostics import render_text
 
@@ -89,15 +90,7 @@ def _two_versions(args: argparse.Namespace) -> tuple[Any, Any, int]:
         if analysis is None:
             print(f"critlang: {problem}", file=sys.stderr)
             return None, None, 2
-        if not analysis.ok:
-            sources = {analysis.source.path: analysis.source}
-            for d in analysis.diagnostics:
-                if d.is_error:
-                    print(render_text(d, sources), file=sys.stderr)
-            print(f"critlang: {spec}: the protocol has errors", file=sys.stderr)
-            return None, None, 1
-        if analysis.result is not None and not analysis.result.protocol.criteria:
-            print(f"critlang: {spec}: the protocol has no criteria", file=sys.stderr)
+        if refuse_unusable(analysis, spec):
             return None, None, 1
         versions.append(analysis.result)
     return versions[0], versions[1], 0

@@ -72,17 +72,25 @@ def _load_protocol(path: str) -> tuple[Analysis | None, int]:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"critlang: {path}: cannot read: {os_error_words(exc)}", file=sys.stderr)
         return None, 2
+    if refuse_unusable(a, path, "; run `critlang check`"):
+        return None, 1
+    return a, 0
+
+
+def refuse_unusable(a: Analysis, label: str, hint: str = "") -> bool:
+    """Report a protocol that cannot be evaluated (its errors, or no criteria) on stderr;
+    True when it was refused."""
     if not a.ok:
         sources = {a.source.path: a.source}
         for d in a.diagnostics:
             if d.is_error:
                 print(render_text(d, sources), file=sys.stderr)
-        print(f"critlang: {path}: the protocol has errors; run `critlang check`", file=sys.stderr)
-        return None, 1
+        print(f"critlang: {label}: the protocol has errors{hint}", file=sys.stderr)
+        return True
     if a.result is not None and not a.result.protocol.criteria:
-        print(f"critlang: {path}: the protocol has no criteria", file=sys.stderr)
-        return None, 1
-    return a, 0
+        print(f"critlang: {label}: the protocol has no criteria", file=sys.stderr)
+        return True
+    return False
 
 
 def _protocol_and_date(args: argparse.Namespace) -> tuple[Analysis | None, dt.date, int]:
