@@ -314,6 +314,8 @@ def _option_text(o: n.FactOption) -> str:
         return f"reference range {_quantity(o.quantity)} to {_quantity(o.high)}"
     if o.kind == "plausible" and o.quantity and o.high:
         unit = f" {o.high.unit}" if o.high.unit else ""
+        if o.quantity.unit and o.quantity.unit != o.high.unit:  # the low end's own unit kept
+            return f"plausible {_quantity(o.quantity)} ..{o.high.number_text}{unit}"
         return f"plausible {o.quantity.number_text}..{o.high.number_text}{unit}"
     raise AssertionError(o.kind)
 
