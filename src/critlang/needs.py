@@ -63,8 +63,15 @@ class Prober:
         self.types: dict[str, Type] = dict(compiled.checked.record_types)
         self.constants = sorted(x for x in _constants(compiled) if x >= 0)
         self.numbers = sorted(set(self.constants) | set(_LADDER) | {-x for x in _LADDER})
+        self._numbers: dict[bool, list[float]] = {}
 
     def number_probes(self, integer: bool = False) -> list[float]:
+        cached = self._numbers.get(integer)
+        if cached is None:
+            cached = self._numbers[integer] = self._number_probes(integer)
+        return cached
+
+    def _number_probes(self, integer: bool) -> list[float]:
         out: set[float] = set()
         for x in self.numbers:
             out.update((x, x * (1 + 1e-9) + 1e-9, x * (1 - 1e-9) - 1e-9))
@@ -230,7 +237,7 @@ class Needs:
         if extra is not None and extra[0]:
             f = _without_probed_conflicts(f)
         try:
-            return self.compiled.evaluate(f)[1][index]
+            return self.compiled.status(f, index)
         except (ArithmeticError, ValueError, OverflowError, TypeError):
             return _FAULT  # a probe outside what the formulas take: not a way to decide
 
@@ -268,15 +275,24 @@ class Needs:
         return new is (self.compiled.criteria[index].section == "exclusion")
 
     def matters(self, f: dict[str, Any], index: int, slot: Slot, slots: list[Slot]) -> bool:
-        """Some values of the criterion's other unknowns under which this slot decides."""
-        own = self.prober.probes(slot, f)
+        """Some values of the criterion's other unknowns under which this slot decides.
+
+        The joint search (reduced probes, the others set or unknown) runs before the
+        slot's full probes alone: a rule needing all its inputs (Cockcroft-Gault: weight
+        and creatinine) is found needed in a few runs. The answer does not depend on the
+        order; only its cost does."""
         base = self.status(f, index)
-        for v in own:  # alone, the others left unknown
+        others = [s for s in slots if s != slot]
+        if others and self._jointly(f, index, slot, others, base):
+            return True
+        for v in self.prober.probes(slot, f):  # alone, the others left unknown
             if self.changed(index, base, self.status(_set(f, slot, v), index)):
                 return True
-        others = [s for s in slots if s != slot]
-        if not others:
-            return False
+        return False
+
+    def _jointly(
+        self, f: dict[str, Any], index: int, slot: Slot, others: list[Slot], base: Any
+    ) -> bool:
         choices = [[None, *self.prober.probes(s, f, reduced=True)] for s in others]
         own_reduced = [None, *self.prober.probes(slot, f, reduced=True)]
         size = len(own_reduced)

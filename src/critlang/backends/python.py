@@ -33,6 +33,7 @@ from ..data.records import Observation, Record, fact_types
 from . import runtime
 from .python_codegen import _Codegen
 from .python_normalise import _normaliser, _range_limits
+from .python_slices import Slices
 
 FILENAME_PREFIX = "<critlang "
 
@@ -56,6 +57,13 @@ class Compiled:
     ranged: tuple[str, ...] = ()
     dated: tuple[str, ...] = ()  # facts whose value's own date a rule reads (`date of x`)
     generated: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None = None  # raw
+    slices: Slices | None = None  # one criterion's status alone (python_slices.py)
+
+    def status(self, f: dict[str, Any], index: int) -> Any:
+        """Criterion `index`'s status for f: `evaluate(f)[1][index]`, computing only it."""
+        if self.slices is None:
+            return self.evaluate(f)[1][index]
+        return self.slices.status(f, index)
 
     def criteria_line(self, generated_line: int) -> int | None:
         """The criteria-file line a generated line came from (for runtime faults)."""
@@ -188,6 +196,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         ranged,
         dated,
         namespace["evaluate"],
+        Slices(source, namespace, filename),
     )
 
 
