@@ -93,7 +93,7 @@ def test_any_number_of_jobs_gives_the_same_bytes(
     assert one[0] == 0
     assert "read 17 files (16 usable, 1 unusable)" in one[1], one[1]
     assert "shared" in one[3].decode() and "also names a patient" in one[5].decode()
-    assert len(screen_jobs._runs([Path(f"{i}") for i in range(14)], 3)) > 2
+    assert len(screen_jobs.file_runs([Path(f"{i}") for i in range(14)], 3)) > 2
     for jobs in (2, 3):
         assert _run(capsys, tmp_path, files, jobs) == one, jobs
 
@@ -104,5 +104,31 @@ SYNTHEA = SHARED / "data" / "synthea-r4"
 @pytest.mark.skipif(not SYNTHEA.exists(), reason=f"{SYNTHEA} is absent (shared data)")
 def test_synthea_two_jobs_equal_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(SYNTHEA.glob("*.json"))[:40]  # 40 bundles: two runs of 16 or more
-    assert len(screen_jobs._runs(files, 2)) >= 2
+    assert len(screen_jobs.file_runs(files, 2)) >= 2
     assert _run(capsys, tmp_path, files, 2) == _run(capsys, tmp_path, files, 1)
+
+
+def test_ingest_writes_the_same_cohort_for_any_number_of_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    monkeypatch.setattr(screen_jobs, "MIN_FILES_PER_JOB", 2)
+    files = _cohort(tmp_path)
+    tables = []
+    for jobs in (1, 3):
+        target = tmp_path / f"c{jobs}.duckdb"
+        argv = ["ingest", "--as-of", "2026-11-27", "--jobs", str(jobs), str(TRIAL / "current.crit")]
+        assert cli.main([*argv, *map(str, files), "-o", str(target)]) == 0
+        printed = capsys.readouterr()
+        con = duckdb.connect(str(target), read_only=True)
+        try:
+            rows = [
+                con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                for t in ("critlang_patients", "critlang_facts")
+            ]
+        finally:
+            con.close()
+        tables.append((printed.out.replace(target.name, "C"), printed.err, rows))
+    assert "15 patients read" in tables[0][0], tables[0][0]
+    assert tables[0] == tables[1]

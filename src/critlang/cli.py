@@ -195,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KINDS",
         help="as for screen: coded facts of these kinds that no resource shows count as 'no'",
     )
+    ig.add_argument(
+        "--jobs",
+        metavar="N",
+        type=_positive,
+        help="processes reading FHIR bundles at once (default: the processor cores this "
+        "process may use); the cohort file is the same for any N",
+    )
     ig.set_defaults(func=_cmd_ingest)
     sq = _command(
         sub,

@@ -259,7 +259,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     tally = Tally()
     try:
-        count = ingest_fhir(compiled, files, out, as_of, extractor, tally)
+        from .screen_jobs import default_jobs
+
+        jobs = args.jobs or default_jobs()
+        count = ingest_fhir(compiled, files, out, as_of, extractor, tally, jobs)
     except OSError as exc:
         print(f"critlang: -o {out}: {exc}", file=sys.stderr)
         return 2

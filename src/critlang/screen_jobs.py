@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .backends.python import Compiled
 from .data.fhir import Extractor, Tally, read_fhir
@@ -35,6 +35,7 @@ _NDJSON = (".ndjson", ".jsonl")
 
 # what forked workers share with the parent (set before the pool starts, read only)
 _shared: dict[str, Any] = {}
+T = TypeVar("T")
 
 
 def default_jobs() -> int:
@@ -62,24 +63,28 @@ def screen_files(
     """
     bundles = [f for f in files if f.suffix not in _NDJSON]
     ndjson = [f for f in files if f.suffix in _NDJSON]
-    runs = _runs(bundles, jobs)
-    if len(runs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    runs = file_runs(bundles, jobs)
+    if len(runs) < 2 or not can_fork():
         patients = read_fhir(files, extractor, as_of, tally)
         return screen(compiled, patients, as_of, progress, tally, extractor, explain)
-    _shared.update(compiled=compiled, extractor=extractor, as_of=as_of, explain=explain)
     parts: list[Screening] = []
     done = 0
-    try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(runs))) as pool:
-            for part in pool.imap(_screen_run, runs):  # in file order
-                if isinstance(part, str):
-                    raise EvaluationFault(part)
-                parts.append(part)
-                done += len(part.patients)
-                if progress is not None:
-                    progress(done)
-    finally:
-        _shared.clear()
+
+    def work(run: list[Path]) -> Screening | str:
+        tally = Tally()
+        patients = read_fhir(run, extractor, as_of, tally)
+        try:
+            return screen(compiled, patients, as_of, None, tally, extractor, explain, False)
+        except EvaluationFault as exc:  # its message crosses the process boundary
+            return str(exc)
+
+    for part in fork_map(work, runs, jobs):
+        if isinstance(part, str):
+            raise EvaluationFault(part)
+        parts.append(part)
+        done += len(part.patients)
+        if progress is not None:
+            progress(done)
     if ndjson:
         rest = Tally()
         patients = read_fhir(ndjson, extractor, as_of, rest)
@@ -87,25 +92,34 @@ def screen_files(
     return _merge(parts, tally)
 
 
-def _runs(bundles: list[Path], jobs: int) -> list[list[Path]]:
-    """Runs of consecutive files, a few per job so that a slow run does not hold the rest."""
-    if jobs < 2 or len(bundles) < 2 * MIN_FILES_PER_JOB:
-        return [bundles] if bundles else []
-    count = min(jobs * 4, len(bundles) // MIN_FILES_PER_JOB)
-    size = -(-len(bundles) // count)
-    return [bundles[i : i + size] for i in range(0, len(bundles), size)]
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _screen_run(run: list[Path]) -> Screening | str:
-    compiled: Compiled = _shared["compiled"]
-    extractor: Extractor = _shared["extractor"]
-    as_of: dt.date = _shared["as_of"]
-    tally = Tally()
-    patients = read_fhir(run, extractor, as_of, tally)
+def file_runs(files: list[Path], jobs: int) -> list[list[Path]]:
+    """Runs of consecutive files, a few per job so that a slow run does not hold the rest;
+    one run when there are too few files for a second process to pay."""
+    if jobs < 2 or len(files) < 2 * MIN_FILES_PER_JOB:
+        return [files] if files else []
+    count = min(jobs * 4, len(files) // MIN_FILES_PER_JOB)
+    size = -(-len(files) // count)
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def fork_map(work: Callable[[list[Path]], T], runs: list[list[Path]], jobs: int) -> Iterator[T]:
+    """work(run) for each run, on up to `jobs` forked processes, yielded in run order.
+    `work` (a closure: the compiled protocol, the extractor) reaches the workers by the
+    fork itself, never pickled; only file names and results cross."""
+    _shared["work"] = work
     try:
-        return screen(compiled, patients, as_of, None, tally, extractor, _shared["explain"], False)
-    except EvaluationFault as exc:  # its message crosses the process boundary
-        return str(exc)
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(runs))) as pool:
+            yield from pool.imap(_call, runs)
+    finally:
+        _shared.clear()
+
+
+def _call(run: list[Path]) -> Any:
+    return _shared["work"](run)
 
 
 def _merge(parts: list[Screening], tally: Tally) -> Screening:
