@@ -79,31 +79,48 @@ class SqlProtocol:
         cols: list[exp.Expression] = []
 
         def count(cond: exp.Expression, alias: str) -> None:
-            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), alias))
+            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), alias, copy=False))
 
-        alive = exp.NEQ(this=col("dead"), expression=num(1))
-        cleared: list[exp.Expression] = [alive]
-        open_: list[exp.Expression] = [alive.copy()]
+        # how far each patient gets: the first criterion that rules them out (cleared:
+        # not passed; open: decided against), 0 for the dead, else past the last one;
+        # "passed so far" at criterion i counts the patients who get past i. One CASE
+        # per row instead of an i-fold AND per criterion: the query stays linear in size
+        dead = exp.EQ(this=col("dead"), expression=num(1))
+        stop_cleared: list[exp.If] = [exp.If(this=dead, true=num(0))]
+        stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=num(0))]
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
             for j, word in enumerate(("met", "not met", "unknown", NOT_APPLICABLE)):
                 count(exp.EQ(this=c, expression=lit(word)), f"a{i}_{j}")
             good = "met" if crit.section == "inclusion" else "not met"
-            clear = exp.In(this=c, expressions=[lit(good), lit(NOT_APPLICABLE)])
-            cleared.append(clear)
-            open_.append(exp.or_(clear.copy(), exp.EQ(this=c, expression=lit("unknown"))))
-            count(exp.and_(*[x.copy() for x in cleared], copy=False), f"a{i}_4")
-            count(exp.and_(*[x.copy() for x in open_], copy=False), f"a{i}_5")
+            clear = exp.In(this=c.copy(), expressions=[lit(good), lit(NOT_APPLICABLE)])
+            stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
+            bad = exp.Not(
+                this=exp.In(
+                    this=c.copy(), expressions=[lit(good), lit(NOT_APPLICABLE), lit("unknown")]
+                )
+            )
+            stop_open.append(exp.If(this=bad, true=num(i)))
+            past = num(i)
+            count(exp.GT(this=col("k_cleared"), expression=past), f"a{i}_4")
+            count(exp.GT(this=col("k_open"), expression=past.copy()), f"a{i}_5")
         for v in ("eligible", "ineligible", "undetermined"):
             count(exp.EQ(this=col("verdict"), expression=lit(v)), f"v_{v}")
         count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
-        cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients"))
+        cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients", copy=False))
         source = (
-            exp.alias_(exp.to_table(results), "r", table=True)
+            exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
             if results
-            else self.select.copy().subquery("r", copy=False)
+            else self.select.copy().subquery("r0", copy=False)
         )
-        return exp.select(*cols, copy=False).from_(source, copy=False)
+        beyond = num(len(crits) + 1)
+        reach = exp.select(
+            star("r0"),
+            exp.alias_(exp.Case(ifs=stop_cleared, default=beyond), "k_cleared", copy=False),
+            exp.alias_(exp.Case(ifs=stop_open, default=beyond.copy()), "k_open", copy=False),
+            copy=False,
+        ).from_(source, copy=False)
+        return exp.select(*cols, copy=False).from_(reach.subquery("r", copy=False), copy=False)
 
 
 class _Compiler(Lists):
@@ -201,7 +218,9 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
     # each stage adds the named values whose inputs the stages before it hold
     last = max((st for _, _, st in comp.lets.values()), default=0)
     for level in range(1, last + 1):
-        named = [exp.alias_(e, name) for name, e, st in comp.lets.values() if st == level]
+        named = [
+            exp.alias_(e, name, copy=False) for name, e, st in comp.lets.values() if st == level
+        ]
         stage = exp.select(star("w"), *named, copy=False).from_(
             stage.subquery("w", copy=False), copy=False
         )
@@ -224,10 +243,10 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
     select = (
         exp.select(
             col("pid", "w"),
-            exp.alias_(col("id", "w"), "id"),
-            exp.alias_(verdict, "verdict"),
-            *[exp.alias_(s, f"c{i}") for i, s in enumerate(statuses, 1)],
-            exp.alias_(case(dead, num(1), num(0)), "dead"),
+            exp.alias_(col("id", "w"), "id", copy=False),
+            exp.alias_(verdict, "verdict", copy=False),
+            *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
+            exp.alias_(case(dead, num(1), num(0)), "dead", copy=False),
             copy=False,
         )
         .from_(stage.subquery("w", copy=False), copy=False)

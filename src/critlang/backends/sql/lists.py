@@ -137,7 +137,7 @@ def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
                 v = case(is_null(raw), null(), exp.NEQ(this=raw.copy(), expression=num(0)))
             else:
                 v = exp.Max(this=case(is_field, col("value"), null()))
-            item_cols.append(exp.alias_(v, cname))
+            item_cols.append(exp.alias_(v, cname, copy=False))
             if iv.capable(ft):
                 item_cols += iv.item_columns(is_field, cname)
         items = (
@@ -155,7 +155,7 @@ def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
             .group_by(col("pid"), col("item"), copy=False)
         )
         # every condition on this list, counted in one pass over its items
-        sums: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid")]
+        sums: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid", copy=False)]
         needs_patient = False
         for q in quantifiers:
             body = q.body
@@ -166,12 +166,14 @@ def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
                 ("no", is_(body, False)),
             ):
                 sums.append(
-                    exp.alias_(exp.Sum(this=case(test, num(1), num(0))), f"{q.alias}_{suffix}")
+                    exp.alias_(
+                        exp.Sum(this=case(test, num(1), num(0))), f"{q.alias}_{suffix}", copy=False
+                    )
                 )
         counts = exp.select(*sums, copy=False).from_(items.subquery("i", copy=False), copy=False)
         if needs_patient:  # a condition reads the patient's own values (an anchor date)
             counts = counts.join(
-                exp.alias_(exp.to_table("critlang_wide"), "w", table=True),
+                exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False),
                 on=exp.EQ(this=col("pid", "w"), expression=col("pid", "i")),
                 copy=False,
             )
@@ -187,7 +189,9 @@ def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
             for suffix in ("yes", "unknown", "no"):
                 name = f"{q.alias}_{suffix}"
                 query = query.select(
-                    exp.alias_(exp.Coalesce(this=col(name, alias), expressions=[num(0)]), name),
+                    exp.alias_(
+                        exp.Coalesce(this=col(name, alias), expressions=[num(0)]), name, copy=False
+                    ),
                     copy=False,
                 )
     return query

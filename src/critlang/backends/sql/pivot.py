@@ -47,15 +47,23 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
     )
     types = comp.c.record_types
     # ---- picked: the chosen row of each fact per patient
-    filters = []
+    # facts sharing a look-back window (or having none) are tested together, one IN
+    # list each: a row is kept when its fact is listed under a window that holds its day
+    # (the same rows as a test per fact, without one string comparison per fact per row)
+    by_window: dict[str, tuple[exp.Expression, list[str]]] = {}
     for key in keys:
         if key.endswith(CONFLICT):
-            filters.append(exp.EQ(this=col("fact"), expression=lit(key)))
+            by_window.setdefault(exp.true().sql(), (exp.true(), []))[1].append(key)
     for fact in base_facts:
-        cond = exp.EQ(this=col("fact"), expression=lit(fact))
+        window = exp.true()
         if not fact.startswith("@") and not isinstance(types.get(fact), ListT):
-            cond = exp.and_(cond, pick_filter(comp, fact), copy=False)
-        filters.append(paren(cond))
+            window = pick_filter(comp, fact)
+        by_window.setdefault(window.sql(), (window, []))[1].append(fact)
+    filters = []
+    for text, (window, facts) in sorted(by_window.items()):
+        listed = exp.In(this=col("fact"), expressions=[lit(f) for f in sorted(facts)])
+        always = text == exp.true().sql()
+        filters.append(listed if always else paren(exp.and_(listed, window, copy=False)))
     order = [
         exp.Ordered(this=case(is_null(col("day")), num(1), num(0))),
         exp.Ordered(this=col("day"), desc=True),
@@ -77,6 +85,7 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
                     order=exp.Order(expressions=order),
                 ),
                 "rn",
+                copy=False,
             ),
             copy=False,
         )
@@ -94,11 +103,14 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
     picked = (
         exp.select("pid", "fact", "value", "text", "low", "high", *iv.COLUMNS, copy=False)
         .from_(ranked.subquery("ranked", copy=False), copy=False)
-        .where(exp.EQ(this=col("rn"), expression=num(1)), copy=False)
+        .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)), copy=False)
     )
-    # ---- pivot: one column per record key
-    cols: list[exp.Expression] = [col("pid", "p"), col("id", "p"), col("deceased", "p")]
+    # ---- pivot: one column per record key, grouped by the patient number alone, then
+    # joined to every patient (one with no usable fact has a row of NULLs)
+    cols: list[exp.Expression] = [col("pid", "v")]
+    outer: list[exp.Expression] = [col("pid", "p"), col("id", "p"), col("deceased", "p")]
     for key, name in keys.items():
+        picked_col: exp.Expression = col(name, "a")
         fact = key.split("#")[0]
         is_fact = exp.EQ(this=col("fact", "v"), expression=lit(fact))
         t = types.get(fact) if not key.startswith("@") else DateT()
@@ -120,7 +132,7 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
             value = exp.Max(this=case(is_fact, limit, null()))
             # the default applies also when the fact is unknown (python._range_limits)
             if default is not None:
-                value = exp.Coalesce(this=value, expressions=[num(default)])
+                picked_col = exp.Coalesce(this=picked_col, expressions=[num(default)])
         elif isinstance(t, (EnumT,)) and not isinstance(t, ScaleT):
             value = exp.Max(this=case(is_fact, col("text", "v"), null()))
         elif isinstance(t, BoolT):
@@ -132,19 +144,24 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
             )
         else:  # quantities, numbers, integers, grades, dates (day numbers), list item counts
             value = exp.Max(this=case(is_fact, col("value", "v"), null()))
-        cols.append(exp.alias_(value, name))
-    wide = (
+        cols.append(exp.alias_(value, name, copy=False))
+        outer.append(exp.alias_(picked_col, name, copy=False))
+    values = (
         exp.select(*cols, copy=False)
-        .from_(exp.alias_(exp.to_table(PATIENTS), "p", table=True), copy=False)
+        .from_(picked.subquery("v", copy=False), copy=False)
+        .group_by(col("pid", "v"), copy=False)
+    )
+    wide = (
+        exp.select(*outer, copy=False)
+        .from_(exp.alias_(exp.to_table(PATIENTS), "p", table=True, copy=False), copy=False)
         .join(
-            picked.subquery("v", copy=False),
-            on=exp.EQ(this=col("pid", "v"), expression=col("pid", "p")),
+            values.subquery("a", copy=False),
+            on=exp.EQ(this=col("pid", "a"), expression=col("pid", "p")),
             join_type="left",
             copy=False,
         )
-        .group_by(col("pid", "p"), col("id", "p"), col("deceased", "p"), copy=False)
     )
     query = exp.select(star("w0"), copy=False).from_(
-        exp.alias_(exp.to_table("critlang_wide"), "w0", table=True), copy=False
+        exp.alias_(exp.to_table("critlang_wide"), "w0", table=True, copy=False), copy=False
     )
     return wide, query
