@@ -39,7 +39,7 @@ import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,22 @@ class Tally:
     def malformed(self, where: str, r: Resource) -> None:
         """A resource whose elements do not have their R4 datatypes: used only for identity."""
         self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
+
+    def merge(self, other: Tally) -> None:
+        """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:
+        numbers add up, lists follow in order, `examples` keep the first three in sorted
+        order (as `unassign` does), whatever fields the tally holds."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "examples":
+                for reason, shown in theirs.items():
+                    self.examples[reason] = sorted([*self.examples.get(reason, []), *shown])[:3]
+            elif isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, (int, list)):
+                setattr(self, f.name, mine + theirs)
+            else:
+                raise TypeError(f"Tally.{f.name}: no rule to merge a {type(mine).__name__}")
 
     def reconciles(self) -> bool:
         return self.resources == self.assigned + self.medications + sum(self.unassigned.values())
