@@ -403,9 +403,7 @@ def test_one_fullurl_claimed_by_two_patients_names_neither(tmp_path: Path) -> No
         got = {p.id: p.record["facts"].get("hemoglobin") for p in patients}
         assert list(got) == ["a", "b"] and got["a"] is None
         assert [e["value"] for e in got["b"]] == [10]
-        assert tally.unassigned == {
-            "its subject names two different Patient entries (one fullUrl)": 1
-        }
+        assert tally.unassigned == {"its subject names two different Patient entries": 1}
 
 
 def test_relative_reference_is_exactly_type_and_id(tmp_path: Path) -> None:
@@ -485,3 +483,37 @@ def test_ndjson_medication_resolution_never_depends_on_file_or_line_order(
         items = resources[:]
         random.Random(seed).shuffle(items)
         assert outputs(items, 1 + seed % (len(items) - 1)) == bucketed, seed
+
+
+def test_one_id_on_two_servers_is_two_patients(tmp_path: Path) -> None:
+    """Patient/1 of server a and Patient/1 of server b in one Bundle are two patients
+    (a RESTful fullUrl is [base]/[type]/[id]); a relative reference is read against its
+    own entry's base, and one with no base names neither."""
+    a, b = "https://a.example.org/fhir", "https://b.example.org/fhir"
+    data = bundle(
+        patient("1", birthDate="1950-01-01"),
+        patient("1", birthDate="1990-01-01"),
+        hb(9, "Patient/1", "x"),
+        hb(10, "Patient/1", "y"),
+        hb(11, f"{b}/Patient/1/_history/4", "z"),
+        hb(12, "Patient/1", "w"),  # no fullUrl: which server?
+        urls={0: f"{a}/Patient/1", 1: f"{b}/Patient/1", 2: f"{a}/Observation/x",
+              3: f"{b}/Observation/y"},
+    )  # fmt: skip
+    for order in (data["entry"], data["entry"][::-1]):
+        patients, tally = read(tmp_path, ("b.json", {**data, "entry": order}))
+        got = [
+            (
+                p.id,
+                p.record["facts"]["birth_date"],
+                [e["value"] for e in p.record["facts"]["hemoglobin"]],
+            )
+            for p in patients
+        ]
+        assert got == [("1", "1950-01-01", [9]), ("1", "1990-01-01", [10, 11])]
+        assert [messages(p, "patient") for p in patients] == [
+            [f"Patient/1 is in this file from 2 servers: {a}/Patient/1 screened apart"],
+            [f"Patient/1 is in this file from 2 servers: {b}/Patient/1 screened apart"],
+        ]
+        assert tally.unassigned == {"its subject names two different Patient entries": 1}
+        assert counts(tally) == (1, 6, 5, 0, 1, 2)

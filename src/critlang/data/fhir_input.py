@@ -215,13 +215,25 @@ def _id_problem(r: Resource, path: str) -> RecordProblem | None:
     )
 
 
+def _server(e: Entry) -> tuple[str, str] | None:
+    """(server base, id) of a Patient entry whose fullUrl is its RESTful URL."""
+    parts = literal(e.fullUrl) if e.fullUrl and "://" in e.fullUrl else None
+    r = e.resource
+    if parts is None or r is None or parts[1] != "Patient" or parts[2] != r.id:
+        return None
+    return parts[0], parts[2]
+
+
 class _BundleIndex:
     """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references).
 
     A Patient is named by `Patient/[id]` (its id as written, valid or not: see
     `_id_problem`), else by its `fullUrl` (a transaction's `urn:uuid:`); one with
-    neither can be named by nothing and is counted unassigned (NO_ID). A name two
-    different Patient entries claim (one fullUrl, two ids) resolves to neither (bdl-7).
+    neither can be named by nothing and is counted unassigned (NO_ID). Entries of one id
+    whose RESTful fullUrls name different servers are different patients, named by
+    their fullUrl (R4 bundle.html: the fullUrl of a resource on a server is
+    [base]/[type]/[id]). A name two different patients claim (`Patient/[id]` then, or
+    one fullUrl with two ids) resolves to neither (bdl-7).
     """
 
     def __init__(self, patients: list[tuple[int, Entry]], path: str, tally: Tally) -> None:
@@ -229,11 +241,18 @@ class _BundleIndex:
         self.keys: dict[str, str | None] = {}
         self.groups: dict[str, PatientResources] = {}
         self.duplicates: list[str] = []
+        servers: dict[str, set[str]] = {}  # id -> servers its entries' fullUrls name
+        for _, e in patients:
+            own = _server(e)
+            if own is not None:
+                servers.setdefault(own[1], set()).add(own[0])
         for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
             url = HISTORY.sub("", url) if url else None
-            if r.id:
+            if r.id and len(servers.get(r.id, ())) > 1 and _server(e) is not None:
+                key, pid = url, r.id  # type: ignore[assignment]
+            elif r.id:
                 key, pid = f"Patient/{r.id}", r.id
             elif url:
                 key, pid = url, url.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
@@ -251,6 +270,15 @@ class _BundleIndex:
                 problem = _id_problem(r, path)
                 if problem is not None:
                     group.problems.append(problem)
+                if key == url and r.id:
+                    group.problems.append(
+                        RecordProblem(
+                            path,
+                            "patient",
+                            f"Patient/{r.id} is in this file from {len(servers[r.id])} "
+                            f"servers: {url} screened apart",
+                        )
+                    )
             else:
                 self.duplicates.append(key)
             duplicate_keys(r)
@@ -265,15 +293,16 @@ class _BundleIndex:
             return None, why
         names = [target]
         if not target.startswith("urn:") and "://" not in target:
-            # relative [type]/[id]: by type/id, then against the base of a RESTful fullUrl
+            # relative [type]/[id]: against the base of the entry's RESTful fullUrl first
+            # (bundle.html#references), then by type/id
             own = literal(url) if url else None
             if own is not None and own[0]:
-                names.append(f"{own[0]}/{target}")
+                names.insert(0, f"{own[0]}/{target}")
         for name in names:
             if name in self.keys:
                 key = self.keys[name]
                 if key is None:
-                    return None, "its subject names two different Patient entries (one fullUrl)"
+                    return None, "its subject names two different Patient entries"
                 return key, None
         return None, "its subject is a patient that is not in the data"
 
