@@ -442,10 +442,9 @@ def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
         return None, why
     if target.startswith("urn:"):
         return None, "its subject is a urn reference outside a Bundle (not resolvable)"
-    # one export, one server: an absolute URL's [type]/[id] is the patient's key
-    parts = literal(target)
-    assert parts is not None  # _classify checked the form
-    return f"Patient/{parts[2]}", None
+    # one export, one server: an absolute URL's [type]/[id] is the patient's key (the
+    # target is a literal reference without its version: its last segment is the id)
+    return "Patient/" + target.rsplit("/", 1)[1], None
 
 
 def _ndjson(

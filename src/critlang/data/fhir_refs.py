@@ -40,7 +40,7 @@ MALFORMED = "that is malformed"
 def unversioned(reference: str) -> str:
     """The reference without `/_history/[vid]` (R4 references.html: a version of the
     same resource)."""
-    return HISTORY.sub("", reference)
+    return HISTORY.sub("", reference) if "/_history/" in reference else reference
 
 
 def literal(reference: str) -> tuple[str, str, str] | None:
