@@ -440,3 +440,27 @@ def test_fhir_creatinine_with_comparator_decides_cockcroft_gault(tmp_path: Path)
     assert e7_status(1, ">") is None  # (0, 72): may be 50 or more
     assert e7_status(10, "<") is None  # the divisor may be 0
     assert e7_status(1, None) is False  # plain: 72 mL/min
+
+
+def test_an_interval_formula_is_explained_in_words(tmp_path: Path, capsys: Any) -> None:
+    """`critlang eval --details`: the Cockcroft-Gault interval is shown as the clause that
+    decided E7, with its inputs (was: the values only, no clause)."""
+    from critlang.cli import main
+    from helpers import TRIAL
+
+    patient = {
+        "id": "cg",
+        "facts": {
+            **MAN,
+            "weight": {"value": 72, "unit": "kg", "date": "2026-11-20"},
+            "serum_creatinine": {**creatinine(10, ">"), "date": "2026-11-20"},
+        },
+    }
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(patient))
+    main(
+        ["eval", "--details", "--as-of", AS_OF.isoformat(), str(TRIAL / "current.crit"), str(path)]
+    )
+    out = capsys.readouterr().out
+    assert "✓ creatinine clearance more than 0 and at most 7.2 mL/min < 50 mL/min" in out
+    assert "creatinine more than 10 mg/dL; sex male)" in out

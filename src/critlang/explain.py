@@ -18,13 +18,14 @@ yet) only the compiled status is shown, never a made-up reason.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
-from .backends.runtime import NA, add_months, elapsed_years, sig
+from .backends.runtime import NA, Range, add_months, elapsed_years, sig
 from .checker import Ref
 from .data.records import Observation, Record
 from .typesys import BoolT, QuantT, ScaleT, Type
@@ -65,6 +66,16 @@ def _num(x: float | Fraction, digits: int = 4) -> str:
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return f"{x:.{digits}g}"
+
+
+def _range_text(r: Range) -> str:
+    """A value known as an interval (a censored value, a formula over one), in words:
+    "at most 7.2", "more than 0 and at most 7.2", "between 25 and 26"."""
+    low = None if r.lo == -math.inf else f"{'more than' if r.lo_open else 'at least'} {_num(r.lo)}"
+    high = None if r.hi == math.inf else f"{'less than' if r.hi_open else 'at most'} {_num(r.hi)}"
+    if low and high and not (r.lo_open or r.hi_open):
+        return f"between {_num(r.lo)} and {_num(r.hi)}"
+    return " and ".join(x for x in (low, high) if x) or "unknown"
 
 
 def _distinct(a: float, b: float) -> tuple[str, str]:
@@ -284,6 +295,8 @@ class Explainer:
             return "yes" if x else "no"
         if isinstance(x, (int, float)):
             return _num(x)
+        if isinstance(x, Range):
+            return _range_text(x)
         return str(x)
 
     def call(self, e: n.Call, env: dict[str, Val]) -> Val:
@@ -304,8 +317,8 @@ class Explainer:
             derived = _merge(derived, v.derived)
             if v.value is None:
                 shown = f"{p.name} unknown"
-            elif isinstance(v.value, (int, float)) and not isinstance(v.value, bool):
-                shown = _num(v.value) + (f" {unit.text}" if unit is not None else "")
+            elif isinstance(v.value, (int, float, Range)) and not isinstance(v.value, bool):
+                shown = self.fmt(v.value, None) + (f" {unit.text}" if unit is not None else "")
             else:
                 shown = str(v.value)
             inner[p.name] = Val(v.value, shown)
@@ -316,7 +329,7 @@ class Explainer:
         unit_text = f" {t.unit.text}" if isinstance(t, QuantT) and t.unit.text else ""
         if body.value is None:
             return Val(None, f"{words} unknown (needs {', '.join(args)})", derived)
-        result = f"{_num(body.value)}{unit_text}"
+        result = f"{self.fmt(body.value, None)}{unit_text}"
         line = f"{words} = {body.shown} = {result} ({'; '.join(args)})"
         return Val(body.value, f"{words} {result}", _merge(derived, [line]))
 
