@@ -4,7 +4,9 @@ Both are measured as whole processes, as a user runs them, in the same run (inte
 best of each): process A is `python -c` that `json.load`s every file (the standard
 library merely reading the data), process B is `python -m critlang screen --as-of
 2021-03-31 protocols/nct05610826/current.crit DATA` (start-up, protocol compilation,
-reading, evaluation and the attrition table included). Target: B / A <= 1.0.
+reading, evaluation and the attrition table included), with its default `--jobs` (the
+cores this process may use) and again with `--jobs 1` (one process, as `json.load` runs).
+Target: B / A <= 1.0.
 
     python bench/bench_screen.py [DATA_DIR] [--rounds N]
 """
@@ -50,17 +52,25 @@ def main(data: Path = DATA, rounds: int = 5) -> dict[str, float]:
         str(PROTOCOL),
         str(data),
     ]
-    load = screen_time = float("inf")
-    for _ in range(rounds):  # interleaved, best of each: both see the same machine load
+    load = screen_time = single = float("inf")
+    for _ in range(rounds):  # interleaved, best of each: all see the same machine load
         load = min(load, _run(load_cmd))
         screen_time = min(screen_time, _run(screen_cmd))
+        single = min(single, _run([*screen_cmd, "--jobs", "1"]))
     files = sorted(data.glob("*.json"))
     size = sum(f.stat().st_size for f in files) / 1e6
     print(f"{len(files)} bundles, {size:.0f} MB, whole processes, best of {rounds}")
     print(f"python: json.load every file   {load:7.3f} s")
-    print(f"critlang screen                {screen_time:7.3f} s")
-    print(f"ratio = {screen_time / load:.2f}   (target <= 1.0)")
-    return {"load": load, "screen": screen_time, "ratio": screen_time / load}
+    print(f"critlang screen                {screen_time:7.3f} s   ({os.cpu_count()} cores)")
+    print(f"critlang screen --jobs 1       {single:7.3f} s")
+    print(f"ratio = {screen_time / load:.2f}   (target <= 1.0); --jobs 1: {single / load:.2f}")
+    return {
+        "load": load,
+        "screen": screen_time,
+        "ratio": screen_time / load,
+        "single": single,
+        "single_ratio": single / load,
+    }
 
 
 if __name__ == "__main__":

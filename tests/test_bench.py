@@ -44,4 +44,4 @@ def test_screen_benchmark_runs(capsys) -> None:
         pytest.skip(f"{bench_screen.DATA} is absent (the shared data is not beside the project)")
     figures = bench_screen.main(rounds=1)
     assert "ratio = " in capsys.readouterr().out
-    assert set(figures) == {"load", "screen", "ratio"}
+    assert set(figures) == {"load", "screen", "ratio", "single", "single_ratio"}

@@ -25,6 +25,17 @@ from .cli_check import _cmd_check, _cmd_fmt, _cmd_render, _cmd_test
 from .cli_screen import _cmd_eval, _cmd_ingest, _cmd_screen, _cmd_sql
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse type: a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions keep their line breaks, so the examples read as typed."""
 
@@ -152,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "file from `critlang ingest`, duckdb (its default), postgres or spark",
     )
     sc.add_argument("--dsn", help="PostgreSQL connection string for --engine postgres")
+    sc.add_argument(
+        "--jobs",
+        metavar="N",
+        type=_positive,
+        help="processes reading FHIR bundles at once (default: the processor cores this "
+        "process may use); the output is the same for any N",
+    )
     sc.set_defaults(func=_cmd_screen)
     ig = _command(
         sub,
@@ -176,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--absent-means-no",
         metavar="KINDS",
         help="as for screen: coded facts of these kinds that no resource shows count as 'no'",
+    )
+    ig.add_argument(
+        "--jobs",
+        metavar="N",
+        type=_positive,
+        help="processes reading FHIR bundles at once (default: the processor cores this "
+        "process may use); the cohort file is the same for any N",
     )
     ig.set_defaults(func=_cmd_ingest)
     sq = _command(

@@ -75,7 +75,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_screen(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
-    from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files, read_fhir
+    from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files
     from .evaluate import EvaluationFault
     from .screen import (
         attrition_csv,
@@ -83,9 +83,9 @@ def _cmd_screen(args: argparse.Namespace) -> int:
         patients_csv,
         patients_jsonl,
         reading_details,
-        screen,
         write,
     )
+    from .screen_jobs import default_jobs, screen_files
 
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
@@ -120,18 +120,21 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     total = len(files)
 
+    shown = [0]
+
     def progress(done: int) -> None:
-        if tty and (done % 10 == 0 or done == total):
+        if tty and (done - shown[0] >= 10 or done == total):
+            shown[0] = done
             width = 30
             filled = min(width, width * done // max(total, 1))
             bar = "#" * filled + "." * (width - filled)
             print(f"\rscreening [{bar}] {done} patients", end="", file=sys.stderr, flush=True)
 
+    jobs = args.jobs or default_jobs()
     try:
-        patients = read_fhir(files, extractor, as_of, tally)
         # a per-patient JSON Lines table carries each criterion's explanation
         explain = bool(args.patients) and Path(args.patients).suffix in (".jsonl", ".ndjson")
-        result = screen(compiled, patients, as_of, progress, tally, extractor, explain)
+        result = screen_files(compiled, files, extractor, as_of, tally, jobs, progress, explain)
     except EvaluationFault as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2
@@ -256,7 +259,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     tally = Tally()
     try:
-        count = ingest_fhir(compiled, files, out, as_of, extractor, tally)
+        from .screen_jobs import default_jobs
+
+        jobs = args.jobs or default_jobs()
+        count = ingest_fhir(compiled, files, out, as_of, extractor, tally, jobs)
     except OSError as exc:
         print(f"critlang: -o {out}: {exc}", file=sys.stderr)
         return 2

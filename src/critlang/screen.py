@@ -113,6 +113,7 @@ def screen(
     tally: Tally | None = None,
     extractor: Extractor | None = None,
     explain: bool = False,
+    flag_shared: bool = True,
 ) -> Screening:
     """Every patient through the compiled evaluator. A deceased patient is ineligible
     whatever the criteria say, and its problems say so. `explain`: each patient row also
@@ -184,7 +185,8 @@ def screen(
         if progress is not None:
             progress(i)
     result.attrition = rows
-    _flag_shared_ids(result)
+    if flag_shared:  # (screen_jobs.py does it once the parts are merged)
+        flag_shared_ids(result)
     return result
 
 
@@ -198,7 +200,7 @@ def _explanations(evaluator: Evaluator, record: Any) -> dict[str, dict[str, Any]
     return out
 
 
-def _flag_shared_ids(result: Screening) -> None:
+def flag_shared_ids(result: Screening) -> None:
     """Patients of different files with one id are screened apart, never merged (their
     data may disagree), and each says so: FHIR ids are unique on one server (R4 Resource.id),
     so either the files come from several sources or one person was split."""
@@ -283,7 +285,9 @@ def reading_lines(t: Tally) -> list[str]:
     lines = [
         f"read {t.files} files ({t.files - unusable} usable, {unusable} unusable), "
         f"{t.resources} FHIR resources ({t.assigned} assigned to patients, "
-        f"{unassigned} unassigned), {t.patients} patients"
+        # Medication resources are about no patient: read for the therapies naming them
+        + (f"{t.medications} Medication resources, " if t.medications else "")
+        + f"{unassigned} unassigned), {t.patients} patients"
         + (f" ({t.native_records} native records)" if t.native_records else "")
     ]
     if t.not_resources:

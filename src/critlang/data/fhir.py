@@ -53,6 +53,7 @@ from ..source import find_files
 from ..typesys import BoolT, ListT, NumberT, PressureT, QuantT
 from .fhir_decode import Component, Concept, Resource
 from .fhir_input import PatientResources, Tally, read_groups
+from .fhir_refs import NOT_IN_DATA
 from .records import RecordProblem
 from .values import Duplicate
 
@@ -210,7 +211,7 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
-        unread_medications: list[Resource] = []
+        unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -220,12 +221,12 @@ class Extractor:
                 if concept is None:
                     concept = r.medicationCodeableConcept
                     if concept is None and r.medicationReference is not None:
-                        concept = self._contained_medication(r)
-                        if concept is None:
-                            # the Medication is not in the data: its code is unknown, so
-                            # neither this therapy nor its absence can be read
-                            unread_medications.append(r)
-                            continue
+                        # the reader resolved the ones it could (fhir_refs.Medications):
+                        # the Medication is not in the data, or its copies disagree, so
+                        # neither this therapy nor its absence can be read
+                        why = group.medication_problems.get(id(r), NOT_IN_DATA)
+                        unread_medications.setdefault(why, []).append(r)
+                        continue
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
@@ -263,14 +264,14 @@ class Extractor:
                     )
         for fact, found in conditions.items():
             self._condition_fact(fact, found, facts, problems, group.path)
-        if unread_medications:
-            shown = ", ".join(sorted(_label(r) for r in unread_medications)[:3])
+        for why, unread in unread_medications.items():
+            shown = ", ".join(sorted(_label(r) for r in unread)[:3])
             problems.append(
                 RecordProblem(
                     group.path,
                     "medications",
-                    f"{len(unread_medications)} medication resource(s) name a Medication "
-                    f"that is not in the data ({shown}): not read",
+                    f"{len(unread)} medication resource(s) name a Medication {why} ({shown}): "
+                    "not read",
                 )
             )
         for fact, no in self.absent_facts.items():
@@ -325,17 +326,6 @@ class Extractor:
                             if t not in out:
                                 out.append(t)
         return out
-
-    @staticmethod
-    def _contained_medication(r: Resource) -> Concept | None:
-        """medicationReference to a contained Medication (`#id`, R4 references.html#contained)."""
-        ref = r.medicationReference.reference if r.medicationReference else None
-        if not ref or not ref.startswith("#") or not r.contained:
-            return None
-        for c in r.contained:
-            if c.resourceType == "Medication" and c.id == ref[1:]:
-                return c.code
-        return None
 
     def _patient_fields(
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]

@@ -450,18 +450,42 @@ def ingest_fhir(
     as_of: dt.date,
     extractor: Any = None,
     tally: Any = None,
+    jobs: int = 1,
 ) -> int:
     """FHIR Bundles / NDJSON -> a DuckDB cohort file, through the very reading path
-    `screen` uses (data/fhir.read_fhir); returns the number of patients. What FHIR means
+    `screen` uses (data/fhir.read_fhir); returns the number of patients. Bundle files are
+    read on up to `jobs` processes; the file written is the same for any number. What FHIR means
     can depend on the screening date (a condition abated by then), so the cohort is read
     as of `as_of` and records it."""
+    from ..screen_jobs import can_fork, file_runs, fork_map
     from .fhir import Extractor, read_fhir
+    from .fhir_input import Tally
 
     extractor = extractor or Extractor(compiled.checked)
+    tally = tally if tally is not None else Tally()
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
+
+    def work(run: list[Path]) -> tuple[list[tuple[PatientRows, str, str | None]], Tally]:
+        part = Tally()
+        out = []
+        for fp in read_fhir(run, extractor, as_of, part):
+            rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
+            out.append((rows, fp.path, _deceased(fp.record, as_of)))
+        return out, part
+
+    # bundle files on `jobs` processes (screen_jobs.py), in file order; NDJSON after them,
+    # here (a patient's lines may be in any file), as read_groups orders them
+    bundles = [f for f in files if f.suffix not in (".ndjson", ".jsonl")]
+    runs = file_runs(bundles, jobs) if can_fork() else []
+    parts = fork_map(work, runs, jobs) if len(runs) > 1 else iter(())
+    rest = [f for f in files if f not in bundles] if len(runs) > 1 else files
     try:
-        for fp in read_fhir(files, extractor, as_of, tally):
+        for patients, part in parts:
+            tally.merge(part)
+            for rows, path, dead in patients:
+                writer.add(rows, path, dead)
+        for fp in read_fhir(rest, extractor, as_of, tally):
             rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
             writer.add(rows, fp.path, _deceased(fp.record, as_of))
     except BaseException:
