@@ -46,7 +46,14 @@ from typing import Any
 import msgspec
 
 from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line, duplicate_keys
-from .fhir_refs import HISTORY, Medications, conditional, id_problem, literal
+from .fhir_refs import (
+    HISTORY,
+    Medications,
+    id_diagnostic,
+    literal,
+    patient_server,
+    patient_target,
+)
 from .records import RecordProblem
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
@@ -179,56 +186,11 @@ def _subject(r: Resource) -> tuple[str | None, str | None]:
     return None, f"not patient data ({r.resourceType})"
 
 
-def _classify(reference: str) -> tuple[str | None, str | None]:
-    """Reference.reference -> (a normalised target, or None and why it is no patient).
-
-    Targets: `Patient/<id>` (relative, absolute or versioned, R4 references.html
-    "Literal references": [type]/[id], optionally /_history/[vid]) or a URN.
-    """
-    if reference.startswith("#"):
-        # contained resources have no identity outside their container (R4 dom-3)
-        return None, "its subject is a contained resource, not a patient of the cohort"
-    if conditional(reference):
-        return None, "its subject is a conditional reference (not resolved)"
-    ref = HISTORY.sub("", reference)
-    if ref.startswith(("urn:uuid:", "urn:oid:")):
-        return ref, None
-    parts = literal(ref)
-    if parts is None:
-        return None, f"its subject reference {reference!r} is not of the form Patient/[id]"
-    if parts[1] != "Patient":
-        return None, f"its subject is a {parts[1]}, not a Patient"
-    return ref, None
-
-
-def _id_problem(r: Resource, path: str) -> RecordProblem | None:
-    """A Patient read under an id that is not a valid FHIR id says so: read as written
-    (references must spell it exactly), never dropped nor merged with a look-alike."""
-    why = id_problem(r.id) if r.id else None  # no id or "": named otherwise, or not at all
-    if why is None:
-        return None
-    return RecordProblem(
-        path,
-        "patient",
-        f"Patient.id {r.id!r} is not a valid FHIR id (R4 datatypes.html#id: "
-        f"[A-Za-z0-9-.]{{1,64}}; it {why}): read as written",
-    )
-
-
-def _server(e: Entry) -> tuple[str, str] | None:
-    """(server base, id) of a Patient entry whose fullUrl is its RESTful URL."""
-    parts = literal(e.fullUrl) if e.fullUrl and "://" in e.fullUrl else None
-    r = e.resource
-    if parts is None or r is None or parts[1] != "Patient" or parts[2] != r.id:
-        return None
-    return parts[0], parts[2]
-
-
 class _BundleIndex:
     """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references).
 
     A Patient is named by `Patient/[id]` (its id as written, valid or not: see
-    `_id_problem`), else by its `fullUrl` (a transaction's `urn:uuid:`); one with
+    `fhir_refs.id_diagnostic`), else by its `fullUrl` (a transaction's `urn:uuid:`); one with
     neither can be named by nothing and is counted unassigned (NO_ID). Entries of one id
     whose RESTful fullUrls name different servers are different patients, named by
     their fullUrl (R4 bundle.html: the fullUrl of a resource on a server is
@@ -243,14 +205,14 @@ class _BundleIndex:
         self.duplicates: list[str] = []
         servers: dict[str, set[str]] = {}  # id -> servers its entries' fullUrls name
         for _, e in patients:
-            own = _server(e)
+            own = patient_server(e)
             if own is not None:
                 servers.setdefault(own[1], set()).add(own[0])
         for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
             url = HISTORY.sub("", url) if url else None
-            if r.id and len(servers.get(r.id, ())) > 1 and _server(e) is not None:
+            if r.id and len(servers.get(r.id, ())) > 1 and patient_server(e) is not None:
                 key, pid = url, r.id  # type: ignore[assignment]
             elif r.id:
                 key, pid = f"Patient/{r.id}", r.id
@@ -267,7 +229,7 @@ class _BundleIndex:
                     group.problems.append(
                         RecordProblem(path, "patient", f"Patient.id is empty: named {url}")
                     )
-                problem = _id_problem(r, path)
+                problem = id_diagnostic(r, path)
                 if problem is not None:
                     group.problems.append(problem)
                 if key == url and r.id:
@@ -288,7 +250,7 @@ class _BundleIndex:
                     self.keys[name] = key if self.keys.get(name, key) == key else None
 
     def resolve(self, reference: str, url: str | None) -> tuple[str | None, str | None]:
-        target, why = _classify(reference)
+        target, why = patient_target(reference)
         if target is None:
             return None, why
         names = [target]
@@ -470,20 +432,19 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
 
 def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
     if r.resourceType == "Patient":
-        # the id as written, valid or not (_id_problem); "" is no id (json.html)
+        # the id as written, valid or not (id_diagnostic); "" is no id (json.html)
         return (f"Patient/{r.id}" if r.id else None), (None if r.id else NO_ID)
     reference, why = _subject(r)
     if reference is None:
         return None, why
-    target, why = _classify(reference)
+    target, why = patient_target(reference)
     if target is None:
         return None, why
     if target.startswith("urn:"):
         return None, "its subject is a urn reference outside a Bundle (not resolvable)"
-    # one export, one server: an absolute URL's [type]/[id] is the patient's key
-    parts = literal(target)
-    assert parts is not None  # _classify checked the form
-    return f"Patient/{parts[2]}", None
+    # one export, one server: an absolute URL's [type]/[id] is the patient's key (the
+    # target is a literal reference without its version: its last segment is the id)
+    return "Patient/" + target.rsplit("/", 1)[1], None
 
 
 def _ndjson(
@@ -600,7 +561,7 @@ def _group_lines(
             group.problems.append(
                 RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
             )
-        problem = _id_problem(group.patients[0], group.path)
+        problem = id_diagnostic(group.patients[0], group.path)
         if problem is not None:
             group.problems.append(problem)
         tally.patients += 1

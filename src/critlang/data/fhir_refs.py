@@ -5,8 +5,13 @@
   optionally versioned (`/_history/[vid]`, which names a version of the same resource).
   The id is taken exactly as written: FHIR ids are case-sensitive, so `a`, `A` and `a `
   are three resources, never one.
+- `patient_target(reference)`: the normalised name of the patient a subject reference
+  names (`Patient/[id]`, an absolute URL, a URN), or why it names none (contained,
+  conditional, not a Patient, not a literal reference).
 - `id_problem(id)`: why an id is not a valid FHIR id (R4 datatypes.html#id,
-  `[A-Za-z0-9\\-\\.]{1,64}`), or None.
+  `[A-Za-z0-9\\-\\.]{1,64}`), or None; `id_diagnostic(patient, path)` the per-patient
+  problem saying so (the patient is still read under that id).
+- `patient_server(entry)`: (base, id) of a Patient entry whose fullUrl is RESTful.
 - `Medications`: the Medication resources of one Bundle or of one NDJSON export, indexed
   by the ways a reference can name them, and `resolve`, which gives a therapy
   (MedicationRequest/-Statement/-Administration) the code of the Medication its
@@ -19,7 +24,8 @@ from __future__ import annotations
 
 import re
 
-from .fhir_decode import Coding, Concept, Resource, duplicate_keys
+from .fhir_decode import Coding, Concept, Entry, Resource, duplicate_keys
+from .records import RecordProblem
 
 HISTORY = re.compile(r"/_history/[^/]*\Z")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # R4 datatypes.html#id
@@ -34,7 +40,7 @@ MALFORMED = "that is malformed"
 def unversioned(reference: str) -> str:
     """The reference without `/_history/[vid]` (R4 references.html: a version of the
     same resource)."""
-    return HISTORY.sub("", reference)
+    return HISTORY.sub("", reference) if "/_history/" in reference else reference
 
 
 def literal(reference: str) -> tuple[str, str, str] | None:
@@ -79,6 +85,51 @@ def id_problem(rid: str) -> str | None:
         return f"is {len(rid)} characters long (at most 64)"
     bad = sorted({c for c in rid if _ID.fullmatch(c) is None})
     return "contains " + ", ".join(repr(c) for c in bad[:5])
+
+
+def patient_target(reference: str) -> tuple[str | None, str | None]:
+    """Reference.reference -> (a normalised target, or None and why it is no patient).
+
+    Targets: `Patient/<id>` (relative, absolute or versioned, R4 references.html
+    "Literal references": [type]/[id], optionally /_history/[vid]) or a URN.
+    """
+    if reference.startswith("#"):
+        # contained resources have no identity outside their container (R4 dom-3)
+        return None, "its subject is a contained resource, not a patient of the cohort"
+    if conditional(reference):
+        return None, "its subject is a conditional reference (not resolved)"
+    ref = unversioned(reference)
+    if ref.startswith(("urn:uuid:", "urn:oid:")):
+        return ref, None
+    parts = literal(ref)
+    if parts is None:
+        return None, f"its subject reference {reference!r} is not of the form Patient/[id]"
+    if parts[1] != "Patient":
+        return None, f"its subject is a {parts[1]}, not a Patient"
+    return ref, None
+
+
+def id_diagnostic(r: Resource, path: str) -> RecordProblem | None:
+    """A Patient read under an id that is not a valid FHIR id says so: read as written
+    (references must spell it exactly), never dropped nor merged with a look-alike."""
+    why = id_problem(r.id) if r.id else None  # no id or "": named otherwise, or not at all
+    if why is None:
+        return None
+    return RecordProblem(
+        path,
+        "patient",
+        f"Patient.id {r.id!r} is not a valid FHIR id (R4 datatypes.html#id: "
+        f"[A-Za-z0-9-.]{{1,64}}; it {why}): read as written",
+    )
+
+
+def patient_server(e: Entry) -> tuple[str, str] | None:
+    """(server base, id) of a Patient entry whose fullUrl is its RESTful URL."""
+    parts = literal(e.fullUrl) if e.fullUrl and "://" in e.fullUrl else None
+    r = e.resource
+    if parts is None or r is None or parts[1] != "Patient" or parts[2] != r.id:
+        return None
+    return parts[0], parts[2]
 
 
 def _form(m: Resource) -> tuple[tuple[str, str], ...] | str:
