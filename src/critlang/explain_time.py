@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import nodes as n
-from .backends.runtime import add_months, r_window
+from .backends.runtime import add_months, r_between, r_window
 from .explain_words import Clause, Val, day_text, is_range
 from .units import TIME, parse_unit
 
@@ -101,9 +101,15 @@ class TimeClauses:
             edge = _edge(a.value, e.duration, -1 if e.direction == "before" else 1)
         side = "on or before" if e.op == "<=" else "on or after"
         if is_range(d.value) or is_range(edge):
-            # the compiled code leaves this form unknown on an interval (date_bound)
+            # three-valued on an interval, as the compiled code (date_bound)
+            ok = d.value <= edge if e.op == "<=" else d.value >= edge
             how = self.known_as(d) or f"the anchor is known only as {day_text(a.value)}"
-            return Clause(None, f"{text} ({side} {day_text(edge)}; {how}: not decided)")
+            says = {
+                True: f"every possible date is {side} it",
+                False: f"no possible date is {side} it",
+                None: f"some possible dates are {side} it, others not",
+            }[ok]
+            return Clause(ok, f"{text} ({side} {day_text(edge)}; {how}: {says})")
         ok = d.value <= edge if e.op == "<=" else d.value >= edge
         rel = _relative(d.value, a.value)
         if e.duration is None:
@@ -124,8 +130,9 @@ class TimeClauses:
         low, high = (far, near) if sign < 0 else (near, far)
         where = f"{day_text(low)} to {day_text(high)}"
         if is_range(d.value) or is_range(low) or is_range(high):
+            ok = r_between(d.value, low, high)  # as the compiled code (window_between)
             how = self.known_as(d) or f"the anchor is known only as {day_text(a.value)}"
-            return Clause(None, f"{text} ({where}; {how}: not decided)")
+            return Clause(ok, f"{text} ({where}; {how}: {_SAYS[ok]})")
         ok = low <= d.value <= high
         return Clause(ok, f"{text} ({where}; {_relative(d.value, a.value)})")
 
@@ -148,18 +155,24 @@ class TimeClauses:
         first = None if start.value is None or high is None else start.value <= high
         second = None if end.value is None or low is None else end.value >= low
         where = f"{day_text(low)} to {day_text(high)}" if low is not None else "anchor unknown"
-        ranged = [v for v in (start, end) if is_range(v.value)]
-        if ranged or is_range(a.value):
-            # the compiled code leaves a period with an interval date unknown (period)
-            told = (
-                "; ".join(f"{v.shown.split(' ')[0]} {self.known_as(v)}" for v in ranged)
-                or f"the anchor is known only as {day_text(a.value)}"
-            )
-            return Clause(None, f"{text} (window {where}; {told}: not decided)")
         if first is False or second is False:
             ok: bool | None = False
         else:
             ok = None if first is None or second is None else True
+        ranged = [v for v in (start, end) if is_range(v.value)]
+        if ranged or is_range(a.value):
+            # each comparison three-valued on an interval, as the compiled code (period):
+            # an ongoing end is some day from the evaluation date on
+            told = (
+                "; ".join(f"{v.shown.split(' ')[0]} {self.known_as(v)}" for v in ranged)
+                or f"the anchor is known only as {day_text(a.value)}"
+            )
+            says = {
+                True: "every possible period reaches into it",
+                False: "no possible period reaches into it",
+                None: "some possible periods reach into it, others not",
+            }[ok]
+            return Clause(ok, f"{text} (window {where}; {told}: {says})")
         if start.value is not None and end.value is not None and end.value < start.value:
             return Clause(None, f"{text} (the end is before the start: no period)")
         if ok is None:

@@ -327,16 +327,18 @@ class Interpreter:
                     return None
                 if isinstance(start, Iv) or isinstance(end, Iv):
                     born, then = as_iv(start), as_iv(end)
-                    if not (born.bounded and then.bounded):
+                    # completed years grow with the end and shrink with the start; a side
+                    # with no bound (an ongoing end has no latest day) stays unbounded
+                    least = most = None
+                    if born.hi is not None and then.lo is not None:
+                        least = _completed_years(born.hi, then.lo)
+                    if born.lo is not None and then.hi is not None:
+                        most = _completed_years(born.lo, then.hi)
+                    if least is None and most is None:
                         return None
-                    # completed years grow with the end and shrink with the start
-                    least = _completed_years(born.hi, then.lo)
-                    most = _completed_years(born.lo, then.hi)
                     if least != most:
-                        return Iv(
-                            self.quantity(Fraction(least), "years"),
-                            self.quantity(Fraction(most), "years"),
-                        )
+                        years = lambda k: None if k is None else self.quantity(Fraction(k), "years")  # noqa: E731
+                        return Iv(years(least), years(most))
                     return self.quantity(Fraction(least), "years")
                 return self.quantity(Fraction(_completed_years(start, end)), "years")
             d = self.c.defines[e.func]
@@ -421,9 +423,11 @@ class Interpreter:
     def rounded(self, r: Any, e: n.Arith) -> Any:
         if id(e) not in self.roots:
             return r
-        if isinstance(r, Iv):  # each bound rounded; a rounded bound may be reached
+        if isinstance(r, Iv):  # each bound rounded; a rounded bound may be reached,
+            # but never an open zero: no value other than 0 rounds to 0
             ends = r.map(lambda v: self.rounded(v, e))
-            return Iv(ends.lo, ends.hi)
+            zero = lambda v: v is not None and getattr(v, "magnitude", v) == 0  # noqa: E731
+            return Iv(ends.lo, ends.hi, r.lo_open and zero(ends.lo), r.hi_open and zero(ends.hi))
         t = self.c.types.get(id(e))
         if isinstance(t, QuantT):
             base = Fraction(r.to_base_units().magnitude)
@@ -621,19 +625,16 @@ class Interpreter:
     def date_form(self, e: n.Expr, env: dict[str, Any]) -> bool | None:
         """The windows people write (nodes.DateBound, WindowBetween, Period), on day numbers.
 
-        A date known only as an interval (partial, ongoing) leaves these forms unknown
-        (not yet reasoned over; the compiled code does the same: runtime.r_unknown)."""
-        parts = [getattr(e, k, None) for k in ("subject", "anchor", "start", "end")]
-        if any(isinstance(self.plain(x, env), Iv) for x in parts if x is not None):
-            return None
+        A date known only as an interval (a partial date, an ongoing end: no latest day)
+        decides a form when every day it may be decides it alike (docs/patients.md): an
+        ongoing therapy is ongoing at the evaluation date and overlaps a window reaching
+        it; a form its days split is unknown."""
         if isinstance(e, n.DateBound):
             d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             if d is None or a is None:
                 return None
-            edge = a.toordinal()
-            if e.duration is not None:
-                edge = self.edge(a, e.duration, -1 if e.direction == "before" else 1)
-            return d.toordinal() <= edge if e.op == "<=" else d.toordinal() >= edge
+            sign = -1 if e.direction == "before" else 1
+            return iv_compare(e.op, _days(d), self.edges(a, e.duration, sign))
         if isinstance(e, n.WindowBetween):
             d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             ends = e.durations()
@@ -641,25 +642,42 @@ class Interpreter:
             if d is None or a is None:
                 return None
             sign = -1 if e.direction == "before" else 1
-            near, far = self.edge(a, ends[0], sign), self.edge(a, ends[1], sign)
-            return min(near, far) <= d.toordinal() <= max(near, far)
+            near, far = self.edges(a, ends[0], sign), self.edges(a, ends[1], sign)
+            low, high = (far, near) if sign < 0 else (near, far)
+            return both(iv_compare("<=", low, _days(d)), iv_compare("<=", _days(d), high))
         assert isinstance(e, n.Period)
         start, end = self.plain(e.start, env), self.plain(e.end, env)
         a = self.plain(e.anchor, env)
         # START <= HIGH and END >= LOW, in Kleene logic (an unknown date leaves it open
         # unless the other comparison is already false)
-        low: Fraction | int | None = None if a is None else a.toordinal()
-        high = low
+        low = high = None if a is None else _days(a)
         if a is not None and e.duration is not None:
-            shifted = self.edge(a, e.duration, -1 if e.direction == "before" else 1)
-            low, high = (shifted, a.toordinal()) if e.direction == "before" else (low, shifted)
-        first = None if start is None or high is None else start.toordinal() <= high
-        second = None if end is None or low is None else end.toordinal() >= low
-        if start is not None and end is not None and end < start:
+            sign = -1 if e.direction == "before" else 1
+            shifted = self.edges(a, e.duration, sign)
+            low, high = (shifted, _days(a)) if sign < 0 else (low, shifted)
+        first = None if start is None or high is None else iv_compare("<=", _days(start), high)
+        second = None if end is None or low is None else iv_compare(">=", _days(end), low)
+        exact = not (isinstance(start, Iv) or isinstance(end, Iv))
+        if exact and start is not None and end is not None and end < start:
             return None  # an end before the start is no period (swapped dates)
         if first is False or second is False:
             return False
         return None if first is None or second is None else True
+
+    def edges(self, a: Any, duration: n.QuantityLit | None, sign: int) -> Any:
+        """Day number(s) of `a + sign * duration` (a itself without one); an anchor known
+        as an interval gives the interval of edges (the shift is monotonic)."""
+        if duration is None:
+            return _days(a)
+        if isinstance(a, Iv):
+            shift = lambda x: self.edge(x, duration, sign)  # noqa: E731
+            return Iv(
+                None if a.lo is None else shift(a.lo),
+                None if a.hi is None else shift(a.hi),
+                a.lo_open,
+                a.hi_open,
+            )
+        return self.edge(a, duration, sign)
 
     def window(self, e: n.Window, env: dict[str, Any]) -> bool | None:
         d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
@@ -742,6 +760,13 @@ class Interpreter:
             return False if 2 * (yes + unknown) <= total else None
         k = e.count or 0
         return True if yes >= k else (False if yes + unknown < k else None)
+
+
+def _days(x: Any) -> Any:
+    """A date as its day number; an interval of dates as the interval of day numbers."""
+    if isinstance(x, Iv):
+        return x.map(_days)
+    return x.toordinal() if isinstance(x, dt.date) else x
 
 
 def censored(value: Any, comparator: str | None) -> Any:

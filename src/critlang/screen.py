@@ -285,7 +285,9 @@ def reading_lines(t: Tally) -> list[str]:
     lines = [
         f"read {t.files} files ({t.files - unusable} usable, {unusable} unusable), "
         f"{t.resources} FHIR resources ({t.assigned} assigned to patients, "
-        f"{unassigned} unassigned), {t.patients} patients"
+        # Medication resources are about no patient: read for the therapies naming them
+        + (f"{t.medications} Medication resources, " if t.medications else "")
+        + f"{unassigned} unassigned), {t.patients} patients"
         + (f" ({t.native_records} native records)" if t.native_records else "")
     ]
     if t.not_resources:

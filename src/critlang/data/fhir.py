@@ -16,9 +16,10 @@ reconcile (`Tally.reconciles()`). It never raises for bad input. `Extractor(chec
 absent_means_no=frozenset())` is built once per protocol.
 
 Reading rules (each with its FHIR R4 source in docs/fhir.md):
-- Observation: status final/amended/corrected used, preliminary used and marked
-  (`"status": "preliminary"` in the entry), registered/cancelled/entered-in-error/unknown
-  not used, with a diagnostic (R4 observation-status). The date is effectiveDateTime or
+- Observation (values: fhir_observation.py): status final/amended/corrected used,
+  preliminary used and marked (`"status": "preliminary"` in the entry), registered/
+  cancelled/entered-in-error/unknown not used, with a diagnostic (R4
+  observation-status). The date is effectiveDateTime or
   effectiveInstant as written (time and offset kept), or effectivePeriod.end (else its
   start); `issued` is not a fallback. valueQuantity (UCUM `code`, else `unit`) with its
   `comparator`, valueInteger, valueBoolean, and a valueString that is only a comparator, a
@@ -40,7 +41,6 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,17 @@ import msgspec
 
 from ..checker import CheckResult
 from ..source import find_files
-from ..typesys import BoolT, ListT, NumberT, PressureT, QuantT
+from ..typesys import BoolT, ListT
 from .fhir_decode import Component, Concept, Resource
 from .fhir_input import PatientResources, Tally, read_groups
+from .fhir_observation import (
+    OBSERVATION_MARKED,
+    OBSERVATION_USED,
+    Unusable,
+    first_code,
+    observation_entry,
+)
+from .fhir_refs import NOT_IN_DATA, link_diagnostics
 from .records import RecordProblem
 from .values import Duplicate
 
@@ -66,16 +74,9 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "atc": ("http://www.whocc.no/atc",),
     "cpt": ("http://www.ama-assn.org/go/cpt",),
 }
-UCUM = "http://unitsofmeasure.org"
-LOINC = "http://loinc.org"
-# LOINC components of the blood pressure panel (85354-9): a `blood pressure` fact
-BP_PARTS = {"8480-6": "systolic", "8462-4": "diastolic"}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 
-# R4 observation-status: what a value with this status is worth
-OBSERVATION_USED = frozenset({"final", "amended", "corrected"})
-OBSERVATION_MARKED = frozenset({"preliminary"})
 # statuses of events that did not (or not yet, or not knowably) happen, per value set:
 # event-status (Procedure, MedicationAdministration), medicationrequest-status,
 # medication-statement-status
@@ -99,9 +100,6 @@ ACTIVE = frozenset({"active", "recurrence", "relapse"})
 INACTIVE = frozenset({"inactive", "resolved", "remission"})
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
-COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # R4 quantity-comparator
-# a valueString that is nothing but a comparator, a number and (optionally) a unit
-_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)(?:\s+(\S+)|([^\s0-9.]\S*))?\s*")
 ABSENT_KINDS = ("conditions", "medications")
 
 
@@ -115,20 +113,8 @@ class FhirPatient:
     problems: list[RecordProblem]
 
 
-def _first_code(concept: Concept | None) -> str | None:
-    if concept is not None and concept.coding:
-        for c in concept.coding:
-            if c.code is not None:
-                return c.code
-    return None
-
-
 def _label(r: Resource) -> str:
     return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
-
-
-class Unusable(Exception):
-    """A resource's value cannot be used for a fact; the message says why."""
 
 
 class Extractor:
@@ -210,7 +196,7 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
-        unread_medications: list[Resource] = []
+        unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -220,12 +206,12 @@ class Extractor:
                 if concept is None:
                     concept = r.medicationCodeableConcept
                     if concept is None and r.medicationReference is not None:
-                        concept = self._contained_medication(r)
-                        if concept is None:
-                            # the Medication is not in the data: its code is unknown, so
-                            # neither this therapy nor its absence can be read
-                            unread_medications.append(r)
-                            continue
+                        # the reader resolved the ones it could (fhir_refs.Medications):
+                        # the Medication is not in the data, or its copies disagree, so
+                        # neither this therapy nor its absence can be read
+                        why = group.medication_problems.get(id(r), NOT_IN_DATA)
+                        unread_medications.setdefault(why, []).append(r)
+                        continue
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
@@ -256,21 +242,21 @@ class Extractor:
             for fact, member in targets:
                 self._one(kind, r, r, fact, member, label, facts, conditions, problems, group)
             for comp, hit in parts:
-                where = f"{label} component {_first_code(comp.code)}"
+                where = f"{label} component {first_code(comp.code)}"
                 for fact, member in hit:
                     self._one(
                         kind, r, comp, fact, member, where, facts, conditions, problems, group
                     )
         for fact, found in conditions.items():
             self._condition_fact(fact, found, facts, problems, group.path)
-        if unread_medications:
-            shown = ", ".join(sorted(_label(r) for r in unread_medications)[:3])
+        for why, unread in unread_medications.items():
+            shown = ", ".join(sorted(_label(r) for r in unread)[:3])
             problems.append(
                 RecordProblem(
                     group.path,
                     "medications",
-                    f"{len(unread_medications)} medication resource(s) name a Medication "
-                    f"that is not in the data ({shown}): not read",
+                    f"{len(unread)} medication resource(s) name a Medication {why} ({shown}): "
+                    "not read",
                 )
             )
         for fact, no in self.absent_facts.items():
@@ -326,21 +312,11 @@ class Extractor:
                                 out.append(t)
         return out
 
-    @staticmethod
-    def _contained_medication(r: Resource) -> Concept | None:
-        """medicationReference to a contained Medication (`#id`, R4 references.html#contained)."""
-        ref = r.medicationReference.reference if r.medicationReference else None
-        if not ref or not ref.startswith("#") or not r.contained:
-            return None
-        for c in r.contained:
-            if c.resourceType == "Medication" and c.id == ref[1:]:
-                return c.code
-        return None
-
     def _patient_fields(
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
         facts = record["facts"]
+        problems.extend(link_diagnostics(group.patients, group.path))
         # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
         # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
         usable = [p for p in group.patients if p.malformed is None]
@@ -433,7 +409,7 @@ class Extractor:
                 return
             t = info.type
             if kind == "Observation":
-                entry = self._observation(r, holder, t, label)
+                entry = observation_entry(r, holder, t, label)
                 existing = facts.setdefault(fact, [])
                 if not isinstance(existing, list):
                     facts[fact] = existing = [{"value": existing}]
@@ -458,96 +434,13 @@ class Extractor:
             # an element read only now (fhir_decode.LAZY) does not have its R4 datatype
             problems.append(RecordProblem(group.path, fact, f"{label} is malformed ({exc})"))
 
-    # ------------------------------------------------------------------ Observation
-    def _observation(
-        self, r: Resource, holder: Resource | Component, t: Any, label: str
-    ) -> dict[str, Any]:
-        entry: dict[str, Any] = {"source": label}
-        when = _observation_time(r)
-        if when:
-            entry["date"] = when
-        if r.status in OBSERVATION_MARKED:
-            entry["status"] = r.status
-        if holder.dataAbsentReason is not None:
-            reason = _first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
-            raise Unusable(f"no value (dataAbsentReason {reason!r})")
-        if isinstance(t, PressureT):
-            return self._pressure(holder, entry)
-        if isinstance(t, (QuantT, NumberT)):
-            vq = holder.valueQuantity
-            if vq is not None:
-                if vq.value is None:
-                    raise Unusable("valueQuantity has no value")
-                entry["value"] = vq.value
-                if vq.comparator is not None:
-                    # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
-                    if vq.comparator not in COMPARATORS:
-                        raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
-                    entry["comparator"] = vq.comparator
-                unit = vq.code if vq.system in (UCUM, None) else None
-                unit = unit or vq.unit
-                if isinstance(t, QuantT) and unit:
-                    entry["unit"] = unit
-                rr = _reference_range(holder, unit)
-                if rr:
-                    entry["reference_range"] = rr
-                return entry
-            if holder.valueInteger is not None:
-                entry["value"] = holder.valueInteger
-                return entry
-            if holder.valueString is not None:
-                text = holder.valueString
-                m = _CENSORED.fullmatch(text) if isinstance(text, str) else None
-                if m is None:
-                    raise Unusable(
-                        f"valueString {text!r} is text, not a value critlang reads "
-                        "(only a comparator, a number and a unit, like '<0.5 mg/dL')"
-                    )
-                entry["comparator"], entry["value"] = m.group(1), m.group(2)
-                unit_text = m.group(3) or m.group(4)
-                if unit_text and isinstance(t, QuantT):
-                    entry["unit"] = unit_text
-                return entry
-            raise Unusable("no valueQuantity")
-        if isinstance(t, BoolT):
-            if isinstance(holder.valueBoolean, bool):
-                entry["value"] = holder.valueBoolean
-                return entry
-        raise Unusable(f"no value of the kind {t.describe()}")
-
-    @staticmethod
-    def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:
-        """A blood pressure panel: the components 8480-6 (systolic) and 8462-4 (diastolic),
-        each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
-        units = set()
-        for comp in getattr(holder, "component", None) or []:
-            codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
-            part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
-            vq = comp.valueQuantity
-            if part is None or vq is None or vq.value is None or vq.comparator is not None:
-                continue  # a censored part ("> 250") is not a value: that part stays unknown
-            if part in entry and entry[part] != vq.value:
-                # Observation.component: one systolic, one diastolic (vs-2 profile slices
-                # are 1..1); two that disagree are a conflict, never the last by file order
-                raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
-            entry[part] = vq.value
-            unit = vq.code if vq.system in (UCUM, None) else None
-            if unit or vq.unit:
-                units.add(unit or vq.unit)
-        if "systolic" not in entry and "diastolic" not in entry:
-            raise Unusable("no systolic (8480-6) or diastolic (8462-4) component")
-        if len(units) != 1:
-            raise Unusable("the components' units are missing or differ")
-        entry["unit"] = units.pop()
-        return entry
-
     # ------------------------------------------------------------------ Condition
     def _condition_state(
         self, r: Resource, label: str, problems: list[RecordProblem]
     ) -> tuple[str, str]:
         """(state, label): state is ignored, unconfirmed-current, unconfirmed-past,
         current or past, as of the screening date (set by `patient`)."""
-        verification = _first_code(r.verificationStatus)
+        verification = first_code(r.verificationStatus)
         if verification in IGNORED_VERIFICATION:
             return "ignored", label
         # Condition.onset[x] (else recordedDate) after the screening date: the condition
@@ -557,7 +450,7 @@ class Extractor:
             raise Unusable(
                 f"begins {began[:10]}, after the screening date {self._as_of.isoformat()}: not used"
             )
-        clinical = _first_code(r.clinicalStatus)
+        clinical = first_code(r.clinicalStatus)
         if clinical is not None and clinical not in ACTIVE | INACTIVE:
             raise Unusable(f"unknown clinicalStatus {clinical!r}")
         if verification is not None and verification not in UNCONFIRMED | {"confirmed"}:
@@ -634,18 +527,6 @@ def _entry_key(entry: Any) -> tuple[str, str]:
     return ("", repr(entry))
 
 
-def _observation_time(r: Resource) -> str | None:
-    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end."""
-    if r.effectiveDateTime:
-        return r.effectiveDateTime
-    if r.effectiveInstant:
-        return r.effectiveInstant
-    period = r.effectivePeriod
-    if period is not None:
-        return period.end or period.start
-    return None
-
-
 def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
     """(start, end) as written; an end not recorded is None (the caller reads the status)."""
     if kind == "MedicationRequest":
@@ -660,19 +541,6 @@ def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
     if period is not None:
         return period.start, period.end
     return r.effectiveDateTime, r.effectiveDateTime
-
-
-def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] | None:
-    for rr in holder.referenceRange or ():
-        out: dict[str, Any] = {}
-        for key in ("low", "high"):
-            q = getattr(rr, key)
-            if q is not None and q.value is not None:
-                out[key] = q.value
-                out["unit"] = q.code or q.unit or unit
-        if out:
-            return out
-    return None
 
 
 def read_fhir(
