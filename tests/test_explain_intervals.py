@@ -160,13 +160,17 @@ def test_date_forms_periods_and_parts_are_explained() -> None:
         "at least 1 years before enrollment 2026-11-27 (on or before 2025-11-27; 335 days "
         "before)"
     ]
-    i1 = other("nct00995904", "eligible_baseline.json", "I1", asthma_diagnosed="2025")
-    assert i1.status == "unknown"
-    assert i1.explanation == [
-        "? Date of the documented diagnosis of mild-to-moderate persistent asthma 2025 (day not "
-        "recorded) at least 1 years before enrollment 2026-11-27 (on or before 2025-11-27; "
-        "known only as between 2025-01-01 and 2025-12-31: not decided)"
-    ]
+    for year, status, mark, says in [
+        ("2025", "unknown", "?", "some possible dates are on or before it, others not"),
+        ("2024", "met", "✓", "every possible date is on or before it"),
+    ]:
+        i1 = other("nct00995904", "eligible_baseline.json", "I1", asthma_diagnosed=year)
+        assert i1.status == status
+        assert i1.explanation[0 if status == "unknown" else 1].lstrip() == (
+            f"{mark} Date of the documented diagnosis of mild-to-moderate persistent asthma "
+            f"{year} (day not recorded) at least 1 years before enrollment 2026-11-27 (on or "
+            f"before 2025-11-27; known only as between {year}-01-01 and {year}-12-31: {says})"
+        )
     e3 = other("nct00995904", "oral_steroids_2_months_ago.json", "E3")
     assert e3.explanation == [
         "✗ 0 of 1 systemic corticosteroids with start to end overlaps 30 days before "
