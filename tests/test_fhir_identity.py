@@ -326,7 +326,7 @@ def test_ingest_reads_ndjson_medications_as_screen_does(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- FHIR ids
 
 
-INVALID = ["a_b", "x" * 65, "p 1", "é"]
+INVALID = ["a_b", "x" * 65, "p 1", "é", "y" * 5000]
 
 
 @pytest.mark.parametrize("pid", INVALID)
@@ -343,7 +343,9 @@ def test_invalid_patient_id_is_read_as_written_with_a_diagnostic(tmp_path: Path,
         assert p.id == pid
         assert [e["value"] for e in p.record["facts"]["hemoglobin"]] == [9, 10, 11][:n]
         (message,) = messages(p, "patient")
-        assert message.startswith(f"Patient.id {pid!r} is not a valid FHIR id (R4 datatypes")
+        shown = repr(pid) if len(pid) <= 80 else repr(pid[:64]) + "..."
+        assert message.startswith(f"Patient.id {shown} is not a valid FHIR id (R4 datatypes")
+        assert len(message) < 300
         assert (tally.assigned, sum(tally.unassigned.values()), tally.patients) == (n + 1, 0, 1)
 
 
@@ -517,3 +519,40 @@ def test_one_id_on_two_servers_is_two_patients(tmp_path: Path) -> None:
         ]
         assert tally.unassigned == {"its subject names two different Patient entries": 1}
         assert counts(tally) == (1, 6, 5, 0, 1, 2)
+
+
+def test_patient_link_and_active_are_said_never_merged(tmp_path: Path) -> None:
+    """Patient.active and Patient.link are modifier elements (R4 Patient): a record out
+    of use, or a person with other records, is screened apart and says so."""
+    old = patient(
+        "old", active=False, link=[{"other": {"reference": "Patient/new"}, "type": "replaced-by"}]
+    )
+    new = patient("new", link=[{"other": {"reference": "Patient/old"}, "type": "replaces"}])
+    odd = patient("odd", link=[{"other": {"reference": "Patient/new"}, "type": "twin"}])
+    for files in (
+        [("Patient.ndjson", [old, new, odd, new]), ("Observation.ndjson", [hb(9, "Patient/old")])],
+        [("b.json", bundle(old, new, odd, new, hb(9, "Patient/old")))],
+    ):
+        patients, tally = read(tmp_path, *files)
+        got = {p.id: messages(p, "patient") for p in patients}
+        assert got == {
+            "new": [
+                "Patient/new appears more than once in "
+                + ("the data" if len(files) == 2 else "this file"),
+                "Patient/new: this record replaces (has absorbed) Patient/old (Patient.link "
+                "replaces); screened apart, not merged",
+            ],
+            "odd": [
+                "Patient/odd has a Patient.link of unknown type 'twin' to Patient/new; "
+                "screened apart, not merged"
+            ],
+            "old": [
+                "Patient/old has active false: the record is not in active use (R4 "
+                "Patient.active, a modifier element); screened as given",
+                "Patient/old: this record must no longer be used: it was replaced by "
+                "Patient/new (Patient.link replaced-by); screened apart, not merged",
+            ],
+        }
+        by_id = {p.id: p for p in patients}
+        assert [e["value"] for e in by_id["old"].record["facts"]["hemoglobin"]] == [9]
+        assert counts(tally)[1:] == (5, 5, 0, 0, 3)

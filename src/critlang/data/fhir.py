@@ -60,7 +60,7 @@ from .fhir_observation import (
     first_code,
     observation_entry,
 )
-from .fhir_refs import NOT_IN_DATA
+from .fhir_refs import NOT_IN_DATA, link_diagnostics
 from .records import RecordProblem
 from .values import Duplicate
 
@@ -316,6 +316,7 @@ class Extractor:
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
         facts = record["facts"]
+        problems.extend(link_diagnostics(group.patients, group.path))
         # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
         # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
         usable = [p for p in group.patients if p.malformed is None]

@@ -77,6 +77,13 @@ class Component(Struct, gc=False):
     referenceRange: list[Range] | None = None
 
 
+class PatientLink(Struct, gc=False):
+    """Patient.link: another Patient resource about the same person, and how (link-type)."""
+
+    other: Ref | None = None
+    type: str | None = None
+
+
 class DispenseRequest(Struct, gc=False):
     validityPeriod: Period | None = None
 
@@ -149,6 +156,8 @@ class Resource(Struct, gc=False):
     gender: str | None = None
     deceasedBoolean: bool | None = None
     deceasedDateTime: str | None = None
+    active: bool | None = None  # Patient.active and Patient.link: modifier elements
+    link: list[PatientLink] | None = None
     # any resource (DomainResource.contained), and Bundle.entry
     contained: list[Resource] | None = None
     entry: list[Entry] | None = None

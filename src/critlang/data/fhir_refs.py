@@ -115,12 +115,52 @@ def id_diagnostic(r: Resource, path: str) -> RecordProblem | None:
     why = id_problem(r.id) if r.id else None  # no id or "": named otherwise, or not at all
     if why is None:
         return None
+    assert r.id is not None
+    shown = repr(r.id) if len(r.id) <= 80 else repr(r.id[:64]) + "..."  # bounded output
     return RecordProblem(
         path,
         "patient",
-        f"Patient.id {r.id!r} is not a valid FHIR id (R4 datatypes.html#id: "
+        f"Patient.id {shown} is not a valid FHIR id (R4 datatypes.html#id: "
         f"[A-Za-z0-9-.]{{1,64}}; it {why}): read as written",
     )
+
+
+# R4 link-type: how the Patient holding the link relates to the one it names
+LINK_TYPES = {
+    "replaced-by": "this record must no longer be used: it was replaced by",
+    "replaces": "this record replaces (has absorbed)",
+    "refer": "this record is not the main source of information: see",
+    "seealso": "the same person as",
+}
+
+
+def link_diagnostics(patients: list[Resource], path: str) -> list[RecordProblem]:
+    """Patient.active false and Patient.link, both modifier elements (R4 Patient): the
+    record is out of use, or the person has other records. Said for each patient, as
+    the records are screened apart and never merged (critlang cannot see whether the
+    other record is in the data, nor which values to keep)."""
+    out: list[RecordProblem] = []
+    for p in patients:
+        name = f"Patient/{p.id}" if p.id else "Patient (no id)"
+        if p.active is False:
+            out.append(
+                RecordProblem(
+                    path,
+                    "patient",
+                    f"{name} has active false: the record is not in active use (R4 "
+                    "Patient.active, a modifier element); screened as given",
+                )
+            )
+        for link in p.link or ():
+            other = link.other.reference if link.other is not None else None
+            how = LINK_TYPES.get(link.type or "")
+            if how is None:
+                message = f"{name} has a Patient.link of unknown type {link.type!r} to {other}"
+            else:
+                message = f"{name}: {how} {other} (Patient.link {link.type})"
+            out.append(RecordProblem(path, "patient", message + "; screened apart, not merged"))
+    unique = {x.message: x for x in out}  # copies of one Patient (flagged elsewhere): once
+    return [unique[m] for m in sorted(unique)]
 
 
 def patient_server(e: Entry) -> tuple[str, str] | None:
