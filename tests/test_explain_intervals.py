@@ -195,3 +195,28 @@ def test_threshold_from_a_conditional_with_an_unknown_condition() -> None:
         "✗ systolic 200 mm[Hg] (Seated office blood pressure 200/80 mmHg on 2026-11-20) "
         "≤ sbp ceiling 180 or 170 or 160 or 150 mm[Hg]: fails for every possibility"
     )
+
+
+def test_fhir_comparator_and_partial_birth_date_screened_with_explanations(tmp_path) -> None:
+    """From FHIR: valueQuantity.comparator (a modifier element) and a Patient.birthDate
+    known to the year, through `screen --patients x.jsonl` explanations."""
+    from critlang.data.fhir import data_files, read_fhir
+    from critlang.screen import screen
+    from test_fhir import CHECKED, EXTRACTOR, bundle, obs
+
+    wbc = obs("6690-2", 1.5, "10*9/L", "2026-11-20")
+    wbc["valueQuantity"]["comparator"] = "<"
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1968", "gender": "male"}
+    (tmp_path / "a.json").write_text(json.dumps(bundle(wbc, patient=patient)))
+    files, _ = data_files([str(tmp_path)])
+    patients = list(read_fhir(files, EXTRACTOR, AS_OF))
+    (row,) = screen(compile_protocol(CHECKED), patients, AS_OF, explain=True).patients
+    assert row.explanations is not None
+    assert row.explanations["E8"]["explanation"] == [
+        "✓ White blood cell count < 1.5 10*9/L on 2026-11-20T10:00:00+00:00 "
+        "(Observation/obs-6690-2-2026-11-20) < 2 x10^9/L; the protocol also writes 2000/mm3: "
+        "every value below 1.5 x10^9/L is below 2 x10^9/L"
+    ]
+    assert row.explanations["I5"]["explanation"][0] == (
+        "✓ age 57-58 years ≥ 18 years: every value 57-58 years is at least 18 years"
+    )
