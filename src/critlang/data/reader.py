@@ -402,6 +402,10 @@ class Reader(QuantityReading):
             )
             item["start"] = item[END_FIELD] = None
             return
+        if isinstance(start, PartialDate) and start.last > self.as_of:
+            # the days after the evaluation date are impossible (above): "2026" read on
+            # 2026-11-27 is 1 January to 27 November, as a past date fact is
+            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
         if start is None or end is None or isinstance(end, Ongoing):
             return
         last = end.last if isinstance(end, PartialDate) else end
