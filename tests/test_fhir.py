@@ -177,6 +177,8 @@ def medication(kind: str, code: str, **dates: Any) -> dict:
         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code}]},
         "subject": {"reference": "urn:uuid:p1"},
     }
+    if kind == "MedicationRequest":  # MedicationRequest.intent is 1..1 (a modifier)
+        r["intent"] = "order"
     r.update(dates)
     return r
 
@@ -326,7 +328,8 @@ def test_screen_outputs(tmp_path: Path) -> None:
     csv_text = patients_csv(result)
     assert csv_text.splitlines()[0].startswith("patient,path,verdict,I1,")
     assert len(patients_jsonl(result).splitlines()) == 2
-    assert attrition_csv(result).splitlines()[1].startswith("I1,inclusion,0,0,2,0,0,2")
+    assert attrition_csv(result).splitlines()[1] == "(start),,,,,,2,2"
+    assert attrition_csv(result).splitlines()[2].startswith("I1,inclusion,0,0,2,0,0,2")
 
 
 SYNTHEA = SHARED / "data" / "synthea-r4"

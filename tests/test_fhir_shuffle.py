@@ -73,15 +73,41 @@ def condition(draw: st.DrawFn, n: int) -> dict[str, Any]:
     }
 
 
+# Medication resources the therapies name (fhir_refs.Medications): some ids drawn twice,
+# with the same code or another (a conflict), one never given ("Medication/med9")
+MEDICATION_IDS = ("med1", "med2")
+MEDICATION_REFERENCES = (
+    "Medication/med1",
+    "Medication/med2/_history/1",
+    "https://ehr.example.org/fhir/Medication/med1",
+    "Medication/med9",
+)
+MEDICATION_CODES = ("L01BC06", "H01CB02")  # capecitabine; octreotide, another kind
+
+
 @st.composite
 def therapy(draw: st.DrawFn, n: int) -> dict[str, Any]:
-    return {
+    r: dict[str, Any] = {
         "resourceType": "MedicationStatement",
         "id": f"m{n}",
         "status": "completed",
         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "L01BC06"}]},
         "subject": {"reference": f"Patient/{draw(st.sampled_from(PATIENTS))}"},
         "effectivePeriod": {"start": draw(WHEN), "end": draw(WHEN)},
+    }
+    if draw(st.booleans()):
+        del r["medicationCodeableConcept"]
+        r["medicationReference"] = {"reference": draw(st.sampled_from(MEDICATION_REFERENCES))}
+    return r
+
+
+@st.composite
+def medication(draw: st.DrawFn) -> dict[str, Any]:
+    code = draw(st.sampled_from(MEDICATION_CODES))
+    return {
+        "resourceType": "Medication",
+        "id": draw(st.sampled_from(MEDICATION_IDS)),
+        "code": {"coding": [{"system": ATC, "code": code}]},
     }
 
 
@@ -93,6 +119,7 @@ def cohort(draw: st.DrawFn) -> list[dict[str, Any]]:
     ]
     for n in range(draw(st.integers(0, 14))):
         out.append(draw(st.one_of(lab(n), condition(n), therapy(n))))
+    out.extend(draw(st.lists(medication(), max_size=4)))
     out.append({"resourceType": "Observation", "id": "orphan", "status": "final"})
     return out
 

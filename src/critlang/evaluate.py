@@ -187,19 +187,18 @@ class Evaluator:
         for crit, status in zip(self.compiled.criteria, statuses, strict=True):
             results.append(self._result(crit, status, record, f, needed))
         missing = sorted(dict.fromkeys(str(s) for s in needed))
+        if verdict == UNDETERMINED and record.deceased is None:
+            # a partial date of death that may fall before the evaluation date (records.py)
+            missing = sorted({*missing, "deceased"})
         if verdict == UNDETERMINED and not missing:
-            # never an undetermined verdict that names nothing: the unknown inputs read
+            # never an undetermined verdict that names nothing: the open inputs read
+            undecided = [
+                c for c, s in zip(self.compiled.criteria, statuses, strict=True) if s is None
+            ]
             missing = sorted(
-                {
-                    d
-                    for crit, s in zip(self.compiled.criteria, statuses, strict=True)
-                    if s is None
-                    for d in crit.facts
-                    if not _known(record, d)
-                }
-                or {
-                    c.id for c, s in zip(self.compiled.criteria, statuses, strict=True) if s is None
-                }
+                {str(slot) for c in undecided for slot in self.needs.slots(f, c.facts)}
+                or {d for c in undecided for d in c.facts if not _known(record, d)}
+                or {c.id for c in undecided}
             )
         arm_obs = record.facts.get("arm")
         return Evaluation(
@@ -233,6 +232,10 @@ class Evaluator:
         )
         if status is None:
             mine = [s for s in needed if s.key.split("#")[0] in crit.facts]
+            if not mine:
+                # a decided verdict (not probed: it cannot change), or nothing of this
+                # criterion's could move the verdict: its open inputs, never nothing
+                mine = self.needs.slots(f, crit.facts)
             r.missing = [_why(record, s) for s in mine] or [
                 _why(record, d) for d in sorted(crit.facts) if not _known(record, d)
             ]

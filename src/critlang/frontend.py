@@ -11,7 +11,7 @@ from typing import Any
 from . import nodes as n
 from .checker import CheckResult, check
 from .diagnostics import Diagnostic, error, sorted_diagnostics
-from .parser import parse
+from .parser import parse, salvage
 from .source import MAX_SOURCE_BYTES, SourceFile, read_source
 
 SUFFIX = ".crit"
@@ -156,7 +156,7 @@ def _libraries(
 def analyse_source(source: SourceFile) -> Analysis:
     protocol, diags = parse(source)
     if protocol is None:
-        return Analysis(source, None, sorted_diagnostics(diags))
+        return Analysis(source, None, sorted_diagnostics([*diags, *_checks_beside(source, diags)]))
     if protocol.header is None and not protocol.decls:
         # nothing to check would pass as "ok" and make every patient eligible
         span = source.span(0, min(len(source.text), 1))
@@ -175,6 +175,24 @@ def analyse_source(source: SourceFile) -> Analysis:
     compiled, limit_diags = _compile(result) if result.ok else (None, [])
     all_diags = sorted_diagnostics([*diags, *lib_diags, *result.diagnostics, *limit_diags])
     return Analysis(source, result, all_diags, lib_files, compiled)
+
+
+def _checks_beside(source: SourceFile, errors: list[Diagnostic]) -> list[Diagnostic]:
+    """The checker's errors on the items that parsed, beside syntax errors: a writer sees
+    an unknown name, a wrong unit or a duplicate id in one pass, not after fixing the
+    syntax. Names the broken items mention are not called unknown (they may declare them)."""
+    if not errors or any(d.code != "E001" for d in errors):
+        return []  # only syntax errors (limits exceeded leave no tree to salvage)
+    protocol, words = salvage(source, errors)
+    if protocol is None or not protocol.criteria:
+        return []
+    library, _, _ = _libraries(protocol, source, set(), import_roots(source.path))
+    out = []
+    for d in check(protocol, source, library).diagnostics:
+        name = source.text[d.span.start : d.span.end]
+        if d.is_error and not (d.code in ("E101", "E102", "E103") and name in words):
+            out.append(d)
+    return out
 
 
 def _compile(result: CheckResult) -> tuple[Any, list[Diagnostic]]:

@@ -251,19 +251,24 @@ class Needs:
         """
         _, statuses = self.compiled.evaluate(f)
         needed: dict[Slot, None] = {}
-        for index, (crit, status) in enumerate(zip(self.compiled.criteria, statuses, strict=True)):
+        for index, status in enumerate(statuses):
             if status is not None and not self.non_monotone[index]:
                 continue
-            # a criterion's answer depends on its own inputs only: cohorts repeat them
-            key = (index, *(_frozen(f.get(k)) for k in self.inputs[index]))
-            found = self.memo.get(key)
-            if found is None:
-                slots = self.slots(f, crit.facts)
-                found = [s for s in slots if self.matters(f, index, s, slots)]
-                if len(self.memo) < 100_000:
-                    self.memo[key] = found
-            needed.update(dict.fromkeys(found))
+            needed.update(dict.fromkeys(self.for_criterion(f, index)))
         return sorted(needed, key=lambda s: (s.key, s.index or 0, s.field or ""))
+
+    def for_criterion(self, f: dict[str, Any], index: int) -> list[Slot]:
+        """Criterion `index`'s unknown inputs whose value could change its status."""
+        # a criterion's answer depends on its own inputs only: cohorts repeat them (and
+        # on the conflicting candidates, which travel under "#")
+        key = (index, repr(f.get("#")), *(_frozen(f.get(k)) for k in self.inputs[index]))
+        found = self.memo.get(key)
+        if found is None:
+            slots = self.slots(f, self.compiled.criteria[index].facts)
+            found = [s for s in slots if self.matters(f, index, s, slots)]
+            if len(self.memo) < 100_000:
+                self.memo[key] = found
+        return found
 
     def changed(self, index: int, base: Any, new: Any) -> bool:
         """A status change that can move an undetermined verdict."""

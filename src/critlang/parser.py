@@ -30,6 +30,7 @@ __all__ = [
     "lark_parser",
     "parse",
     "parse_text",
+    "salvage",
     "to_ast",
     "write_tables",
 ]
@@ -123,6 +124,53 @@ def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic
         else:
             break
     return sorted(found.values(), key=lambda d: d.span.start)
+
+
+def _broken_items(text: str, errors: list[Diagnostic]) -> list[tuple[int, int]]:
+    """The (start, end) of each top-level item a syntax error falls in (an error on an
+    item's first token is the previous item ending too early, as `_all_syntax_errors`)."""
+    items = _items(text)
+    starts = [start for start, _, _ in items]
+    out: set[tuple[int, int]] = set()
+    for d in errors:
+        j = bisect.bisect_right(starts, d.span.start) - 1
+        if j < 0:
+            return [(0, len(text))]  # before the first item: nothing is sound
+        first = (
+            starts[j]
+            + len(text[starts[j] : items[j][1]])
+            - len(text[starts[j] : items[j][1]].lstrip())
+        )
+        if d.span.start <= first and j > 0:
+            j -= 1
+        out.add((items[j][0], items[j][1]))
+    return sorted(out)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def salvage(source: SourceFile, errors: list[Diagnostic]) -> tuple[n.Protocol | None, set[str]]:
+    """The protocol without the items that have syntax errors (blanked: lines and columns
+    stay true), so that the other checks still run on what did parse; with the words of
+    the broken items (names they may declare or use, which the caller must not call
+    unknown). None when the rest does not parse either (a broken section line)."""
+    text = source.text
+    broken = _broken_items(text, errors)
+    words: set[str] = set()
+    parts: list[str] = []
+    done = 0
+    for start, end in broken:
+        words.update(_WORD.findall(text[start:end]))
+        parts += [text[done:start], _NOT_NEWLINE.sub(" ", text[start:end])]
+        done = end
+    parts.append(text[done:])
+    try:
+        tree = _lark().parse("".join(parts))
+    except UnexpectedInput:
+        return None, words
+    protocol, problems = to_ast(tree, SourceFile(source.path, "".join(parts)))
+    return (protocol if not problems else None), words
 
 
 def to_ast(tree: lark.Tree, source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:

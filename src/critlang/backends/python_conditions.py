@@ -286,9 +286,9 @@ class _Conditions:
             edge = self.edge(e, e.anchor, e.duration, -1 if e.direction == "before" else 1)
         else:
             edge = self.plain(e.anchor)
-        # a date known only as an interval leaves these forms unknown (interpreter.date_form)
-        test = self.ranged(f"{d} {e.op} {edge}", "None", d, edge)
-        self.w(f"{out} = None if {self.unknown(d, edge)} else {test}")
+        # one comparison: three-valued when a date is a Range (a partial date, an ongoing
+        # end), decided when every day it may be decides it (interpreter.date_form)
+        self.w(f"{out} = None if {self.unknown(d, edge)} else {d} {e.op} {edge}")
 
     def window_between(self, e: n.WindowBetween, out: str) -> None:
         """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
@@ -299,11 +299,17 @@ class _Conditions:
         near = self.edge(e, e.anchor, ends[0], sign)
         far = self.edge(e, e.anchor, ends[1], sign)
         low, high = (far, near) if sign < 0 else (near, far)
-        test = self.ranged(f"{low} <= {d} <= {high}", "None", d, low, high)
+        test = self.ranged(
+            f"{low} <= {d} <= {high}", f"r_between({d}, {low}, {high})", d, low, high
+        )
         self.w(f"{out} = None if {self.unknown(d, low, high)} else {test}")
 
     def period(self, e: n.Period, out: str) -> None:
-        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene)."""
+        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene).
+
+        Each comparison is three-valued on a Range: an ongoing end (no latest day) is at
+        least the evaluation date, so a period is ongoing at it and overlaps any window
+        reaching it; a window after it is unknown (interpreter.date_form)."""
         start, end = self.plain(e.start), self.plain(e.end)
         a = self.plain(e.anchor)
         low = high = a
@@ -318,7 +324,7 @@ class _Conditions:
             f"False if {first} is False or {second} is False else "
             f"(None if {first} is None or {second} is None else True)"
         )
-        self.w(f"{out} = {self.ranged(test, 'None', start, end, a)}")
+        self.w(f"{out} = {test}")
         # an end before the start is no period (swapped dates): unknown, never decided
         exact = " and ".join(f"{c}.__class__ is not Range" for c in (start, end))
         self.w(f"if not ({self.unknown(start, end)}) and {exact} and {end} < {start}:")

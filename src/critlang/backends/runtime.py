@@ -72,18 +72,21 @@ def _days_in_month(year: int, month: int) -> int:
 def elapsed_years(start: Any, end: Any) -> Any:
     """Completed calendar years from start to end (an age); None when either is unknown.
 
-    A Range (a birth date known to the year or month) gives the Range of possible ages:
-    the completed years are monotonic in both days, so the bounds come from the bounds.
+    A Range (a birth date known to the year or month, an ongoing end) gives the Range of
+    possible values: the completed years are monotonic in both days, so the bounds come
+    from the bounds (an infinite one stays infinite).
     """
     if start is None or end is None:
         return None
     if start.__class__ is Range or end.__class__ is Range:
         s, e = _span(start), _span(end)
-        if not (s.bounded() and e.bounded()):
-            return None
-        low = _years(int(s.hi), int(e.lo))
-        high = _years(int(s.lo), int(e.hi))
-        return low if low == high else Range(low, high)
+        # an unbounded side (an ongoing end: no latest day) leaves that side unbounded
+        finite = math.isfinite
+        low = _years(int(s.hi), int(e.lo)) if finite(s.hi) and finite(e.lo) else -_INF
+        high = _years(int(s.lo), int(e.hi)) if finite(s.lo) and finite(e.hi) else _INF
+        if low == high:
+            return low
+        return _made(low, high, False, False)
     return _years(start, end)
 
 
@@ -100,9 +103,10 @@ def sig(x: Any) -> Any:
     that a value exactly on a threshold in exact arithmetic is on it in floating point too;
     the reference interpreter applies the same rule to its exact result.
     """
-    if x.__class__ is Range:  # both bounds; a rounded bound may be reached: closed
+    if x.__class__ is Range:  # both bounds; a rounded bound may be reached: closed,
+        # except an open 0 (rounding never makes a value that is not 0 zero)
         lo, hi = sig(x.lo), sig(x.hi)  # type: ignore[union-attr]
-        return Range(lo, hi)  # type: ignore[arg-type]
+        return Range(lo, hi, x.lo_open and lo == 0, x.hi_open and hi == 0)  # type: ignore
     if x is None or x == 0 or not math.isfinite(x):
         return x
     return float(f"{x:.12g}")
@@ -119,9 +123,9 @@ class Range:
 
     Comparisons are three-valued: True when every value in the range satisfies them,
     False when none does, None otherwise. Arithmetic (docs/patients.md, "Values known
-    as an interval"): with an exact number, by monotonicity (the bounds move, openness
-    kept); with another Range only when both are bounded (closed result, conservative);
-    anything else, or a divisor that may be zero, is unknown (None).
+    as an interval"): interval arithmetic over the extended reals, each end keeping
+    whether it is reached (`_product`, `_inverse`); a divisor that may be zero, or a
+    result unbounded on both sides, is unknown (None).
     """
 
     __slots__ = ("hi", "hi_open", "lo", "lo_open", "ongoing")
@@ -178,55 +182,32 @@ class Range:
         return Range(-self.hi, -self.lo, self.hi_open, self.lo_open)
 
     def __add__(self, other: object) -> Range | None:
-        if isinstance(other, Range):
-            if not (self.bounded() and other.bounded()):
-                return None
-            return Range(self.lo + other.lo, self.hi + other.hi)
-        x = float(other)  # type: ignore[arg-type]
-        return Range(self.lo + x, self.hi + x, self.lo_open, self.hi_open)
+        o = _span(other)
+        # a bound of a sum is reached only when both bounds it adds are
+        return _made(
+            self.lo + o.lo, self.hi + o.hi, self.lo_open or o.lo_open, self.hi_open or o.hi_open
+        )
 
     __radd__ = __add__
 
     def __sub__(self, other: object) -> Range | None:
-        return self + (-other)  # type: ignore[operator]
+        return self + (-_span(other))
 
     def __rsub__(self, other: object) -> Range | None:
         return (-self) + other
 
     def __mul__(self, other: object) -> Range | None:
-        if isinstance(other, Range):
-            if not (self.bounded() and other.bounded()):
-                return None
-            p = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-            return Range(min(p), max(p))
-        x = float(other)  # type: ignore[arg-type]
-        if x == 0:
-            return Range(0.0, 0.0)
-        if x > 0:
-            return Range(self.lo * x, self.hi * x, self.lo_open, self.hi_open)
-        return Range(self.hi * x, self.lo * x, self.hi_open, self.lo_open)
+        return _product(self, _span(other))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: object) -> Range | None:
-        if isinstance(other, Range):
-            inv = _inverse(other)
-            return None if inv is None else self * inv
-        x = float(other)  # type: ignore[arg-type]
-        if x == 0:
-            return None
-        if x > 0:
-            return Range(self.lo / x, self.hi / x, self.lo_open, self.hi_open)
-        return Range(self.hi / x, self.lo / x, self.hi_open, self.lo_open)
+        inv = _inverse(_span(other))
+        return None if inv is None else _product(self, inv)
 
     def __rtruediv__(self, other: object) -> Range | None:
-        if _inverse(self) is None:
-            return None
-        x = float(other)  # type: ignore[arg-type]
-        if x == 0:
-            return Range(0.0, 0.0)
-        lo, hi = (x / self.hi, x / self.lo) if x > 0 else (x / self.lo, x / self.hi)
-        return Range(lo, hi)
+        inv = _inverse(self)
+        return None if inv is None else _product(_span(other), inv)
 
 
 def _span(x: object) -> Range:
@@ -244,11 +225,62 @@ def _less(a: Range, b: Range, strict: bool) -> bool | None:
     return None
 
 
-def _inverse(r: Range) -> Range | None:
-    """1 / r for a bounded range that excludes zero (else None: the divisor may be zero)."""
-    if not r.bounded() or r.lo <= 0 <= r.hi:
+def _made(lo: float, hi: float, lo_open: bool, hi_open: bool) -> Range | None:
+    """A result interval; unbounded on both sides it says nothing: unknown (None).
+    An infinite end is never reached: its flag is kept False, as `censored` writes it."""
+    if lo == -_INF and hi == _INF:
         return None
-    return Range(1 / r.hi, 1 / r.lo)
+    return Range(lo, hi, lo_open and lo != -_INF, hi_open and hi != _INF)
+
+
+def _reached(x: float, is_open: bool) -> bool:
+    return not is_open and math.isfinite(x)
+
+
+def _product(a: Range, b: Range) -> Range | None:
+    """{x * y : x in a, y in b}, ends possibly infinite.
+
+    The bounds are among the products of the ends (x * y is linear in each factor), with
+    0 x inf = 0: a factor that may be 0 keeps the product 0 whatever the other. A bound
+    is reached when two reached ends give it, or a reached 0 end does (0 times any value
+    of the other); an open or infinite end only approaches it (docs/patients.md).
+    """
+    ends = []
+    for x, rx in ((a.lo, _reached(a.lo, a.lo_open)), (a.hi, _reached(a.hi, a.hi_open))):
+        for y, ry in ((b.lo, _reached(b.lo, b.lo_open)), (b.hi, _reached(b.hi, b.hi_open))):
+            p = 0.0 if x == 0 or y == 0 else x * y
+            ends.append((p, (rx and ry) or (x == 0 and rx) or (y == 0 and ry)))
+    lo = min(p for p, _ in ends)
+    hi = max(p for p, _ in ends)
+    lo_open = not any(r for p, r in ends if p == lo)
+    hi_open = not any(r for p, r in ends if p == hi)
+    return _made(lo, hi, lo_open, hi_open)
+
+
+def _holds_zero(r: Range) -> bool:
+    above = r.hi > 0 or (r.hi == 0 and not r.hi_open)
+    return (r.lo < 0 or (r.lo == 0 and not r.lo_open)) and above
+
+
+def _recip(x: float, from_below: bool) -> float:
+    """1 / x at an end of a range that excludes 0: 1 / +-inf is 0; 1 / 0 is the infinity
+    the end approaches (an open 0 low end of a positive range: +inf; high end: -inf)."""
+    if x == 0:
+        return _INF if from_below else -_INF
+    return 1 / x
+
+
+def _inverse(r: Range) -> Range | None:
+    """{1 / x : x in r}; None (unknown) when r may hold 0: the divisor may be zero.
+
+    1 / x decreases on each side of 0, so the ends swap, each keeping its openness; an
+    infinite end gives 0 approached but never reached: (2, inf) gives (0, 0.5)."""
+    if _holds_zero(r):
+        return None
+    lo, hi = _recip(r.hi, False), _recip(r.lo, True)
+    lo_open = r.hi_open or not math.isfinite(r.hi) or r.hi == 0
+    hi_open = r.lo_open or not math.isfinite(r.lo) or r.lo == 0
+    return _made(lo, hi, lo_open, hi_open)
 
 
 def is_range(x: object) -> bool:

@@ -16,9 +16,10 @@ reconcile (`Tally.reconciles()`). It never raises for bad input. `Extractor(chec
 absent_means_no=frozenset())` is built once per protocol.
 
 Reading rules (each with its FHIR R4 source in docs/fhir.md):
-- Observation: status final/amended/corrected used, preliminary used and marked
-  (`"status": "preliminary"` in the entry), registered/cancelled/entered-in-error/unknown
-  not used, with a diagnostic (R4 observation-status). The date is effectiveDateTime or
+- Observation (values: fhir_observation.py): status final/amended/corrected used,
+  preliminary used and marked (`"status": "preliminary"` in the entry), registered/
+  cancelled/entered-in-error/unknown not used, with a diagnostic (R4
+  observation-status). The date is effectiveDateTime or
   effectiveInstant as written (time and offset kept), or effectivePeriod.end (else its
   start); `issued` is not a fallback. valueQuantity (UCUM `code`, else `unit`) with its
   `comparator`, valueInteger, valueBoolean, and a valueString that is only a comparator, a
@@ -40,9 +41,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,24 @@ import msgspec
 
 from ..checker import CheckResult
 from ..source import find_files
-from ..typesys import BoolT, ListT, NumberT, PressureT, QuantT
-from .fhir_decode import Component, Concept, Resource
+from ..typesys import BoolT, ListT
+from .fhir_condition import condition_fact, condition_state
+from .fhir_decode import Component, Resource
+from .fhir_events import NotYet, Span, event_span, past_event, when
 from .fhir_input import PatientResources, Tally, read_groups
+from .fhir_observation import (
+    OBSERVATION_MARKED,
+    OBSERVATION_USED,
+    NoValue,
+    Unusable,
+    first_code,
+    observation_entry,
+    observation_time,
+)
+from .fhir_refs import NOT_IN_DATA, link_diagnostics
+from .fhir_status import Target, component_unread, concept_targets, not_evidence
 from .records import RecordProblem
-from .values import Duplicate
+from .values import Duplicate, When, parse_when
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
@@ -66,16 +79,9 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "atc": ("http://www.whocc.no/atc",),
     "cpt": ("http://www.ama-assn.org/go/cpt",),
 }
-UCUM = "http://unitsofmeasure.org"
-LOINC = "http://loinc.org"
-# LOINC components of the blood pressure panel (85354-9): a `blood pressure` fact
-BP_PARTS = {"8480-6": "systolic", "8462-4": "diastolic"}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 
-# R4 observation-status: what a value with this status is worth
-OBSERVATION_USED = frozenset({"final", "amended", "corrected"})
-OBSERVATION_MARKED = frozenset({"preliminary"})
 # statuses of events that did not (or not yet, or not knowably) happen, per value set:
 # event-status (Procedure, MedicationAdministration), medicationrequest-status,
 # medication-statement-status
@@ -94,14 +100,6 @@ ONGOING = {
     "MedicationRequest": frozenset({"active"}),
     "MedicationStatement": frozenset({"active"}),
 }
-# R4 condition-clinical and condition-ver-status
-ACTIVE = frozenset({"active", "recurrence", "relapse"})
-INACTIVE = frozenset({"inactive", "resolved", "remission"})
-IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
-UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
-COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # R4 quantity-comparator
-# a valueString that is nothing but a comparator, a number and (optionally) a unit
-_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)(?:\s+(\S+)|([^\s0-9.]\S*))?\s*")
 ABSENT_KINDS = ("conditions", "medications")
 
 
@@ -115,20 +113,43 @@ class FhirPatient:
     problems: list[RecordProblem]
 
 
-def _first_code(concept: Concept | None) -> str | None:
-    if concept is not None and concept.coding:
-        for c in concept.coding:
-            if c.code is not None:
-                return c.code
-    return None
+@dataclass
+class _State:
+    """What one patient's resources have given so far."""
+
+    path: str
+    facts: dict[str, Any]
+    conditions: dict[str, list[tuple[str, str]]]  # fact -> (state, label)
+    problems: list[RecordProblem]
+    birth: When | None  # Patient.birthDate, to place an Age (onsetAge, performedAge)
+    # fact -> Observations that could not be read, with their dates (reader.fact_value)
+    unread: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _birth(group: PatientResources) -> When | None:
+    """The patient's birth date when its Patient resources give one valid one."""
+    dates = {p.birthDate for p in group.patients if p.malformed is None} - {None}
+    if len(dates) != 1:
+        return None
+    try:
+        return parse_when(dates.pop())
+    except ValueError:
+        return None
+
+
+def _began(kind: str, r: Resource, birth: When | None) -> Span | None:
+    """When a therapy began, from any choice type of its time element."""
+    if kind == "MedicationRequest":
+        return None if r.authoredOn is None else _day_span(when("authoredOn", r.authoredOn))
+    return event_span(r, "performed" if kind == "Procedure" else "effective", birth)
+
+
+def _day_span(w: When) -> Span:
+    return Span(w.first, w.last, w.text)
 
 
 def _label(r: Resource) -> str:
     return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
-
-
-class Unusable(Exception):
-    """A resource's value cannot be used for a fact; the message says why."""
 
 
 class Extractor:
@@ -210,7 +231,8 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
-        unread_medications: list[Resource] = []
+        state = _State(group.path, facts, conditions, problems, _birth(group))
+        unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -220,57 +242,83 @@ class Extractor:
                 if concept is None:
                     concept = r.medicationCodeableConcept
                     if concept is None and r.medicationReference is not None:
-                        concept = self._contained_medication(r)
-                        if concept is None:
-                            # the Medication is not in the data: its code is unknown, so
-                            # neither this therapy nor its absence can be read
-                            unread_medications.append(r)
-                            continue
+                        # the reader resolved the ones it could (fhir_refs.Medications):
+                        # the Medication is not in the data, or its copies disagree, so
+                        # neither this therapy nor its absence can be read
+                        why = group.medication_problems.get(id(r), NOT_IN_DATA)
+                        unread_medications.setdefault(why, []).append(r)
+                        continue
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
                     RecordProblem(group.path, "resource", f"{_label(r)} is malformed ({exc})")
                 )
                 continue
-            targets = self._targets(concept, index, codes) if concept is not None else []
-            parts: list[tuple[Component, list[tuple[str, str | None]]]] = []
-            if components:
-                for comp in components:
-                    hit = self._targets(comp.code, index, codes) if comp.code else []
+            targets, ambiguous = (
+                concept_targets(concept, index, codes) if concept is not None else ([], None)
+            )
+            parts: list[tuple[Component, list[Target], str | None]] = []
+            for comp in components or ():
+                if comp.code:
+                    hit, split = concept_targets(comp.code, index, codes)
                     if hit:
-                        parts.append((comp, hit))
+                        parts.append((comp, hit, split or component_unread(comp)))
             if not targets and not parts:
                 continue
             label = _label(r)
-            if r.malformed is not None:
-                for fact, _ in targets + [t for _, hit in parts for t in hit]:
-                    problems.append(
-                        RecordProblem(group.path, fact, f"{label} is malformed ({r.malformed})")
-                    )
-                continue
             kind = r.resourceType or ""
+            every = targets + [t for _, hit, _ in parts for t in hit]
+            if r.malformed is not None:
+                self._unread(kind, r, every, f"{label} is malformed ({r.malformed})", state)
+                continue
             if kind not in RELEVANT:
                 continue
-            if not self._status_usable(r, kind, label, targets, parts, group.path, problems):
+            if not self._status_usable(r, kind, label, every, group.path, problems):
                 continue
-            for fact, member in targets:
-                self._one(kind, r, r, fact, member, label, facts, conditions, problems, group)
-            for comp, hit in parts:
-                where = f"{label} component {_first_code(comp.code)}"
+            said = not_evidence(r, kind)
+            if said is not None:
+                why, unknown = said
+                if unknown:
+                    self._unread(kind, r, every, f"{label} {why}; not used", state)
+                else:
+                    for fact in sorted({f for f, _ in every}):
+                        problems.append(RecordProblem(group.path, fact, f"{label} {why}; not used"))
+                continue
+            if ambiguous is not None:
+                # R4 CodeableConcept: one concept; codings that disagree leave it unknown
+                self._unread(kind, r, targets, f"{label}: {ambiguous}; not used", state)
+            else:
+                for fact, member in targets:
+                    self._one(kind, r, r, fact, member, label, state)
+            for comp, hit, split in parts:
+                where = f"{label} component {first_code(comp.code)}"
+                if split is not None:
+                    self._unread(kind, r, hit, f"{where}: {split}; not used", state)
+                    continue
                 for fact, member in hit:
-                    self._one(
-                        kind, r, comp, fact, member, where, facts, conditions, problems, group
-                    )
+                    self._one(kind, r, comp, fact, member, where, state)
+        if state.unread:
+            record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
         for fact, found in conditions.items():
-            self._condition_fact(fact, found, facts, problems, group.path)
-        if unread_medications:
-            shown = ", ".join(sorted(_label(r) for r in unread_medications)[:3])
+            value, _ = condition_fact(found, self.history.get(fact) == "ever")
+            if value is not None:
+                facts[fact] = value
+            elif unconfirmed := [label for s, label in found if s.startswith("unconfirmed")]:
+                # resources that could not be read already have their own diagnostic
+                shown = ", ".join(sorted(unconfirmed))
+                problems.append(
+                    RecordProblem(
+                        group.path, fact, f"only a provisional/unconfirmed diagnosis ({shown})"
+                    )
+                )
+        for why, unread in unread_medications.items():
+            shown = ", ".join(sorted(_label(r) for r in unread)[:3])
             problems.append(
                 RecordProblem(
                     group.path,
                     "medications",
-                    f"{len(unread_medications)} medication resource(s) name a Medication "
-                    f"that is not in the data ({shown}): not read",
+                    f"{len(unread)} medication resource(s) name a Medication {why} ({shown}): "
+                    "not read",
                 )
             )
         for fact, no in self.absent_facts.items():
@@ -311,36 +359,11 @@ class Extractor:
                 )
             )
 
-    @staticmethod
-    def _targets(
-        concept: Concept, index: dict[tuple[str, str], list[tuple[str, str | None]]], codes: Any
-    ) -> list[tuple[str, str | None]]:
-        out: list[tuple[str, str | None]] = []
-        if concept.coding:
-            for c in concept.coding:
-                if c.code in codes:
-                    hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
-                    if hit:
-                        for t in hit:
-                            if t not in out:
-                                out.append(t)
-        return out
-
-    @staticmethod
-    def _contained_medication(r: Resource) -> Concept | None:
-        """medicationReference to a contained Medication (`#id`, R4 references.html#contained)."""
-        ref = r.medicationReference.reference if r.medicationReference else None
-        if not ref or not ref.startswith("#") or not r.contained:
-            return None
-        for c in r.contained:
-            if c.resourceType == "Medication" and c.id == ref[1:]:
-                return c.code
-        return None
-
     def _patient_fields(
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
         facts = record["facts"]
+        problems.extend(link_diagnostics(group.patients, group.path))
         # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
         # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
         usable = [p for p in group.patients if p.malformed is None]
@@ -382,11 +405,12 @@ class Extractor:
         r: Resource,
         kind: str,
         label: str,
-        targets: list[tuple[str, str | None]],
-        parts: list[tuple[Component, list[tuple[str, str | None]]]],
+        every: list[Target],
         path: str,
         problems: list[RecordProblem],
     ) -> bool:
+        """False (with a diagnostic) for a record its status retracts or says did not
+        happen: not evidence of anything, so it hides nothing."""
         why = None
         if kind == "Observation":
             # Observation.status is a modifier element (R4 observation-status, 1..1)
@@ -398,9 +422,40 @@ class Extractor:
             why = f"{label} has status {r.status!r}; not used"
         if why is None:
             return True
-        for fact in sorted({f for f, _ in targets} | {f for _, hit in parts for f, _ in hit}):
+        for fact in sorted({f for f, _ in every}):
             problems.append(RecordProblem(path, fact, why))
         return False
+
+    def _unread(self, kind: str, r: Resource, targets: list[Target], why: str, st: _State) -> None:
+        """A resource that may be evidence but cannot be read: each fact it names gets the
+        diagnostic and stays unknown, never decided by the other resources alone. An
+        Observation leaves a dated marker (the reader makes the fact unknown when it may
+        be the newest value, reader.fact_value); a Condition or Procedure an "unknown"
+        state (never "no"); a therapy one item of unknown kind and dates."""
+        for fact in sorted({f for f, _ in targets}):
+            st.problems.append(RecordProblem(st.path, fact, why))
+            info = self.c.facts.get(fact)
+            if info is None:
+                continue
+            if isinstance(info.type, ListT):
+                members = {m for f, m in targets if f == fact}
+                item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
+                if kind in MEDICATIONS or kind == "Procedure":
+                    try:
+                        start, end = _therapy_dates(kind, r)
+                    except (msgspec.ValidationError, msgspec.DecodeError):
+                        start = end = None
+                    item |= {"start": start, "end": end} if item["kind"] is None else {}
+                names = {name for name, _ in info.type.fields}
+                st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
+            elif kind == "Observation":
+                try:
+                    when = observation_time(r)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    when = None
+                st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
+            elif isinstance(info.type, BoolT):
+                st.conditions.setdefault(fact, []).append(("unknown", _label(r)))
 
     def _one(
         self,
@@ -410,199 +465,56 @@ class Extractor:
         fact: str,
         member: str | None,
         label: str,
-        facts: dict[str, Any],
-        conditions: dict[str, list[tuple[str, str]]],
-        problems: list[RecordProblem],
-        group: PatientResources,
+        st: _State,
     ) -> None:
         info = self.c.facts.get(fact)
         if info is None:
             return
         try:
-            if member is not None:
-                item = self._item(kind, r, member, info.type)
-                # a therapy begun after the screening date had not happened then (as for
-                # Condition.onset[x] and Procedure.performed[x] below)
-                began = _therapy_dates(kind, r)[0]
-                if isinstance(began, str) and began[:10] > self._as_of.isoformat():
-                    raise Unusable(
-                        f"started {began[:10]}, after the screening date "
-                        f"{self._as_of.isoformat()}: not used"
-                    )
-                facts.setdefault(fact, []).append(item)
-                return
-            t = info.type
-            if kind == "Observation":
-                entry = self._observation(r, holder, t, label)
-                existing = facts.setdefault(fact, [])
-                if not isinstance(existing, list):
-                    facts[fact] = existing = [{"value": existing}]
-                existing.append(entry)
-            elif kind == "Condition" and isinstance(t, BoolT):
-                conditions.setdefault(fact, []).append(self._condition_state(r, label, problems))
-            elif kind == "Procedure" and isinstance(t, BoolT):
-                # Procedure.performed[x] after the screening date: it had not happened then
-                period = r.performedPeriod
-                when = r.performedDateTime or (period.start if period else None)
-                if isinstance(when, str) and when[:10] > self._as_of.isoformat():
-                    raise Unusable(
-                        f"performed {when[:10]}, after the screening date "
-                        f"{self._as_of.isoformat()}: not used"
-                    )
-                conditions.setdefault(fact, []).append(("procedure", label))
-            else:
-                raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
+            try:
+                if member is not None:
+                    # a therapy begun after the screening date had not happened then (as
+                    # Condition.onset[x], Procedure.performed[x]); any choice type is read
+                    began = _began(kind, r, st.birth)
+                    if began is not None:
+                        past_event(began, self._as_of, "started")
+                    if kind == "Procedure" and r.performedPeriod is None:
+                        if r.performedDateTime is None and began is not None:
+                            raise Unusable(f"performed {began.text}: no dates for a therapy item")
+                    st.facts.setdefault(fact, []).append(self._item(kind, r, member, info.type))
+                    return
+                t = info.type
+                if kind == "Observation":
+                    entry = observation_entry(r, holder, t, label)
+                    existing = st.facts.setdefault(fact, [])
+                    if not isinstance(existing, list):
+                        st.facts[fact] = existing = [{"value": existing}]
+                    existing.append(entry)
+                elif kind == "Condition" and isinstance(t, BoolT):
+                    state = condition_state(r, self._as_of, st.birth)
+                    st.conditions.setdefault(fact, []).append((state, label))
+                elif kind == "Procedure" and isinstance(t, BoolT):
+                    # Procedure.performed[x] (any choice type) after the screening date:
+                    # it had not happened then
+                    performed = event_span(r, "performed", st.birth)
+                    if performed is not None:
+                        past_event(performed, self._as_of, "performed")
+                    st.conditions.setdefault(fact, []).append(("procedure", label))
+                else:
+                    raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                # an element read only now (fhir_decode.LAZY) lacks its R4 datatype
+                raise Unusable(f"is malformed ({exc})") from None
+        except NotYet as exc:  # not there on the screening date: hides nothing
+            st.problems.append(RecordProblem(st.path, fact, f"{label}: {exc}"))
         except Unusable as exc:
-            problems.append(RecordProblem(group.path, fact, f"{label}: {exc}"))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            # an element read only now (fhir_decode.LAZY) does not have its R4 datatype
-            problems.append(RecordProblem(group.path, fact, f"{label} is malformed ({exc})"))
-
-    # ------------------------------------------------------------------ Observation
-    def _observation(
-        self, r: Resource, holder: Resource | Component, t: Any, label: str
-    ) -> dict[str, Any]:
-        entry: dict[str, Any] = {"source": label}
-        when = _observation_time(r)
-        if when:
-            entry["date"] = when
-        if r.status in OBSERVATION_MARKED:
-            entry["status"] = r.status
-        if holder.dataAbsentReason is not None:
-            reason = _first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
-            raise Unusable(f"no value (dataAbsentReason {reason!r})")
-        if isinstance(t, PressureT):
-            return self._pressure(holder, entry)
-        if isinstance(t, (QuantT, NumberT)):
-            vq = holder.valueQuantity
-            if vq is not None:
-                if vq.value is None:
-                    raise Unusable("valueQuantity has no value")
-                entry["value"] = vq.value
-                if vq.comparator is not None:
-                    # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
-                    if vq.comparator not in COMPARATORS:
-                        raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
-                    entry["comparator"] = vq.comparator
-                unit = vq.code if vq.system in (UCUM, None) else None
-                unit = unit or vq.unit
-                if isinstance(t, QuantT) and unit:
-                    entry["unit"] = unit
-                rr = _reference_range(holder, unit)
-                if rr:
-                    entry["reference_range"] = rr
-                return entry
-            if holder.valueInteger is not None:
-                entry["value"] = holder.valueInteger
-                return entry
-            if holder.valueString is not None:
-                text = holder.valueString
-                m = _CENSORED.fullmatch(text) if isinstance(text, str) else None
-                if m is None:
-                    raise Unusable(
-                        f"valueString {text!r} is text, not a value critlang reads "
-                        "(only a comparator, a number and a unit, like '<0.5 mg/dL')"
-                    )
-                entry["comparator"], entry["value"] = m.group(1), m.group(2)
-                unit_text = m.group(3) or m.group(4)
-                if unit_text and isinstance(t, QuantT):
-                    entry["unit"] = unit_text
-                return entry
-            raise Unusable("no valueQuantity")
-        if isinstance(t, BoolT):
-            if isinstance(holder.valueBoolean, bool):
-                entry["value"] = holder.valueBoolean
-                return entry
-        raise Unusable(f"no value of the kind {t.describe()}")
-
-    @staticmethod
-    def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:
-        """A blood pressure panel: the components 8480-6 (systolic) and 8462-4 (diastolic),
-        each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
-        units = set()
-        for comp in getattr(holder, "component", None) or []:
-            codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
-            part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
-            vq = comp.valueQuantity
-            if part is None or vq is None or vq.value is None or vq.comparator is not None:
-                continue  # a censored part ("> 250") is not a value: that part stays unknown
-            if part in entry and entry[part] != vq.value:
-                # Observation.component: one systolic, one diastolic (vs-2 profile slices
-                # are 1..1); two that disagree are a conflict, never the last by file order
-                raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
-            entry[part] = vq.value
-            unit = vq.code if vq.system in (UCUM, None) else None
-            if unit or vq.unit:
-                units.add(unit or vq.unit)
-        if "systolic" not in entry and "diastolic" not in entry:
-            raise Unusable("no systolic (8480-6) or diastolic (8462-4) component")
-        if len(units) != 1:
-            raise Unusable("the components' units are missing or differ")
-        entry["unit"] = units.pop()
-        return entry
-
-    # ------------------------------------------------------------------ Condition
-    def _condition_state(
-        self, r: Resource, label: str, problems: list[RecordProblem]
-    ) -> tuple[str, str]:
-        """(state, label): state is ignored, unconfirmed-current, unconfirmed-past,
-        current or past, as of the screening date (set by `patient`)."""
-        verification = _first_code(r.verificationStatus)
-        if verification in IGNORED_VERIFICATION:
-            return "ignored", label
-        # Condition.onset[x] (else recordedDate) after the screening date: the condition
-        # was not there, or not known, on that date (screening as of a past date)
-        began = r.onsetDateTime or r.recordedDate
-        if isinstance(began, str) and began[:10] > self._as_of.isoformat():
-            raise Unusable(
-                f"begins {began[:10]}, after the screening date {self._as_of.isoformat()}: not used"
-            )
-        clinical = _first_code(r.clinicalStatus)
-        if clinical is not None and clinical not in ACTIVE | INACTIVE:
-            raise Unusable(f"unknown clinicalStatus {clinical!r}")
-        if verification is not None and verification not in UNCONFIRMED | {"confirmed"}:
-            raise Unusable(f"unknown verificationStatus {verification!r}")
-        current = clinical is None or clinical in ACTIVE
-        if current and self._abated(r):
-            current = False
-        state = "current" if current else "past"
-        return ("unconfirmed-" + state if verification in UNCONFIRMED else state), label
-
-    def _abated(self, r: Resource) -> bool:
-        """Condition.abatement[x] on or before the screening date (R4 con-4)."""
-        period = r.abatementPeriod
-        when = r.abatementDateTime or (period.start if period else None)
-        if when is None:
-            # an age, a range or a text: abated at a time critlang cannot place, in the past
-            return (
-                r.abatementAge is not None
-                or r.abatementRange is not None
-                or r.abatementString is not None
-                or (period is not None and period.end is not None)
-            )
-        return when[:10] <= self._as_of.isoformat()
-
-    def _condition_fact(
-        self,
-        fact: str,
-        found: list[tuple[str, str]],
-        facts: dict[str, Any],
-        problems: list[RecordProblem],
-        path: str,
-    ) -> None:
-        states = {s for s, _ in found}
-        ever = self.history.get(fact) == "ever"
-        yes = {"current", "past", "procedure"} if ever else {"current", "procedure"}
-        unsure = {"unconfirmed-current", "unconfirmed-past"} if ever else {"unconfirmed-current"}
-        if states & yes:
-            facts[fact] = True
-        elif states & unsure:
-            shown = ", ".join(sorted(label for s, label in found if s in unsure))
-            problems.append(
-                RecordProblem(path, fact, f"only a provisional/unconfirmed diagnosis ({shown})")
-            )
-        elif states - {"ignored"}:
-            facts[fact] = False
+            why = f"{label}: {exc}" if not str(exc).startswith("is ") else f"{label} {exc}"
+            if kind == "Observation" and not isinstance(exc, NoValue):
+                self._unread(kind, r, [(fact, member)], why, st)
+            elif kind == "Observation":
+                st.problems.append(RecordProblem(st.path, fact, why))
+            else:
+                self._unread(kind, r, [(fact, member)], why, st)
 
     # ------------------------------------------------------------------ therapies
     def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:
@@ -634,18 +546,6 @@ def _entry_key(entry: Any) -> tuple[str, str]:
     return ("", repr(entry))
 
 
-def _observation_time(r: Resource) -> str | None:
-    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end."""
-    if r.effectiveDateTime:
-        return r.effectiveDateTime
-    if r.effectiveInstant:
-        return r.effectiveInstant
-    period = r.effectivePeriod
-    if period is not None:
-        return period.end or period.start
-    return None
-
-
 def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
     """(start, end) as written; an end not recorded is None (the caller reads the status)."""
     if kind == "MedicationRequest":
@@ -660,19 +560,6 @@ def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
     if period is not None:
         return period.start, period.end
     return r.effectiveDateTime, r.effectiveDateTime
-
-
-def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] | None:
-    for rr in holder.referenceRange or ():
-        out: dict[str, Any] = {}
-        for key in ("low", "high"):
-            q = getattr(rr, key)
-            if q is not None and q.value is not None:
-                out[key] = q.value
-                out["unit"] = q.code or q.unit or unit
-        if out:
-            return out
-    return None
 
 
 def read_fhir(

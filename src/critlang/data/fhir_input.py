@@ -15,18 +15,26 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
   export: one server, relative references) are grouped by patient across files, streamed:
   lines are bucketed by patient key into temporary files (when the input is larger than
   one bucket) and each bucket is grouped on its own, so memory stays flat in cohort size.
+- A Patient is named by its id exactly as written (FHIR ids are case-sensitive). An id
+  that is not a valid FHIR id (R4 datatypes.html#id: `[A-Za-z0-9-.]{1,64}`) is still
+  that patient's name, with a per-patient diagnostic; a Patient with no id (or an empty
+  one) is named by its Bundle entry's `fullUrl`, and with neither it can be named by
+  nothing: counted unassigned ("a Patient with no id"), never a patient of its own.
+- Medication resources are about no patient: counted in `Tally.medications`, indexed
+  (fhir_refs.Medications), and their code given to the therapies whose
+  `medicationReference` names them, within a bundle or across an NDJSON export.
 - Files whose JSON object is a critlang patient record (`facts`, no `resourceType`) are
   read as native records (docs/patients.md).
 
-Every resource read is either assigned to exactly one patient or counted in
-`Tally.unassigned` under its reason; `Tally.reconciles()` checks the sums. The order of
-entries in a bundle or of lines in NDJSON never changes the groups or their order.
+Every resource read is either assigned to exactly one patient, a Medication
+(`Tally.medications`), or counted in `Tally.unassigned` under its reason;
+`Tally.reconciles()` checks the sums. The order of entries in a bundle or of lines in
+NDJSON never changes the groups or their order.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import zlib
 from collections import Counter
@@ -38,6 +46,14 @@ from typing import Any
 import msgspec
 
 from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line, duplicate_keys
+from .fhir_refs import (
+    HISTORY,
+    Medications,
+    id_diagnostic,
+    literal,
+    patient_server,
+    patient_target,
+)
 from .records import RecordProblem
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
@@ -69,8 +85,7 @@ PATIENT_DATA = frozenset(
     }
 )
 BUCKET_BYTES = 64 * 1024 * 1024  # NDJSON held in memory at a time, at most about this much
-_HISTORY = re.compile(r"/_history/[^/]+$")
-_TYPE_ID = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+NO_ID = "a Patient with no id"
 
 
 @dataclass
@@ -83,6 +98,9 @@ class PatientResources:
     resources: list[Resource] = field(default_factory=list)
     problems: list[RecordProblem] = field(default_factory=list)
     native: dict[str, Any] | None = None
+    # id() of a kept therapy -> why the Medication its medicationReference names gives
+    # no code (fhir_refs.Medications.resolve); read by the extractor
+    medication_problems: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +113,9 @@ class Tally:
     resources: int = 0  # FHIR resources read (entries and lines that are resources)
     not_resources: int = 0  # entries and lines that are not resources (reported, not counted)
     assigned: int = 0
+    # Medication resources: not about one patient (no subject), read for the therapies
+    # that name them (R4 MedicationRequest.medication[x])
+    medications: int = 0
     patients: int = 0
     unassigned: Counter[str] = field(default_factory=Counter)  # reason -> resources
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few of them
@@ -130,7 +151,7 @@ class Tally:
                 raise TypeError(f"Tally.{f.name}: no rule to merge a {type(mine).__name__}")
 
     def reconciles(self) -> bool:
-        return self.resources == self.assigned + sum(self.unassigned.values())
+        return self.resources == self.assigned + self.medications + sum(self.unassigned.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +160,7 @@ class Tally:
             "native_records": self.native_records,
             "resources": self.resources,
             "assigned": self.assigned,
+            "medications": self.medications,
             "unassigned": dict(sorted(self.unassigned.items())),
             "not_resources": self.not_resources,
             "patients": self.patients,
@@ -164,67 +186,87 @@ def _subject(r: Resource) -> tuple[str | None, str | None]:
     return None, f"not patient data ({r.resourceType})"
 
 
-def _classify(reference: str) -> tuple[str | None, str | None]:
-    """Reference.reference -> (a normalised target, or None and why it is no patient).
-
-    Targets: `Patient/<id>` (relative, absolute or versioned, R4 references.html
-    "Literal references": [type]/[id], optionally /_history/[vid]) or a URN.
-    """
-    if reference.startswith("#"):
-        # contained resources have no identity outside their container (R4 dom-3)
-        return None, "its subject is a contained resource, not a patient of the cohort"
-    if "?" in reference:
-        return None, "its subject is a conditional reference (not resolved)"
-    ref = _HISTORY.sub("", reference)
-    if ref.startswith(("urn:uuid:", "urn:oid:")):
-        return ref, None
-    m = _TYPE_ID.search(ref)
-    if m is None:
-        return None, f"its subject reference {reference!r} is not of the form Patient/[id]"
-    if m.group(1) != "Patient":
-        return None, f"its subject is a {m.group(1)}, not a Patient"
-    return ref, None
-
-
 class _BundleIndex:
-    """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references)."""
+    """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references).
 
-    def __init__(self, patients: list[tuple[int, Entry]], path: str) -> None:
+    A Patient is named by `Patient/[id]` (its id as written, valid or not: see
+    `fhir_refs.id_diagnostic`), else by its `fullUrl` (a transaction's `urn:uuid:`); one with
+    neither can be named by nothing and is counted unassigned (NO_ID). Entries of one id
+    whose RESTful fullUrls name different servers are different patients, named by
+    their fullUrl (R4 bundle.html: the fullUrl of a resource on a server is
+    [base]/[type]/[id]). A name two different patients claim (`Patient/[id]` then, or
+    one fullUrl with two ids) resolves to neither (bdl-7).
+    """
+
+    def __init__(self, patients: list[tuple[int, Entry]], path: str, tally: Tally) -> None:
         self.path = path
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, str | None] = {}
         self.groups: dict[str, PatientResources] = {}
         self.duplicates: list[str] = []
-        for i, e in patients:
+        servers: dict[str, set[str]] = {}  # id -> servers its entries' fullUrls name
+        for _, e in patients:
+            own = patient_server(e)
+            if own is not None:
+                servers.setdefault(own[1], set()).add(own[0])
+        for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
-            key = f"Patient/{r.id}" if r.id else (url or f"#entry{i}")
+            url = HISTORY.sub("", url) if url else None
+            if r.id and len(servers.get(r.id, ())) > 1 and patient_server(e) is not None:
+                key, pid = url, r.id  # type: ignore[assignment]
+            elif r.id:
+                key, pid = f"Patient/{r.id}", r.id
+            elif url:
+                key, pid = url, url.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+            else:
+                tally.unassign(NO_ID, f"{path}: Patient (no id, no fullUrl)")
+                continue
+            tally.assigned += 1
             group = self.groups.get(key)
             if group is None:
-                pid = r.id or (url.rsplit(":", 1)[-1].rsplit("/", 1)[-1] if url else None)
-                group = self.groups[key] = PatientResources(pid or f"{Path(path).stem}-{i}", path)
+                group = self.groups[key] = PatientResources(pid, path)
+                if r.id == "":  # json.html: no empty strings; its fullUrl names it
+                    group.problems.append(
+                        RecordProblem(path, "patient", f"Patient.id is empty: named {url}")
+                    )
+                problem = id_diagnostic(r, path)
+                if problem is not None:
+                    group.problems.append(problem)
+                if key == url and r.id:
+                    group.problems.append(
+                        RecordProblem(
+                            path,
+                            "patient",
+                            f"Patient/{r.id} is in this file from {len(servers[r.id])} "
+                            f"servers: {url} screened apart",
+                        )
+                    )
             else:
                 self.duplicates.append(key)
             duplicate_keys(r)
             group.patients.append(r)
-            if url:
-                self.keys[_HISTORY.sub("", url)] = key
-            if r.id:
-                self.keys[f"Patient/{r.id}"] = key
+            for name in (url, f"Patient/{r.id}" if r.id else None):
+                if name:
+                    self.keys[name] = key if self.keys.get(name, key) == key else None
 
     def resolve(self, reference: str, url: str | None) -> tuple[str | None, str | None]:
-        target, why = _classify(reference)
+        target, why = patient_target(reference)
         if target is None:
             return None, why
-        key = self.keys.get(target)
-        if key is None and not target.startswith("urn:") and "://" not in target:
-            # relative [type]/[id]: against the base of a RESTful fullUrl, then by type/id
-            own = _HISTORY.sub("", url) if url and "://" in url else None
-            m = _TYPE_ID.search(own) if own else None
-            if own and m is not None:
-                key = self.keys.get(own[: m.start()] + "/" + target)
-        if key is None:
-            return None, "its subject is a patient that is not in the data"
-        return key, None
+        names = [target]
+        if not target.startswith("urn:") and "://" not in target:
+            # relative [type]/[id]: against the base of the entry's RESTful fullUrl first
+            # (bundle.html#references), then by type/id
+            own = literal(url) if url else None
+            if own is not None and own[0]:
+                names.insert(0, f"{own[0]}/{target}")
+        for name in names:
+            if name in self.keys:
+                key = self.keys[name]
+                if key is None:
+                    return None, "its subject names two different Patient entries"
+                return key, None
+        return None, "its subject is a patient that is not in the data"
 
 
 def read_groups(
@@ -307,8 +349,7 @@ def _group_bundle(
     # patient (resolved once each, below); with `codes`, only resources that can matter
     # to the protocol are kept (the others are still counted and assigned)
     patients: list[tuple[int, Entry]] = []
-    medications: list[Entry] = []
-    referring: list[Entry] = []  # resources naming their Medication by reference
+    medications = Medications()
     by_ref: dict[tuple[str, str | None], list[Resource]] = {}
     resources = 0
     for i, e in enumerate(entries):
@@ -324,9 +365,10 @@ def _group_bundle(
             patients.append((i, e))
             continue
         if r.resourceType == "Medication":
-            medications.append(e)
-        elif r.medicationReference is not None:
-            referring.append(e)
+            # not about one patient: indexed for the therapies naming it (fhir_refs)
+            tally.medications += 1
+            medications.add(r, e.fullUrl)
+            continue
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
         if not reference:
@@ -339,10 +381,7 @@ def _group_bundle(
             held = by_ref[key] = []
         held.append(r)
     tally.resources += resources
-    if referring:
-        _resolve_medications(referring, medications)
-    index = _BundleIndex(patients, where)
-    tally.assigned += len(patients)
+    index = _BundleIndex(patients, where, tally)
     for key in index.duplicates:
         index.groups[key].problems.append(
             RecordProblem(where, "patient", f"{key} appears more than once in this file")
@@ -354,39 +393,21 @@ def _group_bundle(
                 tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
             continue
         tally.assigned += len(held)
-        index.groups[target].resources.extend(_kept(held, codes))
+        group = index.groups[target]
+        kept = _kept(held, codes)
+        group.resources.extend(kept)
+        for r in kept:
+            if r.medicationReference is not None:
+                why = medications.resolve(r, base)
+                if why is not None:
+                    group.medication_problems[id(r)] = why
     if not index.groups:
-        tally.unusable_files.append((where, "no Patient resource"))
+        why = "no Patient resource with an id or a fullUrl" if patients else "no Patient resource"
+        tally.unusable_files.append((where, why))
         return
     for key in sorted(index.groups):
         tally.patients += 1
         yield index.groups[key]
-
-
-def _resolve_medications(referring: list[Entry], medications: list[Entry]) -> None:
-    """medicationReference to a Medication entry of the same bundle (by fullUrl or
-    Medication/[id], R4 bundle.html#references): its code becomes the resource's
-    medicationCodeableConcept. Contained ones (`#id`) are read by the extractor."""
-    by_ref: dict[str, Resource] = {}
-    for e in medications:
-        m = e.resource
-        assert m is not None
-        if e.fullUrl:
-            by_ref[_HISTORY.sub("", e.fullUrl)] = m
-        if m.id:
-            by_ref[f"Medication/{m.id}"] = m
-    for e in referring:
-        r = e.resource
-        assert r is not None and r.medicationReference is not None
-        ref = r.medicationReference.reference
-        if not ref or ref.startswith("#") or r.medicationCodeableConcept is not None:
-            continue
-        m = by_ref.get(_HISTORY.sub("", ref))
-        if m is None:
-            m_ = _TYPE_ID.search(_HISTORY.sub("", ref))
-            m = by_ref.get(m_.group(0).lstrip("/")) if m_ is not None else None
-        if m is not None and m.code is not None:
-            r.medicationCodeableConcept = m.code
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
@@ -411,17 +432,19 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
 
 def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
     if r.resourceType == "Patient":
-        return (f"Patient/{r.id}" if r.id else None), (None if r.id else "a Patient with no id")
+        # the id as written, valid or not (id_diagnostic); "" is no id (json.html)
+        return (f"Patient/{r.id}" if r.id else None), (None if r.id else NO_ID)
     reference, why = _subject(r)
     if reference is None:
         return None, why
-    target, why = _classify(reference)
+    target, why = patient_target(reference)
     if target is None:
         return None, why
     if target.startswith("urn:"):
         return None, "its subject is a urn reference outside a Bundle (not resolvable)"
-    # one export, one server: an absolute URL's [type]/[id] is the patient's key
-    return _TYPE_ID.search(target).group(0).lstrip("/"), None  # type: ignore[union-attr]
+    # one export, one server: an absolute URL's [type]/[id] is the patient's key (the
+    # target is a literal reference without its version: its last segment is the id)
+    return "Patient/" + target.rsplit("/", 1)[1], None
 
 
 def _ndjson(
@@ -434,16 +457,19 @@ def _ndjson(
         except OSError:
             sizes.append(0)
     buckets = 1 + sum(sizes) // BUCKET_BYTES
+    # every line is read before any patient is grouped, so a therapy finds its Medication
+    # whichever file or line comes first
+    medications = Medications(bulk=True)
     if buckets == 1:
         held: list[tuple[str, str, Resource]] = []
-        for key, where, _, r in _ndjson_lines(paths, tally):
+        for key, where, _, r in _ndjson_lines(paths, tally, medications):
             held.append((key, where, r))
-        yield from _group_lines(held, tally, codes)
+        yield from _group_lines(held, tally, codes, medications)
         return
     with tempfile.TemporaryDirectory(prefix="critlang-ndjson-") as tmp:
         files = [open(os.path.join(tmp, f"{b}.ndjson"), "wb") for b in range(buckets)]  # noqa: SIM115
         try:
-            for key, where, line, _ in _ndjson_lines(paths, tally):
+            for key, where, line, _ in _ndjson_lines(paths, tally, medications):
                 b = zlib.crc32(key.encode()) % buckets
                 files[b].write(
                     msgspec.json.encode([key, where]) + b"\t" + line.rstrip(b"\r\n") + b"\n"
@@ -460,10 +486,12 @@ def _ndjson(
                     r, _ = decode_line(line)
                     if r is not None:
                         bucket.append((key, where, r))
-            yield from _group_lines(bucket, tally, codes)
+            yield from _group_lines(bucket, tally, codes, medications)
 
 
-def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, bytes, Resource]]:
+def _ndjson_lines(
+    paths: list[Path], tally: Tally, medications: Medications
+) -> Iterator[tuple[str, str, bytes, Resource]]:
     for path in paths:
         tally.files += 1
         usable = 0
@@ -486,6 +514,12 @@ def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, b
                 tally.resources += 1
                 if r.malformed is not None:
                     tally.malformed(where, r)
+                if r.resourceType == "Medication":
+                    # not about one patient (no subject): indexed for the therapies
+                    # naming it, in any file of the export (Bulk Data Medication.ndjson)
+                    tally.medications += 1
+                    medications.add(r)
+                    continue
                 key, why = _ndjson_key(r)
                 if key is None:
                     tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
@@ -496,7 +530,10 @@ def _ndjson_lines(paths: list[Path], tally: Tally) -> Iterator[tuple[str, str, b
 
 
 def _group_lines(
-    lines: list[tuple[str, str, Resource]], tally: Tally, codes: frozenset[str] | None
+    lines: list[tuple[str, str, Resource]],
+    tally: Tally,
+    codes: frozenset[str] | None,
+    medications: Medications,
 ) -> Iterator[PatientResources]:
     groups: dict[str, PatientResources] = {}
     for key, where, r in lines:
@@ -524,6 +561,14 @@ def _group_lines(
             group.problems.append(
                 RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
             )
+        problem = id_diagnostic(group.patients[0], group.path)
+        if problem is not None:
+            group.problems.append(problem)
         tally.patients += 1
         group.resources = _kept(group.resources, codes)
+        for r in group.resources:
+            if r.medicationReference is not None:
+                why = medications.resolve(r)
+                if why is not None:
+                    group.medication_problems[id(r)] = why
         yield group

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
-from ..scales import conversion, other_scale
 from ..typesys import (
     BoolT,
     DateT,
@@ -36,8 +35,8 @@ from ..typesys import (
     ScaleT,
     Type,
 )
-from ..ucum import read_unit
-from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
+from ..units import parse_unit
+from .reader_quantity import QuantityReading, _one
 from .records import (
     _ISO_DAY,
     Observation,
@@ -49,11 +48,8 @@ from .records import (
     fact_types,
     window_start,
 )
-from .values import PLAUSIBLE, Duplicate, When, parse_when, strict_number
+from .values import Duplicate, When, parse_when, strict_number
 
-# FHIR R4 QuantityComparator (valueset-quantity-comparator)
-COMPARATORS = ("<", "<=", ">", ">=")
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # FHIR R4 ObservationStatus (valueset-observation-status): results that may be used;
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
 # anything else) are not results.
@@ -63,14 +59,7 @@ MAX_WORLDS = 64  # combinations weighed per record (backends.python.MAX_WORLDS)
 END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
 
 
-def _one(raw: Any) -> Any:
-    """A scalar given twice with the same value is that value; else the Duplicate."""
-    if isinstance(raw, Duplicate) and all(v == raw.values[0] for v in raw.values):
-        return raw.values[0]
-    return raw
-
-
-class Reader:
+class Reader(QuantityReading):
     def __init__(
         self, checked: CheckResult, path: str, as_of: dt.date, refuse_preliminary: bool = False
     ) -> None:
@@ -81,6 +70,9 @@ class Reader:
         self.problems: list[RecordProblem] = []
         self.why: dict[str, str] = {}
         self.anchors: dict[str, dt.date | None] = {}
+        # fact -> [{"date", "source"}]: values a FHIR resource held that could not be
+        # used (data/fhir.py); one that may be the newest keeps older ones from deciding
+        self.unread: dict[str, Any] = {}
 
     def problem(self, fact: str, message: str) -> None:
         self.problems.append(RecordProblem(self.path, fact, message))
@@ -254,209 +246,6 @@ class Reader:
             status if isinstance(status, str) else None,
         )
 
-    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
-        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
-
-        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
-        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
-        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
-        """
-        if not isinstance(entry, dict):
-            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
-            return None
-        entry = {k: _one(v) for k, v in entry.items()}
-        parts = [entry.get(k) for k in ("systolic", "diastolic")]
-        if all(p is None for p in parts):
-            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
-            return None
-        values = [None if p is None else self.number(fact, p) for p in parts]
-        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
-            return None
-        # an arterial pressure is never below zero, and the systolic is by definition the
-        # peak of the cycle: a negative part or a diastolic above the systolic is a sign
-        # slip or swapped components, which would otherwise decide `bp < 140/90` wrongly
-        if any(v is not None and v < 0 for v in values):
-            self.problem(fact, "a blood pressure part is negative; no pressure is read")
-            return None
-        if values[0] is not None and values[1] is not None and values[1] > values[0]:
-            self.problem(
-                fact,
-                f"the diastolic above the systolic ({float(values[0]):g}/{float(values[1]):g}): "
-                "the parts look swapped; neither is used",
-            )
-            return None
-        unit_text = entry.get("unit")
-        if not isinstance(unit_text, str) or not unit_text.strip():
-            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
-            return None
-        unit = self.unit(fact, unit_text, t.unit)
-        if unit is None:
-            return None
-        if conversion_factor(unit, t.unit) is None:
-            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
-            return None
-        when = self.when(fact, entry["date"]) if entry.get("date") is not None else None
-        if entry.get("date") is not None and (when is None or when.partial):
-            if when is not None:
-                self.problem(fact, f"the date {when.text!r} is not precise to the day")
-            return None
-        source = entry.get("source") if isinstance(entry.get("source"), str) else None
-        return Observation(
-            tuple(values),
-            unit,
-            when.first if when else None,
-            source,
-            instant=when.instant if when else None,
-            stamp=when.text if when and when.instant else None,
-        )
-
-    def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:
-        """The entry's comparator ("" when none); False after reporting a bad one."""
-        c = meta.get("comparator")
-        if c is None:
-            return ""
-        if c in COMPARATORS:
-            return str(c)
-        self.problem(
-            fact,
-            f"comparator {str(c)[:20]!r} is not one of <, <=, >, >= (FHIR Quantity.comparator)",
-        )
-        return False
-
-    def quantity(self, fact: str, t: QuantT, raw: Any, meta: dict[str, Any]) -> Observation | None:
-        value = self.number(fact, raw)
-        comparator = self.comparator(fact, meta)
-        if value is None or comparator is False:
-            return None
-        unit_text = meta.get("unit")
-        if not isinstance(unit_text, str) or not unit_text.strip():
-            self.problem(
-                fact,
-                f"{raw!r} has no unit; {fact} is recorded in units like {t.unit.text} "
-                "(a value without unit is never guessed)",
-            )
-            return None
-        unit = self.unit(fact, unit_text, t.unit)
-        if unit is None:
-            return None
-        info = self.c.facts.get(fact)
-        molar = info.molar_mass if info else None
-        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
-        # the fact declares (or a UCUM temperature scale); else the value is refused
-        convert = conversion(unit, t.unit, molar, info.scales if info else ())
-        if convert is None:
-            extra = " and no molar mass is declared" if molar is None else ""
-            if other_scale(unit, t.unit):
-                extra = (
-                    ": another clinical scale, not a unit conversion; the fact declares no "
-                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
-                )
-            self.problem(
-                fact,
-                f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
-                f"{describe(t.unit.dims)} ({t.unit.text}){extra}",
-            )
-            return None
-        low = high = None
-        rr = meta.get("reference_range")
-        if isinstance(rr, dict):
-            rr = {key: _one(v) for key, v in rr.items()}
-            rr_unit = (
-                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
-            )
-            f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
-            if f is None:
-                self.problem(fact, "the reference range's unit does not fit the value's")
-            else:
-                for key in ("low", "high"):
-                    if rr.get(key) is not None:
-                        v = self.number(fact, rr[key])
-                        if v is not None:
-                            if key == "low":
-                                low = v * f
-                            else:
-                                high = v * f
-        elif rr is not None:
-            self.problem(fact, "`reference_range` must be an object with low, high, unit")
-        note = None
-        if convert.source is not None:
-            # another scale: the value is converted here, once, into the fact's unit, and
-            # says so (explanations show the recorded value and the equation's source)
-            recorded = f"{comparator + ' ' if comparator else ''}{_num(value)} {unit_text.strip()}"
-            value, unit = convert(value), t.unit
-            low = None if low is None else convert(low)
-            high = None if high is None else convert(high)
-            if convert.slope < 0:  # a decreasing scale swaps the limits and the bound's side
-                low, high = high, low
-                comparator = _FLIP.get(comparator, comparator)
-            note = f"from {recorded} by {convert.source}"
-        k = conversion_factor(unit, t.unit, molar)
-        obs = Observation(value, unit, None, note, low, high, comparator or None)
-        return obs if self.plausible(fact, obs, k, t) else None
-
-    def plausible(
-        self, fact: str, obs: Observation, k: Fraction | None, t: QuantT | None = None
-    ) -> bool:
-        """False (with a diagnostic) when the value cannot be a living patient's.
-
-        A censored value is impossible when every value it allows is ("< 0", "> 100 %").
-        """
-        c = obs.comparator
-
-        def all_below(v: Fraction, limit: Fraction) -> bool:  # every value allowed < limit
-            if c is None:
-                return v < limit
-            return v <= limit if c == "<" else v < limit if c == "<=" else False
-
-        def all_above(v: Fraction, limit: Fraction) -> bool:  # every value allowed > limit
-            if c is None:
-                return v > limit
-            return v >= limit if c == ">" else v > limit if c == ">=" else False
-
-        declared = obs.value * k if k is not None else obs.value
-        shown = f"{c + ' ' if c else ''}{_num(obs.value)}"
-        if obs.unit is not None:
-            shown += f" {obs.unit.text}"
-            if t is not None and all_below(declared, Fraction(0)):
-                self.problem(fact, f"{shown} is negative: impossible for an amount")
-                return False
-            if t is not None and t.unit.text == "%" and all_above(declared, Fraction(100)):
-                self.problem(fact, f"{shown} is above 100 %: impossible for a share")
-                return False
-        for code in self.c.bindings.get(fact, []):
-            row = PLAUSIBLE.get(code.value) if code.system == "loinc" else None
-            if row is None:
-                continue
-            if row.unit and obs.unit is not None:
-                molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
-                kk = conversion_factor(obs.unit, parse_unit(row.unit), molar)
-                if kk is None:
-                    continue
-                v = obs.value * kk
-            elif row.unit or obs.unit is not None:
-                continue
-            else:
-                v = obs.value
-            if all_below(v, row.low) or all_above(v, row.high):
-                self.problem(
-                    fact,
-                    f"{shown} is beyond physiological plausibility for LOINC {code.value} "
-                    f"({_num(row.low)} to {_num(row.high)} {row.unit}; {row.source})",
-                )
-                return False
-            break
-        return True
-
-    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
-        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
-        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
-        try:
-            return read_unit(text, want)
-        except UnitError as exc:
-            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
-            return None
-
-    # ------------------------------------------------------------------ choosing
     def fact_value(self, fact: str, t: Type, raw: Any) -> list[Observation]:
         """The candidates for a fact's value: one (decided), several (a conflict), none."""
         raw = _one(raw)
@@ -484,12 +273,30 @@ class Reader:
                 d = e.get("date") if isinstance(e, dict) else None
                 # a FHIR dateTime's first ten characters are its calendar day in its own
                 # offset, the day windows are measured in: skip what is surely outside
-                if isinstance(d, str) and _ISO_DAY.match(d) and not low <= d[:10] <= high:
+                if (
+                    isinstance(d, str)
+                    and _ISO_DAY.match(d)
+                    and not low <= d[:10] <= high
+                    and _real_day(d[:10])  # "2024-02-30" is read, to be reported
+                ):
                     skipped.append(d[:10])
                 else:
                     kept.append(e)
             entries = kept
-        candidates = [o for o in (self.entry(fact, t, e) for e in entries) if o is not None]
+        candidates: list[Observation] = []
+        unread: list[tuple[dt.date | None, str]] = []  # values that could not be used
+        for mark in self.unread.get(fact, ()):  # values the FHIR reader could not use
+            if isinstance(mark, dict):
+                unread.append((_day(mark.get("date")), str(mark.get("source"))[:80]))
+        for e in entries:
+            o = self.entry(fact, t, e)
+            if o is not None:
+                candidates.append(o)
+            elif self.unreadable(e):
+                when = e.get("date") if isinstance(e, dict) else None
+                unread.append(
+                    (_day(when), f"the value dated {when}" if when else "an undated value")
+                )
         if start is not None and anchor is not None:
             undated = [o for o in candidates if o.date is None]
             if undated and len(undated) == len(candidates) and not skipped:
@@ -524,7 +331,49 @@ class Reader:
                         f"({max(o.date for o in later).isoformat()})"  # type: ignore[type-var]
                     )
                     return []
+        if unread and candidates and self.hidden(fact, candidates, unread, start, anchor):
+            return []
         return self.distinct(newest_of(candidates), "values that cannot be ordered in time", fact)
+
+    def unreadable(self, entry: Any) -> bool:
+        """An entry with a value that could not be read (a bad date, unit, number), as
+        against one retracted by its status or with no value at all."""
+        if not isinstance(entry, dict):
+            return entry is not None
+        status = _one(entry.get("status"))
+        if status is not None and (
+            not isinstance(status, str)
+            or status not in USABLE_STATUS
+            or (status == "preliminary" and self.refuse_preliminary)
+        ):
+            return False
+        return _one(entry.get("value")) is not None
+
+    def hidden(
+        self,
+        fact: str,
+        candidates: list[Observation],
+        unread: list[tuple[dt.date | None, str]],
+        start: dt.date | None,
+        anchor: dt.date | None,
+    ) -> bool:
+        """True (with a diagnostic) when a value that could not be read may be newer than
+        every one that could: the newest value is then unknown, and an older one must not
+        decide in its place (docs/patients.md, "What becomes unknown")."""
+        limit = anchor if anchor is not None else self.as_of
+        dates = [o.date for o in candidates if o.date is not None]
+        newest = max(dates) if len(dates) == len(candidates) else None
+        for day, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+            if day is not None and (day > limit or (start is not None and day < start)):
+                continue
+            if day is None or newest is None or day >= newest:
+                self.problem(
+                    fact,
+                    f"{what} could not be used and may be the newest: the older value(s) "
+                    "do not decide",
+                )
+                return True
+        return False
 
     def distinct(self, candidates: list[Observation], why: str, fact: str) -> list[Observation]:
         """One value when the candidates agree, else every distinct one (a conflict)."""
@@ -611,6 +460,10 @@ class Reader:
             )
             item["start"] = item[END_FIELD] = None
             return
+        if isinstance(start, PartialDate) and start.last > self.as_of:
+            # the days after the evaluation date are impossible (above): "2026" read on
+            # 2026-11-27 is 1 January to 27 November, as a past date fact is
+            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
         if start is None or end is None or isinstance(end, Ongoing):
             return
         last = end.last if isinstance(end, PartialDate) else end
@@ -640,6 +493,8 @@ class Reader:
             self.anchors[name] = self.date(f"anchor {name}", raw) if raw is not None else None
         self.anchors[ENROLLMENT] = self.as_of
         deceased = self.deceased(data.get("deceased"))
+        unread = data.get("unread")
+        self.unread = unread if isinstance(unread, dict) else {}
         raw_facts = self.merged(data.get("facts"), "facts")
         facts: dict[str, Observation | None] = {}
         alternatives: dict[str, list[Observation]] = {}
@@ -699,6 +554,15 @@ class Reader:
         return state
 
 
+def _real_day(text: str) -> bool:
+    """A YYYY-MM-DD text that names a day of the calendar (years 1-9999)."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
     """(dead by `as_of`: True / False / None for perhaps, and why when not False) from
     FHIR Patient.deceased[x] (a modifier element): true, or the date of death. A death
@@ -721,6 +585,18 @@ def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
     if w.last <= as_of:
         return True, f"the patient died on {w.text}: never eligible"
     return None, f"the patient may have died by then ({w.text}): not eligible"
+
+
+def _day(raw: Any) -> dt.date | None:
+    """The calendar day a date text names as written (its first ten characters), or
+    None when it names no real day."""
+    raw = _one(raw)
+    if not isinstance(raw, str) or not _ISO_DAY.match(raw):
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
 
 
 def newest_of(candidates: list[Observation]) -> list[Observation]:
@@ -752,7 +628,3 @@ def newest_of(candidates: list[Observation]) -> list[Observation]:
 def _order(o: Observation) -> tuple[str, ...]:
     """A deterministic order for candidates, never their place in the file."""
     return (o.shown(), o.same_value())
-
-
-def _num(x: Fraction) -> str:
-    return str(x.numerator) if x.denominator == 1 else f"{float(x):.10g}"

@@ -22,6 +22,9 @@ caller turns into a record and re-checks with the compiled evaluator):
   means the same in both versions). A formula's final rounding to 12
   significant digits (runtime.sig) is not modelled: witnesses are re-checked.
 
+The Encoder's comparisons are in encode_compare.py, its dates and windows in
+encode_time.py, the three-valued pairs and their operators in logic.py.
+
 Definitions are encoded once per name (a DAG, not a tree: `define d1 = d0 + d0` twenty
 levels deep stays linear), functions once per distinct argument tuple.
 """
@@ -36,7 +39,6 @@ from typing import Any
 import z3
 
 from .. import nodes as n
-from ..backends.runtime import add_months
 from ..checker import ENROLLMENT, CheckResult, Ref
 from ..data.records import fact_types
 from ..typesys import (
@@ -51,93 +53,30 @@ from ..typesys import (
     ScaleT,
     Type,
 )
-from ..units import CALENDAR, conversion_factor, parse_unit
+from ..units import parse_unit
+from .encode_compare import ComparisonEncoding
+from .encode_time import TimeEncoding
+from .logic import (
+    FALSE,
+    MAX_ALTERNATIVES,
+    TRUE,
+    TV,
+    Unsupported,
+    Val,
+    kleene_and,
+    kleene_or,
+    plain,
+    relation,
+    several,
+    tv_of,
+    val_of,
+)
+
+__all__ = ["FALSE", "LIST_BOUND", "MAX_ALTERNATIVES", "TRUE", "TV", "Encoder", "Space"]
+__all__ += ["Unsupported", "Val"]
 
 LIST_BOUND = 3
 YEAR_RANGE = 120  # dates are kept within this many years of the enrollment date
-
-TRUE = z3.BoolVal(True)
-FALSE = z3.BoolVal(False)
-
-
-@dataclass(frozen=True)
-class TV:
-    """A three-valued condition: t (definitely met), f (definitely not met)."""
-
-    t: Any
-    f: Any
-
-    @property
-    def unknown(self) -> Any:
-        return z3.And(z3.Not(self.t), z3.Not(self.f))
-
-    def negate(self) -> TV:
-        return TV(self.f, self.t)
-
-
-@dataclass(frozen=True)
-class Val:
-    """A value and whether it is known (None in the compiled code when not).
-
-    A conditional whose condition is unknown has several possible values (runtime.Alt):
-    `alts` lists them as (guard, value), a guard saying the possibility is open; `v` is
-    then the first open one. `k` is "every possibility known" (runtime.choice)."""
-
-    v: Any
-    k: Any
-    alts: tuple[tuple[Any, Any], ...] = ()
-
-    def options(self) -> tuple[tuple[Any, Any], ...]:
-        return self.alts or ((TRUE, self.v),)
-
-
-MAX_ALTERNATIVES = 16  # beyond this a rule is reported as not modelled
-
-
-def several(k: Any, alts: list[tuple[Any, Any]]) -> Val:
-    """A value from its possibilities (one possibility: a plain value)."""
-    if len(alts) == 1 and z3.is_true(z3.simplify(alts[0][0])):
-        return Val(alts[0][1], k)
-    if len(alts) > MAX_ALTERNATIVES:
-        raise Unsupported(f"more than {MAX_ALTERNATIVES} possible values of a conditional")
-    first = alts[-1][1]
-    for g, v in reversed(alts[:-1]):
-        first = z3.If(g, v, first)
-    return Val(first, k, tuple(alts))
-
-
-def plain(x: Val) -> Val:
-    """One value where one is needed (runtime.decided): possibilities that differ are
-    unknown."""
-    if not x.alts:
-        return x
-    agree = [
-        z3.Implies(z3.And(g1, g2), v1 == v2)
-        for i, (g1, v1) in enumerate(x.alts)
-        for g2, v2 in x.alts[i + 1 :]
-    ]
-    return Val(x.v, z3.And(x.k, *agree))
-
-
-def tv_of(x: Val) -> TV:
-    x = plain(x)
-    return TV(z3.And(x.k, x.v), z3.And(x.k, z3.Not(x.v)))
-
-
-def val_of(c: TV) -> Val:
-    return Val(c.t, z3.Or(c.t, c.f))
-
-
-def kleene_and(a: TV, b: TV) -> TV:
-    return TV(z3.And(a.t, b.t), z3.Or(a.f, b.f))
-
-
-def kleene_or(a: TV, b: TV) -> TV:
-    return TV(z3.Or(a.t, b.t), z3.And(a.f, b.f))
-
-
-class Unsupported(Exception):
-    """A form the encoding does not model; the caller abstracts the rule and says so."""
 
 
 @dataclass
@@ -177,7 +116,7 @@ class Space:
         self._known_cache: dict[str, Any] = {}
 
 
-class Encoder:
+class Encoder(ComparisonEncoding, TimeEncoding):
     """Encodes one checked protocol into a shared Space."""
 
     def __init__(self, checked: CheckResult, space: Space, arm: int | None = None) -> None:
@@ -465,7 +404,7 @@ class Encoder:
                 edge = self.edge(e.anchor, e.duration, -1 if e.direction == "before" else 1, env)
             else:
                 edge = plain(self.value(e.anchor, env))
-            return self.decided(_op(e.op, d.v, edge.v), d.k, edge.k)
+            return self.decided(relation(e.op, d.v, edge.v), d.k, edge.k)
         if isinstance(e, n.WindowBetween):
             ends = e.durations()
             if ends is None:
@@ -510,7 +449,7 @@ class Encoder:
             x = plain(self.value(e.left, env))
             limit = self.limit(e.left.name, e.limit)
             return self.decided(
-                _op(e.op, x.v, z3.RealVal(str(e.factor.value)) * limit.v), x.k, limit.k
+                relation(e.op, x.v, z3.RealVal(str(e.factor.value)) * limit.v), x.k, limit.k
             )
         if isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
@@ -535,208 +474,6 @@ class Encoder:
         """A test that is unknown when any operand is (the compiled `None if ...`)."""
         k = z3.And(*known) if known else TRUE
         return TV(z3.And(k, test), z3.And(k, z3.Not(test)))
-
-    def limit(self, name: str, which: str) -> Val:
-        suffix = "#low" if which == "LLN" else "#high"
-        low = self.var(("limit", name, "LLN"), lambda: z3.Real(f"|{name}#low|"))
-        high = self.var(("limit", name, "ULN"), lambda: z3.Real(f"|{name}#high|"))
-        klo, khi = self.s.known(name + "#low"), self.s.known(name + "#high")
-        self.s.constraints += [z3.Implies(z3.And(klo, khi), low <= high)]
-        if name in self.s.default_ranges:  # the default range stands in when none is reported
-            self.s.constraints += [klo, khi]
-        return Val(self.s.vars[("limit", name, which)], self.s.known(name + suffix))
-
-    def category(self, e: n.Expr, env: dict[str, Any]) -> tuple[str, Val]:
-        """(members key, value) of a category- or grade-valued expression."""
-        r = self.c.refs.get(id(e)) if isinstance(e, n.Name) else None
-        if r is not None and r.kind in ("fact", "arm"):
-            return r.name, self.fact(r.name)
-        if r is not None and r.kind == "field":
-            return env["__list__"] + "." + r.name, env[r.name]
-        if r is not None and r.kind == "param" and "__key__" + r.name in env:
-            return env["__key__" + r.name], env[r.name]
-        raise Unsupported("a category that is not a fact, a list field or a fact argument")
-
-    def is_member(self, e: n.Expr) -> bool:
-        if not isinstance(e, n.Name):
-            return False
-        r = self.c.refs.get(id(e))
-        return r is not None and r.kind == "member"
-
-    def compare(self, op: str, left: n.Expr, right: n.Expr, env: dict[str, Any]) -> TV:
-        lt = self.c.types.get(id(left))
-        rt = self.c.types.get(id(right))
-        if self.is_member(left) and not self.is_member(right):
-            left, right = right, left
-            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
-            lt, rt = rt, lt
-        if isinstance(lt, (EnumT, ScaleT)) and self.is_member(right):
-            key, x = self.category(left, env)
-            assert isinstance(right, n.Name)
-            idx = self.member_index(key, right.name)
-            if isinstance(lt, ScaleT):
-                idx = _scale_index(self.s, key, right.name, idx)
-            return self.decided(_op(op, x.v, idx), x.k)
-        if isinstance(left, n.PressureLit) and not isinstance(right, n.PressureLit):
-            left, right = right, left
-            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
-        if isinstance(right, n.PressureLit):
-            return self.pressure_compare(op, left, right)
-        a = self.value(left, env)
-        b = self.aligned(left, right, env)
-        self.note_threshold(left, right)
-        if a.alts or b.alts:
-            # every combination (runtime.alt_op), decided when all agree
-            k = z3.And(a.k, b.k)
-            pairs = [
-                (z3.And(ga, gb), _op(op, va, vb))
-                for ga, va in a.options()
-                for gb, vb in b.options()
-            ]
-            every = z3.And(*[z3.Implies(g, r) for g, r in pairs])
-            none = z3.And(*[z3.Implies(g, z3.Not(r)) for g, r in pairs])
-            return TV(z3.And(k, every), z3.And(k, none))
-        return self.decided(_op(op, a.v, b.v), a.k, b.k)
-
-    def pressure_compare(self, op: str, left: n.Expr, pair: n.PressureLit) -> TV:
-        """Systolic and diastolic each compared; `<`, `<=`, `=` need both, `>`, `>=`,
-        `!=` either (nodes.PRESSURE_COMBINE): "BP < 140/90" both below."""
-        if not isinstance(left, n.Name):
-            raise Unsupported("a blood pressure pair compared with something not a fact")
-        parts = []
-        limits = (pair.systolic, pair.diastolic)
-        for name, part, limit in zip(
-            ("systolic", "diastolic"), self.pressure(left.name), limits, strict=True
-        ):
-            self.s.thresholds.setdefault(f"{left.name}.{name}", set()).add(limit)
-            parts.append(self.decided(_op(op, part.v, z3.RealVal(str(limit))), part.k))
-        s, d = parts
-        if n.PRESSURE_COMBINE[op] == "any":
-            return kleene_or(s, d)
-        return kleene_and(s, d)
-
-    def pressure(self, name: str) -> tuple[Val, Val]:
-        """A blood pressure fact's (systolic, diastolic) in its unit (mm[Hg]); each part
-        known only when the whole is recorded and the part is."""
-        whole = self.s.known(name)
-        out = []
-        for part in ("systolic", "diastolic"):
-            v = self.var(("part", name, part), lambda part=part: z3.Real(f"|{name}.{part}|"))
-            out.append(Val(v, z3.And(whole, self.s.known(f"{name}.{part}"))))
-        return out[0], out[1]
-
-    def observed(self, fact: str) -> Val:
-        """`date of FACT`: the observation's date, known when the fact is and is dated."""
-        v = self.date_var(("observed", fact))
-        return Val(v, z3.And(self.s.known(fact), self.s.known(f"{fact}@date")))
-
-    def edge(self, anchor: n.Expr, duration: n.QuantityLit, sign: int, env: dict[str, Any]) -> Val:
-        """The day number anchor + sign * duration: months and years as calendar steps
-        (runtime.add_months), weeks and days as fixed lengths."""
-        a = plain(self.value(anchor, env))
-        unit = parse_unit(duration.unit)
-        amount = duration.value * unit.factor
-        if unit.dims == CALENDAR and amount.denominator == 1:
-            months = sign * int(amount)
-            day = z3.simplify(a.v)
-            if z3.is_int_value(day):
-                return Val(z3.IntVal(add_months(day.as_long(), months)), a.k)
-            return Val(self.shifted(a.v, months), a.k)
-        days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
-        return Val(a.v + z3.RealVal(str(sign * days)), a.k)
-
-    def aligned(self, subject: n.Expr, other: n.Expr, env: dict[str, Any]) -> Val:
-        """`other` in the subject's dimension (through the subject's molar mass)."""
-        b = self.value(other, env)
-        fact = _subject_fact(self.c, subject)
-        st, ot = self.c.types.get(id(subject)), self.c.types.get(id(other))
-        if isinstance(st, QuantT) and isinstance(ot, QuantT) and fact is not None:
-            molar = self.c.facts[fact].molar_mass
-            if ot.unit.dims != st.unit.dims and molar is not None:
-                k = conversion_factor(ot.unit, st.unit, molar)
-                if k is None:
-                    raise Unsupported(f"no conversion from {ot.unit.text} to {st.unit.text}")
-                return Val(b.v * z3.RealVal(str(k * st.unit.factor / ot.unit.factor)), b.k)
-        return b
-
-    def note_threshold(self, subject: n.Expr, other: n.Expr) -> None:
-        """Remember literal thresholds per fact (witnesses prefer values near them)."""
-        fact = _subject_fact(self.c, subject)
-        if fact is None:
-            r = self.c.refs.get(id(subject)) if isinstance(subject, n.Name) else None
-            if r is None or r.kind != "field":
-                return
-            fact = r.name  # a list field: keyed by the field's name
-        lit = other.primary if isinstance(other, n.DualQuantityLit) else other
-        if isinstance(lit, n.Name) and self.c.refs.get(id(lit), Ref("", "")).kind == "assume":
-            lit = self.c.assumed[lit.name].value
-            lit = lit.primary if isinstance(lit, n.DualQuantityLit) else lit
-        t = self.s.types.get(fact)
-        if isinstance(lit, n.QuantityLit) and isinstance(t, QuantT):
-            k = conversion_factor(parse_unit(lit.unit), t.unit, self.c.facts[fact].molar_mass)
-            if k is not None:
-                self.s.thresholds.setdefault(fact, set()).add(lit.value * k)
-        elif isinstance(lit, n.NumberLit):
-            self.s.thresholds.setdefault(fact, set()).add(lit.value)
-
-    def window(self, e: n.Window, env: dict[str, Any]) -> TV:
-        d, a = plain(self.value(e.subject, env)), plain(self.value(e.anchor, env))
-        unit = parse_unit(e.duration.unit)
-        amount = e.duration.value * unit.factor
-        sign = -1 if e.direction == "before" else 1
-        if unit.dims == CALENDAR and amount.denominator == 1:
-            months = sign * int(amount)
-            anchor = z3.simplify(a.v)
-            if z3.is_int_value(anchor):
-                edge: Any = z3.IntVal(add_months(anchor.as_long(), months))
-            else:
-                edge = self.shifted(a.v, months)
-        else:
-            days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
-            edge = a.v + z3.RealVal(str(sign * days))
-        dv, av = d.v, a.v
-        if e.direction == "before":
-            test = {
-                "within": z3.And(edge <= dv, dv <= av),
-                "more": dv < edge,
-                "less": z3.And(edge < dv, dv <= av),
-            }[e.kind]
-        else:
-            test = {
-                "within": z3.And(av <= dv, dv <= edge),
-                "more": dv > edge,
-                "less": z3.And(av <= dv, dv < edge),
-            }[e.kind]
-        return self.decided(test, d.k, a.k)
-
-    def calendar(self, day: Any) -> tuple[Any, Any, Any]:
-        """(year, month, day of month) of a day number, exactly (proleptic Gregorian, as
-        `datetime.date.toordinal`): the day number is tied to its calendar date."""
-        key = ("calendar", day.get_id())
-        if key not in self.s.vars:
-            label = len(self.s.vars)
-            y, m, d = z3.Ints(f"|y:{label}| |m:{label}| |d:{label}|")
-            self.s.vars[key] = (y, m, d)
-            self.s.constraints += [
-                m >= 1,
-                m <= 12,
-                d >= 1,
-                d <= _days_in_month(y, m),
-                day == _ordinal(y, m, d),
-            ]
-        return self.s.vars[key]
-
-    def shifted(self, day: Any, months: int) -> Any:
-        """`add_months(day, months)` exactly: the same day of the month `months` later,
-        clamped to the month's last day (runtime.add_months)."""
-        key = ("edge", day.get_id(), months)
-        if key not in self.s.vars:
-            y, m, d = self.calendar(day)
-            t = m - 1 + months
-            y2, m2 = y + t / 12, t % 12 + 1  # floor division and modulo by a constant
-            last = _days_in_month(y2, m2)
-            self.s.vars[key] = _ordinal(y2, m2, z3.If(d > last, last, d))
-        return self.s.vars[key]
 
     def quantified(self, e: n.Quantified, env: dict[str, Any]) -> TV:
         known = self.s.known(e.list_name)
@@ -768,55 +505,3 @@ class Encoder:
             y, u, c = count(yes), count(unk), e.count or 0
             t, f = y >= c, y + u < c
         return TV(z3.And(known, t), z3.And(known, f))
-
-
-_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-
-
-def _leap(y: Any) -> Any:
-    return z3.And(y % 4 == 0, z3.Or(y % 100 != 0, y % 400 == 0))
-
-
-def _days_in_month(y: Any, m: Any) -> Any:
-    return z3.If(
-        m == 2,
-        z3.If(_leap(y), 29, 28),
-        z3.If(z3.Or(m == 4, m == 6, m == 9, m == 11), 30, 31),
-    )
-
-
-def _ordinal(y: Any, m: Any, d: Any) -> Any:
-    """`datetime.date(y, m, d).toordinal()` as linear integer arithmetic (division by
-    constants only): days before the year, before the month, then the day."""
-    p = y - 1
-    before_year = 365 * p + p / 4 - p / 100 + p / 400
-    before_month = z3.IntVal(0)
-    for month in range(12, 0, -1):
-        before_month = z3.If(m == month, _BEFORE_MONTH[month - 1], before_month)
-    leap_day = z3.If(z3.And(m > 2, _leap(y)), 1, 0)
-    return before_year + before_month + leap_day + d
-
-
-def _op(op: str, a: Any, b: Any) -> Any:
-    return {
-        "<": lambda: a < b,
-        "<=": lambda: a <= b,
-        ">": lambda: a > b,
-        ">=": lambda: a >= b,
-        "=": lambda: a == b,
-        "!=": lambda: a != b,
-    }[op]()
-
-
-def _scale_index(space: Space, key: str, member: str, idx: int) -> int:
-    """Grades compare by their position in the scale (the newest version's order)."""
-    t = space.types.get(key)
-    if isinstance(t, ScaleT) and member in t.positions:
-        return t.positions[member]
-    return idx
-
-
-def _subject_fact(checked: CheckResult, e: n.Expr) -> str | None:
-    if isinstance(e, n.Name) and checked.refs.get(id(e), Ref("", "")).kind == "fact":
-        return e.name
-    return None

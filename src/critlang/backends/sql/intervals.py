@@ -16,10 +16,13 @@ comparison is NULL (unknown), as `None if a is None or b is None` is in Python.
 
 Comparisons are runtime._less, case by case: True when every value of `a` lies below
 every value of `b`, False when none does, else NULL. Windows are runtime.r_window
-(an ongoing end meets a `before` window as if it ended at the anchor). Any other use of
-an interval (arithmetic, a formula, `first available`) is unknown in SQL: the compiler
-marks what reads such a value plainly (`taint`), never a decided answer Python would
-not give.
+(an ongoing end meets a `before` window as if it ended at the anchor); date bounds
+(`at least D before A`, `no later than A`, `between D1 and D2 before A`) and periods
+(`ongoing at`, `overlaps`) are the same comparisons on the interval's bounds, as in
+Python. Any other use of an interval (arithmetic, a formula, `first available`) is
+unknown in SQL, where Python may decide it (interval arithmetic over unbounded ends,
+runtime._product): the compiler marks what reads such a value plainly (`taint`), never
+a decided answer Python would not give.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from . import calendar as cal
 from . import intervals as iv
 from .calendar import const_of, num
 from .expressions import Expressions
-from .sqltree import case, col, compare_sql, guard, is_null, null, paren
+from .sqltree import compare_sql, guard, is_null, null, paren
 
 
 class Windows(Expressions):
@@ -75,39 +75,25 @@ class Windows(Expressions):
             }[e.kind]()
         return guard(test, d, a)
 
-    def unranged(self, e: n.Expr) -> exp.Expression:
-        """A date where Python leaves an interval unknown (python.date_bound): the plain
-        value column, NULL for an interval, so the guarded test is NULL too (not a plain
-        read: nothing else to mark)."""
-        if self.interval(e) is not None:
-            assert isinstance(e, n.Name)
-            r = self.ref(e)
-            if r.kind == "field":
-                assert self.in_item is not None
-                return col(self.item_fields[self.in_item][r.name], "i")
-            return self.column(r.name)
-        return self.let(self.value(e))
-
     def date_bound(self, e: n.DateBound) -> exp.Expression:
-        """`S at least D before A`: S <= A - D; `on or before A`: S <= A; and mirrors."""
-        d = self.unranged(e.subject)
-        a = self.unranged(e.anchor)
+        """`S at least D before A`: S <= A - D; `on or before A`: S <= A; and mirrors;
+        over intervals as python.date_bound (intervals.less)."""
+        d, a = self.operand(e.subject), self.operand(e.anchor)
         edge = a
         if e.duration is not None:
-            edge = self.shift_by(e.duration, -1 if e.direction == "before" else 1)(a)
-        return guard(compare_sql(e.op, d, edge), d, edge)
+            edge = iv.shifted(a, self.shift_by(e.duration, -1 if e.direction == "before" else 1))
+        return self.let(iv.guard(iv.compare(e.op, d, edge), d, edge))
 
     def window_between(self, e: n.WindowBetween) -> exp.Expression:
         """`S between D1 and D2 before A`: A - D2 <= S <= A - D1 (after: A + D1 .. A + D2)."""
         ends = e.durations()
         assert ends is not None  # the checker requires written durations
-        d = self.unranged(e.subject)
-        a = self.unranged(e.anchor)
+        d, a = self.operand(e.subject), self.operand(e.anchor)
         sign = -1 if e.direction == "before" else 1
-        near, far = (self.shift_by(x, sign)(a) for x in ends)
+        near, far = (iv.shifted(a, self.shift_by(x, sign)) for x in ends)
         low, high = (far, near) if sign < 0 else (near, far)
-        test = exp.and_(compare_sql("<=", low, d), compare_sql("<=", d, high), copy=False)
-        return guard(test, d, low, high)
+        test = iv.kleene_and(iv.less(low, d, False), iv.less(d, high, False))
+        return self.let(iv.guard(test, d, low, high))
 
     def range_flag(self, e: n.Expr) -> exp.Expression | None:
         """TRUE when e (a fact or field that may be an interval) is one, else None."""
@@ -121,23 +107,25 @@ class Windows(Expressions):
         return exp.EQ(this=self.column(r.name + iv.IS_RANGE), expression=exp.Literal.number(1))
 
     def period(self, e: n.Period) -> exp.Expression:
-        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene);
-        unknown when a date is an interval or the end is before the start (python.period)."""
-        start, end, a = (self.unranged(x) for x in (e.start, e.end, e.anchor))
+        """START..END against a window [LOW, HIGH]: START <= HIGH and END >= LOW (Kleene),
+        over intervals (an ongoing end: at least the evaluation date); unknown when two
+        exact dates have the end before the start (python.period)."""
+        start, end, a = (self.operand(x) for x in (e.start, e.end, e.anchor))
         low = high = a
         if e.duration is not None:
             sign = -1 if e.direction == "before" else 1
-            shifted = self.shift_by(e.duration, sign)(a)
+            shifted = iv.shifted(a, self.shift_by(e.duration, sign))
             low, high = (shifted, a) if sign < 0 else (a, shifted)
-        first = guard(compare_sql("<=", start, high), start, high)
-        second = guard(compare_sql(">=", end, low), end, low)
+        first = iv.guard(iv.less(start, high, False), start, high)
+        second = iv.guard(iv.less(low, end, False), end, low)
         test = paren(exp.and_(paren(first), paren(second), copy=False))
-        flags = (self.range_flag(x) for x in (e.start, e.end, e.anchor))
-        unknown = [f for f in flags if f is not None]
+        flags = [f for f in (self.range_flag(x) for x in (e.start, e.end)) if f is not None]
         swapped = exp.and_(
-            exp.Not(this=is_null(start)),
-            exp.Not(this=is_null(end)),
-            compare_sql("<", end, start),
+            exp.Not(this=is_null(start.lo.copy())),
+            exp.Not(this=is_null(end.lo.copy())),
+            compare_sql("<", end.lo.copy(), start.lo.copy()),
             copy=False,
         )
-        return self.let(case(exp.or_(*unknown, swapped, copy=False), null(), test))
+        ifs = [exp.If(this=exp.or_(*flags, copy=False), true=test.copy())] if flags else []
+        ifs.append(exp.If(this=swapped, true=null()))
+        return self.let(exp.Case(ifs=ifs, default=test))

@@ -1,0 +1,169 @@
+"""FHIR R4 Observation values -> entries of critlang's native record (docs/patients.md).
+
+`observation_entry(r, holder, t, label) -> dict` reads one Observation (or one of its
+components, `holder`) for a fact of type `t`: `{"source", "date", "value", "unit",
+"comparator", "status", "reference_range"}` as the record reader takes them, or raises
+`Unusable` saying why the value cannot be used (a per-fact diagnostic, the fact stays
+unknown). Rules and their R4 sources: docs/fhir.md, Observation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..typesys import BoolT, NumberT, PressureT, QuantT
+from .fhir_decode import Component, Concept, Resource
+
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+# LOINC components of the blood pressure panel (85354-9): a `blood pressure` fact
+BP_PARTS = {"8480-6": "systolic", "8462-4": "diastolic"}
+# R4 observation-status: what a value with this status is worth
+OBSERVATION_USED = frozenset({"final", "amended", "corrected"})
+OBSERVATION_MARKED = frozenset({"preliminary"})
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # R4 quantity-comparator
+# a valueString that is nothing but a comparator, a number and (optionally) a unit
+_CENSORED = re.compile(r"\s*(<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)?)(?:\s+(\S+)|([^\s0-9.]\S*))?\s*")
+
+
+class Unusable(Exception):
+    """A resource's value cannot be used for a fact; the message says why."""
+
+
+class NoValue(Unusable):
+    """The resource says there is no value (dataAbsentReason): nothing was measured, so
+    it hides no newer value (unlike a value that cannot be read)."""
+
+
+def json_number(value: Any, element: str) -> Any:
+    """A decimal/integer element's value, which R4 JSON gives as a JSON number
+    (json.html: "represented as a JSON number"); a string ("5.0") is malformed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unusable(
+            f"{element} {str(value)[:40]!r} is not a number: R4 JSON gives it as a JSON "
+            "number (json.html)"
+        )
+    return value
+
+
+def first_code(concept: Concept | None) -> str | None:
+    """The first code of a CodeableConcept's codings, or None."""
+    if concept is not None and concept.coding:
+        for c in concept.coding:
+            if c.code is not None:
+                return c.code
+    return None
+
+
+def observation_entry(
+    r: Resource, holder: Resource | Component, t: Any, label: str
+) -> dict[str, Any]:
+    """r's value (or its component `holder`'s) for a fact of type t; raises Unusable."""
+    entry: dict[str, Any] = {"source": label}
+    when = observation_time(r)
+    if when:
+        entry["date"] = when
+    if r.status in OBSERVATION_MARKED:
+        entry["status"] = r.status
+    if holder.dataAbsentReason is not None:
+        reason = first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
+        raise NoValue(f"no value (dataAbsentReason {reason!r})")
+    if isinstance(t, PressureT):
+        return _pressure(holder, entry)
+    if isinstance(t, (QuantT, NumberT)):
+        vq = holder.valueQuantity
+        if vq is not None:
+            if vq.value is None:
+                raise Unusable("valueQuantity has no value")
+            entry["value"] = json_number(vq.value, "valueQuantity.value")
+            if vq.comparator is not None:
+                # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
+                if vq.comparator not in COMPARATORS:
+                    raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
+                entry["comparator"] = vq.comparator
+            unit = vq.code if vq.system in (UCUM, None) else None
+            unit = unit or vq.unit
+            if isinstance(t, QuantT) and unit:
+                entry["unit"] = unit
+            rr = _reference_range(holder, unit)
+            if rr:
+                entry["reference_range"] = rr
+            return entry
+        if holder.valueInteger is not None:
+            value = json_number(holder.valueInteger, "valueInteger")
+            if not isinstance(value, int):
+                raise Unusable(f"valueInteger {value!r} is not an integer")
+            entry["value"] = value
+            return entry
+        if holder.valueString is not None:
+            text = holder.valueString
+            m = _CENSORED.fullmatch(text) if isinstance(text, str) else None
+            if m is None:
+                raise Unusable(
+                    f"valueString {text!r} is text, not a value critlang reads "
+                    "(only a comparator, a number and a unit, like '<0.5 mg/dL')"
+                )
+            entry["comparator"], entry["value"] = m.group(1), m.group(2)
+            unit_text = m.group(3) or m.group(4)
+            if unit_text and isinstance(t, QuantT):
+                entry["unit"] = unit_text
+            return entry
+        raise Unusable("no valueQuantity")
+    if isinstance(t, BoolT):
+        if isinstance(holder.valueBoolean, bool):
+            entry["value"] = holder.valueBoolean
+            return entry
+    raise Unusable(f"no value of the kind {t.describe()}")
+
+
+def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:
+    """A blood pressure panel: the components 8480-6 (systolic) and 8462-4 (diastolic),
+    each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
+    units = set()
+    for comp in getattr(holder, "component", None) or []:
+        codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
+        part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
+        vq = comp.valueQuantity
+        if part is None or vq is None or vq.value is None or vq.comparator is not None:
+            continue  # a censored part ("> 250") is not a value: that part stays unknown
+        json_number(vq.value, f"{part} valueQuantity.value")
+        if part in entry and entry[part] != vq.value:
+            # Observation.component: one systolic, one diastolic (vs-2 profile slices
+            # are 1..1); two that disagree are a conflict, never the last by file order
+            raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
+        entry[part] = vq.value
+        unit = vq.code if vq.system in (UCUM, None) else None
+        if unit or vq.unit:
+            units.add(unit or vq.unit)
+    if "systolic" not in entry and "diastolic" not in entry:
+        raise Unusable("no systolic (8480-6) or diastolic (8462-4) component")
+    if len(units) != 1:
+        raise Unusable("the components' units are missing or differ")
+    entry["unit"] = units.pop()
+    return entry
+
+
+def observation_time(r: Resource) -> str | None:
+    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end."""
+    if r.effectiveDateTime:
+        return r.effectiveDateTime
+    if r.effectiveInstant:
+        return r.effectiveInstant
+    period = r.effectivePeriod
+    if period is not None:
+        return period.end or period.start
+    return None
+
+
+def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] | None:
+    for rr in holder.referenceRange or ():
+        out: dict[str, Any] = {}
+        for key in ("low", "high"):
+            q = getattr(rr, key)
+            if q is not None and q.value is not None:
+                out[key] = json_number(q.value, f"referenceRange.{key}.value")
+                out["unit"] = q.code or q.unit or unit
+        if out:
+            return out
+    return None

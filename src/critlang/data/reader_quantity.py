@@ -1,0 +1,247 @@
+"""The native record reader's measured values (a base of reader.py's `Reader`):
+quantities with their units (UCUM, or a unit on another clinical scale), censored values
+(FHIR Quantity.comparator), blood-pressure pairs, and what is physiologically
+impossible (values.PLAUSIBLE).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from ..checker import CheckResult
+from ..scales import conversion, other_scale
+from ..typesys import PressureT, QuantT
+from ..ucum import read_unit
+from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
+from .records import Observation
+from .values import PLAUSIBLE, Duplicate
+
+# FHIR R4 QuantityComparator (valueset-quantity-comparator)
+COMPARATORS = ("<", "<=", ">", ">=")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _one(raw: Any) -> Any:
+    """A scalar given twice with the same value is that value; else the Duplicate."""
+    if isinstance(raw, Duplicate) and all(v == raw.values[0] for v in raw.values):
+        return raw.values[0]
+    return raw
+
+
+class QuantityReading:
+    """A base of `Reader`. It uses the Reader's `checked`, `problem`, `number` and
+    `when`."""
+
+    checked: CheckResult
+    problem: Any
+    number: Any
+    when: Any
+
+    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
+        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+
+        FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
+        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        """
+        if not isinstance(entry, dict):
+            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
+            return None
+        entry = {k: _one(v) for k, v in entry.items()}
+        parts = [entry.get(k) for k in ("systolic", "diastolic")]
+        if all(p is None for p in parts):
+            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+            return None
+        values = [None if p is None else self.number(fact, p) for p in parts]
+        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        # an arterial pressure is never below zero, and the systolic is by definition the
+        # peak of the cycle: a negative part or a diastolic above the systolic is a sign
+        # slip or swapped components, which would otherwise decide `bp < 140/90` wrongly
+        if any(v is not None and v < 0 for v in values):
+            self.problem(fact, "a blood pressure part is negative; no pressure is read")
+            return None
+        if values[0] is not None and values[1] is not None and values[1] > values[0]:
+            self.problem(
+                fact,
+                f"the diastolic above the systolic ({float(values[0]):g}/{float(values[1]):g}): "
+                "the parts look swapped; neither is used",
+            )
+            return None
+        unit_text = entry.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        if conversion_factor(unit, t.unit) is None:
+            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            return None
+        when = self.when(fact, entry["date"]) if entry.get("date") is not None else None
+        if entry.get("date") is not None and (when is None or when.partial):
+            if when is not None:
+                self.problem(fact, f"the date {when.text!r} is not precise to the day")
+            return None
+        source = entry.get("source") if isinstance(entry.get("source"), str) else None
+        return Observation(
+            tuple(values),
+            unit,
+            when.first if when else None,
+            source,
+            instant=when.instant if when else None,
+            stamp=when.text if when and when.instant else None,
+        )
+
+    def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:
+        """The entry's comparator ("" when none); False after reporting a bad one."""
+        c = meta.get("comparator")
+        if c is None:
+            return ""
+        if c in COMPARATORS:
+            return str(c)
+        self.problem(
+            fact,
+            f"comparator {str(c)[:20]!r} is not one of <, <=, >, >= (FHIR Quantity.comparator)",
+        )
+        return False
+
+    def quantity(self, fact: str, t: QuantT, raw: Any, meta: dict[str, Any]) -> Observation | None:
+        value = self.number(fact, raw)
+        comparator = self.comparator(fact, meta)
+        if value is None or comparator is False:
+            return None
+        unit_text = meta.get("unit")
+        if not isinstance(unit_text, str) or not unit_text.strip():
+            self.problem(
+                fact,
+                f"{raw!r} has no unit; {fact} is recorded in units like {t.unit.text} "
+                "(a value without unit is never guessed)",
+            )
+            return None
+        unit = self.unit(fact, unit_text, t.unit)
+        if unit is None:
+            return None
+        info = self.c.facts.get(fact)
+        molar = info.molar_mass if info else None
+        # a unit conversion (exact UCUM factor, or the molar mass), else a clinical scale
+        # the fact declares (or a UCUM temperature scale); else the value is refused
+        convert = conversion(unit, t.unit, molar, info.scales if info else ())
+        if convert is None:
+            extra = " and no molar mass is declared" if molar is None else ""
+            if other_scale(unit, t.unit):
+                extra = (
+                    ": another clinical scale, not a unit conversion; the fact declares no "
+                    f"`convert {unit_text.strip()} to {t.unit.text} as A x + B source ...`"
+                )
+            self.problem(
+                fact,
+                f"unit {unit_text!r} is {describe(unit.dims)}, but {fact} is "
+                f"{describe(t.unit.dims)} ({t.unit.text}){extra}",
+            )
+            return None
+        low = high = None
+        rr = meta.get("reference_range")
+        if isinstance(rr, dict):
+            rr = {key: _one(v) for key, v in rr.items()}
+            rr_unit = (
+                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
+            )
+            f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
+            if f is None:
+                self.problem(fact, "the reference range's unit does not fit the value's")
+            else:
+                for key in ("low", "high"):
+                    if rr.get(key) is not None:
+                        v = self.number(fact, rr[key])
+                        if v is not None:
+                            if key == "low":
+                                low = v * f
+                            else:
+                                high = v * f
+        elif rr is not None:
+            self.problem(fact, "`reference_range` must be an object with low, high, unit")
+        note = None
+        if convert.source is not None:
+            # another scale: the value is converted here, once, into the fact's unit, and
+            # says so (explanations show the recorded value and the equation's source)
+            recorded = f"{comparator + ' ' if comparator else ''}{_num(value)} {unit_text.strip()}"
+            value, unit = convert(value), t.unit
+            low = None if low is None else convert(low)
+            high = None if high is None else convert(high)
+            if convert.slope < 0:  # a decreasing scale swaps the limits and the bound's side
+                low, high = high, low
+                comparator = _FLIP.get(comparator, comparator)
+            note = f"from {recorded} by {convert.source}"
+        k = conversion_factor(unit, t.unit, molar)
+        obs = Observation(value, unit, None, note, low, high, comparator or None)
+        return obs if self.plausible(fact, obs, k, t) else None
+
+    def plausible(
+        self, fact: str, obs: Observation, k: Fraction | None, t: QuantT | None = None
+    ) -> bool:
+        """False (with a diagnostic) when the value cannot be a living patient's.
+
+        A censored value is impossible when every value it allows is ("< 0", "> 100 %").
+        """
+        c = obs.comparator
+
+        def all_below(v: Fraction, limit: Fraction) -> bool:  # every value allowed < limit
+            if c is None:
+                return v < limit
+            return v <= limit if c == "<" else v < limit if c == "<=" else False
+
+        def all_above(v: Fraction, limit: Fraction) -> bool:  # every value allowed > limit
+            if c is None:
+                return v > limit
+            return v >= limit if c == ">" else v > limit if c == ">=" else False
+
+        declared = obs.value * k if k is not None else obs.value
+        shown = f"{c + ' ' if c else ''}{_num(obs.value)}"
+        if obs.unit is not None:
+            shown += f" {obs.unit.text}"
+            if t is not None and all_below(declared, Fraction(0)):
+                self.problem(fact, f"{shown} is negative: impossible for an amount")
+                return False
+            if t is not None and t.unit.text == "%" and all_above(declared, Fraction(100)):
+                self.problem(fact, f"{shown} is above 100 %: impossible for a share")
+                return False
+        for code in self.c.bindings.get(fact, []):
+            row = PLAUSIBLE.get(code.value) if code.system == "loinc" else None
+            if row is None:
+                continue
+            if row.unit and obs.unit is not None:
+                molar = self.c.facts[fact].molar_mass if fact in self.c.facts else None
+                kk = conversion_factor(obs.unit, parse_unit(row.unit), molar)
+                if kk is None:
+                    continue
+                v = obs.value * kk
+            elif row.unit or obs.unit is not None:
+                continue
+            else:
+                v = obs.value
+            if all_below(v, row.low) or all_above(v, row.high):
+                self.problem(
+                    fact,
+                    f"{shown} is beyond physiological plausibility for LOINC {code.value} "
+                    f"({_num(row.low)} to {_num(row.high)} {row.unit}; {row.source})",
+                )
+                return False
+            break
+        return True
+
+    def unit(self, fact: str, text: str, want: Unit | None = None) -> Unit | None:
+        """A unit as written or as a UCUM code (FHIR's `valueQuantity.code`), for a fact
+        in `want`: one unit system with criteria files (units.parse_unit, ucum.read_unit)."""
+        try:
+            return read_unit(text, want)
+        except UnitError as exc:
+            self.problem(fact, f"{exc.message}{' (' + exc.hint + ')' if exc.hint else ''}")
+            return None
+
+    # ------------------------------------------------------------------ choosing
+
+
+def _num(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{float(x):.10g}"

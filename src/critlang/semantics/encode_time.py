@@ -1,0 +1,129 @@
+"""Dates in z3 (part of semantics/encode.py's Encoder): look-back edges and windows,
+calendar months exactly as runtime.add_months steps them, day numbers tied to their
+proleptic Gregorian (year, month, day) as `datetime.date.toordinal` counts them.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import z3
+
+from .. import nodes as n
+from ..backends.runtime import add_months
+from ..units import CALENDAR, parse_unit
+from .logic import TV, Val, plain
+
+if TYPE_CHECKING:
+    from .encode import Space
+
+
+class TimeEncoding:
+    """Mixin of the Encoder: what reads dates and durations. It uses the Encoder's
+    `s` (the Space), `value` and `decided`."""
+
+    s: Space
+    value: Any
+    decided: Any
+
+    def edge(self, anchor: n.Expr, duration: n.QuantityLit, sign: int, env: dict[str, Any]) -> Val:
+        """The day number anchor + sign * duration: months and years as calendar steps
+        (runtime.add_months), weeks and days as fixed lengths."""
+        a = plain(self.value(anchor, env))
+        unit = parse_unit(duration.unit)
+        amount = duration.value * unit.factor
+        if unit.dims == CALENDAR and amount.denominator == 1:
+            months = sign * int(amount)
+            day = z3.simplify(a.v)
+            if z3.is_int_value(day):
+                return Val(z3.IntVal(add_months(day.as_long(), months)), a.k)
+            return Val(self.shifted(a.v, months), a.k)
+        days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
+        return Val(a.v + z3.RealVal(str(sign * days)), a.k)
+
+    def window(self, e: n.Window, env: dict[str, Any]) -> TV:
+        d, a = plain(self.value(e.subject, env)), plain(self.value(e.anchor, env))
+        unit = parse_unit(e.duration.unit)
+        amount = e.duration.value * unit.factor
+        sign = -1 if e.direction == "before" else 1
+        if unit.dims == CALENDAR and amount.denominator == 1:
+            months = sign * int(amount)
+            anchor = z3.simplify(a.v)
+            if z3.is_int_value(anchor):
+                edge: Any = z3.IntVal(add_months(anchor.as_long(), months))
+            else:
+                edge = self.shifted(a.v, months)
+        else:
+            days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
+            edge = a.v + z3.RealVal(str(sign * days))
+        dv, av = d.v, a.v
+        if e.direction == "before":
+            test = {
+                "within": z3.And(edge <= dv, dv <= av),
+                "more": dv < edge,
+                "less": z3.And(edge < dv, dv <= av),
+            }[e.kind]
+        else:
+            test = {
+                "within": z3.And(av <= dv, dv <= edge),
+                "more": dv > edge,
+                "less": z3.And(av <= dv, dv < edge),
+            }[e.kind]
+        return self.decided(test, d.k, a.k)
+
+    def calendar(self, day: Any) -> tuple[Any, Any, Any]:
+        """(year, month, day of month) of a day number, exactly (proleptic Gregorian, as
+        `datetime.date.toordinal`): the day number is tied to its calendar date."""
+        key = ("calendar", day.get_id())
+        if key not in self.s.vars:
+            label = len(self.s.vars)
+            y, m, d = z3.Ints(f"|y:{label}| |m:{label}| |d:{label}|")
+            self.s.vars[key] = (y, m, d)
+            self.s.constraints += [
+                m >= 1,
+                m <= 12,
+                d >= 1,
+                d <= _days_in_month(y, m),
+                day == _ordinal(y, m, d),
+            ]
+        return self.s.vars[key]
+
+    def shifted(self, day: Any, months: int) -> Any:
+        """`add_months(day, months)` exactly: the same day of the month `months` later,
+        clamped to the month's last day (runtime.add_months)."""
+        key = ("edge", day.get_id(), months)
+        if key not in self.s.vars:
+            y, m, d = self.calendar(day)
+            t = m - 1 + months
+            y2, m2 = y + t / 12, t % 12 + 1  # floor division and modulo by a constant
+            last = _days_in_month(y2, m2)
+            self.s.vars[key] = _ordinal(y2, m2, z3.If(d > last, last, d))
+        return self.s.vars[key]
+
+
+_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
+def _leap(y: Any) -> Any:
+    return z3.And(y % 4 == 0, z3.Or(y % 100 != 0, y % 400 == 0))
+
+
+def _days_in_month(y: Any, m: Any) -> Any:
+    return z3.If(
+        m == 2,
+        z3.If(_leap(y), 29, 28),
+        z3.If(z3.Or(m == 4, m == 6, m == 9, m == 11), 30, 31),
+    )
+
+
+def _ordinal(y: Any, m: Any, d: Any) -> Any:
+    """`datetime.date(y, m, d).toordinal()` as linear integer arithmetic (division by
+    constants only): days before the year, before the month, then the day."""
+    p = y - 1
+    before_year = 365 * p + p / 4 - p / 100 + p / 400
+    before_month = z3.IntVal(0)
+    for month in range(12, 0, -1):
+        before_month = z3.If(m == month, _BEFORE_MONTH[month - 1], before_month)
+    leap_day = z3.If(z3.And(m > 2, _leap(y)), 1, 0)
+    return before_year + before_month + leap_day + d
