@@ -6,6 +6,7 @@ missing fields, dates at the edges of every window, arms recorded or not, anchor
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import random
 from fractions import Fraction
@@ -13,7 +14,18 @@ from typing import Any
 
 from critlang import nodes as n
 from critlang.checker import CheckResult
-from critlang.typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
+from critlang.typesys import (
+    BoolT,
+    DateT,
+    EnumT,
+    IntT,
+    ListT,
+    NumberT,
+    PressureT,
+    QuantT,
+    ScaleT,
+    Type,
+)
 from critlang.units import conversion_factor, parse_unit
 
 AS_OF = dt.date(2026, 11, 27)
@@ -120,6 +132,11 @@ class Generator:
             return r.random() < 0.5
         if isinstance(t, DateT):
             return self.date()
+        if isinstance(t, PressureT):  # one part may be missing (docs/patients.md)
+            parts = {"systolic": r.randint(80, 200), "diastolic": r.randint(40, 120)}
+            if r.random() < 0.1:
+                del parts[r.choice(["systolic", "diastolic"])]
+            return {**parts, "unit": r.choice(["mm[Hg]", "mmHg"]), "date": self.recent()}
         raise AssertionError(t)
 
     def value(self, name: str, t: Type) -> Any:
@@ -179,3 +196,41 @@ class Generator:
 def generate(checked: CheckResult, count: int, seed: int, base: dict[str, Any]) -> list[dict]:
     g = Generator(checked, seed, base)
     return [g.patient(i) for i in range(count)]
+
+
+def with_intervals(patient: dict[str, Any], checked: CheckResult, seed: int) -> dict[str, Any]:
+    """A copy of a patient with values known only as intervals and conflicts: censored
+    lab values (a comparator), partial dates ("1968", "2007-11"), ongoing ends of list
+    items, and two values of one fact on the same day (docs/patients.md)."""
+    r = random.Random(seed)
+    p = copy.deepcopy(patient)
+    facts = p.setdefault("facts", {})
+    for name, t in checked.record_types.items():
+        v = facts.get(name)
+        if v is None:
+            continue
+        if isinstance(t, (QuantT, NumberT)):
+            entries = v if isinstance(v, list) else [v]
+            for e in entries:
+                if isinstance(e, dict) and "value" in e and r.random() < 0.25:
+                    e["comparator"] = r.choice(["<", "<=", ">", ">="])
+            if isinstance(v, dict) and "value" in v and "date" in v and r.random() < 0.15:
+                other = {k: x for k, x in v.items() if k != "comparator"}
+                try:
+                    other["value"] = str(float(v["value"]) * r.choice([0.5, 1.01, 1.5, 2]))
+                except (TypeError, ValueError):
+                    continue
+                facts[name] = [v, other]  # same date: a conflict
+        elif isinstance(t, DateT) and isinstance(v, str) and r.random() < 0.3:
+            facts[name] = v[: r.choice([4, 7])]
+        elif isinstance(t, ListT) and isinstance(v, list):
+            fields = dict(t.fields)
+            for item in v:
+                if not isinstance(item, dict):
+                    continue
+                for k, ft in fields.items():
+                    x = item.get(k)
+                    if isinstance(ft, DateT) and isinstance(x, str) and r.random() < 0.2:
+                        ongoing = k == "end" and r.random() < 0.5
+                        item[k] = "ongoing" if ongoing else x[: r.choice([4, 7])]
+    return p

@@ -109,6 +109,7 @@ CASES: list[tuple[str, str, str]] = [
     ("assumption", '‸assume "A gap in the text, closed by the author."\n', "W001"),
     ("assumption-value", '‸assume cutoff = 3 mg/dL because "no unit given"\n', "W001"),
     ("unused", "‸fact unused_fact: boolean\n", "W101"),
+    ("kinds-partly-coded", '‸codes prior.a: atc "L01BC06"\n', "W102"),
     ("header-conflict", 'I1 "x"\n  rule age > ‸18 years\n', "W201"),
     ("dual-disagrees", 'I1 "x"\n  rule hb < ‸5.0 mmol/L (9.0 g/dL)\n', "W301"),
     ("never-true", 'I1 "x"\n  rule krenning > ‸4\n', "W401"),

@@ -58,8 +58,11 @@ def test_protocol_checks_clean(proto: Path) -> None:
     analysis = analyse_file(proto / "current.crit")
     errors = [d for d in analysis.diagnostics if d.is_error]
     assert not errors
-    # every warning is an author's assumption, not a problem left behind
-    assert {d.code for d in analysis.diagnostics} <= {"W001"}
+    # every warning is an author's assumption, not a problem left behind; but the trial
+    # binds codes for three of its nine therapy kinds, a gap W102 keeps in view (the others
+    # have no code this repository can cite; tests/test_trial.py names them)
+    allowed = {"W001", "W102"} if proto.name == "nct05610826" else {"W001"}
+    assert {d.code for d in analysis.diagnostics} <= allowed
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,7 @@ CODES: dict[str, str] = {
     "W001": "assumption",
     "W002": "header field missing",
     "W101": "unused declaration",
+    "W102": "list kinds partly bound to codes",
     "W201": "header and criteria disagree",
     "W301": "dual-unit threshold disagrees",
     "W401": "comparison can never be true",

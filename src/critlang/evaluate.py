@@ -184,8 +184,8 @@ class Evaluator:
         verdict, statuses = run_compiled(self.compiled, f)
         needed: list[Slot] = self.needs.find(f) if verdict == UNDETERMINED else []
         results: list[CriterionResult] = []
-        for index, (crit, status) in enumerate(zip(self.compiled.criteria, statuses, strict=True)):
-            results.append(self._result(index, crit, status, record, f, needed))
+        for crit, status in zip(self.compiled.criteria, statuses, strict=True):
+            results.append(self._result(crit, status, record, f, needed))
         missing = sorted(dict.fromkeys(str(s) for s in needed))
         if verdict == UNDETERMINED and record.deceased is None:
             # a partial date of death that may fall before the evaluation date (records.py)
@@ -214,7 +214,6 @@ class Evaluator:
 
     def _result(
         self,
-        index: int,
         crit: Criterion,
         status: Any,
         record: Record,
@@ -233,9 +232,9 @@ class Evaluator:
         )
         if status is None:
             mine = [s for s in needed if s.key.split("#")[0] in crit.facts]
-            if not mine and self.explain:  # a decided verdict: what would decide this one
-                mine = self.needs.for_criterion(f, index)
-            if not mine:  # never an unknown criterion that names nothing: its open inputs
+            if not mine:
+                # a decided verdict (not probed: it cannot change), or nothing of this
+                # criterion's could move the verdict: its open inputs, never nothing
                 mine = self.needs.slots(f, crit.facts)
             r.missing = [_why(record, s) for s in mine] or [
                 _why(record, d) for d in sorted(crit.facts) if not _known(record, d)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as n
-from .backends.runtime import r_in_range
+from .backends.runtime import Alt, r_in_range
 from .explain_words import (
     MARK,
     OPS,
@@ -91,7 +91,15 @@ class Comparisons:
         if a.value is None or b.value is None:
             return Clause(None, self.quantity_text(left, right, a, b, op, env), notes=notes)
         value = apply(op, a.value, b.value)
-        if is_range(a.value) or is_range(b.value):
+        if isinstance(a.value, Alt) or isinstance(b.value, Alt):
+            # a conditional whose condition is unknown: each possibility (runtime.alt_op)
+            says = {
+                True: "holds for every possibility",
+                False: "fails for every possibility",
+                None: "holds for some possibilities only",
+            }[value]
+            text = f"{a.shown} {OPS[op]} {b.shown}: {says}"
+        elif is_range(a.value) or is_range(b.value):
             text = self.interval_text(left, right, a, b, op, value)
         else:
             text = self.quantity_text(left, right, a, b, op, env)
@@ -106,7 +114,7 @@ class Comparisons:
         carrier = self.carrier(left)
         unit, also = self.deciding_unit(right)
         k, words = 1.0, carrier.text if carrier is not None else ""
-        if unit is not None and carrier is not None and unit != carrier:
+        if unit is not None and carrier is not None and not _same(unit, carrier):
             factor = conversion_factor(carrier, unit, self.molar(left))
             if factor is not None:
                 k, words = float(factor), unit.text
@@ -140,7 +148,7 @@ class Comparisons:
         if a.value is None or b.value is None or carrier is None:
             return f"{a.shown} {OPS[op]} {b.shown}"
         shown_a = a.shown
-        if unit is not None and unit != carrier:
+        if unit is not None and not _same(unit, carrier):
             k = conversion_factor(carrier, unit, self.molar(left))
             if k is not None:
                 av, bv = distinct(a.value * float(k), b.value * float(k))
@@ -152,7 +160,7 @@ class Comparisons:
         shown_b = b.shown
         if num(b.value) not in b.shown.replace(" ", ""):
             shown_b = f"{b.shown} = {bv} {carrier.text}"
-        if av not in shown_a:
+        if av not in shown_a.replace("(", " ").split():  # recorded in another unit
             shown_a = f"{shown_a} = {av} {carrier.text}"
         return f"{shown_a} {OPS[op]} {shown_b}{also}"
 
@@ -259,3 +267,8 @@ def _alternatives(checked: Any, e: n.Expr) -> tuple[n.Expr, ...]:
     if isinstance(e, n.FirstAvailable):
         return e.options
     return ()
+
+
+def _same(a: Unit, b: Unit) -> bool:
+    """One unit under two spellings (mmHg, mm[Hg]): nothing to convert."""
+    return a.factor == b.factor and a.dims == b.dims

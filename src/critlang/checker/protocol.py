@@ -244,6 +244,7 @@ class ProtocolPass:
                         hint=_did_you_mean(look.anchor, self.r.anchors),
                     )
         self.bind()
+        self.partial_bindings()
         seen: dict[str, Span] = {}
         for kind, c in self.p.criteria:
             used |= self.criterion(kind, c, seen)
@@ -294,6 +295,41 @@ class ProtocolPass:
                 )
             return False
         return True
+
+    def partial_bindings(self) -> None:
+        """W102: a list fact whose `kind` members have codes for some kinds but not all.
+
+        FHIR data show only the kinds bound to codes (data/fhir.py), and a list read from
+        resources is open (an item with nothing known stands for what is not recorded):
+        a rule on an uncoded kind stays undetermined on FHIR data, and
+        `--absent-means-no medications` cannot read the list as complete. A list with no
+        codes at all is taken to come from chart review and is not reported."""
+        bound: dict[str, set[str]] = {}
+        for fact, member in self.r.item_bindings:
+            bound.setdefault(fact, set()).add(member)
+        for fact in sorted(bound):
+            info = self.r.facts[fact]
+            kind = info.type.field("kind") if isinstance(info.type, ListT) else None
+            if not isinstance(kind, EnumT):
+                continue
+            missing = [m for m in kind.members if m not in bound[fact]]
+            if not missing:
+                continue
+            coded = [m for m in kind.members if m in bound[fact]]
+            # at the file's first binding of a kind (where the writer adds the others),
+            # else (all from a library) at the fact
+            own = [d for d in self.p.decls if isinstance(d, n.Codes) and d.fact == fact]
+            span = next((d.span for d in own if d.member is not None), info.node.span)
+            self.warn(
+                "W102",
+                f"`{fact}`: kinds {', '.join(missing)} have no codes, while {', '.join(coded)} do",
+                span,
+                hint=(
+                    "FHIR data can show only the kinds with codes: criteria on the others stay "
+                    f"undetermined there. Add `codes {fact}.{missing[0]}: ...` for each kind "
+                    "EHR data can hold"
+                ),
+            )
 
     def add_binding(self, d: n.Codes) -> None:
         if d.member is None:
