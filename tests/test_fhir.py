@@ -183,6 +183,8 @@ def medication(kind: str, code: str, **dates: Any) -> dict:
         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code}]},
         "subject": {"reference": "urn:uuid:p1"},
     }
+    if kind == "MedicationRequest":  # MedicationRequest.intent is 1..1 (a modifier)
+        r["intent"] = "order"
     r.update(dates)
     return r
 

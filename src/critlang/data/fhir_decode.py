@@ -69,6 +69,9 @@ class Component(Struct, gc=False):
     """Observation.component: a code and a value like the Observation's own."""
 
     code: Concept | None = None
+    # BackboneElement.modifierExtension: present means the component is not read
+    # (R4 extensibility.html#modifierExtension)
+    modifierExtension: Any = None
     valueQuantity: Quantity | None = None
     valueInteger: Any = None
     valueBoolean: Any = None
@@ -146,13 +149,20 @@ class Resource(Struct, gc=False):
     # Condition
     clinicalStatus_: msgspec.Raw = _lazy("clinicalStatus")
     verificationStatus_: msgspec.Raw = _lazy("verificationStatus")
+    # onset[x], abatement[x], performed[x]: every R4 choice type is kept (fhir_events.py
+    # reads each one or refuses it); the rare ones are plain JSON values
     onsetDateTime: str | None = None
+    onsetPeriod: Any = None
+    onsetAge: Any = None
+    onsetRange: Any = None
+    onsetString: Any = None
     recordedDate: str | None = None
     abatementDateTime: str | None = None
     abatementPeriod_: msgspec.Raw = _lazy("abatementPeriod")
     abatementAge: Any = None
     abatementRange: Any = None
     abatementString: Any = None
+    abatementBoolean: Any = None
     # Medication*, Procedure
     medicationCodeableConcept: Concept | None = None
     medicationReference: Ref | None = None
@@ -160,6 +170,16 @@ class Resource(Struct, gc=False):
     dispenseRequest_: msgspec.Raw = _lazy("dispenseRequest")
     performedDateTime: str | None = None
     performedPeriod_: msgspec.Raw = _lazy("performedPeriod")
+    performedAge: Any = None
+    performedRange: Any = None
+    performedString: Any = None
+    # MedicationRequest.doNotPerform and .intent: modifier elements (fhir_status.py)
+    doNotPerform: Any = None
+    intent: Any = None
+    # DomainResource.modifierExtension (any resource) and Observation.focus: a resource
+    # with either is not read as the patient's own (fhir_status.py)
+    modifierExtension: Any = None
+    focus: Any = None
     # Patient
     birthDate: str | None = None
     gender: str | None = None
@@ -332,11 +352,69 @@ def duplicate_keys(r: Resource) -> None:
     if not r.raw_ or r.malformed is not None:
         return
     try:
-        json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
+        item = json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
     except _Duplicate as dup:
         r.malformed = f"duplicate JSON keys {', '.join(map(repr, dup.names))}: conflicting values"
+        return
     except (ValueError, RecursionError):
         return  # not the reader's concern here: msgspec decoded it
+    r.malformed = two_choices(item)
+
+
+# choice elements ([x]) of the resources critlang reads, and the R4 datatype names that
+# end their JSON names (formats.html#choice: valueQuantity, effectivePeriod, ...)
+CHOICES = ("value", "effective", "onset", "abatement", "performed", "medication", "deceased")
+_TYPES = frozenset(
+    [
+        "Quantity",
+        "CodeableConcept",
+        "String",
+        "Boolean",
+        "Integer",
+        "Decimal",
+        "Range",
+        "Ratio",
+        "SampledData",
+        "Time",
+        "DateTime",
+        "Period",
+        "Timing",
+        "Instant",
+        "Age",
+        "Reference",
+        "Duration",
+        "Attachment",
+        "Coding",
+        "Uri",
+    ]
+)
+
+
+def two_choices(item: Any) -> str | None:
+    """Why a resource is malformed when a choice element [x] is given in two types at
+    once (`valueQuantity` and `valueString`), in itself or in one of its components:
+    R4 formats.html#choice, json.html ("only one of the choice types may be present");
+    reading either one would be file-order or guesswork. None when there is none."""
+    if not isinstance(item, dict):
+        return None
+    parts = [("", item)]
+    if isinstance(item.get("component"), list):
+        parts += [(f"component {i + 1}: ", c) for i, c in enumerate(item["component"])]
+    for where, part in parts:
+        if not isinstance(part, dict):
+            continue
+        for prefix in CHOICES:
+            names = sorted(
+                k
+                for k, v in part.items()
+                if v is not None and k.startswith(prefix) and k[len(prefix) :] in _TYPES
+            )
+            if len(names) > 1:
+                return (
+                    f"{where}{prefix}[x] is given {len(names)} times ({', '.join(names)}); "
+                    "R4 allows one choice type"
+                )
+    return None
 
 
 def _unwrap(top: Resource) -> Decoded:
@@ -442,6 +520,9 @@ def convert(item: dict[str, Any]) -> Resource:
                 lazy[k] = msgspec.Raw(json.dumps(item[k], allow_nan=False).encode())
             except (ValueError, RecursionError):
                 return salvage(item, f"`{k}` holds a number out of range")
+    twice = two_choices(item)
+    if twice is not None:
+        return salvage(item, twice)
     try:
         return msgspec.convert({**item, **lazy}, Resource)
     except (msgspec.ValidationError, RecursionError) as exc:
