@@ -51,6 +51,7 @@ import msgspec
 from ..checker import CheckResult
 from ..source import find_files
 from ..typesys import BoolT, ListT
+from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource
 from .fhir_events import NotYet, Span, event_span, past_event, when
@@ -321,6 +322,15 @@ class Extractor:
                     "not read",
                 )
             )
+        # resources of this file or export that may be this patient's (fhir_bundles.py)
+        stray, blocked = stray_problems(
+            group.strays,
+            lambda c: concept_targets(c, index, codes)[0],
+            facts,
+            self.absent_facts,
+            group.path,
+        )
+        problems.extend(stray)
         for fact, no in self.absent_facts.items():
             if isinstance(no, list) and unread_medications:
                 continue  # an unread medication may be of any kind
@@ -330,7 +340,8 @@ class Extractor:
         for value in facts.values():
             if isinstance(value, list):
                 _canonical(value)
-        self._open_lists(facts, problems, group.path, bool(unread_medications))
+        unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
+        self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems)
 
