@@ -81,6 +81,27 @@ def test_closed_pipe_is_quiet_for_every_command(tmp_path: Path) -> None:
         assert code in (0, 1, -13, 141), (name, code, err)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_full_disk_on_standard_output_is_an_io_error_for_every_command(tmp_path: Path) -> None:
+    """`critlang ... > /dev/full`: exit 2 with the problem in words, never "internal error"."""
+    for name, args in _commands(tmp_path).items():
+        if name in ("help", "fmt"):
+            continue  # argparse prints --help itself; `fmt --diff` of a formatted file: nothing
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "critlang", *args],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=ENV,
+                check=False,
+            )
+        assert proc.returncode == 2, (name, proc.returncode, proc.stderr)
+        assert "cannot write the output: no space left on the device" in proc.stderr, name
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, name
+        assert "Exception ignored" not in proc.stderr, (name, proc.stderr)
+
+
 def test_closed_pipe_in_process_returns_141(monkeypatch: pytest.MonkeyPatch) -> None:
     class Closed:
         def write(self, _: str) -> int:

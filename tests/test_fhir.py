@@ -326,7 +326,8 @@ def test_screen_outputs(tmp_path: Path) -> None:
     csv_text = patients_csv(result)
     assert csv_text.splitlines()[0].startswith("patient,path,verdict,I1,")
     assert len(patients_jsonl(result).splitlines()) == 2
-    assert attrition_csv(result).splitlines()[1].startswith("I1,inclusion,0,0,2,0,0,2")
+    assert attrition_csv(result).splitlines()[1] == "(start),,,,,,2,2"
+    assert attrition_csv(result).splitlines()[2].startswith("I1,inclusion,0,0,2,0,0,2")
 
 
 SYNTHEA = SHARED / "data" / "synthea-r4"

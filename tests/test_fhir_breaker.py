@@ -267,3 +267,20 @@ def test_procedure_performed_after_the_screening_date_is_not_used(
     }
     rc, (row,) = screen(tmp_path, protocol, write(tmp_path, "b.json", bundle(patient(), proc)))
     assert rc == 0 and row["criteria"]["E2"] == expected
+
+
+@pytest.mark.parametrize("unit", ["109/L", "103/uL", "10.3/uL", "1012/L"])
+def test_a_unit_that_lost_its_exponent_mark_is_refused_not_read_literally(
+    tmp_path: Path, protocol: Path, unit: str
+) -> None:
+    """A count of 1.5 "109/L" (10⁹/L printed without its superscript) read as UCUM says
+    would be 1.5e-9 x10^9/L, meeting `wbc < 2`; it is ambiguous: unknown, said so."""
+    q = {"value": 1.5, "unit": unit}
+    data = write(tmp_path, "b.json", bundle(patient(), obs("6690-2", valueQuantity=q)))
+    _, (row,) = screen(tmp_path, protocol, data)
+    assert row["criteria"]["I2"] == "unknown", row
+    assert any("wbc:" in p and "begins with the number" in p for p in row["problems"]), row
+    q = {"value": 1.5, "unit": "10*9/L", "system": UCUM, "code": "10*9/L"}
+    data = write(tmp_path, "c.json", bundle(patient(), obs("6690-2", valueQuantity=q)))
+    _, (row,) = screen(tmp_path, protocol, data)
+    assert row["criteria"]["I2"] == "not met" and not row["problems"], row

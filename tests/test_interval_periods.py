@@ -84,8 +84,10 @@ def status(criterion: str, start: str, end: str, randomisation: str = "2026-12-2
         ("O1", "2026-06-01", "2027-03-01", "2026-12-20", "met"),  # planned end: ongoing
         ("O1", "2026-11-27", "ongoing", "2026-12-20", "met"),  # started that day
         ("O1", "2026-06", "ongoing", "2026-12-20", "met"),  # started some day of June
-        # a start is read as it may be planned (reader.any_date): "2026" may be December
-        ("O1", "2026", "ongoing", "2026-12-20", "unknown"),
+        # a start after the evaluation date is impossible: "2026" is up to 2026-11-27
+        ("O1", "2026", "ongoing", "2026-12-20", "met"),
+        ("O2", "2026", "ongoing", "2026-11-27", "met"),
+        ("O2", "2026", "ongoing", "2026-06-01", "unknown"),  # may have started after June
         ("O1", "2026-06-01", "2026-11-27", "2026-12-20", "met"),  # ended that day
         ("O1", "2026-06-01", "2026-11-26", "2026-12-20", "not met"),
         ("O1", "2026-06-01", "2026-11", "2026-12-20", "unknown"),  # 1 to 27 November

@@ -509,3 +509,15 @@ def test_one_value_in_two_units_at_one_instant_is_no_conflict() -> None:
     other = [wbc(2, date="2026-11-20"), {"value": 2100, "unit": "/mm3", "date": "2026-11-20"}]
     record = read_record(CHECKED, {"facts": {"wbc": other}}, AS_OF)
     assert "wbc" in record.alternatives
+
+
+@pytest.mark.parametrize("day", ["2024-02-30", "2024-06-31", "0000-01-01", "2025-13-01"])
+def test_an_impossible_date_outside_the_window_is_reported_not_called_too_old(day: str) -> None:
+    """A date outside the look-back window is skipped unread only when it is a real day:
+    "2024-02-30" is an impossible record (FHIR R4 dateTime: valid dates), said per fact."""
+    record = read_record(CHECKED, {"facts": {"wbc": [wbc("1.5", date=day)]}}, AS_OF)
+    assert record.facts["wbc"] is None
+    assert any(p.fact == "wbc" and "is not a date" in p.message for p in record.problems)
+    assert "too old" not in record.why_unknown.get("wbc", "")
+    old = read_record(CHECKED, {"facts": {"wbc": [wbc("1.5", date="2024-02-28")]}}, AS_OF)
+    assert not old.problems and "too old" in old.why_unknown["wbc"]

@@ -426,16 +426,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # not a bug: the reader went away
         return _closed_pipe()
+    except OSError as exc:
+        if not _output_failed(exc):
+            return _internal(exc, args.debug)
+        # a full disk or a failing device under the standard output: an I/O problem (2)
+        from .cli_inputs import os_error_words
+
+        print(f"critlang: cannot write the output: {os_error_words(exc)}", file=sys.stderr)
+        _closed_pipe()  # the final flush would fail again
+        return 2
     except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "
-            "please report it with the command and its input "
-            f"(rerun with --debug for the traceback). Exit {EXIT_INTERNAL}.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(exc, args.debug)
+
+
+def _output_failed(exc: OSError) -> bool:
+    """An error of writing, as commands report reading errors themselves (in words)."""
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(
+        f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "
+        "please report it with the command and its input "
+        f"(rerun with --debug for the traceback). Exit {EXIT_INTERNAL}.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _closed_pipe() -> int:

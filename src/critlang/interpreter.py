@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -19,28 +18,20 @@ from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
 from .data.records import Observation, Ongoing, PartialDate, Record
+from .interpreter_time import TimeForms
+from .interpreter_values import (
+    combinations,
+    exact_sig,
+    kleene,
+    one,
+    options,
+    possible,
+)
 from .intervals import Iv, as_iv, both
 from .intervals import arith as iv_arith
 from .intervals import compare as iv_compare
 from .typesys import ListT, QuantT, ScaleT, mm_hg
 from .units import _registry, parse_unit, pint_base_unit
-
-
-def _shift_months(d: dt.date, months: int) -> int:
-    """Day number of d shifted by calendar months, the day clamped to the month's end.
-
-    Outside the calendar's years 1-9999 the shift is approximated by the mean month
-    (30.436875 days), as the compiled runtime does.
-    """
-    y, m = divmod(d.year * 12 + d.month - 1 + months, 12)
-    if not 1 <= y <= 9999:
-        return d.toordinal() + round(months * 30.436875)
-    for day in range(d.day, 0, -1):
-        try:
-            return dt.date(y, m + 1, day).toordinal()
-        except ValueError:
-            continue
-    raise AssertionError(d)  # every month has a 28th
 
 
 def _completed_years(a: dt.date, b: dt.date) -> int:
@@ -50,89 +41,7 @@ def _completed_years(a: dt.date, b: dt.date) -> int:
     return years
 
 
-_CTX = Context(prec=60)
-
-# A conditional with an unknown condition stands for both branch values; a comparison over
-# it is decided when every combination agrees. At most this many combinations are
-# followed (beyond: unknown); the compiled runtime uses the same bound.
-_MAX_CHOICES = 64
-
-
-class Choices(tuple):
-    """The distinct possible values of an expression below an undecided conditional."""
-
-    __slots__ = ()
-
-
-def _possible(*values: Any) -> Any:
-    """One value, Choices of several, or None when any possibility is unknown."""
-    out: list[Any] = []
-    for v in values:
-        if v is None:
-            return None
-        for x in v if isinstance(v, Choices) else (v,):
-            if not any(_same(x, y) for y in out):
-                out.append(x)
-    if len(out) > _MAX_CHOICES:
-        return None
-    return out[0] if len(out) == 1 else Choices(out)
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except Exception:  # pint refuses to compare quantities of different dimensions
-        return False
-
-
-def _combinations(*values: Any, keep_unknown: bool = False) -> list[tuple[Any, ...]] | None:
-    """Every combination of the values' possibilities; None when one is unknown, unless
-    `keep_unknown` (a formula's arguments: the formula decides what unknown means)."""
-    combos: list[tuple[Any, ...]] = [()]
-    for v in values:
-        if v is None and not keep_unknown:
-            return None
-        combos = [(*c, x) for c in combos for x in (v if isinstance(v, Choices) else (v,))]
-        if len(combos) > _MAX_CHOICES:
-            return None
-    return combos
-
-
-def _kleene(
-    stop: bool, left: tuple[bool | None, Any], right: tuple[bool | None, Any]
-) -> tuple[bool | None, Any]:
-    """Strong Kleene or (stop True) / and (stop False), with the deciding sub-expression."""
-    (a, ad), (b, bd) = left, right
-    if a is stop:
-        return stop, ad
-    if b is stop:
-        return stop, bd
-    if a is None:
-        return None, ad
-    if b is None:
-        return None, bd
-    return (not stop), bd
-
-
-def _options(v: Any) -> tuple[Any, ...]:
-    return tuple(v) if isinstance(v, Choices) else (v,)
-
-
-def _one(v: Any) -> Any:
-    """Where one value is needed, several possibilities are unknown."""
-    return None if isinstance(v, Choices) else v
-
-
-def _sig(x: Fraction) -> Fraction:
-    """Exact value rounded to 12 significant digits (the compiled code's `sig`)."""
-    if x == 0:
-        return x
-    d = _CTX.divide(Decimal(x.numerator), Decimal(x.denominator))
-    exp = d.adjusted() - 11
-    return Fraction(d.quantize(Decimal(1).scaleb(exp), rounding=ROUND_HALF_EVEN))
-
-
-class Interpreter:
+class Interpreter(TimeForms):
     def __init__(self, checked: CheckResult) -> None:
         self.c = checked
         self.ureg = _registry()
@@ -322,7 +231,7 @@ class Interpreter:
         if isinstance(e, n.Call):
             args = [self.value(a, env) for a in e.args]
             if e.func == "elapsed_years":
-                start, end = _one(args[0]), _one(args[1])
+                start, end = one(args[0]), one(args[1])
                 if start is None or end is None:
                     return None
                 if isinstance(start, Iv) or isinstance(end, Iv):
@@ -343,39 +252,39 @@ class Interpreter:
                 return self.quantity(Fraction(_completed_years(start, end)), "years")
             d = self.c.defines[e.func]
             assert d.params is not None
-            combos = _combinations(*args, keep_unknown=True)
+            combos = combinations(*args, keep_unknown=True)
             if combos is None:
                 return None
             results = []
             for combo in combos:  # each combination of the arguments' possibilities
                 inner = {p.name: a for p, a in zip(d.params, combo, strict=True)}
                 results.append(self.value(d.body, inner))
-            return _possible(*results)
+            return possible(*results)
         if isinstance(e, n.Magnitude):
             q = self.value(e.expr, env)
             if q is None:
                 return None
             u = parse_unit(e.unit)
-            return _possible(*(self.magnitude(x, u) for x in _options(q)))
+            return possible(*(self.magnitude(x, u) for x in options(q)))
         if isinstance(e, n.WithUnit):
             x = self.value(e.expr, env)
             if x is None:
                 return None
-            return _possible(*(self.with_unit(v, e.unit) for v in _options(x)))
+            return possible(*(self.with_unit(v, e.unit) for v in options(x)))
         if isinstance(e, n.Arith):
-            combos = _combinations(self.value(e.left, env), self.value(e.right, env))
+            combos = combinations(self.value(e.left, env), self.value(e.right, env))
             if combos is None:
                 return None
-            return _possible(*(self.arith(e, a, b) for a, b in combos))
+            return possible(*(self.arith(e, a, b) for a, b in combos))
         if isinstance(e, n.Neg):
             x = self.value(e.operand, env)
             if x is None:
                 return None
-            return _possible(*(self.negated(v) for v in _options(x)))
+            return possible(*(self.negated(v) for v in options(x)))
         if isinstance(e, n.Conditional):
             c, _ = self.cond(e.cond, env)
             if c is None:  # both branches are possible
-                return _possible(self.value(e.then, env), self.value(e.otherwise, env))
+                return possible(self.value(e.then, env), self.value(e.otherwise, env))
             return self.value(e.then if c else e.otherwise, env)
         if isinstance(e, n.FirstAvailable):
             for option in e.options:
@@ -418,7 +327,7 @@ class Interpreter:
 
     def plain(self, e: n.Expr, env: dict[str, Any]) -> Any:
         """A value where one is needed: several possibilities are unknown."""
-        return _one(self.value(e, env))
+        return one(self.value(e, env))
 
     def rounded(self, r: Any, e: n.Arith) -> Any:
         if id(e) not in self.roots:
@@ -431,9 +340,9 @@ class Interpreter:
         t = self.c.types.get(id(e))
         if isinstance(t, QuantT):
             base = Fraction(r.to_base_units().magnitude)
-            in_carrier = _sig(base / t.unit.factor)
+            in_carrier = exact_sig(base / t.unit.factor)
             return self.ureg.Quantity(in_carrier * t.unit.factor, self.base_unit(t.unit.dims))
-        return _sig(Fraction(r))
+        return exact_sig(Fraction(r))
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Any]) -> tuple[bool | None, n.Expr | None]:
@@ -450,7 +359,7 @@ class Interpreter:
         if isinstance(e, n.Unless):
             a, ad = self.cond(e.rule, env)
             b0, bd = self.cond(e.exception, env)
-            return _kleene(False, (a, ad), (None if b0 is None else not b0, bd))
+            return kleene(False, (a, ad), (None if b0 is None else not b0, bd))
         if isinstance(e, (n.And, n.Or)):
             # a run of the same operator, folded along its left spine (no recursion: a rule
             # may chain hundreds of alternatives); every node's value is traced as before
@@ -460,7 +369,7 @@ class Interpreter:
                 spine.append(spine[-1].left)  # type: ignore[arg-type]
             acc = self.cond(spine[-1].left, env)
             for node in reversed(spine):
-                acc = _kleene(stop, acc, self.cond(node.right, env))
+                acc = kleene(stop, acc, self.cond(node.right, env))
                 if node is not e and self.trace is not None:
                     self.trace.setdefault(id(node), set()).add(acc[0])
             return acc
@@ -498,7 +407,7 @@ class Interpreter:
             x = self.value(e.left, env)
             low, high = self.limits(e.left.name)
             limit = high if e.limit == "ULN" else low
-            x = _one(x)
+            x = one(x)
             if x is None or limit is None:
                 return None, e
             if isinstance(x, Iv):
@@ -530,7 +439,7 @@ class Interpreter:
         if isinstance(e, n.Quantified):
             return self.quantified(e, env), e
         v = self.value(e, env)
-        return _one(v), e
+        return one(v), e
 
     def subject_name(self, e: n.Expr) -> str | None:
         if isinstance(e, n.Name) and self.c.refs.get(id(e), Ref("", "")).kind == "fact":
@@ -553,7 +462,7 @@ class Interpreter:
     def compare(self, e: n.Compare, env: dict[str, Any]) -> bool | None:
         if isinstance(e.left, n.PressureLit) or isinstance(e.right, n.PressureLit):
             return self.pressure(e, env)
-        combos = _combinations(self.value(e.left, env), self.value(e.right, env))
+        combos = combinations(self.value(e.left, env), self.value(e.right, env))
         if combos is None:
             return None
         t = self.c.types.get(id(e.left))
@@ -613,124 +522,6 @@ class Interpreter:
             None if hi is None else self.align(declared, hi, name),
         )
 
-    def edge(self, a: dt.date, duration: n.QuantityLit, sign: int) -> Fraction | int:
-        """Day number of `a + sign * duration`: calendar steps for months and years."""
-        dur = self.quantity(duration.value, duration.unit)
-        if dur.dimensionality == self.base_unit((("[calendar]", 1),)).dimensionality:
-            months = Fraction(dur.to_base_units().magnitude)
-            assert months.denominator == 1, "fractional months are approximated by the compiler"
-            return _shift_months(a, sign * int(months))
-        return a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
-
-    def date_form(self, e: n.Expr, env: dict[str, Any]) -> bool | None:
-        """The windows people write (nodes.DateBound, WindowBetween, Period), on day numbers.
-
-        A date known only as an interval (a partial date, an ongoing end: no latest day)
-        decides a form when every day it may be decides it alike (docs/patients.md): an
-        ongoing therapy is ongoing at the evaluation date and overlaps a window reaching
-        it; a form its days split is unknown."""
-        if isinstance(e, n.DateBound):
-            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
-            if d is None or a is None:
-                return None
-            sign = -1 if e.direction == "before" else 1
-            return iv_compare(e.op, _days(d), self.edges(a, e.duration, sign))
-        if isinstance(e, n.WindowBetween):
-            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
-            ends = e.durations()
-            assert ends is not None
-            if d is None or a is None:
-                return None
-            sign = -1 if e.direction == "before" else 1
-            near, far = self.edges(a, ends[0], sign), self.edges(a, ends[1], sign)
-            low, high = (far, near) if sign < 0 else (near, far)
-            return both(iv_compare("<=", low, _days(d)), iv_compare("<=", _days(d), high))
-        assert isinstance(e, n.Period)
-        start, end = self.plain(e.start, env), self.plain(e.end, env)
-        a = self.plain(e.anchor, env)
-        # START <= HIGH and END >= LOW, in Kleene logic (an unknown date leaves it open
-        # unless the other comparison is already false)
-        low = high = None if a is None else _days(a)
-        if a is not None and e.duration is not None:
-            sign = -1 if e.direction == "before" else 1
-            shifted = self.edges(a, e.duration, sign)
-            low, high = (shifted, _days(a)) if sign < 0 else (low, shifted)
-        first = None if start is None or high is None else iv_compare("<=", _days(start), high)
-        second = None if end is None or low is None else iv_compare(">=", _days(end), low)
-        exact = not (isinstance(start, Iv) or isinstance(end, Iv))
-        if exact and start is not None and end is not None and end < start:
-            return None  # an end before the start is no period (swapped dates)
-        if first is False or second is False:
-            return False
-        return None if first is None or second is None else True
-
-    def edges(self, a: Any, duration: n.QuantityLit | None, sign: int) -> Any:
-        """Day number(s) of `a + sign * duration` (a itself without one); an anchor known
-        as an interval gives the interval of edges (the shift is monotonic)."""
-        if duration is None:
-            return _days(a)
-        if isinstance(a, Iv):
-            shift = lambda x: self.edge(x, duration, sign)  # noqa: E731
-            return Iv(
-                None if a.lo is None else shift(a.lo),
-                None if a.hi is None else shift(a.hi),
-                a.lo_open,
-                a.hi_open,
-            )
-        return self.edge(a, duration, sign)
-
-    def window(self, e: n.Window, env: dict[str, Any]) -> bool | None:
-        d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
-        if d is None or a is None:
-            return None
-        sign = -1 if e.direction == "before" else 1
-        if isinstance(d, Iv) or isinstance(a, Iv):
-            return self.interval_window(
-                e, as_iv(d), as_iv(a), lambda x: self.edge(x, e.duration, sign)
-            )
-        edge = self.edge(a, e.duration, sign)
-        # compared as day numbers: an edge may fall outside the calendar (year 1 - 9999)
-        d, a = d.toordinal(), a.toordinal()
-        if e.direction == "before":
-            if e.kind == "within":
-                return edge <= d <= a
-            if e.kind == "more":
-                return d < edge
-            return edge < d <= a
-        if e.kind == "within":
-            return a <= d <= edge
-        if e.kind == "more":
-            return d > edge
-        return a <= d < edge
-
-    def interval_window(self, e: n.Window, d: Iv, a: Iv, edge_of: Any) -> bool | None:
-        """A window test where a date is only known as an interval of days.
-
-        An ongoing exposure's end meets `before A` windows as if it ended at A (no later):
-        lasting up to A or beyond is at least as recent as ending at A.
-        """
-        day = lambda x: x if isinstance(x, (int, Fraction)) else x.toordinal()  # noqa: E731
-        d, a = d.map(day), a.map(day)
-        edge = Iv(
-            None if a.lo is None else edge_of(dt.date.fromordinal(a.lo)),
-            None if a.hi is None else edge_of(dt.date.fromordinal(a.hi)),
-        )
-        if e.direction == "before" and d.ongoing:
-            lo = a.lo if d.lo is None else min(d.lo, a.lo)
-            hi = a.hi if d.hi is None else min(d.hi, a.hi)
-            d = Iv(lo, hi)
-        if e.direction == "before":
-            if e.kind == "within":
-                return both(iv_compare("<=", edge, d), iv_compare("<=", d, a))
-            if e.kind == "more":
-                return iv_compare("<", d, edge)
-            return both(iv_compare("<", edge, d), iv_compare("<=", d, a))
-        if e.kind == "within":
-            return both(iv_compare("<=", a, d), iv_compare("<=", d, edge))
-        if e.kind == "more":
-            return iv_compare(">", d, edge)
-        return both(iv_compare("<=", a, d), iv_compare("<", d, edge))
-
     def quantified(self, e: n.Quantified, env: dict[str, Any]) -> bool | None:
         items = self.fact(e.list_name)
         if items is None:
@@ -760,13 +551,6 @@ class Interpreter:
             return False if 2 * (yes + unknown) <= total else None
         k = e.count or 0
         return True if yes >= k else (False if yes + unknown < k else None)
-
-
-def _days(x: Any) -> Any:
-    """A date as its day number; an interval of dates as the interval of day numbers."""
-    if isinstance(x, Iv):
-        return x.map(_days)
-    return x.toordinal() if isinstance(x, dt.date) else x
 
 
 def censored(value: Any, comparator: str | None) -> Any:

@@ -262,6 +262,8 @@ def attrition_csv(s: Screening) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(ATTRITION_COLUMNS)
+    for label, left in _lead_rows(s):
+        w.writerow([label, "", "", "", "", "", left, left])
     for r in s.attrition:
         w.writerow(
             [
@@ -306,6 +308,17 @@ def reading_details(t: Tally) -> list[str]:
     return out
 
 
+def _lead_rows(s: Screening) -> list[tuple[str, int]]:
+    """The rows before the criteria: every patient read, then, when some are deceased,
+    those left (a deceased patient is ruled out before any criterion: each criterion's
+    row then shows only what it ruled out)."""
+    n = len(s.patients)
+    rows = [("(start)", n)]
+    if s.deceased:
+        rows.append(("(deceased)", n - s.deceased))
+    return rows
+
+
 def attrition_text(s: Screening) -> str:
     n = len(s.patients)
     lines = reading_lines(s.tally) if s.tally is not None else []
@@ -321,11 +334,12 @@ def attrition_text(s: Screening) -> str:
         )
     head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
     lines.append(f"{'criterion':<10}{'section':<11}{head}")
-    lines.append(
-        f"{'(start)':<10}{'':<11}"
-        + "  ".join(f"{'':>14}" for _ in range(4))
-        + f"  {n:>14}  {n:>14}"
-    )
+    for label, left in _lead_rows(s):
+        lines.append(
+            f"{label:<10}{'':<11}"
+            + "  ".join(f"{'':>14}" for _ in range(4))
+            + f"  {left:>14}  {left:>14}"
+        )
     for r in s.attrition:
         cells = [r.met, r.not_met, r.unknown, r.not_applicable, r.passed, r.not_ruled_out]
         lines.append(f"{r.id:<10}{r.section:<11}" + "  ".join(f"{c:>14}" for c in cells))

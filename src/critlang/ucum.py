@@ -111,11 +111,33 @@ def ucum_unit(code: str) -> Unit:
     return Unit(code, *_evaluate(code))
 
 
+# A record's unit that begins with a bare number other than 1 ("109/L", "103/uL",
+# "10.3/uL"). UCUM reads such a factor literally (109 per litre; "." multiplies: 10.3 is
+# 10 x 3), but in exported lab data it is almost always a power of ten whose superscript
+# was lost ("10⁹/L" printed without its exponent mark). Taken literally it shrinks a count
+# a billionfold, which no plausibility range catches (a count may be 0): such a unit is
+# refused as ambiguous, never guessed. Powers of ten written as UCUM writes them (10*9,
+# 10^9) and a leading 1 ("1/min") are read.
+_BARE_FACTOR = re.compile(r"(\d+(?:\.\d+)*)(?![\d*^])")
+
+
 def read_unit(text: str, want: Unit | None) -> Unit:
-    """A unit in a record (FHIR `valueQuantity.code` or `.unit`), for a fact in `want`."""
+    """A unit in a record (FHIR `valueQuantity.code` or `.unit`), for a fact in `want`.
+
+    Raises UnitError for a unit it cannot read, and for one that begins with a bare
+    number other than 1 (ambiguous: see _BARE_FACTOR)."""
     from .units import parse_unit
 
     t = text.strip()
+    m = _BARE_FACTOR.match(t)
+    if m is not None and m.group(1) != "1":
+        number = m.group(1)
+        raise UnitError(
+            f"the unit {t!r} begins with the number {number}: taken as UCUM it means "
+            f"{number} x what follows, but exported lab units lose exponent marks "
+            f"(10⁹/L printed as 109/L): ambiguous, not used",
+            hint="write powers of ten as UCUM does: 10*9/L, 10*3/uL",
+        )
     if want is not None and t in DATA_SPELLINGS and want.dims == DATA_SPELLINGS[t][1]:
         return Unit(text, parse_unit(DATA_SPELLINGS[t][0]).factor, want.dims)
     return parse_unit(t)

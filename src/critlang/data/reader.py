@@ -270,7 +270,12 @@ class Reader(QuantityReading):
                 d = e.get("date") if isinstance(e, dict) else None
                 # a FHIR dateTime's first ten characters are its calendar day in its own
                 # offset, the day windows are measured in: skip what is surely outside
-                if isinstance(d, str) and _ISO_DAY.match(d) and not low <= d[:10] <= high:
+                if (
+                    isinstance(d, str)
+                    and _ISO_DAY.match(d)
+                    and not low <= d[:10] <= high
+                    and _real_day(d[:10])  # "2024-02-30" is read, to be reported
+                ):
                     skipped.append(d[:10])
                 else:
                     kept.append(e)
@@ -397,6 +402,10 @@ class Reader(QuantityReading):
             )
             item["start"] = item[END_FIELD] = None
             return
+        if isinstance(start, PartialDate) and start.last > self.as_of:
+            # the days after the evaluation date are impossible (above): "2026" read on
+            # 2026-11-27 is 1 January to 27 November, as a past date fact is
+            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
         if start is None or end is None or isinstance(end, Ongoing):
             return
         last = end.last if isinstance(end, PartialDate) else end
@@ -483,6 +492,15 @@ class Reader(QuantityReading):
         if why is not None:
             self.problem("deceased", why)
         return state
+
+
+def _real_day(text: str) -> bool:
+    """A YYYY-MM-DD text that names a day of the calendar (years 1-9999)."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
