@@ -50,6 +50,7 @@ from .fhir_decode import (
     bundle_type,
     decode_file,
     duplicate_keys,
+    unusable,
 )
 from .fhir_refs import (
     HISTORY,
@@ -145,7 +146,7 @@ class Tally:
 
     def malformed(self, where: str, r: Resource) -> None:
         """A resource whose elements do not have their R4 datatypes: used only for identity."""
-        self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
+        self.entry_problems.append(f"{where}: {_label(r)} {unusable(r.malformed)}")
 
     def merge(self, other: Tally) -> None:
         """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:
@@ -406,10 +407,7 @@ def _bundle_patients(
             f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
         )
     # the current state of each resource: versions, deletions, copies (fhir_bundles.py)
-    items = current(
-        [(f"{where} entry {i + 1}", e) for i, e in enumerate(entries)], kind, tally.drop
-    )
-    current_ids = {id(e) for _, e in items}
+    skip = current(entries, kind, tally.drop, lambda i: f"{where} entry {i + 1}")
     # the hot loop of reading, one pass: resources gathered by the reference naming their
     # patient (resolved once each, below); with `codes`, only resources that can matter
     # to the protocol are kept (the others are still counted and assigned)
@@ -438,7 +436,7 @@ def _bundle_patients(
                 nested.append((i, r))
                 continue
         resources += 1
-        if id(e) not in current_ids:
+        if skip and id(e) in skip:
             continue  # counted in tally.not_used by fhir_bundles.current
         if r.malformed is not None:
             tally.malformed(where, r)
