@@ -288,7 +288,12 @@ def test_conditions_verification_clinical_status_and_abatement(tmp_path: Path) -
     assert fact(cirrhosis("c", clinicalStatus=status("resolved"))) == (False, [])
     # abatement[x] on or before the screening date: not current, whatever clinicalStatus says
     assert fact(cirrhosis("c", abatementDateTime="2025-01-01")) == (False, [])
-    assert fact(cirrhosis("c", abatementString="in childhood")) == (False, [])
+    # abatementString: abated at a time not given; before the screening date only when a
+    # record written by then says so (recordedDate), else unknown with a diagnostic
+    recorded = cirrhosis("c", abatementString="in childhood", recordedDate="2020-01-01")
+    assert fact(recorded) == (False, [])
+    value, said = fact(cirrhosis("c", abatementString="in childhood"))
+    assert value == "absent" and "abated at a time not given" in said[0]
     assert fact(cirrhosis("c", abatementDateTime="2027-01-01")) == (True, [])
     # one confirmed current condition outweighs a resolved one, in either order
     both = (cirrhosis("a", clinicalStatus=status("resolved")), cirrhosis("b"))

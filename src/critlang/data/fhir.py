@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,24 @@ import msgspec
 from ..checker import CheckResult
 from ..source import find_files
 from ..typesys import BoolT, ListT
-from .fhir_decode import Component, Concept, Resource
+from .fhir_bundles import stray_problems
+from .fhir_condition import condition_fact, condition_state
+from .fhir_decode import Component, Resource, unusable
+from .fhir_events import NotYet, Span, event_span, past_event, when
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
     OBSERVATION_MARKED,
     OBSERVATION_USED,
+    NoValue,
     Unusable,
     first_code,
     observation_entry,
+    observation_time,
 )
 from .fhir_refs import NOT_IN_DATA, link_diagnostics
+from .fhir_status import Target, component_unread, concept_targets, not_evidence
 from .records import RecordProblem
-from .values import Duplicate
+from .values import Duplicate, When, parse_when
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
@@ -95,11 +101,6 @@ ONGOING = {
     "MedicationRequest": frozenset({"active"}),
     "MedicationStatement": frozenset({"active"}),
 }
-# R4 condition-clinical and condition-ver-status
-ACTIVE = frozenset({"active", "recurrence", "relapse"})
-INACTIVE = frozenset({"inactive", "resolved", "remission"})
-IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
-UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
 ABSENT_KINDS = ("conditions", "medications")
 
 
@@ -111,6 +112,41 @@ class FhirPatient:
     path: str
     record: dict[str, Any]
     problems: list[RecordProblem]
+
+
+@dataclass
+class _State:
+    """What one patient's resources have given so far."""
+
+    path: str
+    facts: dict[str, Any]
+    conditions: dict[str, list[tuple[str, str]]]  # fact -> (state, label)
+    problems: list[RecordProblem]
+    birth: When | None  # Patient.birthDate, to place an Age (onsetAge, performedAge)
+    # fact -> Observations that could not be read, with their dates (reader.fact_value)
+    unread: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _birth(group: PatientResources) -> When | None:
+    """The patient's birth date when its Patient resources give one valid one."""
+    dates = {p.birthDate for p in group.patients if p.malformed is None} - {None}
+    if len(dates) != 1:
+        return None
+    try:
+        return parse_when(dates.pop())
+    except ValueError:
+        return None
+
+
+def _began(kind: str, r: Resource, birth: When | None) -> Span | None:
+    """When a therapy began, from any choice type of its time element."""
+    if kind == "MedicationRequest":
+        return None if r.authoredOn is None else _day_span(when("authoredOn", r.authoredOn))
+    return event_span(r, "performed" if kind == "Procedure" else "effective", birth)
+
+
+def _day_span(w: When) -> Span:
+    return Span(w.first, w.last, w.text)
 
 
 def _label(r: Resource) -> str:
@@ -196,6 +232,7 @@ class Extractor:
         record: dict[str, Any] = {"id": group.id, "facts": facts}
         self._patient_fields(group, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
+        state = _State(group.path, facts, conditions, problems, _birth(group))
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
@@ -218,37 +255,63 @@ class Extractor:
                     RecordProblem(group.path, "resource", f"{_label(r)} is malformed ({exc})")
                 )
                 continue
-            targets = self._targets(concept, index, codes) if concept is not None else []
-            parts: list[tuple[Component, list[tuple[str, str | None]]]] = []
-            if components:
-                for comp in components:
-                    hit = self._targets(comp.code, index, codes) if comp.code else []
+            targets, ambiguous = (
+                concept_targets(concept, index, codes) if concept is not None else ([], None)
+            )
+            parts: list[tuple[Component, list[Target], str | None]] = []
+            for comp in components or ():
+                if comp.code:
+                    hit, split = concept_targets(comp.code, index, codes)
                     if hit:
-                        parts.append((comp, hit))
+                        parts.append((comp, hit, split or component_unread(comp)))
             if not targets and not parts:
                 continue
             label = _label(r)
-            if r.malformed is not None:
-                for fact, _ in targets + [t for _, hit in parts for t in hit]:
-                    problems.append(
-                        RecordProblem(group.path, fact, f"{label} is malformed ({r.malformed})")
-                    )
-                continue
             kind = r.resourceType or ""
+            every = targets + [t for _, hit, _ in parts for t in hit]
+            if r.malformed is not None:
+                self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
+                continue
             if kind not in RELEVANT:
                 continue
-            if not self._status_usable(r, kind, label, targets, parts, group.path, problems):
+            if not self._status_usable(r, kind, label, every, group.path, problems):
                 continue
-            for fact, member in targets:
-                self._one(kind, r, r, fact, member, label, facts, conditions, problems, group)
-            for comp, hit in parts:
+            said = not_evidence(r, kind)
+            if said is not None:
+                why, unknown = said
+                if unknown:
+                    self._unread(kind, r, every, f"{label} {why}; not used", state)
+                else:
+                    for fact in sorted({f for f, _ in every}):
+                        problems.append(RecordProblem(group.path, fact, f"{label} {why}; not used"))
+                continue
+            if ambiguous is not None:
+                # R4 CodeableConcept: one concept; codings that disagree leave it unknown
+                self._unread(kind, r, targets, f"{label}: {ambiguous}; not used", state)
+            else:
+                for fact, member in targets:
+                    self._one(kind, r, r, fact, member, label, state)
+            for comp, hit, split in parts:
                 where = f"{label} component {first_code(comp.code)}"
+                if split is not None:
+                    self._unread(kind, r, hit, f"{where}: {split}; not used", state)
+                    continue
                 for fact, member in hit:
-                    self._one(
-                        kind, r, comp, fact, member, where, facts, conditions, problems, group
-                    )
+                    self._one(kind, r, comp, fact, member, where, state)
+        if state.unread:
+            record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
         for fact, found in conditions.items():
-            self._condition_fact(fact, found, facts, problems, group.path)
+            value, _ = condition_fact(found, self.history.get(fact) == "ever")
+            if value is not None:
+                facts[fact] = value
+            elif unconfirmed := [label for s, label in found if s.startswith("unconfirmed")]:
+                # resources that could not be read already have their own diagnostic
+                shown = ", ".join(sorted(unconfirmed))
+                problems.append(
+                    RecordProblem(
+                        group.path, fact, f"only a provisional/unconfirmed diagnosis ({shown})"
+                    )
+                )
         for why, unread in unread_medications.items():
             shown = ", ".join(sorted(_label(r) for r in unread)[:3])
             problems.append(
@@ -259,6 +322,15 @@ class Extractor:
                     "not read",
                 )
             )
+        # resources of this file or export that may be this patient's (fhir_bundles.py)
+        stray, blocked = stray_problems(
+            group.strays,
+            lambda c: concept_targets(c, index, codes)[0],
+            facts,
+            self.absent_facts,
+            group.path,
+        )
+        problems.extend(stray)
         for fact, no in self.absent_facts.items():
             if isinstance(no, list) and unread_medications:
                 continue  # an unread medication may be of any kind
@@ -268,7 +340,8 @@ class Extractor:
         for value in facts.values():
             if isinstance(value, list):
                 _canonical(value)
-        self._open_lists(facts, problems, group.path, bool(unread_medications))
+        unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
+        self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems)
 
@@ -297,21 +370,6 @@ class Extractor:
                 )
             )
 
-    @staticmethod
-    def _targets(
-        concept: Concept, index: dict[tuple[str, str], list[tuple[str, str | None]]], codes: Any
-    ) -> list[tuple[str, str | None]]:
-        out: list[tuple[str, str | None]] = []
-        if concept.coding:
-            for c in concept.coding:
-                if c.code in codes:
-                    hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
-                    if hit:
-                        for t in hit:
-                            if t not in out:
-                                out.append(t)
-        return out
-
     def _patient_fields(
         self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
     ) -> None:
@@ -326,7 +384,7 @@ class Extractor:
                 if p.malformed is not None:
                     where = f"Patient/{p.id}" if p.id else "Patient (no id)"
                     problems.append(
-                        RecordProblem(group.path, fact, f"{where} is malformed ({p.malformed})")
+                        RecordProblem(group.path, fact, f"{where} {unusable(p.malformed)}")
                     )
             if len(values) == 1:
                 facts[fact] = values.pop()
@@ -358,11 +416,12 @@ class Extractor:
         r: Resource,
         kind: str,
         label: str,
-        targets: list[tuple[str, str | None]],
-        parts: list[tuple[Component, list[tuple[str, str | None]]]],
+        every: list[Target],
         path: str,
         problems: list[RecordProblem],
     ) -> bool:
+        """False (with a diagnostic) for a record its status retracts or says did not
+        happen: not evidence of anything, so it hides nothing."""
         why = None
         if kind == "Observation":
             # Observation.status is a modifier element (R4 observation-status, 1..1)
@@ -374,9 +433,40 @@ class Extractor:
             why = f"{label} has status {r.status!r}; not used"
         if why is None:
             return True
-        for fact in sorted({f for f, _ in targets} | {f for _, hit in parts for f, _ in hit}):
+        for fact in sorted({f for f, _ in every}):
             problems.append(RecordProblem(path, fact, why))
         return False
+
+    def _unread(self, kind: str, r: Resource, targets: list[Target], why: str, st: _State) -> None:
+        """A resource that may be evidence but cannot be read: each fact it names gets the
+        diagnostic and stays unknown, never decided by the other resources alone. An
+        Observation leaves a dated marker (the reader makes the fact unknown when it may
+        be the newest value, reader.fact_value); a Condition or Procedure an "unknown"
+        state (never "no"); a therapy one item of unknown kind and dates."""
+        for fact in sorted({f for f, _ in targets}):
+            st.problems.append(RecordProblem(st.path, fact, why))
+            info = self.c.facts.get(fact)
+            if info is None:
+                continue
+            if isinstance(info.type, ListT):
+                members = {m for f, m in targets if f == fact}
+                item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
+                if kind in MEDICATIONS or kind == "Procedure":
+                    try:
+                        start, end = _therapy_dates(kind, r)
+                    except (msgspec.ValidationError, msgspec.DecodeError):
+                        start = end = None
+                    item |= {"start": start, "end": end} if item["kind"] is None else {}
+                names = {name for name, _ in info.type.fields}
+                st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
+            elif kind == "Observation":
+                try:
+                    when = observation_time(r)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    when = None
+                st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
+            elif isinstance(info.type, BoolT):
+                st.conditions.setdefault(fact, []).append(("unknown", _label(r)))
 
     def _one(
         self,
@@ -386,116 +476,56 @@ class Extractor:
         fact: str,
         member: str | None,
         label: str,
-        facts: dict[str, Any],
-        conditions: dict[str, list[tuple[str, str]]],
-        problems: list[RecordProblem],
-        group: PatientResources,
+        st: _State,
     ) -> None:
         info = self.c.facts.get(fact)
         if info is None:
             return
         try:
-            if member is not None:
-                item = self._item(kind, r, member, info.type)
-                # a therapy begun after the screening date had not happened then (as for
-                # Condition.onset[x] and Procedure.performed[x] below)
-                began = _therapy_dates(kind, r)[0]
-                if isinstance(began, str) and began[:10] > self._as_of.isoformat():
-                    raise Unusable(
-                        f"started {began[:10]}, after the screening date "
-                        f"{self._as_of.isoformat()}: not used"
-                    )
-                facts.setdefault(fact, []).append(item)
-                return
-            t = info.type
-            if kind == "Observation":
-                entry = observation_entry(r, holder, t, label)
-                existing = facts.setdefault(fact, [])
-                if not isinstance(existing, list):
-                    facts[fact] = existing = [{"value": existing}]
-                existing.append(entry)
-            elif kind == "Condition" and isinstance(t, BoolT):
-                conditions.setdefault(fact, []).append(self._condition_state(r, label, problems))
-            elif kind == "Procedure" and isinstance(t, BoolT):
-                # Procedure.performed[x] after the screening date: it had not happened then
-                period = r.performedPeriod
-                when = r.performedDateTime or (period.start if period else None)
-                if isinstance(when, str) and when[:10] > self._as_of.isoformat():
-                    raise Unusable(
-                        f"performed {when[:10]}, after the screening date "
-                        f"{self._as_of.isoformat()}: not used"
-                    )
-                conditions.setdefault(fact, []).append(("procedure", label))
-            else:
-                raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
+            try:
+                if member is not None:
+                    # a therapy begun after the screening date had not happened then (as
+                    # Condition.onset[x], Procedure.performed[x]); any choice type is read
+                    began = _began(kind, r, st.birth)
+                    if began is not None:
+                        past_event(began, self._as_of, "started")
+                    if kind == "Procedure" and r.performedPeriod is None:
+                        if r.performedDateTime is None and began is not None:
+                            raise Unusable(f"performed {began.text}: no dates for a therapy item")
+                    st.facts.setdefault(fact, []).append(self._item(kind, r, member, info.type))
+                    return
+                t = info.type
+                if kind == "Observation":
+                    entry = observation_entry(r, holder, t, label)
+                    existing = st.facts.setdefault(fact, [])
+                    if not isinstance(existing, list):
+                        st.facts[fact] = existing = [{"value": existing}]
+                    existing.append(entry)
+                elif kind == "Condition" and isinstance(t, BoolT):
+                    state = condition_state(r, self._as_of, st.birth)
+                    st.conditions.setdefault(fact, []).append((state, label))
+                elif kind == "Procedure" and isinstance(t, BoolT):
+                    # Procedure.performed[x] (any choice type) after the screening date:
+                    # it had not happened then
+                    performed = event_span(r, "performed", st.birth)
+                    if performed is not None:
+                        past_event(performed, self._as_of, "performed")
+                    st.conditions.setdefault(fact, []).append(("procedure", label))
+                else:
+                    raise Unusable(f"a {kind} cannot give a value of the kind {t.describe()}")
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                # an element read only now (fhir_decode.LAZY) lacks its R4 datatype
+                raise Unusable(f"is malformed ({exc})") from None
+        except NotYet as exc:  # not there on the screening date: hides nothing
+            st.problems.append(RecordProblem(st.path, fact, f"{label}: {exc}"))
         except Unusable as exc:
-            problems.append(RecordProblem(group.path, fact, f"{label}: {exc}"))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            # an element read only now (fhir_decode.LAZY) does not have its R4 datatype
-            problems.append(RecordProblem(group.path, fact, f"{label} is malformed ({exc})"))
-
-    # ------------------------------------------------------------------ Condition
-    def _condition_state(
-        self, r: Resource, label: str, problems: list[RecordProblem]
-    ) -> tuple[str, str]:
-        """(state, label): state is ignored, unconfirmed-current, unconfirmed-past,
-        current or past, as of the screening date (set by `patient`)."""
-        verification = first_code(r.verificationStatus)
-        if verification in IGNORED_VERIFICATION:
-            return "ignored", label
-        # Condition.onset[x] (else recordedDate) after the screening date: the condition
-        # was not there, or not known, on that date (screening as of a past date)
-        began = r.onsetDateTime or r.recordedDate
-        if isinstance(began, str) and began[:10] > self._as_of.isoformat():
-            raise Unusable(
-                f"begins {began[:10]}, after the screening date {self._as_of.isoformat()}: not used"
-            )
-        clinical = first_code(r.clinicalStatus)
-        if clinical is not None and clinical not in ACTIVE | INACTIVE:
-            raise Unusable(f"unknown clinicalStatus {clinical!r}")
-        if verification is not None and verification not in UNCONFIRMED | {"confirmed"}:
-            raise Unusable(f"unknown verificationStatus {verification!r}")
-        current = clinical is None or clinical in ACTIVE
-        if current and self._abated(r):
-            current = False
-        state = "current" if current else "past"
-        return ("unconfirmed-" + state if verification in UNCONFIRMED else state), label
-
-    def _abated(self, r: Resource) -> bool:
-        """Condition.abatement[x] on or before the screening date (R4 con-4)."""
-        period = r.abatementPeriod
-        when = r.abatementDateTime or (period.start if period else None)
-        if when is None:
-            # an age, a range or a text: abated at a time critlang cannot place, in the past
-            return (
-                r.abatementAge is not None
-                or r.abatementRange is not None
-                or r.abatementString is not None
-                or (period is not None and period.end is not None)
-            )
-        return when[:10] <= self._as_of.isoformat()
-
-    def _condition_fact(
-        self,
-        fact: str,
-        found: list[tuple[str, str]],
-        facts: dict[str, Any],
-        problems: list[RecordProblem],
-        path: str,
-    ) -> None:
-        states = {s for s, _ in found}
-        ever = self.history.get(fact) == "ever"
-        yes = {"current", "past", "procedure"} if ever else {"current", "procedure"}
-        unsure = {"unconfirmed-current", "unconfirmed-past"} if ever else {"unconfirmed-current"}
-        if states & yes:
-            facts[fact] = True
-        elif states & unsure:
-            shown = ", ".join(sorted(label for s, label in found if s in unsure))
-            problems.append(
-                RecordProblem(path, fact, f"only a provisional/unconfirmed diagnosis ({shown})")
-            )
-        elif states - {"ignored"}:
-            facts[fact] = False
+            why = f"{label}: {exc}" if not str(exc).startswith("is ") else f"{label} {exc}"
+            if kind == "Observation" and not isinstance(exc, NoValue):
+                self._unread(kind, r, [(fact, member)], why, st)
+            elif kind == "Observation":
+                st.problems.append(RecordProblem(st.path, fact, why))
+            else:
+                self._unread(kind, r, [(fact, member)], why, st)
 
     # ------------------------------------------------------------------ therapies
     def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:

@@ -69,6 +69,9 @@ class Component(Struct, gc=False):
     """Observation.component: a code and a value like the Observation's own."""
 
     code: Concept | None = None
+    # BackboneElement.modifierExtension: present means the component is not read
+    # (R4 extensibility.html#modifierExtension)
+    modifierExtension: Any = None
     valueQuantity: Quantity | None = None
     valueInteger: Any = None
     valueBoolean: Any = None
@@ -82,6 +85,14 @@ class PatientLink(Struct, gc=False):
 
     other: Ref | None = None
     type: str | None = None
+
+
+class Meta(Struct, gc=False):
+    """Resource.meta: the version and time of this state of the resource (R4 Meta);
+    values checked where used (fhir_bundles.py)."""
+
+    versionId: Any = None
+    lastUpdated: Any = None
 
 
 class DispenseRequest(Struct, gc=False):
@@ -102,6 +113,7 @@ LAZY = (
     "abatementPeriod",
     "dispenseRequest",
     "performedPeriod",
+    "type",
 )
 
 
@@ -137,13 +149,20 @@ class Resource(Struct, gc=False):
     # Condition
     clinicalStatus_: msgspec.Raw = _lazy("clinicalStatus")
     verificationStatus_: msgspec.Raw = _lazy("verificationStatus")
+    # onset[x], abatement[x], performed[x]: every R4 choice type is kept (fhir_events.py
+    # reads each one or refuses it); the rare ones are plain JSON values
     onsetDateTime: str | None = None
+    onsetPeriod: Any = None
+    onsetAge: Any = None
+    onsetRange: Any = None
+    onsetString: Any = None
     recordedDate: str | None = None
     abatementDateTime: str | None = None
     abatementPeriod_: msgspec.Raw = _lazy("abatementPeriod")
     abatementAge: Any = None
     abatementRange: Any = None
     abatementString: Any = None
+    abatementBoolean: Any = None
     # Medication*, Procedure
     medicationCodeableConcept: Concept | None = None
     medicationReference: Ref | None = None
@@ -151,6 +170,16 @@ class Resource(Struct, gc=False):
     dispenseRequest_: msgspec.Raw = _lazy("dispenseRequest")
     performedDateTime: str | None = None
     performedPeriod_: msgspec.Raw = _lazy("performedPeriod")
+    performedAge: Any = None
+    performedRange: Any = None
+    performedString: Any = None
+    # MedicationRequest.doNotPerform and .intent: modifier elements (fhir_status.py)
+    doNotPerform: Any = None
+    intent: Any = None
+    # DomainResource.modifierExtension (any resource) and Observation.focus: a resource
+    # with either is not read as the patient's own (fhir_status.py)
+    modifierExtension: Any = None
+    focus: Any = None
     # Patient
     birthDate: str | None = None
     gender: str | None = None
@@ -158,8 +187,10 @@ class Resource(Struct, gc=False):
     deceasedDateTime: str | None = None
     active: bool | None = None  # Patient.active and Patient.link: modifier elements
     link: list[PatientLink] | None = None
-    # any resource (DomainResource.contained), and Bundle.entry
+    # any resource (DomainResource.contained, Resource.meta), and Bundle.type / entry
     contained: list[Resource] | None = None
+    meta: Meta | None = None
+    type_: msgspec.Raw = _lazy("type")  # Bundle.type; raw, as other resources' differ
     entry: list[Entry] | None = None
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
@@ -206,11 +237,36 @@ class Resource(Struct, gc=False):
         return _PERIOD.decode(self.performedPeriod_) if self.performedPeriod_ else None
 
 
+class EntryRequest(Struct, gc=False):
+    """Bundle.entry.request (R4 bundle.html; bdl-3: transaction, batch, history only)."""
+
+    method: Any = None
+    url: Any = None
+
+
+class EntryResponse(Struct, gc=False):
+    """Bundle.entry.response (transaction-response, batch-response, history)."""
+
+    status: Any = None
+    location: Any = None
+    etag: Any = None
+    lastModified: Any = None
+
+
+class EntrySearch(Struct, gc=False):
+    """Bundle.entry.search (searchset: mode match, include or outcome)."""
+
+    mode: Any = None
+
+
 class Entry(Struct, gc=False):
     """Bundle.entry: `fullUrl` names `resource` inside the bundle (R4 bundle.html#references)."""
 
     fullUrl: str | None = None
     resource: Resource | None = None
+    request: EntryRequest | None = None
+    response: EntryResponse | None = None
+    search: EntrySearch | None = None
 
 
 _CONCEPT = msgspec.json.Decoder(Concept | None)
@@ -241,6 +297,7 @@ class Decoded(Struct):
 
     items: list[Entry]
     bundle: bool = False
+    type: str | None = None  # Bundle.type
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
     broken: list[tuple[int, str]] = msgspec.field(default_factory=list)
@@ -295,11 +352,69 @@ def duplicate_keys(r: Resource) -> None:
     if not r.raw_ or r.malformed is not None:
         return
     try:
-        json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
+        item = json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
     except _Duplicate as dup:
         r.malformed = f"duplicate JSON keys {', '.join(map(repr, dup.names))}: conflicting values"
+        return
     except (ValueError, RecursionError):
         return  # not the reader's concern here: msgspec decoded it
+    r.malformed = two_choices(item)
+
+
+# choice elements ([x]) of the resources critlang reads, and the R4 datatype names that
+# end their JSON names (formats.html#choice: valueQuantity, effectivePeriod, ...)
+CHOICES = ("value", "effective", "onset", "abatement", "performed", "medication", "deceased")
+_TYPES = frozenset(
+    [
+        "Quantity",
+        "CodeableConcept",
+        "String",
+        "Boolean",
+        "Integer",
+        "Decimal",
+        "Range",
+        "Ratio",
+        "SampledData",
+        "Time",
+        "DateTime",
+        "Period",
+        "Timing",
+        "Instant",
+        "Age",
+        "Reference",
+        "Duration",
+        "Attachment",
+        "Coding",
+        "Uri",
+    ]
+)
+
+
+def two_choices(item: Any) -> str | None:
+    """Why a resource is malformed when a choice element [x] is given in two types at
+    once (`valueQuantity` and `valueString`), in itself or in one of its components:
+    R4 formats.html#choice, json.html ("only one of the choice types may be present");
+    reading either one would be file-order or guesswork. None when there is none."""
+    if not isinstance(item, dict):
+        return None
+    parts = [("", item)]
+    if isinstance(item.get("component"), list):
+        parts += [(f"component {i + 1}: ", c) for i, c in enumerate(item["component"])]
+    for where, part in parts:
+        if not isinstance(part, dict):
+            continue
+        for prefix in CHOICES:
+            names = sorted(
+                k
+                for k, v in part.items()
+                if v is not None and k.startswith(prefix) and k[len(prefix) :] in _TYPES
+            )
+            if len(names) > 1:
+                return (
+                    f"{where}{prefix}[x] is given {len(names)} times ({', '.join(names)}); "
+                    "R4 allows one choice type"
+                )
+    return None
 
 
 def _unwrap(top: Resource) -> Decoded:
@@ -307,7 +422,29 @@ def _unwrap(top: Resource) -> Decoded:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.resourceType != "Bundle":
         return Decoded([Entry(None, top)])
-    return Decoded(top.entry or [], bundle=True)
+    return Decoded(top.entry or [], bundle=True, type=bundle_type(top))
+
+
+NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
+
+
+def unusable(why: str) -> str:
+    """How a resource's `malformed` text reads after its label: "is malformed (...)", or
+    for a resource whose state cannot be told (fhir_bundles.py) "cannot be used: ..."."""
+    if why.startswith(NOT_USED):
+        return "cannot be used: " + why[len(NOT_USED) :]
+    return f"is malformed ({why})"
+
+
+def bundle_type(r: Resource) -> str | None:
+    """Bundle.type as written, or None when absent or not a string."""
+    if not r.type_:
+        return None
+    try:
+        value = msgspec.json.decode(r.type_)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _generic(data: bytes) -> tuple[Any, str | None]:
@@ -345,26 +482,44 @@ def _decode_loosely(data: bytes) -> Decoded:
         _add(out, 0, top)
         return out
     entries = top.get("entry")
+    kind = top.get("type") if isinstance(top.get("type"), str) else None
     if entries is None:
-        return Decoded([], bundle=True)
+        return Decoded([], bundle=True, type=kind)
     if not isinstance(entries, list):
         # Bundle.entry is 0..* BackboneElement: JSON gives it as an array (R4 json.html)
-        return Decoded([], bundle=True, problem="Bundle.entry is not a list")
-    out = Decoded([], bundle=True)
+        return Decoded([], bundle=True, type=kind, problem="Bundle.entry is not a list")
+    out = Decoded([], bundle=True, type=kind)
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
             out.broken.append((i, "a Bundle entry is not an object"))
             continue
         url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
-        _add(out, i, e.get("resource"), url)
+        parts = [_part(e.get(k), t) for k, t in _PARTS]
+        if e.get("resource") is None and parts[0] is not None:
+            # a history or transaction entry with a request and no resource (a DELETE)
+            out.items.append(Entry(url, None, *parts))
+            continue
+        _add(out, i, e.get("resource"), url, parts)
     return out
 
 
-def _add(out: Decoded, i: int, item: Any, url: str | None = None) -> None:
+_PARTS = (("request", EntryRequest), ("response", EntryResponse), ("search", EntrySearch))
+
+
+def _part(value: Any, kind: type[Any]) -> Any:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return None
+
+
+def _add(out: Decoded, i: int, item: Any, url: str | None = None, parts: Any = ()) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append(Entry(url, convert(item)))
+    out.items.append(Entry(url, convert(item), *parts))
 
 
 def convert(item: dict[str, Any]) -> Resource:
@@ -376,6 +531,9 @@ def convert(item: dict[str, Any]) -> Resource:
                 lazy[k] = msgspec.Raw(json.dumps(item[k], allow_nan=False).encode())
             except (ValueError, RecursionError):
                 return salvage(item, f"`{k}` holds a number out of range")
+    twice = two_choices(item)
+    if twice is not None:
+        return salvage(item, twice)
     try:
         return msgspec.convert({**item, **lazy}, Resource)
     except (msgspec.ValidationError, RecursionError) as exc:

@@ -31,6 +31,22 @@ class Unusable(Exception):
     """A resource's value cannot be used for a fact; the message says why."""
 
 
+class NoValue(Unusable):
+    """The resource says there is no value (dataAbsentReason): nothing was measured, so
+    it hides no newer value (unlike a value that cannot be read)."""
+
+
+def json_number(value: Any, element: str) -> Any:
+    """A decimal/integer element's value, which R4 JSON gives as a JSON number
+    (json.html: "represented as a JSON number"); a string ("5.0") is malformed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unusable(
+            f"{element} {str(value)[:40]!r} is not a number: R4 JSON gives it as a JSON "
+            "number (json.html)"
+        )
+    return value
+
+
 def first_code(concept: Concept | None) -> str | None:
     """The first code of a CodeableConcept's codings, or None."""
     if concept is not None and concept.coding:
@@ -52,7 +68,7 @@ def observation_entry(
         entry["status"] = r.status
     if holder.dataAbsentReason is not None:
         reason = first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
-        raise Unusable(f"no value (dataAbsentReason {reason!r})")
+        raise NoValue(f"no value (dataAbsentReason {reason!r})")
     if isinstance(t, PressureT):
         return _pressure(holder, entry)
     if isinstance(t, (QuantT, NumberT)):
@@ -60,7 +76,7 @@ def observation_entry(
         if vq is not None:
             if vq.value is None:
                 raise Unusable("valueQuantity has no value")
-            entry["value"] = vq.value
+            entry["value"] = json_number(vq.value, "valueQuantity.value")
             if vq.comparator is not None:
                 # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
                 if vq.comparator not in COMPARATORS:
@@ -75,7 +91,10 @@ def observation_entry(
                 entry["reference_range"] = rr
             return entry
         if holder.valueInteger is not None:
-            entry["value"] = holder.valueInteger
+            value = json_number(holder.valueInteger, "valueInteger")
+            if not isinstance(value, int):
+                raise Unusable(f"valueInteger {value!r} is not an integer")
+            entry["value"] = value
             return entry
         if holder.valueString is not None:
             text = holder.valueString
@@ -108,6 +127,7 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
         vq = comp.valueQuantity
         if part is None or vq is None or vq.value is None or vq.comparator is not None:
             continue  # a censored part ("> 250") is not a value: that part stays unknown
+        json_number(vq.value, f"{part} valueQuantity.value")
         if part in entry and entry[part] != vq.value:
             # Observation.component: one systolic, one diastolic (vs-2 profile slices
             # are 1..1); two that disagree are a conflict, never the last by file order
@@ -142,7 +162,7 @@ def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] 
         for key in ("low", "high"):
             q = getattr(rr, key)
             if q is not None and q.value is not None:
-                out[key] = q.value
+                out[key] = json_number(q.value, f"referenceRange.{key}.value")
                 out["unit"] = q.code or q.unit or unit
         if out:
             return out

@@ -70,6 +70,9 @@ class Reader(QuantityReading):
         self.problems: list[RecordProblem] = []
         self.why: dict[str, str] = {}
         self.anchors: dict[str, dt.date | None] = {}
+        # fact -> [{"date", "source"}]: values a FHIR resource held that could not be
+        # used (data/fhir.py); one that may be the newest keeps older ones from deciding
+        self.unread: dict[str, Any] = {}
 
     def problem(self, fact: str, message: str) -> None:
         self.problems.append(RecordProblem(self.path, fact, message))
@@ -280,7 +283,20 @@ class Reader(QuantityReading):
                 else:
                     kept.append(e)
             entries = kept
-        candidates = [o for o in (self.entry(fact, t, e) for e in entries) if o is not None]
+        candidates: list[Observation] = []
+        unread: list[tuple[dt.date | None, str]] = []  # values that could not be used
+        for mark in self.unread.get(fact, ()):  # values the FHIR reader could not use
+            if isinstance(mark, dict):
+                unread.append((_day(mark.get("date")), str(mark.get("source"))[:80]))
+        for e in entries:
+            o = self.entry(fact, t, e)
+            if o is not None:
+                candidates.append(o)
+            elif self.unreadable(e):
+                when = e.get("date") if isinstance(e, dict) else None
+                unread.append(
+                    (_day(when), f"the value dated {when}" if when else "an undated value")
+                )
         if start is not None and anchor is not None:
             undated = [o for o in candidates if o.date is None]
             if undated and len(undated) == len(candidates) and not skipped:
@@ -315,7 +331,49 @@ class Reader(QuantityReading):
                         f"({max(o.date for o in later).isoformat()})"  # type: ignore[type-var]
                     )
                     return []
+        if unread and candidates and self.hidden(fact, candidates, unread, start, anchor):
+            return []
         return self.distinct(newest_of(candidates), "values that cannot be ordered in time", fact)
+
+    def unreadable(self, entry: Any) -> bool:
+        """An entry with a value that could not be read (a bad date, unit, number), as
+        against one retracted by its status or with no value at all."""
+        if not isinstance(entry, dict):
+            return entry is not None
+        status = _one(entry.get("status"))
+        if status is not None and (
+            not isinstance(status, str)
+            or status not in USABLE_STATUS
+            or (status == "preliminary" and self.refuse_preliminary)
+        ):
+            return False
+        return _one(entry.get("value")) is not None
+
+    def hidden(
+        self,
+        fact: str,
+        candidates: list[Observation],
+        unread: list[tuple[dt.date | None, str]],
+        start: dt.date | None,
+        anchor: dt.date | None,
+    ) -> bool:
+        """True (with a diagnostic) when a value that could not be read may be newer than
+        every one that could: the newest value is then unknown, and an older one must not
+        decide in its place (docs/patients.md, "What becomes unknown")."""
+        limit = anchor if anchor is not None else self.as_of
+        dates = [o.date for o in candidates if o.date is not None]
+        newest = max(dates) if len(dates) == len(candidates) else None
+        for day, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+            if day is not None and (day > limit or (start is not None and day < start)):
+                continue
+            if day is None or newest is None or day >= newest:
+                self.problem(
+                    fact,
+                    f"{what} could not be used and may be the newest: the older value(s) "
+                    "do not decide",
+                )
+                return True
+        return False
 
     def distinct(self, candidates: list[Observation], why: str, fact: str) -> list[Observation]:
         """One value when the candidates agree, else every distinct one (a conflict)."""
@@ -435,6 +493,8 @@ class Reader(QuantityReading):
             self.anchors[name] = self.date(f"anchor {name}", raw) if raw is not None else None
         self.anchors[ENROLLMENT] = self.as_of
         deceased = self.deceased(data.get("deceased"))
+        unread = data.get("unread")
+        self.unread = unread if isinstance(unread, dict) else {}
         raw_facts = self.merged(data.get("facts"), "facts")
         facts: dict[str, Observation | None] = {}
         alternatives: dict[str, list[Observation]] = {}
@@ -525,6 +585,18 @@ def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
     if w.last <= as_of:
         return True, f"the patient died on {w.text}: never eligible"
     return None, f"the patient may have died by then ({w.text}): not eligible"
+
+
+def _day(raw: Any) -> dt.date | None:
+    """The calendar day a date text names as written (its first ten characters), or
+    None when it names no real day."""
+    raw = _one(raw)
+    if not isinstance(raw, str) or not _ISO_DAY.match(raw):
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
 
 
 def newest_of(candidates: list[Observation]) -> list[Observation]:

@@ -118,7 +118,7 @@ def loads(text: str) -> Any:
 # populated". Seconds are optional here (the brief's native format allows hh:mm).
 _WHEN = re.compile(
     r"(?P<y>[0-9]{4})(-(?P<m>0[1-9]|1[0-2])(-(?P<d>0[1-9]|[12][0-9]|3[01])"
-    r"(T(?P<H>[01][0-9]|2[0-3]):(?P<M>[0-5][0-9])(:(?P<S>[0-5][0-9]|60)(?P<f>\.[0-9]{1,9})?)?"
+    r"(T(?P<H>[01][0-9]|2[0-3]):(?P<M>[0-5][0-9])(:(?P<S>[0-5][0-9]|60)(?P<f>\.[0-9]+)?)?"
     r"(?P<z>Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00))?)?)?"
 )
 
@@ -169,6 +169,8 @@ def parse_when(raw: Any) -> When:
     if m["H"] is None:
         return When(raw, day, day)
     second = min(int(m["S"] or 0), 59)  # a leap second is the last second of its minute
+    # any number of fractional digits is valid (R4 dateTime regex `(\.[0-9]+)?`): cut to
+    # microseconds, never rounded (rounding .9999999 up would cross into the next second)
     frac = m["f"] or ""
     micro = int((frac[1:] + "000000")[:6]) if frac else 0
     zone = m["z"]

@@ -1,0 +1,173 @@
+"""FHIR R4 modifier elements and coded statuses: what makes a resource not the patient's
+evidence, or evidence of something else.
+
+- `coded_status(concept, system, element) -> str | None` reads a status-like
+  CodeableConcept (Condition.clinicalStatus, Condition.verificationStatus): its code, or
+  None when the element is absent; raises `Unusable` when it cannot be read.
+- `not_evidence(r, kind) -> str | None`: why a resource is not evidence about the patient
+  (a modifierExtension, Observation.focus, a MedicationRequest that is not an order to
+  give the drug, a status outside its value set); None when it is.
+- `component_unread(comp) -> str | None`: the same for an Observation.component.
+- `concept_targets(concept, index, codes)`: the bound targets of a CodeableConcept, and
+  whether its codings contradict each other (one concept, two meanings).
+
+Every rule cites its R4 element and value set; docs/fhir.md has one table row each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .fhir_decode import Component, Concept, Resource
+from .fhir_observation import Unusable
+
+Target = tuple[str, str | None]  # (fact, list member or None)
+
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+# Each status element's whole R4 value set: a code outside it is unreadable (unknown),
+# never taken for one of the known ones. Procedure and MedicationAdministration:
+# event-status / medication-admin-status; MedicationRequest: medicationrequest-status;
+# MedicationStatement: medication-statement-status.
+STATUSES = {
+    "Procedure": frozenset(
+        {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed"}
+        | {"entered-in-error", "unknown"}
+    ),
+    "MedicationAdministration": frozenset(
+        {"in-progress", "not-done", "on-hold", "completed", "entered-in-error", "stopped"}
+        | {"unknown"}
+    ),
+    "MedicationRequest": frozenset(
+        {"active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped"}
+        | {"draft", "unknown"}
+    ),
+    "MedicationStatement": frozenset(
+        {"active", "completed", "entered-in-error", "intended", "stopped", "on-hold"}
+        | {"unknown", "not-taken"}
+    ),
+}
+# MedicationRequest.intent (medicationrequest-intent, a modifier element): only an order
+# authorizes giving the drug; proposal, plan and option are suggestions or intentions
+# (R4: "proposal ... without ... authorization", "plan ... an intention"), not evidence
+# that the therapy was given.
+ORDERS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
+INTENTS = ORDERS | {"proposal", "plan", "option"}
+
+
+def coded_status(concept: Concept | None, system: str, element: str) -> str | None:
+    """The code of a status CodeableConcept bound (required) to the code system `system`.
+
+    None when the element is absent. Codings of `system` (or with no system) are read;
+    codings of other systems are ignored only when at least one of `system` is there (R4
+    datatypes.html#CodeableConcept: the codings are alternative codes for one concept, so
+    another system's code cannot add a meaning the required one lacks). Raises Unusable
+    when the codings of `system` disagree (their order "SHALL NOT be used to infer
+    meaning"), or when there is none: text only, or only another system's codes, is not
+    a code of the required value set, so the status is present but unknown, never the
+    default an absent one would have.
+    """
+    if concept is None:
+        return None
+    codes = sorted({c.code for c in concept.coding or () if c.code and c.system in (system, None)})
+    if len(codes) > 1:
+        raise Unusable(f"{element} codings disagree ({', '.join(codes)})")
+    if codes:
+        return codes[0]
+    others = sorted(f"{c.system}|{c.code}" for c in concept.coding or () if c.code)
+    if others:
+        shown = ", ".join(others[:3])
+        raise Unusable(f"{element} has no code of {system} (only {shown}): status unknown")
+    text = concept.text if isinstance(concept.text, str) else ""
+    shown = repr(text[:40]) if text else "nothing"
+    raise Unusable(f"{element} gives {shown} as text, no code (R4 binding: required)")
+
+
+def not_evidence(r: Resource, kind: str) -> tuple[str, bool] | None:
+    """Why r is not the patient's evidence, and whether that leaves what it names unknown
+    (True: it may say anything, so it hides the truth) or simply not shown (False: it says
+    what did not happen, or is about someone else); None when r is evidence."""
+    if r.modifierExtension:
+        # DomainResource.modifierExtension: "Applications processing a resource are
+        # required to check for modifier extensions" and may not ignore one they do not
+        # know (extensibility.html#modifierExtension): it may negate the resource
+        return f"has a modifierExtension ({_urls(r.modifierExtension)}) critlang cannot read", True
+    if kind == "Observation" and r.focus:
+        # Observation.focus: "the actual focus of an observation when it is not the
+        # patient of record" (a fetus, a donor, a relative): not this patient's value
+        return "has a focus (Observation.focus): it is about someone or something else", False
+    if kind == "MedicationRequest":
+        if r.doNotPerform is True:
+            # MedicationRequest.doNotPerform (modifier): an order NOT to give the drug
+            return "has doNotPerform true: an order not to give it, not a therapy", False
+        if r.doNotPerform is not None and not isinstance(r.doNotPerform, bool):
+            return f"has doNotPerform {str(r.doNotPerform)[:40]!r}, not a boolean", True
+        if r.intent not in ORDERS:
+            if r.intent in INTENTS:
+                return f"has intent {r.intent!r}: not an order to give it, not a therapy", False
+            return (
+                f"has intent {str(r.intent)[:40]!r}, not a medicationrequest-intent code "
+                "(MedicationRequest.intent is required)",
+                True,
+            )
+    if kind in STATUSES and r.status not in STATUSES[kind]:
+        if r.status is None:
+            return f"has no status ({kind}.status is required)", True
+        return f"has status {str(r.status)[:40]!r}, not a code of its R4 value set", True
+    return None
+
+
+def component_unread(comp: Component) -> str | None:
+    """BackboneElement.modifierExtension on an Observation.component: not read."""
+    if comp.modifierExtension:
+        return f"has a modifierExtension ({_urls(comp.modifierExtension)}) critlang cannot read"
+    return None
+
+
+def _urls(extensions: Any) -> str:
+    urls = []
+    for e in extensions if isinstance(extensions, list) else [extensions]:
+        url = e.get("url") if isinstance(e, dict) else None
+        urls.append(str(url)[:80] if url else "no url")
+    return ", ".join(sorted(set(urls))[:3])
+
+
+def concept_targets(
+    concept: Concept, index: dict[tuple[str, str], list[Target]], codes: Any
+) -> tuple[list[Target], str | None]:
+    """The bound targets of a CodeableConcept's codings, and why they contradict, if so.
+
+    R4 datatypes.html#CodeableConcept: the codings of one concept are alternative codes
+    for ONE meaning. Codings that agree, or whose bindings nest (ICD-10 K74.60 bound to
+    cirrhosis and liver disease, SNOMED 19943007 to cirrhosis only), give every target.
+    Codings with no target in common (cirrhosis and brain metastases), or two kinds of
+    one list fact (two ATC kinds of one therapy), cannot all be right: the contradiction
+    is returned, and the caller makes what depends on it unknown, never two facts or two
+    therapies from one resource.
+    """
+    per: list[list[Target]] = []
+    for c in concept.coding or ():
+        if c.code in codes:
+            hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
+            if hit:
+                per.append(hit)
+    out: list[Target] = []
+    for hit in per:
+        for t in hit:
+            if t not in out:
+                out.append(t)
+    kinds: dict[str, set[str | None]] = {}
+    for fact, member in out:
+        kinds.setdefault(fact, set()).add(member)
+    if any(len(members) > 1 for members in kinds.values()):
+        # one resource is one therapy: never two kinds (two items) from it
+        return out, f"its codings name different kinds ({_show(out)})"
+    if len(per) > 1 and not set(per[0]).intersection(*map(set, per[1:])):
+        shown = "; ".join(sorted({_show(hit) for hit in per}))
+        return out, f"its codings name different things ({shown})"
+    return out, None
+
+
+def _show(hit: list[Target]) -> str:
+    return ", ".join(sorted(f"{f}.{m}" if m else f for f, m in hit))
