@@ -180,7 +180,7 @@ def test_history_delete_without_a_version_makes_the_resource_unusable(tmp_path: 
         p = found["p1@b.json"]
         assert "cirrhosis" not in facts(p)  # unknown, even with --absent-means-no
         (msg,) = messages(p, "cirrhosis")
-        assert "versions cannot be ordered" in msg
+        assert msg.startswith("Condition/c1 cannot be used: its versions cannot be ordered")
         assert tally.assigned == 2 and not tally.not_used
 
 
@@ -294,11 +294,16 @@ def test_one_id_twice_with_different_values_is_a_conflict(tmp_path: Path) -> Non
     for found, tally in both_orders(tmp_path, b):
         p = found["p1@b.json"]
         assert "hemoglobin" not in facts(p)
-        (msg,) = messages(p, "hemoglobin")
-        assert "given more than once with different contents" in msg and "bdl-7" in msg
-        # one kept as unusable (the diagnostic), the other counted as not used
-        assert (tally.resources, tally.assigned, sum(tally.not_used.values())) == (3, 2, 1)
-        assert any("not used: 1 because its id is given" in x for x in reading_lines(tally))
+        # each copy unusable, each with its diagnostic (its date may be the newest)
+        said = messages(p, "hemoglobin")
+        assert len(said) == 2 and all(
+            m.startswith("Observation/o1 cannot be used: its id is given more than once")
+            and "bdl-7" in m
+            and "one of 2 entries" in m
+            for m in said
+        ), said
+        assert (tally.resources, tally.assigned, sum(tally.not_used.values())) == (3, 3, 0)
+        assert sum("Observation/o1 cannot be used" in x for x in reading_details(tally)) == 2
 
 
 def test_identical_copies_are_one_resource(tmp_path: Path) -> None:
@@ -313,8 +318,9 @@ def test_one_id_twice_in_ndjson_is_a_conflict(tmp_path: Path) -> None:
     for lines in ([patient(), hb(12.0), hb(7.0)], [hb(7.0), hb(12.0), patient()]):
         found, tally = read(tmp_path, {"x.ndjson": lines})
         p = found["p1@x.ndjson"]
-        assert "hemoglobin" not in facts(p) and messages(p, "hemoglobin")
-        assert (tally.assigned, sum(tally.not_used.values())) == (2, 1)
+        assert "hemoglobin" not in facts(p) and len(messages(p, "hemoglobin")) == 2
+        assert "line 2, one of 2 entries" in " ".join(messages(p, "hemoglobin"))
+        assert (tally.assigned, sum(tally.not_used.values())) == (3, 0)
 
 
 # ------------------------------------------------------------ nested Bundles (F19)
@@ -430,3 +436,36 @@ def test_screen_verdicts_and_reading_line(tmp_path: Path, order: int) -> None:
         "read 1 files (1 usable, 0 unusable), 4 FHIR resources (2 assigned to patients, "
         "0 unassigned, 2 not used), 1 patients"
     )
+
+
+def test_a_delete_entry_carrying_a_resource_still_deletes(tmp_path: Path) -> None:
+    b = bundle(
+        "history",
+        entry(patient()),
+        entry(cirrhosis(), request={"method": "DELETE", "url": "Condition/c1"})
+        | {"response": {"status": "204", "etag": 'W/"2"'}},
+        entry(cirrhosis(meta={"versionId": "1"})),
+    )
+    for found, tally in both_orders(tmp_path, b):
+        assert "cirrhosis" not in facts(found["p1@b.json"])
+        assert sum(tally.not_used.values()) == 2 and tally.assigned == 1
+
+
+def test_unassigned_therapy_keeps_a_complete_list_open(tmp_path: Path) -> None:
+    therapy = {
+        "resourceType": "MedicationStatement",
+        "id": "m1",
+        "status": "completed",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "L01BC06"}]
+        },
+        "subject": IDENTIFIER,
+        "effectivePeriod": {"start": "2024-01-01", "end": "2024-02-01"},
+    }
+    b = bundle("collection", entry(patient()), entry(therapy))
+    for found, _ in both_orders(tmp_path, b, absent=("medications",)):
+        p = found["p1@b.json"]
+        assert "prior_therapies" not in facts(p)  # not [] (complete and empty)
+        assert "may be this patient's" in messages(p, "prior_therapies")[0]
+    found, _ = read(tmp_path, {"c.json": bundle("collection", entry(patient()))}, ("medications",))
+    assert facts(found["p1@c.json"])["prior_therapies"] == []  # control: nothing unassigned

@@ -53,7 +53,7 @@ from ..source import find_files
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource
+from .fhir_decode import Component, Resource, unusable
 from .fhir_events import NotYet, Span, event_span, past_event, when
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -270,7 +270,7 @@ class Extractor:
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
             if r.malformed is not None:
-                self._unread(kind, r, every, f"{label} is malformed ({r.malformed})", state)
+                self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue
             if kind not in RELEVANT:
                 continue
@@ -384,7 +384,7 @@ class Extractor:
                 if p.malformed is not None:
                     where = f"Patient/{p.id}" if p.id else "Patient (no id)"
                     problems.append(
-                        RecordProblem(group.path, fact, f"{where} is malformed ({p.malformed})")
+                        RecordProblem(group.path, fact, f"{where} {unusable(p.malformed)}")
                     )
             if len(values) == 1:
                 facts[fact] = values.pop()

@@ -44,7 +44,7 @@ from typing import Any
 
 from msgspec import structs
 
-from .fhir_decode import EMPTY, Concept, Entry, Resource
+from .fhir_decode import EMPTY, NOT_USED, Concept, Entry, Resource
 from .fhir_refs import HISTORY, literal
 from .records import RecordProblem
 
@@ -73,9 +73,11 @@ COPY = "an identical copy of another entry of the same resource"
 TRANSACTION_CONFLICT = (
     "a transaction or batch both deletes and writes it (R4 http.html#trules): not used"
 )
+DELETE_BODY = "the resource given in a DELETE entry (the DELETE is what counts)"
 FAILED = "its transaction or batch entry failed (response.status not 2xx)"
 
 Drop = Callable[[str, str], None]  # (reason, where)
+Where = Callable[[int], str]  # entry index -> where it is
 Item = tuple[str, Entry]  # (where, entry)
 
 
@@ -88,18 +90,18 @@ def method(e: Entry) -> str | None:
     return m.upper() if isinstance(m, str) else None
 
 
-def identity(e: Entry) -> str | None:
-    """`[type]/[id]` of the resource an entry holds or deletes, else its fullUrl."""
+def identity(e: Entry) -> tuple[str, str] | None:
+    """(type, id) of the resource an entry holds or deletes, else ("url", its fullUrl)."""
     r = e.resource
-    if r is not None:
+    if r is not None and method(e) != "DELETE":
         if r.resourceType and r.id:
-            return f"{r.resourceType}/{r.id}"
-        return f"url {HISTORY.sub('', e.fullUrl)}" if e.fullUrl else None
+            return r.resourceType, r.id
+        return ("url", HISTORY.sub("", e.fullUrl)) if e.fullUrl else None
     for name in (e.request.url if e.request is not None else None, e.fullUrl):
-        if isinstance(name, str):
-            parts = literal(name.split("?", 1)[0]) if "?" not in name else None
+        if isinstance(name, str) and "?" not in name:  # not a conditional delete
+            parts = literal(name)
             if parts is not None:
-                return f"{parts[1]}/{parts[2]}"
+                return parts[1], parts[2]
     return None
 
 
@@ -159,94 +161,114 @@ def _ordered(group: list[Item]) -> list[Item] | None:
     return by_version
 
 
-def current(
-    items: list[Item], kind: str | None, drop: Drop, everything: bool = False
-) -> list[Item]:
-    """The entries that are the current state of their resource (module docstring).
+def current(entries: list[Entry], kind: str | None, drop: Drop, where: Where) -> set[int]:
+    """The entries that are not the current state of their resource (module docstring),
+    as a set of their id(); usually empty.
 
-    `items`: (where, entry) in file order; `kind`: Bundle.type (None for NDJSON);
-    `drop(reason, where)` is called once for every resource entry not used. Entries
-    without a resource (DELETE) are not returned. `everything`: Patient and Medication
-    entries too (history Bundles); otherwise they are returned as they are.
+    `entries` in file order; `kind`: Bundle.type (None for NDJSON); `where(i)` names
+    entry i; `drop(reason, where)` is called once for every resource in the set. An entry
+    whose state cannot be told stays out of the set but is marked unusable (`malformed`).
+    Patient and Medication entries are left alone but in history Bundles (module docstring).
     """
-    history = kind == HISTORY_TYPE or everything
-    groups: dict[str, list[Item]] = {}
-    out: list[Item] = []
-    for item in items:
-        e = item[1]
+    history = kind == HISTORY_TYPE
+    responses = kind in RESPONSES
+    first: dict[tuple[str, str], int] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
+    skip: set[int] = set()
+    for i, e in enumerate(entries):
         r = e.resource
-        if kind in RESPONSES and r is not None and e.response is not None:
-            status = e.response.status
-            if isinstance(status, str) and not status.strip().startswith("2"):
-                drop(FAILED, f"{item[0]}: {_label(r)}")
+        if e.request is not None or e.response is not None:
+            if responses and r is not None and e.response is not None:
+                status = e.response.status
+                if isinstance(status, str) and not status.strip().startswith("2"):
+                    drop(FAILED, f"{where(i)}: {_label(r)}")
+                    skip.add(id(e))
+                    continue
+            if method(e) == "DELETE":
+                if r is not None:
+                    # a DELETE records that the resource was deleted: what it carries is
+                    # not a state of the resource (http.html#history)
+                    drop(DELETE_BODY, f"{where(i)}: {_label(r)}")
+                    skip.add(id(e))
+                key = identity(e)
+                if key is not None:
+                    groups.setdefault(key, []).append(i)
                 continue
-        if r is None and method(e) != "DELETE":
+        if r is None:
             continue
-        if r is not None and not history and r.resourceType in ("Patient", "Medication"):
-            out.append(item)
+        kind_ = r.resourceType
+        if not history and (kind_ == "Patient" or kind_ == "Medication"):
             continue
-        key = identity(e)
+        rid = r.id
+        key = (kind_, rid) if rid and kind_ else identity(e)  # type: ignore[assignment]
         if key is None:
-            if r is not None:
-                out.append(item)
             continue
-        groups.setdefault(key, []).append(item)
-    for group in groups.values():
-        if len(group) == 1:
-            if group[0][1].resource is not None:
-                out.append(group[0])
-            continue
-        out.extend(_one_resource(group, kind, drop))
-    return out
+        j = first.setdefault(key, i)
+        if j != i:
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [j, i]
+            else:
+                group.append(i)
+    for key, indexes in groups.items():
+        if key in first and first[key] not in indexes:
+            indexes.insert(0, first[key])  # a DELETE grouped before the resource was seen
+        group = [(where(i), entries[i]) for i in sorted(set(indexes))]
+        if len(group) > 1:
+            kept = {id(e) for e in _one_resource(group, kind, drop)}
+            skip.update(id(e) for _, e in group if e.resource is not None and id(e) not in kept)
+    return skip
 
 
-def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Item]:
-    held = [(w, e) for w, e in group if e.resource is not None]
+def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Entry]:
+    held = [(w, e) for w, e in group if e.resource is not None and method(e) != "DELETE"]
     deletes = len(group) - len(held)
+    if not held:
+        return []
 
-    def drop_all(reason: str) -> list[Item]:
-        # unusable, not dropped: one entry per subject named is kept, marked malformed,
-        # so that each patient it may concern gets a per-fact diagnostic and the fact is
-        # unknown (never "absent", which --absent-means-no would read as no)
-        why = f"{reason} ({len(group)} entries)"
-        kept: dict[str, Item] = {}
-        for w, e in sorted(held, key=lambda it: it[0]):
+    def unusable(reason: str) -> list[Entry]:
+        # unusable, not dropped: every entry is kept, marked, so that each patient it may
+        # concern gets a per-fact diagnostic and the fact is unknown (never "absent",
+        # which --absent-means-no reads as no), whichever entry comes first
+        for w, e in held:
             r = e.resource
             assert r is not None
-            ref = r.subject if r.subject is not None else r.patient
-            name = str(ref.reference if ref is not None else None)
-            if name in kept:
-                drop(reason, f"{w}: {_label(r)}")
-                continue
-            kept[name] = (w, e)
             if r.malformed is None:
-                r.malformed = why
-        return list(kept.values())
+                r.malformed = f"{NOT_USED}{reason} ({_place(w)}, one of {len(group)} entries)"
+        return [e for _, e in held]
 
     if deletes and kind in WRITES:
-        return drop_all(TRANSACTION_CONFLICT)
+        return unusable(TRANSACTION_CONFLICT)
     if not deletes:
-        first = _content(held[0][1].resource)  # type: ignore[arg-type]
-        if all(_content(e.resource) == first for _, e in held[1:]):  # type: ignore[arg-type]
+        base = _content(held[0][1].resource)  # type: ignore[arg-type]
+        if all(_content(e.resource) == base for _, e in held[1:]):  # type: ignore[arg-type]
             # identical copies: one resource; which one is kept cannot matter but for
             # its fullUrl, so the smallest, never the first in the file
             held.sort(key=lambda it: (it[1].fullUrl or "", it[0]))
             for w, e in held[1:]:
                 drop(COPY, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
-            return [held[0]]
+            return [held[0][1]]
     order = _ordered(group)
     if order is None:
-        return drop_all(UNORDERED if kind == HISTORY_TYPE or deletes else CONFLICT)
-    newest = order[-1]
-    if newest[1].resource is None:
+        return unusable(UNORDERED if kind == HISTORY_TYPE or deletes else CONFLICT)
+    newest = order[-1][1]
+    if method(newest) == "DELETE" or newest.resource is None:
         # deleted: its current state is "no resource"; absence is the truth here
         for w, e in held:
             drop(DELETED, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
         return []
     for w, e in held:
-        if e is not newest[1]:
+        if e is not newest:
             drop(SUPERSEDED, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
     return [newest]
+
+
+def _place(where: str) -> str:
+    """`entry 3` or `line 7` of a `where` (file, nested Bundle, entry or line)."""
+    for mark in (" entry ", " line "):
+        if mark in where:
+            return mark.strip() + " " + where.rsplit(mark, 1)[1]
+    return where
 
 
 # ------------------------------------------------------------ resources of no patient

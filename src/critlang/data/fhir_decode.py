@@ -425,6 +425,17 @@ def _unwrap(top: Resource) -> Decoded:
     return Decoded(top.entry or [], bundle=True, type=bundle_type(top))
 
 
+NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
+
+
+def unusable(why: str) -> str:
+    """How a resource's `malformed` text reads after its label: "is malformed (...)", or
+    for a resource whose state cannot be told (fhir_bundles.py) "cannot be used: ..."."""
+    if why.startswith(NOT_USED):
+        return "cannot be used: " + why[len(NOT_USED) :]
+    return f"is malformed ({why})"
+
+
 def bundle_type(r: Resource) -> str | None:
     """Bundle.type as written, or None when absent or not a string."""
     if not r.type_:

@@ -12,9 +12,15 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
   contained subject (`#p`) and a non-Patient subject (Group, Location, Device) create no
   patient: the resource is counted as unassigned, with that reason.
 - Bundles are read one file at a time and are self-contained. NDJSON files (a Bulk Data
-  export: one server, relative references) are grouped by patient across files, streamed:
-  lines are bucketed by patient key into temporary files (when the input is larger than
-  one bucket) and each bucket is grouped on its own, so memory stays flat in cohort size.
+  export: one server, relative references) are grouped by patient across files, streamed
+  (fhir_ndjson.py).
+- Only the current state of a resource is read: versions, DELETE entries, copies and one
+  id with different contents are resolved by fhir_bundles.current for every Bundle.type
+  (R4 bundle.html, bdl-7, http.html#history); what is not used is counted in
+  `Tally.not_used`. A Bundle in a Bundle entry is read as a Bundle of its own
+  (`Tally.nested_bundles`). A resource with a bound code that names no patient one can
+  find is kept as a "stray" of its file (NDJSON: export), and may be any of its
+  patients' (fhir_bundles.stray_problems).
 - A Patient is named by its id exactly as written (FHIR ids are case-sensitive). An id
   that is not a valid FHIR id (R4 datatypes.html#id: `[A-Za-z0-9-.]{1,64}`) is still
   that patient's name, with a per-patient diagnostic; a Patient with no id (or an empty
@@ -27,7 +33,8 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
   read as native records (docs/patients.md).
 
 Every resource read is either assigned to exactly one patient, a Medication
-(`Tally.medications`), or counted in `Tally.unassigned` under its reason;
+(`Tally.medications`), counted in `Tally.unassigned` under its reason, or in
+`Tally.not_used` (superseded, deleted, copies);
 `Tally.reconciles()` checks the sums. The order of entries in a bundle or of lines in
 NDJSON never changes the groups or their order.
 """
@@ -50,6 +57,7 @@ from .fhir_decode import (
     bundle_type,
     decode_file,
     duplicate_keys,
+    unusable,
 )
 from .fhir_refs import (
     HISTORY,
@@ -145,7 +153,7 @@ class Tally:
 
     def malformed(self, where: str, r: Resource) -> None:
         """A resource whose elements do not have their R4 datatypes: used only for identity."""
-        self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
+        self.entry_problems.append(f"{where}: {_label(r)} {unusable(r.malformed)}")
 
     def merge(self, other: Tally) -> None:
         """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:
@@ -406,10 +414,7 @@ def _bundle_patients(
             f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
         )
     # the current state of each resource: versions, deletions, copies (fhir_bundles.py)
-    items = current(
-        [(f"{where} entry {i + 1}", e) for i, e in enumerate(entries)], kind, tally.drop
-    )
-    current_ids = {id(e) for _, e in items}
+    skip = current(entries, kind, tally.drop, lambda i: f"{where} entry {i + 1}")
     # the hot loop of reading, one pass: resources gathered by the reference naming their
     # patient (resolved once each, below); with `codes`, only resources that can matter
     # to the protocol are kept (the others are still counted and assigned)
@@ -438,7 +443,7 @@ def _bundle_patients(
                 nested.append((i, r))
                 continue
         resources += 1
-        if id(e) not in current_ids:
+        if skip and id(e) in skip:
             continue  # counted in tally.not_used by fhir_bundles.current
         if r.malformed is not None:
             tally.malformed(where, r)

@@ -202,9 +202,10 @@ def _group_lines(
             continue
         # one export is one server's current data: one id twice is a copy, versions,
         # or a conflict (fhir_bundles.current; R4 Resource.id, bdl-7 by analogy)
-        if len(items) > 1:
-            items = current(items, None, tally.drop)
-        group.resources = [e.resource for _, e in items]  # type: ignore[misc]
+        entries = [e for _, e in items]
+        wheres = [w for w, _ in items]
+        skip = current(entries, None, tally.drop, wheres.__getitem__) if len(items) > 1 else ()
+        group.resources = [e.resource for e in entries if id(e) not in skip]  # type: ignore[misc]
         tally.assigned += len(group.patients) + len(group.resources)
         if len(group.patients) > 1:
             group.problems.append(
