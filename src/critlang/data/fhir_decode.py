@@ -390,6 +390,9 @@ _TYPES = frozenset(
 )
 
 
+_CHOICE_NAMES = {prefix + t: prefix for prefix in CHOICES for t in _TYPES}
+
+
 def two_choices(item: Any) -> str | None:
     """Why a resource is malformed when a choice element [x] is given in two types at
     once (`valueQuantity` and `valueString`), in itself or in one of its components:
@@ -403,12 +406,12 @@ def two_choices(item: Any) -> str | None:
     for where, part in parts:
         if not isinstance(part, dict):
             continue
+        # one pass over the members (this runs for every resource a protocol uses)
+        found = [k for k in part if k in _CHOICE_NAMES and part[k] is not None]
+        if len(found) < 2:
+            continue
         for prefix in CHOICES:
-            names = sorted(
-                k
-                for k, v in part.items()
-                if v is not None and k.startswith(prefix) and k[len(prefix) :] in _TYPES
-            )
+            names = sorted(k for k in found if _CHOICE_NAMES[k] == prefix)
             if len(names) > 1:
                 return (
                     f"{where}{prefix}[x] is given {len(names)} times ({', '.join(names)}); "
