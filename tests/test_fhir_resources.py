@@ -461,3 +461,16 @@ def test_an_unusable_older_value_does_not_hide_a_newer_one(tmp_path: Path) -> No
     del absent["valueQuantity"]
     row = run(tmp_path, hb(7.0, "2024-05-21T10:00:00Z", rid="a"), absent)
     assert row["criteria"]["E1"] == "met"
+
+
+def test_an_unusable_value_earlier_the_same_day_hides_nothing(tmp_path: Path) -> None:
+    """Its time is readable (08:00Z, a text value): older than the 17:00Z value, which
+    decides; at 18:00Z it may be the newest."""
+    text = hb(None, "2024-05-21T08:00:00Z", rid="t", valueString="see report")
+    del text["valueQuantity"]
+    row = run(tmp_path, hb(7.0, "2024-05-21T17:00:00Z", rid="a"), text)
+    assert row["criteria"]["E1"] == "met"
+    text["effectiveDateTime"] = "2024-05-21T18:00:00Z"
+    row = run(tmp_path, hb(7.0, "2024-05-21T17:00:00Z", rid="a"), text)
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(row, "hemoglobin", "Observation/t could not be used and may be the newest")

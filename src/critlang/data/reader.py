@@ -287,10 +287,10 @@ class Reader(QuantityReading):
                     kept.append(e)
             entries = kept
         candidates: list[Observation] = []
-        unread: list[tuple[dt.date | None, str]] = []  # values that could not be used
+        unread: list[tuple[Any, str]] = []  # values that could not be used: (date, what)
         for mark in self.unread.get(fact, ()):  # values the FHIR reader could not use
             if isinstance(mark, dict):
-                unread.append((_day(mark.get("date")), str(mark.get("source"))[:80]))
+                unread.append((_one(mark.get("date")), str(mark.get("source"))[:80]))
         for e in entries:
             o = self.entry(fact, t, e)
             if o is not None:
@@ -298,7 +298,7 @@ class Reader(QuantityReading):
             elif self.unreadable(e):
                 when = e.get("date") if isinstance(e, dict) else None
                 unread.append(
-                    (_day(when), f"the value dated {when}" if when else "an undated value")
+                    (_one(when), f"the value dated {when}" if when else "an undated value")
                 )
         if start is not None and anchor is not None:
             undated = [o for o in candidates if o.date is None]
@@ -356,7 +356,7 @@ class Reader(QuantityReading):
         self,
         fact: str,
         candidates: list[Observation],
-        unread: list[tuple[dt.date | None, str]],
+        unread: list[tuple[Any, str]],
         start: dt.date | None,
         anchor: dt.date | None,
     ) -> bool:
@@ -366,9 +366,20 @@ class Reader(QuantityReading):
         limit = anchor if anchor is not None else self.as_of
         dates = [o.date for o in candidates if o.date is not None]
         newest = max(dates) if len(dates) == len(candidates) else None
-        for day, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+        # on the newest day, a readable time orders it against timed values
+        last = [o.instant for o in candidates if o.date == newest]
+        latest = max(last) if last and None not in last else None  # type: ignore[type-var]
+        for raw, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+            try:
+                w: When | None = parse_when(raw)
+            except ValueError:
+                w = None
+            day = w.first if w is not None and not w.partial else _day(raw)
             if day is not None and (day > limit or (start is not None and day < start)):
                 continue
+            if w is not None and w.instant and latest is not None and day == newest:
+                if w.instant < latest:
+                    continue
             if day is None or newest is None or day >= newest:
                 self.problem(
                     fact,
