@@ -220,3 +220,14 @@ def test_fhir_comparator_and_partial_birth_date_screened_with_explanations(tmp_p
     assert row.explanations["I5"]["explanation"][0] == (
         "✓ age 57-58 years ≥ 18 years: every value 57-58 years is at least 18 years"
     )
+
+
+def test_censored_value_converted_into_the_deciding_unit() -> None:
+    # the threshold decides in mmol/L (5.0 mmol/L, also written 8.0 g/dL): the interval is
+    # shown there, with enough digits that 4.996 is not shown as 5
+    e8 = crit(evaluate(hemoglobin=lab(80.5, "g/L", comparator="<=")), "E8")
+    assert e8.status == "met"
+    assert e8.explanation == [
+        "✓ Haemoglobin <= 80.5 g/L on 2026-11-20 < 5.0 mmol/L; the protocol also writes "
+        "8.0 g/dL: every value at most 4.996 mmol/L is below 5 mmol/L"
+    ]

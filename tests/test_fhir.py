@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,15 @@ def test_conditions(tmp_path: Path) -> None:
     assert r.facts["pregnant"] is None  # no condition recorded: unknown, not "no"
 
 
+_IDS = itertools.count(1)
+
+
 def medication(kind: str, code: str, **dates: Any) -> dict:
     r = {
         "resourceType": kind,
-        "id": f"m-{kind}-{code}",
+        # one id per resource (R4 Resource.id, bdl-7): one id given twice with different
+        # contents is a conflict (tests/test_fhir_bundles.py)
+        "id": f"m-{kind}-{code}-{next(_IDS)}",
         "status": dates.pop("status", "completed"),
         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code}]},
         "subject": {"reference": "urn:uuid:p1"},

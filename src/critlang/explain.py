@@ -150,10 +150,7 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         return Val(v, f"{self.label(name)} {self.obs_text(obs)}")
 
     def obs_text(self, obs: Observation) -> str:
-        text = obs.shown()
-        if isinstance(obs.value, bool):
-            return text
-        return text
+        return obs.shown()
 
     def value(
         self,

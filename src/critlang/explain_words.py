@@ -117,19 +117,35 @@ def why_interval(op: str, a: Any, b: Any, value: bool | None, unit: str = "") ->
     """Why an interval decides a comparison (or leaves it open), in words:
     "every value below 2 x10^9/L is below 3 x10^9/L"."""
     w = OP_WORDS[op]
+    d = _digits(a, b)
     if is_range(a) and not is_range(b):
-        aw, bw = span_words(a, unit), span_words(b, unit)
+        aw, bw = span_words(a, unit, d), span_words(b, unit, d)
         if value is True:
             return f"every value {aw} is {w} {bw}"
         if value is False:
             return f"no value {aw} is {w} {bw}"
         return f"a value {aw} may or may not be {w} {bw}"
-    aw, bw = span_words(a, unit), span_words(b, unit)
+    aw, bw = span_words(a, unit, d), span_words(b, unit, d)
     if value is True:
         return f"{aw} is {w} {bw} for every possible value"
     if value is False:
         return f"{aw} is {w} {bw} for no possible value"
     return f"{aw} may or may not be {w} {bw}"
+
+
+def _digits(*xs: Any) -> int:
+    """Enough significant digits that unequal ends and thresholds never look equal
+    ("below 4.9996 is below 5", not "below 5 is below 5")."""
+    ends = []
+    for x in xs:
+        for v in (x.lo, x.hi) if is_range(x) else x if isinstance(x, Alt) else (x,):
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                ends.append(float(v))
+    for digits in range(4, 13):
+        shown: dict[str, float] = {}
+        if all(shown.setdefault(num(v, digits), v) == v for v in ends):
+            return digits
+    return 12
 
 
 def day_text(x: Any) -> str:

@@ -284,18 +284,26 @@ def reading_lines(t: Tally) -> list[str]:
     """What was read, in numbers that add up (files, resources, patients)."""
     unusable = len(t.unusable_files)
     unassigned = sum(t.unassigned.values())
+    not_used = sum(t.not_used.values())
     lines = [
         f"read {t.files} files ({t.files - unusable} usable, {unusable} unusable), "
         f"{t.resources} FHIR resources ({t.assigned} assigned to patients, "
         # Medication resources are about no patient: read for the therapies naming them
         + (f"{t.medications} Medication resources, " if t.medications else "")
-        + f"{unassigned} unassigned), {t.patients} patients"
+        + f"{unassigned} unassigned"
+        # versions, deleted resources, copies, conflicts (fhir_bundles.py)
+        + (f", {not_used} not used" if not_used else "")
+        + f"), {t.patients} patients"
         + (f" ({t.native_records} native records)" if t.native_records else "")
     ]
     if t.not_resources:
         lines.append(f"  {t.not_resources} entries or lines are not FHIR resources")
+    if t.nested_bundles:
+        lines.append(f"  {t.nested_bundles} Bundles inside Bundles, read as Bundles of their own")
     for reason, count in sorted(t.unassigned.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  unassigned: {count} because {reason}")
+    for reason, count in sorted(t.not_used.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  not used: {count} because {reason}")
     return lines
 
 
@@ -305,6 +313,8 @@ def reading_details(t: Tally) -> list[str]:
     out += t.entry_problems
     for reason in sorted(t.examples):
         out.append(f"unassigned ({reason}): " + "; ".join(t.examples[reason]))
+    for reason in sorted(t.not_used_examples):
+        out.append(f"not used ({reason}): " + "; ".join(t.not_used_examples[reason]))
     return out
 
 

@@ -57,8 +57,9 @@ import msgspec
 from ..checker import CheckResult
 from ..source import find_files
 from ..typesys import BoolT, ListT
+from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource
+from .fhir_decode import Component, Resource, unusable
 from .fhir_events import NotYet, Span, event_span, past_event, when
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -275,7 +276,7 @@ class Extractor:
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
             if r.malformed is not None:
-                self._unread(kind, r, every, f"{label} is malformed ({r.malformed})", state)
+                self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue
             if kind not in RELEVANT:
                 continue
@@ -327,6 +328,15 @@ class Extractor:
                     "not read",
                 )
             )
+        # resources of this file or export that may be this patient's (fhir_bundles.py)
+        stray, blocked = stray_problems(
+            group.strays,
+            lambda c: concept_targets(c, index, codes)[0],
+            facts,
+            self.absent_facts,
+            group.path,
+        )
+        problems.extend(stray)
         for fact, no in self.absent_facts.items():
             if isinstance(no, list) and unread_medications:
                 continue  # an unread medication may be of any kind
@@ -336,7 +346,8 @@ class Extractor:
         for value in facts.values():
             if isinstance(value, list):
                 _canonical(value)
-        self._open_lists(facts, problems, group.path, bool(unread_medications))
+        unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
+        self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems)
 
@@ -379,7 +390,7 @@ class Extractor:
                 if p.malformed is not None:
                     where = f"Patient/{p.id}" if p.id else "Patient (no id)"
                     problems.append(
-                        RecordProblem(group.path, fact, f"{where} is malformed ({p.malformed})")
+                        RecordProblem(group.path, fact, f"{where} {unusable(p.malformed)}")
                     )
             if len(values) == 1:
                 facts[fact] = values.pop()

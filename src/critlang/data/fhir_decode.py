@@ -87,6 +87,14 @@ class PatientLink(Struct, gc=False):
     type: str | None = None
 
 
+class Meta(Struct, gc=False):
+    """Resource.meta: the version and time of this state of the resource (R4 Meta);
+    values checked where used (fhir_bundles.py)."""
+
+    versionId: Any = None
+    lastUpdated: Any = None
+
+
 class DispenseRequest(Struct, gc=False):
     validityPeriod: Period | None = None
 
@@ -105,6 +113,7 @@ LAZY = (
     "abatementPeriod",
     "dispenseRequest",
     "performedPeriod",
+    "type",
 )
 
 
@@ -178,8 +187,10 @@ class Resource(Struct, gc=False):
     deceasedDateTime: str | None = None
     active: bool | None = None  # Patient.active and Patient.link: modifier elements
     link: list[PatientLink] | None = None
-    # any resource (DomainResource.contained), and Bundle.entry
+    # any resource (DomainResource.contained, Resource.meta), and Bundle.type / entry
     contained: list[Resource] | None = None
+    meta: Meta | None = None
+    type_: msgspec.Raw = _lazy("type")  # Bundle.type; raw, as other resources' differ
     entry: list[Entry] | None = None
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
@@ -226,11 +237,36 @@ class Resource(Struct, gc=False):
         return _PERIOD.decode(self.performedPeriod_) if self.performedPeriod_ else None
 
 
+class EntryRequest(Struct, gc=False):
+    """Bundle.entry.request (R4 bundle.html; bdl-3: transaction, batch, history only)."""
+
+    method: Any = None
+    url: Any = None
+
+
+class EntryResponse(Struct, gc=False):
+    """Bundle.entry.response (transaction-response, batch-response, history)."""
+
+    status: Any = None
+    location: Any = None
+    etag: Any = None
+    lastModified: Any = None
+
+
+class EntrySearch(Struct, gc=False):
+    """Bundle.entry.search (searchset: mode match, include or outcome)."""
+
+    mode: Any = None
+
+
 class Entry(Struct, gc=False):
     """Bundle.entry: `fullUrl` names `resource` inside the bundle (R4 bundle.html#references)."""
 
     fullUrl: str | None = None
     resource: Resource | None = None
+    request: EntryRequest | None = None
+    response: EntryResponse | None = None
+    search: EntrySearch | None = None
 
 
 _CONCEPT = msgspec.json.Decoder(Concept | None)
@@ -261,6 +297,7 @@ class Decoded(Struct):
 
     items: list[Entry]
     bundle: bool = False
+    type: str | None = None  # Bundle.type
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
     broken: list[tuple[int, str]] = msgspec.field(default_factory=list)
@@ -385,7 +422,29 @@ def _unwrap(top: Resource) -> Decoded:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.resourceType != "Bundle":
         return Decoded([Entry(None, top)])
-    return Decoded(top.entry or [], bundle=True)
+    return Decoded(top.entry or [], bundle=True, type=bundle_type(top))
+
+
+NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
+
+
+def unusable(why: str) -> str:
+    """How a resource's `malformed` text reads after its label: "is malformed (...)", or
+    for a resource whose state cannot be told (fhir_bundles.py) "cannot be used: ..."."""
+    if why.startswith(NOT_USED):
+        return "cannot be used: " + why[len(NOT_USED) :]
+    return f"is malformed ({why})"
+
+
+def bundle_type(r: Resource) -> str | None:
+    """Bundle.type as written, or None when absent or not a string."""
+    if not r.type_:
+        return None
+    try:
+        value = msgspec.json.decode(r.type_)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _generic(data: bytes) -> tuple[Any, str | None]:
@@ -423,26 +482,44 @@ def _decode_loosely(data: bytes) -> Decoded:
         _add(out, 0, top)
         return out
     entries = top.get("entry")
+    kind = top.get("type") if isinstance(top.get("type"), str) else None
     if entries is None:
-        return Decoded([], bundle=True)
+        return Decoded([], bundle=True, type=kind)
     if not isinstance(entries, list):
         # Bundle.entry is 0..* BackboneElement: JSON gives it as an array (R4 json.html)
-        return Decoded([], bundle=True, problem="Bundle.entry is not a list")
-    out = Decoded([], bundle=True)
+        return Decoded([], bundle=True, type=kind, problem="Bundle.entry is not a list")
+    out = Decoded([], bundle=True, type=kind)
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
             out.broken.append((i, "a Bundle entry is not an object"))
             continue
         url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
-        _add(out, i, e.get("resource"), url)
+        parts = [_part(e.get(k), t) for k, t in _PARTS]
+        if e.get("resource") is None and parts[0] is not None:
+            # a history or transaction entry with a request and no resource (a DELETE)
+            out.items.append(Entry(url, None, *parts))
+            continue
+        _add(out, i, e.get("resource"), url, parts)
     return out
 
 
-def _add(out: Decoded, i: int, item: Any, url: str | None = None) -> None:
+_PARTS = (("request", EntryRequest), ("response", EntryResponse), ("search", EntrySearch))
+
+
+def _part(value: Any, kind: type[Any]) -> Any:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return None
+
+
+def _add(out: Decoded, i: int, item: Any, url: str | None = None, parts: Any = ()) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append(Entry(url, convert(item)))
+    out.items.append(Entry(url, convert(item), *parts))
 
 
 def convert(item: dict[str, Any]) -> Resource:

@@ -12,9 +12,15 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
   contained subject (`#p`) and a non-Patient subject (Group, Location, Device) create no
   patient: the resource is counted as unassigned, with that reason.
 - Bundles are read one file at a time and are self-contained. NDJSON files (a Bulk Data
-  export: one server, relative references) are grouped by patient across files, streamed:
-  lines are bucketed by patient key into temporary files (when the input is larger than
-  one bucket) and each bucket is grouped on its own, so memory stays flat in cohort size.
+  export: one server, relative references) are grouped by patient across files, streamed
+  (fhir_ndjson.py).
+- Only the current state of a resource is read: versions, DELETE entries, copies and one
+  id with different contents are resolved by fhir_bundles.current for every Bundle.type
+  (R4 bundle.html, bdl-7, http.html#history); what is not used is counted in
+  `Tally.not_used`. A Bundle in a Bundle entry is read as a Bundle of its own
+  (`Tally.nested_bundles`). A resource with a bound code that names no patient one can
+  find is kept as a "stray" of its file (NDJSON: export), and may be any of its
+  patients' (fhir_bundles.stray_problems).
 - A Patient is named by its id exactly as written (FHIR ids are case-sensitive). An id
   that is not a valid FHIR id (R4 datatypes.html#id: `[A-Za-z0-9-.]{1,64}`) is still
   that patient's name, with a per-patient diagnostic; a Patient with no id (or an empty
@@ -27,16 +33,14 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
   read as native records (docs/patients.md).
 
 Every resource read is either assigned to exactly one patient, a Medication
-(`Tally.medications`), or counted in `Tally.unassigned` under its reason;
+(`Tally.medications`), counted in `Tally.unassigned` under its reason, or in
+`Tally.not_used` (superseded, deleted, copies);
 `Tally.reconciles()` checks the sums. The order of entries in a bundle or of lines in
 NDJSON never changes the groups or their order.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -45,7 +49,16 @@ from typing import Any
 
 import msgspec
 
-from .fhir_decode import Decoded, Entry, Resource, decode_file, decode_line, duplicate_keys
+from .fhir_bundles import KNOWN_TYPES, Stray, current, may_be_anyone
+from .fhir_decode import (
+    Decoded,
+    Entry,
+    Resource,
+    bundle_type,
+    decode_file,
+    duplicate_keys,
+    unusable,
+)
 from .fhir_refs import (
     HISTORY,
     Medications,
@@ -101,6 +114,9 @@ class PatientResources:
     # id() of a kept therapy -> why the Medication its medicationReference names gives
     # no code (fhir_refs.Medications.resolve); read by the extractor
     medication_problems: dict[int, str] = field(default_factory=dict)
+    # resources of the same file (NDJSON: export) with a bound code that name no patient
+    # one can find, and may be this one's (fhir_bundles.stray_problems); shared, not copied
+    strays: list[Stray] = field(default_factory=list)
 
 
 @dataclass
@@ -120,19 +136,24 @@ class Tally:
     unassigned: Counter[str] = field(default_factory=Counter)  # reason -> resources
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few of them
     entry_problems: list[str] = field(default_factory=list)  # "file: entry 3: why"
+    # resources read but not used: superseded versions, deleted ones, copies, conflicts
+    # (fhir_bundles.py), reason -> resources, and a few of them
+    not_used: Counter[str] = field(default_factory=Counter)
+    not_used_examples: dict[str, list[str]] = field(default_factory=dict)
+    nested_bundles: int = 0  # Bundles inside Bundle entries, read as Bundles of their own
 
     def unassign(self, reason: str, where: str) -> None:
         self.unassigned[reason] += 1
-        # the first three in sorted order, so that file order never shows
-        shown = self.examples.setdefault(reason, [])
-        if len(shown) < 3 or where < shown[-1]:
-            shown.append(where)
-            shown.sort()
-            del shown[3:]
+        _example(self.examples, reason, where)
+
+    def drop(self, reason: str, where: str) -> None:
+        """A resource read and counted, but not used (fhir_bundles.py says why)."""
+        self.not_used[reason] += 1
+        _example(self.not_used_examples, reason, where)
 
     def malformed(self, where: str, r: Resource) -> None:
         """A resource whose elements do not have their R4 datatypes: used only for identity."""
-        self.entry_problems.append(f"{where}: {_label(r)} is malformed ({r.malformed})")
+        self.entry_problems.append(f"{where}: {_label(r)} {unusable(r.malformed)}")
 
     def merge(self, other: Tally) -> None:
         """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:
@@ -140,9 +161,9 @@ class Tally:
         order (as `unassign` does), whatever fields the tally holds."""
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            if f.name == "examples":
+            if f.name in ("examples", "not_used_examples"):
                 for reason, shown in theirs.items():
-                    self.examples[reason] = sorted([*self.examples.get(reason, []), *shown])[:3]
+                    mine[reason] = sorted([*mine.get(reason, []), *shown])[:3]
             elif isinstance(mine, Counter):
                 mine.update(theirs)
             elif isinstance(mine, (int, list)):
@@ -151,7 +172,8 @@ class Tally:
                 raise TypeError(f"Tally.{f.name}: no rule to merge a {type(mine).__name__}")
 
     def reconciles(self) -> bool:
-        return self.resources == self.assigned + self.medications + sum(self.unassigned.values())
+        used = self.assigned + self.medications
+        return self.resources == used + sum(self.unassigned.values()) + sum(self.not_used.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,9 +184,20 @@ class Tally:
             "assigned": self.assigned,
             "medications": self.medications,
             "unassigned": dict(sorted(self.unassigned.items())),
+            "not_used": dict(sorted(self.not_used.items())),
+            "nested_bundles": self.nested_bundles,
             "not_resources": self.not_resources,
             "patients": self.patients,
         }
+
+
+def _example(examples: dict[str, list[str]], reason: str, where: str) -> None:
+    # the first three in sorted order, so that file order never shows
+    shown = examples.setdefault(reason, [])
+    if len(shown) < 3 or where < shown[-1]:
+        shown.append(where)
+        shown.sort()
+        del shown[3:]
 
 
 def _label(r: Resource) -> str:
@@ -287,7 +320,9 @@ def read_groups(
             continue
         yield from _json_file(path, tally, codes)
     if ndjson:
-        yield from _ndjson(ndjson, tally, codes)
+        from .fhir_ndjson import ndjson_groups  # it builds on this module
+
+        yield from ndjson_groups(ndjson, tally, codes)
 
 
 def _json_file(
@@ -331,6 +366,9 @@ def _native(data: bytes) -> dict[str, Any] | None:
     return None
 
 
+MAX_NESTING = 8  # Bundles in Bundles read this deep; deeper ones are reported, not read
+
+
 def _group_bundle(
     decoded: Decoded, where: str, tally: Tally, codes: frozenset[str] | None
 ) -> Iterator[PatientResources]:
@@ -345,22 +383,83 @@ def _group_bundle(
         why = "an empty Bundle" if decoded.bundle else "no FHIR resources"
         tally.unusable_files.append((where, why))
         return
+    strays: list[Stray] = []
+    found = _bundle_patients(entries, decoded.type, where, "", tally, codes, strays, 0)
+    if not found[0]:
+        tally.unusable_files.append((where, found[1]))
+        return
+    for group in found[0]:
+        # a resource of this file naming no patient one can find may be any of its
+        # patients' (F12; fhir_bundles.stray_problems), nested Bundles included
+        group.strays = strays
+        tally.patients += 1
+        yield group
+
+
+def _bundle_patients(
+    entries: list[Entry],
+    kind: str | None,
+    path: str,
+    inside: str,
+    tally: Tally,
+    codes: frozenset[str] | None,
+    strays: list[Stray],
+    depth: int,
+) -> tuple[list[PatientResources], str]:
+    """The patients of one Bundle (self-contained: bundle.html#references), then those
+    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle."""
+    where = path + inside
+    if kind is not None and kind not in KNOWN_TYPES:
+        tally.entry_problems.append(
+            f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
+        )
+    # the current state of each resource: versions, deletions, copies (fhir_bundles.py)
+    skip = current(entries, kind, tally.drop, lambda i: f"{where} entry {i + 1}")
     # the hot loop of reading, one pass: resources gathered by the reference naming their
     # patient (resolved once each, below); with `codes`, only resources that can matter
     # to the protocol are kept (the others are still counted and assigned)
     patients: list[tuple[int, Entry]] = []
     medications = Medications()
     by_ref: dict[tuple[str, str | None], list[Resource]] = {}
+    nested: list[tuple[int, Resource]] = []
     resources = 0
     for i, e in enumerate(entries):
         r = e.resource
         if r is None:
             tally.not_resources += 1
-            tally.entry_problems.append(f"{where}: entry {i + 1} has no resource")
+            request = e.request
+            if request is not None and isinstance(request.method, str):
+                # history or transaction: a DELETE (http.html#history), dealt with above
+                tally.entry_problems.append(
+                    f"{where}: entry {i + 1}: {request.method} {request.url} (no resource)"
+                )
+            else:
+                tally.entry_problems.append(f"{where}: entry {i + 1} has no resource")
             continue
+        if r.resourceType == "Bundle" and r.malformed is None:
+            # Bundle.entry.resource is any Resource: a Bundle in a Bundle (a document or
+            # search collected in a collection) holds patients, read as its own Bundle
+            if depth + 1 < MAX_NESTING:
+                nested.append((i, r))
+                continue
         resources += 1
+        if skip and id(e) in skip:
+            continue  # counted in tally.not_used by fhir_bundles.current
         if r.malformed is not None:
             tally.malformed(where, r)
+        if r.resourceType == "Bundle":
+            tally.unassign(
+                f"a Bundle nested more than {MAX_NESTING} deep, or malformed: not read",
+                f"{where}: {_label(r)}",
+            )
+            continue
+        if r.resourceType == "OperationOutcome":
+            # searchset mode outcome, or a response's outcome: the server's word on the
+            # request (bundle.html Bundle.entry.search.mode): perhaps an incomplete search
+            tally.entry_problems.append(
+                f"{where}: entry {i + 1} is an OperationOutcome: the server reports issues "
+                "about this Bundle (its data may be incomplete)"
+            )
         if r.resourceType == "Patient":
             patients.append((i, e))
             continue
@@ -372,7 +471,9 @@ def _group_bundle(
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
         if not reference:
-            tally.unassign(_subject(r)[1] or "unassigned", f"{where}: {_label(r)}")
+            _unassign(
+                tally, _subject(r)[1] or "unassigned", f"{where}: {_label(r)}", r, codes, strays
+            )
             continue
         url = e.fullUrl
         key = (reference, url if url is not None and "://" in url else None)
@@ -381,16 +482,16 @@ def _group_bundle(
             held = by_ref[key] = []
         held.append(r)
     tally.resources += resources
-    index = _BundleIndex(patients, where, tally)
+    index = _BundleIndex(patients, path, tally)
     for key in index.duplicates:
         index.groups[key].problems.append(
-            RecordProblem(where, "patient", f"{key} appears more than once in this file")
+            RecordProblem(path, "patient", f"{key} appears more than once in this file")
         )
     for (reference, base), held in by_ref.items():
         target, why = index.resolve(reference, base)
         if target is None:
             for r in held:
-                tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
+                _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
             continue
         tally.assigned += len(held)
         group = index.groups[target]
@@ -401,13 +502,38 @@ def _group_bundle(
                 why = medications.resolve(r, base)
                 if why is not None:
                     group.medication_problems[id(r)] = why
-    if not index.groups:
-        why = "no Patient resource with an id or a fullUrl" if patients else "no Patient resource"
-        tally.unusable_files.append((where, why))
-        return
-    for key in sorted(index.groups):
-        tally.patients += 1
-        yield index.groups[key]
+    out = [index.groups[key] for key in sorted(index.groups)]
+    if inside:
+        for group in out:
+            group.problems.append(
+                RecordProblem(path, "patient", f"read from the Bundle at{inside}")
+            )
+    for i, r in nested:
+        tally.nested_bundles += 1
+        label = f" entry {i + 1} (Bundle/{r.id})" if r.id else f" entry {i + 1} (a Bundle)"
+        inner, _ = _bundle_patients(
+            r.entry or [], bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
+        )
+        out.extend(inner)
+    if not out:
+        return (
+            [],
+            "no Patient resource with an id or a fullUrl" if patients else "no Patient resource",
+        )
+    return out, ""
+
+
+def _unassign(
+    tally: Tally,
+    why: str,
+    where: str,
+    r: Resource,
+    codes: frozenset[str] | None,
+    strays: list[Stray],
+) -> None:
+    tally.unassign(why, where)
+    if codes is not None and _usable(r, codes) and may_be_anyone(why):
+        strays.append((where.rsplit(": ", 1)[0], r, why))
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
@@ -425,150 +551,3 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
     if concept is not None and concept.coding:
         return any(c.code in codes for c in concept.coding) or bool(r.component_)
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
-
-
-# ---------------------------------------------------------------------- NDJSON
-
-
-def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
-    if r.resourceType == "Patient":
-        # the id as written, valid or not (id_diagnostic); "" is no id (json.html)
-        return (f"Patient/{r.id}" if r.id else None), (None if r.id else NO_ID)
-    reference, why = _subject(r)
-    if reference is None:
-        return None, why
-    target, why = patient_target(reference)
-    if target is None:
-        return None, why
-    if target.startswith("urn:"):
-        return None, "its subject is a urn reference outside a Bundle (not resolvable)"
-    # one export, one server: an absolute URL's [type]/[id] is the patient's key (the
-    # target is a literal reference without its version: its last segment is the id)
-    return "Patient/" + target.rsplit("/", 1)[1], None
-
-
-def _ndjson(
-    paths: list[Path], tally: Tally, codes: frozenset[str] | None
-) -> Iterator[PatientResources]:
-    sizes = []
-    for p in paths:
-        try:
-            sizes.append(p.stat().st_size)
-        except OSError:
-            sizes.append(0)
-    buckets = 1 + sum(sizes) // BUCKET_BYTES
-    # every line is read before any patient is grouped, so a therapy finds its Medication
-    # whichever file or line comes first
-    medications = Medications(bulk=True)
-    if buckets == 1:
-        held: list[tuple[str, str, Resource]] = []
-        for key, where, _, r in _ndjson_lines(paths, tally, medications):
-            held.append((key, where, r))
-        yield from _group_lines(held, tally, codes, medications)
-        return
-    with tempfile.TemporaryDirectory(prefix="critlang-ndjson-") as tmp:
-        files = [open(os.path.join(tmp, f"{b}.ndjson"), "wb") for b in range(buckets)]  # noqa: SIM115
-        try:
-            for key, where, line, _ in _ndjson_lines(paths, tally, medications):
-                b = zlib.crc32(key.encode()) % buckets
-                files[b].write(
-                    msgspec.json.encode([key, where]) + b"\t" + line.rstrip(b"\r\n") + b"\n"
-                )
-        finally:
-            for fh in files:
-                fh.close()
-        for b in range(buckets):
-            bucket: list[tuple[str, str, Resource]] = []
-            with open(os.path.join(tmp, f"{b}.ndjson"), "rb") as fh:
-                for raw in fh:
-                    head, _, line = raw.partition(b"\t")
-                    key, where = msgspec.json.decode(head)
-                    r, _ = decode_line(line)
-                    if r is not None:
-                        bucket.append((key, where, r))
-            yield from _group_lines(bucket, tally, codes, medications)
-
-
-def _ndjson_lines(
-    paths: list[Path], tally: Tally, medications: Medications
-) -> Iterator[tuple[str, str, bytes, Resource]]:
-    for path in paths:
-        tally.files += 1
-        usable = 0
-        try:
-            fh = path.open("rb")
-        except OSError as exc:
-            tally.unusable_files.append((str(path), f"not readable ({exc.strerror or exc})"))
-            continue
-        with fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path} line {number}"
-                r, why = decode_line(line)
-                if r is None:
-                    tally.not_resources += 1
-                    tally.entry_problems.append(f"{where}: {why}")
-                    continue
-                usable += 1
-                tally.resources += 1
-                if r.malformed is not None:
-                    tally.malformed(where, r)
-                if r.resourceType == "Medication":
-                    # not about one patient (no subject): indexed for the therapies
-                    # naming it, in any file of the export (Bulk Data Medication.ndjson)
-                    tally.medications += 1
-                    medications.add(r)
-                    continue
-                key, why = _ndjson_key(r)
-                if key is None:
-                    tally.unassign(why or "unassigned", f"{where}: {_label(r)}")
-                    continue
-                yield key, where, line, r
-        if not usable:
-            tally.unusable_files.append((str(path), "no FHIR resources"))
-
-
-def _group_lines(
-    lines: list[tuple[str, str, Resource]],
-    tally: Tally,
-    codes: frozenset[str] | None,
-    medications: Medications,
-) -> Iterator[PatientResources]:
-    groups: dict[str, PatientResources] = {}
-    for key, where, r in lines:
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = PatientResources(key.split("/", 1)[1], "")
-        if r.resourceType == "Patient":
-            duplicate_keys(r)
-            group.patients.append(r)
-            file = where.rsplit(" line ", 1)[0]
-            if not group.path or file < group.path:
-                group.path = file
-        else:
-            group.resources.append(r)
-    for key in sorted(groups):
-        group = groups[key]
-        if not group.patients:
-            for r in group.resources:
-                tally.unassign(
-                    "its subject is a patient that is not in the data", f"{key}: {_label(r)}"
-                )
-            continue
-        tally.assigned += len(group.patients) + len(group.resources)
-        if len(group.patients) > 1:
-            group.problems.append(
-                RecordProblem(group.path, "patient", f"{key} appears more than once in the data")
-            )
-        problem = id_diagnostic(group.patients[0], group.path)
-        if problem is not None:
-            group.problems.append(problem)
-        tally.patients += 1
-        group.resources = _kept(group.resources, codes)
-        for r in group.resources:
-            if r.medicationReference is not None:
-                why = medications.resolve(r)
-                if why is not None:
-                    group.medication_problems[id(r)] = why
-        yield group

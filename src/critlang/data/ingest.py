@@ -5,8 +5,11 @@ One row per usable value of a fact the protocol declares, read by the very reade
 FHIR through data/fhir.py's extractor first), and converted once, here, to the fact's
 declared unit by the compiled protocol's own normalisers (backends/python.py), so the
 SQL query does no unit work and its values are bit for bit those the Python evaluator
-compares. Which value is picked (newest inside the look-back window) depends on the
-screening date, so every usable value is kept and the query picks.
+compares. For a scalar fact only the value the reader picks as of the cohort's date is
+written (the newest usable one inside the look-back window: one reading path), with a
+`fact#conflict` row where candidates conflict; the query's own pick (backends/sql/pivot.py)
+is then the identity on an ingested cohort, and decides only on facts tables written by
+other means (a warehouse's, bench/bench_scale.py's lab histories).
 
 Tables (docs/scale.md):
   critlang_patients(pid, id, path, deceased)  one row per patient read, also without

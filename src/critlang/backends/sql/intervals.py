@@ -324,5 +324,5 @@ def item_columns(is_field: exp.Expression, name: str) -> list[exp.Expression]:
                 ifs=[exp.If(this=is_field.copy(), true=_row_value(suffix))], default=exp.Null()
             )
         )
-        out.append(exp.alias_(value, name + tail))
+        out.append(exp.alias_(value, name + tail, copy=False))
     return out

@@ -1,0 +1,197 @@
+"""List conditions (`any / no / all / majority / at least k of LIST with (...)`): each
+condition's body is compiled over the item row `i`, and counted per patient (items
+true, unknown, false) in one pass over the list's items; the counts are joined to the
+patient row and decide the condition as runtime's quantifiers do (Kleene)."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ... import nodes as n
+from ...checker import Ref
+from ...typesys import BoolT, EnumT, ListT
+from . import intervals as iv
+from .base import CompilerBase, Quantifier
+from .calendar import num
+from .sqltree import case, col, is_, is_null, lit, null, paren
+from .windows import Windows
+
+FACTS = "critlang_facts"
+
+
+class Lists(Windows):
+    """List conditions, compiled inside one list's item scope."""
+
+    def quantified(self, e: n.Quantified) -> exp.Expression:
+        if self.in_item is not None:
+            raise self.unsupported("a list condition inside another list condition", e)
+        for x in e.body.walk():
+            if isinstance(x, n.Name) and self.c.refs.get(id(x), Ref("", "")).kind == "param":
+                raise self.unsupported("a list condition on a function's parameter", e)
+        t = self.c.facts[e.list_name].type
+        assert isinstance(t, ListT)
+        fields = self.item_fields.setdefault(e.list_name, {})
+        for fname, _ in t.fields:
+            fields.setdefault(fname, f"x{len(fields) + 1}")
+        saved_arm = self.arm
+        self.in_item = e.list_name
+        self.plain_fields = set()
+        try:
+            body = self.cond(e.body)
+        finally:
+            self.in_item = None
+        self.all_plain |= {f"{e.list_name}.{f}" for f in self.plain_fields}
+        if self.plain_fields:  # an item whose field read plainly is an interval: unknown
+            ranged = [iv.field_is_range("i", fields[f]) for f in sorted(self.plain_fields)]
+            body = case(exp.or_(*ranged, copy=False), null(), body)
+        alias = f"q{len(self.quantifiers) + 1}"
+        self.quantifiers.append(Quantifier(alias, e, body))
+        self.arm = saved_arm
+        known = self.column(e.list_name)  # the item count; NULL when the list is unknown
+        yes = col(f"{alias}_yes", "w")
+        unk = col(f"{alias}_unknown", "w")
+        no = col(f"{alias}_no", "w")
+        total = known.copy()
+        q = e.quantifier
+        if q == "any":
+            result = exp.Case(
+                ifs=[
+                    exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.true()),
+                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                ],
+                default=exp.false(),
+            )
+        elif q == "no":
+            result = exp.Case(
+                ifs=[
+                    exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.false()),
+                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                ],
+                default=exp.true(),
+            )
+        elif q == "all":
+            result = exp.Case(
+                ifs=[
+                    exp.If(this=exp.GT(this=no, expression=num(0)), true=exp.false()),
+                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                ],
+                default=exp.true(),
+            )
+        elif q == "majority":
+            result = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.GT(this=exp.Mul(this=num(2), expression=yes), expression=total),
+                        true=exp.true(),
+                    ),
+                    exp.If(
+                        this=exp.LTE(
+                            this=exp.Mul(
+                                this=num(2),
+                                expression=paren(exp.Add(this=yes.copy(), expression=unk)),
+                            ),
+                            expression=total.copy(),
+                        ),
+                        true=exp.false(),
+                    ),
+                ],
+                default=null(),
+            )
+        else:
+            k = num(int(e.count or 0))
+            result = exp.Case(
+                ifs=[
+                    exp.If(this=exp.GTE(this=yes, expression=k), true=exp.true()),
+                    exp.If(
+                        this=exp.LT(
+                            this=paren(exp.Add(this=yes.copy(), expression=unk)),
+                            expression=k.copy(),
+                        ),
+                        true=exp.false(),
+                    ),
+                ],
+                default=null(),
+            )
+        return self.let(case(is_null(known), null(), result))
+
+
+def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
+    """`query` (over the patient row `w0`) with every list condition's per-patient
+    counts joined as columns `q1_yes`, `q1_unknown`, `q1_no` (0 without items)."""
+    by_list: dict[str, list[Quantifier]] = {}
+    for q in comp.quantifiers:
+        by_list.setdefault(q.node.list_name, []).append(q)
+    for number, (list_name, quantifiers) in enumerate(by_list.items(), 1):
+        fields = comp.item_fields[list_name]
+        item_cols: list[exp.Expression] = [col("pid"), col("item")]
+        t = comp.c.facts[list_name].type
+        assert isinstance(t, ListT)
+        ftypes = dict(t.fields)
+        for fname, cname in fields.items():
+            is_field = exp.EQ(this=col("field"), expression=lit(fname))
+            ft = ftypes[fname]
+            if isinstance(ft, EnumT):
+                v = exp.Max(this=case(is_field, col("text"), null()))
+            elif isinstance(ft, BoolT):
+                raw = exp.Max(this=case(is_field, col("value"), null()))
+                v = case(is_null(raw), null(), exp.NEQ(this=raw.copy(), expression=num(0)))
+            else:
+                v = exp.Max(this=case(is_field, col("value"), null()))
+            item_cols.append(exp.alias_(v, cname, copy=False))
+            if iv.capable(ft):
+                item_cols += iv.item_columns(is_field, cname)
+        items = (
+            exp.select(*item_cols, copy=False)
+            .from_(FACTS, copy=False)
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("fact"), expression=lit(list_name)),
+                    exp.Not(this=is_null(col("item"))),
+                    is_null(col("problem")),
+                    copy=False,
+                ),
+                copy=False,
+            )
+            .group_by(col("pid"), col("item"), copy=False)
+        )
+        # every condition on this list, counted in one pass over its items
+        sums: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid", copy=False)]
+        needs_patient = False
+        for q in quantifiers:
+            body = q.body
+            needs_patient = needs_patient or any(c.table == "w" for c in body.find_all(exp.Column))
+            for suffix, test in (
+                ("yes", is_(body, True)),
+                ("unknown", is_null(body)),
+                ("no", is_(body, False)),
+            ):
+                sums.append(
+                    exp.alias_(
+                        exp.Sum(this=case(test, num(1), num(0))), f"{q.alias}_{suffix}", copy=False
+                    )
+                )
+        counts = exp.select(*sums, copy=False).from_(items.subquery("i", copy=False), copy=False)
+        if needs_patient:  # a condition reads the patient's own values (an anchor date)
+            counts = counts.join(
+                exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False),
+                on=exp.EQ(this=col("pid", "w"), expression=col("pid", "i")),
+                copy=False,
+            )
+        counts = counts.group_by(col("pid", "i"), copy=False)
+        alias = f"n{number}"
+        query = query.join(
+            counts.subquery(alias, copy=False),
+            on=exp.EQ(this=col("pid", alias), expression=col("pid", "w0")),
+            join_type="left",
+            copy=False,
+        )
+        for q in quantifiers:
+            for suffix in ("yes", "unknown", "no"):
+                name = f"{q.alias}_{suffix}"
+                query = query.select(
+                    exp.alias_(
+                        exp.Coalesce(this=col(name, alias), expressions=[num(0)]), name, copy=False
+                    ),
+                    copy=False,
+                )
+    return query

@@ -1,0 +1,167 @@
+"""Facts to one row per patient: each fact's value picked as the record reader picks
+it (the newest usable value inside the look-back window, ties to the first recorded;
+without a window the newest dated one, else the last one), then pivoted into one
+column per record key (`f1`...: a fact, an anchor, `fact#low`, an interval bound)."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ...checker import ENROLLMENT
+from ...data.records import CONFLICT, window_start
+from ...typesys import BoolT, DateT, EnumT, ListT, ScaleT
+from ...units import parse_unit
+from ..python import _range_limits
+from . import intervals as iv
+from .base import CompilerBase
+from .calendar import num
+from .sqltree import any_of, case, col, is_null, lit, null, paren, star
+
+FACTS = "critlang_facts"
+PATIENTS = "critlang_patients"
+
+
+def pick_filter(comp: CompilerBase, fact: str) -> exp.Expression:
+    """Which of a fact's rows may be picked: inside its look-back window, if it has one."""
+    info = comp.c.facts.get(fact)
+    look = info.lookback if info else None
+    if look is None or look.quantity is None:
+        return exp.true()
+    if (look.anchor or ENROLLMENT) != ENROLLMENT:
+        raise comp.unsupported(
+            f"a look-back window anchored at {look.anchor!r} (only the screening date)", info.node
+        )
+    start = window_start(comp.as_of, look.quantity.value, parse_unit(look.quantity.unit))
+    return exp.Between(
+        this=col("day"), low=num(start.toordinal()), high=num(comp.as_of.toordinal())
+    )
+
+
+def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
+    """One row per patient: each used fact's picked value (`w.f1`...), reference limits,
+    and the per-patient counts of every list condition."""
+    keys = dict(comp.columns)  # record key -> column
+    base_facts = sorted(
+        {k.split("#")[0] for k in keys if not k.startswith("@")}
+        | {k for k in keys if k.startswith("@")}
+    )
+    types = comp.c.record_types
+    # ---- picked: the chosen row of each fact per patient
+    # facts sharing a look-back window (or having none) are tested together, one IN
+    # list each: a row is kept when its fact is listed under a window that holds its day
+    # (the same rows as a test per fact, without one string comparison per fact per row)
+    by_window: dict[str, tuple[exp.Expression, list[str]]] = {}
+    for key in keys:
+        if key.endswith(CONFLICT):
+            by_window.setdefault(exp.true().sql(), (exp.true(), []))[1].append(key)
+    for fact in base_facts:
+        window = exp.true()
+        if not fact.startswith("@") and not isinstance(types.get(fact), ListT):
+            window = pick_filter(comp, fact)
+        by_window.setdefault(window.sql(), (window, []))[1].append(fact)
+    filters = []
+    for text, (window, facts) in sorted(by_window.items()):
+        listed = exp.In(this=col("fact"), expressions=[lit(f) for f in sorted(facts)])
+        always = text == exp.true().sql()
+        filters.append(listed if always else paren(exp.and_(listed, window, copy=False)))
+    order = [
+        exp.Ordered(this=case(is_null(col("day")), num(1), num(0))),
+        exp.Ordered(this=col("day"), desc=True),
+        exp.Ordered(this=case(is_null(col("day")), exp.Neg(this=col("seq")), col("seq"))),
+    ]
+    ranked = (
+        exp.select(
+            "pid",
+            "fact",
+            "value",
+            "text",
+            "low",
+            "high",
+            *iv.COLUMNS,
+            exp.alias_(
+                exp.Window(
+                    this=exp.RowNumber(),
+                    partition_by=[col("pid"), col("fact")],
+                    order=exp.Order(expressions=order),
+                ),
+                "rn",
+                copy=False,
+            ),
+            copy=False,
+        )
+        .from_(FACTS, copy=False)
+        .where(
+            exp.and_(
+                is_null(col("problem")),
+                is_null(col("item")),
+                any_of(filters),
+                copy=False,
+            ),
+            copy=False,
+        )
+    )
+    picked = (
+        exp.select("pid", "fact", "value", "text", "low", "high", *iv.COLUMNS, copy=False)
+        .from_(ranked.subquery("ranked", copy=False), copy=False)
+        .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)), copy=False)
+    )
+    # ---- pivot: one column per record key, grouped by the patient number alone, then
+    # joined to every patient (one with no usable fact has a row of NULLs)
+    cols: list[exp.Expression] = [col("pid", "v")]
+    outer: list[exp.Expression] = [col("pid", "p"), col("id", "p"), col("deceased", "p")]
+    for key, name in keys.items():
+        picked_col: exp.Expression = col(name, "a")
+        fact = key.split("#")[0]
+        is_fact = exp.EQ(this=col("fact", "v"), expression=lit(fact))
+        t = types.get(fact) if not key.startswith("@") else DateT()
+        ranged = iv.pivot(key, is_fact, "v")
+        if ranged is not None:
+            value = ranged
+        elif key.endswith(CONFLICT):
+            is_conflict = exp.EQ(this=col("fact", "v"), expression=lit(key))
+            value = exp.Max(this=case(is_conflict, col("value", "v"), null()))
+        elif key.endswith("#low") or key.endswith("#high"):
+            which = "low" if key.endswith("#low") else "high"
+            default_low, default_high = _range_limits(None, comp.c, fact)
+            default = default_low if which == "low" else default_high
+            own = col(which, "v")
+            none_own = exp.and_(is_null(col("low", "v")), is_null(col("high", "v")), copy=False)
+            limit: exp.Expression = own
+            if default is not None:
+                limit = case(none_own, num(default), own.copy())
+            value = exp.Max(this=case(is_fact, limit, null()))
+            # the default applies also when the fact is unknown (python._range_limits)
+            if default is not None:
+                picked_col = exp.Coalesce(this=picked_col, expressions=[num(default)])
+        elif isinstance(t, (EnumT,)) and not isinstance(t, ScaleT):
+            value = exp.Max(this=case(is_fact, col("text", "v"), null()))
+        elif isinstance(t, BoolT):
+            picked_value = exp.Max(this=case(is_fact, col("value", "v"), null()))
+            value = case(
+                is_null(picked_value),
+                null(),
+                exp.NEQ(this=picked_value.copy(), expression=num(0)),
+            )
+        else:  # quantities, numbers, integers, grades, dates (day numbers), list item counts
+            value = exp.Max(this=case(is_fact, col("value", "v"), null()))
+        cols.append(exp.alias_(value, name, copy=False))
+        outer.append(exp.alias_(picked_col, name, copy=False))
+    values = (
+        exp.select(*cols, copy=False)
+        .from_(picked.subquery("v", copy=False), copy=False)
+        .group_by(col("pid", "v"), copy=False)
+    )
+    wide = (
+        exp.select(*outer, copy=False)
+        .from_(exp.alias_(exp.to_table(PATIENTS), "p", table=True, copy=False), copy=False)
+        .join(
+            values.subquery("a", copy=False),
+            on=exp.EQ(this=col("pid", "a"), expression=col("pid", "p")),
+            join_type="left",
+            copy=False,
+        )
+    )
+    query = exp.select(star("w0"), copy=False).from_(
+        exp.alias_(exp.to_table("critlang_wide"), "w0", table=True, copy=False), copy=False
+    )
+    return wide, query
