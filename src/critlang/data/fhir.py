@@ -25,16 +25,22 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   `comparator`, valueInteger, valueBoolean, and a valueString that is only a comparator, a
   number and a unit (`<0.5 mg/dL`). Observation.component values are read like the
   Observation's own when their code is bound (a BP panel's 8480-6 / 8462-4).
-- Condition: verificationStatus refuted/entered-in-error ignored; provisional,
-  differential, unconfirmed make the fact unknown, never yes. clinicalStatus inactive/
-  resolved/remission or an abatement[x] on or before the screening date make it "not
-  current". A fact declared `history ever` is yes for any confirmed condition; the default
-  (`history current`) only for a current one.
+- Every resource: a modifierExtension makes it unusable (R4 extensibility.html); a
+  choice element in two types, a decimal as a JSON string: malformed; codings of one
+  CodeableConcept naming different facts or kinds: unknown (fhir_status.py).
+- Condition (fhir_condition.py): statuses read from their codings (several must agree;
+  text only: unknown); refuted/entered-in-error ignored; provisional, differential,
+  unconfirmed make the fact unknown, never yes. clinicalStatus inactive/resolved/
+  remission or an abatement[x] on or before the screening date make it "not current";
+  onset[x] after it: not used. Every choice type of onset/abatement/performed/
+  effective[x] is read or refused (fhir_events.py). A fact declared `history ever` is
+  yes for any confirmed condition; the default (`history current`) only for a current one.
 - MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items
   of a list fact with start and end (an end not given is "ongoing" when the status says
   the exposure goes on, active or in-progress, else unknown); a Procedure
   also makes a yes/no fact yes. Not-done, not-taken, cancelled, draft, intended,
-  entered-in-error and unknown ones are not used.
+  entered-in-error and unknown ones, and MedicationRequests with doNotPerform or an
+  intent that is not an order, are not used; a status outside its value set: unknown.
 - Patient: birthDate, gender; deceased[x] becomes the record's `deceased`.
 """
 

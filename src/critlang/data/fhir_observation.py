@@ -122,6 +122,10 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
     each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
     units = set()
     for comp in getattr(holder, "component", None) or []:
+        if comp.modifierExtension:
+            # BackboneElement.modifierExtension (R4 extensibility.html): it may change
+            # what this part means, so the panel cannot be read
+            raise Unusable("a component has a modifierExtension critlang cannot read")
         codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
         part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
         vq = comp.valueQuantity

@@ -37,6 +37,7 @@ from ..typesys import (
 )
 from ..units import parse_unit
 from .reader_quantity import QuantityReading, _one
+from .reader_time import _day, _real_day, deceased_state, newest_of
 from .records import (
     _ISO_DAY,
     Observation,
@@ -49,6 +50,8 @@ from .records import (
     window_start,
 )
 from .values import Duplicate, When, parse_when, strict_number
+
+__all__ = ["Reader", "deceased_state", "newest_of"]
 
 # FHIR R4 ObservationStatus (valueset-observation-status): results that may be used;
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
@@ -284,10 +287,10 @@ class Reader(QuantityReading):
                     kept.append(e)
             entries = kept
         candidates: list[Observation] = []
-        unread: list[tuple[dt.date | None, str]] = []  # values that could not be used
+        unread: list[tuple[Any, str]] = []  # values that could not be used: (date, what)
         for mark in self.unread.get(fact, ()):  # values the FHIR reader could not use
             if isinstance(mark, dict):
-                unread.append((_day(mark.get("date")), str(mark.get("source"))[:80]))
+                unread.append((_one(mark.get("date")), str(mark.get("source"))[:80]))
         for e in entries:
             o = self.entry(fact, t, e)
             if o is not None:
@@ -295,7 +298,7 @@ class Reader(QuantityReading):
             elif self.unreadable(e):
                 when = e.get("date") if isinstance(e, dict) else None
                 unread.append(
-                    (_day(when), f"the value dated {when}" if when else "an undated value")
+                    (_one(when), f"the value dated {when}" if when else "an undated value")
                 )
         if start is not None and anchor is not None:
             undated = [o for o in candidates if o.date is None]
@@ -353,7 +356,7 @@ class Reader(QuantityReading):
         self,
         fact: str,
         candidates: list[Observation],
-        unread: list[tuple[dt.date | None, str]],
+        unread: list[tuple[Any, str]],
         start: dt.date | None,
         anchor: dt.date | None,
     ) -> bool:
@@ -363,9 +366,20 @@ class Reader(QuantityReading):
         limit = anchor if anchor is not None else self.as_of
         dates = [o.date for o in candidates if o.date is not None]
         newest = max(dates) if len(dates) == len(candidates) else None
-        for day, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+        # on the newest day, a readable time orders it against timed values
+        last = [o.instant for o in candidates if o.date == newest]
+        latest = max(last) if last and None not in last else None  # type: ignore[type-var]
+        for raw, what in sorted(unread, key=lambda u: (str(u[0]), u[1])):
+            try:
+                w: When | None = parse_when(raw)
+            except ValueError:
+                w = None
+            day = w.first if w is not None and not w.partial else _day(raw)
             if day is not None and (day > limit or (start is not None and day < start)):
                 continue
+            if w is not None and w.instant and latest is not None and day == newest:
+                if w.instant < latest:
+                    continue
             if day is None or newest is None or day >= newest:
                 self.problem(
                     fact,
@@ -552,77 +566,6 @@ class Reader(QuantityReading):
         if why is not None:
             self.problem("deceased", why)
         return state
-
-
-def _real_day(text: str) -> bool:
-    """A YYYY-MM-DD text that names a day of the calendar (years 1-9999)."""
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
-    """(dead by `as_of`: True / False / None for perhaps, and why when not False) from
-    FHIR Patient.deceased[x] (a modifier element): true, or the date of death. A death
-    after the evaluation date leaves the patient alive as of then; a partial date that
-    may fall either side, or values that disagree, make it "perhaps" (never eligible yet,
-    never ineligible for it). One reading for eval, screen and ingest."""
-    raw = _one(raw)
-    if raw is None or raw is False:
-        return False, None
-    if raw is True:
-        return True, "the patient is deceased: never eligible"
-    if isinstance(raw, Duplicate):
-        return None, "given twice with different values: perhaps deceased, so not eligible"
-    try:
-        w = parse_when(raw)
-    except ValueError as exc:
-        return None, f"{exc}: perhaps deceased, so not eligible"
-    if w.first > as_of:
-        return False, None
-    if w.last <= as_of:
-        return True, f"the patient died on {w.text}: never eligible"
-    return None, f"the patient may have died by then ({w.text}): not eligible"
-
-
-def _day(raw: Any) -> dt.date | None:
-    """The calendar day a date text names as written (its first ten characters), or
-    None when it names no real day."""
-    raw = _one(raw)
-    if not isinstance(raw, str) or not _ISO_DAY.match(raw):
-        return None
-    try:
-        return dt.date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
-
-
-def newest_of(candidates: list[Observation]) -> list[Observation]:
-    """The candidates no other candidate is newer than (docs/patients.md, "Time").
-
-    Values with a time are ordered by instant (UTC); a date-only value against a timed
-    one by the timed value's calendar day in its own offset (same day: not ordered);
-    date-only values by day; an undated value is ordered against nothing.
-    """
-    timed = [o for o in candidates if o.instant is not None]
-    days = [o for o in candidates if o.instant is None and o.date is not None]
-    out: list[Observation] = []
-    top: list[Observation] = []
-    dmax = max((o.date for o in days), default=None)  # type: ignore[type-var]
-    if timed:
-        t = max(o.instant for o in timed)  # type: ignore[type-var]
-        top = [o for o in timed if o.instant == t]
-        out += [o for o in top if dmax is None or dmax <= o.date]  # type: ignore[operator]
-    latest = max((o.date for o in timed), default=None)  # type: ignore[type-var]
-    if days and (latest is None or latest <= dmax):  # type: ignore[operator]
-        out += [o for o in days if o.date == dmax]
-    if candidates and not out and dmax is not None:  # a cycle through two offsets
-        out = top + [o for o in days if o.date == dmax]
-        out += [o for o in timed if o.date > dmax and o not in out]  # type: ignore[operator]
-    out += [o for o in candidates if o.date is None]
-    return out
 
 
 def _order(o: Observation) -> tuple[str, ...]:
