@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from .backends.python import Compiled
 from .data.fhir import Extractor, Tally, read_fhir
 from .evaluate import EvaluationFault
-from .screen import Screening, flag_shared_ids, screen
+from .screen import AttritionRow, Screening, flag_shared_ids, screen
 
 # below this many bundle files a second process costs more than it saves (fork, merging)
 MIN_FILES_PER_JOB = 16
@@ -61,10 +61,8 @@ def screen_files(
     `tally` receives the reading counts. `progress(n)` is called with the number of
     patients screened so far.
     """
-    bundles = [f for f in files if f.suffix not in _NDJSON]
-    ndjson = [f for f in files if f.suffix in _NDJSON]
-    runs = file_runs(bundles, jobs)
-    if len(runs) < 2 or not can_fork():
+    runs, ndjson = split_for_jobs(files, jobs)
+    if not runs:
         patients = read_fhir(files, extractor, as_of, tally)
         return screen(compiled, patients, as_of, progress, tally, extractor, explain)
     parts: list[Screening] = []
@@ -90,6 +88,16 @@ def screen_files(
         patients = read_fhir(ndjson, extractor, as_of, rest)
         parts.append(screen(compiled, patients, as_of, None, rest, extractor, explain, False))
     return _merge(parts, tally)
+
+
+def split_for_jobs(files: list[Path], jobs: int) -> tuple[list[list[Path]], list[Path]]:
+    """(runs of bundle files for the workers, the files read here after them: NDJSON);
+    no runs, and every file read here, when one process is as good (see `file_runs`)."""
+    bundles = [f for f in files if f.suffix not in _NDJSON]
+    runs = file_runs(bundles, jobs) if can_fork() else []
+    if len(runs) < 2:
+        return [], files
+    return runs, [f for f in files if f.suffix in _NDJSON]
 
 
 def can_fork() -> bool:
@@ -127,7 +135,7 @@ def _merge(parts: list[Screening], tally: Tally) -> Screening:
     out = Screening(first.as_of, first.criteria, tally=tally)
     out.absent_means_no = first.absent_means_no
     out.coverage = dict.fromkeys(first.coverage, 0)
-    out.attrition = [type(r)(r.id, r.section) for r in first.attrition]
+    out.attrition = [AttritionRow(r.id, r.section) for r in first.attrition]
     counted = ("met", "not_met", "unknown", "not_applicable", "passed", "not_ruled_out")
     for part in parts:
         out.patients.extend(part.patients)

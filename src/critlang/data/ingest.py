@@ -460,7 +460,7 @@ def ingest_fhir(
     read on up to `jobs` processes; the file written is the same for any number. What FHIR means
     can depend on the screening date (a condition abated by then), so the cohort is read
     as of `as_of` and records it."""
-    from ..screen_jobs import can_fork, file_runs, fork_map
+    from ..screen_jobs import fork_map, split_for_jobs
     from .fhir import Extractor, read_fhir
     from .fhir_input import Tally
 
@@ -469,28 +469,25 @@ def ingest_fhir(
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
 
+    def patients(paths: list[Path], part: Tally) -> Iterator[tuple[PatientRows, str, str | None]]:
+        for fp in read_fhir(paths, extractor, as_of, part):
+            rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
+            yield rows, fp.path, _deceased(fp.record, as_of)
+
     def work(run: list[Path]) -> tuple[list[tuple[PatientRows, str, str | None]], Tally]:
         part = Tally()
-        out = []
-        for fp in read_fhir(run, extractor, as_of, part):
-            rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
-            out.append((rows, fp.path, _deceased(fp.record, as_of)))
-        return out, part
+        return list(patients(run, part)), part
 
     # bundle files on `jobs` processes (screen_jobs.py), in file order; NDJSON after them,
     # here (a patient's lines may be in any file), as read_groups orders them
-    bundles = [f for f in files if f.suffix not in (".ndjson", ".jsonl")]
-    runs = file_runs(bundles, jobs) if can_fork() else []
-    parts = fork_map(work, runs, jobs) if len(runs) > 1 else iter(())
-    rest = [f for f in files if f not in bundles] if len(runs) > 1 else files
+    runs, rest = split_for_jobs(files, jobs)
     try:
-        for patients, part in parts:
+        for done, part in fork_map(work, runs, jobs) if runs else ():
             tally.merge(part)
-            for rows, path, dead in patients:
+            for rows, path, dead in done:
                 writer.add(rows, path, dead)
-        for fp in read_fhir(rest, extractor, as_of, tally):
-            rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
-            writer.add(rows, fp.path, _deceased(fp.record, as_of))
+        for rows, path, dead in patients(rest, tally):
+            writer.add(rows, path, dead)
     except BaseException:
         writer.dir.cleanup()
         raise
