@@ -210,3 +210,16 @@ def test_library_codes_bind_declared_facts() -> None:
     a = analyse_text(PRELUDE + 'import "fixtures/library-with-fact.crit"\n', HERE)
     assert a.result is not None
     assert [c.value for c in a.result.bindings["hb"]] == ["718-7"]
+
+
+def test_age_not_defined_hints_the_usual_definition() -> None:
+    """`age` is not built in: E101 and the header's W201 say how every protocol defines it."""
+    text = PRELUDE.replace("define age = elapsed_years(birth_date, enrollment)\n", "")
+    text += '  rule consent\nI1 "adult"\n  rule age >= 18 years\n'
+    diags = analyse_text(text, HERE).diagnostics
+    e101 = [d for d in diags if d.code == "E101"]
+    assert e101 and all(
+        "define age = elapsed_years(birth_date, enrollment)" in (d.hint or "") for d in e101
+    )
+    w201 = [d for d in diags if d.code == "W201"]
+    assert w201 and "(age is not built in)" in (w201[0].hint or "")

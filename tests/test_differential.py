@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from critlang import nodes as n
+from cohort import thresholds
 from critlang.backends.python import compile_protocol
 from critlang.checker import CheckResult
 from critlang.data.records import read_record
@@ -29,7 +29,7 @@ from critlang.frontend import analyse_file
 from critlang.interpreter import Interpreter
 from critlang.typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT, Type
 from critlang.ucum import read_unit
-from critlang.units import conversion_factor, parse_unit
+from critlang.units import conversion_factor
 from helpers import TRIAL
 
 AS_OF = dt.date(2026, 11, 27)
@@ -43,32 +43,6 @@ ALT_UNITS = {
     "%": ["%"],
     "s": ["s", "min"],
 }
-
-
-def thresholds(checked: CheckResult) -> dict[str, list[Fraction]]:
-    """Per fact, every literal it is compared with, in the fact's declared unit."""
-    out: dict[str, list[Fraction]] = {}
-    for node in checked.protocol.walk():
-        pairs: list[tuple[n.Expr, n.Expr]] = []
-        if isinstance(node, n.Compare):
-            pairs.append((node.left, node.right))
-        elif isinstance(node, n.Between):
-            pairs += [(node.subject, node.low), (node.subject, node.high)]
-        for subject, lit in pairs:
-            if isinstance(lit, n.Name) and lit.name in checked.assumed:
-                lit = checked.assumed[lit.name].value
-            if isinstance(lit, n.DualQuantityLit):
-                lit = lit.primary
-            if not (isinstance(subject, n.Name) and subject.name in checked.facts):
-                continue
-            info = checked.facts[subject.name]
-            if isinstance(lit, n.QuantityLit) and isinstance(info.type, QuantT):
-                k = conversion_factor(parse_unit(lit.unit), info.type.unit, info.molar_mass)
-                if k is not None:
-                    out.setdefault(subject.name, []).append(lit.value * k)
-            elif isinstance(lit, n.NumberLit):
-                out.setdefault(subject.name, []).append(lit.value)
-    return out
 
 
 def dates(draw: Any) -> str:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from critlang.cli import main
@@ -195,6 +196,31 @@ def test_no_duplicate_keys_no_change(tmp_path: Path, protocol: Path) -> None:
     b = write(tmp_path, "b.json", bundle(patient(), wbc(1.0)))
     rc, (row,) = screen(tmp_path, protocol, b)
     assert rc == 0 and row["criteria"]["I2"] == "not met" and row["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "duplicated"),
+    [
+        ('{"resourceType":"Observation","value":1.0,"value":5.0}', "'value'"),
+        # spellings the fast re-encoding test cannot match go to the exact check
+        ('{"resourceType":"Observation","a":"\\u00e9","b":{"v":2.50,"v":2.50}}', "'v'"),
+        ('{"resourceType":"Observation", "x" : [ {"k":1e400,"k":1} ]}', "'k'"),
+        ('{"resourceType":"Observation","a":"\\u00e9","b":{"v":2.50}}', None),
+        ('{"resourceType":"Observation","b":{"v":1.0E2},"c":[1, 2]}', None),
+        ('{"resourceType":"Observation","b":{"v":"x"},"v":"x"}', None),
+    ],
+)
+def test_duplicate_keys_exact_on_every_spelling(text: str, duplicated: str | None) -> None:
+    """duplicate_keys finds a member named twice whatever the numbers and escapes look
+    like, and marks nothing else (RFC 8259 section 4)."""
+    from critlang.data.fhir_decode import Resource, duplicate_keys
+
+    r = Resource(resourceType="Observation", raw_=msgspec.Raw(text.encode()))
+    duplicate_keys(r)
+    if duplicated is None:
+        assert r.malformed is None
+    else:
+        assert r.malformed is not None and duplicated in r.malformed
 
 
 def condition(**extra: Any) -> dict:

@@ -21,6 +21,7 @@ from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
 from critlang.frontend import analyse_text
 from critlang.screen import attrition_text, reading_details, reading_lines, screen
+from helpers import write_fhir
 
 PROTOCOL = """protocol "T"
   title "bundles"
@@ -98,14 +99,7 @@ def bundle(kind: str, *entries: dict[str, Any]) -> dict[str, Any]:
 def read(
     tmp_path: Path, files: dict[str, Any], absent: tuple[str, ...] = ()
 ) -> tuple[dict[str, FhirPatient], Tally]:
-    paths = []
-    for name, content in files.items():
-        p = tmp_path / name
-        if name.endswith(".ndjson"):
-            p.write_text("".join(json.dumps(r) + "\n" for r in content))
-        else:
-            p.write_text(json.dumps(content))
-        paths.append(p)
+    paths = write_fhir(tmp_path, files.items())
     tally = Tally()
     out = {
         f"{p.id}@{Path(p.path).name}": p

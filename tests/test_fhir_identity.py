@@ -20,7 +20,7 @@ from critlang.data import fhir_input
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
 from critlang.frontend import analyse_file
 from critlang.screen import attrition_text, screen
-from helpers import TRIAL
+from helpers import TRIAL, write_fhir
 
 AS_OF = dt.date(2026, 11, 27)
 CHECKED = analyse_file(TRIAL / "current.crit").result
@@ -84,14 +84,7 @@ def bundle(*resources: dict[str, Any], urls: dict[int, str] | None = None) -> di
 def read(
     tmp_path: Path, *files: tuple[str, Any], extractor: Extractor = EXTRACTOR
 ) -> tuple[list[FhirPatient], Tally]:
-    paths = []
-    for name, content in files:
-        path = tmp_path / name
-        if name.endswith(".ndjson"):
-            path.write_text("".join(json.dumps(r) + "\n" for r in content))
-        else:
-            path.write_text(json.dumps(content))
-        paths.append(path)
+    paths = write_fhir(tmp_path, files)
     tally = Tally()
     patients = list(read_fhir(paths, extractor, AS_OF, tally))
     assert tally.reconciles(), tally
@@ -224,6 +217,47 @@ def test_ndjson_medication_references_that_give_no_code(
         f"1 medication resource(s) name a Medication {why} (MedicationRequest/r1): not read"
     ]
     assert counts(tally) == (3, 3, 2, 1, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({"status": "entered-in-error"}, "that is entered-in-error (Medication.status)"),
+        ({"status": "bogus"}, "whose status 'bogus' is not a medication-status code"),
+        (
+            {"modifierExtension": [{"url": "http://example.org/x", "valueBoolean": True}]},
+            "that has a modifierExtension critlang cannot read",
+        ),
+        ({"status": "inactive"}, None),  # a formulary state: the code is still the drug
+        ({"status": "active"}, None),
+    ],
+)
+@pytest.mark.parametrize("layout", ["bundle", "ndjson"])
+def test_medication_status_and_modifier_extension_are_checked(
+    tmp_path: Path, extra: dict[str, Any], why: str | None, layout: str
+) -> None:
+    """Medication.status is a modifier element (R4 medication.html) and a Medication's
+    own modifierExtension may change what it is: a MedicationRequest naming such a
+    Medication has no code, said, never the Medication's code read as if valid."""
+    med = medication("abc", CAPECITABINE) | extra
+    if layout == "bundle":
+        files = [("b.json", bundle(patient("p1"), med, request("r1", "Medication/abc")))]
+    else:
+        files = [
+            ("Patient.ndjson", [patient("p1")]),
+            ("MedicationRequest.ndjson", [request("r1", "Medication/abc")]),
+            ("Medication.ndjson", [med]),
+        ]
+    (p,), _ = read(tmp_path, *files, extractor=COMPLETE)
+    if why is None:
+        assert kinds(p) == [("capecitabine", "2026-03-01")]
+        assert messages(p, "medications") == []
+    else:
+        assert kinds(p) == []
+        assert messages(p, "medications") == [
+            f"1 medication resource(s) name a Medication {why} (Medication/abc) "
+            "(MedicationRequest/r1): not read"
+        ]
 
 
 def test_bundle_medications_are_counted_and_conflicts_refused(tmp_path: Path) -> None:

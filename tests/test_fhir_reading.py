@@ -20,7 +20,7 @@ from critlang.data import fhir_input
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
 from critlang.frontend import analyse_file
 from critlang.screen import attrition_text, patients_jsonl, screen
-from helpers import ROOT, TRIAL
+from helpers import ROOT, TRIAL, write_fhir
 
 AS_OF = dt.date(2026, 11, 27)
 CHECKED = analyse_file(TRIAL / "current.crit").result
@@ -93,18 +93,7 @@ def bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, An
 def read(
     tmp_path: Path, *files: tuple[str, Any], extractor: Extractor = EXTRACTOR
 ) -> tuple[list[FhirPatient], Tally]:
-    paths = []
-    for name, content in files:
-        path = tmp_path / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        elif isinstance(content, str):
-            path.write_text(content)
-        elif name.endswith(".ndjson"):
-            path.write_text("".join(json.dumps(r) + "\n" for r in content))
-        else:
-            path.write_text(json.dumps(content))
-        paths.append(path)
+    paths = write_fhir(tmp_path, files)
     tally = Tally()
     patients = list(read_fhir(paths, extractor, AS_OF, tally))
     assert tally.reconciles(), tally

@@ -11,7 +11,7 @@ import pytest
 
 from critlang.frontend import analyse_file, analyse_text
 from critlang.render import html_page, markdown
-from helpers import ROOT, TRIAL
+from helpers import ROOT, TRIAL, screenshot
 
 CURRENT = analyse_file(TRIAL / "current.crit").result
 assert CURRENT is not None
@@ -73,25 +73,7 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1100,1800",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    screenshot(page, png, tmp_path / "profile")
     assert png.exists() and png.stat().st_size > 20_000  # a page, not a blank image
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, TRIAL
+from helpers import ROOT, TRIAL, screenshot
 
 CURRENT = TRIAL / "current.crit"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -109,25 +109,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     data = _cohort(tmp_path)
     page, png = tmp_path / "report.html", tmp_path / "report.png"
     assert screen("--report", str(page), str(CURRENT), str(data)).returncode == 0
-    subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1100,1800",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    screenshot(page, png, tmp_path / "profile")
     assert png.exists() and png.stat().st_size > 20_000  # a page, not a blank image
 
 

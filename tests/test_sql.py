@@ -23,6 +23,7 @@ from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import Range
 from critlang.backends.sql import SqlUnsupported, compile_sql
 from critlang.backends.sql.engines import DuckDB, EngineResult, Postgres, Spark
+from critlang.backends.sql.values import Layout
 from critlang.data.ingest import ingest_records
 from critlang.data.records import read_record
 from critlang.evaluate import Evaluator
@@ -76,6 +77,14 @@ class Cohort:
             e = evaluator.evaluate(read_record(checked, data, as_of, name))
             self.expected.append((e.verdict, *(c.status for c in e.criteria)))
         self.query = compile_sql(self.compiled, as_of)
+        # the same protocol over the per-patient tables ingest wrote (backends/sql/values.py)
+        engine = DuckDB(path)
+        try:
+            self.layout = Layout.from_meta(engine.meta())
+        finally:
+            engine.close()
+        assert self.layout is not None, "ingest as of a date writes the per-patient tables"
+        self.values_query = compile_sql(self.compiled, as_of, self.layout)
 
     def check(self, result: EngineResult) -> None:
         got = [tuple(row[2:-1]) for row in result.patients]  # without the `dead` flag
@@ -229,6 +238,24 @@ def test_duckdb_equals_python(cohorts: dict[str, Cohort]) -> None:
             c.check(engine.run(c.query))
         finally:
             engine.close()
+
+
+def test_duckdb_values_form_equals_python(cohorts: dict[str, Cohort]) -> None:
+    """The query over the per-patient tables (no pick, no pivot at screening time) gives
+    the Python evaluator's answers as the facts form does, and exactly the facts form's
+    rows and attrition on every patient."""
+    for key, c in cohorts.items():
+        assert c.values_query.form == "values" and c.query.form == "facts", key
+        assert "critlang_facts" not in c.values_query.sql("duckdb"), key
+        engine = DuckDB(c.path)
+        try:
+            wide = engine.run(c.values_query)
+            facts = engine.run(c.query)
+        finally:
+            engine.close()
+        c.check(wide)
+        assert wide.patients == facts.patients, key
+        assert wide.attrition == facts.attrition, key
 
 
 def _absent(why: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from critlang.backends.python import compile_protocol
 from critlang.backends.sql import compile_sql
 from critlang.backends.sql.engines import DuckDB
+from critlang.backends.sql.values import Layout
 from critlang.data.ingest import ingest_records
 from critlang.data.records import read_record
 from critlang.evaluate import Evaluator
@@ -38,6 +39,10 @@ def _both(text: str, patients: list[dict[str, Any]], path: Path) -> list[tuple[A
     engine = DuckDB(path)
     try:
         rows = engine.run(compile_sql(compiled, AS_OF)).patients
+        # and over the per-patient tables ingest wrote (backends/sql/values.py): the same rows
+        wide = compile_sql(compiled, AS_OF, Layout.from_meta(engine.meta()))
+        assert wide.form == "values"
+        assert engine.run(wide).patients == rows
     finally:
         engine.close()
     evaluator = Evaluator(compiled, explain=False)

@@ -40,6 +40,13 @@ from .result import (
     _did_you_mean,
 )
 
+# `age` is a definition each protocol states (its anchor and rounding are the protocol's),
+# not a built-in name: the usual one, as in every protocol of protocols/
+AGE_HINT = (
+    "age is not built in: `define age = elapsed_years(birth_date, enrollment)` "
+    "with `fact birth_date: date`"
+)
+
 
 class DeclarationsPass:
     def __init__(
@@ -344,6 +351,7 @@ class DeclarationsPass:
             e.span,
             label="not declared",
             hint=_did_you_mean(name, [*self.global_names(), *scope])
+            or (AGE_HINT if name == "age" else None)
             or "declare it in the data dictionary: `fact NAME: TYPE`",
         )
 

@@ -27,6 +27,8 @@ from .result import (
     _did_you_mean,
 )
 
+AGE_NOTE = " after `define age = elapsed_years(birth_date, enrollment)` (age is not built in)"
+
 
 class ProtocolPass:
     # ------------------------------------------------------------------ criteria
@@ -159,7 +161,8 @@ class ProtocolPass:
                     f"the header's {word} age ({q.text}) is not enforced by any "
                     "inclusion criterion",
                     q.span,
-                    hint=f"add an inclusion criterion, e.g. `rule age {ops[1]} {q.text}`",
+                    hint=f"add an inclusion criterion, e.g. `rule age {ops[1]} {q.text}`"
+                    + ("" if "age" in self.r.defines or "age" in self.r.facts else AGE_NOTE),
                 )
                 continue
             for op, years, node, cid, exclusion in mine:

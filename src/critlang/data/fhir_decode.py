@@ -290,6 +290,7 @@ _RAW_BUNDLE = msgspec.json.Decoder(_RawBundle)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _LINE = msgspec.json.Decoder(Resource)
 _GENERIC = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder().encode
 
 
 class Decoded(Struct):
@@ -351,8 +352,20 @@ def duplicate_keys(r: Resource) -> None:
     """
     if not r.raw_ or r.malformed is not None:
         return
+    raw = bytes(r.raw_)
     try:
-        item = json.loads(bytes(r.raw_), object_pairs_hook=_pairs)
+        item = _GENERIC.decode(raw)
+        # Fast exact test: re-encoding the decoded object gives the compact text of the
+        # original only when no member was dropped (a duplicate would shorten it). Any
+        # other difference (number spelling "2.50", escapes "\u00e9") goes to the
+        # member-by-member check below; so the fast path never hides a duplicate.
+        if _ENCODE(item) == msgspec.json.format(raw, indent=-1):
+            r.malformed = two_choices(item)
+            return
+    except (msgspec.DecodeError, RecursionError):
+        pass  # 1e400 and the like: the check below reads them
+    try:
+        item = json.loads(raw, object_pairs_hook=_pairs)
     except _Duplicate as dup:
         r.malformed = f"duplicate JSON keys {', '.join(map(repr, dup.names))}: conflicting values"
         return

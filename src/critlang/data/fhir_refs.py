@@ -178,6 +178,19 @@ def _form(m: Resource) -> tuple[tuple[str, str], ...] | str:
     duplicate_keys(m)  # `"code"` given twice would be a code chosen by file order
     if m.malformed is not None:
         return f"{MALFORMED} ({m.malformed})"
+    if m.modifierExtension:
+        # DomainResource.modifierExtension (extensibility.html#modifierExtension): one
+        # critlang cannot read may change what the Medication is; its code is not used
+        return "that has a modifierExtension critlang cannot read"
+    # Medication.status is a modifier element (R4 medication.html: "changes the
+    # interpretation of all descriptive attributes"); value set medication-status:
+    # active | inactive | entered-in-error. inactive is a formulary state, not a fact about
+    # this patient's therapy, so the code is used; entered-in-error and codes outside the
+    # value set are not.
+    if m.status == "entered-in-error":
+        return "that is entered-in-error (Medication.status)"
+    if m.status is not None and m.status not in ("active", "inactive"):
+        return f"whose status {str(m.status)[:40]!r} is not a medication-status code"
     coding = m.code.coding if m.code is not None else None
     pairs = {(c.system or "", c.code) for c in coding or () if isinstance(c.code, str)}
     return tuple(sorted(pairs)) if pairs else "that has no code (Medication.code)"

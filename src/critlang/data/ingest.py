@@ -332,13 +332,14 @@ class CohortWriter:
         self.rows += len(patient.rows)
 
     def close(self) -> None:
-        import duckdb
-
         self._facts.close()
         self._patients.close()
         if self.target.exists():
             self.target.unlink()
-        con = duckdb.connect(str(self.target))
+        from ..backends.sql.engines import connect_duckdb
+        from ..backends.sql.values import write_values
+
+        con = connect_duckdb(self.target)
         try:
             create_tables(con)
             for table, path, cols in (
@@ -354,6 +355,10 @@ class CohortWriter:
             meta = protocol_signature(self.compiled)
             meta["as_of"] = self.as_of.isoformat() if self.as_of else ""
             con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
+            if self.as_of is not None:
+                # the per-patient tables the query reads instead of the facts rows: what it
+                # picks depends on the date, known here (backends/sql/values.py)
+                write_values(con, self.compiled, self.as_of)
         finally:
             con.close()
             self.dir.cleanup()

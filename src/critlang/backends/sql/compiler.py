@@ -45,6 +45,7 @@ from .calendar import num
 from .lists import Lists, join_list_counts
 from .pivot import FACTS, PATIENTS, wide_rows
 from .sqltree import SqlUnsupported, any_of, case, col, is_, is_null, lit, paren, star, status_word
+from .values import VALUES, Layout
 
 __all__ = ["FACTS", "PATIENTS", "SqlProtocol", "SqlUnsupported", "compile_sql"]
 
@@ -67,6 +68,9 @@ class SqlProtocol:
     # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
     # reads it, where Python may decide (backends/sql/intervals.py)
     plain_intervals: frozenset[str] = frozenset()
+    # what the query reads: "facts" (the facts table: the pick and the pivot) or
+    # "values" (the per-patient table ingest writes, values.py)
+    form: str = "facts"
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
         return self.select.sql(dialect=dialect, pretty=pretty)
@@ -176,11 +180,21 @@ class _Compiler(Lists):
 # ---------------------------------------------------------------------- the query
 
 
-def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
-    """The protocol as one query over `critlang_patients` and `critlang_facts`.
+def compile_sql(compiled: Compiled, as_of: dt.date, stored: Layout | None = None) -> SqlProtocol:
+    """The protocol as one query over `critlang_patients` and `critlang_facts`; with
+    `stored` (the layout of the per-patient tables a cohort file holds, values.py) over
+    those tables instead, where they hold every value the query reads as it would pick
+    it (`SqlProtocol.form` says which).
 
     Raises SqlUnsupported (with the criteria line) for what SQL here cannot express.
     """
+    return compile_parts(compiled, as_of, stored)[1]
+
+
+def compile_parts(
+    compiled: Compiled, as_of: dt.date, stored: Layout | None = None
+) -> tuple[_Compiler, SqlProtocol]:
+    """compile_sql, with the compiler's state (its record keys and list fields)."""
     comp = _Compiler(compiled, as_of)
     for name, t in compiled.checked.record_types.items():
         if not isinstance(t, KNOWN_TYPES):
@@ -213,8 +227,13 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
             ],
             default=lit("undetermined"),
         )
-    wide, stage = wide_rows(comp)
-    stage = join_list_counts(comp, stage)
+    use = stored is not None and stored.covers(comp)
+    if stored is not None and use:
+        wide, stage = wide_rows(comp, stored.column_names(), VALUES)
+        stage = join_list_counts(comp, stage, stored.list_tables())
+    else:
+        wide, stage = wide_rows(comp)
+        stage = join_list_counts(comp, stage)
     # each stage adds the named values whose inputs the stages before it hold
     last = max((st for _, _, st in comp.lets.values()), default=0)
     for level in range(1, last + 1):
@@ -252,7 +271,15 @@ def compile_sql(compiled: Compiled, as_of: dt.date) -> SqlProtocol:
         .from_(stage.subquery("w", copy=False), copy=False)
         .with_("critlang_wide", as_=wide, copy=False)
     )
-    return SqlProtocol(compiled, as_of, select, [c.id for c in crits], frozenset(comp.all_plain))
+    query = SqlProtocol(
+        compiled,
+        as_of,
+        select,
+        [c.id for c in crits],
+        frozenset(comp.all_plain),
+        "values" if use else "facts",
+    )
+    return comp, query
 
 
 def _verdict(crits: list[Any], statuses: list[exp.Expression]) -> exp.Expression:

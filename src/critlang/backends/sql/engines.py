@@ -32,15 +32,38 @@ def _attrition_dict(names: list[str], row: tuple[Any, ...]) -> dict[str, int]:
     return {name: int(v or 0) for name, v in zip(names, row, strict=True)}
 
 
+MEMORY_FRACTION = 0.5  # of the machine's RAM, for DuckDB's buffer manager
+
+
+def duckdb_memory_limit() -> str | None:
+    """Half the physical memory (DuckDB's own default is 80%, too much for one process
+    on a machine others share; above the limit it spills to disk, as it did at 1,000,000
+    patients: docs/scale.md), or None where the size cannot be read."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return f"{max(256, int(total * MEMORY_FRACTION) >> 20)}MB"
+
+
+def connect_duckdb(path: Path | str, read_only: bool = False) -> Any:
+    """A DuckDB connection to a cohort file, its memory limited (duckdb_memory_limit)."""
+    import duckdb
+
+    limit = duckdb_memory_limit()
+    config = {"memory_limit": limit} if limit else {}
+    return duckdb.connect(str(path), read_only=read_only, config=config)
+
+
 class DuckDB:
     """The embedded engine, on a cohort file written by `critlang ingest`."""
 
     dialect = "duckdb"
 
     def __init__(self, path: Path | str, read_only: bool = True) -> None:
-        import duckdb
-
-        self.con = duckdb.connect(str(path), read_only=read_only)
+        self.con = connect_duckdb(path, read_only)
 
     def meta(self) -> dict[str, str]:
         return dict(self.con.execute("SELECT key, value FROM critlang_meta").fetchall())

@@ -115,45 +115,59 @@ class Lists(Windows):
         return self.let(case(is_null(known), null(), result))
 
 
-def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
+def item_rows(comp: CompilerBase, list_name: str) -> exp.Select:
+    """One row per item of the list (`pid`, `item`, then one column per field, named
+    as `comp.item_fields` says, with a field's interval columns) from the facts table."""
+    fields = comp.item_fields[list_name]
+    item_cols: list[exp.Expression] = [col("pid"), col("item")]
+    t = comp.c.facts[list_name].type
+    assert isinstance(t, ListT)
+    ftypes = dict(t.fields)
+    for fname, cname in fields.items():
+        is_field = exp.EQ(this=col("field"), expression=lit(fname))
+        ft = ftypes[fname]
+        if isinstance(ft, EnumT):
+            v = exp.Max(this=case(is_field, col("text"), null()))
+        elif isinstance(ft, BoolT):
+            raw = exp.Max(this=case(is_field, col("value"), null()))
+            v = case(is_null(raw), null(), exp.NEQ(this=raw.copy(), expression=num(0)))
+        else:
+            v = exp.Max(this=case(is_field, col("value"), null()))
+        item_cols.append(exp.alias_(v, cname, copy=False))
+        if iv.capable(ft):
+            item_cols += iv.item_columns(is_field, cname)
+    return (
+        exp.select(*item_cols, copy=False)
+        .from_(FACTS, copy=False)
+        .where(
+            exp.and_(
+                exp.EQ(this=col("fact"), expression=lit(list_name)),
+                exp.Not(this=is_null(col("item"))),
+                is_null(col("problem")),
+                copy=False,
+            ),
+            copy=False,
+        )
+        .group_by(col("pid"), col("item"), copy=False)
+    )
+
+
+def join_list_counts(
+    comp: CompilerBase, query: exp.Select, stored: dict[str, str] | None = None
+) -> exp.Select:
     """`query` (over the patient row `w0`) with every list condition's per-patient
-    counts joined as columns `q1_yes`, `q1_unknown`, `q1_no` (0 without items)."""
+    counts joined as columns `q1_yes`, `q1_unknown`, `q1_no` (0 without items). The
+    items come from the facts table, or with `stored` (list fact -> table written at
+    ingest, values.py: `item_rows` stored) from that table directly."""
     by_list: dict[str, list[Quantifier]] = {}
     for q in comp.quantifiers:
         by_list.setdefault(q.node.list_name, []).append(q)
     for number, (list_name, quantifiers) in enumerate(by_list.items(), 1):
-        fields = comp.item_fields[list_name]
-        item_cols: list[exp.Expression] = [col("pid"), col("item")]
-        t = comp.c.facts[list_name].type
-        assert isinstance(t, ListT)
-        ftypes = dict(t.fields)
-        for fname, cname in fields.items():
-            is_field = exp.EQ(this=col("field"), expression=lit(fname))
-            ft = ftypes[fname]
-            if isinstance(ft, EnumT):
-                v = exp.Max(this=case(is_field, col("text"), null()))
-            elif isinstance(ft, BoolT):
-                raw = exp.Max(this=case(is_field, col("value"), null()))
-                v = case(is_null(raw), null(), exp.NEQ(this=raw.copy(), expression=num(0)))
-            else:
-                v = exp.Max(this=case(is_field, col("value"), null()))
-            item_cols.append(exp.alias_(v, cname, copy=False))
-            if iv.capable(ft):
-                item_cols += iv.item_columns(is_field, cname)
-        items = (
-            exp.select(*item_cols, copy=False)
-            .from_(FACTS, copy=False)
-            .where(
-                exp.and_(
-                    exp.EQ(this=col("fact"), expression=lit(list_name)),
-                    exp.Not(this=is_null(col("item"))),
-                    is_null(col("problem")),
-                    copy=False,
-                ),
-                copy=False,
-            )
-            .group_by(col("pid"), col("item"), copy=False)
-        )
+        items: exp.Expression
+        if stored is None:
+            items = item_rows(comp, list_name).subquery("i", copy=False)
+        else:
+            items = exp.alias_(exp.to_table(stored[list_name]), "i", table=True, copy=False)
         # every condition on this list, counted in one pass over its items
         sums: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid", copy=False)]
         needs_patient = False
@@ -170,7 +184,7 @@ def join_list_counts(comp: CompilerBase, query: exp.Select) -> exp.Select:
                         exp.Sum(this=case(test, num(1), num(0))), f"{q.alias}_{suffix}", copy=False
                     )
                 )
-        counts = exp.select(*sums, copy=False).from_(items.subquery("i", copy=False), copy=False)
+        counts = exp.select(*sums, copy=False).from_(items, copy=False)
         if needs_patient:  # a condition reads the patient's own values (an anchor date)
             counts = counts.join(
                 exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False),

@@ -37,38 +37,39 @@ def pick_filter(comp: CompilerBase, fact: str) -> exp.Expression:
     )
 
 
-def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
-    """One row per patient: each used fact's picked value (`w.f1`...), reference limits,
-    and the per-patient counts of every list condition."""
-    keys = dict(comp.columns)  # record key -> column
-    base_facts = sorted(
-        {k.split("#")[0] for k in keys if not k.startswith("@")}
-        | {k for k in keys if k.startswith("@")}
-    )
+def fact_filter(comp: CompilerBase, key: str) -> exp.Expression:
+    """The rows a record key's value may be picked from (pick_filter for a scalar fact;
+    every row for a conflict mark, an anchor and a list's item count)."""
     types = comp.c.record_types
-    # ---- picked: the chosen row of each fact per patient
+    fact = key.split("#")[0]
+    if key.endswith(CONFLICT) or fact.startswith("@") or isinstance(types.get(fact), ListT):
+        return exp.true()
+    return pick_filter(comp, fact)
+
+
+PICK_ORDER = [  # the record reader's order: dated first, newest first, then first recorded
+    exp.Ordered(this=case(is_null(col("day")), num(1), num(0))),
+    exp.Ordered(this=col("day"), desc=True),
+    exp.Ordered(this=case(is_null(col("day")), exp.Neg(this=col("seq")), col("seq"))),
+]
+
+
+def picked_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
+    """The chosen facts row per patient and fact (`row_number()` over (pid, fact)) for
+    the record keys `keys`."""
     # facts sharing a look-back window (or having none) are tested together, one IN
     # list each: a row is kept when its fact is listed under a window that holds its day
     # (the same rows as a test per fact, without one string comparison per fact per row)
-    by_window: dict[str, tuple[exp.Expression, list[str]]] = {}
+    by_window: dict[str, tuple[exp.Expression, set[str]]] = {}
     for key in keys:
-        if key.endswith(CONFLICT):
-            by_window.setdefault(exp.true().sql(), (exp.true(), []))[1].append(key)
-    for fact in base_facts:
-        window = exp.true()
-        if not fact.startswith("@") and not isinstance(types.get(fact), ListT):
-            window = pick_filter(comp, fact)
-        by_window.setdefault(window.sql(), (window, []))[1].append(fact)
+        window = fact_filter(comp, key)
+        fact = key if key.endswith(CONFLICT) else key.split("#")[0]
+        by_window.setdefault(window.sql(), (window, set()))[1].add(fact)
     filters = []
     for text, (window, facts) in sorted(by_window.items()):
         listed = exp.In(this=col("fact"), expressions=[lit(f) for f in sorted(facts)])
         always = text == exp.true().sql()
         filters.append(listed if always else paren(exp.and_(listed, window, copy=False)))
-    order = [
-        exp.Ordered(this=case(is_null(col("day")), num(1), num(0))),
-        exp.Ordered(this=col("day"), desc=True),
-        exp.Ordered(this=case(is_null(col("day")), exp.Neg(this=col("seq")), col("seq"))),
-    ]
     ranked = (
         exp.select(
             "pid",
@@ -82,7 +83,7 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
                 exp.Window(
                     this=exp.RowNumber(),
                     partition_by=[col("pid"), col("fact")],
-                    order=exp.Order(expressions=order),
+                    order=exp.Order(expressions=[o.copy() for o in PICK_ORDER]),
                 ),
                 "rn",
                 copy=False,
@@ -100,60 +101,95 @@ def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
             copy=False,
         )
     )
-    picked = (
+    return (
         exp.select("pid", "fact", "value", "text", "low", "high", *iv.COLUMNS, copy=False)
         .from_(ranked.subquery("ranked", copy=False), copy=False)
         .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)), copy=False)
     )
-    # ---- pivot: one column per record key (grouping by the patient number alone and
+
+
+def key_value(comp: CompilerBase, key: str) -> exp.Expression:
+    """One record key's column of the pivot: an aggregate over the picked rows `v`."""
+    types = comp.c.record_types
+    fact = key.split("#")[0]
+    is_fact = exp.EQ(this=col("fact", "v"), expression=lit(fact))
+    t = types.get(fact) if not key.startswith("@") else DateT()
+    ranged = iv.pivot(key, is_fact, "v")
+    if ranged is not None:
+        return ranged
+    if key.endswith(CONFLICT):
+        is_conflict = exp.EQ(this=col("fact", "v"), expression=lit(key))
+        return exp.Max(this=case(is_conflict, col("value", "v"), null()))
+    if key.endswith("#low") or key.endswith("#high"):
+        which = "low" if key.endswith("#low") else "high"
+        default_low, default_high = _range_limits(None, comp.c, fact)
+        default = default_low if which == "low" else default_high
+        own = col(which, "v")
+        none_own = exp.and_(is_null(col("low", "v")), is_null(col("high", "v")), copy=False)
+        limit: exp.Expression = own
+        if default is not None:
+            limit = case(none_own, num(default), own.copy())
+        value = exp.Max(this=case(is_fact, limit, null()))
+        # the default applies also when the fact is unknown (python._range_limits)
+        if default is not None:
+            value = exp.Coalesce(this=value, expressions=[num(default)])
+        return value
+    if isinstance(t, (EnumT,)) and not isinstance(t, ScaleT):
+        return exp.Max(this=case(is_fact, col("text", "v"), null()))
+    if isinstance(t, BoolT):
+        picked_value = exp.Max(this=case(is_fact, col("value", "v"), null()))
+        return case(
+            is_null(picked_value),
+            null(),
+            exp.NEQ(this=picked_value.copy(), expression=num(0)),
+        )
+    # quantities, numbers, integers, grades, dates (day numbers), list item counts
+    return exp.Max(this=case(is_fact, col("value", "v"), null()))
+
+
+def key_definition(comp: CompilerBase, key: str) -> str:
+    """What a record key's column holds, as text: the rows it is picked from, the pick
+    order and its aggregate. A per-patient table (values.py) column is used for a key
+    only where its stored definition is this one."""
+    order = ", ".join(o.sql() for o in PICK_ORDER)
+    return f"{fact_filter(comp, key).sql()} | {order} | {key_value(comp, key).sql()}"
+
+
+def pivot_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
+    """One row per patient (`pid`, `id`, `deceased`, then one column per record key,
+    named as `keys` says) from the facts table: each key's picked value."""
+    # pivot: one column per record key (grouping by the patient number alone and
     # joining the patients after took 40% more time at 200,000 patients: measured)
     cols: list[exp.Expression] = [col("pid", "p"), col("id", "p"), col("deceased", "p")]
     for key, name in keys.items():
-        fact = key.split("#")[0]
-        is_fact = exp.EQ(this=col("fact", "v"), expression=lit(fact))
-        t = types.get(fact) if not key.startswith("@") else DateT()
-        ranged = iv.pivot(key, is_fact, "v")
-        if ranged is not None:
-            value = ranged
-        elif key.endswith(CONFLICT):
-            is_conflict = exp.EQ(this=col("fact", "v"), expression=lit(key))
-            value = exp.Max(this=case(is_conflict, col("value", "v"), null()))
-        elif key.endswith("#low") or key.endswith("#high"):
-            which = "low" if key.endswith("#low") else "high"
-            default_low, default_high = _range_limits(None, comp.c, fact)
-            default = default_low if which == "low" else default_high
-            own = col(which, "v")
-            none_own = exp.and_(is_null(col("low", "v")), is_null(col("high", "v")), copy=False)
-            limit: exp.Expression = own
-            if default is not None:
-                limit = case(none_own, num(default), own.copy())
-            value = exp.Max(this=case(is_fact, limit, null()))
-            # the default applies also when the fact is unknown (python._range_limits)
-            if default is not None:
-                value = exp.Coalesce(this=value, expressions=[num(default)])
-        elif isinstance(t, (EnumT,)) and not isinstance(t, ScaleT):
-            value = exp.Max(this=case(is_fact, col("text", "v"), null()))
-        elif isinstance(t, BoolT):
-            picked_value = exp.Max(this=case(is_fact, col("value", "v"), null()))
-            value = case(
-                is_null(picked_value),
-                null(),
-                exp.NEQ(this=picked_value.copy(), expression=num(0)),
-            )
-        else:  # quantities, numbers, integers, grades, dates (day numbers), list item counts
-            value = exp.Max(this=case(is_fact, col("value", "v"), null()))
-        cols.append(exp.alias_(value, name, copy=False))
-    wide = (
+        cols.append(exp.alias_(key_value(comp, key), name, copy=False))
+    return (
         exp.select(*cols, copy=False)
         .from_(exp.alias_(exp.to_table(PATIENTS), "p", table=True, copy=False), copy=False)
         .join(
-            picked.subquery("v", copy=False),
+            picked_rows(comp, keys).subquery("v", copy=False),
             on=exp.EQ(this=col("pid", "v"), expression=col("pid", "p")),
             join_type="left",
             copy=False,
         )
         .group_by(col("pid", "p"), col("id", "p"), col("deceased", "p"), copy=False)
     )
+
+
+def wide_rows(
+    comp: CompilerBase, stored: dict[str, str] | None = None, table: str = ""
+) -> tuple[exp.Select, exp.Select]:
+    """One row per patient: each used fact's picked value (`w.f1`...) and reference
+    limits, as the CTE `critlang_wide`, and the query stage reading it. From the facts
+    table (the pivot), or with `stored` (record key -> column of `table`, the per-patient
+    table ingest writes: values.py) by reading those columns directly."""
+    if stored is None:
+        wide = pivot_rows(comp, comp.columns)
+    else:
+        cols: list[exp.Expression] = [col("pid"), col("id"), col("deceased")]
+        for key, name in comp.columns.items():
+            cols.append(exp.alias_(col(stored[key]), name, copy=False))
+        wide = exp.select(*cols, copy=False).from_(table, copy=False)
     query = exp.select(star("w0"), copy=False).from_(
         exp.alias_(exp.to_table("critlang_wide"), "w0", table=True, copy=False), copy=False
     )

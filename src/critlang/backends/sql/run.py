@@ -17,6 +17,7 @@ from ...screen import AttritionRow, PatientRow, Screening
 from ..python import Compiled
 from .compiler import compile_sql
 from .engines import DuckDB, EngineResult, Postgres, Spark
+from .values import Layout
 
 ENGINES = ("duckdb", "postgres", "spark")
 
@@ -109,7 +110,10 @@ def screen_cohort(
     try:
         meta = local.meta() if _has_meta(local) else {}
         day = check_cohort(compiled, meta, as_of)
-        query = compile_sql(compiled, day)
+        # on DuckDB, the per-patient tables ingest wrote where they hold what the query
+        # reads (values.py); the other engines are given the facts table
+        stored = Layout.from_meta(meta) if engine == "duckdb" else None
+        query = compile_sql(compiled, day, stored)
         paths = (
             dict(local.con.execute("SELECT pid, path FROM critlang_patients").fetchall())
             if patients

@@ -1,0 +1,126 @@
+"""The per-patient tables: screening without touching the facts rows.
+
+A FHIR cohort is read as of one date, so every value the compiled query would pick
+from the facts table (the `row_number()` pick and the pivot, pivot.py) is known when the
+cohort is written. `critlang ingest` therefore also writes
+
+  critlang_values(pid, id, deceased, f1, f2, ...)   one row per patient, one column per
+                                                    record key the query reads (a fact's
+                                                    picked value, `fact#low`, an interval
+                                                    bound, a conflict mark, an anchor, a
+                                                    list's item count)
+  critlang_items_1, ...(pid, item, x1, ...)          per list condition's list, one row per
+                                                    item, one column per field
+
+built by the very pivot the facts form of the query runs (pivot.pivot_rows,
+lists.item_rows: one SQL tree builder, executed once at ingest instead of at every
+screening), and a layout in `critlang_meta` (key `values`): per record key its column
+and its definition (the rows it is picked from, the pick order and its aggregate, as
+SQL text). The query reads these tables instead of the facts table only where the
+stored definition of every key and list it reads is the one it would compute itself
+(`Layout.covers`); otherwise (another protocol, another date, an older cohort) it reads
+the facts table, with the same answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from .lists import item_rows
+from .pivot import key_definition, pivot_rows
+
+if TYPE_CHECKING:
+    from ..python import Compiled
+    from .base import CompilerBase
+
+VALUES = "critlang_values"
+ITEMS = "critlang_items_"
+META_KEY = "values"
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")  # a generated column or table name
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the per-patient tables hold what: record key -> (column, definition) and
+    list fact -> (table, definition of its item rows)."""
+
+    columns: dict[str, tuple[str, str]]
+    lists: dict[str, tuple[str, str]]
+
+    def covers(self, comp: CompilerBase) -> bool:
+        """Whether these tables hold every record key and list the compiled query reads,
+        each defined as this query would pick it (the same protocol facts, date and
+        windows); definitions are compared as SQL text, so any difference falls back
+        to the facts table."""
+        for key in comp.columns:
+            stored = self.columns.get(key)
+            if stored is None or stored[1] != key_definition(comp, key):
+                return False
+        for name in {q.node.list_name for q in comp.quantifiers}:
+            stored = self.lists.get(name)
+            if stored is None or stored[1] != item_rows(comp, name).sql():
+                return False
+        return True
+
+    def column_names(self) -> dict[str, str]:
+        return {key: c for key, (c, _) in self.columns.items()}
+
+    def list_tables(self) -> dict[str, str]:
+        return {name: t for name, (t, _) in self.lists.items()}
+
+    def to_meta(self) -> str:
+        return json.dumps({"columns": self.columns, "lists": self.lists}, sort_keys=True)
+
+    @staticmethod
+    def from_meta(meta: dict[str, str]) -> Layout | None:
+        """The layout a cohort file records, or None (absent, or not one this code wrote:
+        a cohort file is input, so every name must be a generated one)."""
+        try:
+            data = json.loads(meta.get(META_KEY) or "null")
+            columns = {str(k): (str(v[0]), str(v[1])) for k, v in data["columns"].items()}
+            lists = {str(k): (str(v[0]), str(v[1])) for k, v in data["lists"].items()}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return None
+        names = [c for c, _ in columns.values()] + [t for t, _ in lists.values()]
+        if not all(_NAME.match(n) for n in names):
+            return None
+        return Layout(columns, lists)
+
+
+def build_statements(compiled: Compiled, as_of: dt.date) -> tuple[list[exp.Expression], Layout]:
+    """The statements that write the per-patient tables from the facts table (any
+    dialect), and their layout. Raises SqlUnsupported as compile_sql does."""
+    from .compiler import compile_parts
+
+    comp, _ = compile_parts(compiled, as_of)
+    statements: list[exp.Expression] = []
+    columns = {key: (name, key_definition(comp, key)) for key, name in comp.columns.items()}
+    statements.append(_create(VALUES, pivot_rows(comp, comp.columns)))
+    lists: dict[str, tuple[str, str]] = {}
+    for number, name in enumerate(dict.fromkeys(q.node.list_name for q in comp.quantifiers), 1):
+        rows = item_rows(comp, name)
+        lists[name] = (f"{ITEMS}{number}", rows.sql())
+        statements.append(_create(f"{ITEMS}{number}", rows))
+    return statements, Layout(columns, lists)
+
+
+def _create(table: str, select: exp.Select) -> exp.Expression:
+    return exp.Create(this=exp.to_table(table), kind="TABLE", expression=select)
+
+
+def write_values(con: Any, compiled: Compiled, as_of: dt.date) -> Layout:
+    """Write the per-patient tables into a DuckDB cohort (connection `con`, holding the
+    facts, patients and meta tables) and record their layout in critlang_meta."""
+    statements, layout = build_statements(compiled, as_of)
+    for s in statements:
+        con.execute(f"DROP TABLE IF EXISTS {s.this.name}")  # a generated name
+        con.execute(s.sql("duckdb"))
+    con.execute("DELETE FROM critlang_meta WHERE key = ?", [META_KEY])
+    con.execute("INSERT INTO critlang_meta VALUES (?, ?)", [META_KEY, layout.to_meta()])
+    return layout
