@@ -591,5 +591,20 @@ def read_fhir(
 
 
 def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order."""
-    return find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order.
+
+    A file named twice (twice over, or directly and through its folder, or by a link) is a
+    problem: read twice, a Bundle's patients would be counted twice."""
+    files, problems = find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    seen: dict[str, Path] = {}
+    for f in files:
+        try:
+            key = str(f.resolve())
+        except (OSError, RuntimeError):  # a link loop: opening it reports the file
+            key = str(f.absolute())
+        if key in seen:
+            also = "" if str(seen[key]) == str(f) else f" (also as {seen[key]})"
+            problems.append(f"{f}: named more than once{also}; name each file once")
+        else:
+            seen[key] = f
+    return files, problems
