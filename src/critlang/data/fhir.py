@@ -30,18 +30,23 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   CodeableConcept naming different facts or kinds: unknown (fhir_status.py).
 - Condition (fhir_condition.py): statuses read from their codings (several must agree;
   text only: unknown); refuted/entered-in-error ignored; provisional, differential,
-  unconfirmed make the fact unknown, never yes. clinicalStatus inactive/resolved/
-  remission or an abatement[x] on or before the screening date make it "not current";
-  onset[x] after it: not used. Every choice type of onset/abatement/performed/
-  effective[x] is read or refused (fhir_events.py). A fact declared `history ever` is
+  unconfirmed make the fact unknown, never yes. An abatement[x] decides against the
+  screening date whatever clinicalStatus says (on or before it: "not current"), and
+  beside active/recurrence/relapse is a contradiction (R4 con-4: unknown); with no
+  abatement, inactive/resolved/remission are "not current"; onset[x] after it: not
+  used. Every choice type of onset/abatement/performed/effective[x] is read or refused
+  (fhir_events.py). A fact declared `history ever` is
   yes for any confirmed condition; the default (`history current`) only for a current one.
-- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items
-  of a list fact with start and end (an end not given is "ongoing" when the status says
-  the exposure goes on, active or in-progress, else unknown); a Procedure
-  also makes a yes/no fact yes. Not-done, not-taken, cancelled, draft, intended,
-  entered-in-error and unknown ones, and MedicationRequests with doNotPerform or an
-  intent that is not an order, are not used; a status outside its value set: unknown.
-- Patient: birthDate, gender; deceased[x] becomes the record's `deceased`.
+- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure
+  (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
+  "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
+  then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
+  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  MedicationRequests with doNotPerform or an intent that is not an order, are set aside
+  (they hide nothing: a list may still be read as complete); status unknown, a status
+  outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
+- Patient (fhir_patient.py): birthDate, gender; deceased[x] becomes the record's
+  `deceased`; a Patient with a modifierExtension gives none of them.
 """
 
 from __future__ import annotations
@@ -71,18 +76,17 @@ from .fhir_observation import (
     observation_entry,
     observation_time,
 )
-from .fhir_refs import NOT_IN_DATA, link_diagnostics
+from .fhir_patient import birth_date, patient_fields
+from .fhir_refs import NOT_IN_DATA
 from .fhir_status import (
     Target,
     component_unread,
     concept_targets,
-    modifier_unread,
     not_evidence,
 )
 from .fhir_therapy import began, therapy_dates, therapy_item
-from .reader_time import UnreadDeceased
 from .records import RecordProblem
-from .values import Duplicate, When, parse_when
+from .values import When
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
@@ -129,28 +133,6 @@ class _State:
         problem = RecordProblem(self.path, fact, message)
         self.problems.append(problem)
         self.set_aside.add(problem)
-
-
-def _birth(group: PatientResources) -> When | None:
-    """The patient's birth date when its Patient resources give one valid one (and none
-    of them is unreadable: it may give another)."""
-    if any(_unreadable(p) for p in group.patients):
-        return None
-    dates = {p.birthDate for p in group.patients} - {None}
-    if len(dates) != 1:
-        return None
-    try:
-        return parse_when(dates.pop())
-    except ValueError:
-        return None
-
-
-def _unreadable(p: Resource) -> str | None:
-    """Why a Patient resource cannot be read (malformed, a modifierExtension), or None."""
-    if p.malformed is not None:
-        return unusable(p.malformed)
-    unread = modifier_unread(p)
-    return None if unread is None else f"{unread}; not used"
 
 
 def _label(r: Resource) -> str:
@@ -234,9 +216,9 @@ class Extractor:
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
-        self._patient_fields(group, record, problems)
+        patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
-        state = _State(group.path, facts, conditions, problems, _birth(group))
+        state = _State(group.path, facts, conditions, problems, birth_date(group))
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
@@ -283,8 +265,8 @@ class Extractor:
             said = not_evidence(r, kind)
             if said is not None:
                 why, hides = said
-                if hides:  # it may say anything: what it names stays unknown
-                    self._unread(kind, r, every, f"{label} {why}; not used", state)
+                if hides:  # it may say anything, even that nothing happened: unknown
+                    self._unread(kind, r, every, f"{label} {why}; not used", state, False)
                 else:  # it says what did not happen: set aside, hides nothing
                     for fact in sorted({f for f, _ in every}):
                         state.aside(fact, f"{label} {why}; not used")
@@ -378,58 +360,6 @@ class Extractor:
                 )
             )
 
-    def _patient_fields(
-        self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
-    ) -> None:
-        facts = record["facts"]
-        problems.extend(link_diagnostics(group.patients, group.path))
-        # a Patient that cannot be read gives no demographics, and keeps the others from
-        # giving them: malformed (duplicate keys, wrong datatypes: the value read could be
-        # either of two, RFC 8259 4; R4 json.html), or with a modifierExtension (it may
-        # say the resource is not this patient's, R4 extensibility.html#modifierExtension)
-        unread = []
-        for p in group.patients:
-            why = _unreadable(p)
-            if why is not None:
-                unread.append(f"{'Patient/' + p.id if p.id else 'Patient (no id)'} {why}")
-        usable = [p for p in group.patients if _unreadable(p) is None]
-        for fact, element in self.patient_fields.items():
-            values = {getattr(p, element, None) for p in usable} - {None}
-            problems.extend(RecordProblem(group.path, fact, why) for why in unread)
-            if unread:
-                continue
-            if len(values) == 1:
-                facts[fact] = values.pop()
-            elif len(values) > 1:
-                problems.append(
-                    RecordProblem(
-                        group.path, fact, f"the Patient resources disagree: {sorted(values)}"
-                    )
-                )
-        # Patient.deceased[x] (boolean or dateTime): a deceased patient is never eligible.
-        # Resources of one patient that disagree (two dates, true and false) leave it
-        # "perhaps deceased" (a Duplicate, reader.deceased_state), never the one read last.
-        said = {
-            p.deceasedDateTime or p.deceasedBoolean
-            for p in usable
-            if p.deceasedDateTime or p.deceasedBoolean is not None
-        }
-        if len(said) == 1:
-            record["deceased"] = said.pop()
-        elif said:
-            shown = sorted(str(v) for v in said)
-            problems.append(
-                RecordProblem(group.path, "deceased", f"the Patient resources disagree: {shown}")
-            )
-            record["deceased"] = Duplicate(tuple(sorted(said, key=str)))
-        # a Patient that cannot be read but gives deceased[x]: whatever it says, perhaps
-        for p in group.patients:
-            if p.deceasedDateTime is not None or p.deceasedBoolean is not None:
-                if (why := _unreadable(p)) is not None and p.malformed is None:
-                    where = f"Patient/{p.id}" if p.id else "Patient (no id)"
-                    record["deceased"] = UnreadDeceased(f"{where} gives deceased[x] but {why}")
-                    break
-
     def _status_usable(
         self,
         r: Resource,
@@ -455,12 +385,22 @@ class Extractor:
             problems.append(RecordProblem(path, fact, why))
         return False
 
-    def _unread(self, kind: str, r: Resource, targets: list[Target], why: str, st: _State) -> None:
+    def _unread(
+        self,
+        kind: str,
+        r: Resource,
+        targets: list[Target],
+        why: str,
+        st: _State,
+        happened: bool = True,
+    ) -> None:
         """A resource that may be evidence but cannot be read: each fact it names gets the
         diagnostic and stays unknown, never decided by the other resources alone. An
         Observation leaves a dated marker (the reader makes the fact unknown when it may
         be the newest value, reader.fact_value); a Condition or Procedure an "unknown"
-        state (never "no"); a therapy one item of unknown kind and dates."""
+        state (never "no"); a therapy one item of unknown dates (of unknown kind too when
+        its codings disagree, or when it may not have `happened` at all: a status or a
+        modifierExtension that may say it was not given)."""
         for fact in sorted({f for f, _ in targets}):
             st.problems.append(RecordProblem(st.path, fact, why))
             info = self.c.facts.get(fact)
@@ -469,7 +409,9 @@ class Extractor:
             if isinstance(info.type, ListT):
                 members = {m for f, m in targets if f == fact}
                 item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
-                if kind in MEDICATIONS or kind == "Procedure":
+                if not happened:
+                    item = {"kind": None}  # an item that may be nothing: nothing known
+                elif kind in MEDICATIONS or kind == "Procedure":
                     try:
                         start, end = therapy_dates(kind, r)
                     except (msgspec.ValidationError, msgspec.DecodeError):
