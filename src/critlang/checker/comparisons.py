@@ -84,7 +84,14 @@ class ComparisonsPass:
             f"({describe(want.dims)})",
             span,
             label="wrong dimension",
-            hint=f"write this in a unit like {want.text}",
+            hint=(
+                # mEq <-> mmol needs the ion's valence (ucum.py, `eq`): a scale declaration
+                f"an equivalent is a mole of charge (1 mmol = z mEq for valence z): declare "
+                f'`convert {got.text} to {want.text} as A x + 0 source "..."` on the fact '
+                "(A = 1/z for mmol)"
+                if any(d == "[eq]" for d, _ in (*got.dims, *want.dims))
+                else f"write this in a unit like {want.text}"
+            ),
         )
 
     def subject_fact(self, e: n.Expr) -> FactInfo | None:
