@@ -414,7 +414,7 @@ class Extractor:
                 elif kind in MEDICATIONS or kind == "Procedure":
                     try:
                         start, end = therapy_dates(kind, r)
-                    except (msgspec.ValidationError, msgspec.DecodeError):
+                    except (msgspec.ValidationError, msgspec.DecodeError, Unusable):
                         start = end = None
                     item |= {"start": start, "end": end} if item["kind"] is None else {}
                 names = {name for name, _ in info.type.fields}
