@@ -136,6 +136,11 @@ def screen(
     for i, data in enumerate(patients, 1):
         record = read_record(checked, data.record, as_of, data.path)
         record.problems = [*data.problems, *record.problems]
+        for problem in data.problems:
+            # a fact the data gave only in resources set aside (not taken, not done,
+            # begun after the screening date) is in the record: say why it is unknown
+            if record.why_unknown.get(problem.fact) == "not in the record":
+                record.why_unknown[problem.fact] = problem.message
         f = compiled.normalise(record)
         verdict, raw = run_compiled(compiled, f)
         dead = deceased(data.record, as_of) if record.deceased is True else None

@@ -51,6 +51,7 @@ import msgspec
 
 from .fhir_bundles import KNOWN_TYPES, Stray, current, may_be_anyone
 from .fhir_decode import (
+    NOT_USED,
     Decoded,
     Entry,
     Resource,
@@ -67,6 +68,7 @@ from .fhir_refs import (
     patient_server,
     patient_target,
 )
+from .fhir_status import entry_unread
 from .records import RecordProblem
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
@@ -449,6 +451,11 @@ def _bundle_patients(
         resources += 1
         if skip and id(e) in skip:
             continue  # counted in tally.not_used by fhir_bundles.current
+        if e.modifierExtension and r.malformed is None:
+            # Bundle.entry is a BackboneElement: a modifierExtension on it may change what
+            # the entry means (R4 extensibility.html#modifierExtension), so its resource
+            # cannot be used: a per-fact diagnostic, the facts it names unknown
+            r.malformed = f"{NOT_USED}{entry_unread(e)}"
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Bundle":
