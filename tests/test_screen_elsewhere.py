@@ -166,3 +166,22 @@ def test_the_same_rows_and_attrition_on_several_processes(tmp_path: Path) -> Non
     rows = {r[0]: r for r in out[0][0]}
     assert rows["sp3"][1] == rows["sp31"][1] == "undetermined"
     assert rows["sp4"][1] == "eligible"
+
+
+def test_ingest_refuses_resources_naming_a_patient_of_another_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cohort table cannot say "unknown because of another file": refused, saying what."""
+    from critlang.cli import main
+
+    (tmp_path / "t.crit").write_text(PROTOCOL)
+    own = ("p.json", bundle(patient("sp1"), hb(9.0, "sp1", "o1")))
+    other = ("conditions.json", bundle(cirrhosis("sp1"), kind="searchset"))
+    nobody = ("x.json", bundle(cirrhosis("nobody"), kind="searchset"))
+    paths = [str(p) for p in write_fhir(tmp_path, [own, other, nobody])]
+    args = ["ingest", "--as-of", "2024-06-01", str(tmp_path / "t.crit")]
+    code = main([*args, paths[0], paths[1], "-o", str(tmp_path / "a.duckdb")])
+    err = capsys.readouterr().err
+    assert code == 2 and "name a patient read from another file" in err
+    assert "Condition/c-sp1 names Patient/sp1" in err and not (tmp_path / "a.duckdb").exists()
+    assert main([*args, paths[0], paths[2], "-o", str(tmp_path / "b.duckdb")]) == 0
