@@ -74,6 +74,9 @@ class Screening:
     tally: Tally | None = None
     absent_means_no: dict[str, list[str]] = field(default_factory=dict)  # kind -> facts
     deceased: int = 0
+    # may have died by the screening date (a partial or conflicting date of death): not
+    # eligible yet, and not past the "(deceased)" row, as with an unknown criterion
+    maybe_deceased: int = 0
     shared_ids: int = 0  # patients whose id another file's patient also has
 
     def verdicts(self) -> dict[str, int]:
@@ -145,6 +148,8 @@ def screen(
             record.problems = [p for p in record.problems if p.fact != "deceased"]
             dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
             record.problems.insert(0, dead_problem)
+        maybe_dead = dead is None and record.deceased is None
+        result.maybe_deceased += maybe_dead
         statuses = tuple(status_word(s) for s in raw)
         for name in result.coverage:
             result.coverage[name] += record.facts.get(name) is not None
@@ -167,7 +172,10 @@ def screen(
                 _explanations(explainer, record) if explainer is not None else None,
             )
         )
-        passed = ruled_in = dead is None
+        # the "(deceased)" row first: a patient who may have died has not passed it, but
+        # is not ruled out either (unknown), so "passed so far" ends at the eligible count
+        ruled_in = dead is None
+        passed = ruled_in and not maybe_dead
         for row, clear, status in zip(rows, clears, statuses, strict=True):
             if status == "met":
                 row.met += 1
@@ -262,8 +270,8 @@ def attrition_csv(s: Screening) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(ATTRITION_COLUMNS)
-    for label, left in _lead_rows(s):
-        w.writerow([label, "", "", "", "", "", left, left])
+    for label, passed, left in _lead_rows(s):
+        w.writerow([label, "", "", "", "", "", passed, left])
     for r in s.attrition:
         w.writerow(
             [
@@ -318,14 +326,16 @@ def reading_details(t: Tally) -> list[str]:
     return out
 
 
-def _lead_rows(s: Screening) -> list[tuple[str, int]]:
-    """The rows before the criteria: every patient read, then, when some are deceased,
-    those left (a deceased patient is ruled out before any criterion: each criterion's
-    row then shows only what it ruled out)."""
+def _lead_rows(s: Screening) -> list[tuple[str, int, int]]:
+    """The rows before the criteria, (label, passed so far, not ruled out): every patient
+    read, then, when some are or may be deceased, those left (a deceased patient is ruled
+    out before any criterion: each criterion's row then shows only what it ruled out; one
+    who may have died has not passed this row but is not ruled out, like an unknown
+    status)."""
     n = len(s.patients)
-    rows = [("(start)", n)]
-    if s.deceased:
-        rows.append(("(deceased)", n - s.deceased))
+    rows = [("(start)", n, n)]
+    if s.deceased or s.maybe_deceased:
+        rows.append(("(deceased)", n - s.deceased - s.maybe_deceased, n - s.deceased))
     return rows
 
 
@@ -337,6 +347,11 @@ def attrition_text(s: Screening) -> str:
         lines.append(f"absent {kind} count as no (--absent-means-no {kind}): {', '.join(facts)}")
     if s.deceased:
         lines.append(f"{s.deceased} deceased patients are ineligible whatever the criteria")
+    if s.maybe_deceased:
+        lines.append(
+            f"{s.maybe_deceased} patients may have died by then (a partial or conflicting "
+            "date of death): not eligible, not past the (deceased) row"
+        )
     if s.shared_ids:
         lines.append(
             f"{s.shared_ids} patients share their id with a patient of another file: "
@@ -344,11 +359,11 @@ def attrition_text(s: Screening) -> str:
         )
     head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
     lines.append(f"{'criterion':<10}{'section':<11}{head}")
-    for label, left in _lead_rows(s):
+    for label, passed, left in _lead_rows(s):
         lines.append(
             f"{label:<10}{'':<11}"
             + "  ".join(f"{'':>14}" for _ in range(4))
-            + f"  {left:>14}  {left:>14}"
+            + f"  {passed:>14}  {left:>14}"
         )
     for r in s.attrition:
         cells = [r.met, r.not_met, r.unknown, r.not_applicable, r.passed, r.not_ruled_out]
@@ -414,7 +429,9 @@ def impact(
             native = extractor.patient(data, as_of).record
             record = read_record(compiled.checked, native, as_of, data.path)
             verdict, raw = run_compiled(compiled, compiled.normalise(record))
-            if deceased(native, as_of) is not None:
+            # as `screen` decides it: deceased, ineligible; perhaps deceased (a partial
+            # date of death), not eligible yet but not ineligible for it (run_compiled)
+            if record.deceased is True:
                 verdict = "ineligible"
             statuses = {c.id: status_word(s) for c, s in zip(compiled.criteria, raw, strict=True)}
             outcomes.append((verdict, statuses, record.id))
