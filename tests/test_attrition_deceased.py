@@ -183,3 +183,24 @@ def test_impact_reads_perhaps_deceased_as_screen_does(tmp_path: Path) -> None:
     assert data["changes"] == [
         {"from": "ineligible", "to": "undetermined", "count": 2, "patients": ["a", "c"]}
     ]
+
+
+def test_rescreening_a_perhaps_deceased_patient_keeps_the_funnel() -> None:
+    """screen_elsewhere sets statuses to unknown after screening (resources in another
+    file) and moves the patient's attrition counts: a patient who may have died was
+    never "passed so far", so taking its counts back must not go below what it added."""
+    from critlang.screen import AttritionRow, PatientRow, Screening, clearing, count_row
+    from critlang.screen_elsewhere import _unknown
+
+    c = compiled()
+    s = Screening(AS_OF, [x.id for x in c.criteria])
+    s.attrition = [AttritionRow(x.id, x.section) for x in c.criteria]
+    clears = clearing(c)
+    statuses = ("met", "met", "not met")
+    row = PatientRow("p", "mem", "undetermined", statuses, [], [], maybe_deceased=True)
+    s.patients.append(row)
+    count_row(s.attrition, clears, statuses, True, maybe=True)
+    assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3
+    _unknown(row, {"hb": ["other.json: Observation/hb"]}, s, c, clears)
+    assert row.statuses == ("met", "unknown", "unknown") and row.verdict == "undetermined"
+    assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3
