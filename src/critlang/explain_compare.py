@@ -52,7 +52,10 @@ class Comparisons:
         ):
             ok = None if value is None else apply(op, value, float(bound))
             parts.append(ok)
-            words.append(f"{name} {'unknown' if value is None else num(value)} {MARK[ok]}")
+            # enough digits that the value shown never contradicts its mark (159.99 is
+            # not "160 ✗" against >= 160)
+            shown = "unknown" if value is None else distinct(value, float(bound))[0]
+            words.append(f"{name} {shown} {MARK[ok]}")
         if want_all:
             val = False if False in parts else (None if None in parts else True)
         else:
@@ -222,9 +225,16 @@ class Comparisons:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
         bound = factor * limit
+        shown_a, shown_bound = a.shown, num(bound)
+        if isinstance(a.value, float):
+            # enough digits that the value and the bound never look equal when they are
+            # not, and the value in the range's unit when it was recorded in another
+            av, shown_bound = distinct(a.value, bound)
+            if av not in shown_a.replace("(", " ").split():
+                shown_a = f"{shown_a} = {av}{u}"
         text = (
-            f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
-            f"{num(limit)}{u} = {num(bound)}{u}"
+            f"{shown_a} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
+            f"{num(limit)}{u} = {shown_bound}{u}"
         )
         notes = [f"{e.factor.text} × {e.limit} from the {words}"]
         if a.value is None:
