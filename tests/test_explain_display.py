@@ -79,3 +79,16 @@ def test_x_uln_shows_the_value_in_the_range_unit_and_a_bound_that_differs() -> N
     assert line == (
         "✗ ast 2.0009 ukat/L on 2026-11-20 = 120.05 U/L > 3 × ULN = 3 × 40.02 U/L = 120.06 U/L"
     )
+
+
+def test_render_shows_labels_whole() -> None:
+    from critlang.render import markdown
+
+    text = (
+        'fact therapies: list of {end: date}\n  label "Prior therapies; the last dose"\n'
+        'inclusion criteria\nI1 "x"\n  rule no therapies with (end within 4 weeks before '
+        "enrollment)\n"
+    )
+    a = analyse_text(HEAD + text, "x.crit")
+    assert a.result is not None
+    assert "none of Prior therapies; the last dose with:" in markdown(a.result)
