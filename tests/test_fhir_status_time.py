@@ -433,3 +433,59 @@ def test_a_therapy_still_going_on_with_an_end_already_past_contradicts_itself(
     contradiction = f"says it goes on, but {element} {end} is on or before the screening date"
     assert said(row, "prior_therapies", contradiction) == (expected == "unknown")
     assert row["criteria"]["E6"] == "met"  # it was given, whenever it ended
+
+
+# ------------------------------------------------------------ #2: the same gap elsewhere
+
+
+@pytest.mark.parametrize("order", [1, -1])
+@pytest.mark.parametrize("which", ["Patient", "Condition"])
+def test_a_bundle_entry_with_a_modifier_extension_is_not_read(tmp_path, order, which) -> None:
+    """Bundle.entry is a BackboneElement: a modifierExtension on it may change what the
+    entry means, so its resource is not read (R4 extensibility.html#modifierExtension)."""
+    protocol = tmp_path / "p.crit"
+    protocol.write_text(PROTOCOL)
+    entries = [{"resource": patient()}, {"resource": condition()}]
+    for e in entries:
+        if e["resource"]["resourceType"] == which:
+            e["modifierExtension"] = MODIFIER
+    data = tmp_path / "b.json"
+    data.write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries[::order]})
+    )
+    out = tmp_path / "out.jsonl"
+    argv = ["screen", "--as-of", AS_OF, *COMPLETE, str(protocol), str(data), "--patients", str(out)]
+    assert main(argv) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    why = "cannot be used: its Bundle entry has a modifierExtension (http://example.org/not-this"
+    if which == "Patient":
+        assert row["criteria"]["I1"] == row["criteria"]["I2"] == "unknown"
+        assert said(row, "birth_date", why) and said(row, "sex", why)
+        assert row["criteria"]["E3"] == "met"
+    else:
+        assert row["criteria"]["E3"] == "unknown"  # never "no" under --absent-means-no
+        assert said(row, "cirrhosis", why)
+        assert row["criteria"]["I1"] == "met"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_dispense_request_with_a_modifier_extension_leaves_the_end_unknown(tmp_path, form):
+    dispense = {"modifierExtension": MODIFIER, "validityPeriod": {"end": "2024-02-01"}}
+    r = therapy("MedicationRequest", "completed", dispenseRequest=dispense)
+    row = screen(tmp_path, form, r, flags=COMPLETE)
+    assert row["criteria"]["E5"] == "unknown" and row["criteria"]["E6"] == "met"
+    assert said(row, "prior_therapies", "dispenseRequest has a modifierExtension")
+    del dispense["modifierExtension"]
+    r = therapy("MedicationRequest", "completed", dispenseRequest=dispense)
+    row = screen(tmp_path, form, r, flags=COMPLETE)
+    assert row["criteria"]["E5"] == "not met"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_patient_link_with_a_modifier_extension_is_said(tmp_path, form) -> None:
+    link = {"other": {"reference": "Patient/p2"}, "type": "seealso", "modifierExtension": MODIFIER}
+    row = screen(tmp_path, form, patient(link=[link]))
+    assert any(
+        p.startswith("patient:") and "Patient.link to Patient/p2 with a modifierExtension" in p
+        for p in row["problems"]
+    )

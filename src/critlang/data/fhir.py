@@ -284,6 +284,7 @@ class Extractor:
                     continue
                 for fact, member in hit:
                     self._one(kind, r, comp, fact, member, where, state)
+        self._stray_observations(group, index, codes, state)
         if state.unread:
             record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
         for fact, found in conditions.items():
@@ -385,6 +386,33 @@ class Extractor:
             problems.append(RecordProblem(path, fact, why))
         return False
 
+    def _stray_observations(
+        self, group: PatientResources, index: Any, codes: Any, st: _State
+    ) -> None:
+        """An Observation of this file or export with a bound code that names no patient
+        one can find (no subject, identifier-only, conditional...: fhir_bundles.MAY_BE_ANYONE)
+        may be this patient's: a dated marker, like an unreadable value, so that the reader
+        makes the fact unknown when it may be the newest value (reader.fact_value) and
+        leaves it alone when it is older than the value used."""
+        for _, r, why in group.strays:
+            if r.resourceType != "Observation" or r.malformed is not None:
+                continue
+            hits: list[Target] = []
+            try:
+                hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
+                for comp in r.component or ():
+                    if comp.code:
+                        hits += concept_targets(comp.code, index, codes)[0]
+                when = observation_time(r)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                when = None
+            source = f"{_label(r)}, which names no patient of the data ({why})"
+            for fact in sorted({f for f, _ in hits}):
+                info = self.c.facts.get(fact)
+                if info is None or isinstance(info.type, (BoolT, ListT)):
+                    continue  # yes/no facts and lists: fhir_bundles.stray_problems
+                st.unread.setdefault(fact, []).append({"source": source, "date": when})
+
     def _unread(
         self,
         kind: str,
@@ -414,7 +442,7 @@ class Extractor:
                 elif kind in MEDICATIONS or kind == "Procedure":
                     try:
                         start, end = therapy_dates(kind, r)
-                    except (msgspec.ValidationError, msgspec.DecodeError):
+                    except (msgspec.ValidationError, msgspec.DecodeError, Unusable):
                         start = end = None
                     item |= {"start": start, "end": end} if item["kind"] is None else {}
                 names = {name for name, _ in info.type.fields}
@@ -529,5 +557,20 @@ def read_fhir(
 
 
 def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order."""
-    return find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order.
+
+    A file named twice (twice over, or directly and through its folder, or by a link) is a
+    problem: read twice, a Bundle's patients would be counted twice."""
+    files, problems = find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    seen: dict[str, Path] = {}
+    for f in files:
+        try:
+            key = str(f.resolve())
+        except (OSError, RuntimeError):  # a link loop: opening it reports the file
+            key = str(f.absolute())
+        if key in seen:
+            also = "" if str(seen[key]) == str(f) else f" (also as {seen[key]})"
+            problems.append(f"{f}: named more than once{also}; name each file once")
+        else:
+            seen[key] = f
+    return files, problems

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fhir_decode import Component, Concept, Resource
+from .fhir_decode import Component, Concept, Entry, Resource
 from .fhir_observation import Unusable
 
 Target = tuple[str, str | None]  # (fact, list member or None)
@@ -145,15 +145,22 @@ _NOT = {  # what a NOT_DONE status says, per resource type
 }
 
 
-def modifier_unread(r: Resource) -> str | None:
+def modifier_unread(r: Any) -> str | None:
     """DomainResource.modifierExtension, on any resource critlang reads (Patient, Condition,
     Observation, Procedure, Medication*): "Applications processing a resource are
     required to check for modifier extensions" and may not ignore one they do not know
     (extensibility.html#modifierExtension): it may negate the resource, so nothing read
-    from it can be trusted. Why, or None."""
+    from it can be trusted. Also for a BackboneElement critlang reads (dispenseRequest,
+    Patient.link). Why, or None."""
     if r.modifierExtension:
         return f"has a modifierExtension ({_urls(r.modifierExtension)}) critlang cannot read"
     return None
+
+
+def entry_unread(e: Entry) -> str:
+    """Why a Bundle entry with a modifierExtension (BackboneElement) is not read."""
+    urls = _urls(e.modifierExtension)
+    return f"its Bundle entry has a modifierExtension ({urls}) critlang cannot read"
 
 
 def component_unread(comp: Component) -> str | None:

@@ -4,7 +4,8 @@
   MedicationStatement / MedicationAdministration (effective[x]) or Procedure
   (performed[x]) began, from any choice type; raises `Unusable` when it cannot be placed.
 - `therapy_dates(kind, r) -> (start, end)`: the dates as written (an end not recorded is
-  None; a dateTime is both the start and the end).
+  None; a dateTime is both the start and the end); raises `Unusable` when they cannot be
+  read (a dispenseRequest with a modifierExtension).
 - `therapy_item(kind, r, member, as_of) -> (item, problem | None)`: the item
   `{"kind", "start", "end"}`, where a status saying the exposure goes on makes the end
   "ongoing" (docs/patients.md), and the diagnostic when the record contradicts itself.
@@ -19,6 +20,8 @@ from typing import Any
 
 from .fhir_decode import Resource
 from .fhir_events import Span, event_span, when
+from .fhir_observation import Unusable
+from .fhir_status import modifier_unread
 from .values import When, parse_when
 
 # statuses saying the exposure has not ended: medication-statement-status active ("The
@@ -57,7 +60,12 @@ def therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
 def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
     """(start, end) where the end is only an end the resource records as one."""
     if kind == "MedicationRequest":
-        validity = r.dispenseRequest.validityPeriod if r.dispenseRequest else None
+        dispense = r.dispenseRequest
+        if dispense is not None and dispense.modifierExtension:
+            # a BackboneElement's modifierExtension (R4 extensibility.html) may change
+            # what its validityPeriod means: the end cannot be read
+            raise Unusable(f"dispenseRequest {modifier_unread(dispense)}: its end cannot be read")
+        validity = dispense.validityPeriod if dispense else None
         return r.authoredOn, validity.end if validity else None
     if kind == "Procedure":
         performed = r.performedPeriod
