@@ -72,13 +72,15 @@ def test_x_uln_shows_the_value_in_the_range_unit_and_a_bound_that_differs() -> N
         "value": 2.0009,
         "unit": "ukat/L",
         "date": "2026-11-20",
-        "reference_range": {"low": 0.1, "high": 0.667, "unit": "ukat/L"},
+        "reference_range": {"low": 0.1, "high": 0.6671, "unit": "ukat/L"},
     }
-    (line, _note) = explain(text, {"ast": value})["E1"].explanation
-    # 120.054 U/L against 120.06 U/L: "120.1" for the bound alone hid how close it was
+    (line, note) = explain(text, {"ast": value})["E1"].explanation
+    # 120.054 U/L against 120.078 U/L: "120.1" for the bound alone hid how close it was,
+    # and the limit converted from 0.6671 ukat/L keeps its digits (40.026, not 40.03)
     assert line == (
-        "✗ ast 2.0009 ukat/L on 2026-11-20 = 120.05 U/L > 3 × ULN = 3 × 40.02 U/L = 120.06 U/L"
+        "✗ ast 2.0009 ukat/L on 2026-11-20 = 120.05 U/L > 3 × ULN = 3 × 40.026 U/L = 120.08 U/L"
     )
+    assert "reference range 6-40.026 U/L" in note
 
 
 def test_render_shows_labels_whole() -> None:

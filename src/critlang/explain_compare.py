@@ -209,8 +209,9 @@ class Comparisons:
             origin = "the protocol's default"
         else:
             origin = "not reported"
-        lo_t = "" if lo is None else num(lo)
-        hi_t = "" if hi is None else num(hi)
+        # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
+        lo_t = "" if lo is None else num(lo, 12)
+        hi_t = "" if hi is None else num(hi, 12)
         return lo, hi, f"reference range {lo_t}-{hi_t} {unit} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
@@ -234,7 +235,7 @@ class Comparisons:
                 shown_a = f"{shown_a} = {av}{u}"
         text = (
             f"{shown_a} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
-            f"{num(limit)}{u} = {shown_bound}{u}"
+            f"{num(limit, 12)}{u} = {shown_bound}{u}"
         )
         notes = [f"{e.factor.text} × {e.limit} from the {words}"]
         if a.value is None:
