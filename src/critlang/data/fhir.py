@@ -395,7 +395,7 @@ class Extractor:
         makes the fact unknown when it may be the newest value (reader.fact_value) and
         leaves it alone when it is older than the value used."""
         for _, r, why in group.strays:
-            if r.resourceType != "Observation" or r.malformed is not None:
+            if r.resourceType != "Observation":
                 continue
             hits: list[Target] = []
             try:
@@ -403,7 +403,7 @@ class Extractor:
                 for comp in r.component or ():
                     if comp.code:
                         hits += concept_targets(comp.code, index, codes)[0]
-                when = observation_time(r)
+                when = _trusted_time(r)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 when = None
             source = f"{_label(r)}, which names no patient of the data ({why})"
@@ -449,7 +449,7 @@ class Extractor:
                 st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
             elif kind == "Observation":
                 try:
-                    when = observation_time(r)
+                    when = _trusted_time(r)
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     when = None
                 st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
@@ -574,3 +574,13 @@ def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         else:
             seen[key] = f
     return files, problems
+
+
+def _trusted_time(r: Resource) -> Any:
+    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
+    be the newest) when a date element is named twice: which one holds is file order."""
+    if r.malformed is not None and any(
+        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
+    ):
+        return None
+    return observation_time(r)
