@@ -225,3 +225,19 @@ def test_help_and_version_load_no_parser() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
     )
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["screen", "ingest"])
+def test_a_data_file_named_twice_is_refused(tmp_path: Path, command: str) -> None:
+    """Named twice (or directly and through its folder, or by a link), a Bundle's patients
+    would be counted twice: refused, saying which file."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    bundle = folder / "b.json"
+    bundle.write_text('{"resourceType":"Bundle","type":"collection","entry":[]}')
+    (tmp_path / "link.json").symlink_to(bundle)
+    extra = ["-o", str(tmp_path / "c.duckdb")] if command == "ingest" else []
+    for names in ([bundle, bundle], [folder, bundle], [bundle, tmp_path / "link.json"]):
+        args = [command, "--as-of", "2026-11-27", *extra, str(CURRENT), *map(str, names)]
+        code, out = run(*args)
+        assert code == 2 and "named more than once" in out, (names, out)

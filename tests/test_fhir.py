@@ -295,7 +295,10 @@ def test_procedure_and_ndjson_several_patients(tmp_path: Path) -> None:
             "is malformed (Expected `object | null`, got `str`)",
         ),
         ({**obs("718-7", 1, "g/dL", "2026-11-20"), "valueQuantity": None}, "no valueQuantity"),
-        (obs("718-7", 7.9, "K/uL", "2026-11-20"), "K is the kelvin in UCUM"),
+        (
+            obs("718-7", 7.9, "K/uL", "2026-11-20"),
+            "a lab system's spelling of 10*3/uL, read only for a count per volume",
+        ),
         (obs("718-7", "abc", "g/dL", "2026-11-20"), "not a number"),
     ],
 )

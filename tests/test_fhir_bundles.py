@@ -366,6 +366,33 @@ def test_unassigned_bound_resource_blocks_absent_means_no(tmp_path: Path, subjec
         assert sum(tally.unassigned.values()) == 1
 
 
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2024-05-25T08:00:00Z", "unknown"),  # newer than the value used: may be the newest
+        (None, "unknown"),  # undated: may be the newest
+        ("2024-05-10T08:00:00Z", "not met"),  # older than the value used: cannot change it
+    ],
+)
+def test_an_observation_that_names_no_patient_may_be_the_newest_value(
+    tmp_path: Path, when: str | None, expected: str
+) -> None:
+    """A stray lab (identifier-only subject) may be p1's: when it may be newer than p1's
+    own value, the fact is unknown ('may be the newest'), never decided by the older one."""
+    stray = hb(7.0, "o2", IDENTIFIER)
+    if when is None:
+        del stray["effectiveDateTime"]
+    else:
+        stray["effectiveDateTime"] = when
+    b = bundle("collection", entry(patient()), entry(hb(9.0)), entry(stray))
+    for found, tally in both_orders(tmp_path, b):
+        result = screen(COMPILED, [found["p1@b.json"]], AS_OF, tally=tally)
+        (row,) = result.patients
+        assert dict(zip(result.criteria, row.statuses, strict=True))["E1"] == expected
+        if expected == "unknown":
+            assert any("names no patient of the data" in p for p in row.problems), row.problems
+
+
 def test_unassigned_resource_of_a_patient_not_in_the_data_does_not_block(tmp_path: Path) -> None:
     b = bundle("collection", entry(patient()), entry(cirrhosis(subject="Patient/other")))
     for found, _ in both_orders(tmp_path, b, absent=("conditions",)):

@@ -246,11 +246,21 @@ def test_every_onset_choice_is_read_or_refused(
         ({"abatementString": "in 2030"}, "unknown", "abated at a time not given"),
     ],
 )
+@pytest.mark.parametrize("status", [None, "resolved"])
 def test_every_abatement_choice_is_read_or_refused(
-    tmp_path: Path, abatement: dict, verdict: str, message: str | None
+    tmp_path: Path, abatement: dict, verdict: str, message: str | None, status: str | None
 ) -> None:
-    """abatementDateTime "2024-05-32" was compared as text: "not current", no word."""
-    row = run(tmp_path, condition(**abatement))
+    """abatementDateTime "2024-05-32" was compared as text: "not current", no word. With
+    no clinicalStatus or a resolved one the abatement's date decides (active beside an
+    abatement contradicts R4 con-4: tests/test_fhir_condition_time.py)."""
+    c = condition(**abatement)
+    if status is None:
+        del c["clinicalStatus"]
+    else:
+        c["clinicalStatus"] = {"coding": [{"system": CLINICAL, "code": status}]}
+        if abatement == {"abatementBoolean": False}:
+            verdict = "not met"  # not abated: the status decides
+    row = run(tmp_path, c)
     assert row["criteria"]["E3"] == verdict
     assert said(row, "cirrhosis", message) if message else not said(row, "cirrhosis", "")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +58,6 @@ def test_every_clinical_spelling_is_its_ucum_code_exactly(spelling: str) -> None
         ("1", "[ft_i]", "cm", "30.48"),
         ("1", "inch", "cm", "2.54"),
         ("25", "kg/m2", "g/m2", "25000"),
-        ("140", "mEq/L", "mmol/L", "140"),
         ("5", "mcg", "ug", "5"),
         ("1", "cc", "mL", "1"),
         ("53", "mmol/mol", "umol/mol", "53000"),  # a substance fraction stays one
@@ -80,8 +80,30 @@ def test_k_per_ul_is_read_only_for_a_count_per_volume() -> None:
     u = read_unit("K/uL", platelets)
     assert conversion_factor(u, platelets) == 1  # 150 K/uL is 150 x10^9/L
     assert conversion_factor(read_unit("M/uL", parse_unit("x10^12/L")), parse_unit("x10^12/L"))
-    with pytest.raises(UnitError, match="ambiguous"):
+    with pytest.raises(UnitError, match="read only for a count per volume"):
         read_unit("K/uL", parse_unit("g/dL"))
+
+
+@pytest.mark.parametrize(
+    ("spelling", "per_litre"),
+    [
+        ("x10E9/L", 10**9),  # LabCorp, Epic: x10E3/uL is "x 10^3 per microlitre"
+        ("x10E3/uL", 10**9),
+        ("10E3/uL", 10**9),
+        ("x10e3/\u00b5L", 10**9),  # MICRO SIGN
+        ("K/\u03bcL", 10**9),  # GREEK SMALL LETTER MU
+        ("K/mcL", 10**9),
+        ("x10E6/uL", 10**12),
+        ("M/\u00b5L", 10**12),
+    ],
+)
+def test_lab_export_spellings_of_counts(spelling: str, per_litre: int) -> None:
+    """Read for a count per volume only; anything else names the spelling, not a bogus
+    'exponent out of bounds' or 'K is not a unit'."""
+    count = parse_unit("/L")
+    assert conversion_factor(read_unit(spelling, count), count) == per_litre
+    with pytest.raises(UnitError, match="lab system's spelling"):
+        read_unit(spelling, parse_unit("g/dL"))
 
 
 @pytest.mark.parametrize(
@@ -459,3 +481,56 @@ def test_fhir_hba1c_on_both_scales(tmp_path: Any) -> None:
     record = read(undeclared, bundle("59261-8", 64, "mmol/mol"))
     assert record.facts.get("hba1c") is None
     assert any("another clinical scale" in p.message for p in record.problems)
+
+
+@pytest.mark.parametrize("src", ["mEq/L", "meq/L", "ueq/mL"])
+@pytest.mark.parametrize("dst", ["mmol/L", "mg/dL", "umol/L"])
+def test_equivalents_are_not_moles(src: str, dst: str) -> None:
+    """1 mmol/L = z mEq/L for valence z (calcium, magnesium: 2): UCUM's eq = mol holds only
+    for z = 1, so no conversion exists without the fact's declared valence (a `convert`)."""
+    assert conversion_factor(parse_unit(src), parse_unit(dst)) is None
+    assert conversion_factor(parse_unit(src), parse_unit("meq/L")) is not None
+
+
+def test_divalent_ion_in_meq_reads_only_through_its_declared_valence(tmp_path: Path) -> None:
+    """A normal calcium of 5.0 mEq/L (2.5 mmol/L, 10 mg/dL) is not hypercalcaemia, and a
+    magnesium of 0.6 mEq/L (0.3 mmol/L) is below 0.4 mmol/L; without the declaration both
+    values are unknown, never read as mmol/L."""
+    head = (
+        'protocol "T"\n  title "t"\n  version "1"\n  date 2020-01-01\n'
+        "fact magnesium: quantity mmol/L\n"
+        "fact calcium: quantity mg/dL\n"
+        '  molar mass 40.078 g/mol source "IUPAC"\n'
+    )
+    valence = '  convert mEq/L to mg/dL as 2.0039 x + 0 source "Ca2+: 1 mEq/L = 0.5 mmol/L"\n'
+    rules = (
+        'exclusion criteria\nE1 "low Mg"\n  rule magnesium < 0.4 mmol/L\n'
+        'E2 "high Ca"\n  rule calcium > 12 mg/dL\n'
+    )
+    record = {
+        "facts": {
+            "magnesium": {"value": 0.6, "unit": "mEq/L", "date": "2026-11-20"},
+            "calcium": {"value": 5.0, "unit": "mEq/L", "date": "2026-11-20"},
+        }
+    }
+    mg_valence = '  convert mEq/L to mmol/L as 0.5 x + 0 source "Mg2+ is divalent"\n'
+    declared = head.replace("mmol/L\n", "mmol/L\n" + mg_valence, 1) + valence + rules
+    assert _statuses(tmp_path, declared, record) == {"E1": "met", "E2": "not met"}
+    assert _statuses(tmp_path, head + rules, record) == {"E1": "unknown", "E2": "unknown"}
+
+
+def _statuses(tmp_path: Path, text: str, record: dict) -> dict[str, str]:
+    import datetime as dt
+
+    from critlang.backends.python import compile_protocol
+    from critlang.data.records import read_record
+    from critlang.evaluate import run_compiled, status_word
+    from critlang.frontend import analyse_text
+
+    checked = analyse_text(text, str(tmp_path / "t.crit")).result
+    assert checked is not None and checked.ok
+    compiled = compile_protocol(checked)
+    rec = read_record(checked, record, dt.date(2026, 11, 27))
+    _, statuses = run_compiled(compiled, compiled.normalise(rec))
+    ids = [c.id for _, c in checked.protocol.criteria]
+    return {i: status_word(s) for i, s in zip(ids, statuses, strict=True)}

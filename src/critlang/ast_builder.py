@@ -10,17 +10,15 @@ import dataclasses
 import datetime as dt
 import re
 from fractions import Fraction
-from typing import Any
-
-import lark
-from lark import Token, v_args
-from lark.tree import Meta
-from lark.visitors import Transformer_NonRecursive
+from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
 from .ast_declarations import _Declarations, _unquote
 from .diagnostics import Diagnostic, error
 from .source import SourceFile, Span
+
+if TYPE_CHECKING:  # the runtime parser's or Lark's (the same attributes)
+    from .lalr_runtime import Meta, Token, Tree
 
 # Limits on what a criteria file may spell (docs/security.md). Numbers: a clinical
 # threshold never needs more digits, and longer ones would overflow floats in the
@@ -45,29 +43,29 @@ def _split_quantity(text: str) -> tuple[str, str]:
     return m.group(1), m.group(2).strip()
 
 
-@v_args(meta=True)
-class _ToAst(_Declarations, Transformer_NonRecursive):
+class _ToAst(_Declarations):
     """Builds AST nodes and nothing else: no checking happens here.
 
-    Non-recursive (Lark walks the tree with its own stack), so deeply nested or very long
-    expressions (hundreds of parentheses or alternatives) never exhaust Python's stack.
+    Reads the parse tree of lalr_runtime.py or of Lark (the same shape): the method named
+    for each subtree's rule gets its positions and its children, built first. Tokens are
+    strings; everything else in a tree is a subtree.
     """
 
     def __init__(self, source: SourceFile) -> None:
-        super().__init__()
         self.src = source
         self.problems: list[Diagnostic] = []  # limits exceeded (E901)
 
-    def transform(self, tree: lark.Tree) -> Any:
-        """Bottom-up, with an explicit stack: deep nesting cannot exhaust Python's.
+    def transform(self, tree: Tree) -> Any:
+        """Bottom-up, with an explicit stack: deeply nested or very long expressions
+        (hundreds of parentheses or alternatives) cannot exhaust Python's stack.
 
         Raises _TooDeep past MAX_DEPTH levels (the passes after this one recurse).
         """
-        stack: list[tuple[lark.Tree, Any, list[Any]]] = [(tree, iter(tree.children), [])]
+        stack: list[tuple[Tree, Any, list[Any]]] = [(tree, iter(tree.children), [])]
         while True:
             node, children, done = stack[-1]
             for child in children:
-                if isinstance(child, lark.Tree):
+                if not isinstance(child, str):
                     if len(stack) >= MAX_DEPTH:
                         raise _TooDeep(child.meta)
                     stack.append((child, iter(child.children), []))
@@ -75,7 +73,7 @@ class _ToAst(_Declarations, Transformer_NonRecursive):
                 done.append(child)
             else:
                 stack.pop()
-                value = self._call_userfunc(node, done)
+                value = getattr(self, node.data)(node.meta, done)
                 if not stack:
                     return value
                 stack[-1][2].append(value)

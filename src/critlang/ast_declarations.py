@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
-
-from lark import Token, v_args
-from lark.tree import Meta
-from lark.visitors import Transformer_NonRecursive
+from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
 from .source import Span
+
+if TYPE_CHECKING:  # the runtime parser's or Lark's (the same attributes)
+    from .lalr_runtime import Meta
 
 
 def _unquote(token: str) -> str:
@@ -22,11 +21,10 @@ def _unquote(token: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
-@v_args(meta=True)
-class _Declarations(Transformer_NonRecursive):
-    """A base of `_ToAst`: Lark calls the method named for each grammar rule (`v_args`
-    is set here too: Lark applies it only to a class's own methods). It uses `_ToAst`'s
-    span and number helpers."""
+class _Declarations:
+    """A base of `_ToAst`, whose `transform` calls the method named for each grammar rule
+    with the subtree's positions (`Meta`) and its children. It uses `_ToAst`'s span and
+    number helpers."""
 
     _span: Any
     _tspan: Any
@@ -257,7 +255,7 @@ class _Declarations(Transformer_NonRecursive):
         return n.Import(path=_unquote(items[0]), span=self._span(meta))
 
     def codes(self, meta: Meta, items: list[Any]) -> Any:
-        member = str(items[1]) if len(items) > 1 and isinstance(items[1], Token) else None
+        member = str(items[1]) if len(items) > 1 and isinstance(items[1], str) else None
         codes = tuple(i for i in items if isinstance(i, n.Code))
         return n.Codes(fact=str(items[0]), member=member, codes=codes, span=self._span(meta))
 

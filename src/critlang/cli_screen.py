@@ -231,7 +231,7 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.fhir import ABSENT_KINDS, Extractor, data_files
-    from .data.ingest import ingest_fhir
+    from .data.ingest import NamedElsewhere, ingest_fhir
 
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
@@ -269,6 +269,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except SqlUnsupported as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 1
+    except NamedElsewhere as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
     # what was read and what could not be used, as `screen` says it
     for line in reading_lines(tally):
         print(line)

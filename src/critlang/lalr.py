@@ -1,14 +1,20 @@
 """The Lark LALR parser object for the grammar: loaded from tables shipped in the package,
-or built from the grammar (docs/security.md: no parser cache on disk)."""
+or built from the grammar (docs/security.md: no parser cache on disk); and the tables of
+the parser commands run (lalr_runtime.py, parse_tables.py), generated from it.
+
+Lark is imported when a Lark parser is wanted (syntax errors, `fmt`, tests), not to parse
+a file that parses: that costs a command ~100 ms.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lark
+if TYPE_CHECKING:
+    import lark
 
 _PACKAGED = Path(__file__).with_name("critlang.lark")
 _IN_REPO = Path(__file__).resolve().parents[2] / "grammar" / "critlang.lark"
@@ -32,10 +38,14 @@ def _grammar_text() -> str:
 
 
 def _grammar_hash(text: str) -> str:
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _build(**options: Any) -> lark.Lark:
+    import lark
+
     return lark.Lark(
         _grammar_text(),
         parser="lalr",
@@ -53,6 +63,8 @@ def _int_keys(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
 
 def _load_tables(**options: Any) -> lark.Lark | None:
     """The shipped tables if they were built from the current grammar, else None."""
+    import lark
+
     try:
         saved = json.loads(TABLES.read_text(encoding="utf-8"), object_pairs_hook=_int_keys)
         if saved.get("grammar_sha256") != _grammar_hash(_grammar_text()):
@@ -64,6 +76,8 @@ def _load_tables(**options: Any) -> lark.Lark | None:
 
 def tables_json() -> str:
     """The parser tables for the current grammar, as the JSON `TABLES` holds."""
+    import lark
+
     built = _build()
     data, memo = built.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
     saved = {
@@ -79,6 +93,7 @@ def write_tables() -> None:
     """Regenerate the shipped tables after a grammar change:
     `python -c "from critlang.lalr import write_tables; write_tables()"`."""
     TABLES.write_text(tables_json(), encoding="utf-8")
+    RUNTIME_TABLES.write_text(runtime_tables_source(), encoding="utf-8")
 
 
 def lark_parser(**options: Any) -> lark.Lark:
@@ -88,9 +103,132 @@ def lark_parser(**options: Any) -> lark.Lark:
 
 def build_strict() -> lark.Lark:
     """Build in Lark's strict mode (no conflicts, no terminal collisions); used by tests."""
+    import lark
+
     return lark.Lark(
         grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
         strict=True,
         propagate_positions=True,
     )
+
+
+# ------------------------------------------------------------------ the runtime's tables
+
+RUNTIME_TABLES = Path(__file__).with_name("parse_tables.py")
+
+
+@cache
+def runtime_tables_fresh() -> bool:
+    """Whether parse_tables.py was generated from the current grammar (else the commands
+    parse with Lark: correct, only slower)."""
+    from . import parse_tables
+
+    try:
+        return _grammar_text() == parse_tables.GRAMMAR
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def runtime_tables_source() -> str:
+    """parse_tables.py for the current grammar: what lalr_runtime.py needs of Lark's parser
+    (its LALR tables, the terminals each state's contextual lexer tries in order, its
+    keyword callbacks, the tree builder's choices per rule), as plain Python literals."""
+    import lark
+    from lark.lexer import PatternStr, UnlessCallback
+    from lark.parse_tree_builder import _should_expand
+
+    built = lark_parser()  # from the shipped JSON tables: the same state numbers
+    frontend = built.parser
+    table = frontend.parser.parser.parse_table
+    conf = built.lexer_conf
+    assert conf.g_regex_flags == 0 and not conf.use_bytes and not conf.callbacks
+    assert not built.options.keep_all_tokens and not built.options.maybe_placeholders
+    assert built.options.propagate_positions is True and built.options.postlex is None
+    assert set(table.start_states) == {"start"} and len(table.states) == max(table.states) + 1
+
+    rules: list[Any] = []
+    rule_number: dict[Any, int] = {}
+    for state in sorted(table.states):
+        for _, (action, arg) in sorted(table.states[state].items()):
+            if action.name == "Reduce" and arg not in rule_number:
+                rule_number[arg] = len(rules)
+                rules.append(arg)
+    actions = []
+    for state in sorted(table.states):
+        row = {}
+        for symbol, (action, arg) in sorted(table.states[state].items()):
+            row[symbol] = arg if action.name == "Shift" else -1 - rule_number[arg]
+        actions.append(row)
+    rule_rows = []
+    for rule in rules:
+        assert not rule.options.keep_all_tokens and not rule.options.template_source
+        include = [
+            (i, _should_expand(sym))
+            for i, sym in enumerate(rule.expansion)
+            if not (sym.is_term and sym.filter_out)
+        ]
+        needs_filter = len(include) < len(rule.expansion) or any(x for _, x in include)
+        rule_rows.append(
+            (
+                rule.origin.name,
+                len(rule.expansion),
+                rule.alias or rule.origin.name,
+                bool(rule.options.expand1 and not rule.alias),
+                tuple(include) if needs_filter else None,
+            )
+        )
+
+    lexers: list[Any] = []
+    lexer_number: dict[str, int] = {}
+    state_lexer = []
+    newline: set[str] = set()
+    for state in sorted(table.states):
+        basic = frontend.lexer.lexers[state]
+        assert basic.ignore_types == frozenset(conf.ignore)
+        scanner = basic.scanner  # Lark's own choice of terminals and their order
+        unless = {}
+        for name, callback in basic.callback.items():
+            assert isinstance(callback, UnlessCallback)
+            words: dict[str, str] = {}
+            for t in callback.scanner.terminals:
+                assert isinstance(t.pattern, PatternStr) and not t.pattern.flags
+                words.setdefault(t.pattern.value, t.name)
+            unless[name] = words
+        lexer = (tuple(t.name for t in scanner.terminals), unless)
+        newline |= basic.newline_types
+        key = repr(lexer)
+        if key not in lexer_number:
+            lexer_number[key] = len(lexers)
+            lexers.append(lexer)
+        state_lexer.append(lexer_number[key])
+    # a literal terminal matches where the text starts with it (its regexp is the
+    # escaped string, compiled without flags: the same test)
+    patterns = {
+        t.name: (t.pattern.value, None)
+        if isinstance(t.pattern, PatternStr)
+        else (None, t.pattern.to_regexp())
+        for t in built.terminals
+    }
+    assert not any(t.pattern.flags for t in built.terminals)
+
+    out = [
+        '"""Generated by `critlang.lalr.write_tables()` from the grammar and Lark '
+        f"{lark.__version__}: do not edit.",
+        "",
+        "The tables lalr_runtime.py drives (plain data). A test fails when they are stale;",
+        'until they are regenerated the parser falls back to Lark (correct, only slower)."""',
+        "",
+        f"GRAMMAR = {_grammar_text()!r}",
+        f"START_STATE = {table.start_states['start']!r}",
+        f"END_STATE = {table.end_states['start']!r}",
+        f"IGNORE = frozenset({sorted(conf.ignore)!r})",
+        f"NEWLINE = frozenset({sorted(newline)!r})",
+        f"PATTERNS = {dict(sorted(patterns.items()))!r}",
+        f"RULES = {tuple(rule_rows)!r}",
+        f"LEXERS = {tuple(lexers)!r}",
+        f"STATE_LEXER = {tuple(state_lexer)!r}",
+        f"ACTIONS = {tuple(actions)!r}",
+        "",
+    ]
+    return "\n".join(out)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from fractions import Fraction
 
+from .frozen_classes import frozen
 from .source import Span
 
 _NOSPAN = Span("<none>", 0, 0, 0, 0, 0, 0)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Node:
     span: Span = field(default=_NOSPAN, compare=False, repr=False)
 
@@ -41,60 +42,60 @@ class Node:
 # ------------------------------------------------------------------ types (as written)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TypeExpr(Node):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class QuantityTypeExpr(TypeExpr):
     unit: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class NumberTypeExpr(TypeExpr):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class IntegerTypeExpr(TypeExpr):
     low: int
     high: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class EnumTypeExpr(TypeExpr):
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ScaleTypeExpr(TypeExpr):
     members: tuple[str, ...]  # lowest first
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class BooleanTypeExpr(TypeExpr):
     attestation: bool = False  # an investigator's yes/no, e.g. signed consent
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DateTypeExpr(TypeExpr):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class BloodPressureTypeExpr(TypeExpr):
     """`blood pressure`: a systolic/diastolic pair in mm[Hg] (LOINC 85354-9 panel with
     components 8480-6 systolic and 8462-4 diastolic)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class FieldDecl(Node):
     name: str
     type: TypeExpr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ListTypeExpr(TypeExpr):
     fields: tuple[FieldDecl, ...]
 
@@ -102,20 +103,20 @@ class ListTypeExpr(TypeExpr):
 # ------------------------------------------------------------------ expressions
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Expr(Node):
     # parentheses the author wrote around this expression: kept by `critlang fmt`,
     # ignored by equality (they change no meaning once parsed)
     parens: int = field(default=0, compare=False, repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class NumberLit(Expr):
     value: Fraction
     text: str  # as written, for messages and formatting
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class QuantityLit(Expr):
     value: Fraction
     number_text: str
@@ -127,7 +128,7 @@ class QuantityLit(Expr):
         return f"{self.number_text} {self.unit}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DualQuantityLit(Expr):
     """A threshold written in two units: '5.0 mmol/L (8.0 g/dL)'. The first one rules."""
 
@@ -135,7 +136,7 @@ class DualQuantityLit(Expr):
     secondary: QuantityLit
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class PressureLit(Expr):
     """`140/90 mmHg`: a systolic/diastolic pair, compared with a `blood pressure` fact.
 
@@ -152,7 +153,7 @@ class PressureLit(Expr):
 PRESSURE_COMBINE = {"<": "all", "<=": "all", "=": "all", ">": "any", ">=": "any", "!=": "any"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DateOf(Expr):
     """`date of hemoglobin`: the date the fact's value was observed (unknown if undated)."""
 
@@ -160,29 +161,29 @@ class DateOf(Expr):
     fact_span: Span = field(compare=False, repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DateLit(Expr):
     value: dt.date  # date.min when the text is not a calendar date (the checker says so)
     text: str = field(default="", compare=False, repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class BoolLit(Expr):
     value: bool
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Name(Expr):
     name: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Call(Expr):
     func: str
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Attribute(Expr):
     """`fact.field`: reserved for record-like facts; the checker reports it otherwise."""
 
@@ -190,7 +191,7 @@ class Attribute(Expr):
     attr: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Magnitude(Expr):
     """`(weight in kg)`: the plain number a quantity has in the stated unit."""
 
@@ -198,7 +199,7 @@ class Magnitude(Expr):
     unit: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class WithUnit(Expr):
     """`(... as mL/min)`: give a plain number a unit (empirical formulas)."""
 
@@ -206,19 +207,19 @@ class WithUnit(Expr):
     unit: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Conditional(Expr):
     then: Expr
     cond: Expr
     otherwise: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class FirstAvailable(Expr):
     options: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Quantified(Expr):
     """`any|all|no|majority of|at least N of LIST with (COND)`."""
 
@@ -229,24 +230,24 @@ class Quantified(Expr):
     body: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Not(Expr):
     operand: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class And(Expr):
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Or(Expr):
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Unless(Expr):
     """`A unless B`: A holds and the exception B does not."""
 
@@ -254,7 +255,7 @@ class Unless(Expr):
     exception: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Implies(Expr):
     """`A implies B` (also written `if A then B`): true when A is false or B is true."""
 
@@ -264,14 +265,14 @@ class Implies(Expr):
     form: str = field(default="implies", compare=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Compare(Expr):
     op: str  # < <= > >= = !=
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class CompareRef(Expr):
     """`glucose > 2 x ULN`: against a multiple of the reference range's limit."""
 
@@ -281,7 +282,7 @@ class CompareRef(Expr):
     limit: str  # "ULN" or "LLN"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Between(Expr):
     """`x between a and b`, both ends included."""
 
@@ -290,24 +291,24 @@ class Between(Expr):
     high: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Member(Expr):
     subject: Expr
     members: tuple[str, ...]
     negated: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class InNormalRange(Expr):
     subject: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class IsKnown(Expr):
     subject: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Window(Expr):
     """A date relative to an anchor date.
 
@@ -323,7 +324,7 @@ class Window(Expr):
     anchor: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DateBound(Expr):
     """A date on one side of an edge, the edge day included.
 
@@ -341,7 +342,7 @@ class DateBound(Expr):
     wording: str = field(default="at_least", compare=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class WindowBetween(Expr):
     """`S between D1 and D2 before A`: A - D2 <= S <= A - D1, both edge days included
     ("after": A + D1 <= S <= A + D2). A bare number D1 takes D2's unit."""
@@ -367,7 +368,7 @@ class WindowBetween(Expr):
         return lo, hi
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Period(Expr):
     """A period from START to END against an anchor, edge days included.
 
@@ -384,7 +385,7 @@ class Period(Expr):
     direction: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Order(Expr):
     """`d before a` / `d after a`: strictly earlier or later."""
 
@@ -393,14 +394,14 @@ class Order(Expr):
     anchor: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Arith(Expr):
     op: str  # + - * /
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Neg(Expr):
     operand: Expr
 
@@ -408,13 +409,13 @@ class Neg(Expr):
 # ------------------------------------------------------------------ declarations
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Arm(Node):
     name: str
     label: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Header(Node):
     identifier: str
     title: str | None = None
@@ -437,7 +438,7 @@ class Header(Node):
         return dict(self.item_spans).get(key, self.span)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class FactOption(Node):
     kind: str  # "label", "molar_mass", "lookback", "refrange_reported", "refrange", "source",
     # "convert"
@@ -451,12 +452,12 @@ class FactOption(Node):
     coefficients: tuple[str, str] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Decl(Node):
     name: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Fact(Decl):
     type: TypeExpr
     options: tuple[FactOption, ...] = ()
@@ -465,46 +466,46 @@ class Fact(Decl):
         return next((o for o in self.options if o.kind == kind), None)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Anchor(Decl):
     label: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Param(Node):
     name: str
     type: TypeExpr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Define(Decl):
     params: tuple[Param, ...] | None  # None: a named expression, not a function
     body: Expr
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class AssumeValue(Decl):
     value: Expr
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class AssumeText(Node):
     text: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Import(Node):
     path: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Code(Node):
     system: str  # loinc, snomed, icd10, rxnorm, atc, cpt, fhir
     value: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Codes(Node):
     """`codes FACT[.MEMBER]: system "code", ...`"""
 
@@ -513,14 +514,14 @@ class Codes(Node):
     codes: tuple[Code, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Clause(Node):
     kind: str  # "applies", "rule", "assumption", "note"
     expr: Expr | None = None
     text: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Criterion(Node):
     id: str
     id_span: Span = field(compare=False, repr=False)
@@ -545,13 +546,13 @@ class Criterion(Node):
         return tuple(c for c in self.clauses if c.kind == "assumption")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Section(Node):
     kind: str  # "inclusion", "exclusion"
     criteria: tuple[Criterion, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Protocol(Node):
     header: Header | None
     decls: tuple[Node, ...]  # Fact, Anchor, Define, AssumeValue, AssumeText, Section, in order

@@ -1,4 +1,7 @@
-"""Parse criteria files: the Lark grammar builds a tree, `_ToAst` turns it into nodes.
+"""Parse criteria files: the grammar's LALR parser builds a tree, `_ToAst` turns it into
+nodes. A file that parses is parsed by lalr_runtime.py (Lark's tables and semantics,
+without importing Lark: a command starts ~100 ms sooner); one that does not is parsed
+again by Lark, whose exceptions syntax_errors.py turns into diagnostics.
 
 Syntax errors become diagnostics. After the first error the file is re-parsed one
 top-level item at a time (the rest blanked out, so lines and columns stay true), so a
@@ -13,16 +16,17 @@ from __future__ import annotations
 import bisect
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
-import lark
-from lark.exceptions import UnexpectedInput
-
+from . import lalr_runtime
 from . import nodes as n
 from .ast_builder import MAX_DEPTH, _ToAst, _TooDeep
 from .diagnostics import Diagnostic, error
-from .lalr import build_strict, grammar_path, lark_parser, write_tables
+from .lalr import build_strict, grammar_path, lark_parser, runtime_tables_fresh, write_tables
 from .source import SourceFile
-from .syntax_errors import _syntax_diagnostic
+
+if TYPE_CHECKING:
+    import lark
 
 __all__ = [
     "build_strict",
@@ -90,6 +94,10 @@ def _all_syntax_errors(source: SourceFile, first: Diagnostic) -> list[Diagnostic
     lines and columns stay true) and runs to the next error: each part of the file is
     parsed about once, not once per item.
     """
+    from lark.exceptions import UnexpectedInput
+
+    from .syntax_errors import _syntax_diagnostic
+
     found = {(first.span.start, first.message): first}
     parser = _lark()
     text = source.text
@@ -155,6 +163,8 @@ def salvage(source: SourceFile, errors: list[Diagnostic]) -> tuple[n.Protocol | 
     stay true), so that the other checks still run on what did parse; with the words of
     the broken items (names they may declare or use, which the caller must not call
     unknown). None when the rest does not parse either (a broken section line)."""
+    from lark.exceptions import UnexpectedInput
+
     text = source.text
     broken = _broken_items(text, errors)
     words: set[str] = set()
@@ -173,7 +183,9 @@ def salvage(source: SourceFile, errors: list[Diagnostic]) -> tuple[n.Protocol | 
     return (protocol if not problems else None), words
 
 
-def to_ast(tree: lark.Tree, source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
+def to_ast(
+    tree: lark.Tree | lalr_runtime.Tree, source: SourceFile
+) -> tuple[n.Protocol | None, list[Diagnostic]]:
     """The AST of a parse tree, or None and the limits it exceeds (E901, E902)."""
     builder = _ToAst(source)
     try:
@@ -196,6 +208,15 @@ def to_ast(tree: lark.Tree, source: SourceFile) -> tuple[n.Protocol | None, list
 
 def parse(source: SourceFile) -> tuple[n.Protocol | None, list[Diagnostic]]:
     """Parse one file. Returns the AST (None on syntax errors) and the diagnostics."""
+    if runtime_tables_fresh():
+        try:
+            return to_ast(lalr_runtime.parse(source.text), source)
+        except lalr_runtime.Rejected:
+            pass  # Lark says why
+    from lark.exceptions import UnexpectedInput
+
+    from .syntax_errors import _syntax_diagnostic
+
     try:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:

@@ -37,6 +37,7 @@ class PatientRow:
     problems: list[str]
     # per criterion id, what `critlang eval --format json` says of it (screen --patients .jsonl)
     explanations: dict[str, dict[str, Any]] | None = None
+    deceased: bool = False  # ruled out before any criterion (the "(deceased)" row)
 
     def to_dict(self, ids: list[str]) -> dict[str, Any]:
         out = {
@@ -128,13 +129,18 @@ def screen(
             result.absent_means_no.setdefault(kind, []).append(fact)
     rows = [AttritionRow(c.id, c.section) for c in crits]
     # the statuses that clear each criterion (an inclusion met, an exclusion not met)
-    clears = [{"not applicable", "met" if c.section == "inclusion" else "not met"} for c in crits]
+    clears = clearing(compiled)
     needs = Needs(compiled)
     explainer = Evaluator(compiled) if explain else None
     result.coverage = {name: 0 for name in checked.facts}
     for i, data in enumerate(patients, 1):
         record = read_record(checked, data.record, as_of, data.path)
         record.problems = [*data.problems, *record.problems]
+        for problem in data.problems:
+            # a fact the data gave only in resources set aside (not taken, not done,
+            # begun after the screening date) is in the record: say why it is unknown
+            if record.why_unknown.get(problem.fact) == "not in the record":
+                record.why_unknown[problem.fact] = problem.message
         f = compiled.normalise(record)
         verdict, raw = run_compiled(compiled, f)
         dead = deceased(data.record, as_of) if record.deceased is True else None
@@ -167,21 +173,8 @@ def screen(
                 _explanations(explainer, record) if explainer is not None else None,
             )
         )
-        passed = ruled_in = dead is None
-        for row, clear, status in zip(rows, clears, statuses, strict=True):
-            if status == "met":
-                row.met += 1
-            elif status == "not met":
-                row.not_met += 1
-            elif status == "unknown":
-                row.unknown += 1
-            else:
-                row.not_applicable += 1
-            cleared = status in clear
-            passed = passed and cleared
-            ruled_in = ruled_in and (cleared or status == "unknown")
-            row.passed += passed
-            row.not_ruled_out += ruled_in
+        result.patients[-1].deceased = dead is not None
+        count_row(rows, clears, statuses, dead is None)
         if progress is not None:
             progress(i)
     result.attrition = rows
@@ -198,6 +191,39 @@ def _explanations(evaluator: Evaluator, record: Any) -> dict[str, dict[str, Any]
             k: d[k] for k in ("decided_by", "explanation", "values", "missing") if d.get(k)
         }
     return out
+
+
+def clearing(compiled: Compiled) -> list[set[str]]:
+    """Per criterion, the statuses that clear it (an inclusion met, an exclusion not met)."""
+    return [
+        {"not applicable", "met" if c.section == "inclusion" else "not met"}
+        for c in compiled.criteria
+    ]
+
+
+def count_row(
+    rows: list[AttritionRow],
+    clears: list[set[str]],
+    statuses: tuple[str, ...],
+    alive: bool,
+    sign: int = 1,
+) -> None:
+    """Adds one patient's statuses to the attrition rows (sign -1 takes them back)."""
+    passed = ruled_in = alive
+    for row, clear, status in zip(rows, clears, statuses, strict=True):
+        if status == "met":
+            row.met += sign
+        elif status == "not met":
+            row.not_met += sign
+        elif status == "unknown":
+            row.unknown += sign
+        else:
+            row.not_applicable += sign
+        cleared = status in clear
+        passed = passed and cleared
+        ruled_in = ruled_in and (cleared or status == "unknown")
+        row.passed += sign * passed
+        row.not_ruled_out += sign * ruled_in
 
 
 def flag_shared_ids(result: Screening) -> None:

@@ -28,6 +28,7 @@ from .backends.python import Compiled
 from .data.fhir import Extractor, Tally, read_fhir
 from .evaluate import EvaluationFault
 from .screen import AttritionRow, Screening, flag_shared_ids, screen
+from .screen_elsewhere import flag_elsewhere
 
 # below this many bundle files a second process costs more than it saves (fork, merging)
 MIN_FILES_PER_JOB = 16
@@ -64,7 +65,9 @@ def screen_files(
     runs, ndjson = split_for_jobs(files, jobs)
     if not runs:
         patients = read_fhir(files, extractor, as_of, tally)
-        return screen(compiled, patients, as_of, progress, tally, extractor, explain)
+        out = screen(compiled, patients, as_of, progress, tally, extractor, explain)
+        flag_elsewhere(out, compiled, extractor)
+        return out
     parts: list[Screening] = []
     done = 0
 
@@ -87,7 +90,9 @@ def screen_files(
         rest = Tally()
         patients = read_fhir(ndjson, extractor, as_of, rest)
         parts.append(screen(compiled, patients, as_of, None, rest, extractor, explain, False))
-    return _merge(parts, tally)
+    out = _merge(parts, tally)
+    flag_elsewhere(out, compiled, extractor)
+    return out
 
 
 def split_for_jobs(files: list[Path], jobs: int) -> tuple[list[list[Path]], list[Path]]:

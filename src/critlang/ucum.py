@@ -129,6 +129,15 @@ def read_unit(text: str, want: Unit | None) -> Unit:
     from .units import parse_unit
 
     t = text.strip()
+    spelled = data_spelling(t)
+    if spelled is not None:
+        code, dims = spelled
+        if want is not None and want.dims == dims:
+            return Unit(text, parse_unit(code).factor, want.dims)
+        raise UnitError(
+            f"{t!r} is a lab system's spelling of {code}, read only for a count per volume",
+            hint="for other quantities write the unit as UCUM does",
+        )
     m = _BARE_FACTOR.match(t)
     if m is not None and m.group(1) != "1":
         number = m.group(1)
@@ -138,9 +147,26 @@ def read_unit(text: str, want: Unit | None) -> Unit:
             f"(10⁹/L printed as 109/L): ambiguous, not used",
             hint="write powers of ten as UCUM does: 10*9/L, 10*3/uL",
         )
-    if want is not None and t in DATA_SPELLINGS and want.dims == DATA_SPELLINGS[t][1]:
-        return Unit(text, parse_unit(DATA_SPELLINGS[t][0]).factor, want.dims)
     return parse_unit(t)
+
+
+# Lab exports (Epic, LabCorp, Cerner) write powers of ten with an E: x10E9/L, 10E3/uL,
+# x10E3/µL for 10*9/L and 10*3/uL. Not UCUM (which reads no E); like K/uL, read only for a
+# fact holding a count per volume, where no other reading is a clinical quantity.
+_E_POWER = re.compile(r"^x?\s*10\s*[Ee]\s*\+?(\d{1,2})\s*/\s*(L|dL|mL|uL|nL|pL|mm3)$")
+_MICRO = str.maketrans({"\u00b5": "u", "\u03bc": "u"})  # MICRO SIGN, GREEK SMALL LETTER MU
+
+
+def data_spelling(text: str) -> tuple[str, Dims] | None:
+    """(UCUM code, the dimension it is read for) of a lab-export spelling: K/uL, M/uL (also
+    with µ or mcL), x10E9/L; None for any other text."""
+    t = text.strip().translate(_MICRO).replace("/mcL", "/uL")
+    if t in DATA_SPELLINGS:
+        return DATA_SPELLINGS[t]
+    m = _E_POWER.match(t)
+    if m is not None:
+        return f"10*{int(m.group(1))}/{m.group(2)}", COUNT_PER_VOLUME
+    return None
 
 
 # ---------------------------------------------------------------- temperatures
@@ -255,6 +281,14 @@ def _atom_value(code: str) -> tuple[Fraction, Dims, bool]:
     a = atoms[code]
     if code in ("[IU]", "[iU]"):
         return Fraction(1), (("[iu]", 1),), False
+    if code == "eq":
+        # A departure from UCUM, which defines 1 eq = 1 mol: an equivalent is a mole of
+        # charge, so for an ion of valence z 1 mmol/L = z mEq/L (calcium, magnesium: 2;
+        # Tietz Textbook of Clinical Chemistry; AMA Manual of Style, SI conversion
+        # tables). Taken as UCUM says, 5.0 mEq/L of calcium would read as 5.0 mmol/L.
+        # An equivalent is a dimension of its own: mEq/L converts to mmol/L or mg/dL only
+        # through a fact's declared `convert mEq/L to mmol/L as 0.5 x + 0 source ...`.
+        return Fraction(1), (("[eq]", 1),), False
     if a.arbitrary:
         return Fraction(1), ((f"[arbitrary:{code}]", 1),), False
     if a.special:

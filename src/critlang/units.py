@@ -78,6 +78,8 @@ _DIM_WORDS: dict[Dims, str] = {
     (("[substance]", 1), ("[time]", -1)): "a catalytic activity",
     (("[length]", -2), ("[mass]", 1)): "a mass per area",
     (("[time]", -1),): "a rate (per time)",
+    (("[eq]", 1), ("[length]", -3)): "an equivalent (charge) concentration",
+    (("[eq]", 1),): "an amount of charge in equivalents",
 }
 
 

@@ -20,6 +20,7 @@ from ..typesys import (
     Type,
     same_kind,
 )
+from ..ucum import temperature_conversion
 from ..units import (
     CALENDAR,
     TIME,
@@ -28,6 +29,7 @@ from ..units import (
     describe,
     mass_substance_pair,
     mul_dims,
+    parse_unit,
 )
 from .result import (
     DualCheck,
@@ -35,10 +37,18 @@ from .result import (
     Ref,
 )
 
+KELVIN = parse_unit("K")
+
 
 class ComparisonsPass:
     def dimension_error(
-        self, span: Span, want: Unit, got: Unit, against: str, fact: FactInfo | None = None
+        self,
+        span: Span,
+        want: Unit,
+        got: Unit,
+        against: str,
+        fact: FactInfo | None = None,
+        subject: n.Expr | None = None,
     ) -> None:
         if other_scale(got, want, fact):
             declared = conversion(got, want, None, fact.scales if fact else ())
@@ -69,13 +79,25 @@ class ComparisonsPass:
             )
             return
         if mass_substance_pair(want, got):
+            field = subject is not None and self.r.refs.get(id(subject), Ref("", "")).kind == (
+                "field"
+            )
             self.err(
                 "E304",
                 f"`{got.text}` is {describe(got.dims)} but {against} is {describe(want.dims)}",
                 span,
                 label="needs a molar mass",
-                hint="declare the analyte's molar mass on the fact: "
-                '`molar mass 113.12 g/mol source "..."`',
+                hint=(
+                    # a molar mass belongs to a quantity fact; a list's fields have none
+                    # (records of the list are read in the field's unit only)
+                    f"a list's field has no molar mass, so {got.text} cannot be checked or "
+                    f"converted here: write the threshold in {want.text} only (keep the other "
+                    "unit in the criterion's text), or declare the analyte as its own "
+                    '`quantity` fact with `molar mass ... source "..."`'
+                    if field
+                    else "declare the analyte's molar mass on the fact: "
+                    '`molar mass 113.12 g/mol source "..."`'
+                ),
             )
             return
         self.err(
@@ -84,7 +106,14 @@ class ComparisonsPass:
             f"({describe(want.dims)})",
             span,
             label="wrong dimension",
-            hint=f"write this in a unit like {want.text}",
+            hint=(
+                # mEq <-> mmol needs the ion's valence (ucum.py, `eq`): a scale declaration
+                f"an equivalent is a mole of charge (1 mmol = z mEq for valence z): declare "
+                f'`convert {got.text} to {want.text} as A x + 0 source "..."` on the fact '
+                "(A = 1/z for mmol)"
+                if any(d == "[eq]" for d, _ in (*got.dims, *want.dims))
+                else f"write this in a unit like {want.text}"
+            ),
         )
 
     def subject_fact(self, e: n.Expr) -> FactInfo | None:
@@ -115,7 +144,7 @@ class ComparisonsPass:
                 fact = self.subject_fact(left)
                 if not (mass_substance_pair(lt.unit, rt.unit) and fact and fact.molar_mass):
                     self.dimension_error(
-                        right.span, lt.unit, rt.unit, self.subject_words(left), fact
+                        right.span, lt.unit, rt.unit, self.subject_words(left), fact, left
                     )
             return
         if isinstance(lt, QuantT) and isinstance(rt, NUMERIC):
@@ -215,10 +244,16 @@ class ComparisonsPass:
             else:
                 c = conversion(t.unit, lt.unit, molar, fact.scales if fact else ())
             if c is None:
-                self.dimension_error(part.span, lt.unit, t.unit, self.subject_words(left), fact)
+                self.dimension_error(
+                    part.span, lt.unit, t.unit, self.subject_words(left), fact, left
+                )
             values.append(None if c is None else c(part.value))
         a, b = values
         if a is None or b is None:
+            return
+        kelvin = kelvin_size(lt.unit)
+        if kelvin is not None:
+            self.temperature_pair(lit, lt, a, b, kelvin)
             return
         rel = abs(a - b) / abs(a) if a else abs(b)
         self.r.dual_checks.append(DualCheck(lit, a, b, rel))
@@ -232,6 +267,37 @@ class ComparisonsPass:
                 notes=(f"{lit.secondary.text} is {float(b):.4g} {lt.unit.text}",),
                 hint="check both values against the protocol; the first one decides",
             )
+
+    def temperature_pair(
+        self, lit: n.DualQuantityLit, lt: QuantT, a: Fraction, b: Fraction, kelvin: Fraction
+    ) -> None:
+        """W301 for a temperature written on two scales, by absolute difference.
+
+        A temperature is on an interval scale (Cel, [degF]: UCUM special units with an
+        offset), so a relative difference means nothing (0.33 Cel is 0.88 % of 38 Cel and
+        100 % of 0.33 Cel). The pair agrees when the two differ by at most 0.1 K (0.1 Cel,
+        0.18 [degF]) or by half a unit of the second value's last written digit (101 [degF]
+        stands for 100.5 to 101.5): 38.0 Cel (100.4 [degF]) and 38.3 Cel (101 [degF]) agree,
+        38.0 Cel (101.0 [degF]) does not (two published fever thresholds)."""
+        second = self.r.types.get(id(lit.secondary))
+        digit = _last_digit(lit.secondary.number_text)
+        second_k = kelvin_size(second.unit) if isinstance(second, QuantT) else None
+        allowed = max(TEMPERATURE_TOLERANCE, digit / 2 * (second_k or 0))
+        apart = abs(a - b) * kelvin
+        rel = abs(a - b) / abs(a) if a else abs(b)
+        self.r.dual_checks.append(DualCheck(lit, a, b, rel))
+        if apart <= allowed:
+            return
+        self.warn(
+            "W301",
+            f"{lit.primary.text} and {lit.secondary.text} differ by "
+            f"{float(abs(a - b)):.2g} {lt.unit.text} (tolerance for temperatures: "
+            f"{float(allowed / kelvin):.2g} {lt.unit.text})",
+            lit.span,
+            label="the first value is the one applied",
+            notes=(f"{lit.secondary.text} is {float(b):.4g} {lt.unit.text}",),
+            hint="check both values against the protocol; the first one decides",
+        )
 
     def arith(self, e: n.Arith, scope: dict) -> Type:
         a = self.expr(e.left, scope)
@@ -265,3 +331,24 @@ class ComparisonsPass:
             text = f"{ua.text or '1'}{e.op}{ub.text or '1'}"
             return QuantT(Unit(text, factor, dims))
         return NumberT()
+
+
+# Temperatures written on two scales agree within 0.1 K (= 0.1 Cel = 0.18 [degF]): fever
+# thresholds are written to a tenth of a degree Celsius (37.8, 38.0, 38.3), and thermometers
+# display that step; or within the written precision of the second value, if larger.
+TEMPERATURE_TOLERANCE = Fraction(1, 10)
+
+
+def kelvin_size(u: Unit) -> Fraction | None:
+    """How many kelvin one step of `u` is, when `u` is a temperature; else None."""
+    if u.dims == (("[temperature]", 1),):
+        return u.factor
+    step = temperature_conversion(u, KELVIN)
+    return None if step is None else step[0]
+
+
+def _last_digit(number_text: str) -> Fraction:
+    """The size of the last written digit: 1 for "101", 1/10 for "100.4"."""
+    mantissa = number_text.lower().split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return Fraction(1, 10**decimals)

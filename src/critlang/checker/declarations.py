@@ -30,6 +30,7 @@ from ..units import (
     is_duration,
     parse_unit,
 )
+from .forms import duration_problem
 from .result import (
     BUILTINS,
     DEFAULT_TOLERANCE,
@@ -184,7 +185,15 @@ class DeclarationsPass:
                 )
             elif u:
                 molar = opt.quantity.value * u.factor / g_per_mol.factor
-            if not isinstance(t, QuantT):
+            if isinstance(t, ListT):
+                self.err(
+                    "E201",
+                    "a list has no molar mass: only a quantity fact can have one",
+                    opt.span,
+                    hint="a list's quantity fields are read and compared in their own unit "
+                    "only; remove the option, or declare the analyte as a `quantity` fact",
+                )
+            elif not isinstance(t, QuantT):
                 self.err("E201", "only a quantity can have a molar mass", opt.span)
         history = d.option("history")
         if history and not isinstance(t, BoolT):
@@ -200,6 +209,13 @@ class DeclarationsPass:
                     look.quantity.span,
                     hint="a look-back window is written like `28 days` or `3 months`",
                 )
+            elif u:
+                problem = duration_problem(look.quantity, u, "a look-back window")
+                if problem is not None:
+                    message, hint = problem
+                    self.err(
+                        "E307", message, look.quantity.span, label="dates are whole days", hint=hint
+                    )
         ranged = False
         for opt in d.options:
             if opt.kind == "refrange_reported":

@@ -21,7 +21,7 @@ from ..typesys import (
     Type,
     mm_hg,
 )
-from ..units import CALENDAR, UnitError, describe, is_duration, parse_unit
+from ..units import CALENDAR, Unit, UnitError, describe, is_duration, parse_unit
 from .result import Ref
 
 PRESSURE_PARTS = ("systolic", "diastolic")
@@ -200,7 +200,7 @@ class FormsPass:
             )
         return DateT()
 
-    def duration(self, q: n.QuantityLit) -> Fraction | None:
+    def duration(self, q: n.QuantityLit, what: str = "a time window") -> Fraction | None:
         """Check a window's duration literal; its exact size in base units, or None."""
         u = self.unit(q.unit, q.span)
         self.record(q, QuantT(u) if u else ErrorT())
@@ -214,14 +214,10 @@ class FormsPass:
                 hint="write days, weeks, months or years",
             )
             return None
-        if u.dims == CALENDAR and (q.value * u.factor).denominator != 1:
-            # a calendar step is a whole number of months (a month is 28 to 31 days)
-            self.err(
-                "E307",
-                f"`{q.text}` is not a whole number of months",
-                q.span,
-                hint="write whole months or years, or the window in weeks or days",
-            )
+        problem = duration_problem(q, u, what)
+        if problem is not None:
+            message, hint = problem
+            self.err("E307", message, q.span, label="dates are whole days", hint=hint)
             return None
         return q.value * u.factor
 
@@ -273,3 +269,46 @@ class FormsPass:
         self.boolean(e.premise, scope, f"the condition of {word}")
         self.boolean(e.conclusion, scope, f"the consequence of {word}")
         return BoolT()
+
+
+_DAY_SECONDS = 86400
+_SUB_DAY_UNITS = ("s", "min", "h")
+
+
+def duration_problem(q: n.QuantityLit, u: Unit, what: str) -> tuple[str, str] | None:
+    """Why a duration cannot measure a window between dates, as (message, hint), or None.
+
+    Dates in records and anchors are calendar days, and a date-only value is a whole day
+    (FHIR R4 `date`/`dateTime` to day precision; ISO 8601 calendar date), so a window is
+    a whole number of days, or of calendar months (a month is 28 to 31 days). A fixed
+    duration in hours, minutes or seconds, or a fraction of a day, cannot be decided on
+    dates: "within 72 hours before" a dose dated 2026-11-27 holds for a test on 2026-11-24
+    at 10:00 and fails for one at 08:00, so it is refused rather than read as 3 days.
+    """
+    amount = q.value * u.factor
+    if u.dims == CALENDAR:
+        if amount.denominator == 1:
+            return None
+        # a calendar step is a whole number of months (a month is 28 to 31 days)
+        return (
+            f"`{q.text}` is not a whole number of months",
+            "write whole months or years, or the window in weeks or days",
+        )
+    days = amount / _DAY_SECONDS
+    sub_day_unit = q.unit in _SUB_DAY_UNITS or u.factor < _DAY_SECONDS
+    if days.denominator == 1 and not sub_day_unit:
+        return None
+    whole = max(1, -(-days.numerator // days.denominator))  # rounded up
+    shorter = whole - 1
+
+    def n_days(k: int) -> str:
+        return f"{k} day" if k == 1 else f"{k} days"
+
+    return (
+        f"`{q.text}` in {what} is not a whole number of days: dates are calendar days, so "
+        "a window between dates cannot be measured in hours, minutes or parts of a day",
+        f"write `{n_days(whole)}` or `{n_days(shorter)}`: a date {n_days(whole)} before may "
+        f"be up to {24 * (whole + 1)} hours earlier, one {n_days(shorter)} before at most "
+        f"{24 * whole} hours, whatever the times of day; say which reading you chose in an "
+        "`assumption`",
+    )

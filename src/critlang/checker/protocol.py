@@ -23,6 +23,7 @@ from .result import (
     ENROLLMENT,
     CheckResult,
     FactInfo,
+    Ref,
     _conjuncts,
     _did_you_mean,
 )
@@ -114,7 +115,7 @@ class ProtocolPass:
             return
         # (op, years, node, crit id, from an exclusion); an exclusion `age < X` sets the
         # minimum `age >= X`, `age <= X` the minimum `age > X`, and so on
-        bounds: list[tuple[str, Fraction, n.QuantityLit, str, bool]] = []
+        bounds: list[tuple[str, Fraction, n.QuantityLit, str, bool, tuple[str, Fraction]]] = []
         negate = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
         for kind, c in self.p.criteria:
             if c.rule is None or c.applies is not None:
@@ -137,7 +138,10 @@ class ProtocolPass:
                             continue
                         op = negate[op]
                     years = value.value * u.factor / _YEARS.factor
-                    bounds.append((op, years, value, c.id, exclusion))
+                    written = (op, years)
+                    if self.whole_years(subject):
+                        op, years = _whole_year_bound(op, years)
+                    bounds.append((op, years, value, c.id, exclusion, written))
         for key, ops in (("minimum_age", (">", ">=")), ("maximum_age", ("<", "<="))):
             q = getattr(h, key)
             if q is None:
@@ -165,8 +169,100 @@ class ProtocolPass:
                     + ("" if "age" in self.r.defines or "age" in self.r.facts else AGE_NOTE),
                 )
                 continue
-            for op, years, node, cid, exclusion in mine:
-                self.age_bound(key, op, years, limit, node, cid, q, exclusion)
+            for op, years, node, cid, exclusion, written in mine:
+                self.age_bound(key, op, years, limit, node, cid, q, exclusion, written)
+
+    def whole_years(self, subject: n.Expr) -> bool:
+        """Is `subject` an age in completed whole years (`define age = elapsed_years(...)`)?
+
+        Then `age > 14 years` and `age >= 15 years` select the same patients, and the header
+        is compared with the whole-year bound (an age of 14 years 11 months is 14)."""
+        if not isinstance(subject, n.Name) or self.r.refs.get(id(subject)) is None:
+            return False
+        if self.r.refs[id(subject)].kind != "define":
+            return False
+        d = self.r.defines.get(subject.name)
+        return (
+            d is not None
+            and d.params is None
+            and isinstance(d.body, n.Call)
+            and d.body.func == "elapsed_years"
+        )
+
+    def sex_conflicts(self) -> None:
+        """W201 for the header's `sex female|male`: enforced by no criterion, or contradicted.
+
+        An inclusion part is read as the sexes it lets in, an exclusion part as the sexes it
+        keeps out (`exclude sex = male` enforces `sex female`), on a category fact with the
+        members `female` and `male`."""
+        h = self.p.header
+        if h is None or h.sex not in ("female", "male"):
+            return
+        other = "male" if h.sex == "female" else "female"
+        span = h.item_span("sex")
+        enforced = False
+        for kind, c in self.p.criteria:
+            if c.rule is None or c.applies is not None:
+                continue
+            exclusion = kind == "exclusion"
+            for part in _disjuncts(c.rule) if exclusion else _conjuncts(c.rule):
+                true_for = self.sexes_meeting(part)
+                if true_for is None:
+                    continue
+                admitted = ({"female", "male"} - true_for) if exclusion else true_for
+                if other not in admitted:
+                    enforced = True
+                if h.sex not in admitted:
+                    self.warn(
+                        "W201",
+                        f"{c.id} {'excludes' if exclusion else 'leaves out'} {h.sex} patients, "
+                        f"but the registry header says sex {h.sex}",
+                        part.span,
+                        related=((span, "header"),),
+                        hint="make the header and the criterion say the same",
+                    )
+        if enforced:
+            return
+        declared = any(
+            isinstance(info.type, EnumT) and {"female", "male"} <= set(info.type.members)
+            for name, info in self.r.facts.items()
+            if name == "sex"
+        )
+        self.warn(
+            "W201",
+            f"the header's sex ({h.sex}) is not enforced by any criterion",
+            span,
+            label=f"no criterion keeps {other} patients out",
+            hint=f"add an inclusion criterion, e.g. `rule sex = {h.sex}`"
+            + ("" if declared else " after declaring `fact sex: enum {female, male}`")
+            + ", or correct the header",
+        )
+
+    def sexes_meeting(self, e: n.Expr) -> set[str] | None:
+        """The sexes (of female, male) for which `e` holds, when `e` tests only sex."""
+        if isinstance(e, n.Not):
+            inner = self.sexes_meeting(e.operand)
+            return None if inner is None else {"female", "male"} - inner
+        if isinstance(e, n.Compare) and e.op in ("=", "!="):
+            for subject, value in ((e.left, e.right), (e.right, e.left)):
+                if self.is_sex(subject) and isinstance(value, n.Name):
+                    # a member on the left (`female = sex`) is checked against the fact's
+                    # type after the swap, so it may carry no reference
+                    if self.r.refs.get(id(value), Ref("member", "")).kind != "member":
+                        continue
+                    hit = {value.name} & {"female", "male"}
+                    return hit if e.op == "=" else {"female", "male"} - hit
+            return None
+        if isinstance(e, n.Member) and self.is_sex(e.subject):
+            hit = set(e.members) & {"female", "male"}
+            return {"female", "male"} - hit if e.negated else hit
+        return None
+
+    def is_sex(self, e: n.Expr) -> bool:
+        if not isinstance(e, n.Name) or self.r.refs.get(id(e), Ref("", "")).kind != "fact":
+            return False
+        t = self.r.facts[e.name].type
+        return isinstance(t, EnumT) and {"female", "male"} <= set(t.members)
 
     def age_bound(
         self,
@@ -178,7 +274,13 @@ class ProtocolPass:
         cid: str,
         q: n.QuantityLit,
         exclusion: bool = False,
+        written: tuple[str, Fraction] | None = None,
     ) -> None:
+        # `written`: the bound as written, before reading it on whole years (`age > 18`
+        # under "18 and up" leaves out 18-year-olds, said so rather than "stricter")
+        if written is not None and written[0] in (">", "<") and written[1] == limit:
+            op, years = written
+        shown = written[0] if written is not None else op
         strict = op in (">", "<")
         word = "minimum" if key == "minimum_age" else "maximum"
         hdr = f"the registry header says {word} age {q.text}"
@@ -200,7 +302,7 @@ class ProtocolPass:
         elif (key == "minimum_age" and years > limit) or (key == "maximum_age" and years < limit):
             self.warn(
                 "W201",
-                f"{cid} requires age {op} {node.text}, stricter than the header ({hdr})",
+                f"{cid} requires age {shown} {node.text}, stricter than the header ({hdr})",
                 node.span,
                 related=related,
                 hint="make the header and the criterion say the same",
@@ -252,6 +354,7 @@ class ProtocolPass:
         for kind, c in self.p.criteria:
             used |= self.criterion(kind, c, seen)
         self.age_conflicts()
+        self.sex_conflicts()
         self.unused(used)
         self.r.diagnostics = sorted_diagnostics(self.diags)
         return self.r
@@ -376,6 +479,23 @@ def _disjuncts(e: n.Expr) -> list[n.Expr]:
     if isinstance(e, n.Or):
         return _disjuncts(e.left) + _disjuncts(e.right)
     return [e]
+
+
+def _whole_year_bound(op: str, years: Fraction) -> tuple[str, Fraction]:
+    """The bound on completed whole years that `age OP years` sets, inclusive.
+
+    `age > 14` is `age >= 15`, `age < 27` is `age <= 26`, `age >= 17.5` is `age >= 18`."""
+    floor = years.numerator // years.denominator
+    ceil = -(-years.numerator // years.denominator)
+    if op == ">":
+        return ">=", Fraction(floor + 1)
+    if op == ">=":
+        return ">=", Fraction(ceil)
+    if op == "<":
+        return "<=", Fraction(ceil - 1)
+    if op == "<=":
+        return "<=", Fraction(floor)
+    return op, years
 
 
 def _age_comparisons(e: n.Expr) -> list[tuple[str, n.Expr, n.Expr]]:

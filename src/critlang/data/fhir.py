@@ -30,18 +30,23 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   CodeableConcept naming different facts or kinds: unknown (fhir_status.py).
 - Condition (fhir_condition.py): statuses read from their codings (several must agree;
   text only: unknown); refuted/entered-in-error ignored; provisional, differential,
-  unconfirmed make the fact unknown, never yes. clinicalStatus inactive/resolved/
-  remission or an abatement[x] on or before the screening date make it "not current";
-  onset[x] after it: not used. Every choice type of onset/abatement/performed/
-  effective[x] is read or refused (fhir_events.py). A fact declared `history ever` is
+  unconfirmed make the fact unknown, never yes. An abatement[x] decides against the
+  screening date whatever clinicalStatus says (on or before it: "not current"), and
+  beside active/recurrence/relapse is a contradiction (R4 con-4: unknown); with no
+  abatement, inactive/resolved/remission are "not current"; onset[x] after it: not
+  used. Every choice type of onset/abatement/performed/effective[x] is read or refused
+  (fhir_events.py). A fact declared `history ever` is
   yes for any confirmed condition; the default (`history current`) only for a current one.
-- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure: items
-  of a list fact with start and end (an end not given is "ongoing" when the status says
-  the exposure goes on, active or in-progress, else unknown); a Procedure
-  also makes a yes/no fact yes. Not-done, not-taken, cancelled, draft, intended,
-  entered-in-error and unknown ones, and MedicationRequests with doNotPerform or an
-  intent that is not an order, are not used; a status outside its value set: unknown.
-- Patient: birthDate, gender; deceased[x] becomes the record's `deceased`.
+- MedicationRequest / MedicationStatement / MedicationAdministration / Procedure
+  (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
+  "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
+  then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
+  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  MedicationRequests with doNotPerform or an intent that is not an order, are set aside
+  (they hide nothing: a list may still be read as complete); status unknown, a status
+  outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
+- Patient (fhir_patient.py): birthDate, gender; deceased[x] becomes the record's
+  `deceased`; a Patient with a modifierExtension gives none of them.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource, unusable
-from .fhir_events import NotYet, Span, event_span, past_event, when
+from .fhir_events import NotYet, event_span, past_event
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
     OBSERVATION_MARKED,
@@ -71,10 +76,17 @@ from .fhir_observation import (
     observation_entry,
     observation_time,
 )
-from .fhir_refs import NOT_IN_DATA, link_diagnostics
-from .fhir_status import Target, component_unread, concept_targets, not_evidence
+from .fhir_patient import birth_date, patient_fields
+from .fhir_refs import NOT_IN_DATA
+from .fhir_status import (
+    Target,
+    component_unread,
+    concept_targets,
+    not_evidence,
+)
+from .fhir_therapy import began, therapy_dates, therapy_item
 from .records import RecordProblem
-from .values import Duplicate, When, parse_when
+from .values import When
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
@@ -89,24 +101,6 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 
-# statuses of events that did not (or not yet, or not knowably) happen, per value set:
-# event-status (Procedure, MedicationAdministration), medicationrequest-status,
-# medication-statement-status
-NOT_DONE = {
-    "Procedure": frozenset({"preparation", "not-done", "entered-in-error", "unknown"}),
-    "MedicationAdministration": frozenset({"not-done", "entered-in-error", "unknown"}),
-    "MedicationRequest": frozenset({"cancelled", "draft", "entered-in-error", "unknown"}),
-    "MedicationStatement": frozenset({"not-taken", "intended", "entered-in-error", "unknown"}),
-}
-# statuses saying the exposure has not ended (medication-statement-status and
-# medicationrequest-status "active"; event-status "in-progress"): with no end recorded,
-# the item's end is "ongoing" (docs/patients.md), not unknown. on-hold is neither.
-ONGOING = {
-    "Procedure": frozenset({"in-progress"}),
-    "MedicationAdministration": frozenset({"in-progress"}),
-    "MedicationRequest": frozenset({"active"}),
-    "MedicationStatement": frozenset({"active"}),
-}
 ABSENT_KINDS = ("conditions", "medications")
 
 
@@ -131,28 +125,14 @@ class _State:
     birth: When | None  # Patient.birthDate, to place an Age (onsetAge, performedAge)
     # fact -> Observations that could not be read, with their dates (reader.fact_value)
     unread: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # problems of resources set aside because they say what did not happen: they keep
+    # no fact from being read as "no" (--absent-means-no)
+    set_aside: set[RecordProblem] = field(default_factory=set)
 
-
-def _birth(group: PatientResources) -> When | None:
-    """The patient's birth date when its Patient resources give one valid one."""
-    dates = {p.birthDate for p in group.patients if p.malformed is None} - {None}
-    if len(dates) != 1:
-        return None
-    try:
-        return parse_when(dates.pop())
-    except ValueError:
-        return None
-
-
-def _began(kind: str, r: Resource, birth: When | None) -> Span | None:
-    """When a therapy began, from any choice type of its time element."""
-    if kind == "MedicationRequest":
-        return None if r.authoredOn is None else _day_span(when("authoredOn", r.authoredOn))
-    return event_span(r, "performed" if kind == "Procedure" else "effective", birth)
-
-
-def _day_span(w: When) -> Span:
-    return Span(w.first, w.last, w.text)
+    def aside(self, fact: str, message: str) -> None:
+        problem = RecordProblem(self.path, fact, message)
+        self.problems.append(problem)
+        self.set_aside.add(problem)
 
 
 def _label(r: Resource) -> str:
@@ -236,9 +216,9 @@ class Extractor:
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
-        self._patient_fields(group, record, problems)
+        patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
-        state = _State(group.path, facts, conditions, problems, _birth(group))
+        state = _State(group.path, facts, conditions, problems, birth_date(group))
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
@@ -284,12 +264,12 @@ class Extractor:
                 continue
             said = not_evidence(r, kind)
             if said is not None:
-                why, unknown = said
-                if unknown:
-                    self._unread(kind, r, every, f"{label} {why}; not used", state)
-                else:
+                why, hides = said
+                if hides:  # it may say anything, even that nothing happened: unknown
+                    self._unread(kind, r, every, f"{label} {why}; not used", state, False)
+                else:  # it says what did not happen: set aside, hides nothing
                     for fact in sorted({f for f, _ in every}):
-                        problems.append(RecordProblem(group.path, fact, f"{label} {why}; not used"))
+                        state.aside(fact, f"{label} {why}; not used")
                 continue
             if ambiguous is not None:
                 # R4 CodeableConcept: one concept; codings that disagree leave it unknown
@@ -304,6 +284,7 @@ class Extractor:
                     continue
                 for fact, member in hit:
                     self._one(kind, r, comp, fact, member, where, state)
+        self._stray_observations(group, index, codes, state)
         if state.unread:
             record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
         for fact, found in conditions.items():
@@ -340,7 +321,11 @@ class Extractor:
         for fact, no in self.absent_facts.items():
             if isinstance(no, list) and unread_medications:
                 continue  # an unread medication may be of any kind
-            if fact not in facts and not any(p.fact == fact for p in problems):
+            # a resource set aside (not taken, not done, entered in error: it says what
+            # did not happen) hides nothing; any other problem on the fact may
+            if fact not in facts and not any(
+                p.fact == fact and p not in state.set_aside for p in problems
+            ):
                 facts[fact] = no
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
@@ -376,47 +361,6 @@ class Extractor:
                 )
             )
 
-    def _patient_fields(
-        self, group: PatientResources, record: dict[str, Any], problems: list[RecordProblem]
-    ) -> None:
-        facts = record["facts"]
-        problems.extend(link_diagnostics(group.patients, group.path))
-        # a malformed Patient (duplicate keys, wrong datatypes) gives no demographics: the
-        # value read could be either of two (RFC 8259 4; R4 json.html), so unknown, said
-        usable = [p for p in group.patients if p.malformed is None]
-        for fact, element in self.patient_fields.items():
-            values = {getattr(p, element, None) for p in usable} - {None}
-            for p in group.patients:
-                if p.malformed is not None:
-                    where = f"Patient/{p.id}" if p.id else "Patient (no id)"
-                    problems.append(
-                        RecordProblem(group.path, fact, f"{where} {unusable(p.malformed)}")
-                    )
-            if len(values) == 1:
-                facts[fact] = values.pop()
-            elif len(values) > 1:
-                problems.append(
-                    RecordProblem(
-                        group.path, fact, f"the Patient resources disagree: {sorted(values)}"
-                    )
-                )
-        # Patient.deceased[x] (boolean or dateTime): a deceased patient is never eligible.
-        # Resources of one patient that disagree (two dates, true and false) leave it
-        # "perhaps deceased" (a Duplicate, reader.deceased_state), never the one read last.
-        said = {
-            p.deceasedDateTime or p.deceasedBoolean
-            for p in usable
-            if p.deceasedDateTime or p.deceasedBoolean is not None
-        }
-        if len(said) == 1:
-            record["deceased"] = said.pop()
-        elif said:
-            shown = sorted(str(v) for v in said)
-            problems.append(
-                RecordProblem(group.path, "deceased", f"the Patient resources disagree: {shown}")
-            )
-            record["deceased"] = Duplicate(tuple(sorted(said, key=str)))
-
     def _status_usable(
         self,
         r: Resource,
@@ -426,8 +370,9 @@ class Extractor:
         path: str,
         problems: list[RecordProblem],
     ) -> bool:
-        """False (with a diagnostic) for a record its status retracts or says did not
-        happen: not evidence of anything, so it hides nothing."""
+        """False (with a diagnostic) for an Observation its status retracts or that is not
+        yet a result: not evidence of anything, so it hides nothing. The other kinds'
+        statuses: fhir_status.not_evidence."""
         why = None
         if kind == "Observation":
             # Observation.status is a modifier element (R4 observation-status, 1..1)
@@ -435,20 +380,55 @@ class Extractor:
                 why = f"{label} has no status (Observation.status is required); not used"
             elif r.status not in OBSERVATION_USED | OBSERVATION_MARKED:
                 why = f"{label} has status {r.status!r}; not used"
-        elif kind in NOT_DONE and r.status in NOT_DONE[kind]:
-            why = f"{label} has status {r.status!r}; not used"
         if why is None:
             return True
         for fact in sorted({f for f, _ in every}):
             problems.append(RecordProblem(path, fact, why))
         return False
 
-    def _unread(self, kind: str, r: Resource, targets: list[Target], why: str, st: _State) -> None:
+    def _stray_observations(
+        self, group: PatientResources, index: Any, codes: Any, st: _State
+    ) -> None:
+        """An Observation of this file or export with a bound code that names no patient
+        one can find (no subject, identifier-only, conditional...: fhir_bundles.MAY_BE_ANYONE)
+        may be this patient's: a dated marker, like an unreadable value, so that the reader
+        makes the fact unknown when it may be the newest value (reader.fact_value) and
+        leaves it alone when it is older than the value used."""
+        for _, r, why in group.strays:
+            if r.resourceType != "Observation" or r.malformed is not None:
+                continue
+            hits: list[Target] = []
+            try:
+                hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
+                for comp in r.component or ():
+                    if comp.code:
+                        hits += concept_targets(comp.code, index, codes)[0]
+                when = observation_time(r)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                when = None
+            source = f"{_label(r)}, which names no patient of the data ({why})"
+            for fact in sorted({f for f, _ in hits}):
+                info = self.c.facts.get(fact)
+                if info is None or isinstance(info.type, (BoolT, ListT)):
+                    continue  # yes/no facts and lists: fhir_bundles.stray_problems
+                st.unread.setdefault(fact, []).append({"source": source, "date": when})
+
+    def _unread(
+        self,
+        kind: str,
+        r: Resource,
+        targets: list[Target],
+        why: str,
+        st: _State,
+        happened: bool = True,
+    ) -> None:
         """A resource that may be evidence but cannot be read: each fact it names gets the
         diagnostic and stays unknown, never decided by the other resources alone. An
         Observation leaves a dated marker (the reader makes the fact unknown when it may
         be the newest value, reader.fact_value); a Condition or Procedure an "unknown"
-        state (never "no"); a therapy one item of unknown kind and dates."""
+        state (never "no"); a therapy one item of unknown dates (of unknown kind too when
+        its codings disagree, or when it may not have `happened` at all: a status or a
+        modifierExtension that may say it was not given)."""
         for fact in sorted({f for f, _ in targets}):
             st.problems.append(RecordProblem(st.path, fact, why))
             info = self.c.facts.get(fact)
@@ -457,10 +437,12 @@ class Extractor:
             if isinstance(info.type, ListT):
                 members = {m for f, m in targets if f == fact}
                 item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
-                if kind in MEDICATIONS or kind == "Procedure":
+                if not happened:
+                    item = {"kind": None}  # an item that may be nothing: nothing known
+                elif kind in MEDICATIONS or kind == "Procedure":
                     try:
-                        start, end = _therapy_dates(kind, r)
-                    except (msgspec.ValidationError, msgspec.DecodeError):
+                        start, end = therapy_dates(kind, r)
+                    except (msgspec.ValidationError, msgspec.DecodeError, Unusable):
                         start = end = None
                     item |= {"start": start, "end": end} if item["kind"] is None else {}
                 names = {name for name, _ in info.type.fields}
@@ -492,13 +474,21 @@ class Extractor:
                 if member is not None:
                     # a therapy begun after the screening date had not happened then (as
                     # Condition.onset[x], Procedure.performed[x]); any choice type is read
-                    began = _began(kind, r, st.birth)
-                    if began is not None:
-                        past_event(began, self._as_of, "started")
+                    span = began(kind, r, st.birth)
+                    if span is not None:
+                        past_event(span, self._as_of, "started")
                     if kind == "Procedure" and r.performedPeriod is None:
-                        if r.performedDateTime is None and began is not None:
-                            raise Unusable(f"performed {began.text}: no dates for a therapy item")
-                    st.facts.setdefault(fact, []).append(self._item(kind, r, member, info.type))
+                        if r.performedDateTime is None and span is not None:
+                            raise Unusable(f"performed {span.text}: no dates for a therapy item")
+                    item, contradiction = therapy_item(kind, r, member, self._as_of)
+                    if contradiction is not None:
+                        why = f"{label}: {contradiction}"
+                        st.problems.append(RecordProblem(st.path, fact, why))
+                    t = info.type
+                    names = {name for name, _ in t.fields} if isinstance(t, ListT) else set(item)
+                    st.facts.setdefault(fact, []).append(
+                        {k: v for k, v in item.items() if k in names}
+                    )
                     return
                 t = info.type
                 if kind == "Observation":
@@ -508,7 +498,8 @@ class Extractor:
                         st.facts[fact] = existing = [{"value": existing}]
                     existing.append(entry)
                 elif kind == "Condition" and isinstance(t, BoolT):
-                    state = condition_state(r, self._as_of, st.birth)
+                    ever = self.history.get(fact) == "ever"
+                    state = condition_state(r, self._as_of, st.birth, ever)
                     st.conditions.setdefault(fact, []).append((state, label))
                 elif kind == "Procedure" and isinstance(t, BoolT):
                     # Procedure.performed[x] (any choice type) after the screening date:
@@ -523,7 +514,7 @@ class Extractor:
                 # an element read only now (fhir_decode.LAZY) lacks its R4 datatype
                 raise Unusable(f"is malformed ({exc})") from None
         except NotYet as exc:  # not there on the screening date: hides nothing
-            st.problems.append(RecordProblem(st.path, fact, f"{label}: {exc}"))
+            st.aside(fact, f"{label}: {exc}")
         except Unusable as exc:
             why = f"{label}: {exc}" if not str(exc).startswith("is ") else f"{label} {exc}"
             if kind == "Observation" and not isinstance(exc, NoValue):
@@ -532,15 +523,6 @@ class Extractor:
                 st.problems.append(RecordProblem(st.path, fact, why))
             else:
                 self._unread(kind, r, [(fact, member)], why, st)
-
-    # ------------------------------------------------------------------ therapies
-    def _item(self, kind: str, r: Resource, member: str, t: Any) -> dict[str, Any]:
-        start, end = _therapy_dates(kind, r)
-        if end is None and r.status in ONGOING.get(kind, ()):  # taken now, start or not
-            end = "ongoing"
-        item: dict[str, Any] = {"kind": member, "start": start, "end": end}
-        names = {name for name, _ in t.fields} if isinstance(t, ListT) else set(item)
-        return {k: v for k, v in item.items() if k in names}
 
 
 def _canonical(entries: list[Any]) -> None:
@@ -563,22 +545,6 @@ def _entry_key(entry: Any) -> tuple[str, str]:
     return ("", repr(entry))
 
 
-def _therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
-    """(start, end) as written; an end not recorded is None (the caller reads the status)."""
-    if kind == "MedicationRequest":
-        validity = r.dispenseRequest.validityPeriod if r.dispenseRequest else None
-        return r.authoredOn, validity.end if validity else None
-    if kind == "Procedure":
-        performed = r.performedPeriod
-        if performed is not None:
-            return performed.start, performed.end
-        return r.performedDateTime, r.performedDateTime
-    period = r.effectivePeriod
-    if period is not None:
-        return period.start, period.end
-    return r.effectiveDateTime, r.effectiveDateTime
-
-
 def read_fhir(
     paths: Iterable[Path],
     extractor: Extractor,
@@ -591,5 +557,20 @@ def read_fhir(
 
 
 def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order."""
-    return find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order.
+
+    A file named twice (twice over, or directly and through its folder, or by a link) is a
+    problem: read twice, a Bundle's patients would be counted twice."""
+    files, problems = find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    seen: dict[str, Path] = {}
+    for f in files:
+        try:
+            key = str(f.resolve())
+        except (OSError, RuntimeError):  # a link loop: opening it reports the file
+            key = str(f.absolute())
+        if key in seen:
+            also = "" if str(seen[key]) == str(f) else f" (also as {seen[key]})"
+            problems.append(f"{f}: named more than once{also}; name each file once")
+        else:
+            seen[key] = f
+    return files, problems

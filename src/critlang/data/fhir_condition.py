@@ -1,6 +1,6 @@
 """FHIR R4 Condition -> the state of a yes/no fact as of the screening date.
 
-`condition_state(r, as_of, birth) -> str` is one Condition's state: "ignored" (refuted,
+`condition_state(r, as_of, birth, ever=False) -> str` is one Condition's state: "ignored" (refuted,
 entered-in-error), "current", "past", "unconfirmed-current" or "unconfirmed-past"; raises
 `Unusable` when the state cannot be read (the caller counts it as "unknown", which keeps
 other Conditions from making the fact "no"), or `NotYet` when it began after the screening
@@ -26,8 +26,10 @@ IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
 
 
-def condition_state(r: Resource, as_of: dt.date, birth: When | None) -> str:
-    """One Condition's state as of `as_of`; see the module docstring."""
+def condition_state(r: Resource, as_of: dt.date, birth: When | None, ever: bool = False) -> str:
+    """One Condition's state as of `as_of`; see the module docstring. With `ever` (a fact
+    declared `history ever`) whether it is current does not matter, so a status or an
+    abatement that cannot be placed leaves it "past" rather than unknown."""
     # Condition.verificationStatus and .clinicalStatus: modifier elements, required
     # bindings; several codings must agree, text alone is no code (fhir_status)
     verification = coded_status(r.verificationStatus, VERIFICATION, "verificationStatus")
@@ -41,21 +43,63 @@ def condition_state(r: Resource, as_of: dt.date, birth: When | None) -> str:
         began = Span(w.first, w.last, f"recorded {w.text}")
     if began is not None:
         past_event(began, as_of, "begins")
-    clinical = coded_status(r.clinicalStatus, CLINICAL, "clinicalStatus")
-    if clinical is not None and clinical not in ACTIVE | INACTIVE:
-        raise Unusable(f"unknown clinicalStatus {clinical!r}")
     if verification is not None and verification not in UNCONFIRMED | {"confirmed"}:
         raise Unusable(f"unknown verificationStatus {verification!r}")
-    current = clinical is None or clinical in ACTIVE
-    if current and abated(r, as_of, birth):
-        current = False
+    try:
+        current = is_current(r, as_of, birth)
+    except Unusable:
+        if not ever:
+            raise
+        current = False  # current or not, it was there by the screening date
     state = "current" if current else "past"
     return "unconfirmed-" + state if verification in UNCONFIRMED else state
 
 
+def is_current(r: Resource, as_of: dt.date, birth: When | None) -> bool:
+    """Whether the condition was current on `as_of` (docs/fhir.md, Condition).
+
+    clinicalStatus describes the record when it was written, not the screening date: when
+    abatement[x] is given, its date decides against the screening date (after it:
+    current; on or before it: not current; perhaps either: Unusable), whatever the status
+    says. An abatement beside clinicalStatus active, recurrence or relapse contradicts
+    R4 con-4 ("If condition is abated, then clinicalStatus must be either inactive,
+    resolved, or remission"): Unusable. inactive, resolved or remission with no
+    abatement: not current (the record's status read as the status on the screening date,
+    an assumption); active, recurrence, relapse or no status: current.
+    """
+    clinical = coded_status(r.clinicalStatus, CLINICAL, "clinicalStatus")
+    if clinical is not None and clinical not in ACTIVE | INACTIVE:
+        raise Unusable(f"unknown clinicalStatus {clinical!r}")
+    given = abatement_given(r)
+    if given is None:
+        return clinical is None or clinical in ACTIVE
+    if clinical in ACTIVE:
+        raise Unusable(
+            f"clinicalStatus {clinical!r} with {given}: the record contradicts itself (R4 "
+            "con-4: an abated condition is inactive, resolved or remission), so current or "
+            "not is unknown"
+        )
+    return not abated(r, as_of, birth)
+
+
+def abatement_given(r: Resource) -> str | None:
+    """How abatement[x] is given (e.g. "abatementDateTime 2020-01-01"), or None when it is
+    absent or abatementBoolean false (not abated, which agrees with every status)."""
+    for element in ("DateTime", "Age", "Range", "String"):
+        value = getattr(r, f"abatement{element}", None)
+        if value is not None:
+            return f"abatement{element} {str(value)[:40]}"
+    if r.abatementPeriod_:
+        return "abatementPeriod"
+    flag = r.abatementBoolean
+    if flag is not None and flag is not False:
+        return f"abatementBoolean {str(flag)[:40]}"
+    return None
+
+
 def abated(r: Resource, as_of: dt.date, birth: When | None) -> bool:
-    """Condition.abatement[x] on or before the screening date (R4 con-4): True; after it,
-    False; perhaps either, Unusable. abatementBoolean true and abatementString say it has
+    """Condition.abatement[x] on or before the screening date: True; after it, False;
+    perhaps either, Unusable. abatementBoolean true and abatementString say it has
     abated at a time not given: before the screening date when a recordedDate on or before
     that date says so, else unknown."""
     flag = r.abatementBoolean
@@ -100,4 +144,4 @@ def condition_fact(found: list[tuple[str, str]], ever: bool) -> tuple[bool | Non
     return None, []
 
 
-__all__ = ["NotYet", "abated", "condition_fact", "condition_state"]
+__all__ = ["NotYet", "abated", "condition_fact", "condition_state", "is_current"]

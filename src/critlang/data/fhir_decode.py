@@ -95,6 +95,7 @@ class PatientLink(Struct, gc=False):
 
     other: Ref | None = None
     type: str | None = None
+    modifierExtension: Any = None  # BackboneElement.modifierExtension: the link unread
 
 
 class Meta(Struct, gc=False):
@@ -107,6 +108,7 @@ class Meta(Struct, gc=False):
 
 class DispenseRequest(Struct, gc=False):
     validityPeriod: Period | None = None
+    modifierExtension: Any = None  # BackboneElement.modifierExtension: its dates unread
 
 
 EMPTY = msgspec.Raw()
@@ -274,6 +276,8 @@ class Entry(Struct, gc=False):
 
     fullUrl: str | None = None
     resource: Resource | None = None
+    # BackboneElement.modifierExtension on the entry: its resource is not read
+    modifierExtension: Any = None
     request: EntryRequest | None = None
     response: EntryResponse | None = None
     search: EntrySearch | None = None

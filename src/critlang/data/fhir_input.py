@@ -51,6 +51,7 @@ import msgspec
 
 from .fhir_bundles import KNOWN_TYPES, Stray, current, may_be_anyone
 from .fhir_decode import (
+    NOT_USED,
     Decoded,
     Entry,
     Resource,
@@ -67,6 +68,7 @@ from .fhir_refs import (
     patient_server,
     patient_target,
 )
+from .fhir_status import entry_unread
 from .records import RecordProblem
 from .values import exact_number
 
@@ -142,6 +144,10 @@ class Tally:
     not_used: Counter[str] = field(default_factory=Counter)
     not_used_examples: dict[str, list[str]] = field(default_factory=dict)
     nested_bundles: int = 0  # Bundles inside Bundle entries, read as Bundles of their own
+    # resources with a bound code naming a patient that is not in their file (a Bundle is
+    # read on its own) or export: (patient id, file, label, bound codes); the patient may
+    # be in another file, whose verdict they could change (screen_elsewhere.py)
+    elsewhere: list[Elsewhere] = field(default_factory=list)
 
     def unassign(self, reason: str, where: str) -> None:
         self.unassigned[reason] += 1
@@ -300,7 +306,7 @@ class _BundleIndex:
                 if key is None:
                     return None, "its subject names two different Patient entries"
                 return key, None
-        return None, "its subject is a patient that is not in the data"
+        return None, NOT_IN_FILE
 
 
 def read_groups(
@@ -450,6 +456,11 @@ def _bundle_patients(
         resources += 1
         if skip and id(e) in skip:
             continue  # counted in tally.not_used by fhir_bundles.current
+        if e.modifierExtension and r.malformed is None:
+            # Bundle.entry is a BackboneElement: a modifierExtension on it may change what
+            # the entry means (R4 extensibility.html#modifierExtension), so its resource
+            # cannot be used: a per-fact diagnostic, the facts it names unknown
+            r.malformed = f"{NOT_USED}{entry_unread(e)}"
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Bundle":
@@ -537,8 +548,40 @@ def _unassign(
     strays: list[Stray],
 ) -> None:
     tally.unassign(why, where)
-    if codes is not None and _usable(r, codes) and may_be_anyone(why):
+    if codes is None or not _usable(r, codes):
+        return
+    if may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
+    elif why == NOT_IN_FILE:
+        ref, _ = _subject(r)
+        target = patient_target(ref)[0] if ref else None
+        parts = literal(target) if target and not target.startswith("urn:") else None
+        if parts is not None:
+            record_elsewhere(tally, parts[2], where.rsplit(": ", 1)[0], r, codes)
+
+
+NOT_IN_FILE = "its subject is a patient that is not in the data"
+Elsewhere = tuple[str, str, str, tuple[tuple[str, str], ...]]
+
+
+def record_elsewhere(tally: Tally, pid: str, path: str, r: Resource, codes: frozenset[str]) -> None:
+    """Keeps a resource with a bound code that names patient `pid`, absent from its own
+    file or export, with the (system, code) pairs a binding may read; a Medication
+    reference counts as ("", "*"): a therapy of any kind."""
+    pairs: set[tuple[str, str]] = set()
+    try:
+        concepts = [r.code, r.medicationCodeableConcept]
+        concepts += [c.code for c in r.component or ()]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        concepts = [r.code, r.medicationCodeableConcept]
+    for concept in concepts:
+        for c in (concept.coding or ()) if concept is not None else ():
+            if c.code in codes:
+                pairs.add((c.system or "", c.code))
+    if r.medicationReference is not None and r.medicationCodeableConcept is None:
+        pairs.add(("", "*"))
+    if pairs:
+        tally.elsewhere.append((pid, path.split(": ")[0], _label(r), tuple(sorted(pairs))))
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:

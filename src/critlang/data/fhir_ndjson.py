@@ -22,6 +22,7 @@ from .fhir_bundles import Stray, current
 from .fhir_decode import Entry, Resource, bundle_type, decode_line, duplicate_keys
 from .fhir_input import (
     NO_ID,
+    NOT_IN_FILE,
     PatientResources,
     Tally,
     _bundle_patients,
@@ -29,6 +30,8 @@ from .fhir_input import (
     _label,
     _subject,
     _unassign,
+    _usable,
+    record_elsewhere,
 )
 from .fhir_refs import Medications, id_diagnostic, patient_target
 from .records import RecordProblem
@@ -195,10 +198,10 @@ def _group_lines(
         items = held.get(key, [])
         if not group.patients:
             for where, e in items:
-                tally.unassign(
-                    "its subject is a patient that is not in the data",
-                    f"{where}: {_label(e.resource)}",  # type: ignore[arg-type]
-                )
+                tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
+                if codes is not None and e.resource is not None and _usable(e.resource, codes):
+                    pid = key.split("/", 1)[1]
+                    record_elsewhere(tally, pid, where.rsplit(" line ", 1)[0], e.resource, codes)
             continue
         # one export is one server's current data: one id twice is a copy, versions,
         # or a conflict (fhir_bundles.current; R4 Resource.id, bdl-7 by analogy)

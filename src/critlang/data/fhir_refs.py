@@ -154,7 +154,11 @@ def link_diagnostics(patients: list[Resource], path: str) -> list[RecordProblem]
         for link in p.link or ():
             other = link.other.reference if link.other is not None else None
             how = LINK_TYPES.get(link.type or "")
-            if how is None:
+            if link.modifierExtension:
+                # BackboneElement.modifierExtension (R4 extensibility.html): the link's
+                # meaning is unknown, whatever its type says
+                message = f"{name} has a Patient.link to {other} with a modifierExtension"
+            elif how is None:
                 message = f"{name} has a Patient.link of unknown type {link.type!r} to {other}"
             else:
                 message = f"{name}: {how} {other} (Patient.link {link.type})"

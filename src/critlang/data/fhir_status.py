@@ -4,9 +4,12 @@ evidence, or evidence of something else.
 - `coded_status(concept, system, element) -> str | None` reads a status-like
   CodeableConcept (Condition.clinicalStatus, Condition.verificationStatus): its code, or
   None when the element is absent; raises `Unusable` when it cannot be read.
-- `not_evidence(r, kind) -> str | None`: why a resource is not evidence about the patient
-  (a modifierExtension, Observation.focus, a MedicationRequest that is not an order to
-  give the drug, a status outside its value set); None when it is.
+- `not_evidence(r, kind) -> (why, hides) | None`: why a resource is not evidence about
+  the patient (a modifierExtension, Observation.focus, a MedicationRequest that is not an
+  order to give the drug, a status saying it did not happen, status unknown, a status
+  outside its value set), and whether that hides the truth (True: it may say anything,
+  so what it names stays unknown and a list is not read as complete; False: it says what
+  did not happen, or is about someone else: set aside); None when it is evidence.
 - `component_unread(comp) -> str | None`: the same for an Observation.component.
 - `concept_targets(concept, index, codes)`: the bound targets of a CodeableConcept, and
   whether its codings contradict each other (one concept, two meanings).
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fhir_decode import Component, Concept, Resource
+from .fhir_decode import Component, Concept, Entry, Resource
 from .fhir_observation import Unusable
 
 Target = tuple[str, str | None]  # (fact, list member or None)
@@ -48,6 +51,20 @@ STATUSES = {
         | {"unknown", "not-taken"}
     ),
 }
+# Statuses saying the event did not happen (or is void), per value set: set aside, they
+# hide nothing (a record that says "not taken" is not a hidden exposure). event-status
+# (Procedure, MedicationAdministration): preparation ("The core event has not started
+# yet"), not-done, entered-in-error; medicationrequest-status: cancelled, draft ("not yet
+# actionable"), entered-in-error; medication-statement-status: not-taken, intended
+# ("may take it in the future"), entered-in-error. "unknown" is apart: it may have
+# happened, so it hides the truth (HIDDEN).
+NOT_DONE = {
+    "Procedure": frozenset({"preparation", "not-done", "entered-in-error"}),
+    "MedicationAdministration": frozenset({"not-done", "entered-in-error"}),
+    "MedicationRequest": frozenset({"cancelled", "draft", "entered-in-error"}),
+    "MedicationStatement": frozenset({"not-taken", "intended", "entered-in-error"}),
+}
+HIDDEN = "unknown"  # event-status, medication*-status: "The authoring system does not know"
 # MedicationRequest.intent (medicationrequest-intent, a modifier element): only an order
 # authorizes giving the drug; proposal, plan and option are suggestions or intentions
 # (R4: "proposal ... without ... authorization", "plan ... an intention"), not evidence
@@ -88,11 +105,9 @@ def not_evidence(r: Resource, kind: str) -> tuple[str, bool] | None:
     """Why r is not the patient's evidence, and whether that leaves what it names unknown
     (True: it may say anything, so it hides the truth) or simply not shown (False: it says
     what did not happen, or is about someone else); None when r is evidence."""
-    if r.modifierExtension:
-        # DomainResource.modifierExtension: "Applications processing a resource are
-        # required to check for modifier extensions" and may not ignore one they do not
-        # know (extensibility.html#modifierExtension): it may negate the resource
-        return f"has a modifierExtension ({_urls(r.modifierExtension)}) critlang cannot read", True
+    unread = modifier_unread(r)
+    if unread is not None:
+        return unread, True
     if kind == "Observation" and r.focus:
         # Observation.focus: "the actual focus of an observation when it is not the
         # patient of record" (a fetus, a donor, a relative): not this patient's value
@@ -115,7 +130,37 @@ def not_evidence(r: Resource, kind: str) -> tuple[str, bool] | None:
         if r.status is None:
             return f"has no status ({kind}.status is required)", True
         return f"has status {str(r.status)[:40]!r}, not a code of its R4 value set", True
+    if kind in NOT_DONE and r.status in NOT_DONE[kind]:
+        return f"has status {r.status!r}: {_NOT[kind]}", False
+    if kind in NOT_DONE and r.status == HIDDEN:
+        return f"has status {HIDDEN!r}: whether it was {_NOT[kind][4:]} is not known", True
     return None
+
+
+_NOT = {  # what a NOT_DONE status says, per resource type
+    "Procedure": "not performed",
+    "MedicationAdministration": "not given",
+    "MedicationRequest": "not ordered",
+    "MedicationStatement": "not taken",
+}
+
+
+def modifier_unread(r: Any) -> str | None:
+    """DomainResource.modifierExtension, on any resource critlang reads (Patient, Condition,
+    Observation, Procedure, Medication*): "Applications processing a resource are
+    required to check for modifier extensions" and may not ignore one they do not know
+    (extensibility.html#modifierExtension): it may negate the resource, so nothing read
+    from it can be trusted. Also for a BackboneElement critlang reads (dispenseRequest,
+    Patient.link). Why, or None."""
+    if r.modifierExtension:
+        return f"has a modifierExtension ({_urls(r.modifierExtension)}) critlang cannot read"
+    return None
+
+
+def entry_unread(e: Entry) -> str:
+    """Why a Bundle entry with a modifierExtension (BackboneElement) is not read."""
+    urls = _urls(e.modifierExtension)
+    return f"its Bundle entry has a modifierExtension ({urls}) critlang cannot read"
 
 
 def component_unread(comp: Component) -> str | None:

@@ -493,15 +493,42 @@ def ingest_fhir(
     # bundle files on `jobs` processes (screen_jobs.py), in file order; NDJSON after them,
     # here (a patient's lines may be in any file), as read_groups orders them
     runs, rest = split_for_jobs(files, jobs)
+    read: dict[str, set[str]] = {}  # patient id -> the files it was read from
     try:
         for done, part in fork_map(work, runs, jobs) if runs else ():
             tally.merge(part)
             for rows, path, dead in done:
+                read.setdefault(rows.id, set()).add(path)
                 writer.add(rows, path, dead)
         for rows, path, dead in patients(rest, tally):
+            read.setdefault(rows.id, set()).add(path)
             writer.add(rows, path, dead)
+        _refuse_elsewhere(tally, read)
     except BaseException:
         writer.dir.cleanup()
         raise
     writer.close()
     return writer.count
+
+
+class NamedElsewhere(ValueError):
+    """Resources with a bound code name a patient read from another file."""
+
+
+def _refuse_elsewhere(tally: Any, read: dict[str, set[str]]) -> None:
+    """`screen` makes the criteria such resources could change unknown for that patient
+    (screen_elsewhere.py); a cohort table has no place for "these facts are unknown
+    because of another file", so ingest refuses rather than store a patient without them."""
+    found = sorted(
+        f"{path}: {label} names Patient/{pid}, read from {', '.join(sorted(read[pid] - {path}))}"
+        for pid, path, label, _ in tally.elsewhere
+        if read.get(pid, set()) - {path}
+    )
+    if found:
+        raise NamedElsewhere(
+            f"{len(found)} resource(s) name a patient read from another file (a Bundle is read "
+            "on its own, so they would be left out of that patient's facts): "
+            + "; ".join(found[:3])
+            + ". Put each patient's resources in one Bundle, or screen the files with "
+            "`critlang screen`, which makes what they could change unknown"
+        )

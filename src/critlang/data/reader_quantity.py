@@ -111,7 +111,13 @@ class QuantityReading(RangeReading):
         # the fact declares (or a UCUM temperature scale); else the value is refused
         convert = conversion(unit, t.unit, molar, info.scales if info else ())
         if convert is None:
-            extra = " and no molar mass is declared" if molar is None else ""
+            # the molar mass only bridges mass and amount of substance (mg/dL <-> mmol/L);
+            # naming it for [IU]/L against U/L would point at the wrong fix
+            extra = (
+                " and no molar mass is declared"
+                if molar is None and _as_substance(unit.dims) == _as_substance(t.unit.dims)
+                else ""
+            )
             if other_scale(unit, t.unit):
                 extra = (
                     ": another clinical scale, not a unit conversion; the fact declares no "
@@ -217,3 +223,8 @@ class QuantityReading(RangeReading):
 
 def _num(x: Fraction) -> str:
     return _decimal(x)
+
+
+def _as_substance(dims: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """dims with mass read as amount of substance: equal for mg/dL and mmol/L alone."""
+    return tuple(sorted(("[substance]" if d == "[mass]" else d, k) for d, k in dims))

@@ -8,11 +8,20 @@ why)`; see each docstring (docs/patients.md, "Time").
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from .reader_quantity import _one
 from .records import _ISO_DAY, Observation
 from .values import Duplicate, parse_when
+
+
+@dataclass(frozen=True)
+class UnreadDeceased:
+    """Patient.deceased[x] given by a Patient resource that cannot be read (a
+    modifierExtension, data/fhir.py): whatever it says, the patient is perhaps deceased."""
+
+    why: str
 
 
 def _real_day(text: str) -> bool:
@@ -37,6 +46,8 @@ def deceased_state(raw: Any, as_of: dt.date) -> tuple[bool | None, str | None]:
         return True, "the patient is deceased: never eligible"
     if isinstance(raw, Duplicate):
         return None, "given twice with different values: perhaps deceased, so not eligible"
+    if isinstance(raw, UnreadDeceased):
+        return None, f"{raw.why}: perhaps deceased, so not eligible"
     try:
         w = parse_when(raw)
     except ValueError as exc:

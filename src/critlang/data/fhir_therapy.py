@@ -1,0 +1,114 @@
+"""FHIR R4 therapies -> items of a list fact: when each began and ended.
+
+- `began(kind, r, birth) -> Span | None`: when a MedicationRequest (authoredOn),
+  MedicationStatement / MedicationAdministration (effective[x]) or Procedure
+  (performed[x]) began, from any choice type; raises `Unusable` when it cannot be placed.
+- `therapy_dates(kind, r) -> (start, end)`: the dates as written (an end not recorded is
+  None; a dateTime is both the start and the end); raises `Unusable` when they cannot be
+  read (a dispenseRequest with a modifierExtension).
+- `therapy_item(kind, r, member, as_of) -> (item, problem | None)`: the item
+  `{"kind", "start", "end"}`, where a status saying the exposure goes on makes the end
+  "ongoing" (docs/patients.md), and the diagnostic when the record contradicts itself.
+
+Rules and R4 sources: docs/fhir.md, "Therapies and procedures".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .fhir_decode import Resource
+from .fhir_events import Span, event_span, when
+from .fhir_observation import Unusable
+from .fhir_status import modifier_unread
+from .values import When, parse_when
+
+# statuses saying the exposure has not ended: medication-statement-status active ("The
+# medication is still being taken"), medicationrequest-status active (the prescription
+# is actionable), event-status in-progress ("The event is currently occurring"). on-hold
+# is neither: the exposure is halted, its end unknown.
+ONGOING = {
+    "Procedure": frozenset({"in-progress"}),
+    "MedicationAdministration": frozenset({"in-progress"}),
+    "MedicationRequest": frozenset({"active"}),
+    "MedicationStatement": frozenset({"active"}),
+}
+
+
+def began(kind: str, r: Resource, birth: When | None) -> Span | None:
+    """When a therapy began, from any choice type of its time element."""
+    if kind == "MedicationRequest":
+        if r.authoredOn is None:
+            return None
+        w = when("authoredOn", r.authoredOn)
+        return Span(w.first, w.last, w.text)
+    return event_span(r, "performed" if kind == "Procedure" else "effective", birth)
+
+
+def therapy_dates(kind: str, r: Resource) -> tuple[str | None, str | None]:
+    """(start, end) as written; an end not recorded is None (the caller reads the status).
+    A dateTime (effectiveDateTime, performedDateTime) is a moment of exposure: both."""
+    start, end = _recorded(kind, r)
+    if end is None and kind != "MedicationRequest":
+        moment = r.performedDateTime if kind == "Procedure" else r.effectiveDateTime
+        if moment is not None and start == moment:
+            return start, moment
+    return start, end
+
+
+def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
+    """(start, end) where the end is only an end the resource records as one."""
+    if kind == "MedicationRequest":
+        dispense = r.dispenseRequest
+        if dispense is not None and dispense.modifierExtension:
+            # a BackboneElement's modifierExtension (R4 extensibility.html) may change
+            # what its validityPeriod means: the end cannot be read
+            raise Unusable(f"dispenseRequest {modifier_unread(dispense)}: its end cannot be read")
+        validity = dispense.validityPeriod if dispense else None
+        return r.authoredOn, validity.end if validity else None
+    if kind == "Procedure":
+        performed = r.performedPeriod
+        if performed is not None:
+            return performed.start, performed.end
+        return r.performedDateTime, None
+    period = r.effectivePeriod
+    if period is not None:
+        return period.start, period.end
+    return r.effectiveDateTime, None
+
+
+def therapy_item(
+    kind: str, r: Resource, member: str, as_of: dt.date
+) -> tuple[dict[str, Any], str | None]:
+    """One therapy as a list item, and a diagnostic when its end cannot be read.
+
+    With a status saying the exposure goes on (ONGOING), the end is "ongoing" when none
+    is recorded, also beside an effectiveDateTime / performedDateTime (the time it was
+    taken, not its end); a recorded end after the screening date stays (the exposure
+    went on through it). A recorded end on or before the screening date contradicts the
+    status ("still being taken" yet ended): the end is unknown, with the diagnostic,
+    never silently ended. Any other status: the dates as written (therapy_dates).
+    """
+    if r.status not in ONGOING.get(kind, ()):
+        start, end = therapy_dates(kind, r)
+        return {"kind": member, "start": start, "end": end}, None
+    start, end = _recorded(kind, r)
+    if end is None:
+        return {"kind": member, "start": start, "end": "ongoing"}, None
+    try:
+        last = parse_when(end).last
+    except ValueError:
+        return {"kind": member, "start": start, "end": end}, None  # the reader says why
+    if last > as_of:
+        return {"kind": member, "start": start, "end": end}, None
+    element = {
+        "MedicationRequest": "dispenseRequest.validityPeriod.end",
+        "Procedure": "performedPeriod.end",
+    }.get(kind, "effectivePeriod.end")
+    why = (
+        f"status {r.status!r} says it goes on, but {element} {str(end)[:40]} is on or before "
+        f"the screening date {as_of.isoformat()}: the record contradicts itself, so its end "
+        "is unknown"
+    )
+    return {"kind": member, "start": start, "end": None}, why

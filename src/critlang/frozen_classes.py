@@ -1,0 +1,301 @@
+"""Frozen dataclasses without compiling their methods at every start.
+
+`@dataclass(frozen=True)` writes `__init__`, `__repr__`, `__eq__`, `__hash__`,
+`__setattr__` and `__delattr__` as source text and compiles it for every class, every
+time the module is imported: ~60 ms of each `critlang` command for the AST classes alone.
+`frozen` gives a class the same methods from frozen_methods.py, written out once by
+`write_methods()` from what `dataclass` does, so they load precompiled like any module;
+the rest (fields, `fields()`, `replace()`, `__match_args__`, `__doc__`) is `dataclass`'s
+own, run without its code generation (init=False, repr=False, eq=False).
+
+Each class's written-out methods are used only while the class still declares exactly
+what they were written for (its fields' names, types, flags and defaults, its bases, the
+methods it defines itself): otherwise `dataclass(frozen=True)` processes it as before
+(correct, only slower). tests/test_frozen_classes.py compares every class with
+`dataclass`'s own on equality, hashing, repr, immutability, signatures and fields, and
+fails while frozen_methods.py is stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from _thread import get_ident
+from collections.abc import Callable
+from dataclasses import MISSING, Field, FrozenInstanceError, dataclass
+from typing import Any, TypeVar
+
+C = TypeVar("C", bound=type)
+
+# set by write_methods() and the tests: process every class with `dataclass` itself
+USE_DATACLASS = False
+# (module, qualname) of the classes processed by `dataclass` because their written-out
+# methods were missing or stale (the freshness test asserts there are none)
+fallbacks: list[tuple[str, str]] = []
+# what `frozen` saw of each class, for write_methods(): (kw_only, fingerprint)
+seen: dict[tuple[str, str], tuple[bool, tuple[Any, ...]]] = {}
+
+_METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__")
+_OWN = (*_METHODS, "__post_init__", "__match_args__", "__slots__", "__abstractmethods__")
+# dataclasses' marker of a regular field (`fields()` lists only those)
+_FIELD = getattr(dataclasses, "_FIELD", None)
+
+
+def _own_fields(cls: type) -> list[tuple[str, Any, Any]]:
+    """(name, annotation, default or Field) of the class's own annotations, in order; the
+    default as `dataclass` finds it (`getattr`: a base's class attribute counts)."""
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (as dataclasses)
+    return [(name, a, getattr(cls, name, MISSING)) for name, a in annotations.items()]
+
+
+def _shown(value: Any) -> Any:
+    return "MISSING" if value is MISSING else repr(value)
+
+
+def fingerprint(cls: type, kw_only: bool) -> tuple[Any, ...]:
+    """All that `dataclass(frozen=True, kw_only=...)` makes the class's methods from: its
+    fields (inherited and own: names, types, flags, defaults), its bases, the methods it
+    defines itself and whether it has a docstring."""
+    inherited: dict[str, tuple[Any, ...]] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for f in getattr(base, "__dataclass_fields__", {}).values():
+            flags = (f.init, f.repr, f.compare, f.hash, _shown(f.kw_only))
+            factory = f.default_factory is not MISSING
+            inherited[f.name] = (f.name, f.type, *flags, _shown(f.default), factory)
+    own = []
+    for name, annotation, value in _own_fields(cls):
+        if isinstance(value, Field):
+            flags = (value.init, value.repr, value.compare, value.hash, _shown(value.kw_only))
+            factory = value.default_factory is not MISSING
+            own.append((name, annotation, *flags, _shown(value.default), factory))
+        else:
+            own.append((name, annotation, _shown(value)))
+    annotated = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (as dataclasses)
+    # what `dataclass` treats apart: a Field without an annotation (an error), ClassVar
+    # and InitVar pseudo-fields (the written-out methods know none of them)
+    stray = [k for k, v in cls.__dict__.items() if isinstance(v, Field) and k not in annotated]
+    stray += [k for k, a in annotated.items() if "ClassVar" in str(a) or "InitVar" in str(a)]
+    return (
+        kw_only,
+        tuple(b.__module__ + "." + b.__qualname__ for b in cls.__bases__),
+        tuple(inherited.values()),
+        tuple(own),
+        tuple(name for name in _OWN if name in cls.__dict__),
+        bool(cls.__dict__.get("__doc__")),
+        tuple(stray),
+    )
+
+
+def _recursive_repr(user_function: Callable[[Any], str]) -> Callable[[Any], str]:
+    """As dataclasses' `_recursive_repr`: `...` for an object already being shown."""
+    running: set[tuple[int, int]] = set()
+
+    @functools.wraps(user_function)
+    def wrapper(self: Any) -> str:
+        key = id(self), get_ident()
+        if key in running:
+            return "..."
+        running.add(key)
+        try:
+            result = user_function(self)
+        finally:
+            running.discard(key)
+        return result
+
+    return wrapper
+
+
+def _frozen_attrs(cls: type, names: frozenset[str]) -> tuple[Callable[..., None], ...]:
+    """dataclasses' frozen `__setattr__` and `__delattr__` for `cls`."""
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    return __setattr__, __delattr__
+
+
+def _fields(cls: type, kw_only: bool) -> None:
+    """`__dataclass_fields__` and `__dataclass_params__` as `dataclass` sets them (3.11
+    `_process_class`: fields of the bases, then the class's own; a `field(...)` in the
+    class body replaced by its default)."""
+    fields: dict[str, Field[Any]] = {}
+    for base in cls.__mro__[-1:0:-1]:
+        for f in getattr(base, "__dataclass_fields__", {}).values():
+            fields[f.name] = f
+    for name, annotation, value in _own_fields(cls):
+        f = value if isinstance(value, Field) else dataclasses.field(default=value)
+        f.name = name
+        f.type = annotation
+        f._field_type = _FIELD  # type: ignore[attr-defined]
+        if f.kw_only is MISSING:
+            f.kw_only = kw_only
+        fields[name] = f
+        if isinstance(value, Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+    cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _params(kw_only)  # type: ignore[attr-defined]
+
+
+_PARAMS: dict[bool, Any] = {}
+
+
+def _params(kw_only: bool) -> Any:
+    """`__dataclass_params__` as `dataclass(frozen=True, kw_only=...)` sets it."""
+    if kw_only not in _PARAMS:
+
+        @dataclass(frozen=True, kw_only=kw_only)
+        class Reference:
+            pass
+
+        _PARAMS[kw_only] = Reference.__dataclass_params__  # type: ignore[attr-defined]
+    return _PARAMS[kw_only]
+
+
+def frozen(cls: C | None = None, *, kw_only: bool = False) -> Any:
+    """`@dataclass(frozen=True, kw_only=kw_only)`, with the methods written out."""
+
+    def wrap(cls: C) -> C:
+        key = (cls.__module__, cls.__qualname__)
+        if USE_DATACLASS:
+            seen[key] = (kw_only, fingerprint(cls, kw_only))
+            return dataclass(frozen=True, kw_only=kw_only)(cls)
+        from . import frozen_methods
+
+        written = frozen_methods.CLASSES.get(key)
+        if written is None or _FIELD is None or written[0] != fingerprint(cls, kw_only):
+            fallbacks.append(key)
+            return dataclass(frozen=True, kw_only=kw_only)(cls)
+        _, make, doc = written
+        _fields(cls, kw_only)
+        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        init, repr_, eq, hash_ = make({f.name: f.default for f in fields.values()}, _recursive_repr)
+        setattr_, delattr_ = _frozen_attrs(cls, frozenset(fields))
+        for name, fn in zip(_METHODS, (init, repr_, eq, hash_, setattr_, delattr_), strict=True):
+            fn.__qualname__ = f"{cls.__qualname__}.{name}"
+            setattr(cls, name, fn)
+        cls.__match_args__ = tuple(  # type: ignore[attr-defined]
+            f.name for f in fields.values() if f.init and not f.kw_only
+        )
+        if doc is not None:
+            cls.__doc__ = doc
+        return cls
+
+    return wrap if cls is None else wrap(cls)
+
+
+# ------------------------------------------------------------------ writing the methods
+
+MODULES = ("critlang.nodes",)
+METHODS_FILE = "frozen_methods.py"
+
+
+def _method_source(cls: type, kw_only: bool, print_: tuple[Any, ...]) -> tuple[str, str | None]:
+    """The factory of one class's methods, as dataclasses writes them (3.11), and the
+    docstring it gives a class that has none."""
+    fields = list(cls.__dataclass_fields__.values())  # type: ignore[attr-defined]
+    assert all(f._field_type is _FIELD for f in fields)  # type: ignore[attr-defined]
+    assert all(f.init and f.default_factory is MISSING for f in fields)
+    assert all(f.kw_only == kw_only for f in fields)
+    assert not print_[4] and not print_[6], (cls, print_)  # no methods of its own, no stray
+    params = []
+    star = False
+    for f in fields:
+        if (kw_only or f.kw_only) and not star:
+            params.append("*")
+            star = True
+        params.append(f.name if f.default is MISSING else f"{f.name}=d[{f.name!r}]")
+    body = [f"        _set(self, {f.name!r}, {f.name})" for f in fields] or ["        pass"]
+    shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in fields if f.repr)
+    compared = [f.name for f in fields if f.compare]
+    hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
+
+    def tup(obj: str, names: list[str]) -> str:
+        return "(" + "".join(f"{obj}.{n}," for n in names) + ")"
+
+    annotations = {f.name: f.type for f in fields}
+    lines = [
+        f"def _{cls.__qualname__.replace('.', '_')}(d, recursive_repr):",
+        f"    def __init__(self, {', '.join(params)}):",
+        *body,
+        f"    __init__.__annotations__ = {{**{annotations!r}, 'return': None}}",
+        "",
+        "    @recursive_repr",
+        "    def __repr__(self):",
+        f'        return self.__class__.__qualname__ + f"({shown})"',
+        "",
+        "    def __eq__(self, other):",
+        "        if other.__class__ is self.__class__:",
+        f"            return {tup('self', compared)} == {tup('other', compared)}",
+        "        return NotImplemented",
+        "",
+        "    def __hash__(self):",
+        f"        return hash({tup('self', hashed)})",
+        "",
+        "    return __init__, __repr__, __eq__, __hash__",
+    ]
+    had_doc = print_[5]
+    return "\n".join(lines), None if had_doc else cls.__doc__
+
+
+def methods_source() -> str:
+    """frozen_methods.py for the classes as they are declared now."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    # a fresh process, where every class is processed by `dataclass` itself
+    code = (
+        "import importlib, sys\n"
+        "import critlang.frozen_classes as fc\n"
+        "fc.USE_DATACLASS = True\n"
+        f"for m in {MODULES!r}: importlib.import_module(m)\n"
+        "sys.stdout.write(fc._write_from_seen())\n"
+    )
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+
+
+def _write_from_seen() -> str:
+    parts = [
+        '"""Generated by `critlang.frozen_classes.write_methods()` from the classes '
+        "decorated with\n`frozen`: do not edit. See frozen_classes.py.\n"
+        '"""',
+        "",
+        "# ruff: noqa",
+        "",
+        "_set = object.__setattr__",
+        "",
+    ]
+    table = []
+    for (module, qualname), (kw_only, print_) in seen.items():
+        cls: Any = sys.modules[module]
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        source, doc = _method_source(cls, kw_only, print_)
+        parts += [source, "", ""]
+        name = "_" + qualname.replace(".", "_")
+        table.append(f"    ({module!r}, {qualname!r}): ({print_!r}, {name}, {doc!r}),")
+    parts += ["CLASSES = {", *table, "}", ""]
+    return "\n".join(parts)
+
+
+def write_methods() -> None:
+    """Regenerate frozen_methods.py after changing a `frozen` class:
+    `python -c "from critlang.frozen_classes import write_methods; write_methods()"`."""
+    from pathlib import Path
+
+    Path(__file__).with_name(METHODS_FILE).write_text(methods_source(), encoding="utf-8")

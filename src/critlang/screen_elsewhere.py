@@ -1,0 +1,96 @@
+"""Resources in one file that name a patient read from another file.
+
+A Bundle is read on its own (R4 bundle.html: references resolve inside the Bundle), so a
+Condition in `conditions_search.json` naming `Patient/sp1` is not sp1's when sp1's Patient
+is in `patient_sp1.json`: it is counted as unassigned ("a patient that is not in the
+data"). Yet it may well be sp1's (per-type search exports are a common layout), and left
+out it can make a wrong verdict: an active cirrhosis that would exclude sp1, a newer lab.
+After every file is read, each patient named so by a resource with a bound code in
+another file gets every criterion that reads a fact of that code set to unknown (never a
+verdict the unread resource could change), the verdict recomputed from the statuses, the
+attrition counts moved with it, and a diagnostic naming the resources.
+"""
+
+from __future__ import annotations
+
+from .backends.python import Compiled
+from .data.fhir import Extractor
+from .data.fhir_decode import Coding, Concept
+from .data.fhir_status import concept_targets
+from .screen import PatientRow, Screening, clearing, count_row
+from .typesys import ListT
+
+DECIDED = ("met", "not met")
+
+
+def flag_elsewhere(result: Screening, compiled: Compiled, extractor: Extractor) -> None:
+    """Applies the rule above to `result` in place (rows, verdict counts, attrition)."""
+    tally = result.tally
+    if tally is None or not tally.elsewhere:
+        return
+    named: dict[str, list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
+    for pid, path, label, pairs in tally.elsewhere:
+        named.setdefault(pid, []).append((path, label, pairs))
+    lists = sorted(f for f, no in extractor.absent_facts.items() if isinstance(no, list))
+    therapies = lists or sorted(
+        f for f, info in compiled.checked.facts.items() if isinstance(info.type, ListT)
+    )
+    clears = clearing(compiled)
+    for row in result.patients:
+        found = sorted({x for x in named.get(row.id, ()) if x[0] != row.path})
+        if not found:
+            continue
+        facts: dict[str, list[str]] = {}
+        for path, label, pairs in found:
+            for system, code in pairs:
+                if code == "*":  # a Medication not read: a therapy of any kind
+                    hits = therapies
+                else:
+                    concept = Concept([Coding(system or None, code)])
+                    hits = [
+                        f for f, _ in concept_targets(concept, extractor.index, extractor.codes)[0]
+                    ]
+                for fact in hits:
+                    facts.setdefault(fact, []).append(f"{path}: {label}")
+        if facts:
+            _unknown(row, facts, result, compiled, clears)
+
+
+def _unknown(
+    row: PatientRow,
+    facts: dict[str, list[str]],
+    result: Screening,
+    compiled: Compiled,
+    clears: list[set[str]],
+) -> None:
+    statuses = list(row.statuses)
+    for i, crit in enumerate(compiled.criteria):
+        if statuses[i] in DECIDED and facts.keys() & set(crit.facts):
+            statuses[i] = "unknown"
+    new = tuple(statuses)
+    for fact in sorted(facts):
+        shown = sorted(set(facts[fact]))
+        row.problems.append(
+            f"{fact}: {len(shown)} resource(s) in other files name this patient and were not "
+            f"read (a Bundle is read on its own), so {fact} is unknown: " + "; ".join(shown[:3])
+        )
+    if new == row.statuses:
+        return
+    count_row(result.attrition, clears, row.statuses, not row.deceased, -1)
+    count_row(result.attrition, clears, new, not row.deceased)
+    row.statuses = new
+    if row.deceased:
+        return
+    sections = [c.section for c in compiled.criteria]
+    if any(
+        (s == "not met" if sec == "inclusion" else s == "met")
+        for s, sec in zip(new, sections, strict=True)
+    ):
+        verdict = "ineligible"
+    elif "unknown" in new:
+        verdict = "undetermined"
+    else:
+        verdict = "eligible"
+    if verdict == "undetermined" and row.verdict != "undetermined":
+        row.missing = sorted(set(row.missing) | facts.keys())
+    row.verdict = verdict
