@@ -105,7 +105,7 @@ class RangeReading:
             self.problem(
                 fact,
                 f"{sum(map(len, chosen.values()))} reference ranges may apply to this patient "
-                f"and differ ({shown}): which one is unknown, so the reference limits are "
+                f"and differ ({shown}): which one is unknown, and so are the reference limits "
                 "(FHIR Observation.referenceRange: told apart by type, appliesTo and age; "
                 "their order decides nothing)",
             )
