@@ -4,23 +4,22 @@ Measures, in one run on this machine, over N generated patients:
   (a) the compiled evaluator on pre-normalised records,
   (b) a hand-written Python function (bench/handwritten.py) on the same records,
   (c) the reference interpreter (pint quantities, exact fractions) on the same patients,
-and prints a/b and c/a, plus the cold-process time of `critlang eval` on one patient.
+and prints a/b and c/a, then the cold start of `critlang eval` (bench_coldstart.py).
 
     python bench/bench_eval.py [N]
 """
 
 from __future__ import annotations
 
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_coldstart
 from handwritten import evaluate as handwritten
-from patients import AS_OF, EXAMPLES, ROOT, generate
+from patients import AS_OF, ROOT, generate
 
 from critlang.backends.python import compile_protocol
 from critlang.data.records import read_record
@@ -65,29 +64,6 @@ def main(n: int = 10_000, interpreted: int = 500, rounds: int = 5) -> dict[str, 
         c = min(c, best_of(1, lambda: [interp.run(r) for r in sample]) / len(sample))
     load = best_of(1, lambda: [compiled.normalise(read_record(checked, p, AS_OF)) for p in raw]) / n
 
-    cold, bare = [], []
-    for _ in range(5):
-        # the same interpreter starting and doing nothing: the baseline of a whole process
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
-        bare.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "critlang",
-                "eval",
-                "--as-of",
-                AS_OF.isoformat(),
-                str(PROTOCOL),
-                str(EXAMPLES / "eligible_arm1.json"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        cold.append(time.perf_counter() - t)
-
     print(f"patients: {n} (verdicts {mix}); interpreter on {len(sample)}")
     print(f"(a) compiled evaluator      {a * 1e6:9.2f} us/patient")
     print(f"(b) hand-written Python     {b * 1e6:9.2f} us/patient")
@@ -95,11 +71,8 @@ def main(n: int = 10_000, interpreted: int = 500, rounds: int = 5) -> dict[str, 
     print(f"    record load + normalise {load * 1e6:9.2f} us/patient (not part of a, b)")
     print(f"a/b = {a / b:.2f}   (target <= 1.2)")
     print(f"c/a = {c / a:.0f}   (target >= 200)")
-    cold_s, bare_s = statistics.median(cold), statistics.median(bare)
-    print(
-        f"cold `critlang eval` on one patient: median {cold_s:.3f} s of whole processes "
-        f"(target <= 0.15 s); {cold_s / bare_s:.1f} x a bare `python -c pass` ({bare_s:.3f} s)"
-    )
+    print("cold start (bench/bench_coldstart.py):")
+    bench_coldstart.main(runs=5)
     return {"a": a, "b": b, "c": c, "a/b": a / b, "c/a": c / a}
 
 

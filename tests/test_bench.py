@@ -18,6 +18,16 @@ def test_eval_benchmark_runs(capsys) -> None:
     assert set(figures) == {"a", "b", "c", "a/b", "c/a"}
 
 
+def test_coldstart_benchmark_runs(capsys) -> None:
+    import bench_coldstart
+
+    figures = bench_coldstart.main(runs=1)
+    out = capsys.readouterr().out
+    assert "critlang eval / python -c pass = " in out and "target <= 0.15 s" in out
+    assert figures["critlang eval"] > figures["python -c pass"] > 0
+    assert {"ratio", "cpu ratio", "python -c 'import json'"} <= set(figures)
+
+
 def test_handwritten_baseline_matches_compiled_on_examples() -> None:
     import datetime as dt
     import json

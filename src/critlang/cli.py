@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,12 +39,32 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions keep their line breaks, so the examples read as typed."""
 
 
+class _NotBuilt:
+    """The arguments of a command that is not on this command line: not built (a dozen
+    parsers with all their arguments took ~10 ms of every start)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        pass
+
+
 def _command(
-    sub: Any, name: str, help: str, description: str, examples: Sequence[str]
-) -> argparse.ArgumentParser:
-    """A subcommand whose help ends with typed examples."""
+    sub: Any,
+    name: str,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+    wanted: Collection[str] | None = None,
+) -> Any:
+    """A subcommand whose help ends with typed examples; only named and listed, arguments
+    not built, when `wanted` (the words of the command line) does not hold its name."""
+    if wanted is not None and name not in wanted:
+        sub.add_parser(name, help=help)  # so that the choices and `--help` list it
+        return _NotBuilt()
     epilog = "examples:\n" + "\n".join(f"  {x}" for x in examples)
-    return sub.add_parser(  # type: ignore[no-any-return]
+    return sub.add_parser(
         name,
         help=help,
         description=description,
@@ -58,7 +77,9 @@ _TRIAL = "protocols/nct05610826"
 _PATIENT = f"{_TRIAL}/examples/ineligible_hb_8_0_g_dl.json"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `wanted` (the words of the command line), only the
+    commands named there get their arguments (a command is always one of those words)."""
     ap = argparse.ArgumentParser(
         prog="critlang",
         description="Eligibility criteria as a checked language.",
@@ -73,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Check criteria files (or folders of *.crit files). "
         "Exit 0: clean; 1: errors found (or warnings, with --strict); 2: usage or I/O problem.",
         [f"critlang check {_TRIAL}/", f"critlang check --strict {_TRIAL}/current.crit"],
+        wanted,
     )
     c.add_argument(
         "paths", nargs="+", metavar="PATH", help="a criteria file, or a folder searched for *.crit"
@@ -92,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang eval --as-of 2026-11-27 {_TRIAL}/current.crit {_PATIENT}",
             f"critlang eval --format json --details {_TRIAL}/current.crit {_TRIAL}/examples/",
         ],
+        wanted,
     )
     e.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     e.add_argument(
@@ -125,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang screen --as-of 2021-03-31 {_TRIAL}/current.crit ../shared/data/synthea-r4/",
             f"critlang screen --report report.html --patients out.csv {_TRIAL}/current.crit DATA/",
         ],
+        wanted,
     )
     sc.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     sc.add_argument(
@@ -183,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
             " -o cohort.duckdb",
             f"critlang screen {_TRIAL}/current.crit cohort.duckdb",
         ],
+        wanted,
     )
     ig.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     ig.add_argument(
@@ -211,11 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
         "critlang_patients and critlang_facts (docs/scale.md): one row per patient with the "
         "verdict and every criterion's status; --attrition gives the attrition counts.",
         [f"critlang sql --dialect postgres --as-of 2021-03-31 {_TRIAL}/current.crit"],
+        wanted,
     )
     sq.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     sq.add_argument("--dialect", choices=("duckdb", "postgres", "spark"), default="duckdb")
     sq.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
     sq.add_argument("--attrition", action="store_true", help="the attrition query instead")
+    sq.add_argument(
+        "--values",
+        action="store_true",
+        help="first the statements writing the per-patient tables from the facts table (what "
+        "`critlang ingest` runs once), then the query reading them instead of the facts",
+    )
     sq.set_defaults(func=_cmd_sql)
     fm = _command(
         sub,
@@ -225,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "protocol texts, numbers and units are kept as written. Exit 1 with --check when a "
         "file would change, or when a file has syntax errors.",
         [f"critlang fmt --check {_TRIAL}/", f"critlang fmt --diff {_TRIAL}/current.crit"],
+        wanted,
     )
     fm.add_argument(
         "paths", nargs="+", metavar="PATH", help="a criteria file, or a folder searched for *.crit"
@@ -240,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the given files or folders) and compare verdicts and criteria with the expectation. "
         "Exit 1 when any example fails.",
         [f"critlang test {_TRIAL}/", f"critlang test --coverage {_TRIAL}/examples/"],
+        wanted,
     )
     te.add_argument(
         "paths",
@@ -263,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang render {_TRIAL}/current.crit",
             f"critlang render -o review.html {_TRIAL}/current.crit",
         ],
+        wanted,
     )
     re_.add_argument("protocol", metavar="PROTOCOL", help="the criteria file (.crit)")
     re_.add_argument("--format", choices=("markdown", "html"))
@@ -281,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang diff {_TRIAL}/previous.crit {_TRIAL}/current.crit",
             f"critlang diff {_TRIAL}/current.crit@HEAD~1 {_TRIAL}/current.crit",
         ],
+        wanted,
     )
     di.add_argument("old", metavar="OLD", help="the earlier version: a file or path@gitrev")
     di.add_argument("new", metavar="NEW", help="the later version: a file or path@gitrev")
@@ -299,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "witness re-checked by the compiled evaluator. Exit 1 when a finding is at or above "
         "--fail-on (default: error; --strict: warning); 2: unusable input.",
         [f"critlang lint {_TRIAL}/", f"critlang lint --format json --strict {_TRIAL}/current.crit"],
+        wanted,
     )
     li.add_argument(
         "paths", nargs="+", metavar="PATH", help="criteria files, or folders searched for *.crit"
@@ -320,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"critlang impact --as-of 2021-03-31 {_TRIAL}/previous.crit {_TRIAL}/current.crit "
             "../shared/data/synthea-r4/"
         ],
+        wanted,
     )
     im.add_argument("old", metavar="OLD", help="the earlier version: a file or path@gitrev")
     im.add_argument("new", metavar="NEW", help="the later version: a file or path@gitrev")
@@ -377,11 +415,11 @@ def _run_deep(fn: Callable[[], T]) -> T:
 
 def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse; a mistyped flag is reported with its command's usage, and a near miss named."""
-    import difflib
-
     args, extra = ap.parse_known_args(argv)
     if not extra:
         return args
+    import difflib
+
     sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
     parser: argparse.ArgumentParser = sub.choices[args.command]
     flags = [o for a in parser._actions for o in a.option_strings]
@@ -393,8 +431,12 @@ def _parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser()
-    for command in ap._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+    words = sys.argv[1:] if argv is None else argv
+    ap = build_parser(wanted=set(words))
+    choices = ap._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, command in choices.items():
+        if name not in words:
+            continue  # not built (see _NotBuilt)
         command.add_argument(
             "--debug",
             action="store_true",
@@ -448,6 +490,8 @@ def _output_failed(exc: OSError) -> bool:
 
 def _internal(exc: BaseException, debug: bool) -> int:
     if debug:
+        import traceback
+
         traceback.print_exc()
     print(
         f"critlang: internal error ({type(exc).__name__}): this is a bug in critlang; "

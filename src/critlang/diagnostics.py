@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from .frozen_classes import frozen
 from .source import SourceFile, Span
 
 
@@ -70,7 +71,7 @@ CODES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Diagnostic:
     severity: Severity
     code: str

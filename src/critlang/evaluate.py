@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
 from .explain import Explainer, deciding_sources, reasons
+from .frozen_classes import mutable
 from .needs import Needs, Slot
 from .typesys import QuantT
 from .units import conversion_factor
@@ -34,7 +34,7 @@ class EvaluationFault(RuntimeError):
     """A fault inside generated code, located in the criteria file."""
 
 
-@dataclass
+@mutable
 class CriterionResult:
     id: str
     section: str
@@ -67,7 +67,7 @@ class CriterionResult:
         }
 
 
-@dataclass
+@mutable
 class Evaluation:
     patient: str
     path: str
@@ -106,6 +106,8 @@ def run_compiled(compiled: Compiled, f: dict[str, Any]) -> tuple[str, tuple[Any,
     try:
         return compiled.evaluate(f)
     except Exception as exc:
+        import traceback  # only on a fault
+
         tb = traceback.extract_tb(sys.exc_info()[2])
         lines = [fr.lineno for fr in tb if fr.filename.startswith(FILENAME_PREFIX) and fr.lineno]
         where = compiled.criteria_line(lines[-1]) if lines else None

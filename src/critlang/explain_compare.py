@@ -52,7 +52,10 @@ class Comparisons:
         ):
             ok = None if value is None else apply(op, value, float(bound))
             parts.append(ok)
-            words.append(f"{name} {'unknown' if value is None else num(value)} {MARK[ok]}")
+            # enough digits that the value shown never contradicts its mark (159.99 is
+            # not "160 ✗" against >= 160)
+            shown = "unknown" if value is None else distinct(value, float(bound))[0]
+            words.append(f"{name} {shown} {MARK[ok]}")
         if want_all:
             val = False if False in parts else (None if None in parts else True)
         else:
@@ -210,6 +213,7 @@ class Comparisons:
             origin = "not reported"
         if (lo is None) != (hi is None):
             origin += "; no lower limit" if lo is None else "; no upper limit"
+        # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
         return lo, hi, f"reference range {range_words(lo, hi, unit)} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
@@ -224,9 +228,16 @@ class Comparisons:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
         bound = factor * limit
+        shown_a, shown_bound = a.shown, num(bound)
+        if isinstance(a.value, float):
+            # enough digits that the value and the bound never look equal when they are
+            # not, and the value in the range's unit when it was recorded in another
+            av, shown_bound = distinct(a.value, bound)
+            if av not in shown_a.replace("(", " ").split():
+                shown_a = f"{shown_a} = {av}{u}"
         text = (
-            f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
-            f"{num(limit)}{u} = {num(bound)}{u}"
+            f"{shown_a} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
+            f"{num(limit, 12)}{u} = {shown_bound}{u}"
         )
         notes = [f"{e.factor.text} × {e.limit} from the {words}"]
         if a.value is None:
@@ -263,11 +274,11 @@ def range_words(lo: Any, hi: Any, unit: str) -> str:
     3.5 g/dL", "with no limits"; never "-40 U/L", which reads as minus 40."""
     u = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
-        return f"{num(lo)}-{num(hi)}{u}"
+        return f"{num(lo, 12)}-{num(hi, 12)}{u}"
     if hi is not None:
-        return f"up to {num(hi)}{u}"
+        return f"up to {num(hi, 12)}{u}"
     if lo is not None:
-        return f"at least {num(lo)}{u}"
+        return f"at least {num(lo, 12)}{u}"
     return "with no limits"
 
 

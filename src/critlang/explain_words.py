@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import Any
 
 from .backends.runtime import Alt, Range
+from .frozen_classes import mutable
 
 OPS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠"}
 # an operator in words, for "every value below 2 is below 3"
@@ -36,7 +37,7 @@ class Unsupported(Exception):
     """A node form the walker does not know: the explanation falls back."""
 
 
-@dataclass
+@mutable
 class Clause:
     value: bool | None
     text: str
@@ -48,7 +49,7 @@ class Clause:
     item: int = 0  # a list item's clause: its number, from 1
 
 
-@dataclass
+@mutable
 class Val:
     """A value with how to show it: `shown` in words, `derived` lines for its inputs."""
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from . import nodes as n
 from .checker import CheckResult, check
 from .diagnostics import Diagnostic, error, sorted_diagnostics
+from .frozen_classes import mutable
 from .parser import parse, salvage
 from .source import MAX_SOURCE_BYTES, SourceFile, read_source
 
 SUFFIX = ".crit"
 
 
-@dataclass
+@mutable
 class Analysis:
     source: SourceFile
     result: CheckResult | None  # None when the file did not parse

@@ -34,12 +34,14 @@ USE_DATACLASS = False
 # methods were missing or stale (the freshness test asserts there are none)
 fallbacks: list[tuple[str, str]] = []
 # what `frozen` saw of each class, for write_methods(): (kw_only, fingerprint)
-seen: dict[tuple[str, str], tuple[bool, tuple[Any, ...]]] = {}
+seen: dict[tuple[str, str], tuple[bool, bool, tuple[Any, ...]]] = {}
 
 _METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__")
 _OWN = (*_METHODS, "__post_init__", "__match_args__", "__slots__", "__abstractmethods__")
-# dataclasses' marker of a regular field (`fields()` lists only those)
+# dataclasses' marker of a regular field (`fields()` lists only those), and the default
+# it shows for a field with a default factory (without them: `dataclass` itself)
 _FIELD = getattr(dataclasses, "_FIELD", None)
+_USABLE = _FIELD is not None and hasattr(dataclasses, "_HAS_DEFAULT_FACTORY")
 
 
 def _own_fields(cls: type) -> list[tuple[str, Any, Any]]:
@@ -53,16 +55,19 @@ def _shown(value: Any) -> Any:
     return "MISSING" if value is MISSING else repr(value)
 
 
-def fingerprint(cls: type, kw_only: bool) -> tuple[Any, ...]:
+def fingerprint(cls: type, kw_only: bool, frozen: bool = True) -> tuple[Any, ...] | None:
     """All that `dataclass(frozen=True, kw_only=...)` makes the class's methods from: its
-    fields (inherited and own: names, types, flags, defaults), its bases, the methods it
-    defines itself and whether it has a docstring."""
-    inherited: dict[str, tuple[Any, ...]] = {}
+    own fields (names, types, flags, defaults), its bases and their fields' names, the
+    methods it defines itself and whether it has a docstring. None when a base that is a
+    dataclass was not made by `frozen` from written-out methods (its fields are then
+    unverified)."""
+    inherited: dict[str, None] = {}
     for base in reversed(cls.__mro__[1:]):
-        for f in getattr(base, "__dataclass_fields__", {}).values():
-            flags = (f.init, f.repr, f.compare, f.hash, _shown(f.kw_only))
-            factory = f.default_factory is not MISSING
-            inherited[f.name] = (f.name, f.type, *flags, _shown(f.default), factory)
+        fields = getattr(base, "__dataclass_fields__", None)
+        if fields is not None:
+            if base not in _written and not USE_DATACLASS:
+                return None
+            inherited.update(dict.fromkeys(fields))
     own = []
     for name, annotation, value in _own_fields(cls):
         if isinstance(value, Field):
@@ -78,13 +83,18 @@ def fingerprint(cls: type, kw_only: bool) -> tuple[Any, ...]:
     stray += [k for k, a in annotated.items() if "ClassVar" in str(a) or "InitVar" in str(a)]
     return (
         kw_only,
+        frozen,
         tuple(b.__module__ + "." + b.__qualname__ for b in cls.__bases__),
-        tuple(inherited.values()),
+        tuple(inherited),
         tuple(own),
         tuple(name for name in _OWN if name in cls.__dict__),
         bool(cls.__dict__.get("__doc__")),
         tuple(stray),
     )
+
+
+# the classes given written-out methods in this process (their subclasses may be too)
+_written: set[type] = set()
 
 
 def _recursive_repr(user_function: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -122,7 +132,7 @@ def _frozen_attrs(cls: type, names: frozenset[str]) -> tuple[Callable[..., None]
     return __setattr__, __delattr__
 
 
-def _fields(cls: type, kw_only: bool) -> None:
+def _fields(cls: type, frozen: bool, kw_only: bool) -> None:
     """`__dataclass_fields__` and `__dataclass_params__` as `dataclass` sets them (3.11
     `_process_class`: fields of the bases, then the class's own; a `field(...)` in the
     class body replaced by its default)."""
@@ -144,78 +154,132 @@ def _fields(cls: type, kw_only: bool) -> None:
             else:
                 setattr(cls, name, f.default)
     cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
-    cls.__dataclass_params__ = _params(kw_only)  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _params(frozen, kw_only)  # type: ignore[attr-defined]
 
 
-_PARAMS: dict[bool, Any] = {}
+_PARAMS: dict[tuple[bool, bool], Any] = {}
 
 
-def _params(kw_only: bool) -> Any:
-    """`__dataclass_params__` as `dataclass(frozen=True, kw_only=...)` sets it."""
-    if kw_only not in _PARAMS:
+def _params(frozen: bool, kw_only: bool) -> Any:
+    """`__dataclass_params__` as `dataclass(frozen=..., kw_only=...)` sets it."""
+    if (frozen, kw_only) not in _PARAMS:
 
-        @dataclass(frozen=True, kw_only=kw_only)
+        @dataclass(frozen=frozen, kw_only=kw_only)
         class Reference:
             pass
 
-        _PARAMS[kw_only] = Reference.__dataclass_params__  # type: ignore[attr-defined]
-    return _PARAMS[kw_only]
+        _PARAMS[frozen, kw_only] = Reference.__dataclass_params__  # type: ignore[attr-defined]
+    return _PARAMS[frozen, kw_only]
 
 
-def frozen(cls: C | None = None, *, kw_only: bool = False) -> Any:
-    """`@dataclass(frozen=True, kw_only=kw_only)`, with the methods written out."""
-
+def _decorator(frozen: bool, kw_only: bool) -> Callable[[C], C]:
     def wrap(cls: C) -> C:
         key = (cls.__module__, cls.__qualname__)
         if USE_DATACLASS:
-            seen[key] = (kw_only, fingerprint(cls, kw_only))
-            return dataclass(frozen=True, kw_only=kw_only)(cls)
+            seen[key] = (frozen, kw_only, fingerprint(cls, kw_only, frozen))
+            return dataclass(frozen=frozen, kw_only=kw_only)(cls)
         from . import frozen_methods
 
         written = frozen_methods.CLASSES.get(key)
-        if written is None or _FIELD is None or written[0] != fingerprint(cls, kw_only):
+        print_ = fingerprint(cls, kw_only, frozen)
+        if written is None or not _USABLE or print_ is None or written[0] != print_:
             fallbacks.append(key)
-            return dataclass(frozen=True, kw_only=kw_only)(cls)
+            return dataclass(frozen=frozen, kw_only=kw_only)(cls)
         _, make, doc = written
-        _fields(cls, kw_only)
+        _fields(cls, frozen, kw_only)
         fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-        init, repr_, eq, hash_ = make({f.name: f.default for f in fields.values()}, _recursive_repr)
-        setattr_, delattr_ = _frozen_attrs(cls, frozenset(fields))
-        for name, fn in zip(_METHODS, (init, repr_, eq, hash_, setattr_, delattr_), strict=True):
+        defaults = {f.name: f.default for f in fields.values()}
+        factories = {f.name: f.default_factory for f in fields.values()}
+        methods = make(defaults, factories, _recursive_repr)
+        if frozen:
+            methods = (*methods, *_frozen_attrs(cls, frozenset(fields)))
+        for name, fn in zip(_METHODS, methods, strict=False):
             fn.__qualname__ = f"{cls.__qualname__}.{name}"
             setattr(cls, name, fn)
+        if not frozen:
+            cls.__hash__ = None  # type: ignore[assignment]  # eq without frozen: unhashable
         cls.__match_args__ = tuple(  # type: ignore[attr-defined]
             f.name for f in fields.values() if f.init and not f.kw_only
         )
         if doc is not None:
             cls.__doc__ = doc
+        _written.add(cls)
         return cls
 
+    return wrap
+
+
+def frozen(cls: C | None = None, *, kw_only: bool = False) -> Any:
+    """`@dataclass(frozen=True, kw_only=kw_only)`, with the methods written out."""
+    wrap = _decorator(True, kw_only)
     return wrap if cls is None else wrap(cls)
+
+
+def mutable(cls: C) -> C:
+    """`@dataclass`, with the methods written out."""
+    return _decorator(False, False)(cls)
 
 
 # ------------------------------------------------------------------ writing the methods
 
-MODULES = ("critlang.nodes",)
+MODULES = (
+    "critlang.source",
+    "critlang.diagnostics",
+    "critlang.nodes",
+    "critlang.typesys",
+    "critlang.units",
+    "critlang.ucum",
+    "critlang.scales",
+    "critlang.intervals",
+    "critlang.checker.result",
+    "critlang.data.values",
+    "critlang.data.records",
+    "critlang.needs",
+    "critlang.explain_words",
+    "critlang.evaluate",
+    "critlang.backends.python",
+    "critlang.frontend",
+)
 METHODS_FILE = "frozen_methods.py"
 
 
-def _method_source(cls: type, kw_only: bool, print_: tuple[Any, ...]) -> tuple[str, str | None]:
-    """The factory of one class's methods, as dataclasses writes them (3.11), and the
-    docstring it gives a class that has none."""
+def _method_source(
+    cls: type, frozen: bool, kw_only: bool, print_: tuple[Any, ...]
+) -> tuple[str, str | None]:
+    """The factory of one class's methods, as dataclasses writes them (3.11: `_init_fn`,
+    `_repr_fn`, `_cmp_fn`, `_hash_fn`), and the docstring it gives a class that has none."""
     fields = list(cls.__dataclass_fields__.values())  # type: ignore[attr-defined]
     assert all(f._field_type is _FIELD for f in fields)  # type: ignore[attr-defined]
-    assert all(f.init and f.default_factory is MISSING for f in fields)
     assert all(f.kw_only == kw_only for f in fields)
-    assert not print_[4] and not print_[6], (cls, print_)  # no methods of its own, no stray
+    own_methods = set(print_[5])
+    assert own_methods <= {"__post_init__"} and not print_[7], (cls, print_)
     params = []
     star = False
+    body = []
     for f in fields:
-        if (kw_only or f.kw_only) and not star:
-            params.append("*")
-            star = True
-        params.append(f.name if f.default is MISSING else f"{f.name}=d[{f.name!r}]")
-    body = [f"        _set(self, {f.name!r}, {f.name})" for f in fields] or ["        pass"]
+        factory = f.default_factory is not MISSING
+        if f.init:
+            if kw_only and not star:
+                params.append("*")
+                star = True
+            if factory:
+                params.append(f"{f.name}=_HAS_DEFAULT_FACTORY")
+                value = f"f[{f.name!r}]() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}"
+            else:
+                params.append(f.name if f.default is MISSING else f"{f.name}=d[{f.name!r}]")
+                value = f.name
+        elif factory:
+            value = f"f[{f.name!r}]()"
+        elif f.default is not MISSING:
+            value = f"d[{f.name!r}]"
+        else:
+            continue  # init=False without a default: not set
+        if frozen:
+            body.append(f"        _set(self, {f.name!r}, {value})")
+        else:
+            body.append(f"        self.{f.name} = {value}")
+    if "__post_init__" in own_methods:
+        body.append("        self.__post_init__()")
     shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in fields if f.repr)
     compared = [f.name for f in fields if f.compare]
     hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
@@ -223,11 +287,11 @@ def _method_source(cls: type, kw_only: bool, print_: tuple[Any, ...]) -> tuple[s
     def tup(obj: str, names: list[str]) -> str:
         return "(" + "".join(f"{obj}.{n}," for n in names) + ")"
 
-    annotations = {f.name: f.type for f in fields}
+    annotations = {f.name: f.type for f in fields if f.init}
     lines = [
-        f"def _{cls.__qualname__.replace('.', '_')}(d, recursive_repr):",
+        f"def {_factory_name(cls)}(d, f, recursive_repr):",
         f"    def __init__(self, {', '.join(params)}):",
-        *body,
+        *(body or ["        pass"]),
         f"    __init__.__annotations__ = {{**{annotations!r}, 'return': None}}",
         "",
         "    @recursive_repr",
@@ -239,13 +303,22 @@ def _method_source(cls: type, kw_only: bool, print_: tuple[Any, ...]) -> tuple[s
         f"            return {tup('self', compared)} == {tup('other', compared)}",
         "        return NotImplemented",
         "",
-        "    def __hash__(self):",
-        f"        return hash({tup('self', hashed)})",
-        "",
-        "    return __init__, __repr__, __eq__, __hash__",
     ]
-    had_doc = print_[5]
+    if frozen:
+        lines += [
+            "    def __hash__(self):",
+            f"        return hash({tup('self', hashed)})",
+            "",
+            "    return __init__, __repr__, __eq__, __hash__",
+        ]
+    else:
+        lines += ["    return __init__, __repr__, __eq__"]
+    had_doc = print_[6]
     return "\n".join(lines), None if had_doc else cls.__doc__
+
+
+def _factory_name(cls: type) -> str:
+    return "_" + f"{cls.__module__}.{cls.__qualname__}".replace(".", "_")
 
 
 def methods_source() -> str:
@@ -277,17 +350,20 @@ def _write_from_seen() -> str:
         "",
         "# ruff: noqa",
         "",
+        "import dataclasses as _dataclasses",
+        "",
+        "_HAS_DEFAULT_FACTORY = getattr(_dataclasses, '_HAS_DEFAULT_FACTORY', None)",
         "_set = object.__setattr__",
         "",
     ]
     table = []
-    for (module, qualname), (kw_only, print_) in seen.items():
+    for (module, qualname), (frozen, kw_only, print_) in seen.items():
         cls: Any = sys.modules[module]
         for part in qualname.split("."):
             cls = getattr(cls, part)
-        source, doc = _method_source(cls, kw_only, print_)
+        source, doc = _method_source(cls, frozen, kw_only, print_)
         parts += [source, "", ""]
-        name = "_" + qualname.replace(".", "_")
+        name = _factory_name(cls)
         table.append(f"    ({module!r}, {qualname!r}): ({print_!r}, {name}, {doc!r}),")
     parts += ["CLASSES = {", *table, "}", ""]
     return "\n".join(parts)

@@ -4,9 +4,84 @@
 
 # ruff: noqa
 
+import dataclasses as _dataclasses
+
+_HAS_DEFAULT_FACTORY = getattr(_dataclasses, '_HAS_DEFAULT_FACTORY', None)
 _set = object.__setattr__
 
-def _Node(d, recursive_repr):
+def _critlang_source_Span(d, f, recursive_repr):
+    def __init__(self, path, line, column, end_line, end_column, start, end):
+        _set(self, 'path', path)
+        _set(self, 'line', line)
+        _set(self, 'column', column)
+        _set(self, 'end_line', end_line)
+        _set(self, 'end_column', end_column)
+        _set(self, 'start', start)
+        _set(self, 'end', end)
+    __init__.__annotations__ = {**{'path': 'str', 'line': 'int', 'column': 'int', 'end_line': 'int', 'end_column': 'int', 'start': 'int', 'end': 'int'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(path={self.path!r}, line={self.line!r}, column={self.column!r}, end_line={self.end_line!r}, end_column={self.end_column!r}, start={self.start!r}, end={self.end!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.path,self.line,self.column,self.end_line,self.end_column,self.start,self.end,) == (other.path,other.line,other.column,other.end_line,other.end_column,other.start,other.end,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.path,self.line,self.column,self.end_line,self.end_column,self.start,self.end,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_source_SourceFile(d, f, recursive_repr):
+    def __init__(self, path, text):
+        self.path = path
+        self.text = text
+        self.__post_init__()
+    __init__.__annotations__ = {**{'path': 'str', 'text': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(path={self.path!r}, text={self.text!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.path,self.text,self._line_starts,) == (other.path,other.text,other._line_starts,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_diagnostics_Diagnostic(d, f, recursive_repr):
+    def __init__(self, severity, code, message, span, label=d['label'], notes=d['notes'], hint=d['hint'], related=d['related']):
+        _set(self, 'severity', severity)
+        _set(self, 'code', code)
+        _set(self, 'message', message)
+        _set(self, 'span', span)
+        _set(self, 'label', label)
+        _set(self, 'notes', notes)
+        _set(self, 'hint', hint)
+        _set(self, 'related', related)
+    __init__.__annotations__ = {**{'severity': 'Severity', 'code': 'str', 'message': 'str', 'span': 'Span', 'label': 'str', 'notes': 'tuple[str, ...]', 'hint': 'str', 'related': 'tuple[tuple[Span, str], ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(severity={self.severity!r}, code={self.code!r}, message={self.message!r}, span={self.span!r}, label={self.label!r}, notes={self.notes!r}, hint={self.hint!r}, related={self.related!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.severity,self.code,self.message,self.span,self.label,self.notes,self.hint,self.related,) == (other.severity,other.code,other.message,other.span,other.label,other.notes,other.hint,other.related,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.severity,self.code,self.message,self.span,self.label,self.notes,self.hint,self.related,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_nodes_Node(d, f, recursive_repr):
     def __init__(self, *, span=d['span']):
         _set(self, 'span', span)
     __init__.__annotations__ = {**{'span': 'Span'}, 'return': None}
@@ -26,7 +101,7 @@ def _Node(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _TypeExpr(d, recursive_repr):
+def _critlang_nodes_TypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span']):
         _set(self, 'span', span)
     __init__.__annotations__ = {**{'span': 'Span'}, 'return': None}
@@ -46,7 +121,7 @@ def _TypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _QuantityTypeExpr(d, recursive_repr):
+def _critlang_nodes_QuantityTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], unit):
         _set(self, 'span', span)
         _set(self, 'unit', unit)
@@ -67,7 +142,7 @@ def _QuantityTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _NumberTypeExpr(d, recursive_repr):
+def _critlang_nodes_NumberTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span']):
         _set(self, 'span', span)
     __init__.__annotations__ = {**{'span': 'Span'}, 'return': None}
@@ -87,7 +162,7 @@ def _NumberTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _IntegerTypeExpr(d, recursive_repr):
+def _critlang_nodes_IntegerTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], low, high):
         _set(self, 'span', span)
         _set(self, 'low', low)
@@ -109,7 +184,7 @@ def _IntegerTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _EnumTypeExpr(d, recursive_repr):
+def _critlang_nodes_EnumTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], members):
         _set(self, 'span', span)
         _set(self, 'members', members)
@@ -130,7 +205,7 @@ def _EnumTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _ScaleTypeExpr(d, recursive_repr):
+def _critlang_nodes_ScaleTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], members):
         _set(self, 'span', span)
         _set(self, 'members', members)
@@ -151,7 +226,7 @@ def _ScaleTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _BooleanTypeExpr(d, recursive_repr):
+def _critlang_nodes_BooleanTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], attestation=d['attestation']):
         _set(self, 'span', span)
         _set(self, 'attestation', attestation)
@@ -172,7 +247,7 @@ def _BooleanTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _DateTypeExpr(d, recursive_repr):
+def _critlang_nodes_DateTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span']):
         _set(self, 'span', span)
     __init__.__annotations__ = {**{'span': 'Span'}, 'return': None}
@@ -192,7 +267,7 @@ def _DateTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _BloodPressureTypeExpr(d, recursive_repr):
+def _critlang_nodes_BloodPressureTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span']):
         _set(self, 'span', span)
     __init__.__annotations__ = {**{'span': 'Span'}, 'return': None}
@@ -212,7 +287,7 @@ def _BloodPressureTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _FieldDecl(d, recursive_repr):
+def _critlang_nodes_FieldDecl(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, type):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -234,7 +309,7 @@ def _FieldDecl(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _ListTypeExpr(d, recursive_repr):
+def _critlang_nodes_ListTypeExpr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], fields):
         _set(self, 'span', span)
         _set(self, 'fields', fields)
@@ -255,7 +330,7 @@ def _ListTypeExpr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Expr(d, recursive_repr):
+def _critlang_nodes_Expr(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -276,7 +351,7 @@ def _Expr(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _NumberLit(d, recursive_repr):
+def _critlang_nodes_NumberLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], value, text):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -299,7 +374,7 @@ def _NumberLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _QuantityLit(d, recursive_repr):
+def _critlang_nodes_QuantityLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], value, number_text, unit, raw=d['raw']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -324,7 +399,7 @@ def _QuantityLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _DualQuantityLit(d, recursive_repr):
+def _critlang_nodes_DualQuantityLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], primary, secondary):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -347,7 +422,7 @@ def _DualQuantityLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _PressureLit(d, recursive_repr):
+def _critlang_nodes_PressureLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], systolic, diastolic, unit, raw=d['raw']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -372,7 +447,7 @@ def _PressureLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _DateOf(d, recursive_repr):
+def _critlang_nodes_DateOf(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], fact, fact_span):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -395,7 +470,7 @@ def _DateOf(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _DateLit(d, recursive_repr):
+def _critlang_nodes_DateLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], value, text=d['text']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -418,7 +493,7 @@ def _DateLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _BoolLit(d, recursive_repr):
+def _critlang_nodes_BoolLit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], value):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -440,7 +515,7 @@ def _BoolLit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Name(d, recursive_repr):
+def _critlang_nodes_Name(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], name):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -462,7 +537,7 @@ def _Name(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Call(d, recursive_repr):
+def _critlang_nodes_Call(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], func, args):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -485,7 +560,7 @@ def _Call(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Attribute(d, recursive_repr):
+def _critlang_nodes_Attribute(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], obj, attr):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -508,7 +583,7 @@ def _Attribute(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Magnitude(d, recursive_repr):
+def _critlang_nodes_Magnitude(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], expr, unit):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -531,7 +606,7 @@ def _Magnitude(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _WithUnit(d, recursive_repr):
+def _critlang_nodes_WithUnit(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], expr, unit):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -554,7 +629,7 @@ def _WithUnit(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Conditional(d, recursive_repr):
+def _critlang_nodes_Conditional(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], then, cond, otherwise):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -578,7 +653,7 @@ def _Conditional(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _FirstAvailable(d, recursive_repr):
+def _critlang_nodes_FirstAvailable(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], options):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -600,7 +675,7 @@ def _FirstAvailable(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Quantified(d, recursive_repr):
+def _critlang_nodes_Quantified(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], quantifier, count, list_name, list_span, body):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -626,7 +701,7 @@ def _Quantified(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Not(d, recursive_repr):
+def _critlang_nodes_Not(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], operand):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -648,7 +723,7 @@ def _Not(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _And(d, recursive_repr):
+def _critlang_nodes_And(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], left, right):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -671,7 +746,7 @@ def _And(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Or(d, recursive_repr):
+def _critlang_nodes_Or(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], left, right):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -694,7 +769,7 @@ def _Or(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Unless(d, recursive_repr):
+def _critlang_nodes_Unless(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], rule, exception):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -717,7 +792,7 @@ def _Unless(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Implies(d, recursive_repr):
+def _critlang_nodes_Implies(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], premise, conclusion, form=d['form']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -741,7 +816,7 @@ def _Implies(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Compare(d, recursive_repr):
+def _critlang_nodes_Compare(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], op, left, right):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -765,7 +840,7 @@ def _Compare(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _CompareRef(d, recursive_repr):
+def _critlang_nodes_CompareRef(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], op, left, factor, limit):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -790,7 +865,7 @@ def _CompareRef(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Between(d, recursive_repr):
+def _critlang_nodes_Between(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject, low, high):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -814,7 +889,7 @@ def _Between(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Member(d, recursive_repr):
+def _critlang_nodes_Member(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject, members, negated=d['negated']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -838,7 +913,7 @@ def _Member(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _InNormalRange(d, recursive_repr):
+def _critlang_nodes_InNormalRange(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -860,7 +935,7 @@ def _InNormalRange(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _IsKnown(d, recursive_repr):
+def _critlang_nodes_IsKnown(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -882,7 +957,7 @@ def _IsKnown(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Window(d, recursive_repr):
+def _critlang_nodes_Window(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], kind, subject, duration, direction, anchor):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -908,7 +983,7 @@ def _Window(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _DateBound(d, recursive_repr):
+def _critlang_nodes_DateBound(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], op, subject, anchor, duration=d['duration'], direction=d['direction'], wording=d['wording']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -935,7 +1010,7 @@ def _DateBound(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _WindowBetween(d, recursive_repr):
+def _critlang_nodes_WindowBetween(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject, low, high, direction, anchor):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -961,7 +1036,7 @@ def _WindowBetween(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Period(d, recursive_repr):
+def _critlang_nodes_Period(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], kind, start, end, anchor, duration=d['duration'], direction=d['direction']):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -988,7 +1063,7 @@ def _Period(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Order(d, recursive_repr):
+def _critlang_nodes_Order(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], subject, direction, anchor):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -1012,7 +1087,7 @@ def _Order(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Arith(d, recursive_repr):
+def _critlang_nodes_Arith(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], op, left, right):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -1036,7 +1111,7 @@ def _Arith(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Neg(d, recursive_repr):
+def _critlang_nodes_Neg(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], parens=d['parens'], operand):
         _set(self, 'span', span)
         _set(self, 'parens', parens)
@@ -1058,7 +1133,7 @@ def _Neg(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Arm(d, recursive_repr):
+def _critlang_nodes_Arm(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, label):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1080,7 +1155,7 @@ def _Arm(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Header(d, recursive_repr):
+def _critlang_nodes_Header(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], identifier, title=d['title'], version=d['version'], date=d['date'], date_text=d['date_text'], sex=d['sex'], minimum_age=d['minimum_age'], maximum_age=d['maximum_age'], healthy_volunteers=d['healthy_volunteers'], amends=d['amends'], amendment_notes=d['amendment_notes'], tolerance=d['tolerance'], arms=d['arms'], item_spans=d['item_spans'], identifier_span=d['identifier_span']):
         _set(self, 'span', span)
         _set(self, 'identifier', identifier)
@@ -1115,7 +1190,7 @@ def _Header(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _FactOption(d, recursive_repr):
+def _critlang_nodes_FactOption(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], kind, text=d['text'], quantity=d['quantity'], high=d['high'], anchor=d['anchor'], units=d['units'], coefficients=d['coefficients']):
         _set(self, 'span', span)
         _set(self, 'kind', kind)
@@ -1142,7 +1217,7 @@ def _FactOption(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Decl(d, recursive_repr):
+def _critlang_nodes_Decl(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1163,7 +1238,7 @@ def _Decl(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Fact(d, recursive_repr):
+def _critlang_nodes_Fact(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, type, options=d['options']):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1186,7 +1261,7 @@ def _Fact(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Anchor(d, recursive_repr):
+def _critlang_nodes_Anchor(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, label=d['label']):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1208,7 +1283,7 @@ def _Anchor(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Param(d, recursive_repr):
+def _critlang_nodes_Param(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, type):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1230,7 +1305,7 @@ def _Param(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Define(d, recursive_repr):
+def _critlang_nodes_Define(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, params, body):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1253,7 +1328,7 @@ def _Define(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _AssumeValue(d, recursive_repr):
+def _critlang_nodes_AssumeValue(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], name, value, reason):
         _set(self, 'span', span)
         _set(self, 'name', name)
@@ -1276,7 +1351,7 @@ def _AssumeValue(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _AssumeText(d, recursive_repr):
+def _critlang_nodes_AssumeText(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], text):
         _set(self, 'span', span)
         _set(self, 'text', text)
@@ -1297,7 +1372,7 @@ def _AssumeText(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Import(d, recursive_repr):
+def _critlang_nodes_Import(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], path):
         _set(self, 'span', span)
         _set(self, 'path', path)
@@ -1318,7 +1393,7 @@ def _Import(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Code(d, recursive_repr):
+def _critlang_nodes_Code(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], system, value):
         _set(self, 'span', span)
         _set(self, 'system', system)
@@ -1340,7 +1415,7 @@ def _Code(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Codes(d, recursive_repr):
+def _critlang_nodes_Codes(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], fact, member, codes):
         _set(self, 'span', span)
         _set(self, 'fact', fact)
@@ -1363,7 +1438,7 @@ def _Codes(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Clause(d, recursive_repr):
+def _critlang_nodes_Clause(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], kind, expr=d['expr'], text=d['text']):
         _set(self, 'span', span)
         _set(self, 'kind', kind)
@@ -1386,7 +1461,7 @@ def _Clause(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Criterion(d, recursive_repr):
+def _critlang_nodes_Criterion(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], id, id_span, text, clauses):
         _set(self, 'span', span)
         _set(self, 'id', id)
@@ -1410,7 +1485,7 @@ def _Criterion(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Section(d, recursive_repr):
+def _critlang_nodes_Section(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], kind, criteria):
         _set(self, 'span', span)
         _set(self, 'kind', kind)
@@ -1432,7 +1507,7 @@ def _Section(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
-def _Protocol(d, recursive_repr):
+def _critlang_nodes_Protocol(d, f, recursive_repr):
     def __init__(self, *, span=d['span'], header, decls):
         _set(self, 'span', span)
         _set(self, 'header', header)
@@ -1454,68 +1529,952 @@ def _Protocol(d, recursive_repr):
     return __init__, __repr__, __eq__, __hash__
 
 
+def _critlang_units_Unit(d, f, recursive_repr):
+    def __init__(self, text, factor, dims):
+        _set(self, 'text', text)
+        _set(self, 'factor', factor)
+        _set(self, 'dims', dims)
+    __init__.__annotations__ = {**{'text': 'str', 'factor': 'Fraction', 'dims': 'Dims'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(text={self.text!r}, factor={self.factor!r}, dims={self.dims!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.text,self.factor,self.dims,) == (other.text,other.factor,other.dims,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.text,self.factor,self.dims,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_Type(d, f, recursive_repr):
+    def __init__(self, ):
+        pass
+    __init__.__annotations__ = {**{}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"()"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return () == ()
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(())
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_ErrorT(d, f, recursive_repr):
+    def __init__(self, ):
+        pass
+    __init__.__annotations__ = {**{}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"()"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return () == ()
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(())
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_BoolT(d, f, recursive_repr):
+    def __init__(self, attestation=d['attestation']):
+        _set(self, 'attestation', attestation)
+    __init__.__annotations__ = {**{'attestation': 'bool'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(attestation={self.attestation!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.attestation,) == (other.attestation,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.attestation,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_NumberT(d, f, recursive_repr):
+    def __init__(self, ):
+        pass
+    __init__.__annotations__ = {**{}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"()"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return () == ()
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(())
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_IntT(d, f, recursive_repr):
+    def __init__(self, low, high):
+        _set(self, 'low', low)
+        _set(self, 'high', high)
+    __init__.__annotations__ = {**{'low': 'int', 'high': 'int'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(low={self.low!r}, high={self.high!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.low,self.high,) == (other.low,other.high,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.low,self.high,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_QuantT(d, f, recursive_repr):
+    def __init__(self, unit):
+        _set(self, 'unit', unit)
+    __init__.__annotations__ = {**{'unit': 'Unit'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(unit={self.unit!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.unit,) == (other.unit,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.unit,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_EnumT(d, f, recursive_repr):
+    def __init__(self, members):
+        _set(self, 'members', members)
+    __init__.__annotations__ = {**{'members': 'tuple[str, ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(members={self.members!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.members,) == (other.members,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.members,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_ScaleT(d, f, recursive_repr):
+    def __init__(self, members):
+        _set(self, 'members', members)
+    __init__.__annotations__ = {**{'members': 'tuple[str, ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(members={self.members!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.members,) == (other.members,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.members,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_DateT(d, f, recursive_repr):
+    def __init__(self, ):
+        pass
+    __init__.__annotations__ = {**{}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"()"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return () == ()
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(())
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_PressureT(d, f, recursive_repr):
+    def __init__(self, unit):
+        _set(self, 'unit', unit)
+    __init__.__annotations__ = {**{'unit': 'Unit'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(unit={self.unit!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.unit,) == (other.unit,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.unit,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_typesys_ListT(d, f, recursive_repr):
+    def __init__(self, fields):
+        _set(self, 'fields', fields)
+    __init__.__annotations__ = {**{'fields': 'tuple[tuple[str, Type], ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(fields={self.fields!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.fields,) == (other.fields,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.fields,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_ucum__Atom(d, f, recursive_repr):
+    def __init__(self, metric, special, arbitrary, value, unit):
+        _set(self, 'metric', metric)
+        _set(self, 'special', special)
+        _set(self, 'arbitrary', arbitrary)
+        _set(self, 'value', value)
+        _set(self, 'unit', unit)
+    __init__.__annotations__ = {**{'metric': 'bool', 'special': 'bool', 'arbitrary': 'bool', 'value': 'str', 'unit': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(metric={self.metric!r}, special={self.special!r}, arbitrary={self.arbitrary!r}, value={self.value!r}, unit={self.unit!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.metric,self.special,self.arbitrary,self.value,self.unit,) == (other.metric,other.special,other.arbitrary,other.value,other.unit,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.metric,self.special,self.arbitrary,self.value,self.unit,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_scales_Affine(d, f, recursive_repr):
+    def __init__(self, slope, intercept, source=d['source']):
+        _set(self, 'slope', slope)
+        _set(self, 'intercept', intercept)
+        _set(self, 'source', source)
+    __init__.__annotations__ = {**{'slope': 'Fraction', 'intercept': 'Fraction', 'source': 'str | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(slope={self.slope!r}, intercept={self.intercept!r}, source={self.source!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.slope,self.intercept,self.source,) == (other.slope,other.intercept,other.source,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.slope,self.intercept,self.source,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_scales_ScaleConversion(d, f, recursive_repr):
+    def __init__(self, src, dst, slope, intercept, source):
+        _set(self, 'src', src)
+        _set(self, 'dst', dst)
+        _set(self, 'slope', slope)
+        _set(self, 'intercept', intercept)
+        _set(self, 'source', source)
+    __init__.__annotations__ = {**{'src': 'Unit', 'dst': 'Unit', 'slope': 'Fraction', 'intercept': 'Fraction', 'source': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(src={self.src!r}, dst={self.dst!r}, slope={self.slope!r}, intercept={self.intercept!r}, source={self.source!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.src,self.dst,self.slope,self.intercept,self.source,) == (other.src,other.dst,other.slope,other.intercept,other.source,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.src,self.dst,self.slope,self.intercept,self.source,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_intervals_Iv(d, f, recursive_repr):
+    def __init__(self, lo, hi, lo_open=d['lo_open'], hi_open=d['hi_open'], ongoing=d['ongoing']):
+        _set(self, 'lo', lo)
+        _set(self, 'hi', hi)
+        _set(self, 'lo_open', lo_open)
+        _set(self, 'hi_open', hi_open)
+        _set(self, 'ongoing', ongoing)
+    __init__.__annotations__ = {**{'lo': 'Any', 'hi': 'Any', 'lo_open': 'bool', 'hi_open': 'bool', 'ongoing': 'bool'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(lo={self.lo!r}, hi={self.hi!r}, lo_open={self.lo_open!r}, hi_open={self.hi_open!r}, ongoing={self.ongoing!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.lo,self.hi,self.lo_open,self.hi_open,self.ongoing,) == (other.lo,other.hi,other.lo_open,other.hi_open,other.ongoing,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.lo,self.hi,self.lo_open,self.hi_open,self.ongoing,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_intervals__End(d, f, recursive_repr):
+    def __init__(self, side, value, reached):
+        _set(self, 'side', side)
+        _set(self, 'value', value)
+        _set(self, 'reached', reached)
+    __init__.__annotations__ = {**{'side': 'int', 'value': 'Any', 'reached': 'bool'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(side={self.side!r}, value={self.value!r}, reached={self.reached!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.side,self.value,self.reached,) == (other.side,other.value,other.reached,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.side,self.value,self.reached,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_checker_result_FactInfo(d, f, recursive_repr):
+    def __init__(self, node, type, molar_mass=d['molar_mass'], lookback=d['lookback'], has_reference_range=d['has_reference_range'], scales=d['scales']):
+        _set(self, 'node', node)
+        _set(self, 'type', type)
+        _set(self, 'molar_mass', molar_mass)
+        _set(self, 'lookback', lookback)
+        _set(self, 'has_reference_range', has_reference_range)
+        _set(self, 'scales', scales)
+    __init__.__annotations__ = {**{'node': 'n.Fact', 'type': 'Type', 'molar_mass': 'Fraction | None', 'lookback': 'n.FactOption | None', 'has_reference_range': 'bool', 'scales': 'tuple[ScaleConversion, ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(node={self.node!r}, type={self.type!r}, molar_mass={self.molar_mass!r}, lookback={self.lookback!r}, has_reference_range={self.has_reference_range!r}, scales={self.scales!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.node,self.type,self.molar_mass,self.lookback,self.has_reference_range,self.scales,) == (other.node,other.type,other.molar_mass,other.lookback,other.has_reference_range,other.scales,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.node,self.type,self.molar_mass,self.lookback,self.has_reference_range,self.scales,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_checker_result_Ref(d, f, recursive_repr):
+    def __init__(self, kind, name):
+        _set(self, 'kind', kind)
+        _set(self, 'name', name)
+    __init__.__annotations__ = {**{'kind': 'str', 'name': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(kind={self.kind!r}, name={self.name!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.kind,self.name,) == (other.kind,other.name,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.kind,self.name,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_checker_result_DualCheck(d, f, recursive_repr):
+    def __init__(self, literal, primary, secondary, relative_difference):
+        _set(self, 'literal', literal)
+        _set(self, 'primary', primary)
+        _set(self, 'secondary', secondary)
+        _set(self, 'relative_difference', relative_difference)
+    __init__.__annotations__ = {**{'literal': 'n.DualQuantityLit', 'primary': 'Fraction', 'secondary': 'Fraction', 'relative_difference': 'Fraction'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(literal={self.literal!r}, primary={self.primary!r}, secondary={self.secondary!r}, relative_difference={self.relative_difference!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.literal,self.primary,self.secondary,self.relative_difference,) == (other.literal,other.primary,other.secondary,other.relative_difference,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.literal,self.primary,self.secondary,self.relative_difference,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_checker_result_CheckResult(d, f, recursive_repr):
+    def __init__(self, protocol, source, diagnostics, types=_HAS_DEFAULT_FACTORY, refs=_HAS_DEFAULT_FACTORY, facts=_HAS_DEFAULT_FACTORY, anchors=_HAS_DEFAULT_FACTORY, defines=_HAS_DEFAULT_FACTORY, assumed=_HAS_DEFAULT_FACTORY, dual_checks=_HAS_DEFAULT_FACTORY, bindings=_HAS_DEFAULT_FACTORY, item_bindings=_HAS_DEFAULT_FACTORY):
+        self.protocol = protocol
+        self.source = source
+        self.diagnostics = diagnostics
+        self.types = f['types']() if types is _HAS_DEFAULT_FACTORY else types
+        self.refs = f['refs']() if refs is _HAS_DEFAULT_FACTORY else refs
+        self.facts = f['facts']() if facts is _HAS_DEFAULT_FACTORY else facts
+        self.anchors = f['anchors']() if anchors is _HAS_DEFAULT_FACTORY else anchors
+        self.defines = f['defines']() if defines is _HAS_DEFAULT_FACTORY else defines
+        self.assumed = f['assumed']() if assumed is _HAS_DEFAULT_FACTORY else assumed
+        self.dual_checks = f['dual_checks']() if dual_checks is _HAS_DEFAULT_FACTORY else dual_checks
+        self.bindings = f['bindings']() if bindings is _HAS_DEFAULT_FACTORY else bindings
+        self.item_bindings = f['item_bindings']() if item_bindings is _HAS_DEFAULT_FACTORY else item_bindings
+    __init__.__annotations__ = {**{'protocol': 'n.Protocol', 'source': 'SourceFile', 'diagnostics': 'list[Diagnostic]', 'types': 'dict[int, Type]', 'refs': 'dict[int, Ref]', 'facts': 'dict[str, FactInfo]', 'anchors': 'dict[str, n.Anchor | None]', 'defines': 'dict[str, n.Define]', 'assumed': 'dict[str, n.AssumeValue]', 'dual_checks': 'list[DualCheck]', 'bindings': 'dict[str, list[n.Code]]', 'item_bindings': 'dict[tuple[str, str], list[n.Code]]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(protocol={self.protocol!r}, source={self.source!r}, diagnostics={self.diagnostics!r}, types={self.types!r}, refs={self.refs!r}, facts={self.facts!r}, anchors={self.anchors!r}, defines={self.defines!r}, assumed={self.assumed!r}, dual_checks={self.dual_checks!r}, bindings={self.bindings!r}, item_bindings={self.item_bindings!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.protocol,self.source,self.diagnostics,self.types,self.refs,self.facts,self.anchors,self.defines,self.assumed,self.dual_checks,self.bindings,self.item_bindings,) == (other.protocol,other.source,other.diagnostics,other.types,other.refs,other.facts,other.anchors,other.defines,other.assumed,other.dual_checks,other.bindings,other.item_bindings,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_data_values_BadNumber(d, f, recursive_repr):
+    def __init__(self, text, why):
+        _set(self, 'text', text)
+        _set(self, 'why', why)
+    __init__.__annotations__ = {**{'text': 'str', 'why': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(text={self.text!r}, why={self.why!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.text,self.why,) == (other.text,other.why,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.text,self.why,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_values_Duplicate(d, f, recursive_repr):
+    def __init__(self, values):
+        _set(self, 'values', values)
+    __init__.__annotations__ = {**{'values': 'tuple[Any, ...]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(values={self.values!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.values,) == (other.values,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.values,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_values_When(d, f, recursive_repr):
+    def __init__(self, text, first, last, instant=d['instant']):
+        _set(self, 'text', text)
+        _set(self, 'first', first)
+        _set(self, 'last', last)
+        _set(self, 'instant', instant)
+    __init__.__annotations__ = {**{'text': 'str', 'first': 'dt.date', 'last': 'dt.date', 'instant': 'dt.datetime | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(text={self.text!r}, first={self.first!r}, last={self.last!r}, instant={self.instant!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.text,self.first,self.last,self.instant,) == (other.text,other.first,other.last,other.instant,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.text,self.first,self.last,self.instant,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_values_Plausible(d, f, recursive_repr):
+    def __init__(self, low, high, unit, source):
+        _set(self, 'low', low)
+        _set(self, 'high', high)
+        _set(self, 'unit', unit)
+        _set(self, 'source', source)
+    __init__.__annotations__ = {**{'low': 'Fraction', 'high': 'Fraction', 'unit': 'str', 'source': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(low={self.low!r}, high={self.high!r}, unit={self.unit!r}, source={self.source!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.low,self.high,self.unit,self.source,) == (other.low,other.high,other.unit,other.source,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.low,self.high,self.unit,self.source,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_records_PartialDate(d, f, recursive_repr):
+    def __init__(self, first, last, text):
+        _set(self, 'first', first)
+        _set(self, 'last', last)
+        _set(self, 'text', text)
+    __init__.__annotations__ = {**{'first': 'dt.date', 'last': 'dt.date', 'text': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(first={self.first!r}, last={self.last!r}, text={self.text!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.first,self.last,self.text,) == (other.first,other.last,other.text,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.first,self.last,self.text,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_records_Ongoing(d, f, recursive_repr):
+    def __init__(self, since, text):
+        _set(self, 'since', since)
+        _set(self, 'text', text)
+    __init__.__annotations__ = {**{'since': 'dt.date', 'text': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(since={self.since!r}, text={self.text!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.since,self.text,) == (other.since,other.text,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.since,self.text,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_records_Observation(d, f, recursive_repr):
+    def __init__(self, value, unit=d['unit'], date=d['date'], source=d['source'], low=d['low'], high=d['high'], comparator=d['comparator'], instant=d['instant'], stamp=d['stamp'], status=d['status']):
+        _set(self, 'value', value)
+        _set(self, 'unit', unit)
+        _set(self, 'date', date)
+        _set(self, 'source', source)
+        _set(self, 'low', low)
+        _set(self, 'high', high)
+        _set(self, 'comparator', comparator)
+        _set(self, 'instant', instant)
+        _set(self, 'stamp', stamp)
+        _set(self, 'status', status)
+    __init__.__annotations__ = {**{'value': 'Any', 'unit': 'Unit | None', 'date': 'dt.date | None', 'source': 'str | None', 'low': 'Fraction | None', 'high': 'Fraction | None', 'comparator': 'str | None', 'instant': 'dt.datetime | None', 'stamp': 'str | None', 'status': 'str | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(value={self.value!r}, unit={self.unit!r}, date={self.date!r}, source={self.source!r}, low={self.low!r}, high={self.high!r}, comparator={self.comparator!r}, instant={self.instant!r}, stamp={self.stamp!r}, status={self.status!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,) == (other.value,other.unit,other.date,other.source,other.low,other.high,other.comparator,other.instant,other.stamp,other.status,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_records_RecordProblem(d, f, recursive_repr):
+    def __init__(self, path, fact, message):
+        _set(self, 'path', path)
+        _set(self, 'fact', fact)
+        _set(self, 'message', message)
+    __init__.__annotations__ = {**{'path': 'str', 'fact': 'str', 'message': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(path={self.path!r}, fact={self.fact!r}, message={self.message!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.path,self.fact,self.message,) == (other.path,other.fact,other.message,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.path,self.fact,self.message,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_data_records_Record(d, f, recursive_repr):
+    def __init__(self, id, path, facts, anchors, why_unknown=_HAS_DEFAULT_FACTORY, problems=_HAS_DEFAULT_FACTORY, alternatives=_HAS_DEFAULT_FACTORY, deceased=d['deceased']):
+        self.id = id
+        self.path = path
+        self.facts = facts
+        self.anchors = anchors
+        self.why_unknown = f['why_unknown']() if why_unknown is _HAS_DEFAULT_FACTORY else why_unknown
+        self.problems = f['problems']() if problems is _HAS_DEFAULT_FACTORY else problems
+        self.alternatives = f['alternatives']() if alternatives is _HAS_DEFAULT_FACTORY else alternatives
+        self.deceased = deceased
+    __init__.__annotations__ = {**{'id': 'str', 'path': 'str', 'facts': 'dict[str, Observation | None]', 'anchors': 'dict[str, dt.date | None]', 'why_unknown': 'dict[str, str]', 'problems': 'list[RecordProblem]', 'alternatives': 'dict[str, list[Observation]]', 'deceased': 'bool | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(id={self.id!r}, path={self.path!r}, facts={self.facts!r}, anchors={self.anchors!r}, why_unknown={self.why_unknown!r}, problems={self.problems!r}, alternatives={self.alternatives!r}, deceased={self.deceased!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.path,self.facts,self.anchors,self.why_unknown,self.problems,self.alternatives,self.deceased,) == (other.id,other.path,other.facts,other.anchors,other.why_unknown,other.problems,other.alternatives,other.deceased,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_backends_python_Criterion(d, f, recursive_repr):
+    def __init__(self, id, section, node, facts):
+        self.id = id
+        self.section = section
+        self.node = node
+        self.facts = facts
+    __init__.__annotations__ = {**{'id': 'str', 'section': 'str', 'node': 'n.Criterion', 'facts': 'frozenset[str]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(id={self.id!r}, section={self.section!r}, node={self.node!r}, facts={self.facts!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.section,self.node,self.facts,) == (other.id,other.section,other.node,other.facts,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_backends_python_Compiled(d, f, recursive_repr):
+    def __init__(self, checked, source_code, evaluate, criteria, line_map, normalisers=_HAS_DEFAULT_FACTORY, ranged=d['ranged'], dated=d['dated'], generated=d['generated'], slices=d['slices']):
+        self.checked = checked
+        self.source_code = source_code
+        self.evaluate = evaluate
+        self.criteria = criteria
+        self.line_map = line_map
+        self.normalisers = f['normalisers']() if normalisers is _HAS_DEFAULT_FACTORY else normalisers
+        self.ranged = ranged
+        self.dated = dated
+        self.generated = generated
+        self.slices = slices
+    __init__.__annotations__ = {**{'checked': 'CheckResult', 'source_code': 'str', 'evaluate': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'criteria': 'list[Criterion]', 'line_map': 'dict[int, int]', 'normalisers': 'dict[str, Callable[[Observation | None], Any]]', 'ranged': 'tuple[str, ...]', 'dated': 'tuple[str, ...]', 'generated': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'slices': 'Slices | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(checked={self.checked!r}, source_code={self.source_code!r}, evaluate={self.evaluate!r}, criteria={self.criteria!r}, line_map={self.line_map!r}, normalisers={self.normalisers!r}, ranged={self.ranged!r}, dated={self.dated!r}, generated={self.generated!r}, slices={self.slices!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.checked,self.source_code,self.evaluate,self.criteria,self.line_map,self.normalisers,self.ranged,self.dated,self.generated,self.slices,) == (other.checked,other.source_code,other.evaluate,other.criteria,other.line_map,other.normalisers,other.ranged,other.dated,other.generated,other.slices,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_needs_Slot(d, f, recursive_repr):
+    def __init__(self, key, index=d['index'], field=d['field']):
+        _set(self, 'key', key)
+        _set(self, 'index', index)
+        _set(self, 'field', field)
+    __init__.__annotations__ = {**{'key': 'str', 'index': 'int | None', 'field': 'str | None'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(key={self.key!r}, index={self.index!r}, field={self.field!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,self.index,self.field,) == (other.key,other.index,other.field,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,self.index,self.field,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
+def _critlang_explain_words_Clause(d, f, recursive_repr):
+    def __init__(self, value, text, children=_HAS_DEFAULT_FACTORY, kind=d['kind'], notes=_HAS_DEFAULT_FACTORY, source=d['source'], flip=d['flip'], item=d['item']):
+        self.value = value
+        self.text = text
+        self.children = f['children']() if children is _HAS_DEFAULT_FACTORY else children
+        self.kind = kind
+        self.notes = f['notes']() if notes is _HAS_DEFAULT_FACTORY else notes
+        self.source = source
+        self.flip = flip
+        self.item = item
+    __init__.__annotations__ = {**{'value': 'bool | None', 'text': 'str', 'children': 'list[Clause]', 'kind': 'str', 'notes': 'list[str]', 'source': 'str', 'flip': 'bool', 'item': 'int'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(value={self.value!r}, text={self.text!r}, children={self.children!r}, kind={self.kind!r}, notes={self.notes!r}, source={self.source!r}, flip={self.flip!r}, item={self.item!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.value,self.text,self.children,self.kind,self.notes,self.source,self.flip,self.item,) == (other.value,other.text,other.children,other.kind,other.notes,other.source,other.flip,other.item,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_explain_words_Val(d, f, recursive_repr):
+    def __init__(self, value, shown, derived=_HAS_DEFAULT_FACTORY):
+        self.value = value
+        self.shown = shown
+        self.derived = f['derived']() if derived is _HAS_DEFAULT_FACTORY else derived
+    __init__.__annotations__ = {**{'value': 'Any', 'shown': 'str', 'derived': 'list[str]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(value={self.value!r}, shown={self.shown!r}, derived={self.derived!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.value,self.shown,self.derived,) == (other.value,other.shown,other.derived,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_evaluate_CriterionResult(d, f, recursive_repr):
+    def __init__(self, id, section, text, status, missing=_HAS_DEFAULT_FACTORY, rule=d['rule'], decided_by=d['decided_by'], values=_HAS_DEFAULT_FACTORY, explanation=_HAS_DEFAULT_FACTORY):
+        self.id = id
+        self.section = section
+        self.text = text
+        self.status = status
+        self.missing = f['missing']() if missing is _HAS_DEFAULT_FACTORY else missing
+        self.rule = rule
+        self.decided_by = decided_by
+        self.values = f['values']() if values is _HAS_DEFAULT_FACTORY else values
+        self.explanation = f['explanation']() if explanation is _HAS_DEFAULT_FACTORY else explanation
+    __init__.__annotations__ = {**{'id': 'str', 'section': 'str', 'text': 'str', 'status': 'str', 'missing': 'list[str]', 'rule': 'str', 'decided_by': 'str', 'values': 'dict[str, str]', 'explanation': 'list[str]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(id={self.id!r}, section={self.section!r}, text={self.text!r}, status={self.status!r}, missing={self.missing!r}, rule={self.rule!r}, decided_by={self.decided_by!r}, values={self.values!r}, explanation={self.explanation!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.section,self.text,self.status,self.missing,self.rule,self.decided_by,self.values,self.explanation,) == (other.id,other.section,other.text,other.status,other.missing,other.rule,other.decided_by,other.values,other.explanation,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_evaluate_Evaluation(d, f, recursive_repr):
+    def __init__(self, patient, path, as_of, verdict, criteria, missing, problems, arm=d['arm'], per_arm=_HAS_DEFAULT_FACTORY):
+        self.patient = patient
+        self.path = path
+        self.as_of = as_of
+        self.verdict = verdict
+        self.criteria = criteria
+        self.missing = missing
+        self.problems = problems
+        self.arm = arm
+        self.per_arm = f['per_arm']() if per_arm is _HAS_DEFAULT_FACTORY else per_arm
+    __init__.__annotations__ = {**{'patient': 'str', 'path': 'str', 'as_of': 'dt.date', 'verdict': 'str', 'criteria': 'list[CriterionResult]', 'missing': 'list[str]', 'problems': 'list[str]', 'arm': 'str | None', 'per_arm': 'dict[str, Evaluation]'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(patient={self.patient!r}, path={self.path!r}, as_of={self.as_of!r}, verdict={self.verdict!r}, criteria={self.criteria!r}, missing={self.missing!r}, problems={self.problems!r}, arm={self.arm!r}, per_arm={self.per_arm!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.patient,self.path,self.as_of,self.verdict,self.criteria,self.missing,self.problems,self.arm,self.per_arm,) == (other.patient,other.path,other.as_of,other.verdict,other.criteria,other.missing,other.problems,other.arm,other.per_arm,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
+def _critlang_frontend_Analysis(d, f, recursive_repr):
+    def __init__(self, source, result, diagnostics=_HAS_DEFAULT_FACTORY, libraries=_HAS_DEFAULT_FACTORY, compiled=d['compiled']):
+        self.source = source
+        self.result = result
+        self.diagnostics = f['diagnostics']() if diagnostics is _HAS_DEFAULT_FACTORY else diagnostics
+        self.libraries = f['libraries']() if libraries is _HAS_DEFAULT_FACTORY else libraries
+        self.compiled = compiled
+    __init__.__annotations__ = {**{'source': 'SourceFile', 'result': 'CheckResult | None', 'diagnostics': 'list[Diagnostic]', 'libraries': 'list[SourceFile]', 'compiled': 'Any'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(source={self.source!r}, result={self.result!r}, diagnostics={self.diagnostics!r}, libraries={self.libraries!r}, compiled={self.compiled!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.source,self.result,self.diagnostics,self.libraries,self.compiled,) == (other.source,other.result,other.diagnostics,other.libraries,other.compiled,)
+        return NotImplemented
+
+    return __init__, __repr__, __eq__
+
+
 CLASSES = {
-    ('critlang.nodes', 'Node'): ((True, ('builtins.object',), (), (('span', 'Span', True, False, False, None, 'MISSING', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), False, ()), _Node, "Node(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
-    ('critlang.nodes', 'TypeExpr'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), (), False, ()), _TypeExpr, "TypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
-    ('critlang.nodes', 'QuantityTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('unit', 'str', 'MISSING'),), (), False, ()), _QuantityTypeExpr, "QuantityTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), unit: 'str')"),
-    ('critlang.nodes', 'NumberTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), (), False, ()), _NumberTypeExpr, "NumberTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
-    ('critlang.nodes', 'IntegerTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('low', 'int', 'MISSING'), ('high', 'int', 'MISSING')), (), False, ()), _IntegerTypeExpr, "IntegerTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), low: 'int', high: 'int')"),
-    ('critlang.nodes', 'EnumTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _EnumTypeExpr, "EnumTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), members: 'tuple[str, ...]')"),
-    ('critlang.nodes', 'ScaleTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _ScaleTypeExpr, "ScaleTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), members: 'tuple[str, ...]')"),
-    ('critlang.nodes', 'BooleanTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('attestation', 'bool', 'False'),), (), False, ()), _BooleanTypeExpr, "BooleanTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), attestation: 'bool' = False)"),
-    ('critlang.nodes', 'DateTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), (), False, ()), _DateTypeExpr, "DateTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
-    ('critlang.nodes', 'BloodPressureTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), (), True, ()), _BloodPressureTypeExpr, None),
-    ('critlang.nodes', 'FieldDecl'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('name', 'str', 'MISSING'), ('type', 'TypeExpr', 'MISSING')), (), False, ()), _FieldDecl, "FieldDecl(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr')"),
-    ('critlang.nodes', 'ListTypeExpr'): ((True, ('critlang.nodes.TypeExpr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('fields', 'tuple[FieldDecl, ...]', 'MISSING'),), (), False, ()), _ListTypeExpr, "ListTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), fields: 'tuple[FieldDecl, ...]')"),
-    ('critlang.nodes', 'Expr'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('parens', 'int', True, False, False, None, 'MISSING', '0', False),), (), False, ()), _Expr, "Expr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0)"),
-    ('critlang.nodes', 'NumberLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('value', 'Fraction', 'MISSING'), ('text', 'str', 'MISSING')), (), False, ()), _NumberLit, "NumberLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'Fraction', text: 'str')"),
-    ('critlang.nodes', 'QuantityLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('value', 'Fraction', 'MISSING'), ('number_text', 'str', 'MISSING'), ('unit', 'str', 'MISSING'), ('raw', 'str', True, False, False, None, 'MISSING', "''", False)), (), False, ()), _QuantityLit, "QuantityLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'Fraction', number_text: 'str', unit: 'str', raw: 'str' = '')"),
-    ('critlang.nodes', 'DualQuantityLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('primary', 'QuantityLit', 'MISSING'), ('secondary', 'QuantityLit', 'MISSING')), (), True, ()), _DualQuantityLit, None),
-    ('critlang.nodes', 'PressureLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('systolic', 'Fraction', 'MISSING'), ('diastolic', 'Fraction', 'MISSING'), ('unit', 'str', 'MISSING'), ('raw', 'str', True, False, False, None, 'MISSING', "''", False)), (), True, ()), _PressureLit, None),
-    ('critlang.nodes', 'DateOf'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('fact', 'str', 'MISSING'), ('fact_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False)), (), True, ()), _DateOf, None),
-    ('critlang.nodes', 'DateLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('value', 'dt.date', 'MISSING'), ('text', 'str', True, False, False, None, 'MISSING', "''", False)), (), False, ()), _DateLit, "DateLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'dt.date', text: 'str' = '')"),
-    ('critlang.nodes', 'BoolLit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('value', 'bool', 'MISSING'),), (), False, ()), _BoolLit, "BoolLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'bool')"),
-    ('critlang.nodes', 'Name'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('name', 'str', 'MISSING'),), (), False, ()), _Name, "Name(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, name: 'str')"),
-    ('critlang.nodes', 'Call'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('func', 'str', 'MISSING'), ('args', 'tuple[Expr, ...]', 'MISSING')), (), False, ()), _Call, "Call(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, func: 'str', args: 'tuple[Expr, ...]')"),
-    ('critlang.nodes', 'Attribute'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('obj', 'str', 'MISSING'), ('attr', 'str', 'MISSING')), (), True, ()), _Attribute, None),
-    ('critlang.nodes', 'Magnitude'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('expr', 'Expr', 'MISSING'), ('unit', 'str', 'MISSING')), (), True, ()), _Magnitude, None),
-    ('critlang.nodes', 'WithUnit'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('expr', 'Expr', 'MISSING'), ('unit', 'str', 'MISSING')), (), True, ()), _WithUnit, None),
-    ('critlang.nodes', 'Conditional'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('then', 'Expr', 'MISSING'), ('cond', 'Expr', 'MISSING'), ('otherwise', 'Expr', 'MISSING')), (), False, ()), _Conditional, "Conditional(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, then: 'Expr', cond: 'Expr', otherwise: 'Expr')"),
-    ('critlang.nodes', 'FirstAvailable'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('options', 'tuple[Expr, ...]', 'MISSING'),), (), False, ()), _FirstAvailable, "FirstAvailable(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, options: 'tuple[Expr, ...]')"),
-    ('critlang.nodes', 'Quantified'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('quantifier', 'str', 'MISSING'), ('count', 'int | None', 'MISSING'), ('list_name', 'str', 'MISSING'), ('list_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False), ('body', 'Expr', 'MISSING')), (), True, ()), _Quantified, None),
-    ('critlang.nodes', 'Not'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('operand', 'Expr', 'MISSING'),), (), False, ()), _Not, "Not(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, operand: 'Expr')"),
-    ('critlang.nodes', 'And'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _And, "And(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, left: 'Expr', right: 'Expr')"),
-    ('critlang.nodes', 'Or'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _Or, "Or(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, left: 'Expr', right: 'Expr')"),
-    ('critlang.nodes', 'Unless'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('rule', 'Expr', 'MISSING'), ('exception', 'Expr', 'MISSING')), (), True, ()), _Unless, None),
-    ('critlang.nodes', 'Implies'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('premise', 'Expr', 'MISSING'), ('conclusion', 'Expr', 'MISSING'), ('form', 'str', True, True, False, None, 'MISSING', "'implies'", False)), (), True, ()), _Implies, None),
-    ('critlang.nodes', 'Compare'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _Compare, "Compare(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, op: 'str', left: 'Expr', right: 'Expr')"),
-    ('critlang.nodes', 'CompareRef'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('factor', 'NumberLit', 'MISSING'), ('limit', 'str', 'MISSING')), (), True, ()), _CompareRef, None),
-    ('critlang.nodes', 'Between'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'), ('low', 'Expr', 'MISSING'), ('high', 'Expr', 'MISSING')), (), True, ()), _Between, None),
-    ('critlang.nodes', 'Member'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'), ('members', 'tuple[str, ...]', 'MISSING'), ('negated', 'bool', 'False')), (), False, ()), _Member, "Member(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr', members: 'tuple[str, ...]', negated: 'bool' = False)"),
-    ('critlang.nodes', 'InNormalRange'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'),), (), False, ()), _InNormalRange, "InNormalRange(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr')"),
-    ('critlang.nodes', 'IsKnown'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'),), (), False, ()), _IsKnown, "IsKnown(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr')"),
-    ('critlang.nodes', 'Window'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('kind', 'str', 'MISSING'), ('subject', 'Expr', 'MISSING'), ('duration', 'QuantityLit', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _Window, None),
-    ('critlang.nodes', 'DateBound'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('op', 'str', 'MISSING'), ('subject', 'Expr', 'MISSING'), ('anchor', 'Expr', 'MISSING'), ('duration', 'QuantityLit | None', 'None'), ('direction', 'str | None', 'None'), ('wording', 'str', True, True, False, None, 'MISSING', "'at_least'", False)), (), True, ()), _DateBound, None),
-    ('critlang.nodes', 'WindowBetween'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'), ('low', 'Expr', 'MISSING'), ('high', 'Expr', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _WindowBetween, None),
-    ('critlang.nodes', 'Period'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('kind', 'str', 'MISSING'), ('start', 'Expr', 'MISSING'), ('end', 'Expr', 'MISSING'), ('anchor', 'Expr', 'MISSING'), ('duration', 'QuantityLit | None', 'None'), ('direction', 'str | None', 'None')), (), True, ()), _Period, None),
-    ('critlang.nodes', 'Order'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('subject', 'Expr', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _Order, None),
-    ('critlang.nodes', 'Arith'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _Arith, "Arith(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, op: 'str', left: 'Expr', right: 'Expr')"),
-    ('critlang.nodes', 'Neg'): ((True, ('critlang.nodes.Expr',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('parens', 'int', True, False, False, None, 'True', '0', False)), (('operand', 'Expr', 'MISSING'),), (), False, ()), _Neg, "Neg(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, operand: 'Expr')"),
-    ('critlang.nodes', 'Arm'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('name', 'str', 'MISSING'), ('label', 'str | None', 'MISSING')), (), False, ()), _Arm, "Arm(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', label: 'str | None')"),
-    ('critlang.nodes', 'Header'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('identifier', 'str', 'MISSING'), ('title', 'str | None', 'None'), ('version', 'str | None', 'None'), ('date', 'dt.date | None', 'None'), ('date_text', 'str | None', 'None'), ('sex', 'str | None', 'None'), ('minimum_age', 'QuantityLit | None', 'None'), ('maximum_age', 'QuantityLit | None', 'None'), ('healthy_volunteers', 'bool | None', 'None'), ('amends', 'str | None', 'None'), ('amendment_notes', 'tuple[str, ...]', '()'), ('tolerance', 'QuantityLit | None', 'None'), ('arms', 'tuple[Arm, ...]', '()'), ('item_spans', 'tuple[tuple[str, Span], ...]', True, False, False, None, 'MISSING', '()', False), ('identifier_span', 'Span', True, False, False, None, 'MISSING', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False)), (), False, ()), _Header, "Header(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), identifier: 'str', title: 'str | None' = None, version: 'str | None' = None, date: 'dt.date | None' = None, date_text: 'str | None' = None, sex: 'str | None' = None, minimum_age: 'QuantityLit | None' = None, maximum_age: 'QuantityLit | None' = None, healthy_volunteers: 'bool | None' = None, amends: 'str | None' = None, amendment_notes: 'tuple[str, ...]' = (), tolerance: 'QuantityLit | None' = None, arms: 'tuple[Arm, ...]' = (), item_spans: 'tuple[tuple[str, Span], ...]' = (), identifier_span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
-    ('critlang.nodes', 'FactOption'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('kind', 'str', 'MISSING'), ('text', 'str | None', 'None'), ('quantity', 'QuantityLit | None', 'None'), ('high', 'QuantityLit | None', 'None'), ('anchor', 'str | None', 'None'), ('units', 'tuple[str, str]', '()'), ('coefficients', 'tuple[str, str]', '()')), (), False, ()), _FactOption, "FactOption(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', text: 'str | None' = None, quantity: 'QuantityLit | None' = None, high: 'QuantityLit | None' = None, anchor: 'str | None' = None, units: 'tuple[str, str]' = (), coefficients: 'tuple[str, str]' = ())"),
-    ('critlang.nodes', 'Decl'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('name', 'str', 'MISSING'),), (), False, ()), _Decl, "Decl(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str')"),
-    ('critlang.nodes', 'Fact'): ((True, ('critlang.nodes.Decl',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('name', 'str', True, True, True, None, 'True', 'MISSING', False)), (('type', 'TypeExpr', 'MISSING'), ('options', 'tuple[FactOption, ...]', '()')), (), False, ()), _Fact, "Fact(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr', options: 'tuple[FactOption, ...]' = ())"),
-    ('critlang.nodes', 'Anchor'): ((True, ('critlang.nodes.Decl',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('name', 'str', True, True, True, None, 'True', 'MISSING', False)), (('label', 'str | None', 'None'),), (), False, ()), _Anchor, "Anchor(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', label: 'str | None' = None)"),
-    ('critlang.nodes', 'Param'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('name', 'str', 'MISSING'), ('type', 'TypeExpr', 'MISSING')), (), False, ()), _Param, "Param(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr')"),
-    ('critlang.nodes', 'Define'): ((True, ('critlang.nodes.Decl',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('name', 'str', True, True, True, None, 'True', 'MISSING', False)), (('params', 'tuple[Param, ...] | None', 'MISSING'), ('body', 'Expr', 'MISSING')), (), False, ()), _Define, "Define(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', params: 'tuple[Param, ...] | None', body: 'Expr')"),
-    ('critlang.nodes', 'AssumeValue'): ((True, ('critlang.nodes.Decl',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False), ('name', 'str', True, True, True, None, 'True', 'MISSING', False)), (('value', 'Expr', 'MISSING'), ('reason', 'str', 'MISSING')), (), False, ()), _AssumeValue, "AssumeValue(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', value: 'Expr', reason: 'str')"),
-    ('critlang.nodes', 'AssumeText'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('text', 'str', 'MISSING'),), (), False, ()), _AssumeText, "AssumeText(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), text: 'str')"),
-    ('critlang.nodes', 'Import'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('path', 'str', 'MISSING'),), (), False, ()), _Import, "Import(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), path: 'str')"),
-    ('critlang.nodes', 'Code'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('system', 'str', 'MISSING'), ('value', 'str', 'MISSING')), (), False, ()), _Code, "Code(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), system: 'str', value: 'str')"),
-    ('critlang.nodes', 'Codes'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('fact', 'str', 'MISSING'), ('member', 'str | None', 'MISSING'), ('codes', 'tuple[Code, ...]', 'MISSING')), (), True, ()), _Codes, None),
-    ('critlang.nodes', 'Clause'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('kind', 'str', 'MISSING'), ('expr', 'Expr | None', 'None'), ('text', 'str | None', 'None')), (), False, ()), _Clause, "Clause(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', expr: 'Expr | None' = None, text: 'str | None' = None)"),
-    ('critlang.nodes', 'Criterion'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('id', 'str', 'MISSING'), ('id_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False), ('text', 'str', 'MISSING'), ('clauses', 'tuple[Clause, ...]', 'MISSING')), (), False, ()), _Criterion, "Criterion(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), id: 'str', id_span: 'Span', text: 'str', clauses: 'tuple[Clause, ...]')"),
-    ('critlang.nodes', 'Section'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('kind', 'str', 'MISSING'), ('criteria', 'tuple[Criterion, ...]', 'MISSING')), (), False, ()), _Section, "Section(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', criteria: 'tuple[Criterion, ...]')"),
-    ('critlang.nodes', 'Protocol'): ((True, ('critlang.nodes.Node',), (('span', 'Span', True, False, False, None, 'True', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (('header', 'Header | None', 'MISSING'), ('decls', 'tuple[Node, ...]', 'MISSING')), (), False, ()), _Protocol, "Protocol(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), header: 'Header | None', decls: 'tuple[Node, ...]')"),
+    ('critlang.source', 'Span'): ((False, True, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('line', 'int', 'MISSING'), ('column', 'int', 'MISSING'), ('end_line', 'int', 'MISSING'), ('end_column', 'int', 'MISSING'), ('start', 'int', 'MISSING'), ('end', 'int', 'MISSING')), (), True, ()), _critlang_source_Span, None),
+    ('critlang.source', 'SourceFile'): ((False, False, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('text', 'str', 'MISSING'), ('_line_starts', 'list[int]', False, False, True, None, 'MISSING', 'MISSING', False)), ('__post_init__',), False, ()), _critlang_source_SourceFile, "SourceFile(path: 'str', text: 'str')"),
+    ('critlang.diagnostics', 'Diagnostic'): ((False, True, ('builtins.object',), (), (('severity', 'Severity', 'MISSING'), ('code', 'str', 'MISSING'), ('message', 'str', 'MISSING'), ('span', 'Span', 'MISSING'), ('label', 'str', "''"), ('notes', 'tuple[str, ...]', '()'), ('hint', 'str', "''"), ('related', 'tuple[tuple[Span, str], ...]', True, True, True, None, 'MISSING', '()', False)), (), False, ()), _critlang_diagnostics_Diagnostic, "Diagnostic(severity: 'Severity', code: 'str', message: 'str', span: 'Span', label: 'str' = '', notes: 'tuple[str, ...]' = (), hint: 'str' = '', related: 'tuple[tuple[Span, str], ...]' = ())"),
+    ('critlang.nodes', 'Node'): ((True, True, ('builtins.object',), (), (('span', 'Span', True, False, False, None, 'MISSING', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False),), (), False, ()), _critlang_nodes_Node, "Node(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
+    ('critlang.nodes', 'TypeExpr'): ((True, True, ('critlang.nodes.Node',), ('span',), (), (), False, ()), _critlang_nodes_TypeExpr, "TypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
+    ('critlang.nodes', 'QuantityTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('unit', 'str', 'MISSING'),), (), False, ()), _critlang_nodes_QuantityTypeExpr, "QuantityTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), unit: 'str')"),
+    ('critlang.nodes', 'NumberTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (), (), False, ()), _critlang_nodes_NumberTypeExpr, "NumberTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
+    ('critlang.nodes', 'IntegerTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('low', 'int', 'MISSING'), ('high', 'int', 'MISSING')), (), False, ()), _critlang_nodes_IntegerTypeExpr, "IntegerTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), low: 'int', high: 'int')"),
+    ('critlang.nodes', 'EnumTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _critlang_nodes_EnumTypeExpr, "EnumTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), members: 'tuple[str, ...]')"),
+    ('critlang.nodes', 'ScaleTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _critlang_nodes_ScaleTypeExpr, "ScaleTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), members: 'tuple[str, ...]')"),
+    ('critlang.nodes', 'BooleanTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('attestation', 'bool', 'False'),), (), False, ()), _critlang_nodes_BooleanTypeExpr, "BooleanTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), attestation: 'bool' = False)"),
+    ('critlang.nodes', 'DateTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (), (), False, ()), _critlang_nodes_DateTypeExpr, "DateTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
+    ('critlang.nodes', 'BloodPressureTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (), (), True, ()), _critlang_nodes_BloodPressureTypeExpr, None),
+    ('critlang.nodes', 'FieldDecl'): ((True, True, ('critlang.nodes.Node',), ('span',), (('name', 'str', 'MISSING'), ('type', 'TypeExpr', 'MISSING')), (), False, ()), _critlang_nodes_FieldDecl, "FieldDecl(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr')"),
+    ('critlang.nodes', 'ListTypeExpr'): ((True, True, ('critlang.nodes.TypeExpr',), ('span',), (('fields', 'tuple[FieldDecl, ...]', 'MISSING'),), (), False, ()), _critlang_nodes_ListTypeExpr, "ListTypeExpr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), fields: 'tuple[FieldDecl, ...]')"),
+    ('critlang.nodes', 'Expr'): ((True, True, ('critlang.nodes.Node',), ('span',), (('parens', 'int', True, False, False, None, 'MISSING', '0', False),), (), False, ()), _critlang_nodes_Expr, "Expr(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0)"),
+    ('critlang.nodes', 'NumberLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('value', 'Fraction', 'MISSING'), ('text', 'str', 'MISSING')), (), False, ()), _critlang_nodes_NumberLit, "NumberLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'Fraction', text: 'str')"),
+    ('critlang.nodes', 'QuantityLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('value', 'Fraction', 'MISSING'), ('number_text', 'str', 'MISSING'), ('unit', 'str', 'MISSING'), ('raw', 'str', True, False, False, None, 'MISSING', "''", False)), (), False, ()), _critlang_nodes_QuantityLit, "QuantityLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'Fraction', number_text: 'str', unit: 'str', raw: 'str' = '')"),
+    ('critlang.nodes', 'DualQuantityLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('primary', 'QuantityLit', 'MISSING'), ('secondary', 'QuantityLit', 'MISSING')), (), True, ()), _critlang_nodes_DualQuantityLit, None),
+    ('critlang.nodes', 'PressureLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('systolic', 'Fraction', 'MISSING'), ('diastolic', 'Fraction', 'MISSING'), ('unit', 'str', 'MISSING'), ('raw', 'str', True, False, False, None, 'MISSING', "''", False)), (), True, ()), _critlang_nodes_PressureLit, None),
+    ('critlang.nodes', 'DateOf'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('fact', 'str', 'MISSING'), ('fact_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False)), (), True, ()), _critlang_nodes_DateOf, None),
+    ('critlang.nodes', 'DateLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('value', 'dt.date', 'MISSING'), ('text', 'str', True, False, False, None, 'MISSING', "''", False)), (), False, ()), _critlang_nodes_DateLit, "DateLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'dt.date', text: 'str' = '')"),
+    ('critlang.nodes', 'BoolLit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('value', 'bool', 'MISSING'),), (), False, ()), _critlang_nodes_BoolLit, "BoolLit(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, value: 'bool')"),
+    ('critlang.nodes', 'Name'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('name', 'str', 'MISSING'),), (), False, ()), _critlang_nodes_Name, "Name(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, name: 'str')"),
+    ('critlang.nodes', 'Call'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('func', 'str', 'MISSING'), ('args', 'tuple[Expr, ...]', 'MISSING')), (), False, ()), _critlang_nodes_Call, "Call(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, func: 'str', args: 'tuple[Expr, ...]')"),
+    ('critlang.nodes', 'Attribute'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('obj', 'str', 'MISSING'), ('attr', 'str', 'MISSING')), (), True, ()), _critlang_nodes_Attribute, None),
+    ('critlang.nodes', 'Magnitude'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('expr', 'Expr', 'MISSING'), ('unit', 'str', 'MISSING')), (), True, ()), _critlang_nodes_Magnitude, None),
+    ('critlang.nodes', 'WithUnit'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('expr', 'Expr', 'MISSING'), ('unit', 'str', 'MISSING')), (), True, ()), _critlang_nodes_WithUnit, None),
+    ('critlang.nodes', 'Conditional'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('then', 'Expr', 'MISSING'), ('cond', 'Expr', 'MISSING'), ('otherwise', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_Conditional, "Conditional(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, then: 'Expr', cond: 'Expr', otherwise: 'Expr')"),
+    ('critlang.nodes', 'FirstAvailable'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('options', 'tuple[Expr, ...]', 'MISSING'),), (), False, ()), _critlang_nodes_FirstAvailable, "FirstAvailable(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, options: 'tuple[Expr, ...]')"),
+    ('critlang.nodes', 'Quantified'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('quantifier', 'str', 'MISSING'), ('count', 'int | None', 'MISSING'), ('list_name', 'str', 'MISSING'), ('list_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False), ('body', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_Quantified, None),
+    ('critlang.nodes', 'Not'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('operand', 'Expr', 'MISSING'),), (), False, ()), _critlang_nodes_Not, "Not(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, operand: 'Expr')"),
+    ('critlang.nodes', 'And'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_And, "And(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, left: 'Expr', right: 'Expr')"),
+    ('critlang.nodes', 'Or'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_Or, "Or(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, left: 'Expr', right: 'Expr')"),
+    ('critlang.nodes', 'Unless'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('rule', 'Expr', 'MISSING'), ('exception', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_Unless, None),
+    ('critlang.nodes', 'Implies'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('premise', 'Expr', 'MISSING'), ('conclusion', 'Expr', 'MISSING'), ('form', 'str', True, True, False, None, 'MISSING', "'implies'", False)), (), True, ()), _critlang_nodes_Implies, None),
+    ('critlang.nodes', 'Compare'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_Compare, "Compare(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, op: 'str', left: 'Expr', right: 'Expr')"),
+    ('critlang.nodes', 'CompareRef'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('factor', 'NumberLit', 'MISSING'), ('limit', 'str', 'MISSING')), (), True, ()), _critlang_nodes_CompareRef, None),
+    ('critlang.nodes', 'Between'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'), ('low', 'Expr', 'MISSING'), ('high', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_Between, None),
+    ('critlang.nodes', 'Member'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'), ('members', 'tuple[str, ...]', 'MISSING'), ('negated', 'bool', 'False')), (), False, ()), _critlang_nodes_Member, "Member(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr', members: 'tuple[str, ...]', negated: 'bool' = False)"),
+    ('critlang.nodes', 'InNormalRange'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'),), (), False, ()), _critlang_nodes_InNormalRange, "InNormalRange(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr')"),
+    ('critlang.nodes', 'IsKnown'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'),), (), False, ()), _critlang_nodes_IsKnown, "IsKnown(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, subject: 'Expr')"),
+    ('critlang.nodes', 'Window'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('kind', 'str', 'MISSING'), ('subject', 'Expr', 'MISSING'), ('duration', 'QuantityLit', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_Window, None),
+    ('critlang.nodes', 'DateBound'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('op', 'str', 'MISSING'), ('subject', 'Expr', 'MISSING'), ('anchor', 'Expr', 'MISSING'), ('duration', 'QuantityLit | None', 'None'), ('direction', 'str | None', 'None'), ('wording', 'str', True, True, False, None, 'MISSING', "'at_least'", False)), (), True, ()), _critlang_nodes_DateBound, None),
+    ('critlang.nodes', 'WindowBetween'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'), ('low', 'Expr', 'MISSING'), ('high', 'Expr', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_WindowBetween, None),
+    ('critlang.nodes', 'Period'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('kind', 'str', 'MISSING'), ('start', 'Expr', 'MISSING'), ('end', 'Expr', 'MISSING'), ('anchor', 'Expr', 'MISSING'), ('duration', 'QuantityLit | None', 'None'), ('direction', 'str | None', 'None')), (), True, ()), _critlang_nodes_Period, None),
+    ('critlang.nodes', 'Order'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('subject', 'Expr', 'MISSING'), ('direction', 'str', 'MISSING'), ('anchor', 'Expr', 'MISSING')), (), True, ()), _critlang_nodes_Order, None),
+    ('critlang.nodes', 'Arith'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('op', 'str', 'MISSING'), ('left', 'Expr', 'MISSING'), ('right', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_Arith, "Arith(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, op: 'str', left: 'Expr', right: 'Expr')"),
+    ('critlang.nodes', 'Neg'): ((True, True, ('critlang.nodes.Expr',), ('span', 'parens'), (('operand', 'Expr', 'MISSING'),), (), False, ()), _critlang_nodes_Neg, "Neg(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), parens: 'int' = 0, operand: 'Expr')"),
+    ('critlang.nodes', 'Arm'): ((True, True, ('critlang.nodes.Node',), ('span',), (('name', 'str', 'MISSING'), ('label', 'str | None', 'MISSING')), (), False, ()), _critlang_nodes_Arm, "Arm(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', label: 'str | None')"),
+    ('critlang.nodes', 'Header'): ((True, True, ('critlang.nodes.Node',), ('span',), (('identifier', 'str', 'MISSING'), ('title', 'str | None', 'None'), ('version', 'str | None', 'None'), ('date', 'dt.date | None', 'None'), ('date_text', 'str | None', 'None'), ('sex', 'str | None', 'None'), ('minimum_age', 'QuantityLit | None', 'None'), ('maximum_age', 'QuantityLit | None', 'None'), ('healthy_volunteers', 'bool | None', 'None'), ('amends', 'str | None', 'None'), ('amendment_notes', 'tuple[str, ...]', '()'), ('tolerance', 'QuantityLit | None', 'None'), ('arms', 'tuple[Arm, ...]', '()'), ('item_spans', 'tuple[tuple[str, Span], ...]', True, False, False, None, 'MISSING', '()', False), ('identifier_span', 'Span', True, False, False, None, 'MISSING', "Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0)", False)), (), False, ()), _critlang_nodes_Header, "Header(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), identifier: 'str', title: 'str | None' = None, version: 'str | None' = None, date: 'dt.date | None' = None, date_text: 'str | None' = None, sex: 'str | None' = None, minimum_age: 'QuantityLit | None' = None, maximum_age: 'QuantityLit | None' = None, healthy_volunteers: 'bool | None' = None, amends: 'str | None' = None, amendment_notes: 'tuple[str, ...]' = (), tolerance: 'QuantityLit | None' = None, arms: 'tuple[Arm, ...]' = (), item_spans: 'tuple[tuple[str, Span], ...]' = (), identifier_span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0))"),
+    ('critlang.nodes', 'FactOption'): ((True, True, ('critlang.nodes.Node',), ('span',), (('kind', 'str', 'MISSING'), ('text', 'str | None', 'None'), ('quantity', 'QuantityLit | None', 'None'), ('high', 'QuantityLit | None', 'None'), ('anchor', 'str | None', 'None'), ('units', 'tuple[str, str]', '()'), ('coefficients', 'tuple[str, str]', '()')), (), False, ()), _critlang_nodes_FactOption, "FactOption(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', text: 'str | None' = None, quantity: 'QuantityLit | None' = None, high: 'QuantityLit | None' = None, anchor: 'str | None' = None, units: 'tuple[str, str]' = (), coefficients: 'tuple[str, str]' = ())"),
+    ('critlang.nodes', 'Decl'): ((True, True, ('critlang.nodes.Node',), ('span',), (('name', 'str', 'MISSING'),), (), False, ()), _critlang_nodes_Decl, "Decl(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str')"),
+    ('critlang.nodes', 'Fact'): ((True, True, ('critlang.nodes.Decl',), ('span', 'name'), (('type', 'TypeExpr', 'MISSING'), ('options', 'tuple[FactOption, ...]', '()')), (), False, ()), _critlang_nodes_Fact, "Fact(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr', options: 'tuple[FactOption, ...]' = ())"),
+    ('critlang.nodes', 'Anchor'): ((True, True, ('critlang.nodes.Decl',), ('span', 'name'), (('label', 'str | None', 'None'),), (), False, ()), _critlang_nodes_Anchor, "Anchor(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', label: 'str | None' = None)"),
+    ('critlang.nodes', 'Param'): ((True, True, ('critlang.nodes.Node',), ('span',), (('name', 'str', 'MISSING'), ('type', 'TypeExpr', 'MISSING')), (), False, ()), _critlang_nodes_Param, "Param(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', type: 'TypeExpr')"),
+    ('critlang.nodes', 'Define'): ((True, True, ('critlang.nodes.Decl',), ('span', 'name'), (('params', 'tuple[Param, ...] | None', 'MISSING'), ('body', 'Expr', 'MISSING')), (), False, ()), _critlang_nodes_Define, "Define(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', params: 'tuple[Param, ...] | None', body: 'Expr')"),
+    ('critlang.nodes', 'AssumeValue'): ((True, True, ('critlang.nodes.Decl',), ('span', 'name'), (('value', 'Expr', 'MISSING'), ('reason', 'str', 'MISSING')), (), False, ()), _critlang_nodes_AssumeValue, "AssumeValue(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), name: 'str', value: 'Expr', reason: 'str')"),
+    ('critlang.nodes', 'AssumeText'): ((True, True, ('critlang.nodes.Node',), ('span',), (('text', 'str', 'MISSING'),), (), False, ()), _critlang_nodes_AssumeText, "AssumeText(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), text: 'str')"),
+    ('critlang.nodes', 'Import'): ((True, True, ('critlang.nodes.Node',), ('span',), (('path', 'str', 'MISSING'),), (), False, ()), _critlang_nodes_Import, "Import(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), path: 'str')"),
+    ('critlang.nodes', 'Code'): ((True, True, ('critlang.nodes.Node',), ('span',), (('system', 'str', 'MISSING'), ('value', 'str', 'MISSING')), (), False, ()), _critlang_nodes_Code, "Code(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), system: 'str', value: 'str')"),
+    ('critlang.nodes', 'Codes'): ((True, True, ('critlang.nodes.Node',), ('span',), (('fact', 'str', 'MISSING'), ('member', 'str | None', 'MISSING'), ('codes', 'tuple[Code, ...]', 'MISSING')), (), True, ()), _critlang_nodes_Codes, None),
+    ('critlang.nodes', 'Clause'): ((True, True, ('critlang.nodes.Node',), ('span',), (('kind', 'str', 'MISSING'), ('expr', 'Expr | None', 'None'), ('text', 'str | None', 'None')), (), False, ()), _critlang_nodes_Clause, "Clause(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', expr: 'Expr | None' = None, text: 'str | None' = None)"),
+    ('critlang.nodes', 'Criterion'): ((True, True, ('critlang.nodes.Node',), ('span',), (('id', 'str', 'MISSING'), ('id_span', 'Span', True, False, False, None, 'MISSING', 'MISSING', False), ('text', 'str', 'MISSING'), ('clauses', 'tuple[Clause, ...]', 'MISSING')), (), False, ()), _critlang_nodes_Criterion, "Criterion(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), id: 'str', id_span: 'Span', text: 'str', clauses: 'tuple[Clause, ...]')"),
+    ('critlang.nodes', 'Section'): ((True, True, ('critlang.nodes.Node',), ('span',), (('kind', 'str', 'MISSING'), ('criteria', 'tuple[Criterion, ...]', 'MISSING')), (), False, ()), _critlang_nodes_Section, "Section(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), kind: 'str', criteria: 'tuple[Criterion, ...]')"),
+    ('critlang.nodes', 'Protocol'): ((True, True, ('critlang.nodes.Node',), ('span',), (('header', 'Header | None', 'MISSING'), ('decls', 'tuple[Node, ...]', 'MISSING')), (), False, ()), _critlang_nodes_Protocol, "Protocol(*, span: 'Span' = Span(path='<none>', line=0, column=0, end_line=0, end_column=0, start=0, end=0), header: 'Header | None', decls: 'tuple[Node, ...]')"),
+    ('critlang.units', 'Unit'): ((False, True, ('builtins.object',), (), (('text', 'str', 'MISSING'), ('factor', 'Fraction', 'MISSING'), ('dims', 'Dims', 'MISSING')), (), False, ()), _critlang_units_Unit, "Unit(text: 'str', factor: 'Fraction', dims: 'Dims')"),
+    ('critlang.typesys', 'Type'): ((False, True, ('builtins.object',), (), (), (), False, ()), _critlang_typesys_Type, 'Type()'),
+    ('critlang.typesys', 'ErrorT'): ((False, True, ('critlang.typesys.Type',), (), (), (), True, ()), _critlang_typesys_ErrorT, None),
+    ('critlang.typesys', 'BoolT'): ((False, True, ('critlang.typesys.Type',), (), (('attestation', 'bool', 'False'),), (), False, ()), _critlang_typesys_BoolT, "BoolT(attestation: 'bool' = False)"),
+    ('critlang.typesys', 'NumberT'): ((False, True, ('critlang.typesys.Type',), (), (), (), False, ()), _critlang_typesys_NumberT, 'NumberT()'),
+    ('critlang.typesys', 'IntT'): ((False, True, ('critlang.typesys.Type',), (), (('low', 'int', 'MISSING'), ('high', 'int', 'MISSING')), (), False, ()), _critlang_typesys_IntT, "IntT(low: 'int', high: 'int')"),
+    ('critlang.typesys', 'QuantT'): ((False, True, ('critlang.typesys.Type',), (), (('unit', 'Unit', 'MISSING'),), (), False, ()), _critlang_typesys_QuantT, "QuantT(unit: 'Unit')"),
+    ('critlang.typesys', 'EnumT'): ((False, True, ('critlang.typesys.Type',), (), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _critlang_typesys_EnumT, "EnumT(members: 'tuple[str, ...]')"),
+    ('critlang.typesys', 'ScaleT'): ((False, True, ('critlang.typesys.Type',), (), (('members', 'tuple[str, ...]', 'MISSING'),), (), False, ()), _critlang_typesys_ScaleT, "ScaleT(members: 'tuple[str, ...]')"),
+    ('critlang.typesys', 'DateT'): ((False, True, ('critlang.typesys.Type',), (), (), (), False, ()), _critlang_typesys_DateT, 'DateT()'),
+    ('critlang.typesys', 'PressureT'): ((False, True, ('critlang.typesys.Type',), (), (('unit', 'Unit', 'MISSING'),), (), True, ()), _critlang_typesys_PressureT, None),
+    ('critlang.typesys', 'ListT'): ((False, True, ('critlang.typesys.Type',), (), (('fields', 'tuple[tuple[str, Type], ...]', 'MISSING'),), (), False, ()), _critlang_typesys_ListT, "ListT(fields: 'tuple[tuple[str, Type], ...]')"),
+    ('critlang.ucum', '_Atom'): ((False, True, ('builtins.object',), (), (('metric', 'bool', 'MISSING'), ('special', 'bool', 'MISSING'), ('arbitrary', 'bool', 'MISSING'), ('value', 'str', 'MISSING'), ('unit', 'str', 'MISSING')), (), False, ()), _critlang_ucum__Atom, "_Atom(metric: 'bool', special: 'bool', arbitrary: 'bool', value: 'str', unit: 'str')"),
+    ('critlang.scales', 'Affine'): ((False, True, ('builtins.object',), (), (('slope', 'Fraction', 'MISSING'), ('intercept', 'Fraction', 'MISSING'), ('source', 'str | None', 'None')), (), True, ()), _critlang_scales_Affine, None),
+    ('critlang.scales', 'ScaleConversion'): ((False, True, ('builtins.object',), (), (('src', 'Unit', 'MISSING'), ('dst', 'Unit', 'MISSING'), ('slope', 'Fraction', 'MISSING'), ('intercept', 'Fraction', 'MISSING'), ('source', 'str', 'MISSING')), (), True, ()), _critlang_scales_ScaleConversion, None),
+    ('critlang.intervals', 'Iv'): ((False, True, ('builtins.object',), (), (('lo', 'Any', 'MISSING'), ('hi', 'Any', 'MISSING'), ('lo_open', 'bool', 'False'), ('hi_open', 'bool', 'False'), ('ongoing', 'bool', 'False')), (), False, ()), _critlang_intervals_Iv, "Iv(lo: 'Any', hi: 'Any', lo_open: 'bool' = False, hi_open: 'bool' = False, ongoing: 'bool' = False)"),
+    ('critlang.intervals', '_End'): ((False, True, ('builtins.object',), (), (('side', 'int', 'MISSING'), ('value', 'Any', 'MISSING'), ('reached', 'bool', 'MISSING')), (), True, ()), _critlang_intervals__End, None),
+    ('critlang.checker.result', 'FactInfo'): ((False, True, ('builtins.object',), (), (('node', 'n.Fact', 'MISSING'), ('type', 'Type', 'MISSING'), ('molar_mass', 'Fraction | None', 'None'), ('lookback', 'n.FactOption | None', 'None'), ('has_reference_range', 'bool', 'False'), ('scales', 'tuple[ScaleConversion, ...]', '()')), (), False, ()), _critlang_checker_result_FactInfo, "FactInfo(node: 'n.Fact', type: 'Type', molar_mass: 'Fraction | None' = None, lookback: 'n.FactOption | None' = None, has_reference_range: 'bool' = False, scales: 'tuple[ScaleConversion, ...]' = ())"),
+    ('critlang.checker.result', 'Ref'): ((False, True, ('builtins.object',), (), (('kind', 'str', 'MISSING'), ('name', 'str', 'MISSING')), (), True, ()), _critlang_checker_result_Ref, None),
+    ('critlang.checker.result', 'DualCheck'): ((False, True, ('builtins.object',), (), (('literal', 'n.DualQuantityLit', 'MISSING'), ('primary', 'Fraction', 'MISSING'), ('secondary', 'Fraction', 'MISSING'), ('relative_difference', 'Fraction', 'MISSING')), (), True, ()), _critlang_checker_result_DualCheck, None),
+    ('critlang.checker.result', 'CheckResult'): ((False, False, ('builtins.object',), (), (('protocol', 'n.Protocol', 'MISSING'), ('source', 'SourceFile', 'MISSING'), ('diagnostics', 'list[Diagnostic]', 'MISSING'), ('types', 'dict[int, Type]', True, True, True, None, 'MISSING', 'MISSING', True), ('refs', 'dict[int, Ref]', True, True, True, None, 'MISSING', 'MISSING', True), ('facts', 'dict[str, FactInfo]', True, True, True, None, 'MISSING', 'MISSING', True), ('anchors', 'dict[str, n.Anchor | None]', True, True, True, None, 'MISSING', 'MISSING', True), ('defines', 'dict[str, n.Define]', True, True, True, None, 'MISSING', 'MISSING', True), ('assumed', 'dict[str, n.AssumeValue]', True, True, True, None, 'MISSING', 'MISSING', True), ('dual_checks', 'list[DualCheck]', True, True, True, None, 'MISSING', 'MISSING', True), ('bindings', 'dict[str, list[n.Code]]', True, True, True, None, 'MISSING', 'MISSING', True), ('item_bindings', 'dict[tuple[str, str], list[n.Code]]', True, True, True, None, 'MISSING', 'MISSING', True)), (), False, ()), _critlang_checker_result_CheckResult, "CheckResult(protocol: 'n.Protocol', source: 'SourceFile', diagnostics: 'list[Diagnostic]', types: 'dict[int, Type]' = <factory>, refs: 'dict[int, Ref]' = <factory>, facts: 'dict[str, FactInfo]' = <factory>, anchors: 'dict[str, n.Anchor | None]' = <factory>, defines: 'dict[str, n.Define]' = <factory>, assumed: 'dict[str, n.AssumeValue]' = <factory>, dual_checks: 'list[DualCheck]' = <factory>, bindings: 'dict[str, list[n.Code]]' = <factory>, item_bindings: 'dict[tuple[str, str], list[n.Code]]' = <factory>)"),
+    ('critlang.data.values', 'BadNumber'): ((False, True, ('builtins.object',), (), (('text', 'str', 'MISSING'), ('why', 'str', 'MISSING')), (), True, ()), _critlang_data_values_BadNumber, None),
+    ('critlang.data.values', 'Duplicate'): ((False, True, ('builtins.object',), (), (('values', 'tuple[Any, ...]', 'MISSING'),), (), True, ()), _critlang_data_values_Duplicate, None),
+    ('critlang.data.values', 'When'): ((False, True, ('builtins.object',), (), (('text', 'str', 'MISSING'), ('first', 'dt.date', 'MISSING'), ('last', 'dt.date', 'MISSING'), ('instant', 'dt.datetime | None', 'None')), (), True, ()), _critlang_data_values_When, None),
+    ('critlang.data.values', 'Plausible'): ((False, True, ('builtins.object',), (), (('low', 'Fraction', 'MISSING'), ('high', 'Fraction', 'MISSING'), ('unit', 'str', 'MISSING'), ('source', 'str', 'MISSING')), (), False, ()), _critlang_data_values_Plausible, "Plausible(low: 'Fraction', high: 'Fraction', unit: 'str', source: 'str')"),
+    ('critlang.data.records', 'PartialDate'): ((False, True, ('builtins.object',), (), (('first', 'dt.date', 'MISSING'), ('last', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_PartialDate, None),
+    ('critlang.data.records', 'Ongoing'): ((False, True, ('builtins.object',), (), (('since', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_Ongoing, None),
+    ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None')), (), True, ()), _critlang_data_records_Observation, None),
+    ('critlang.data.records', 'RecordProblem'): ((False, True, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('fact', 'str', 'MISSING'), ('message', 'str', 'MISSING')), (), True, ()), _critlang_data_records_RecordProblem, None),
+    ('critlang.data.records', 'Record'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('path', 'str', 'MISSING'), ('facts', 'dict[str, Observation | None]', 'MISSING'), ('anchors', 'dict[str, dt.date | None]', 'MISSING'), ('why_unknown', 'dict[str, str]', True, True, True, None, 'MISSING', 'MISSING', True), ('problems', 'list[RecordProblem]', True, True, True, None, 'MISSING', 'MISSING', True), ('alternatives', 'dict[str, list[Observation]]', True, True, True, None, 'MISSING', 'MISSING', True), ('deceased', 'bool | None', 'False')), (), False, ()), _critlang_data_records_Record, "Record(id: 'str', path: 'str', facts: 'dict[str, Observation | None]', anchors: 'dict[str, dt.date | None]', why_unknown: 'dict[str, str]' = <factory>, problems: 'list[RecordProblem]' = <factory>, alternatives: 'dict[str, list[Observation]]' = <factory>, deceased: 'bool | None' = False)"),
+    ('critlang.backends.python', 'Criterion'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('section', 'str', 'MISSING'), ('node', 'n.Criterion', 'MISSING'), ('facts', 'frozenset[str]', 'MISSING')), (), False, ()), _critlang_backends_python_Criterion, "Criterion(id: 'str', section: 'str', node: 'n.Criterion', facts: 'frozenset[str]')"),
+    ('critlang.backends.python', 'Compiled'): ((False, False, ('builtins.object',), (), (('checked', 'CheckResult', 'MISSING'), ('source_code', 'str', 'MISSING'), ('evaluate', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'MISSING'), ('criteria', 'list[Criterion]', 'MISSING'), ('line_map', 'dict[int, int]', 'MISSING'), ('normalisers', 'dict[str, Callable[[Observation | None], Any]]', True, True, True, None, 'MISSING', 'MISSING', True), ('ranged', 'tuple[str, ...]', '()'), ('dated', 'tuple[str, ...]', '()'), ('generated', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'None'), ('slices', 'Slices | None', 'None')), (), False, ()), _critlang_backends_python_Compiled, "Compiled(checked: 'CheckResult', source_code: 'str', evaluate: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', criteria: 'list[Criterion]', line_map: 'dict[int, int]', normalisers: 'dict[str, Callable[[Observation | None], Any]]' = <factory>, ranged: 'tuple[str, ...]' = (), dated: 'tuple[str, ...]' = (), generated: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None' = None, slices: 'Slices | None' = None)"),
+    ('critlang.needs', 'Slot'): ((False, True, ('builtins.object',), (), (('key', 'str', 'MISSING'), ('index', 'int | None', 'None'), ('field', 'str | None', 'None')), (), True, ()), _critlang_needs_Slot, None),
+    ('critlang.explain_words', 'Clause'): ((False, False, ('builtins.object',), (), (('value', 'bool | None', 'MISSING'), ('text', 'str', 'MISSING'), ('children', 'list[Clause]', True, True, True, None, 'MISSING', 'MISSING', True), ('kind', 'str', "'leaf'"), ('notes', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True), ('source', 'str', "''"), ('flip', 'bool', 'False'), ('item', 'int', '0')), (), False, ()), _critlang_explain_words_Clause, "Clause(value: 'bool | None', text: 'str', children: 'list[Clause]' = <factory>, kind: 'str' = 'leaf', notes: 'list[str]' = <factory>, source: 'str' = '', flip: 'bool' = False, item: 'int' = 0)"),
+    ('critlang.explain_words', 'Val'): ((False, False, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('shown', 'str', 'MISSING'), ('derived', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True)), (), True, ()), _critlang_explain_words_Val, None),
+    ('critlang.evaluate', 'CriterionResult'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('section', 'str', 'MISSING'), ('text', 'str', 'MISSING'), ('status', 'str', 'MISSING'), ('missing', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True), ('rule', 'str', "''"), ('decided_by', 'str', "''"), ('values', 'dict[str, str]', True, True, True, None, 'MISSING', 'MISSING', True), ('explanation', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True)), (), False, ()), _critlang_evaluate_CriterionResult, "CriterionResult(id: 'str', section: 'str', text: 'str', status: 'str', missing: 'list[str]' = <factory>, rule: 'str' = '', decided_by: 'str' = '', values: 'dict[str, str]' = <factory>, explanation: 'list[str]' = <factory>)"),
+    ('critlang.evaluate', 'Evaluation'): ((False, False, ('builtins.object',), (), (('patient', 'str', 'MISSING'), ('path', 'str', 'MISSING'), ('as_of', 'dt.date', 'MISSING'), ('verdict', 'str', 'MISSING'), ('criteria', 'list[CriterionResult]', 'MISSING'), ('missing', 'list[str]', 'MISSING'), ('problems', 'list[str]', 'MISSING'), ('arm', 'str | None', 'None'), ('per_arm', 'dict[str, Evaluation]', True, True, True, None, 'MISSING', 'MISSING', True)), (), False, ()), _critlang_evaluate_Evaluation, "Evaluation(patient: 'str', path: 'str', as_of: 'dt.date', verdict: 'str', criteria: 'list[CriterionResult]', missing: 'list[str]', problems: 'list[str]', arm: 'str | None' = None, per_arm: 'dict[str, Evaluation]' = <factory>)"),
+    ('critlang.frontend', 'Analysis'): ((False, False, ('builtins.object',), (), (('source', 'SourceFile', 'MISSING'), ('result', 'CheckResult | None', 'MISSING'), ('diagnostics', 'list[Diagnostic]', True, True, True, None, 'MISSING', 'MISSING', True), ('libraries', 'list[SourceFile]', True, True, True, None, 'MISSING', 'MISSING', True), ('compiled', 'Any', 'None')), (), False, ()), _critlang_frontend_Analysis, "Analysis(source: 'SourceFile', result: 'CheckResult | None', diagnostics: 'list[Diagnostic]' = <factory>, libraries: 'list[SourceFile]' = <factory>, compiled: 'Any' = None)"),
 }

@@ -11,11 +11,12 @@ ongoing exposure's end meets `before A` windows as if it ended at A.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from .frozen_classes import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class Iv:
     lo: Any  # None: unbounded below
     hi: Any  # None: unbounded above
@@ -125,7 +126,7 @@ def _sum(x: Iv, y: Iv) -> Iv | None:
     return _result(lo, hi, x.lo_open or y.lo_open, x.hi_open or y.hi_open)
 
 
-@dataclass(frozen=True)
+@frozen
 class _End:
     """An end of an interval in the extended line: side -1 / +1 infinite, 0 finite."""
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
 from .backends.runtime import Range
+from .frozen_classes import frozen
 from .typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 
 _MAX_JOINT = 4096
@@ -37,7 +37,7 @@ _DAY_OFFSETS = (0, 1, 2, 7, 14, 27, 28, 29, 31, 60, 90, 120, 182, 300, 364, 365,
 _DAY_OFFSETS += (400, 730, 731, 800, 1095, 1826, 3653, 7305, 36525)
 
 
-@dataclass(frozen=True)
+@frozen
 class Slot:
     """One unknown input of the compiled evaluator: a fact, an anchor ("@name"), a
     reference limit ("name#high"), or a field of a list item (`index` 0-based)."""

@@ -15,6 +15,7 @@ from .frozen_classes import frozen
 from .source import Span
 
 _NOSPAN = Span("<none>", 0, 0, 0, 0, 0, 0)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a node class -> its fields' names
 
 
 @frozen(kw_only=True)
@@ -22,8 +23,11 @@ class Node:
     span: Span = field(default=_NOSPAN, compare=False, repr=False)
 
     def children(self) -> Iterator[Node]:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # once per class: `fields()` builds a tuple at every call
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
+        for name in names:
+            value = getattr(self, name)
             if isinstance(value, Node):
                 yield value
             elif isinstance(value, tuple):

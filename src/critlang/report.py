@@ -31,7 +31,7 @@ def _label(compiled: Compiled, name: str) -> str:
     if info is not None:
         label = info.node.option("label")
         if label is not None and label.text:
-            return label.text.split(";")[0]
+            return label.text  # whole: a cut label can say something else
     return name.replace("_", " ")
 
 

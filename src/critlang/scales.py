@@ -12,15 +12,15 @@ Temperatures are the one built-in case: their equations are part of UCUM itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from .frozen_classes import frozen
 from .ucum import TEMPERATURE_SOURCE, temperature_conversion
 from .units import Unit, conversion_factor
 
 
-@dataclass(frozen=True)
+@frozen
 class Affine:
     """value_in_dst = slope * value_in_src + intercept; `source` says where it comes from."""
 
@@ -32,7 +32,7 @@ class Affine:
         return self.slope * value + self.intercept
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaleConversion:
     """A fact's declared conversion from one clinical scale to another (`convert` option)."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from .frozen_classes import frozen, mutable
 
-@dataclass(frozen=True)
+
+@frozen
 class Span:
     """A region of a source file. Lines and columns are 1-based; end is exclusive."""
 
@@ -23,17 +25,19 @@ class Span:
         return f"{self.path}:{self.line}:{self.column}"
 
 
-@dataclass
+@mutable
 class SourceFile:
     path: str
     text: str
     _line_starts: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._line_starts = [0]
-        for i, ch in enumerate(self.text):
-            if ch == "\n":
-                self._line_starts.append(i + 1)
+        starts = [0]
+        i = self.text.find("\n")
+        while i >= 0:
+            starts.append(i + 1)
+            i = self.text.find("\n", i + 1)
+        self._line_starts = starts
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a character offset."""

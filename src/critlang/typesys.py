@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache, cached_property
 
+from .frozen_classes import frozen
 from .units import Unit, describe
 
 
-@dataclass(frozen=True)
+@frozen
 class Type:
     def describe(self) -> str:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@frozen
 class ErrorT(Type):
     """Stands in after an error, so one mistake is reported once, not at every use."""
 
@@ -22,7 +22,7 @@ class ErrorT(Type):
         return "an invalid value"
 
 
-@dataclass(frozen=True)
+@frozen
 class BoolT(Type):
     attestation: bool = False
 
@@ -30,13 +30,13 @@ class BoolT(Type):
         return "a yes/no condition"
 
 
-@dataclass(frozen=True)
+@frozen
 class NumberT(Type):
     def describe(self) -> str:
         return "a plain number"
 
 
-@dataclass(frozen=True)
+@frozen
 class IntT(Type):
     low: int
     high: int
@@ -45,7 +45,7 @@ class IntT(Type):
         return f"a whole number from {self.low} to {self.high}"
 
 
-@dataclass(frozen=True)
+@frozen
 class QuantT(Type):
     unit: Unit  # the unit values of this kind are carried in after compilation
 
@@ -60,7 +60,7 @@ def _positions(members: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class EnumT(Type):
     members: tuple[str, ...]
 
@@ -73,7 +73,7 @@ class EnumT(Type):
         return "one of {" + ", ".join(self.members) + "}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaleT(Type):
     members: tuple[str, ...]  # lowest first
 
@@ -86,13 +86,13 @@ class ScaleT(Type):
         return "a grade on the scale " + " < ".join(self.members)
 
 
-@dataclass(frozen=True)
+@frozen
 class DateT(Type):
     def describe(self) -> str:
         return "a date"
 
 
-@dataclass(frozen=True)
+@frozen
 class PressureT(Type):
     """A blood pressure: systolic and diastolic, each in `unit` (mm[Hg])."""
 
@@ -102,7 +102,7 @@ class PressureT(Type):
         return "a blood pressure (systolic/diastolic)"
 
 
-@dataclass(frozen=True)
+@frozen
 class ListT(Type):
     fields: tuple[tuple[str, Type], ...]
 

@@ -21,12 +21,11 @@ conversion can answer:
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
+from .frozen_classes import frozen
 from .units import (
     MAX_ATOM_EXPONENT,
     MAX_POWER_OF_TEN,
@@ -214,7 +213,7 @@ _FACTOR_WITH_EXPONENT = re.compile(r"(?:^|[./(])\d+[+-]\d")
 _BSA_NOTE = re.compile(r"^\{1\.73[ _]?m2\}$")
 
 
-@dataclass(frozen=True)
+@frozen
 class _Atom:
     metric: bool
     special: bool
@@ -237,6 +236,8 @@ def _ucumvert_dir() -> Path:
 @cache
 def _essence() -> tuple[dict[str, Fraction], dict[str, _Atom]]:
     path = _ucumvert_dir() / "vendor" / "ucum-essence.xml"
+    import xml.etree.ElementTree as ET  # read once, when a UCUM code is first met
+
     root = ET.parse(path).getroot()
     prefixes = {}
     for p in root.iter():

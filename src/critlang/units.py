@@ -12,12 +12,12 @@ Sizes are bounded (E310) so that no unit can stall the tool or overflow a float.
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
+
+from .frozen_classes import frozen
 
 Dims = tuple[tuple[str, int], ...]  # sorted (base dimension, exponent), no zeros
 
@@ -34,7 +34,7 @@ class UnitError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
+@frozen
 class Unit:
     text: str  # as written
     factor: Fraction  # one of this unit, in base units
@@ -203,11 +203,18 @@ def resolve_with_pint(name: str) -> tuple[Fraction, Dims]:
     try:
         q = ureg.Quantity(Fraction(1), name).to_base_units()
     except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError) as exc:
-        close = difflib.get_close_matches(name, _known_atoms(), n=1, cutoff=0.6)
+        close = _close(name)
         hint = f"did you mean `{close[0]}`?" if close else ""
         raise UnitError(f"`{name}` is not a unit critlang knows", hint) from exc
     dims = tuple(sorted((d, int(e)) for d, e in q.dimensionality.items() if e))
     return Fraction(q.magnitude), dims
+
+
+def _close(name: str) -> list[str]:
+    """The known atom closest to a misspelt one (difflib loaded only then)."""
+    import difflib
+
+    return difflib.get_close_matches(name, _known_atoms(), n=1, cutoff=0.6)
 
 
 @cache
@@ -218,7 +225,7 @@ def _atom(name: str) -> tuple[Fraction, Dims]:
     if name in ATOMS:
         num, den, dims = ATOMS[name]
         return Fraction(num, den), dims
-    close = difflib.get_close_matches(name, _known_atoms(), n=1, cutoff=0.6)
+    close = _close(name)
     hint = f"did you mean `{close[0]}`?" if close else ""
     raise UnitError(f"`{name}` is not a unit critlang knows", hint)
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .. import nodes as n
 from ..checker import CheckResult
 from ..data.records import Observation, Record, fact_types
+from ..frozen_classes import mutable
 from . import runtime
 from .python_codegen import _Codegen
 from .python_normalise import _normaliser, _range_limits
@@ -38,7 +39,7 @@ from .python_slices import Slices
 FILENAME_PREFIX = "<critlang "
 
 
-@dataclass
+@mutable
 class Criterion:
     id: str
     section: str  # "inclusion" / "exclusion"
@@ -46,7 +47,7 @@ class Criterion:
     facts: frozenset[str]  # facts (and anchors, as "@name") the criterion depends on
 
 
-@dataclass
+@mutable
 class Compiled:
     checked: CheckResult
     source_code: str

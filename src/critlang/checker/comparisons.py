@@ -37,8 +37,6 @@ from .result import (
     Ref,
 )
 
-KELVIN = parse_unit("K")
-
 
 class ComparisonsPass:
     def dimension_error(
@@ -343,7 +341,11 @@ def kelvin_size(u: Unit) -> Fraction | None:
     """How many kelvin one step of `u` is, when `u` is a temperature; else None."""
     if u.dims == (("[temperature]", 1),):
         return u.factor
-    step = temperature_conversion(u, KELVIN)
+    if len(u.dims) != 1 or not u.dims[0][0].startswith("[scale:"):
+        return None  # no temperature scale (temperature_conversion would say None too)
+    # "K" is read from UCUM's essence file (~15 ms): parsed when a scale is met, not at
+    # import, so that a command comparing no temperatures never reads that file
+    step = temperature_conversion(u, parse_unit("K"))
     return None if step is None else step[0]
 
 

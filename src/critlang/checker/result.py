@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from functools import cached_property
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic
+from ..frozen_classes import frozen, mutable
 from ..scales import ScaleConversion
 from ..source import SourceFile
 from ..typesys import (
@@ -36,7 +36,7 @@ BUILTINS: dict[str, tuple[tuple[Type, ...], Type, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class FactInfo:
     node: n.Fact
     type: Type
@@ -46,7 +46,7 @@ class FactInfo:
     scales: tuple[ScaleConversion, ...] = ()  # declared `convert` options (clinical scales)
 
 
-@dataclass(frozen=True)
+@frozen
 class Ref:
     """What a name in an expression refers to."""
 
@@ -54,7 +54,7 @@ class Ref:
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class DualCheck:
     """A threshold written in two units, verified by the checker."""
 
@@ -64,7 +64,7 @@ class DualCheck:
     relative_difference: Fraction
 
 
-@dataclass
+@mutable
 class CheckResult:
     protocol: n.Protocol
     source: SourceFile
@@ -99,6 +99,8 @@ class CheckResult:
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    import difflib  # only for a misspelt name: not at every start
+
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else ""
 

@@ -15,7 +15,6 @@ What it decides (docs/patients.md has the user's version):
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from dataclasses import replace
 from fractions import Fraction
 from math import prod
@@ -158,6 +157,8 @@ class Reader(ListReading, QuantityReading):
         if isinstance(t, (EnumT, ScaleT)):
             if isinstance(raw, str) and raw in t.positions:
                 return raw
+            import difflib  # only for a value outside the enumeration
+
             close = difflib.get_close_matches(str(raw)[:100], t.members, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.problem(fact, f"{str(raw)[:60]!r} is not one of {', '.join(t.members)}{hint}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import CheckResult
+from ..frozen_classes import frozen, mutable
 from ..typesys import Type
 from ..units import Unit
 from .values import loads
@@ -32,7 +33,7 @@ CONFLICT = "#conflict"
 MAYBE_DECEASED = "perhaps: "
 
 
-@dataclass(frozen=True)
+@frozen
 class PartialDate:
     """A date known to the year or the month (FHIR `date` "1968", "2007-11"): any day
     from first to last (last clamped to the evaluation date for past events)."""
@@ -45,7 +46,7 @@ class PartialDate:
         return f"{self.text} (day not recorded)"
 
 
-@dataclass(frozen=True)
+@frozen
 class Ongoing:
     """The end of an exposure that has not ended by the evaluation date `since`: recorded
     as "ongoing", or as a (planned) end after the evaluation date."""
@@ -57,7 +58,7 @@ class Ongoing:
         return "ongoing" if self.text == "ongoing" else f"ongoing (planned end {self.text})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Observation:
     """One usable value of a fact, exact, with where it came from."""
 
@@ -155,7 +156,7 @@ def _decimal(x: Fraction) -> str:
     return format(exact, "f")
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordProblem:
     """A per-fact diagnostic about a patient record (the fact is then unknown)."""
 
@@ -170,7 +171,7 @@ class RecordProblem:
         return {"path": self.path, "fact": self.fact, "message": self.message}
 
 
-@dataclass
+@mutable
 class Record:
     id: str
     path: str

@@ -13,9 +13,10 @@ import calendar
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+from ..frozen_classes import frozen
 
 # --------------------------------------------------------------------------- numbers
 # A JSON-style decimal (RFC 8259 section 6 number, a leading "+" and ".5" refused too):
@@ -77,7 +78,7 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-@dataclass(frozen=True)
+@frozen
 class BadNumber:
     """A JSON number the decoder would overflow on (kept as text, refused when read)."""
 
@@ -85,7 +86,7 @@ class BadNumber:
     why: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Duplicate:
     """A JSON object key given more than once, with every value in file order.
 
@@ -155,7 +156,7 @@ _WHEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class When:
     """A FHIR date or dateTime as recorded.
 
@@ -220,7 +221,7 @@ def parse_when(raw: Any) -> When:
 
 
 # --------------------------------------------------------------------------- plausibility
-@dataclass(frozen=True)
+@frozen
 class Plausible:
     low: Fraction
     high: Fraction
