@@ -270,6 +270,30 @@ def test_a_condition_whose_subject_is_given_twice_is_not_dropped(
     assert rc == 0 and row["criteria"]["E2"] == "unknown", row
 
 
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("unknown", "unknown"),  # "the source system does not know": it may be final
+        (None, "unknown"),  # Observation.status is 1..1: malformed
+        ("Final", "unknown"),  # not a code of observation-status (codes are case-sensitive)
+        ("entered-in-error", "met"),  # retracted: hides nothing, the older value decides
+        ("cancelled", "met"),
+        ("registered", "met"),  # no result yet
+    ],
+)
+def test_a_newer_result_whose_status_cannot_be_told_leaves_the_fact_unknown(
+    tmp_path: Path, protocol: Path, status: str | None, expected: str
+) -> None:
+    newer = wbc(1.0, effectiveDateTime="2024-01-15T10:00:00Z", id="w2")
+    if status is None:
+        del newer["status"]
+    else:
+        newer["status"] = status
+    data = write(tmp_path, "b.json", bundle(patient(), wbc(5.0, id="w1"), newer))
+    rc, (row,) = screen(tmp_path, protocol, data)
+    assert rc == 0 and row["criteria"]["I2"] == expected, row
+
+
 def condition(**extra: Any) -> dict:
     system = "http://terminology.hl7.org/CodeSystem/condition-"
     return {
