@@ -74,7 +74,7 @@ from .fhir_observation import (
     Unusable,
     first_code,
     observation_entry,
-    observation_time,
+    trusted_time,
 )
 from .fhir_patient import birth_date, patient_fields
 from .fhir_refs import NOT_IN_DATA
@@ -100,6 +100,8 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
 }
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
+# medicationdispense-status codes saying the drug was not handed over (R4)
+NOT_DISPENSED = frozenset({"cancelled", "declined", "entered-in-error"})
 
 ABSENT_KINDS = ("conditions", "medications")
 
@@ -258,6 +260,9 @@ class Extractor:
             if r.malformed is not None:
                 self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue
+            if kind == "MedicationDispense":
+                self._dispense(r, every, label, state)
+                continue
             if kind not in RELEVANT:
                 continue
             if not self._status_usable(r, kind, label, every, group.path, problems):
@@ -403,7 +408,7 @@ class Extractor:
                 for comp in r.component or ():
                     if comp.code:
                         hits += concept_targets(comp.code, index, codes)[0]
-                when = _trusted_time(r)
+                when = trusted_time(r)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 when = None
             source = f"{_label(r)}, which names no patient of the data ({why})"
@@ -412,6 +417,19 @@ class Extractor:
                 if info is None or isinstance(info.type, (BoolT, ListT)):
                     continue  # yes/no facts and lists: fhir_bundles.stray_problems
                 st.unread.setdefault(fact, []).append({"source": source, "date": when})
+
+    def _dispense(self, r: Resource, every: list[Target], label: str, st: _State) -> None:
+        """R4 MedicationDispense: the drug was supplied to the patient, which says it may
+        have been taken, not when (whenHandedOver is the supply, daysSupply an intention):
+        one item of its kind with unknown dates, so that no window reads it as absent and
+        no list is complete without it. A dispense that did not happen (status cancelled,
+        declined, entered-in-error; medicationdispense-status) is not evidence."""
+        if r.status in NOT_DISPENSED:
+            for fact in sorted({f for f, _ in every}):  # set aside: it hides nothing
+                st.aside(fact, f"{label} has status {r.status!r}: not dispensed; not used")
+            return
+        why = f"{label}: dispensed (MedicationDispense), dates of use not recorded"
+        self._unread("MedicationDispense", r, every, why, st)
 
     def _unread(
         self,
@@ -449,7 +467,7 @@ class Extractor:
                 st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
             elif kind == "Observation":
                 try:
-                    when = _trusted_time(r)
+                    when = trusted_time(r)
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     when = None
                 st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
@@ -574,13 +592,3 @@ def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         else:
             seen[key] = f
     return files, problems
-
-
-def _trusted_time(r: Resource) -> Any:
-    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
-    be the newest) when a date element is named twice: which one holds is file order."""
-    if r.malformed is not None and any(
-        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
-    ):
-        return None
-    return observation_time(r)
