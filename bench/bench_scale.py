@@ -15,7 +15,9 @@ timed on their own as the ingest-time work they are; then `critlang screen` on t
 cohort (DuckDB, reading the per-patient tables) as a whole process, and in the same
 run the Python evaluator on the same table (rows read from DuckDB, each fact picked as
 the query picks it, then the compiled `evaluate`), on a sample of the patients,
-reported per patient.
+reported per patient; up to 200,000 patients, `critlang screen` once more on the same
+cohort without the per-patient tables (the query's pick and pivot over the facts rows).
+Each line gives the load average: figures taken under load are the machine's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def run(cmd: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB, stdout) of a child process."""
+    """(seconds, peak RSS in MiB, stdout) of a child process (its CPU seconds: `LAST`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -48,7 +50,15 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
     if status != 0:
         err = p.stderr.read().decode() if p.stderr else ""
         raise SystemExit(f"{cmd} failed: {err[-2000:]}")
+    LAST["cpu"] = usage.ru_utime + usage.ru_stime
     return wall, usage.ru_maxrss // 1024, out
+
+
+LAST: dict[str, float] = {}
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def replicate(count: int, folder: Path) -> None:
@@ -303,29 +313,47 @@ def python_on_table(path: Path, sample: int) -> tuple[float, int]:
     return time.perf_counter() - start_time, count
 
 
-def bench_sql(n: int, sample: int = 100_000) -> None:
+def bench_sql(n: int, sample: int = 100_000, facts_up_to: int = 200_000) -> None:
     with tempfile.TemporaryDirectory(prefix="critlang-bench-") as tmp:
         path = Path(tmp) / "cohort.duckdb"
         t = time.perf_counter()
         generate_cohort(n, path)
-        print(f"generated {n} patients into the facts table in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {n} patients into the facts table in {time.perf_counter() - t:.1f} s "
+            f"({load()})"
+        )
         secs, rss = build_values(path)
         print(
             f"per-patient tables built from the facts table (ingest-time work, "
-            f"backends/sql/values.py): {secs:.1f} s, peak RSS {rss} MiB"
+            f"backends/sql/values.py): {secs:.1f} s, {LAST['cpu']:.1f} CPU s, peak RSS {rss} MiB "
+            f"({load()})"
         )
         cmd = [sys.executable, "-m", "critlang", "screen", str(PROTOCOL), str(path)]
         wall, rss, out = run(cmd)
-        print(f"critlang screen --engine duckdb, {n} patients: {wall:.2f} s (whole process), "
-              f"peak RSS {rss} MiB")  # fmt: skip
+        print(
+            f"critlang screen (DuckDB, per-patient tables), {n} patients: {wall:.2f} s whole "
+            f"process, {LAST['cpu']:.1f} CPU s, peak RSS {rss} MiB ({load()})"
+        )
         print("\n".join("  " + line for line in out.splitlines()[:3]))
         secs, count = python_on_table(path, min(sample, n))
         per = secs / count
         print(
             f"Python evaluator on the same table: {count} patients in {secs:.1f} s "
-            f"({per * 1e6:.0f} us a patient; {per * n:.0f} s for {n})"
+            f"({per * 1e6:.0f} us a patient; {per * n:.0f} s for {n}) ({load()})"
         )
         print(f"ratio Python / DuckDB for {n} patients: {per * n / wall:.1f}")
+        if n <= facts_up_to:  # the same cohort screened from the facts rows, for comparison
+            import duckdb
+
+            con = duckdb.connect(str(path))
+            con.execute("DELETE FROM critlang_meta WHERE key = 'values'")
+            con.close()
+            wall_facts, rss, _ = run(cmd)
+            print(
+                f"critlang screen (DuckDB, facts table: pick and pivot), {n} patients: "
+                f"{wall_facts:.2f} s whole process, {LAST['cpu']:.1f} CPU s, peak RSS {rss} MiB "
+                f"({load()}); ratio facts / per-patient tables {wall_facts / wall:.1f}"
+            )
 
 
 if __name__ == "__main__":

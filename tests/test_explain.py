@@ -127,7 +127,7 @@ def test_measured_and_computed_clearance_disagree() -> None:
     assert e7.explanation == [
         "✗ creatinine clearance 55 mL/min < 50 mL/min",
         "    creatinine clearance = 55 mL/min, from Measured creatinine clearance or "
-        "plasma-clearance GFR 55 mL/min on 2026-11-20",
+        "plasma-clearance GFR (not gamma-camera based) 55 mL/min on 2026-11-20",
     ]  # Cockcroft-Gault gives 91 mL/min: both agree, nothing more to say
     heavy_creatinine = lab(2.0, "mg/dL")
     e7 = crit(

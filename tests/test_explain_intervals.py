@@ -156,9 +156,9 @@ def test_conflicting_values_that_disagree_name_them() -> None:
 def test_date_forms_periods_and_parts_are_explained() -> None:
     i1 = other("nct00995904", "asthma_11_months.json", "I1")
     assert i1.explanation == [
-        "✗ Date of the documented diagnosis of mild-to-moderate persistent asthma 2025-12-27 "
-        "at least 1 years before enrollment 2026-11-27 (on or before 2025-11-27; 335 days "
-        "before)"
+        "✗ Date of the documented diagnosis of mild-to-moderate persistent asthma (NIH EPR-3 "
+        "2007) 2025-12-27 at least 1 years before enrollment 2026-11-27 (on or before "
+        "2025-11-27; 335 days before)"
     ]
     for year, status, mark, says in [
         ("2025", "unknown", "?", "some possible dates are on or before it, others not"),
@@ -168,8 +168,9 @@ def test_date_forms_periods_and_parts_are_explained() -> None:
         assert i1.status == status
         assert i1.explanation[0 if status == "unknown" else 1].lstrip() == (
             f"{mark} Date of the documented diagnosis of mild-to-moderate persistent asthma "
-            f"{year} (day not recorded) at least 1 years before enrollment 2026-11-27 (on or "
-            f"before 2025-11-27; known only as between {year}-01-01 and {year}-12-31: {says})"
+            f"(NIH EPR-3 2007) {year} (day not recorded) at least 1 years before enrollment "
+            f"2026-11-27 (on or before 2025-11-27; known only as between {year}-01-01 and "
+            f"{year}-12-31: {says})"
         )
     e3 = other("nct00995904", "oral_steroids_2_months_ago.json", "E3")
     assert e3.explanation == [
@@ -180,7 +181,8 @@ def test_date_forms_periods_and_parts_are_explained() -> None:
     ]
     i2 = other("nct01206062", "sbp_129.json", "I2")
     assert i2.explanation == [
-        "✗ systolic 129 mm[Hg] (Seated office blood pressure 129/80 mmHg on 2026-11-20) ≥ 130 mmHg"
+        "✗ systolic 129 mm[Hg] (Seated office blood pressure (mean of the screening readings) "
+        "129/80 mmHg on 2026-11-20) ≥ 130 mmHg"
     ]
 
 
@@ -192,7 +194,8 @@ def test_threshold_from_a_conditional_with_an_unknown_condition() -> None:
     assert i2.status == "not met"
     line = next(x for x in i2.explanation if "sbp ceiling" in x)
     assert line == (
-        "✗ systolic 200 mm[Hg] (Seated office blood pressure 200/80 mmHg on 2026-11-20) "
+        "✗ systolic 200 mm[Hg] (Seated office blood pressure (mean of the screening readings) "
+        "200/80 mmHg on 2026-11-20) "
         "≤ sbp ceiling 180 or 170 or 160 or 150 mm[Hg]: fails for every possibility"
     )
 

@@ -64,6 +64,33 @@ def test_long_rule_breaks_at_top_level_or() -> None:
     assert len(lines) == 10 and fmt(out) == out
 
 
+def test_long_nested_group_breaks_one_operand_per_line() -> None:
+    """A parenthesised `and` group inside a long `or` is broken too (it was joined into
+    one 240-character line), indented one step deeper, same AST, idempotent."""
+    names = [f"condition_number_{i:02d}_is_present" for i in range(6)]
+    decls = "".join(f"fact {x}: boolean\n" for x in names)
+    a, b, c, d, e, f = names
+    src = (
+        f'{decls}inclusion criteria\nI1 "t"\n'
+        f"  rule ({a} and {b} and {c})\n    or ({d} and ({e} or {f}))\n"
+    )
+    out = fmt(src)
+    rule = out[out.index("  rule") :].splitlines()
+    assert rule == [
+        f"  rule ({a}",
+        f"      and {b}",
+        f"      and {c})",
+        f"    or ({d}",
+        f"      and ({e} or {f}))",  # fits: not broken further
+    ]
+    assert all(len(line) <= 100 for line in out.splitlines())
+    assert fmt(out) == out
+    before, _ = parse(SourceFile("f.crit", src))
+    after, _ = parse(SourceFile("f.crit", out))
+    assert before is not None and after is not None
+    assert before.criteria == after.criteria
+
+
 def test_list_field_unit_before_closing_brace() -> None:
     """Found by the grammar-driven property test: `{x: quantity kg}` must not lex `kg}`."""
     src = "fact x: list of {a: number, b: quantity kg }\n"

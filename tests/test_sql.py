@@ -144,6 +144,7 @@ class Cohort:
         for v in ("eligible", "ineligible", "undetermined"):
             out[f"v_{v}"] = sum(1 for row in self.expected if row[0] == v)
         out["deceased"] = 0
+        out["maybe_deceased"] = 0
         out["patients"] = len(self.expected)
         return out
 
@@ -369,3 +370,53 @@ def test_ingest_and_sql_screen_from_the_command_line(
     capsys.readouterr()
     assert main(["screen", protocol, str(cohort), "--report", str(tmp_path / "r.html")]) == 2
     assert "need the Python engine" in capsys.readouterr().err
+
+
+def test_values_form_only_where_the_stored_values_are_the_querys(
+    cohorts: dict[str, Cohort],
+) -> None:
+    """The per-patient tables are read only where every key the query reads is stored as
+    it would pick it: another screening date moves the look-back windows, so the query
+    falls back to the facts table; a layout naming anything but generated columns is
+    not used at all (a cohort file is input)."""
+    c = cohorts[(TRIAL / "current.crit").relative_to(ROOT).as_posix() + ":examples"]
+    later = compile_sql(c.compiled, AS_OF + dt.timedelta(days=1), c.layout)
+    assert later.form == "facts"
+    forged = json.loads(c.layout.to_meta())
+    key = next(iter(forged["columns"]))
+    forged["columns"][key][0] = "f1 FROM critlang_facts; DROP TABLE critlang_facts; --"
+    assert Layout.from_meta({"values": json.dumps(forged)}) is None
+    assert Layout.from_meta({"values": "not json"}) is None
+    assert Layout.from_meta({}) is None
+
+
+def test_sql_values_statements_rebuild_the_tables_the_query_reads(
+    cohorts: dict[str, Cohort], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`critlang sql --values` prints the statements writing the per-patient tables from
+    the facts table, then the query over them: run in DuckDB on a cohort whose tables
+    were dropped, they give the rows `critlang screen` gives."""
+    import duckdb
+
+    from critlang.cli import main
+
+    key = (TRIAL / "current.crit").relative_to(ROOT).as_posix() + ":generated"
+    c = cohorts[key]
+    assert main(["sql", "--values", "--as-of", AS_OF.isoformat(), str(TRIAL / "current.crit")]) == 0
+    text = capsys.readouterr().out
+    assert text.count("CREATE TABLE") == 1 + len(c.layout.lists)
+    engine = DuckDB(c.path)
+    try:
+        expected = engine.run(c.values_query).patients
+    finally:
+        engine.close()
+    copy = c.path.with_name("rebuilt.duckdb")
+    copy.write_bytes(c.path.read_bytes())
+    con = duckdb.connect(str(copy))
+    try:
+        for table in ("critlang_values", *(t for t, _ in c.layout.lists.values())):
+            con.execute(f"DROP TABLE {table}")
+        rows = sorted(con.execute(text).fetchall())
+    finally:
+        con.close()
+    assert rows == expected

@@ -242,6 +242,12 @@ def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentPars
     sq.add_argument("--dialect", choices=("duckdb", "postgres", "spark"), default="duckdb")
     sq.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
     sq.add_argument("--attrition", action="store_true", help="the attrition query instead")
+    sq.add_argument(
+        "--values",
+        action="store_true",
+        help="first the statements writing the per-patient tables from the facts table (what "
+        "`critlang ingest` runs once), then the query reading them instead of the facts",
+    )
     sq.set_defaults(func=_cmd_sql)
     fm = _command(
         sub,

@@ -117,7 +117,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
     files = _usable(discover(args.paths))
     if files is None:
         return 2
-    runner = Runner(coverage=args.coverage)
+    given = tuple(Path(p) for p in args.paths if Path(p).is_dir())
+    runner = Runner(coverage=args.coverage, given=given)
     passed = failed = 0
     for f in files:
         case = runner.run(f)

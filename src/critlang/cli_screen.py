@@ -291,14 +291,23 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     analysis, as_of, code = _protocol_and_date(args)
     if analysis is None or analysis.result is None:
         return code
+    compiled = compile_protocol(analysis.result)
+    statements: list[str] = []
     try:
-        query = compile_sql(compile_protocol(analysis.result), as_of)
+        if args.values:  # the per-patient tables, then the query over them (docs/scale.md)
+            from .backends.sql.values import build_statements
+
+            built, layout = build_statements(compiled, as_of)
+            statements = [b.sql(args.dialect, pretty=True) + ";\n" for b in built]
+            query = compile_sql(compiled, as_of, layout)
+        else:
+            query = compile_sql(compiled, as_of)
     except SqlUnsupported as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 1
     text = query.attrition().sql(args.dialect, pretty=True) if args.attrition else None
     try:
-        print((text or query.sql(args.dialect, pretty=True)) + ";")
+        print("".join(statements) + (text or query.sql(args.dialect, pretty=True)) + ";")
         sys.stdout.flush()
     except BrokenPipeError:  # `critlang sql ... | head`: the reader left, not an error
         import os

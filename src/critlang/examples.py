@@ -69,12 +69,41 @@ class Coverage:
         return out
 
 
-def _protocol_for(example: Path, data: dict[str, Any]) -> Path:
+def _in_git(folder: Path) -> bool:
+    return any((d / ".git").exists() for d in (folder, *folder.parents))
+
+
+def example_roots(example: Path, rel: str, given: tuple[Path, ...] = ()) -> list[Path]:
+    """Where an example's `"protocol": rel` may be (the import rule, docs/security.md): the
+    git work tree holding the example. Outside git, the protocol's own tree is its folder,
+    so a protocol whose folder holds the example (`examples/*.json` naming
+    `../current.crit`) is in reach, and so is anything in the folder given to
+    `critlang test` that holds the example; else only the example's own folder. Then the
+    library directories."""
+    roots = import_roots(example)
+    folder = example.resolve().parent
+    if _in_git(folder):
+        return roots
+    named = (example.parent / rel).resolve().parent
+    holders = [g for g in (*given, named) if g == folder or g in folder.parents]
+    if holders:
+        return [min(holders, key=lambda p: len(p.parts)), *roots[1:]]
+    return roots
+
+
+def _protocol_for(example: Path, data: dict[str, Any], given: tuple[Path, ...] = ()) -> Path:
     rel = data.get("protocol")
     if isinstance(rel, str):
         # the import rule (docs/security.md): a .crit file of the example's tree
-        path, why = resolve_criteria_file(rel, example.parent, import_roots(example))
+        path, why = resolve_criteria_file(rel, example.parent, example_roots(example, rel, given))
         if path is None:
+            if not _in_git(example.resolve().parent) and why.startswith("outside"):
+                why += (
+                    " (outside git: the folder given to `critlang test`, or the protocol's "
+                    "folder): keep the example inside the protocol's folder (e.g. in "
+                    "`examples/`), run `critlang test` on a folder holding both, work inside "
+                    "a git repository, or pass --library DIR"
+                )
             raise ExampleError(f'"protocol": {rel!r}: {why}')
         return path
     candidates = sorted(example.parent.parent.glob("*.crit")) + sorted(
@@ -124,8 +153,10 @@ def _expectation_problems(expect: dict[str, Any]) -> list[str]:
 
 
 class Runner:
-    def __init__(self, coverage: bool = False) -> None:
+    def __init__(self, coverage: bool = False, given: tuple[Path, ...] = ()) -> None:
         self.coverage = coverage
+        # the folders given to `critlang test`, resolved: the tree outside git
+        self.given = tuple(p.resolve() for p in given)
         self.protocols: dict[Path, tuple[Analysis, Compiled | None, Evaluator | None]] = {}
         self.tracers: dict[Path, Interpreter] = {}
 
@@ -177,7 +208,7 @@ class Runner:
         try:
             if not isinstance(data, dict) or not isinstance(data.get("expect"), dict):
                 raise ExampleError('no "expect" object')
-            proto_path = _protocol_for(example, data)
+            proto_path = _protocol_for(example, data, self.given)
             as_of = dt.date.fromisoformat(str(data.get("as_of")))
         except (OSError, ValueError) as exc:
             return CaseResult(example, False, [f"cannot run this example: {exc}"])

@@ -69,7 +69,9 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         if info is not None:
             label = info.node.option("label")
             if label is not None and label.text:
-                return label.text.split(";")[0].split(" (")[0]
+                # whole: a label cut at its first "(" or ";" can say the opposite
+                # ("History of (non-infectious) pneumonitis ..." was "History of")
+                return " ".join(label.text.split())
         if name == "enrollment":
             return "enrollment"
         anchor = self.c.anchors.get(name)
@@ -252,6 +254,10 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             part = whole.value[0 if e.attr == "systolic" else 1]
             t = self.type(e)
             unit = f" {t.unit.text}" if isinstance(t, QuantT) else ""
+            if part is not None and float(num(part)) != part:
+                # converted (21.33 kPa is 159.9917 mm[Hg]): no rounded number that could
+                # contradict the verdict; the comparison shows it with enough digits
+                return Val(part, f"{e.attr} of {whole.shown}")
             shown = "unknown" if part is None else f"{num(part)}{unit}"
             return Val(part, f"{e.attr} {shown} ({whole.shown})")
         c = self.cond(e, env)

@@ -52,7 +52,10 @@ class Comparisons:
         ):
             ok = None if value is None else apply(op, value, float(bound))
             parts.append(ok)
-            words.append(f"{name} {'unknown' if value is None else num(value)} {MARK[ok]}")
+            # enough digits that the value shown never contradicts its mark (159.99 is
+            # not "160 ✗" against >= 160)
+            shown = "unknown" if value is None else distinct(value, float(bound))[0]
+            words.append(f"{name} {shown} {MARK[ok]}")
         if want_all:
             val = False if False in parts else (None if None in parts else True)
         else:
@@ -206,8 +209,9 @@ class Comparisons:
             origin = "the protocol's default"
         else:
             origin = "not reported"
-        lo_t = "" if lo is None else num(lo)
-        hi_t = "" if hi is None else num(hi)
+        # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
+        lo_t = "" if lo is None else num(lo, 12)
+        hi_t = "" if hi is None else num(hi, 12)
         return lo, hi, f"reference range {lo_t}-{hi_t} {unit} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
@@ -222,9 +226,16 @@ class Comparisons:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
         bound = factor * limit
+        shown_a, shown_bound = a.shown, num(bound)
+        if isinstance(a.value, float):
+            # enough digits that the value and the bound never look equal when they are
+            # not, and the value in the range's unit when it was recorded in another
+            av, shown_bound = distinct(a.value, bound)
+            if av not in shown_a.replace("(", " ").split():
+                shown_a = f"{shown_a} = {av}{u}"
         text = (
-            f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
-            f"{num(limit)}{u} = {num(bound)}{u}"
+            f"{shown_a} {OPS[e.op]} {e.factor.text} × {e.limit} = {e.factor.text} × "
+            f"{num(limit, 12)}{u} = {shown_bound}{u}"
         )
         notes = [f"{e.factor.text} × {e.limit} from the {words}"]
         if a.value is None:

@@ -4,7 +4,8 @@ The AST is printed back with fixed indentation and spacing, keeping what the aut
 chose: numbers and units exactly as written (the QUANTITY token's text), parentheses
 the author wrote, the order of everything, blank lines between blocks (at most one),
 and every comment (a comment inside a multi-line item moves to just above it).
-Long rules break at their top-level `or`/`and`, one operand per line. Formatting is
+Long rules break at their `or`/`and` runs, one operand per line, nested groups one step
+deeper when they are still too long. Formatting is
 idempotent, and the formatted file parses to the same AST (tests/test_format.py).
 """
 
@@ -186,29 +187,42 @@ def _quantity(q: n.QuantityLit) -> str:
 
 
 def _chain(e: n.Expr) -> tuple[str, list[n.Expr]] | None:
-    """A rule's top-level `or`/`and` run, to break one operand per line."""
-    if e.parens or not isinstance(e, (n.Or, n.And)):
+    """An `or`/`and` run along the left spine (the node's own parentheses aside), to break
+    one operand per line; None for any other expression."""
+    if not isinstance(e, (n.Or, n.And)):
         return None
     word, kind = ("or", n.Or) if isinstance(e, n.Or) else ("and", n.And)
     items: list[n.Expr] = []
     node: n.Expr = e
-    while isinstance(node, kind) and not node.parens:
+    while isinstance(node, kind) and (node is e or not node.parens):
         items.append(node.right)
         node = node.left
     items.append(node)
     return word, items[::-1]
 
 
-def clause_lines(keyword: str, e: n.Expr) -> list[str]:
-    flat = f"{INDENT}{keyword} {expr(e)}"
+def _broken(prefix: str, e: n.Expr, min_level: int, cont: str) -> list[str]:
+    """`prefix` and `e` on one line, or, when that is too long and `e` is an `or`/`and`
+    run (parenthesised or not, at any depth), one operand per line: each continuation
+    starts with its operator, indented one step past `cont`, and a nested group is broken
+    the same way, its closing parenthesis on its last operand's line."""
+    flat = prefix + expr(e, min_level)
     chain = _chain(e)
     if len(flat) <= WIDTH or chain is None:
         return [flat]
     word, items = chain
-    level = OR if word == "or" else AND
-    first = f"{INDENT}{keyword} {expr(items[0], level)}"
-    next_level = AND if word == "or" else NOT
-    return [first, *(f"{INDENT * 2}{word} {expr(x, next_level)}" for x in items[1:])]
+    parens = e.parens or (1 if _level(e) < min_level else 0)
+    level, next_level = (OR, AND) if word == "or" else (AND, NOT)
+    inner = cont + INDENT
+    lines = _broken(prefix + "(" * parens, items[0], level, inner)
+    for x in items[1:]:
+        lines += _broken(f"{inner}{word} ", x, next_level, inner)
+    lines[-1] += ")" * parens
+    return lines
+
+
+def clause_lines(keyword: str, e: n.Expr) -> list[str]:
+    return _broken(f"{INDENT}{keyword} ", e, UNLESS, INDENT)
 
 
 def type_text(t: n.TypeExpr) -> str:

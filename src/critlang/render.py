@@ -47,7 +47,7 @@ class _Words:
         if name in self.c.facts:
             label = self.c.facts[name].node.option("label")
             if label and label.text:
-                return label.text.split(";")[0]  # the name part, before any explanation
+                return label.text  # whole: a cut label can say something else
             return name.replace("_", " ")
         if name in self.c.assumed:
             value = formula(self.c.assumed[name].value)

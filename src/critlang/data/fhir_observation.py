@@ -171,3 +171,13 @@ def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] 
         if out:
             return out
     return None
+
+
+def trusted_time(r: Resource) -> Any:
+    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
+    be the newest) when a date element is named twice: which one holds is file order."""
+    if r.malformed is not None and any(
+        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
+    ):
+        return None
+    return observation_time(r)

@@ -388,6 +388,10 @@ def protocol_signature(compiled: Compiled) -> dict[str, str]:
             "type": repr(t),
             "molar_mass": str(info.molar_mass) if info and info.molar_mass else None,
             "codes": sorted(f"{code.system}:{code.value}" for code in c.bindings.get(name, [])),
+            # what the reader applies while reading (the look-back window, reference
+            # ranges, `convert` equations, `history`, plausible ranges): all but the
+            # label and the sources' wording
+            "reading": _reading_options(info.node) if info else [],
             "items": sorted(
                 f"{member}={code.system}:{code.value}"
                 for (fact, member), codes in c.item_bindings.items()
@@ -400,6 +404,20 @@ def protocol_signature(compiled: Compiled) -> dict[str, str]:
         "facts": json.dumps(facts, sort_keys=True),
         "anchors": json.dumps(sorted(a for a in c.anchors if a != ENROLLMENT)),
     }
+
+
+def _reading_options(node: Any) -> list[str]:
+    out = []
+    for o in node.options:
+        if o.kind in ("label", "source"):
+            continue
+        text = None if o.kind in ("molar_mass", "convert") else o.text  # a source's words
+        parts = [o.kind, text, o.anchor, *o.units, *o.coefficients]
+        for q in (o.quantity, o.high):
+            if q is not None:
+                parts += [str(q.value), q.unit]
+        out.append("|".join("" if p is None else str(p) for p in parts))
+    return sorted(out)
 
 
 def signature_mismatch(compiled: Compiled, stored: dict[str, str]) -> list[str]:

@@ -28,6 +28,10 @@ class Quantifier:
     node: n.Quantified
     body: exp.Expression  # over the item row `i` and the patient row `w`
 
+    def counts(self) -> tuple[str, ...]:
+        """The per-patient counts its quantifier reads (items true, unknown, false)."""
+        return ("no", "unknown") if self.node.quantifier == "all" else ("yes", "unknown")
+
 
 class CompilerBase:
     """What every part of the compiler shares: the protocol, the screening date, the

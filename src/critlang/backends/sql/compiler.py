@@ -43,8 +43,23 @@ from ..python import Compiled
 from . import intervals as iv
 from .calendar import num
 from .lists import Lists, join_list_counts
-from .pivot import FACTS, PATIENTS, wide_rows
-from .sqltree import SqlUnsupported, any_of, case, col, is_, is_null, lit, paren, star, status_word
+from .pivot import FACTS, PATIENTS, stored_rows, wide_rows
+from .sqltree import (
+    STATUSES,
+    VERDICTS,
+    SqlUnsupported,
+    any_of,
+    case,
+    code,
+    col,
+    is_,
+    is_null,
+    lit,
+    paren,
+    star,
+    status_code,
+    words,
+)
 from .values import VALUES, Layout
 
 __all__ = ["FACTS", "PATIENTS", "SqlProtocol", "SqlUnsupported", "compile_sql"]
@@ -62,7 +77,7 @@ class SqlProtocol:
 
     compiled: Compiled
     as_of: dt.date
-    select: exp.Select  # the per-patient statuses and verdict
+    select: exp.Select  # the per-patient statuses and verdict, as words
     criteria: list[str]  # criterion ids, in order; column i is f"c{i + 1}"
     # facts and list fields ("list.field") read where an interval is not reasoned over
     # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
@@ -71,6 +86,9 @@ class SqlProtocol:
     # what the query reads: "facts" (the facts table: the pick and the pivot) or
     # "values" (the per-patient table ingest writes, values.py)
     form: str = "facts"
+    # the same rows with statuses and verdicts as codes (sqltree.STATUSES, VERDICTS):
+    # what engines store and count; `select` is `as_words` over it
+    codes: exp.Select | None = None
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
         return self.select.sql(dialect=dialect, pretty=pretty)
@@ -78,7 +96,7 @@ class SqlProtocol:
     def attrition(self, results: str | None = None) -> exp.Select:
         """One row: per criterion met / not met / unknown / not applicable counts, the
         patients cleared so far and not ruled out so far, and the verdict counts; over
-        the table `results` holding this query's rows (else over the query itself)."""
+        the table `results` holding this query's `codes` rows (else over the query)."""
         crits = self.compiled.criteria
         cols: list[exp.Expression] = []
 
@@ -89,33 +107,37 @@ class SqlProtocol:
         # not passed; open: decided against), 0 for the dead, else past the last one;
         # "passed so far" at criterion i counts the patients who get past i. One CASE
         # per row instead of an i-fold AND per criterion: the query stays linear in size
+        # `dead`: 1 dead, 2 perhaps dead (not past the "(deceased)" row, not ruled out)
         dead = exp.EQ(this=col("dead"), expression=num(1))
-        stop_cleared: list[exp.If] = [exp.If(this=dead, true=num(0))]
+        dead_or_maybe = exp.GTE(this=col("dead"), expression=num(1))
+        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=num(0))]
         stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=num(0))]
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
-            for j, word in enumerate(("met", "not met", "unknown", NOT_APPLICABLE)):
-                count(exp.EQ(this=c, expression=lit(word)), f"a{i}_{j}")
+            for j, word in enumerate(STATUSES):
+                count(exp.EQ(this=c, expression=code(word)), f"a{i}_{j}")
             good = "met" if crit.section == "inclusion" else "not met"
-            clear = exp.In(this=c.copy(), expressions=[lit(good), lit(NOT_APPLICABLE)])
+            clear = exp.In(this=c.copy(), expressions=[code(good), code(NOT_APPLICABLE)])
             stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
             bad = exp.Not(
                 this=exp.In(
-                    this=c.copy(), expressions=[lit(good), lit(NOT_APPLICABLE), lit("unknown")]
+                    this=c.copy(),
+                    expressions=[code(good), code(NOT_APPLICABLE), code("unknown")],
                 )
             )
             stop_open.append(exp.If(this=bad, true=num(i)))
             past = num(i)
             count(exp.GT(this=col("k_cleared"), expression=past), f"a{i}_4")
             count(exp.GT(this=col("k_open"), expression=past.copy()), f"a{i}_5")
-        for v in ("eligible", "ineligible", "undetermined"):
-            count(exp.EQ(this=col("verdict"), expression=lit(v)), f"v_{v}")
+        for v in VERDICTS:
+            count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
         count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
+        count(exp.EQ(this=col("dead"), expression=num(2)), "maybe_deceased")
         cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients", copy=False))
         source = (
             exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
             if results
-            else self.select.copy().subquery("r0", copy=False)
+            else (self.codes or self.select).copy().subquery("r0", copy=False)
         )
         beyond = num(len(crits) + 1)
         reach = exp.select(
@@ -153,14 +175,14 @@ class _Compiler(Lists):
         ]
         if not conflicts:
             return word
-        return self.let(case(any_of(conflicts), lit("unknown"), word))
+        return self.let(case(any_of(conflicts), code("unknown"), word))
 
     def _status(self, crit: Any) -> exp.Expression:
         c = crit.node
         rule = c.rule
         assert rule is not None
         if c.applies is None:
-            return self.let(status_word(self.let(self.cond(rule))))
+            return self.let(status_code(self.let(self.cond(rule))))
         a = self.let(self.cond(c.applies))
         r = self.let(self.cond(rule))
         harmless = crit.section == "inclusion"
@@ -169,10 +191,10 @@ class _Compiler(Lists):
         return self.let(
             exp.Case(
                 ifs=[
-                    exp.If(this=is_(a, False), true=lit(NOT_APPLICABLE)),
-                    exp.If(this=decided, true=status_word(r)),
+                    exp.If(this=is_(a, False), true=code(NOT_APPLICABLE)),
+                    exp.If(this=decided, true=status_code(r)),
                 ],
-                default=lit("unknown"),
+                default=code("unknown"),
             )
         )
 
@@ -225,12 +247,18 @@ def compile_parts(
                 exp.If(this=exp.Not(this=is_null(arm_col)), true=verdict),
                 exp.If(this=same, true=per_arm[0].copy()),
             ],
-            default=lit("undetermined"),
+            default=code("undetermined"),
         )
     use = stored is not None and stored.covers(comp)
+    wide: exp.Select | None = None
     if stored is not None and use:
-        wide, stage = wide_rows(comp, stored.column_names(), VALUES)
-        stage = join_list_counts(comp, stage, stored.list_tables())
+        # the per-patient tables: read in place, no CTE (materialising it copied every
+        # column of every patient once more: measured)
+        rows = stored_rows(comp, stored.column_names(), VALUES)
+        stage = exp.select(star("w0"), copy=False).from_(
+            rows.copy().subquery("w0", copy=False), copy=False
+        )
+        stage = join_list_counts(comp, stage, stored.list_tables(), rows)
     else:
         wide, stage = wide_rows(comp)
         stage = join_list_counts(comp, stage)
@@ -249,28 +277,36 @@ def compile_parts(
     dead = exp.and_(exp.Not(this=is_null(col("deceased", "w"))), exp.Not(this=maybe.copy()))
     verdict = exp.Case(
         ifs=[
-            exp.If(this=dead.copy(), true=lit("ineligible")),
+            exp.If(this=dead.copy(), true=code("ineligible")),
             exp.If(
                 this=exp.and_(
-                    maybe.copy(), exp.EQ(this=paren(verdict), expression=lit("eligible"))
+                    maybe.copy(), exp.EQ(this=paren(verdict), expression=code("eligible"))
                 ),
-                true=lit("undetermined"),
+                true=code("undetermined"),
             ),
         ],
         default=verdict.copy(),
     )
-    select = (
-        exp.select(
-            col("pid", "w"),
-            exp.alias_(col("id", "w"), "id", copy=False),
-            exp.alias_(verdict, "verdict", copy=False),
-            *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
-            exp.alias_(case(dead, num(1), num(0)), "dead", copy=False),
+    codes = exp.select(
+        col("pid", "w"),
+        exp.alias_(col("id", "w"), "id", copy=False),
+        exp.alias_(verdict, "verdict", copy=False),
+        *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
+        # 1 deceased, 2 perhaps deceased (not past the "(deceased)" row, not ruled out)
+        exp.alias_(
+            exp.Case(
+                ifs=[exp.If(this=dead, true=num(1)), exp.If(this=maybe, true=num(2))],
+                default=num(0),
+            ),
+            "dead",
             copy=False,
-        )
-        .from_(stage.subquery("w", copy=False), copy=False)
-        .with_("critlang_wide", as_=wide, copy=False)
-    )
+        ),
+        copy=False,
+    ).from_(stage.subquery("w", copy=False), copy=False)
+    select = as_words(codes.copy().subquery("r", copy=False), len(crits))
+    if wide is not None:  # the pivot, named once at the top of each query
+        codes = codes.with_("critlang_wide", as_=wide.copy(), copy=False)
+        select = select.with_("critlang_wide", as_=wide, copy=False)
     query = SqlProtocol(
         compiled,
         as_of,
@@ -278,20 +314,37 @@ def compile_parts(
         [c.id for c in crits],
         frozenset(comp.all_plain),
         "values" if use else "facts",
+        codes,
     )
     return comp, query
 
 
+def as_words(source: exp.Expression, criteria: int) -> exp.Select:
+    """The per-patient rows of `source` (a table or subquery of `codes` rows) with the
+    verdict and statuses as the words `screen` prints."""
+    return exp.select(
+        col("pid"),
+        col("id"),
+        exp.alias_(words(col("verdict"), VERDICTS), "verdict", copy=False),
+        *[
+            exp.alias_(words(col(f"c{i}"), STATUSES), f"c{i}", copy=False)
+            for i in range(1, criteria + 1)
+        ],
+        col("dead"),
+        copy=False,
+    ).from_(source, copy=False)
+
+
 def _verdict(crits: list[Any], statuses: list[exp.Expression]) -> exp.Expression:
     bad = [
-        exp.EQ(this=s.copy(), expression=lit("not met" if c.section == "inclusion" else "met"))
+        exp.EQ(this=s.copy(), expression=code("not met" if c.section == "inclusion" else "met"))
         for c, s in zip(crits, statuses, strict=True)
     ]
-    unknown = [exp.EQ(this=s.copy(), expression=lit("unknown")) for s in statuses]
+    unknown = [exp.EQ(this=s.copy(), expression=code("unknown")) for s in statuses]
     return exp.Case(
         ifs=[
-            exp.If(this=any_of(bad), true=lit("ineligible")),
-            exp.If(this=any_of(unknown), true=lit("undetermined")),
+            exp.If(this=any_of(bad), true=code("ineligible")),
+            exp.If(this=any_of(unknown), true=code("undetermined")),
         ],
-        default=lit("eligible"),
+        default=code("eligible"),
     )

@@ -153,12 +153,17 @@ def item_rows(comp: CompilerBase, list_name: str) -> exp.Select:
 
 
 def join_list_counts(
-    comp: CompilerBase, query: exp.Select, stored: dict[str, str] | None = None
+    comp: CompilerBase,
+    query: exp.Select,
+    stored: dict[str, str] | None = None,
+    patient: exp.Select | None = None,
 ) -> exp.Select:
     """`query` (over the patient row `w0`) with every list condition's per-patient
     counts joined as columns `q1_yes`, `q1_unknown`, `q1_no` (0 without items). The
     items come from the facts table, or with `stored` (list fact -> table written at
-    ingest, values.py: `item_rows` stored) from that table directly."""
+    ingest, values.py: `item_rows` stored) from that table directly. A condition that
+    reads the patient's own values joins the patient row: the CTE `critlang_wide`, or
+    `patient` where given (inlined: no CTE to materialise)."""
     by_list: dict[str, list[Quantifier]] = {}
     for q in comp.quantifiers:
         by_list.setdefault(q.node.list_name, []).append(q)
@@ -174,20 +179,21 @@ def join_list_counts(
         for q in quantifiers:
             body = q.body
             needs_patient = needs_patient or any(c.table == "w" for c in body.find_all(exp.Column))
-            for suffix, test in (
-                ("yes", is_(body, True)),
-                ("unknown", is_null(body)),
-                ("no", is_(body, False)),
-            ):
-                sums.append(
-                    exp.alias_(
-                        exp.Sum(this=case(test, num(1), num(0))), f"{q.alias}_{suffix}", copy=False
-                    )
-                )
+            tests = {"yes": is_(body, True), "unknown": is_null(body), "no": is_(body, False)}
+            # only the counts the quantifier reads, each a COUNT (of the items meeting
+            # the test): fewer and cheaper aggregates than three sums per condition
+            for suffix in q.counts():
+                counted = case(tests[suffix], exp.Literal.number(1), null())
+                sums.append(exp.alias_(exp.Count(this=counted), f"{q.alias}_{suffix}", copy=False))
         counts = exp.select(*sums, copy=False).from_(items, copy=False)
         if needs_patient:  # a condition reads the patient's own values (an anchor date)
+            row = (
+                exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False)
+                if patient is None
+                else patient.copy().subquery("w", copy=False)
+            )
             counts = counts.join(
-                exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False),
+                row,
                 on=exp.EQ(this=col("pid", "w"), expression=col("pid", "i")),
                 copy=False,
             )
@@ -200,7 +206,7 @@ def join_list_counts(
             copy=False,
         )
         for q in quantifiers:
-            for suffix in ("yes", "unknown", "no"):
+            for suffix in q.counts():
                 name = f"{q.alias}_{suffix}"
                 query = query.select(
                     exp.alias_(

@@ -176,21 +176,21 @@ def pivot_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
     )
 
 
-def wide_rows(
-    comp: CompilerBase, stored: dict[str, str] | None = None, table: str = ""
-) -> tuple[exp.Select, exp.Select]:
-    """One row per patient: each used fact's picked value (`w.f1`...) and reference
-    limits, as the CTE `critlang_wide`, and the query stage reading it. From the facts
-    table (the pivot), or with `stored` (record key -> column of `table`, the per-patient
-    table ingest writes: values.py) by reading those columns directly."""
-    if stored is None:
-        wide = pivot_rows(comp, comp.columns)
-    else:
-        cols: list[exp.Expression] = [col("pid"), col("id"), col("deceased")]
-        for key, name in comp.columns.items():
-            cols.append(exp.alias_(col(stored[key]), name, copy=False))
-        wide = exp.select(*cols, copy=False).from_(table, copy=False)
+def wide_rows(comp: CompilerBase) -> tuple[exp.Select, exp.Select]:
+    """One row per patient from the facts table: each used fact's picked value
+    (`w.f1`...) and reference limits (the pivot), as the CTE `critlang_wide`, and the
+    query stage reading it."""
     query = exp.select(star("w0"), copy=False).from_(
         exp.alias_(exp.to_table("critlang_wide"), "w0", table=True, copy=False), copy=False
     )
-    return wide, query
+    return pivot_rows(comp, comp.columns), query
+
+
+def stored_rows(comp: CompilerBase, stored: dict[str, str], table: str) -> exp.Select:
+    """One row per patient read from the per-patient table ingest wrote (values.py):
+    `stored` names each record key's column there; each is renamed to the query's own
+    name (`f1`...), a projection the engine does without copying."""
+    cols: list[exp.Expression] = [col("pid"), col("id"), col("deceased")]
+    for key, name in comp.columns.items():
+        cols.append(exp.alias_(col(stored[key]), name, copy=False))
+    return exp.select(*cols, copy=False).from_(table, copy=False)
