@@ -550,7 +550,13 @@ def _unassign(
     tally.unassign(why, where)
     if codes is None or not _usable(r, codes):
         return
-    if may_be_anyone(why):
+    duplicate_keys(r)
+    if r.malformed is not None and any(f"'{k}'" in r.malformed for k in ("subject", "patient")):
+        # `"subject"` named twice: the reference read is the last by file order, so the
+        # resource may be any patient's of the file (RFC 8259 section 4; R4 json.html)
+        why = f"its subject is given twice ({r.malformed})"
+        strays.append((where.rsplit(": ", 1)[0], r, why))
+    elif may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
     elif why == NOT_IN_FILE:
         ref, _ = _subject(r)

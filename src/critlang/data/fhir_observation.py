@@ -229,3 +229,13 @@ def _population(concept: Concept) -> str:
             return sex
     first = next((c for c in concept.coding or () if c.code), None)
     return "?" + (f"{first.system}|{first.code}" if first else str(concept.text or ""))
+
+
+def trusted_time(r: Resource) -> Any:
+    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
+    be the newest) when a date element is named twice: which one holds is file order."""
+    if r.malformed is not None and any(
+        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
+    ):
+        return None
+    return observation_time(r)
