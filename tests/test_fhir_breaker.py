@@ -223,6 +223,77 @@ def test_duplicate_keys_exact_on_every_spelling(text: str, duplicated: str | Non
         assert r.malformed is not None and duplicated in r.malformed
 
 
+NEWER_LOW_WBC = (
+    '{"resourceType":"Observation","status":"final","code":{"coding":[{"system":'
+    '"http://loinc.org","code":"6690-2"}]},SUBJECT,"effectiveDateTime":DATE,'
+    '"valueQuantity":{"value":1.0,"unit":"10*3/uL","system":"http://unitsofmeasure.org",'
+    '"code":"10*3/uL"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("subject", "date"),
+    [
+        # the subject twice: the last (a patient not in the data) would be read
+        (
+            '"subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/zz"}',
+            '"2024-01-15"',
+        ),
+        # the date twice: the last (older) would be read
+        ('"subject":{"reference":"Patient/p1"}', '"2024-01-15","effectiveDateTime":"2023-01-01"'),
+    ],
+)
+def test_a_newer_lab_with_a_key_given_twice_leaves_the_fact_unknown(
+    tmp_path: Path, protocol: Path, subject: str, date: str
+) -> None:
+    """A newer wbc of 1.0 whose subject or date is named twice may be p1's newest value:
+    the older 5.0 does not decide (RFC 8259 section 4: never the last key by file order)."""
+    newer = NEWER_LOW_WBC.replace("SUBJECT", subject).replace("DATE", date)
+    older = json.dumps(wbc(5.0))
+    data = write(tmp_path, "b.json", _bundle_text(json.dumps(patient()), older, newer))
+    rc, (row,) = screen(tmp_path, protocol, data)
+    assert rc == 0 and row["criteria"]["I2"] == "unknown", row
+
+
+def test_a_condition_whose_subject_is_given_twice_is_not_dropped(
+    tmp_path: Path, protocol: Path
+) -> None:
+    """Read by its last subject (a patient not in the data) it was dropped, and
+    `--absent-means-no conditions` read p1's cirrhosis as no."""
+    c = json.dumps(condition()).replace(
+        '"subject": {"reference": "Patient/p1"}',
+        '"subject": {"reference": "Patient/p1"}, "subject": {"reference": "Patient/zz"}',
+    )
+    assert c.count('"subject"') == 2
+    data = write(tmp_path, "b.json", _bundle_text(json.dumps(patient()), c))
+    rc, (row,) = screen(tmp_path, protocol, data, extra=("--absent-means-no", "conditions"))
+    assert rc == 0 and row["criteria"]["E2"] == "unknown", row
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("unknown", "unknown"),  # "the source system does not know": it may be final
+        (None, "unknown"),  # Observation.status is 1..1: malformed
+        ("Final", "unknown"),  # not a code of observation-status (codes are case-sensitive)
+        ("entered-in-error", "met"),  # retracted: hides nothing, the older value decides
+        ("cancelled", "met"),
+        ("registered", "met"),  # no result yet
+    ],
+)
+def test_a_newer_result_whose_status_cannot_be_told_leaves_the_fact_unknown(
+    tmp_path: Path, protocol: Path, status: str | None, expected: str
+) -> None:
+    newer = wbc(1.0, effectiveDateTime="2024-01-15T10:00:00Z", id="w2")
+    if status is None:
+        del newer["status"]
+    else:
+        newer["status"] = status
+    data = write(tmp_path, "b.json", bundle(patient(), wbc(5.0, id="w1"), newer))
+    rc, (row,) = screen(tmp_path, protocol, data)
+    assert rc == 0 and row["criteria"]["I2"] == expected, row
+
+
 def condition(**extra: Any) -> dict:
     system = "http://terminology.hl7.org/CodeSystem/condition-"
     return {

@@ -144,6 +144,7 @@ class Cohort:
         for v in ("eligible", "ineligible", "undetermined"):
             out[f"v_{v}"] = sum(1 for row in self.expected if row[0] == v)
         out["deceased"] = 0
+        out["maybe_deceased"] = 0
         out["patients"] = len(self.expected)
         return out
 

@@ -35,7 +35,7 @@ from . import nodes as n
 from .backends.python import compile_protocol
 from .checker import CheckResult
 from .formatter import expr as formula
-from .semantics import LIST_BOUND, Encoder, Protocol, Solver, Space, Witness, evaluate_record
+from .semantics import Encoder, Protocol, Solver, Space, Witness, evaluate_record, plan_lists
 from .typesys import BoolT, DateT, EnumT, ListT, QuantT, ScaleT
 from .units import parse_unit
 
@@ -56,6 +56,9 @@ class Effect:
     undetermined: str = "unchanged"
     now_undetermined: Witness | None = None  # decided -> undetermined
     now_decided: Witness | None = None  # undetermined -> decided
+    # what the solver ruled out holds only for lists of up to this many items
+    # (semantics/lists.py); None: for lists of any length (or there are none)
+    lists_up_to: int | None = None
 
     @property
     def unchanged(self) -> bool:
@@ -175,6 +178,7 @@ class _Versions:
         self.old, self.new = old, new
         self.as_of = as_of
         self.space = Space(as_of)
+        self.space.slots = plan_lists([old, new])
         self.p_old = Protocol(Encoder(old, self.space))
         self.p_new = Protocol(Encoder(new, self.space))
         self.compiled_old = compile_protocol(old)
@@ -258,10 +262,15 @@ def _variants(v: _Versions, name: str, start: dict[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------------- the diff
 
 
-def _proof_words(space: Space) -> str:
+def _proof_words(space: Space, bound: int | None) -> str:
     parts = ["proven by z3 over three verdicts (any fact may be unknown)"]
-    if space.bounded:
-        parts.append(f"for lists of up to {LIST_BOUND} items")
+    if bound is not None:
+        parts.append(
+            f"for lists of up to {bound} items only (a longer list under `majority of`, or "
+            "with more items than the encoding holds, is not covered)"
+        )
+    elif space.bounded:
+        parts.append("for lists of any length")
     if space.abstracted:
         parts.append("with " + ", ".join(sorted(space.abstracted)) + " abstracted (sound)")
     return ", ".join(parts)
@@ -270,26 +279,31 @@ def _proof_words(space: Space) -> str:
 def _effect(v: _Versions, others: Any, what: str) -> Effect:
     vo, vn = v.p_old.verdict, v.p_new.verdict
     before = v.tried
-    ws, widening = v.witness(
+    goals = [
         z3.And(others, vo.ineligible, vn.eligible),
-        lambda a, b: (a, b) == ("ineligible", "eligible"),
-        f"{what}: gains",
+        z3.And(others, vo.eligible, vn.ineligible),
+        z3.And(others, z3.Not(vo.undetermined), vn.undetermined),
+        z3.And(others, vo.undetermined, z3.Not(vn.undetermined)),
+    ]
+    ws, widening = v.witness(
+        goals[0], lambda a, b: (a, b) == ("ineligible", "eligible"), f"{what}: gains"
     )
     ns, narrowing = v.witness(
-        z3.And(others, vo.eligible, vn.ineligible),
-        lambda a, b: (a, b) == ("eligible", "ineligible"),
-        f"{what}: losses",
+        goals[1], lambda a, b: (a, b) == ("eligible", "ineligible"), f"{what}: losses"
     )
     us, now_open = v.witness(
-        z3.And(others, z3.Not(vo.undetermined), vn.undetermined),
+        goals[2],
         lambda a, b: a in DECIDED and b == "undetermined",
         f"{what}: now undetermined",
     )
     ds, now_decided = v.witness(
-        z3.And(others, vo.undetermined, z3.Not(vn.undetermined)),
+        goals[3],
         lambda a, b: a == "undetermined" and b in DECIDED,
         f"{what}: now decided",
     )
+    # what was ruled out (unsat) over bounded lists holds only up to that length
+    ruled_out = [g for g, st in zip(goals, (ws, ns, us, ds), strict=True) if st == "unsat"]
+    bound = v.space.list_bound(*ruled_out) if ruled_out else None
     searched = v.tried - before
     if ws == ns == "unsat":
         cls = "unchanged"
@@ -308,8 +322,10 @@ def _effect(v: _Versions, others: Any, what: str) -> Effect:
     else:
         und = "undecided"
     if cls == "unchanged" and und == "unchanged":
-        return Effect(cls, _proof_words(v.space))
+        return Effect(cls, _proof_words(v.space, bound), lists_up_to=bound)
     proof = "witness patients re-checked by both compiled evaluators"
+    if bound is not None:
+        proof += f"; what no patient does is proven for lists of up to {bound} items only"
     if "undecided" in (cls, und):
         answers = "/".join((ws, ns, us, ds))
         proof = (
@@ -317,7 +333,9 @@ def _effect(v: _Versions, others: Any, what: str) -> Effect:
             f"now decided; 'unknown' is a timeout, 'unconfirmed' a candidate that did not "
             f"move when re-checked); targeted search tried {searched} patients"
         )
-    return Effect(cls, proof, widening, narrowing, searched, und, now_open, now_decided)
+    return Effect(
+        cls, proof, widening, narrowing, searched, und, now_open, now_decided, lists_up_to=bound
+    )
 
 
 def _same_status(v: _Versions, old_id: str, new_id: str) -> Any:
@@ -369,9 +387,17 @@ def diff(old: CheckResult, new: CheckResult, as_of: dt.date) -> DiffResult:
         effect = _effect(v, others, cid)
         kind_word = "changed"
         if effect.unchanged:
-            if kind == k2 and v.solver.check(z3.Not(_same_status(v, cid, cid))) == "unsat":
-                kind_word = "rewritten"
-                details.append("no change of meaning (proven for known and unknown facts)")
+            differs = z3.Not(_same_status(v, cid, cid))
+            same_bound = v.space.list_bound(differs)
+            if kind == k2 and v.solver.check(differs) == "unsat":
+                if same_bound is None:
+                    kind_word = "rewritten"
+                    details.append("no change of meaning (proven for known and unknown facts)")
+                else:  # not "rewritten": that claims the same meaning for every patient
+                    details.append(
+                        f"no change of meaning for lists of up to {same_bound} items (proven "
+                        "for known and unknown facts; longer lists are not covered)"
+                    )
             else:
                 details.append(
                     "the criterion itself now decides differently, but no patient's verdict "
@@ -423,7 +449,7 @@ def solver_notes(space: Space, timeouts: list[str]) -> list[str]:
     """What the encoding covers, and every rule or question it could not decide, with why."""
     scope = ["any fact may be unknown"]
     if space.bounded:
-        scope.append(f"lists of up to {LIST_BOUND} items")
+        scope.append(space.lists_note())
     if space.abstracted:
         scope.append("abstracted (sound): " + ", ".join(sorted(space.abstracted)))
     out = ["z3 encoding: " + "; ".join(scope)]
@@ -451,9 +477,11 @@ UNDETERMINED_WORDS = {
 
 
 def headline(e: Effect) -> str:
+    scope = f" for lists of up to {e.lists_up_to} items" if e.lists_up_to is not None else ""
     if e.unchanged:
-        return "verdicts unchanged (eligible, ineligible and undetermined)"
-    return f"{WORDS[e.classification]}; {UNDETERMINED_WORDS[e.undetermined]}"
+        return f"verdicts unchanged{scope} (eligible, ineligible and undetermined)"
+    out = f"{WORDS[e.classification]}; {UNDETERMINED_WORDS[e.undetermined]}"
+    return out + (f" (what no patient does: proven{scope})" if scope else "")
 
 
 def witness_lines(label: str, w: Witness) -> list[str]:
@@ -531,6 +559,7 @@ def to_json(r: DiffResult) -> dict[str, Any]:
             "undetermined": e.undetermined,
             "proof": e.proof,
             "searched": e.searched,
+            "lists_up_to": e.lists_up_to,
             "widening_witness": e.widening.record if e.widening else None,
             "narrowing_witness": e.narrowing.record if e.narrowing else None,
             "witnesses": {label: _witness_json(w) for label, w in _labelled(e) if w is not None},

@@ -36,7 +36,7 @@ from .checker import CheckResult
 from .data.records import read_record
 from .evaluate import Evaluator
 from .lint_boundaries import BoundaryChecks
-from .semantics import Encoder, Protocol, Solver, Space, Status
+from .semantics import Encoder, Protocol, Solver, Space, Status, plan_lists
 from .semantics.plausible import TABLE
 from .typesys import EnumT, NumberT
 from .units import parse_unit
@@ -79,6 +79,9 @@ class Finding:
     proof: str = ""
     witness: dict[str, Any] | None = None
     shows: str = ""  # what the compiled evaluator says about the witness
+    # a proof over lists of at most this many items only (semantics/lists.py); None:
+    # the finding holds for lists of any length (or there are none)
+    lists_up_to: int | None = None
 
     @property
     def severity(self) -> str:
@@ -97,6 +100,7 @@ class Finding:
             "proof": self.proof,
             "witness": self.witness,
             "shows": self.shows,
+            "lists_up_to": self.lists_up_to,
         }
 
 
@@ -108,6 +112,8 @@ class _Linter(BoundaryChecks):
 
     def __post_init__(self) -> None:
         self.space = Space(self.as_of)
+        # a clause check adds the criterion's copy without the clause (dead_below)
+        self.space.slots = plan_lists([self.checked], clause_copies=True)
         self.enc = Encoder(self.checked, self.space)
         self.p = Protocol(self.enc)
         self.solver = Solver(self.space, [self.checked])
@@ -126,6 +132,24 @@ class _Linter(BoundaryChecks):
 
     def check(self, *goal: Any) -> str:
         return self.solver.check(*goal)
+
+    def proven(
+        self, code: str, crits: list[str], says: str, why: str, proof: str, node: Any, *about: Any
+    ) -> None:
+        """A finding resting on an unsat answer about `about`: when the encoding of its
+        lists is bounded (semantics/lists.py), the headline and the proof say so."""
+        bound = self.space.list_bound(*about)
+        if bound is not None:
+            says += f" for lists of up to {bound} items"
+            proof += (
+                f"; lists of up to {bound} items only: a longer list (under `majority of`, "
+                "or more items than the encoding holds) is not covered"
+            )
+        elif self.space.bounded:
+            proof += "; lists of any length (each list condition needs only the items encoded)"
+        self.add(
+            code, crits, says + (f": {why}" if why else ""), node, proof=proof, lists_up_to=bound
+        )
 
     def statuses_of(self, record: dict[str, Any]) -> tuple[str, dict[str, str]]:
         r = read_record(self.checked, record, self.as_of)
@@ -173,17 +197,16 @@ class _Linter(BoundaryChecks):
         r = self.check(self.p.verdict.eligible)
         if r == "unsat":
             blockers = self.core([s.clears for s in self.p.statuses.values()], [])
-            self.add(
+            self.proven(
                 "L101",
                 blockers,
-                "no patient can be eligible: "
-                + (
-                    f"{', '.join(blockers)} cannot all be cleared by one patient"
-                    if blockers
-                    else "the criteria contradict each other"
-                ),
+                "no patient can be eligible",
+                f"{', '.join(blockers)} cannot all be cleared by one patient"
+                if blockers
+                else "the criteria contradict each other",
+                "z3: the verdict `eligible` is unsatisfiable",
                 self.crits[blockers[0]][1] if blockers else self.checked.protocol,
-                proof="z3: the verdict `eligible` is unsatisfiable",
+                self.p.verdict.eligible,
             )
             self.never_met()  # name the inclusions that alone rule everyone out
             return False
@@ -222,12 +245,14 @@ class _Linter(BoundaryChecks):
                 if kind == "inclusion"
                 else "so it never excludes anyone"
             )
-            self.add(
+            self.proven(
                 code,
                 [cid],
-                f"{cid} can never be met, whatever the patient's facts: {effect}",
+                f"{cid} can never be met, whatever the patient's facts",
+                effect,
+                "z3: `met` is unsatisfiable for this criterion",
                 c,
-                proof="z3: `met` is unsatisfiable for this criterion",
+                st.met,
             )
 
     def redundant(self) -> None:
@@ -263,14 +288,33 @@ class _Linter(BoundaryChecks):
             if cover:
                 why += " by " + ", ".join(cover)
             dropped.add(cid)
-            self.add(
+            self.proven(
                 "L111",
                 [cid, *cover],
-                f"{cid} never changes a verdict: {why}",
+                f"{cid} never changes a verdict",
+                why,
+                f"z3: the verdicts with and without {cid} are equal for every patient, any "
+                "fact known or unknown",
                 c,
-                proof="z3: the verdicts with and without "
-                f"{cid} are equal for every patient, any fact known or unknown",
+                *[x for x in [self.local_cover(cid, cover)] if x is not None] or [same],
             )
+
+    def local_cover(self, cid: str, cover: list[str]) -> Any:
+        """A proof of redundancy that names only the criterion and its cover, when one
+        holds: in every evaluation (as recorded, and per arm), wherever it blocks a cover
+        criterion blocks, and wherever it is unknown a cover criterion blocks or is
+        unknown; each plain verdict, and so their per-arm combination, is then the same
+        without it. Its list bound is that of these criteria only, not of the whole
+        protocol. None: no such proof."""
+        if not cover:
+            return None
+        parts = []
+        for sts in [self.p.statuses, *self.p.per_arm]:
+            st, cv = sts[cid], [sts[i] for i in cover]
+            parts.append(z3.Implies(st.blocks, z3.Or(*[s.blocks for s in cv])))
+            parts.append(z3.Implies(st.unknown, z3.Or(*[z3.Or(s.blocks, s.unknown) for s in cv])))
+        goal = z3.Not(z3.And(*parts))
+        return goal if self.check(goal) == "unsat" else None
 
     # ------------------------------------------------------------------ dead clauses
     def dead_clauses(self) -> None:
@@ -311,6 +355,7 @@ class _Linter(BoundaryChecks):
     ) -> bool:
         from .semantics.verdict import status
 
+        needs = dict(self.space.needs)  # this question's encodings only (lists.py)
         enc = Encoder(self.checked, self.space)
         enc.replace[id(parent)] = other
         # what does not contain the replaced node encodes as before: reuse it
@@ -322,22 +367,26 @@ class _Linter(BoundaryChecks):
         same = z3.And(
             st.met == without.met, st.not_met == without.not_met, st.unknown == without.unknown
         )
-        r = self.check(z3.Not(same))
-        if r == "unknown":
-            self.undecided(f"whether a sub-clause of {cid} matters", sub, [cid])
-        if r != "unsat":
-            return False
-        text = " ".join(self.checked.source.text[sub.span.start : sub.span.end].split())
-        self.add(
-            "L131",
-            [cid],
-            f"in {cid}, `{text}` never affects the criterion: without it, {cid} is met, not "
-            "met or unknown for exactly the same patients",
-            sub,
-            proof="z3: the criterion with and without this sub-clause has the same status "
-            "for every patient, any fact known or unknown",
-        )
-        return True
+        try:
+            r = self.check(z3.Not(same))
+            if r == "unknown":
+                self.undecided(f"whether a sub-clause of {cid} matters", sub, [cid])
+            if r != "unsat":
+                return False
+            text = " ".join(self.checked.source.text[sub.span.start : sub.span.end].split())
+            self.proven(
+                "L131",
+                [cid],
+                f"in {cid}, `{text}` never affects the criterion",
+                f"without it, {cid} is met, not met or unknown for exactly the same patients",
+                "z3: the criterion with and without this sub-clause has the same status "
+                "for every patient, any fact known or unknown",
+                sub,
+                same,
+            )
+            return True
+        finally:
+            self.space.needs = needs
 
     # ------------------------------------------------------------------ header
     def header(self) -> None:
@@ -385,6 +434,11 @@ class _Linter(BoundaryChecks):
             return
         blockers = self.core([], [at])
         who = ", ".join(blockers) or "the criteria"
+        proof = "z3: `eligible` is unsatisfiable at this header value"
+        bound = self.space.list_bound(at, self.p.verdict.eligible)
+        if bound is not None:
+            but += f" for lists of up to {bound} items"
+            proof += f"; lists of up to {bound} items only: a longer list is not covered"
         finding = Finding(
             "L141",
             blockers,
@@ -392,7 +446,8 @@ class _Linter(BoundaryChecks):
             self.path,
             span.line or 1,
             span.column or 1,
-            proof="z3: `eligible` is unsatisfiable at this header value",
+            proof=proof,
+            lists_up_to=bound,
         )
         others = [s.clears for i, s in self.p.statuses.items() if i not in blockers]
 

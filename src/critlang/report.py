@@ -111,6 +111,8 @@ def report_data(compiled: Compiled, s: Screening, data: list[str]) -> dict[str, 
         "provenance": provenance(compiled, data, s),
         "patients": total,
         "deceased": s.deceased,
+        # not eligible yet, and not past the deceased step (screen.Screening)
+        "maybe_deceased": s.maybe_deceased,
         "verdicts": s.verdicts(),
         "attrition": rows,
         "coverage": coverage,
@@ -137,11 +139,12 @@ font-size:.8rem;color:#52606d}footer code{word-break:break-all}
 """
 
 
-def _funnel(rows: list[dict[str, Any]], total: int, deceased: int = 0) -> str:
+def _funnel(rows: list[dict[str, Any]], total: int, deceased: int = 0, maybe: int = 0) -> str:
     """Attrition as horizontal bars: not ruled out (light) and passed so far (dark).
 
     Deceased patients leave before the first criterion: their own step, so the drop is not
-    drawn against I1 (whose table row shows none of them as not met)."""
+    drawn against I1 (whose table row shows none of them as not met). Patients who may
+    have died have not passed that step but are not ruled out (as an unknown status)."""
     width, left, bar_h, gap = 900, 70, 16, 6
     scale = (width - left - 240) / max(total, 1)
     height = (len(rows) + 1) * (bar_h + gap) + 10
@@ -150,9 +153,9 @@ def _funnel(rows: list[dict[str, Any]], total: int, deceased: int = 0) -> str:
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
     items = [{"criterion": "start", "not_ruled_out": total, "passed_so_far": total}]
-    if deceased:
+    if deceased or maybe:
         alive = total - deceased
-        items.append({"criterion": "alive", "not_ruled_out": alive, "passed_so_far": alive})
+        items.append({"criterion": "alive", "not_ruled_out": alive, "passed_so_far": alive - maybe})
     items += rows
     for i, r in enumerate(items):
         y = 5 + i * (bar_h + gap)
@@ -204,6 +207,12 @@ def html_report(compiled: Compiled, s: Screening, data: list[str]) -> str:
             "deceased: ineligible whatever the criteria say, they leave the funnel at its "
             "first step.</p>"
         )
+    if d["maybe_deceased"]:
+        parts.append(
+            f"<p>{d['maybe_deceased']} patients ({_pct(d['maybe_deceased'], total)}) may have "
+            "died by the screening date (a partial or conflicting date of death): not eligible, "
+            "not past the funnel's first step, but not ruled out.</p>"
+        )
     parts.append("<h2>Attrition</h2>")
     parts.append(
         "<p>Criteria applied in protocol order. <i>Not ruled out</i>: patients who cleared "
@@ -214,7 +223,7 @@ def html_report(compiled: Compiled, s: Screening, data: list[str]) -> str:
         '<div class="legend"><span style="background:#b6d0f2"></span>not ruled out'
         '<span style="background:#2b63b5"></span>passed so far</div>'
     )
-    parts.append(_funnel(d["attrition"], total, d["deceased"]))
+    parts.append(_funnel(d["attrition"], total, d["deceased"], d["maybe_deceased"]))
     parts.append(
         "<table><tr><th>criterion</th><th>met</th><th>not met</th><th>unknown</th>"
         "<th>not applicable</th><th>passed so far</th><th>not ruled out</th></tr>"

@@ -38,6 +38,7 @@ class PatientRow:
     # per criterion id, what `critlang eval --format json` says of it (screen --patients .jsonl)
     explanations: dict[str, dict[str, Any]] | None = None
     deceased: bool = False  # ruled out before any criterion (the "(deceased)" row)
+    maybe_deceased: bool = False  # may have died: not past the "(deceased)" row, not out
 
     def to_dict(self, ids: list[str]) -> dict[str, Any]:
         out = {
@@ -75,6 +76,9 @@ class Screening:
     tally: Tally | None = None
     absent_means_no: dict[str, list[str]] = field(default_factory=dict)  # kind -> facts
     deceased: int = 0
+    # may have died by the screening date (a partial or conflicting date of death): not
+    # eligible yet, and not past the "(deceased)" row, as with an unknown criterion
+    maybe_deceased: int = 0
     shared_ids: int = 0  # patients whose id another file's patient also has
 
     def verdicts(self) -> dict[str, int]:
@@ -151,6 +155,8 @@ def screen(
             record.problems = [p for p in record.problems if p.fact != "deceased"]
             dead_problem = RecordProblem(data.path, "patient", f"{dead}: never eligible")
             record.problems.insert(0, dead_problem)
+        maybe_dead = dead is None and record.deceased is None
+        result.maybe_deceased += maybe_dead
         statuses = tuple(status_word(s) for s in raw)
         for name in result.coverage:
             result.coverage[name] += record.facts.get(name) is not None
@@ -174,7 +180,8 @@ def screen(
             )
         )
         result.patients[-1].deceased = dead is not None
-        count_row(rows, clears, statuses, dead is None)
+        result.patients[-1].maybe_deceased = maybe_dead
+        count_row(rows, clears, statuses, dead is None, maybe=maybe_dead)
         if progress is not None:
             progress(i)
     result.attrition = rows
@@ -207,9 +214,16 @@ def count_row(
     statuses: tuple[str, ...],
     alive: bool,
     sign: int = 1,
+    *,
+    maybe: bool = False,
 ) -> None:
-    """Adds one patient's statuses to the attrition rows (sign -1 takes them back)."""
-    passed = ruled_in = alive
+    """Adds one patient's statuses to the attrition rows (sign -1 takes them back).
+
+    `maybe`: the patient may have died by the screening date: not past the "(deceased)"
+    row (so never "passed so far", which ends at the eligible count), but not ruled out
+    either, like an unknown status."""
+    ruled_in = alive
+    passed = alive and not maybe
     for row, clear, status in zip(rows, clears, statuses, strict=True):
         if status == "met":
             row.met += sign
@@ -288,8 +302,8 @@ def attrition_csv(s: Screening) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(ATTRITION_COLUMNS)
-    for label, left in _lead_rows(s):
-        w.writerow([label, "", "", "", "", "", left, left])
+    for label, passed, left in _lead_rows(s):
+        w.writerow([label, "", "", "", "", "", passed, left])
     for r in s.attrition:
         w.writerow(
             [
@@ -344,14 +358,16 @@ def reading_details(t: Tally) -> list[str]:
     return out
 
 
-def _lead_rows(s: Screening) -> list[tuple[str, int]]:
-    """The rows before the criteria: every patient read, then, when some are deceased,
-    those left (a deceased patient is ruled out before any criterion: each criterion's
-    row then shows only what it ruled out)."""
+def _lead_rows(s: Screening) -> list[tuple[str, int, int]]:
+    """The rows before the criteria, (label, passed so far, not ruled out): every patient
+    read, then, when some are or may be deceased, those left (a deceased patient is ruled
+    out before any criterion: each criterion's row then shows only what it ruled out; one
+    who may have died has not passed this row but is not ruled out, like an unknown
+    status)."""
     n = len(s.patients)
-    rows = [("(start)", n)]
-    if s.deceased:
-        rows.append(("(deceased)", n - s.deceased))
+    rows = [("(start)", n, n)]
+    if s.deceased or s.maybe_deceased:
+        rows.append(("(deceased)", n - s.deceased - s.maybe_deceased, n - s.deceased))
     return rows
 
 
@@ -363,6 +379,11 @@ def attrition_text(s: Screening) -> str:
         lines.append(f"absent {kind} count as no (--absent-means-no {kind}): {', '.join(facts)}")
     if s.deceased:
         lines.append(f"{s.deceased} deceased patients are ineligible whatever the criteria")
+    if s.maybe_deceased:
+        lines.append(
+            f"{s.maybe_deceased} patients may have died by then (a partial or conflicting "
+            "date of death): not eligible, not past the (deceased) row"
+        )
     if s.shared_ids:
         lines.append(
             f"{s.shared_ids} patients share their id with a patient of another file: "
@@ -370,11 +391,11 @@ def attrition_text(s: Screening) -> str:
         )
     head = "  ".join(f"{c:>14}" for c in ATTRITION_COLUMNS[2:])
     lines.append(f"{'criterion':<10}{'section':<11}{head}")
-    for label, left in _lead_rows(s):
+    for label, passed, left in _lead_rows(s):
         lines.append(
             f"{label:<10}{'':<11}"
             + "  ".join(f"{'':>14}" for _ in range(4))
-            + f"  {left:>14}  {left:>14}"
+            + f"  {passed:>14}  {left:>14}"
         )
     for r in s.attrition:
         cells = [r.met, r.not_met, r.unknown, r.not_applicable, r.passed, r.not_ruled_out]
@@ -440,7 +461,9 @@ def impact(
             native = extractor.patient(data, as_of).record
             record = read_record(compiled.checked, native, as_of, data.path)
             verdict, raw = run_compiled(compiled, compiled.normalise(record))
-            if deceased(native, as_of) is not None:
+            # as `screen` decides it: deceased, ineligible; perhaps deceased (a partial
+            # date of death), not eligible yet but not ineligible for it (run_compiled)
+            if record.deceased is True:
                 verdict = "ineligible"
             statuses = {c.id: status_word(s) for c, s in zip(compiled.criteria, raw, strict=True)}
             outcomes.append((verdict, statuses, record.id))

@@ -76,8 +76,9 @@ def _unknown(
         )
     if new == row.statuses:
         return
-    count_row(result.attrition, clears, row.statuses, not row.deceased, -1)
-    count_row(result.attrition, clears, new, not row.deceased)
+    maybe = row.maybe_deceased
+    count_row(result.attrition, clears, row.statuses, not row.deceased, -1, maybe=maybe)
+    count_row(result.attrition, clears, new, not row.deceased, maybe=maybe)
     row.statuses = new
     if row.deceased:
         return
@@ -87,7 +88,7 @@ def _unknown(
         for s, sec in zip(new, sections, strict=True)
     ):
         verdict = "ineligible"
-    elif "unknown" in new:
+    elif "unknown" in new or maybe:  # perhaps deceased: not eligible yet (interpreter)
         verdict = "undetermined"
     else:
         verdict = "eligible"

@@ -145,6 +145,7 @@ def _merge(parts: list[Screening], tally: Tally) -> Screening:
     for part in parts:
         out.patients.extend(part.patients)
         out.deceased += part.deceased
+        out.maybe_deceased += part.maybe_deceased
         for name, count in part.coverage.items():
             out.coverage[name] += count
         for total, row in zip(out.attrition, part.attrition, strict=True):

@@ -49,6 +49,7 @@ from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
 from .reader import Reader
 from .records import CONFLICT, Observation, Record, RecordError
+from .values import exact_number
 
 COLUMNS = (
     ("pid", "INTEGER"),
@@ -231,6 +232,11 @@ def record_rows(
             rows.append(_row(name + CONFLICT, 0, value=float(len(chosen.alternatives[name]))))
         if obs is None:
             continue
+        if obs.range_unknown and _range_limits(None, checked, name) != (None, None):
+            # reported ranges, none surely the patient's: Python leaves the limits
+            # unknown, but the SQL pivot would read empty limits as "use the protocol's
+            # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
+            rows.append(_row(name + CONFLICT, 0, value=1.0))
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))
     for p in (*extra_problems, *reader.problems):
         rows.append(_problem(p.fact, p.message))
@@ -388,6 +394,10 @@ def protocol_signature(compiled: Compiled) -> dict[str, str]:
             "type": repr(t),
             "molar_mass": str(info.molar_mass) if info and info.molar_mass else None,
             "codes": sorted(f"{code.system}:{code.value}" for code in c.bindings.get(name, [])),
+            # what the reader applies while reading (the look-back window, reference
+            # ranges, `convert` equations, `history`, plausible ranges): all but the
+            # label and the sources' wording
+            "reading": _reading_options(info.node) if info else [],
             "items": sorted(
                 f"{member}={code.system}:{code.value}"
                 for (fact, member), codes in c.item_bindings.items()
@@ -400,6 +410,20 @@ def protocol_signature(compiled: Compiled) -> dict[str, str]:
         "facts": json.dumps(facts, sort_keys=True),
         "anchors": json.dumps(sorted(a for a in c.anchors if a != ENROLLMENT)),
     }
+
+
+def _reading_options(node: Any) -> list[str]:
+    out = []
+    for o in node.options:
+        if o.kind in ("label", "source"):
+            continue
+        text = None if o.kind in ("molar_mass", "convert") else o.text  # a source's words
+        parts = [o.kind, text, o.anchor, *o.units, *o.coefficients]
+        for q in (o.quantity, o.high):
+            if q is not None:
+                parts += [str(q.value), q.unit]
+        out.append("|".join("" if p is None else str(p) for p in parts))
+    return sorted(out)
 
 
 def signature_mismatch(compiled: Compiled, stored: dict[str, str]) -> list[str]:
@@ -416,7 +440,8 @@ def native_records(paths: Iterable[Path]) -> Iterator[tuple[str, Any]]:
     """(path, parsed JSON) of native patient records."""
     for path in paths:
         try:
-            yield str(path), json.loads(path.read_text(encoding="utf-8"))
+            # every digit of a decimal a float cannot hold is kept (values.exact_number)
+            yield str(path), json.loads(path.read_text(encoding="utf-8"), parse_float=exact_number)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             yield str(path), _Broken(f"not a readable JSON record: {exc}")
 

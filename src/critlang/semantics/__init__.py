@@ -7,6 +7,7 @@ and lint.py ask their questions through these.
 """
 
 from .encode import LIST_BOUND, TV, Encoder, Space, Unsupported, Val
+from .lists import plan as plan_lists
 from .verdict import Protocol, Status, Verdict
 from .witness import Solver, Witness, evaluate_record
 
@@ -23,4 +24,5 @@ __all__ = [
     "Verdict",
     "Witness",
     "evaluate_record",
+    "plan_lists",
 ]

@@ -16,7 +16,8 @@ caller turns into a record and re-checks with the compiled evaluator):
   conversions (exact rationals in base units), fixed-length windows, calendar windows
   (a variable date is tied to its year, month and day, and the edge computed as
   runtime.add_months does), ages (completed years), reference-range limits;
-- bounded: lists hold at most LIST_BOUND items;
+- bounded: a list has a fixed number of item slots (lists.py: how many, and when a
+  proof over them still holds for lists of any length);
 - abstracted: a product or quotient of two unknown values (Cockcroft-Gault) is an
   uninterpreted function of its operands (equal inputs, equal outputs; the same formula
   means the same in both versions). A formula's final rounding to 12
@@ -56,6 +57,7 @@ from ..typesys import (
 from ..units import parse_unit
 from .encode_compare import ComparisonEncoding
 from .encode_time import TimeEncoding
+from .lists import LIST_BOUND, inexact, need, touched
 from .logic import (
     FALSE,
     MAX_ALTERNATIVES,
@@ -75,7 +77,6 @@ from .logic import (
 __all__ = ["FALSE", "LIST_BOUND", "MAX_ALTERNATIVES", "TRUE", "TV", "Encoder", "Space"]
 __all__ += ["Unsupported", "Val"]
 
-LIST_BOUND = 3
 YEAR_RANGE = 120  # dates are kept within this many years of the enrollment date
 
 
@@ -94,6 +95,10 @@ class Space:
     # age variable key -> (birth-date fact, the end date's value)
     ages: dict[tuple[Any, ...], tuple[str, Any]] = field(default_factory=dict)
     bounded: bool = False  # a list condition was encoded
+    slots: dict[str, int] = field(default_factory=dict)  # list -> item slots (lists.plan)
+    # list -> items its encoded conditions need (lists.need); lists under `majority of`
+    needs: dict[str, int] = field(default_factory=dict)
+    majority: set[str] = field(default_factory=set)
     # fact -> thresholds (in the fact's unit) the protocols compare it with
     thresholds: dict[str, set[Fraction]] = field(default_factory=dict)
     default_ranges: set[str] = field(default_factory=set)  # facts with a default ref. range
@@ -114,6 +119,36 @@ class Space:
 
     def __post_init__(self) -> None:
         self._known_cache: dict[str, Any] = {}
+
+    def slot_count(self, name: str) -> int:
+        return self.slots.get(name, LIST_BOUND)
+
+    def list_bound(self, *formulas: Any) -> int | None:
+        """None when a proof of these formulas holds for lists of any length, else
+        the length it holds up to (the fewest slots of a list it cannot vouch for)."""
+        loose = inexact(self.slots, self.needs, self.majority)
+        if not loose:
+            return None
+        slot_vars = {
+            v.get_id(): key[1]
+            for key, v in self.vars.items()
+            if key[0] == "list" and key[1] in loose
+        }
+        hit = touched(list(formulas), slot_vars)
+        return min((loose[x] for x in hit), default=None)
+
+    def lists_note(self) -> str:
+        """What the encoding proves about lists, in words (empty without lists)."""
+        if not self.bounded:
+            return ""
+        loose = inexact(self.slots, self.needs, self.majority)
+        if not loose:
+            return "lists of any length (each list condition needs only a few items)"
+        names = ", ".join(
+            f"{x} up to {k} items" + (" (`majority of`)" if x in self.majority else "")
+            for x, k in loose.items()
+        )
+        return f"lists bounded: {names}"
 
 
 class Encoder(ComparisonEncoding, TimeEncoding):
@@ -206,7 +241,7 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         assert isinstance(t, ListT)
         self.s.bounded = True
         out = []
-        for i in range(LIST_BOUND):
+        for i in range(self.s.slot_count(name)):
 
             def make_present(i: int = i) -> Any:
                 p = z3.Bool(f"|{name}[{i}]|")
@@ -492,6 +527,9 @@ class Encoder(ComparisonEncoding, TimeEncoding):
             return z3.Sum(*[z3.If(x, 1, 0) for x in xs])
 
         q = e.quantifier
+        self.s.needs[e.list_name] = self.s.needs.get(e.list_name, 0) + need(e)
+        if q == "majority":
+            self.s.majority.add(e.list_name)
         if q == "any":
             t, f = z3.Or(*yes), z3.And(z3.Not(z3.Or(*yes)), z3.Not(z3.Or(*unk)))
         elif q == "no":

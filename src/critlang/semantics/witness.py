@@ -23,7 +23,7 @@ from ..checker import CheckResult
 from ..data.records import read_record
 from ..evaluate import Evaluator
 from ..typesys import BoolT, DateT, EnumT, IntT, ListT, NumberT, QuantT, ScaleT
-from .encode import LIST_BOUND, Space
+from .encode import Space
 from .plausible import Plausible, lookup
 
 TIMEOUT_MS = 10_000
@@ -104,6 +104,7 @@ class Solver:
                 r = s.check()
                 if r != z3.sat:
                     return ("unsat" if r == z3.unsat else "unknown"), None, False
+            fixed += self.short_lists(s, fixed)
             for prefs in (self._known_prefs, self._value_prefs):
                 active = list(prefs)
                 for round_ in range(60):
@@ -128,6 +129,21 @@ class Solver:
             return "sat", s.model(), plausible
         finally:
             s.pop()
+
+    def short_lists(self, s: z3.Solver, fixed: list[Any]) -> list[Any]:
+        """Each list as short as the goal allows (list by list, the fewest items first):
+        a witness shows only the items its point needs, however many slots there are."""
+        out: list[Any] = []
+        names = sorted({k[1] for k in self.space.vars if k[0] == "list"})
+        for name in names:
+            for i in range(self.space.slot_count(name)):
+                present = self.space.vars.get(("list", name, i))
+                if present is None:
+                    break
+                if s.check(*fixed, *out, z3.Not(present)) == z3.sat:
+                    out.append(z3.Not(present))
+                    break
+        return out
 
     def plausible(self, vars: dict[tuple[Any, ...], Any]) -> list[Any]:
         today = self.space.today
@@ -242,7 +258,7 @@ class Solver:
             if not known(name):
                 continue
             items = []
-            for i in range(LIST_BOUND):
+            for i in range(self.space.slot_count(name)):
                 present = self.space.vars.get(("list", name, i))
                 if present is None or not z3.is_true(model.eval(present, True)):
                     break

@@ -107,8 +107,10 @@ class SqlProtocol:
         # not passed; open: decided against), 0 for the dead, else past the last one;
         # "passed so far" at criterion i counts the patients who get past i. One CASE
         # per row instead of an i-fold AND per criterion: the query stays linear in size
+        # `dead`: 1 dead, 2 perhaps dead (not past the "(deceased)" row, not ruled out)
         dead = exp.EQ(this=col("dead"), expression=num(1))
-        stop_cleared: list[exp.If] = [exp.If(this=dead, true=num(0))]
+        dead_or_maybe = exp.GTE(this=col("dead"), expression=num(1))
+        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=num(0))]
         stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=num(0))]
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
@@ -130,6 +132,7 @@ class SqlProtocol:
         for v in VERDICTS:
             count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
         count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
+        count(exp.EQ(this=col("dead"), expression=num(2)), "maybe_deceased")
         cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients", copy=False))
         source = (
             exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
@@ -289,7 +292,15 @@ def compile_parts(
         exp.alias_(col("id", "w"), "id", copy=False),
         exp.alias_(verdict, "verdict", copy=False),
         *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
-        exp.alias_(case(dead, num(1), num(0)), "dead", copy=False),
+        # 1 deceased, 2 perhaps deceased (not past the "(deceased)" row, not ruled out)
+        exp.alias_(
+            exp.Case(
+                ifs=[exp.If(this=dead, true=num(1)), exp.If(this=maybe, true=num(2))],
+                default=num(0),
+            ),
+            "dead",
+            copy=False,
+        ),
         copy=False,
     ).from_(stage.subquery("w", copy=False), copy=False)
     select = as_words(codes.copy().subquery("r", copy=False), len(crits))

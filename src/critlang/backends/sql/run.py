@@ -53,7 +53,7 @@ class _Rows(Sequence[PatientRow]):
         return (self._row(r) for r in self.rows)
 
     def _row(self, r: tuple[Any, ...]) -> PatientRow:
-        dead = ["patient: deceased: never eligible"] if r[-1] else []
+        dead = ["patient: deceased: never eligible"] if r[-1] == 1 else []  # 2: perhaps
         problems = dead + self.problems.get(r[0], [])
         return PatientRow(str(r[1]), self.paths.get(r[0], ""), r[2], tuple(r[3:-1]), [], problems)
 
@@ -168,6 +168,7 @@ def _screening(
     s.counts = a
     s.patients = _Rows(result.patients, paths, a["patients"], problems)  # type: ignore[assignment]
     s.deceased = a.get("deceased", 0)
+    s.maybe_deceased = a.get("maybe_deceased", 0)
     for i, crit in enumerate(compiled.criteria, 1):
         s.attrition.append(
             AttritionRow(
