@@ -85,7 +85,7 @@ def observation_entry(
                 entry["comparator"] = vq.comparator
             unit = vq.code if vq.system in (UCUM, None) else None
             unit = unit or vq.unit
-            if isinstance(t, QuantT) and unit:
+            if unit:  # a number's unit too: 13.5 s filed under INR is no INR (reader.py)
                 entry["unit"] = unit
             rr = _reference_range(holder, unit)
             if rr:

@@ -233,7 +233,7 @@ class Reader(ListReading, QuantityReading):
         if isinstance(t, QuantT):
             obs = self.quantity(fact, t, raw, entry)
         elif isinstance(t, NumberT):
-            if entry.get("unit") not in (None, "", "1"):
+            if entry.get("unit") not in (None, "", "1") and not _unity(entry["unit"]):
                 self.problem(
                     fact, f"a plain number was expected, but it has a unit {entry['unit']!r}"
                 )
@@ -555,3 +555,25 @@ class Reader(ListReading, QuantityReading):
 def _order(o: Observation) -> tuple[str, ...]:
     """A deterministic order for candidates, never their place in the file."""
     return (o.shown(), o.same_value())
+
+
+# unit texts lab systems write for a ratio that is its own scale (the INR; LOINC 6301-6
+# gives the UCUM unit {INR}): the number itself
+UNITY_WORDS = frozenset({"INR", "ratio", "Ratio", "index"})
+
+
+def _unity(unit: Any) -> bool:
+    """A unit that is the number 1 (UCUM annotations such as {INR}, {ratio}, {index}: UCUM
+    section 12); `%` is 1/100 and `s` a time: a value in them is not the plain number."""
+    from ..ucum import read_unit
+    from ..units import UnitError
+
+    if not isinstance(unit, str):
+        return False
+    if unit.strip() in UNITY_WORDS:
+        return True
+    try:
+        u = read_unit(unit, None)
+    except UnitError:
+        return False
+    return u.dims == () and u.factor == 1
