@@ -270,6 +270,67 @@ def test_a_condition_whose_subject_is_given_twice_is_not_dropped(
     assert rc == 0 and row["criteria"]["E2"] == "unknown", row
 
 
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("unknown", "unknown"),  # "the source system does not know": it may be final
+        (None, "unknown"),  # Observation.status is 1..1: malformed
+        ("Final", "unknown"),  # not a code of observation-status (codes are case-sensitive)
+        ("entered-in-error", "met"),  # retracted: hides nothing, the older value decides
+        ("cancelled", "met"),
+        ("registered", "met"),  # no result yet
+    ],
+)
+def test_a_newer_result_whose_status_cannot_be_told_leaves_the_fact_unknown(
+    tmp_path: Path, protocol: Path, status: str | None, expected: str
+) -> None:
+    newer = wbc(1.0, effectiveDateTime="2024-01-15T10:00:00Z", id="w2")
+    if status is None:
+        del newer["status"]
+    else:
+        newer["status"] = status
+    data = write(tmp_path, "b.json", bundle(patient(), wbc(5.0, id="w1"), newer))
+    rc, (row,) = screen(tmp_path, protocol, data)
+    assert rc == 0 and row["criteria"]["I2"] == expected, row
+
+
+@pytest.mark.parametrize(
+    ("unit", "read"),
+    [
+        ("s", False),
+        ("%", False),
+        ("ms", False),
+        ("{INR}", True),
+        ("INR", True),
+        ("1", True),
+        (None, True),
+    ],
+)
+def test_a_number_fact_is_not_read_from_a_value_in_another_unit(
+    tmp_path: Path, unit: str | None, read: bool
+) -> None:
+    """A prothrombin time of 13.5 s or a Quick activity of 70 % filed under the INR code is
+    no INR of 13.5 or 70: unknown, with a diagnostic (R4 Quantity.code; UCUM {INR} is 1)."""
+    text = PROTOCOL.replace(
+        "fact wbc: quantity x10^9/L", "fact inr: number\nfact wbc: quantity x10^9/L"
+    )
+    text = text.replace(
+        'codes bp: loinc "85354-9"', 'codes bp: loinc "85354-9"\ncodes inr: loinc "6301-6"'
+    )
+    text = text.replace("exclusion criteria\n", 'exclusion criteria\nE9 "inr"\n  rule inr > 1.5\n')
+    proto = tmp_path / "inr.crit"
+    proto.write_text(text)
+    q: dict[str, Any] = {"value": 13.5}
+    if unit is not None:
+        q |= {"unit": unit, "system": UCUM, "code": unit}
+    data = write(tmp_path, "b.json", bundle(patient(), obs("6301-6", valueQuantity=q)))
+    rc, (row,) = screen(tmp_path, proto, data)
+    assert rc == 0
+    assert row["criteria"]["E9"] == ("met" if read else "unknown"), row
+    if not read:
+        assert any("a plain number was expected" in p for p in row["problems"])
+
+
 def condition(**extra: Any) -> dict:
     system = "http://terminology.hl7.org/CodeSystem/condition-"
     return {

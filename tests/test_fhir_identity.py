@@ -590,3 +590,36 @@ def test_patient_link_and_active_are_said_never_merged(tmp_path: Path) -> None:
         by_id = {p.id: p for p in patients}
         assert [e["value"] for e in by_id["old"].record["facts"]["hemoglobin"]] == [9]
         assert counts(tally)[1:] == (5, 5, 0, 0, 3)
+
+
+@pytest.mark.parametrize(
+    ("status", "item"), [("completed", True), ("in-progress", True), ("cancelled", False)]
+)
+@pytest.mark.parametrize("layout", ["bundle", "ndjson"])
+def test_a_medication_dispense_is_a_therapy_of_unknown_dates(
+    tmp_path: Path, status: str, item: bool, layout: str
+) -> None:
+    """R4 MedicationDispense: the drug was handed over, when it was taken is not said. It
+    was ignored, so `--absent-means-no medications` read the therapy list as empty."""
+    dispense = {
+        "resourceType": "MedicationDispense",
+        "id": "d1",
+        "status": status,
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": CAPECITABINE}]},
+        "subject": {"reference": "Patient/p1"},
+        "whenHandedOver": "2026-11-10",
+    }
+    if layout == "bundle":
+        files = [("b.json", bundle(patient("p1"), dispense))]
+    else:
+        files = [("Patient.ndjson", [patient("p1")]), ("MedicationDispense.ndjson", [dispense])]
+    (p,), _ = read(tmp_path, *files, extractor=COMPLETE)
+    therapies = p.record["facts"].get("prior_therapies")
+    if item:
+        assert {"kind": "capecitabine"} in therapies  # start and end unknown
+        assert messages(p, "prior_therapies")[0] == (
+            "MedicationDispense/d1: dispensed (MedicationDispense), dates of use not recorded"
+        )
+    else:
+        assert not therapies  # no item: the dispense did not happen
+        assert "not dispensed" in messages(p, "prior_therapies")[0]

@@ -410,15 +410,15 @@ BP_PROTOCOL = """protocol "BP reading"
   title "components"
   version "1"
   date 2026-01-01
-fact systolic: number
-fact diastolic: number
+fact systolic: quantity mm[Hg]
+fact diastolic: quantity mm[Hg]
 fact heart_rate: number
 codes systolic: loinc "8480-6"
 codes diastolic: loinc "8462-4"
 codes heart_rate: loinc "8867-4"
 inclusion criteria
 I1 "Systolic below 140"
-  rule systolic < 140 and diastolic < 90 and heart_rate < 100
+  rule systolic < 140 mm[Hg] and diastolic < 90 mm[Hg] and heart_rate < 100
 """
 
 
@@ -460,6 +460,7 @@ def test_blood_pressure_panel_components_are_read_like_values(tmp_path: Path) ->
             "source": "Observation/bp component 8480-6",
             "date": "2026-11-20T09:15:00+01:00",
             "value": 128,
+            "unit": "mm[Hg]",
         }
     ]
     assert facts["diastolic"][0]["value"] == 84 and "heart_rate" not in facts

@@ -203,16 +203,18 @@ class Comparisons:
         obs = self.record.facts.get(name)
         info = self.c.facts[name]
         unit = info.type.unit.text if isinstance(info.type, QuantT) else ""
+        if obs is not None and obs.range_unknown:
+            return None, None, "reference ranges reported, none surely this patient's"
         if obs is not None and (obs.low is not None or obs.high is not None):
             origin = "reported with the value"
         elif info.node.option("refrange") is not None:
             origin = "the protocol's default"
         else:
             origin = "not reported"
+        if (lo is None) != (hi is None):
+            origin += "; no lower limit" if lo is None else "; no upper limit"
         # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
-        lo_t = "" if lo is None else num(lo, 12)
-        hi_t = "" if hi is None else num(hi, 12)
-        return lo, hi, f"reference range {lo_t}-{hi_t} {unit} ({origin})"
+        return lo, hi, f"reference range {range_words(lo, hi, unit)} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
         assert isinstance(e.left, n.Name)
@@ -264,6 +266,20 @@ class Comparisons:
             )
         ok = (lo is None or lo <= a.value) and (hi is None or a.value <= hi)
         return Clause(ok, text)
+
+
+def range_words(lo: Any, hi: Any, unit: str) -> str:
+    """A reference range said unambiguously: "70-100 mg/dL", "up to 40 U/L" (no lower
+    limit: FHIR referenceRange.low "if omitted ... meaningless", e.g. <= 2.3), "at least
+    3.5 g/dL", "with no limits"; never "-40 U/L", which reads as minus 40."""
+    u = f" {unit}" if unit else ""
+    if lo is not None and hi is not None:
+        return f"{num(lo, 12)}-{num(hi, 12)}{u}"
+    if hi is not None:
+        return f"up to {num(hi, 12)}{u}"
+    if lo is not None:
+        return f"at least {num(lo, 12)}{u}"
+    return "with no limits"
 
 
 def _alternatives(checked: Any, e: n.Expr) -> tuple[n.Expr, ...]:

@@ -111,6 +111,10 @@ def span_words(x: Any, unit: str = "", digits: int = 4) -> str:
         return f"{'above' if x.lo_open else 'at least'} {num(lo, digits)}{u}"
     if lo == hi:
         return f"{num(lo, digits)}{u}"
+    if x.lo_open and x.hi_open and math.nextafter(math.nextafter(lo, hi), hi) == hi:
+        # python_normalise.inexact: a recorded decimal a float cannot hold
+        mid = math.nextafter(lo, hi)
+        return f"about {num(mid, 17)}{u} (more digits than a float holds)"
     return f"{num(lo, digits)}-{num(hi, digits)}{u}"
 
 

@@ -10,6 +10,7 @@ each criterion, the sub-clause that decided it, which explanations show.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -18,6 +19,7 @@ from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
 from .data.records import Observation, Ongoing, PartialDate, Record
+from .data.values import float_holds
 from .interpreter_time import TimeForms
 from .interpreter_values import (
     combinations,
@@ -65,7 +67,14 @@ class Interpreter(TimeForms):
 
     def from_obs(self, obs: Observation) -> Any:
         assert obs.unit is not None
-        q = self.ureg.Quantity(obs.value * obs.unit.factor, self.base_unit(obs.unit.dims))
+        base = self.base_unit(obs.unit.dims)
+        if isinstance(obs.value, Fraction) and not float_holds(obs.value):
+            # more digits than a float holds: the open interval between the neighbouring
+            # floats of its value in the base unit, decided only where every value of
+            # it decides (the compiled code reads it the same way: python_normalise.inexact)
+            iv = inexact(obs.value * obs.unit.factor, obs.comparator)
+            return iv.map(lambda x: self.ureg.Quantity(x, base))
+        q = self.ureg.Quantity(obs.value * obs.unit.factor, base)
         return censored(q, obs.comparator)
 
     def same_dims(self, a: Any, b: Any) -> bool:
@@ -177,6 +186,8 @@ class Interpreter(TimeForms):
             return self.align(declared, self.from_obs(obs), name)
         if isinstance(t, ListT):
             return obs.value
+        if isinstance(obs.value, Fraction) and not float_holds(obs.value):
+            return inexact(obs.value, obs.comparator)
         if obs.comparator is not None:  # a censored plain number
             return censored(obs.value, obs.comparator)
         return plain(obs.value, self.record.anchors.get("enrollment"))
@@ -508,6 +519,8 @@ class Interpreter(TimeForms):
         assert isinstance(info.type, QuantT)
         declared = self.ureg.Quantity(1, self.base_unit(info.type.unit.dims))
         lo = hi = None
+        if obs is not None and obs.range_unknown:  # reported, none surely the patient's
+            return None, None
         if obs is not None and (obs.low is not None or obs.high is not None):
             unit_text = obs.unit.text if obs.unit else ""
             lo = None if obs.low is None else self.quantity(obs.low, unit_text)
@@ -562,8 +575,23 @@ def censored(value: Any, comparator: str | None) -> Any:
     return Iv(value, None, lo_open=comparator == ">")
 
 
+def inexact(value: Fraction, comparator: str | None) -> Iv:
+    """A recorded decimal a float cannot hold: the open interval between the floats
+    around it (exact Fractions), its open side only for a censored bound."""
+    f = float(value)
+    lo = Fraction(math.nextafter(f, -math.inf))
+    hi = Fraction(math.nextafter(f, math.inf))
+    if comparator in ("<", "<="):
+        return Iv(None, hi, hi_open=True)
+    if comparator in (">", ">="):
+        return Iv(lo, None, lo_open=True)
+    return Iv(lo, hi, lo_open=True, hi_open=True)
+
+
 def plain(value: Any, as_of: dt.date | None) -> Any:
     """A partial date or an ongoing end as an interval of dates; other values as they are."""
+    if isinstance(value, Fraction) and not float_holds(value):
+        return inexact(value, None)
     if isinstance(value, PartialDate):
         return Iv(value.first, value.last)
     if isinstance(value, Ongoing):

@@ -112,8 +112,8 @@ class _Linter(BoundaryChecks):
 
     def __post_init__(self) -> None:
         self.space = Space(self.as_of)
-        # a clause check holds the criterion and its copy without the clause: 2 variants
-        self.space.slots = plan_lists([self.checked], variants=2)
+        # a clause check adds the criterion's copy without the clause (dead_below)
+        self.space.slots = plan_lists([self.checked], clause_copies=True)
         self.enc = Encoder(self.checked, self.space)
         self.p = Protocol(self.enc)
         self.solver = Solver(self.space, [self.checked])

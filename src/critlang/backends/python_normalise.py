@@ -7,12 +7,14 @@ Used by `Compiled.normalise` (backends/python.py) and by the SQL back end's inge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 from ..checker import CheckResult
 from ..data.records import Observation, Ongoing, PartialDate
+from ..data.values import float_holds
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 from ..units import Unit, conversion_factor, parse_unit
 from . import runtime
@@ -25,6 +27,10 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
         return None, None
     low = high = None
     unit = None
+    if obs is not None and obs.range_unknown:
+        # ranges were reported but none is surely this patient's (data/reader_ranges.py):
+        # unknown, never the protocol's default in their place
+        return None, None
     if obs is not None and (obs.low is not None or obs.high is not None):
         low, high, unit = obs.low, obs.high, obs.unit
     else:
@@ -54,6 +60,21 @@ def censored(bound: float, comparator: str) -> runtime.Range:
     return runtime.Range(bound, inf, comparator == ">", False)
 
 
+def inexact(x: float, comparator: str | None) -> runtime.Range:
+    """A recorded decimal a float cannot hold (data.values.float_holds), `x` its nearest
+    float: the open interval between x's neighbouring floats, which holds the exact value
+    and decides a comparison exactly when the threshold's float is not x itself (float
+    rounding is monotonic). So 99.99999999999999999 never meets `>= 100` as 100 would.
+    A censored bound widens the same way on its open side."""
+    inf = float("inf")
+    lo, hi = math.nextafter(x, -inf), math.nextafter(x, inf)
+    if comparator in ("<", "<="):
+        return runtime.Range(-inf, hi, False, True)
+    if comparator in (">", ">="):
+        return runtime.Range(lo, inf, True, False)
+    return runtime.Range(lo, hi, True, True)
+
+
 def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
     cache: dict[Unit, float | Fraction] = {}
 
@@ -66,6 +87,8 @@ def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], A
             factor = conversion_factor(obs.unit, t.unit, molar)
             assert factor is not None  # the loader refused other units
             k = cache[obs.unit] = factor
+        if not float_holds(obs.value):
+            return inexact(float(obs.value * k), obs.comparator)
         if obs.comparator is not None:  # the bound converts like a value (k > 0)
             return censored(float(obs.value * k), obs.comparator)
         return float(obs.value * k)  # exact product, rounded once
@@ -84,7 +107,15 @@ def _day(v: Any) -> Any:
     return v.toordinal()
 
 
+def _plain_number(v: Any) -> Any:
+    if isinstance(v, Fraction) and not float_holds(v):
+        return inexact(float(v), None)
+    return float(v)
+
+
 def _number(obs: Observation) -> Any:
+    if isinstance(obs.value, Fraction) and not float_holds(obs.value):
+        return inexact(float(obs.value), obs.comparator)
     if obs.comparator is not None:
         return censored(float(obs.value), obs.comparator)
     return float(obs.value)
@@ -95,7 +126,7 @@ def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any]
         qconv = _quantity_normaliser(t, molar)
         return lambda v: qconv(v) if isinstance(v, Observation) else None
     if isinstance(t, NumberT):
-        return lambda v: None if v is None else float(v)
+        return lambda v: None if v is None else _plain_number(v)
     if isinstance(t, ScaleT):
         index = {m: i for i, m in enumerate(t.members)}
         return lambda v: None if v is None else index[v]

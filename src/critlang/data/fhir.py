@@ -74,7 +74,7 @@ from .fhir_observation import (
     Unusable,
     first_code,
     observation_entry,
-    observation_time,
+    trusted_time,
 )
 from .fhir_patient import birth_date, patient_fields
 from .fhir_refs import NOT_IN_DATA
@@ -83,6 +83,7 @@ from .fhir_status import (
     component_unread,
     concept_targets,
     not_evidence,
+    stray_markers,
 )
 from .fhir_therapy import began, therapy_dates, therapy_item
 from .records import RecordProblem
@@ -100,6 +101,11 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
 }
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
+# medicationdispense-status codes saying the drug was not handed over (R4)
+# observation-status codes that say there is no result: not yet (registered), never
+# (cancelled), withdrawn (entered-in-error)
+OBSERVATION_RETRACTED = frozenset({"registered", "cancelled", "entered-in-error"})
+NOT_DISPENSED = frozenset({"cancelled", "declined", "entered-in-error"})
 
 ABSENT_KINDS = ("conditions", "medications")
 
@@ -258,9 +264,12 @@ class Extractor:
             if r.malformed is not None:
                 self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue
+            if kind == "MedicationDispense":
+                self._dispense(r, every, label, state)
+                continue
             if kind not in RELEVANT:
                 continue
-            if not self._status_usable(r, kind, label, every, group.path, problems):
+            if not self._status_usable(r, kind, label, every, group.path, problems, state):
                 continue
             said = not_evidence(r, kind)
             if said is not None:
@@ -369,10 +378,12 @@ class Extractor:
         every: list[Target],
         path: str,
         problems: list[RecordProblem],
+        st: _State,
     ) -> bool:
         """False (with a diagnostic) for an Observation its status retracts or that is not
-        yet a result: not evidence of anything, so it hides nothing. The other kinds'
-        statuses: fhir_status.not_evidence."""
+        yet a result (not evidence of anything: it hides nothing), or whose status cannot be
+        told (it may hide the newest result). The other kinds' statuses:
+        fhir_status.not_evidence."""
         why = None
         if kind == "Observation":
             # Observation.status is a modifier element (R4 observation-status, 1..1)
@@ -382,36 +393,36 @@ class Extractor:
                 why = f"{label} has status {r.status!r}; not used"
         if why is None:
             return True
-        for fact in sorted({f for f, _ in every}):
-            problems.append(RecordProblem(path, fact, why))
+        if r.status in OBSERVATION_RETRACTED:
+            for fact in sorted({f for f, _ in every}):
+                problems.append(RecordProblem(path, fact, why))
+        else:
+            # `unknown` ("the source system does not know which status applies": it may
+            # be final), no status or a code outside the value set: it may be the newest
+            # result, so the reader's may-be-newest rule decides (a dated marker)
+            self._unread(kind, r, every, why, st)
         return False
 
     def _stray_observations(
         self, group: PatientResources, index: Any, codes: Any, st: _State
     ) -> None:
-        """An Observation of this file or export with a bound code that names no patient
-        one can find (no subject, identifier-only, conditional...: fhir_bundles.MAY_BE_ANYONE)
-        may be this patient's: a dated marker, like an unreadable value, so that the reader
-        makes the fact unknown when it may be the newest value (reader.fact_value) and
-        leaves it alone when it is older than the value used."""
-        for _, r, why in group.strays:
-            if r.resourceType != "Observation":
-                continue
-            hits: list[Target] = []
-            try:
-                hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
-                for comp in r.component or ():
-                    if comp.code:
-                        hits += concept_targets(comp.code, index, codes)[0]
-                when = _trusted_time(r)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                when = None
-            source = f"{_label(r)}, which names no patient of the data ({why})"
-            for fact in sorted({f for f, _ in hits}):
-                info = self.c.facts.get(fact)
-                if info is None or isinstance(info.type, (BoolT, ListT)):
-                    continue  # yes/no facts and lists: fhir_bundles.stray_problems
-                st.unread.setdefault(fact, []).append({"source": source, "date": when})
+        """Observations that name no patient one can find may be this one's newest value:
+        dated markers for the reader (fhir_status.stray_markers)."""
+        for fact, marker in stray_markers(group.strays, self.c.facts, index, codes):
+            st.unread.setdefault(fact, []).append(marker)
+
+    def _dispense(self, r: Resource, every: list[Target], label: str, st: _State) -> None:
+        """R4 MedicationDispense: the drug was supplied to the patient, which says it may
+        have been taken, not when (whenHandedOver is the supply, daysSupply an intention):
+        one item of its kind with unknown dates, so that no window reads it as absent and
+        no list is complete without it. A dispense that did not happen (status cancelled,
+        declined, entered-in-error; medicationdispense-status) is not evidence."""
+        if r.status in NOT_DISPENSED:
+            for fact in sorted({f for f, _ in every}):  # set aside: it hides nothing
+                st.aside(fact, f"{label} has status {r.status!r}: not dispensed; not used")
+            return
+        why = f"{label}: dispensed (MedicationDispense), dates of use not recorded"
+        self._unread("MedicationDispense", r, every, why, st)
 
     def _unread(
         self,
@@ -449,7 +460,7 @@ class Extractor:
                 st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
             elif kind == "Observation":
                 try:
-                    when = _trusted_time(r)
+                    when = trusted_time(r)
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     when = None
                 st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
@@ -574,13 +585,3 @@ def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         else:
             seen[key] = f
     return files, problems
-
-
-def _trusted_time(r: Resource) -> Any:
-    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
-    be the newest) when a date element is named twice: which one holds is file order."""
-    if r.malformed is not None and any(
-        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
-    ):
-        return None
-    return observation_time(r)

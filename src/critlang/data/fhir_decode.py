@@ -24,6 +24,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct, field
 
+from .values import exact_number
+
 
 class Coding(Struct, gc=False):
     system: str | None = None
@@ -58,11 +60,19 @@ class Period(Struct, gc=False):
     end: str | None = None
 
 
+class Span(Struct, gc=False):
+    low: Quantity | None = None  # Range (R4 datatypes.html#Range)
+    high: Quantity | None = None
+
+
 class Range(Struct, gc=False):
-    """Observation.referenceRange."""
+    """Observation.referenceRange, with to whom it applies (type, appliesTo, age)."""
 
     low: Quantity | None = None
     high: Quantity | None = None
+    type: Concept | None = None
+    appliesTo: list[Concept] | None = None
+    age: Span | None = None
 
 
 class Component(Struct, gc=False):
@@ -274,9 +284,10 @@ class Entry(Struct, gc=False):
 
 
 _CONCEPT = msgspec.json.Decoder(Concept | None)
-_QUANTITY = msgspec.json.Decoder(Quantity | None)
-_COMPONENTS = msgspec.json.Decoder(list[Component] | None)
-_RANGES = msgspec.json.Decoder(list[Range] | None)
+# a decimal a float cannot hold arrives exact (values.exact_number; R4 decimal)
+_QUANTITY = msgspec.json.Decoder(Quantity | None, float_hook=exact_number)
+_COMPONENTS = msgspec.json.Decoder(list[Component] | None, float_hook=exact_number)
+_RANGES = msgspec.json.Decoder(list[Range] | None, float_hook=exact_number)
 _PERIOD = msgspec.json.Decoder(Period | None)
 _DISPENSE = msgspec.json.Decoder(DispenseRequest | None)
 

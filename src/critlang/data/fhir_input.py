@@ -70,6 +70,7 @@ from .fhir_refs import (
 )
 from .fhir_status import entry_unread
 from .records import RecordProblem
+from .values import exact_number
 
 # resource types that describe one patient (R4 compartment "Patient" members critlang reads
 # or counts); anything else in a bundle (Organization, Practitioner...) is not patient data
@@ -362,9 +363,13 @@ def groups_from_bytes(
     yield from _group_bundle(decoded, where, tally, codes)
 
 
+# native records keep every digit of a decimal a float cannot hold (values.exact_number)
+_NATIVE = msgspec.json.Decoder(float_hook=exact_number)
+
+
 def _native(data: bytes) -> dict[str, Any] | None:
     try:
-        top = msgspec.json.decode(data)
+        top = _NATIVE.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(top, dict) and "resourceType" not in top and isinstance(top.get("facts"), dict):

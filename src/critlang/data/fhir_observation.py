@@ -10,6 +10,7 @@ unknown). Rules and their R4 sources: docs/fhir.md, Observation.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import Any
 
 from ..typesys import BoolT, NumberT, PressureT, QuantT
@@ -39,7 +40,7 @@ class NoValue(Unusable):
 def json_number(value: Any, element: str) -> Any:
     """A decimal/integer element's value, which R4 JSON gives as a JSON number
     (json.html: "represented as a JSON number"); a string ("5.0") is malformed."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
         raise Unusable(
             f"{element} {str(value)[:40]!r} is not a number: R4 JSON gives it as a JSON "
             "number (json.html)"
@@ -84,7 +85,7 @@ def observation_entry(
                 entry["comparator"] = vq.comparator
             unit = vq.code if vq.system in (UCUM, None) else None
             unit = unit or vq.unit
-            if isinstance(t, QuantT) and unit:
+            if unit:  # a number's unit too: 13.5 s filed under INR is no INR (reader.py)
                 entry["unit"] = unit
             rr = _reference_range(holder, unit)
             if rr:
@@ -160,14 +161,81 @@ def observation_time(r: Resource) -> str | None:
     return None
 
 
-def _reference_range(holder: Resource | Component, unit: Any) -> dict[str, Any] | None:
+# R4 referencerange-meaning (Observation.referenceRange.type, extensible): "normal" is
+# the normal range; the others (recommended, treatment, therapeutic, pre/post, phases of
+# the cycle) are not what `x ULN` or `within normal range` mean
+RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
+# appliesTo codes critlang can match against the patient's administrative sex
+# (Patient.gender): SNOMED CT 248152002 |Female|, 248153007 |Male|; R4 administrative-
+# gender; v3 AdministrativeGender F / M
+SEX_CODES = {
+    ("http://snomed.info/sct", "248152002"): "female",
+    ("http://snomed.info/sct", "248153007"): "male",
+    ("http://hl7.org/fhir/administrative-gender", "female"): "female",
+    ("http://hl7.org/fhir/administrative-gender", "male"): "male",
+    ("http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender", "F"): "female",
+    ("http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender", "M"): "male",
+}
+
+
+def _reference_range(holder: Resource | Component, unit: Any) -> Any:
+    """Every referenceRange with a limit, as the native record's `reference_range` (one
+    object, or a list when there are several): the limits with what says to whom each
+    applies (type, appliesTo, age), which the record reader weighs (reader_quantity:
+    array order never decides). A range with only `text` gives no limit and is left out."""
+    out: list[dict[str, Any]] = []
     for rr in holder.referenceRange or ():
-        out: dict[str, Any] = {}
+        one: dict[str, Any] = {}
         for key in ("low", "high"):
             q = getattr(rr, key)
             if q is not None and q.value is not None:
-                out[key] = json_number(q.value, f"referenceRange.{key}.value")
-                out["unit"] = q.code or q.unit or unit
-        if out:
-            return out
-    return None
+                one[key] = json_number(q.value, f"referenceRange.{key}.value")
+                one["unit"] = q.code or q.unit or unit
+        if not one:
+            continue
+        if rr.type is not None:
+            one["type"] = _meaning(rr.type)
+        if rr.appliesTo:
+            one["applies_to"] = [_population(c) for c in rr.appliesTo]
+        if rr.age is not None:
+            age: dict[str, Any] = {}
+            for key in ("low", "high"):
+                q = getattr(rr.age, key)
+                if q is not None and q.value is not None:
+                    age[key] = {"value": q.value, "unit": q.code or q.unit}
+            one["age"] = age
+        out.append(one)
+    if not out:
+        return None
+    return out[0] if len(out) == 1 else out
+
+
+def _meaning(concept: Concept) -> str:
+    """referenceRange.type as the record says it: a referencerange-meaning code, else
+    "?" and what was written (critlang cannot tell whether it is the normal range)."""
+    for c in concept.coding or ():
+        if c.system in (RANGE_MEANING, None) and c.code:
+            return c.code
+    first = next((c for c in concept.coding or () if c.code), None)
+    return "?" + (f"{first.system}|{first.code}" if first else str(concept.text or ""))
+
+
+def _population(concept: Concept) -> str:
+    """One referenceRange.appliesTo: "female"/"male" when a coding names a sex critlang
+    can match, else "?" and what was written (it cannot tell whether it applies)."""
+    for c in concept.coding or ():
+        sex = SEX_CODES.get((c.system or "", c.code or ""))
+        if sex is not None:
+            return sex
+    first = next((c for c in concept.coding or () if c.code), None)
+    return "?" + (f"{first.system}|{first.code}" if first else str(concept.text or ""))
+
+
+def trusted_time(r: Resource) -> Any:
+    """An unusable Observation's time for the may-be-newest rule, or None (undated: it may
+    be the newest) when a date element is named twice: which one holds is file order."""
+    if r.malformed is not None and any(
+        f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
+    ):
+        return None
+    return observation_time(r)

@@ -216,3 +216,39 @@ def concept_targets(
 
 def _show(hit: list[Target]) -> str:
     return ", ".join(sorted(f"{f}.{m}" if m else f for f, m in hit))
+
+
+def stray_markers(
+    strays: list[Any], facts: dict[str, Any], index: Any, codes: Any
+) -> list[tuple[str, dict[str, Any]]]:
+    """(fact, dated marker) for each Observation with a bound code of this file or export
+    that names no patient one can find (no subject, identifier-only, conditional...:
+    fhir_bundles.MAY_BE_ANYONE): it may be this patient's, so, like an unreadable value,
+    the reader makes the fact unknown when it may be the newest value (reader.fact_value)
+    and leaves it alone when it is older than the value used. Yes/no facts and lists are
+    fhir_bundles.stray_problems' concern."""
+    import msgspec
+
+    from ..typesys import BoolT, ListT
+    from .fhir_observation import trusted_time
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for _, r, why in strays:
+        if r.resourceType != "Observation":
+            continue
+        hits: list[Target] = []
+        try:
+            hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
+            for comp in r.component or ():
+                if comp.code:
+                    hits += concept_targets(comp.code, index, codes)[0]
+            when = trusted_time(r)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            when = None
+        label = f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
+        source = f"{label}, which names no patient of the data ({why})"
+        for fact in sorted({f for f, _ in hits}):
+            info = facts.get(fact)
+            if info is not None and not isinstance(info.type, (BoolT, ListT)):
+                out.append((fact, {"source": source, "date": when}))
+    return out

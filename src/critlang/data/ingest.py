@@ -49,6 +49,7 @@ from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
 from .reader import Reader
 from .records import CONFLICT, Observation, Record, RecordError
+from .values import exact_number
 
 COLUMNS = (
     ("pid", "INTEGER"),
@@ -231,6 +232,11 @@ def record_rows(
             rows.append(_row(name + CONFLICT, 0, value=float(len(chosen.alternatives[name]))))
         if obs is None:
             continue
+        if obs.range_unknown and _range_limits(None, checked, name) != (None, None):
+            # reported ranges, none surely the patient's: Python leaves the limits
+            # unknown, but the SQL pivot would read empty limits as "use the protocol's
+            # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
+            rows.append(_row(name + CONFLICT, 0, value=1.0))
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))
     for p in (*extra_problems, *reader.problems):
         rows.append(_problem(p.fact, p.message))
@@ -434,7 +440,8 @@ def native_records(paths: Iterable[Path]) -> Iterator[tuple[str, Any]]:
     """(path, parsed JSON) of native patient records."""
     for path in paths:
         try:
-            yield str(path), json.loads(path.read_text(encoding="utf-8"))
+            # every digit of a decimal a float cannot hold is kept (values.exact_number)
+            yield str(path), json.loads(path.read_text(encoding="utf-8"), parse_float=exact_number)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             yield str(path), _Broken(f"not a readable JSON record: {exc}")
 

@@ -15,6 +15,7 @@ What it decides (docs/patients.md has the user's version):
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from fractions import Fraction
 from math import prod
 from pathlib import Path
@@ -35,12 +36,12 @@ from ..typesys import (
     Type,
 )
 from ..units import parse_unit
+from .reader_lists import ListReading
 from .reader_quantity import QuantityReading, _one
 from .reader_time import _day, _real_day, deceased_state, newest_of
 from .records import (
     _ISO_DAY,
     Observation,
-    Ongoing,
     PartialDate,
     Record,
     RecordError,
@@ -58,10 +59,9 @@ __all__ = ["Reader", "deceased_state", "newest_of"]
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 MAX_CANDIDATES = 8  # conflicting values weighed per fact
 MAX_WORLDS = 64  # combinations weighed per record (backends.python.MAX_WORLDS)
-END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
 
 
-class Reader(QuantityReading):
+class Reader(ListReading, QuantityReading):
     def __init__(
         self, checked: CheckResult, path: str, as_of: dt.date, refuse_preliminary: bool = False
     ) -> None:
@@ -75,6 +75,8 @@ class Reader(QuantityReading):
         # fact -> [{"date", "source"}]: values a FHIR resource held that could not be
         # used (data/fhir.py); one that may be the newest keeps older ones from deciding
         self.unread: dict[str, Any] = {}
+        self.patient_sex: str | None = None  # for reference ranges' appliesTo and age
+        self.patient_birth: When | None = None
 
     def problem(self, fact: str, message: str) -> None:
         self.problems.append(RecordProblem(self.path, fact, message))
@@ -175,17 +177,30 @@ class Reader(QuantityReading):
 
     # ------------------------------------------------------------------ one entry
     def entry(self, fact: str, t: Type, entry: Any) -> Observation | None:
-        """One recorded value (a bare value or an entry object), or None if unusable."""
-        if isinstance(t, PressureT):
-            return self.pressure(fact, t, entry)
+        """One recorded value (a bare value or an entry object), or None if unusable.
+
+        Every kind of fact (quantities, numbers, categories, blood pressures) goes through
+        the same checks of duplicate keys, status and date here, and the same pick in
+        `fact_value`: no kind has a reading path of its own.
+        """
+        pressure = isinstance(t, PressureT)
         if not isinstance(entry, dict):
+            if pressure:
+                self.problem(
+                    fact, "a blood pressure is an object with systolic, diastolic and unit"
+                )
+                return None
             entry = {"value": entry}
         dups = sorted(k for k, v in entry.items() if isinstance(_one(v), Duplicate))
         if dups:
             self.problem(fact, f"an entry gives {', '.join(map(repr, dups))} twice (conflicting)")
             return None
         entry = {k: _one(v) for k, v in entry.items()}
-        if "value" not in entry:
+        if pressure:
+            if entry.get("systolic") is None and entry.get("diastolic") is None:
+                self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
+                return None
+        elif "value" not in entry:
             self.problem(fact, "an entry has no `value`")
             return None
         status = entry.get("status")
@@ -208,13 +223,17 @@ class Reader(QuantityReading):
             if when.partial:
                 self.problem(fact, f"the date {when.text!r} is not precise to the day")
                 return None
+        if pressure:
+            assert isinstance(t, PressureT)
+            obs = self.pressure(fact, t, entry)
+            return None if obs is None else self.dated(obs, entry, when, status)
         raw = entry["value"]
         if raw is None:
             return None
         if isinstance(t, QuantT):
             obs = self.quantity(fact, t, raw, entry)
         elif isinstance(t, NumberT):
-            if entry.get("unit") not in (None, "", "1"):
+            if entry.get("unit") not in (None, "", "1") and not _unity(entry["unit"]):
                 self.problem(
                     fact, f"a plain number was expected, but it has a unit {entry['unit']!r}"
                 )
@@ -234,20 +253,22 @@ class Reader(QuantityReading):
             obs = None if value is None else Observation(value)
         if obs is None:
             return None
+        return self.dated(obs, entry, when, status)
+
+    def dated(
+        self, obs: Observation, entry: dict[str, Any], when: When | None, status: Any
+    ) -> Observation:
+        """A value read from an entry, with the entry's date, source and status."""
         source = entry.get("source") if isinstance(entry.get("source"), str) else None
         if obs.source:  # a scale conversion's note
             source = f"{source}; {obs.source}" if source else obs.source
-        return Observation(
-            obs.value,
-            obs.unit,
-            when.first if when else None,
-            source,
-            obs.low,
-            obs.high,
-            obs.comparator,
-            when.instant if when else None,
-            when.text if when and when.instant else None,
-            status if isinstance(status, str) else None,
+        return replace(
+            obs,
+            date=when.first if when else None,
+            source=source,
+            instant=when.instant if when else None,
+            stamp=when.text if when and when.instant else None,
+            status=status if isinstance(status, str) else None,
         )
 
     def fact_value(self, fact: str, t: Type, raw: Any) -> list[Observation]:
@@ -296,13 +317,13 @@ class Reader(QuantityReading):
             o = self.entry(fact, t, e)
             if o is not None:
                 candidates.append(o)
-            elif self.unreadable(e):
+            elif self.unreadable(t, e):
                 when = e.get("date") if isinstance(e, dict) else None
                 unread.append(
                     (_one(when), f"the value dated {when}" if when else "an undated value")
                 )
+        undated = [o for o in candidates if o.date is None]
         if start is not None and anchor is not None:
-            undated = [o for o in candidates if o.date is None]
             if undated and len(undated) == len(candidates) and not skipped:
                 self.problem(
                     fact, f"no date given; it must be measured within {look.quantity.text}"
@@ -323,8 +344,14 @@ class Reader(QuantityReading):
                             f"too old: the newest value is from {newest}, more than "
                             f"{look.quantity.text} before {look.anchor} ({anchor.isoformat()})"
                         )
+                    if undated:
+                        self.why[fact] += "; an undated value cannot be placed in the window"
                 return []
-            candidates = inside
+            # an undated value cannot be ordered against anything (docs/patients.md,
+            # "Time"), inside a window as outside one: it may be the newest value inside
+            # the window, or older, or outside it. So it is a candidate beside the newest
+            # dated one, weighed like any conflict, never dropped in silence
+            candidates = inside + undated
         else:  # no window: the newest value as of the evaluation date, never a later one
             later = [o for o in candidates if o.date is not None and o.date > self.as_of]
             if later:
@@ -337,11 +364,17 @@ class Reader(QuantityReading):
                     return []
         if unread and candidates and self.hidden(fact, candidates, unread, start, anchor):
             return []
-        return self.distinct(newest_of(candidates), "values that cannot be ordered in time", fact)
+        why = "values that cannot be ordered in time"
+        if undated and len(undated) < len(candidates):
+            why = "an undated value cannot be ordered against the dated ones"
+            if start is not None:
+                why += " nor placed in the look-back window"
+        return self.distinct(newest_of(candidates), why, fact)
 
-    def unreadable(self, entry: Any) -> bool:
+    def unreadable(self, t: Type, entry: Any) -> bool:
         """An entry with a value that could not be read (a bad date, unit, number), as
-        against one retracted by its status or with no value at all."""
+        against one retracted by its status or with no value at all. The same test for
+        every kind of fact: a blood pressure's value is its systolic and diastolic."""
         if not isinstance(entry, dict):
             return entry is not None
         status = _one(entry.get("status"))
@@ -351,6 +384,8 @@ class Reader(QuantityReading):
             or (status == "preliminary" and self.refuse_preliminary)
         ):
             return False
+        if isinstance(t, PressureT):
+            return any(_one(entry.get(k)) is not None for k in ("systolic", "diastolic"))
         return _one(entry.get("value")) is not None
 
     def hidden(
@@ -375,6 +410,11 @@ class Reader(QuantityReading):
                 w: When | None = parse_when(raw)
             except ValueError:
                 w = None
+            if w is not None and w.partial:  # "2026-11": any day of it, none known
+                if w.first > limit or (start is not None and w.last < start):
+                    continue
+                if newest is not None and w.last < newest:
+                    continue  # surely older than the newest usable value
             day = w.first if w is not None and not w.partial else _day(raw)
             if day is not None and (day > limit or (start is not None and day < start)):
                 continue
@@ -393,7 +433,9 @@ class Reader(QuantityReading):
     def distinct(self, candidates: list[Observation], why: str, fact: str) -> list[Observation]:
         """One value when the candidates agree, else every distinct one (a conflict)."""
         groups: dict[Any, Observation] = {}
-        for o in sorted(candidates, key=_order):
+        # of equal values, a dated one stands for them (a window holds it; undated, an
+        # agreeing value would fall out of the SQL engine's window), else the first
+        for o in sorted(candidates, key=lambda o: (o.date is None, _order(o))):
             groups.setdefault(o.same_value(), o)
         found = sorted(groups.values(), key=_order)
         if len(found) > 1:
@@ -404,87 +446,6 @@ class Reader(QuantityReading):
                 "every one of them decides it alike",
             )
         return found
-
-    # ------------------------------------------------------------------ lists
-    def list_fact(self, fact: str, t: ListT, raw: Any) -> Observation | None:
-        if not isinstance(raw, list):
-            self.problem(fact, "a list was expected")
-            return None
-        items: list[dict[str, Any]] = []
-        for i, element in enumerate(raw):
-            if not isinstance(element, dict):
-                self.problem(fact, f"item {i + 1} is not an object")
-                items.append({name: None for name, _ in t.fields})
-                continue
-            item: dict[str, Any] = {}
-            for name, ftype in t.fields:
-                label = f"{fact}[{i + 1}].{name}"
-                v = _one(element.get(name))
-                if isinstance(ftype, QuantT):
-                    if isinstance(v, Duplicate):
-                        self.problem(label, "given twice with different values")
-                        item[name] = None
-                        continue
-                    meta = v if isinstance(v, dict) else {"value": v}
-                    meta = {k: _one(x) for k, x in meta.items()}
-                    raw_value = meta.get("value")
-                    item[name] = (
-                        None if raw_value is None else self.quantity(label, ftype, raw_value, meta)
-                    )
-                elif isinstance(ftype, DateT) and name == END_FIELD:
-                    item[name] = self.end(label, v)
-                elif isinstance(ftype, DateT):  # a start may be planned: no past-only check
-                    item[name] = self.any_date(label, v)
-                else:
-                    item[name] = self.scalar(label, ftype, v)
-            self.check_order(fact, i, item)
-            extra = sorted(set(element) - {name for name, _ in t.fields})
-            if extra:
-                self.problem(fact, f"item {i + 1} has fields this protocol does not use: {extra}")
-            items.append(item)
-        return Observation(items)
-
-    def end(self, label: str, raw: Any) -> Any:
-        """An exposure's end: a date, "ongoing", or a planned end after the evaluation
-        date (ongoing as of then)."""
-        if raw == "ongoing":
-            return Ongoing(self.as_of, "ongoing")
-        if raw is None or isinstance(raw, Duplicate):
-            return self.scalar(label, DateT(), raw)
-        w = self.when(label, raw)
-        if w is None:
-            return None
-        if w.first > self.as_of:
-            return Ongoing(self.as_of, w.text)
-        if w.partial:
-            return PartialDate(w.first, min(w.last, self.as_of), w.text)
-        return w.first
-
-    def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
-        """A start after its end, or after the evaluation date, is impossible: both become
-        unknown."""
-        start, end = item.get("start"), item.get(END_FIELD)
-        first = start.first if isinstance(start, PartialDate) else start
-        if isinstance(first, dt.date) and first > self.as_of:
-            # an exposure recorded as begun after the evaluation date had not happened
-            # then: impossible data (docs/patients.md), never a therapy "within" a window
-            self.problem(
-                f"{fact}[{i + 1}]",
-                f"starts ({start}) after the evaluation date ({self.as_of.isoformat()}): "
-                "impossible for something recorded as having happened",
-            )
-            item["start"] = item[END_FIELD] = None
-            return
-        if isinstance(start, PartialDate) and start.last > self.as_of:
-            # the days after the evaluation date are impossible (above): "2026" read on
-            # 2026-11-27 is 1 January to 27 November, as a past date fact is
-            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
-        if start is None or end is None or isinstance(end, Ongoing):
-            return
-        last = end.last if isinstance(end, PartialDate) else end
-        if isinstance(first, dt.date) and isinstance(last, dt.date) and first > last:
-            self.problem(f"{fact}[{i + 1}]", f"starts ({start}) after it ends ({end}): impossible")
-            item["start"] = item[END_FIELD] = None
 
     # ------------------------------------------------------------------ the record
     def read(self, data: Any) -> Record:
@@ -511,6 +472,7 @@ class Reader(QuantityReading):
         unread = data.get("unread")
         self.unread = unread if isinstance(unread, dict) else {}
         raw_facts = self.merged(data.get("facts"), "facts")
+        self.patient_sex, self.patient_birth = self.sex_and_birth(raw_facts)
         facts: dict[str, Observation | None] = {}
         alternatives: dict[str, list[Observation]] = {}
         for name, t in fact_types(self.c).items():
@@ -540,6 +502,27 @@ class Reader(QuantityReading):
         record.alternatives = alternatives
         record.deceased = deceased
         return record
+
+    def sex_and_birth(self, raw_facts: dict[str, Any]) -> tuple[str | None, When | None]:
+        """The patient's sex and birth date, to choose among reference ranges (their
+        appliesTo and age): from the facts bound to FHIR Patient.gender and
+        Patient.birthDate; None where no such fact gives one clear value."""
+        sex: str | None = None
+        birth: When | None = None
+        for fact, codes in sorted(self.c.bindings.items()):
+            for code in codes:
+                if code.system != "fhir":
+                    continue
+                raw = _one(raw_facts.get(fact))
+                element = code.value.removeprefix("Patient.")
+                if element == "gender" and raw in ("female", "male"):
+                    sex = raw
+                elif element == "birthDate" and isinstance(raw, str):
+                    try:
+                        birth = parse_when(raw)
+                    except ValueError:
+                        birth = None
+        return sex, birth
 
     def merged(self, raw: Any, key: str) -> dict[str, Any]:
         """The `facts` or `anchors` object; given twice, the two merged (a name in both
@@ -572,3 +555,25 @@ class Reader(QuantityReading):
 def _order(o: Observation) -> tuple[str, ...]:
     """A deterministic order for candidates, never their place in the file."""
     return (o.shown(), o.same_value())
+
+
+# unit texts lab systems write for a ratio that is its own scale (the INR; LOINC 6301-6
+# gives the UCUM unit {INR}): the number itself
+UNITY_WORDS = frozenset({"INR", "ratio", "Ratio", "index"})
+
+
+def _unity(unit: Any) -> bool:
+    """A unit that is the number 1 (UCUM annotations such as {INR}, {ratio}, {index}: UCUM
+    section 12); `%` is 1/100 and `s` a time: a value in them is not the plain number."""
+    from ..ucum import read_unit
+    from ..units import UnitError
+
+    if not isinstance(unit, str):
+        return False
+    if unit.strip() in UNITY_WORDS:
+        return True
+    try:
+        u = read_unit(unit, None)
+    except UnitError:
+        return False
+    return u.dims == () and u.factor == 1

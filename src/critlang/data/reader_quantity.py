@@ -14,22 +14,18 @@ from ..scales import conversion, other_scale
 from ..typesys import PressureT, QuantT
 from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
-from .records import Observation
-from .values import PLAUSIBLE, Duplicate
+from .reader_ranges import RangeReading
+from .records import Observation, _decimal
+from .values import PLAUSIBLE, _one, float_holds
+
+__all__ = ["QuantityReading", "_one"]
 
 # FHIR R4 QuantityComparator (valueset-quantity-comparator)
 COMPARATORS = ("<", "<=", ">", ">=")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
-def _one(raw: Any) -> Any:
-    """A scalar given twice with the same value is that value; else the Duplicate."""
-    if isinstance(raw, Duplicate) and all(v == raw.values[0] for v in raw.values):
-        return raw.values[0]
-    return raw
-
-
-class QuantityReading:
+class QuantityReading(RangeReading):
     """A base of `Reader`. It uses the Reader's `checked`, `problem`, `number` and
     `when`."""
 
@@ -38,23 +34,22 @@ class QuantityReading:
     number: Any
     when: Any
 
-    def pressure(self, fact: str, t: PressureT, entry: Any) -> Observation | None:
-        """A blood pressure: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]", "date": ...}`.
+    def pressure(self, fact: str, t: PressureT, entry: dict[str, Any]) -> Observation | None:
+        """A blood pressure's value: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]"}`
+        (the entry's date, status and source are read by `Reader.entry`, as for any fact).
 
         FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
         with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
         UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
         """
-        if not isinstance(entry, dict):
-            self.problem(fact, "a blood pressure is an object with systolic, diastolic and unit")
-            return None
-        entry = {k: _one(v) for k, v in entry.items()}
         parts = [entry.get(k) for k in ("systolic", "diastolic")]
-        if all(p is None for p in parts):
-            self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
-            return None
         values = [None if p is None else self.number(fact, p) for p in parts]
         if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
+            return None
+        if any(v is not None and not float_holds(v) for v in values):
+            # a pressure is compared as two floats: a part with more digits than a float
+            # holds could be rounded onto a threshold (120.00000000000000001 onto 120)
+            self.problem(fact, "a part has more digits than critlang compares exactly")
             return None
         # an arterial pressure is never below zero, and the systolic is by definition the
         # peak of the cycle: a negative part or a diastolic above the systolic is a sign
@@ -65,7 +60,7 @@ class QuantityReading:
         if values[0] is not None and values[1] is not None and values[1] > values[0]:
             self.problem(
                 fact,
-                f"the diastolic above the systolic ({float(values[0]):g}/{float(values[1]):g}): "
+                f"the diastolic above the systolic ({_num(values[0])}/{_num(values[1])}): "
                 "the parts look swapped; neither is used",
             )
             return None
@@ -79,20 +74,7 @@ class QuantityReading:
         if conversion_factor(unit, t.unit) is None:
             self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
             return None
-        when = self.when(fact, entry["date"]) if entry.get("date") is not None else None
-        if entry.get("date") is not None and (when is None or when.partial):
-            if when is not None:
-                self.problem(fact, f"the date {when.text!r} is not precise to the day")
-            return None
-        source = entry.get("source") if isinstance(entry.get("source"), str) else None
-        return Observation(
-            tuple(values),
-            unit,
-            when.first if when else None,
-            source,
-            instant=when.instant if when else None,
-            stamp=when.text if when and when.instant else None,
-        )
+        return Observation(tuple(values), unit)
 
     def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:
         """The entry's comparator ("" when none); False after reporting a bad one."""
@@ -148,26 +130,14 @@ class QuantityReading:
             )
             return None
         low = high = None
+        range_unknown = False
         rr = meta.get("reference_range")
-        if isinstance(rr, dict):
-            rr = {key: _one(v) for key, v in rr.items()}
-            rr_unit = (
-                self.unit(fact, rr["unit"], t.unit) if isinstance(rr.get("unit"), str) else unit
-            )
-            f = conversion_factor(rr_unit, unit, molar) if rr_unit else None
-            if f is None:
-                self.problem(fact, "the reference range's unit does not fit the value's")
+        if rr is not None:
+            limits = self.reference_range(fact, rr, unit, t.unit, molar, meta.get("date"))
+            if limits is None:
+                range_unknown = True  # reported, but not this patient's for sure
             else:
-                for key in ("low", "high"):
-                    if rr.get(key) is not None:
-                        v = self.number(fact, rr[key])
-                        if v is not None:
-                            if key == "low":
-                                low = v * f
-                            else:
-                                high = v * f
-        elif rr is not None:
-            self.problem(fact, "`reference_range` must be an object with low, high, unit")
+                low, high = limits
         note = None
         if convert.source is not None:
             # another scale: the value is converted here, once, into the fact's unit, and
@@ -181,7 +151,9 @@ class QuantityReading:
                 comparator = _FLIP.get(comparator, comparator)
             note = f"from {recorded} by {convert.source}"
         k = conversion_factor(unit, t.unit, molar)
-        obs = Observation(value, unit, None, note, low, high, comparator or None)
+        obs = Observation(
+            value, unit, None, note, low, high, comparator or None, range_unknown=range_unknown
+        )
         return obs if self.plausible(fact, obs, k, t) else None
 
     def plausible(
@@ -250,7 +222,7 @@ class QuantityReading:
 
 
 def _num(x: Fraction) -> str:
-    return str(x.numerator) if x.denominator == 1 else f"{float(x):.10g}"
+    return _decimal(x)
 
 
 def _as_substance(dims: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import field
+from decimal import Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +72,10 @@ class Observation:
     instant: dt.datetime | None = None  # UTC, when the date has a time (ordering)
     stamp: str | None = None  # the date/time as recorded, when it has a time
     status: str | None = None  # FHIR Observation.status, when given
+    # reference ranges were reported but none can be chosen for this patient (several
+    # that may apply and differ, none that applies, or unreadable): low and high are
+    # unknown, and the protocol's default range is not used in their place
+    range_unknown: bool = False
 
     def shown(self) -> str:
         """The value as recorded, for explanations ("< 1.5 x10^9/L on ...")."""
@@ -108,7 +113,7 @@ class Observation:
             def base(x: Fraction | None) -> Fraction | None:
                 return None if x is None else x * k
 
-            limits = (base(self.low), base(self.high))
+            limits = (base(self.low), base(self.high), self.range_unknown)
             return repr((base(self.value), u.dims, self.comparator, limits))
         return repr((self.value, self.unit, self.comparator, self.low, self.high))
 
@@ -132,9 +137,23 @@ def _items(items: list[dict[str, Any]]) -> str:
 
 
 def _decimal(x: Fraction) -> str:
+    """A value as recorded: every digit of a decimal (99.99999999999999999 is never
+    shown as 100); a value with no finite decimal (converted from another scale) to
+    10 significant digits."""
     if x.denominator == 1:
         return str(x.numerator)
-    return f"{float(x):.10g}"
+    short = f"{float(x):.10g}"
+    if Fraction(short) == x:
+        return short
+    d = x.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    if d != 1:
+        return short
+    digits = len(str(x.numerator)) + len(str(x.denominator)) + 2
+    exact = Context(prec=digits).divide(Decimal(x.numerator), Decimal(x.denominator))
+    return format(exact, "f")
 
 
 @frozen

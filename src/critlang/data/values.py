@@ -29,9 +29,11 @@ def strict_number(raw: Any) -> Fraction:
     """A JSON number or a numeric string, exactly; ValueError saying why not."""
     if isinstance(raw, BadNumber):
         raise ValueError(f"{raw.text[:40]!r} is not a usable number ({raw.why})")
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Fraction)):
         raise ValueError(f"value {_short(raw)} is not a number")
-    if isinstance(raw, float):
+    if isinstance(raw, Fraction):  # a JSON decimal a float cannot hold (exact_number)
+        value = raw
+    elif isinstance(raw, float):
         if raw != raw or raw in (float("inf"), float("-inf")):
             raise ValueError(f"value {raw!r} is not a finite number")
         value = Fraction(repr(raw))  # the decimal written in the file, not the binary float
@@ -46,6 +48,29 @@ def strict_number(raw: Any) -> Fraction:
     if value and not 1 / LIMIT < abs(value) < LIMIT:
         raise ValueError(f"value {_short(raw)} is out of any plausible range")
     return value
+
+
+def exact_number(text: str) -> float | Fraction:
+    """A JSON number's text as the decoders' `parse_float` / `float_hook`: a float when
+    the float holds what is written (its shortest form reads back as the same decimal,
+    always so for up to 15 significant digits), else the exact decimal as a Fraction,
+    so that "99.99999999999999999" is never read as 100 (FHIR R4 datatypes.html#decimal:
+    precision is significant; docs/patients.md, "Units")."""
+    value = float(text)
+    if len(text) < 16 or value in (float("inf"), float("-inf")):
+        return value
+    exact = Fraction(text)
+    return value if Fraction(repr(value)) == exact else exact
+
+
+def float_holds(value: Fraction) -> bool:
+    """Whether the float nearest to a recorded decimal reads back as that decimal: if
+    not, the value has more digits than a float holds and may not be compared as the
+    float (the evaluators read it as the open interval between the neighbouring floats:
+    backends/python_normalise.inexact, interpreter.inexact)."""
+    if value.denominator == 1 and abs(value.numerator) < 2**53:
+        return True
+    return Fraction(repr(float(value))) == value
 
 
 def _short(raw: Any) -> str:
@@ -72,6 +97,13 @@ class Duplicate:
     values: tuple[Any, ...]
 
 
+def _one(raw: Any) -> Any:
+    """A scalar given twice with the same value is that value; else the Duplicate."""
+    if isinstance(raw, Duplicate) and all(v == raw.values[0] for v in raw.values):
+        return raw.values[0]
+    return raw
+
+
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -91,7 +123,7 @@ def _int(text: str) -> Any:
 
 
 def _float(text: str) -> Any:
-    value = float(text)
+    value = exact_number(text)
     if value in (float("inf"), float("-inf")):
         return BadNumber(text, "overflows")
     return value

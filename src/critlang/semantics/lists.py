@@ -20,8 +20,9 @@ each version, each clause variant of lint counts again). Otherwise the claim mus
 "for lists of up to N items" (lint.py and diff.py print it in the headline).
 
 The slot count is chosen before encoding from the protocols' list conditions
-(`plan`), generous enough that the count-based argument applies and that a `majority
-of` question can still find a counterexample of a realistic length.
+(`plan`): as many as the count-based argument needs (an over-estimate where a function
+is called with several arguments is harmless; an under-estimate only makes the claim
+bounded), and for a `majority of` list enough for a counterexample of a realistic length.
 """
 
 from __future__ import annotations
@@ -45,29 +46,57 @@ def need(q: n.Quantified) -> int:
     return q.count or 0  # `at least N of`; `majority of` is never exact (no bound)
 
 
-def plan(checked: list[CheckResult], variants: int = 1) -> dict[str, int]:
+def plan(checked: list[CheckResult], clause_copies: bool = False) -> dict[str, int]:
     """Slots per list for encoding these protocols in one Space.
 
-    `variants`: how many encodings of one condition a question may hold at once (lint
-    compares a criterion with a copy missing one clause: 2). Arms multiply it (each
-    arm encodes the criteria that depend on the arm again)."""
-    needs: dict[str, int] = {}
-    majority: set[str] = set()
+    A list's conditions need, together, the sum of their needs; a criterion that depends
+    on the arm is encoded once more per arm (verdict.Protocol), a definition's body once
+    per encoding. `clause_copies`: lint also encodes a criterion without one clause next
+    to the whole protocol (L131), adding at most that criterion's need once more. A list
+    under `majority of` gets 2k+1 slots when its other conditions need k (the usual
+    counterexample: a majority beside k items of another kind), at least 3, at most 7."""
+    from ..backends.python import _dependencies
+
+    total: dict[str, int] = {}
+    other: dict[str, int] = {}  # the needs of conditions that are not `majority of`
+    widest: dict[str, int] = {}  # the largest need of one criterion
     for c in checked:
         h = c.protocol.header
-        arms = 1 + (len(h.arms) if h is not None and h.arms else 0)
-        for node in c.protocol.walk():
-            if isinstance(node, n.Quantified):
-                needs[node.list_name] = needs.get(node.list_name, 0) + need(node) * arms
-                if node.quantifier == "majority":
-                    majority.add(node.list_name)
+        arms = len(h.arms) if h is not None and h.arms else 0
+        seen: set[int] = set()
+
+        def add(q: n.Quantified, times: int, into: dict[str, int]) -> None:
+            k = need(q) * times
+            total[q.list_name] = total.get(q.list_name, 0) + k
+            into[q.list_name] = into.get(q.list_name, 0) + need(q)
+            if q.quantifier != "majority":
+                other[q.list_name] = other.get(q.list_name, 0) + k
+
+        for _, crit in c.protocol.criteria:
+            times = 1 + (arms if arms and "arm" in _dependencies(c, crit) else 0)
+            own: dict[str, int] = {}
+            for node in crit.walk():
+                if isinstance(node, n.Quantified):
+                    seen.add(id(node))
+                    add(node, times, own)
+            for name, k in own.items():
+                widest[name] = max(widest.get(name, 0), k)
+        for node in c.protocol.walk():  # in definitions and functions
+            if isinstance(node, n.Quantified) and id(node) not in seen:
+                add(node, 1 + arms, {})
+    majority = {
+        node.list_name
+        for c in checked
+        for node in c.protocol.walk()
+        if isinstance(node, n.Quantified) and node.quantifier == "majority"
+    }
     out = {}
-    for name, k in needs.items():
+    for name, k in total.items():
         if name in majority:
-            # a majority against k other items needs 2k + 1 items to show a difference
-            out[name] = max(LIST_BOUND, min(MAJORITY_SLOTS, 2 * k * variants + 1))
+            out[name] = max(LIST_BOUND, min(MAJORITY_SLOTS, 2 * other.get(name, 0) + 1))
         else:
-            out[name] = max(LIST_BOUND, min(MAX_SLOTS, k * variants))
+            k += widest.get(name, 0) if clause_copies else 0
+            out[name] = max(LIST_BOUND, min(MAX_SLOTS, k))
     return out
 
 

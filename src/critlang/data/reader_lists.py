@@ -1,0 +1,108 @@
+"""List facts in the native record reader (a base of reader.py's `Reader`): therapies
+and other lists of items, each field read strictly; an exposure's end may be ongoing
+(docs/patients.md, "Ongoing therapies"); a start after its end, or after the evaluation
+date, is impossible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..typesys import DateT, ListT, QuantT
+from .records import Observation, Ongoing, PartialDate
+from .values import Duplicate, _one
+
+END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
+
+
+class ListReading:
+    """A base of `Reader`; uses its `as_of`, `problem`, `quantity`, `scalar`, `when` and
+    `any_date`."""
+
+    as_of: dt.date
+    problem: Any
+    quantity: Any
+    scalar: Any
+    when: Any
+    any_date: Any
+
+    def list_fact(self, fact: str, t: ListT, raw: Any) -> Observation | None:
+        if not isinstance(raw, list):
+            self.problem(fact, "a list was expected")
+            return None
+        items: list[dict[str, Any]] = []
+        for i, element in enumerate(raw):
+            if not isinstance(element, dict):
+                self.problem(fact, f"item {i + 1} is not an object")
+                items.append({name: None for name, _ in t.fields})
+                continue
+            item: dict[str, Any] = {}
+            for name, ftype in t.fields:
+                label = f"{fact}[{i + 1}].{name}"
+                v = _one(element.get(name))
+                if isinstance(ftype, QuantT):
+                    if isinstance(v, Duplicate):
+                        self.problem(label, "given twice with different values")
+                        item[name] = None
+                        continue
+                    meta = v if isinstance(v, dict) else {"value": v}
+                    meta = {k: _one(x) for k, x in meta.items()}
+                    raw_value = meta.get("value")
+                    item[name] = (
+                        None if raw_value is None else self.quantity(label, ftype, raw_value, meta)
+                    )
+                elif isinstance(ftype, DateT) and name == END_FIELD:
+                    item[name] = self.end(label, v)
+                elif isinstance(ftype, DateT):  # a start may be planned: no past-only check
+                    item[name] = self.any_date(label, v)
+                else:
+                    item[name] = self.scalar(label, ftype, v)
+            self.check_order(fact, i, item)
+            extra = sorted(set(element) - {name for name, _ in t.fields})
+            if extra:
+                self.problem(fact, f"item {i + 1} has fields this protocol does not use: {extra}")
+            items.append(item)
+        return Observation(items)
+
+    def end(self, label: str, raw: Any) -> Any:
+        """An exposure's end: a date, "ongoing", or a planned end after the evaluation
+        date (ongoing as of then)."""
+        if raw == "ongoing":
+            return Ongoing(self.as_of, "ongoing")
+        if raw is None or isinstance(raw, Duplicate):
+            return self.scalar(label, DateT(), raw)
+        w = self.when(label, raw)
+        if w is None:
+            return None
+        if w.first > self.as_of:
+            return Ongoing(self.as_of, w.text)
+        if w.partial:
+            return PartialDate(w.first, min(w.last, self.as_of), w.text)
+        return w.first
+
+    def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
+        """A start after its end, or after the evaluation date, is impossible: both become
+        unknown."""
+        start, end = item.get("start"), item.get(END_FIELD)
+        first = start.first if isinstance(start, PartialDate) else start
+        if isinstance(first, dt.date) and first > self.as_of:
+            # an exposure recorded as begun after the evaluation date had not happened
+            # then: impossible data (docs/patients.md), never a therapy "within" a window
+            self.problem(
+                f"{fact}[{i + 1}]",
+                f"starts ({start}) after the evaluation date ({self.as_of.isoformat()}): "
+                "impossible for something recorded as having happened",
+            )
+            item["start"] = item[END_FIELD] = None
+            return
+        if isinstance(start, PartialDate) and start.last > self.as_of:
+            # the days after the evaluation date are impossible (above): "2026" read on
+            # 2026-11-27 is 1 January to 27 November, as a past date fact is
+            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
+        if start is None or end is None or isinstance(end, Ongoing):
+            return
+        last = end.last if isinstance(end, PartialDate) else end
+        if isinstance(first, dt.date) and isinstance(last, dt.date) and first > last:
+            self.problem(f"{fact}[{i + 1}]", f"starts ({start}) after it ends ({end}): impossible")
+            item["start"] = item[END_FIELD] = None

@@ -1,0 +1,232 @@
+"""Reference ranges in the native record reader: which of a value's reported ranges is
+this patient's (a base of reader.py's `Reader`, through reader_quantity).
+
+A record's `reference_range` is one object or a list of them (docs/patients.md,
+"Reference ranges"): `{"low", "high", "unit", "type", "applies_to", "age"}`, as
+fhir_observation.py writes FHIR R4 Observation.referenceRange ("If there are multiple
+reference ranges, they should be distinguished by appliesTo / age / type"). A range
+applies when its `type` is absent or `normal` (referencerange-meaning), its `applies_to`
+(an AND of populations, R4 Observation.referenceRange.appliesTo) names the patient's sex,
+and its `age` holds the patient's age on the value's date. The ranges that apply or may
+apply decide when they agree; otherwise the limits are unknown, with a diagnostic. The
+order of the ranges never decides anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from typing import Any
+
+from ..units import Unit, conversion_factor
+from .values import When, _one, parse_when, strict_number
+
+# Age units (R4 Age: a UCUM unit of time, age-1) and how far each one reaches
+_MONTHS = {"a": 12, "mo": 1}
+_DAYS = {"wk": 7, "d": 1}
+
+
+def _and(parts: list[bool | None]) -> bool | None:
+    """Kleene AND: False when any part is, True when all are, else unknown."""
+    if False in parts:
+        return False
+    return True if all(p is True for p in parts) else None
+
+
+def _shift(day: dt.date, amount: Fraction, unit: str) -> dt.date | None:
+    """day + an age (`18 a`, `6 mo`, `40 wk`); None when it cannot be placed exactly."""
+    from ..backends.runtime import add_months
+
+    try:
+        if unit in _MONTHS and amount.denominator == 1:
+            months = int(amount) * _MONTHS[unit]
+            return dt.date.fromordinal(add_months(day.toordinal(), months))
+        if unit in _DAYS and (amount * _DAYS[unit]).denominator == 1:
+            return day + dt.timedelta(days=int(amount * _DAYS[unit]))
+    except (OverflowError, ValueError):
+        return None
+    return None
+
+
+class RangeReading:
+    """A base of `Reader` (through QuantityReading); uses its `problem`, `unit` and the
+    patient's `patient_sex` and `patient_birth` (Reader.sex_and_birth)."""
+
+    problem: Any
+    unit: Any
+    patient_sex: str | None
+    patient_birth: When | None
+
+    def reference_range(
+        self,
+        fact: str,
+        raw: Any,
+        value_unit: Unit,
+        want: Unit,
+        molar: Fraction | None,
+        date: Any,
+    ) -> tuple[Fraction | None, Fraction | None] | None:
+        """(low, high) in `value_unit` of the range that is this patient's, or None (with
+        a diagnostic) when it cannot be told: the limits are then unknown."""
+        items = raw if isinstance(raw, list) else [raw]
+        try:
+            when: When | None = parse_when(_one(date)) if date is not None else None
+        except ValueError:
+            when = None
+        chosen: dict[tuple[Fraction | None, Fraction | None], list[str]] = {}
+        excluded: list[str] = []
+        for i, item in enumerate(items):
+            label = f"range {i + 1}" if len(items) > 1 else "the reference range"
+            if not isinstance(item, dict):
+                self.problem(
+                    fact, "`reference_range` must be an object with low, high, unit (or a list)"
+                )
+                return None
+            item = {k: _one(v) for k, v in item.items()}
+            applies, why = self.applies(item, when)
+            if applies is False:
+                excluded.append(f"{_limits_text(item)} ({why})")
+                continue
+            limits = self.range_limits(fact, item, value_unit, want, molar)
+            if limits is None:
+                self.problem(fact, f"{label} cannot be read: the reference limits are unknown")
+                return None
+            note = _limits_text(item) + ("" if applies else f" (perhaps: {why})")
+            chosen.setdefault(limits, []).append(note)
+        if not chosen:
+            self.problem(
+                fact,
+                f"no reported reference range applies to this patient ({'; '.join(excluded)}): "
+                "the reference limits are unknown",
+            )
+            return None
+        if len(chosen) > 1:
+            shown = "; ".join(n for notes in chosen.values() for n in notes)
+            self.problem(
+                fact,
+                f"{sum(map(len, chosen.values()))} reference ranges may apply to this patient "
+                f"and differ ({shown}): which one is unknown, and so are the reference limits "
+                "(FHIR Observation.referenceRange: told apart by type, appliesTo and age; "
+                "their order decides nothing)",
+            )
+            return None
+        return next(iter(chosen))
+
+    def applies(self, item: dict[str, Any], when: When | None) -> tuple[bool | None, str]:
+        """Whether a range is this patient's normal range: True, False, None (cannot
+        tell), with the reason when not True."""
+        parts: list[bool | None] = []
+        reasons: list[str] = []
+        kind = item.get("type")
+        if kind is not None:
+            if kind == "normal":
+                parts.append(True)
+            elif isinstance(kind, str) and not kind.startswith("?"):
+                parts.append(False)
+                reasons.append(f"type {kind}, not the normal range")
+            else:
+                parts.append(None)
+                reasons.append(f"type {str(kind).lstrip('?')[:60]} critlang cannot read")
+        populations = item.get("applies_to")
+        if populations is not None:
+            for p in populations if isinstance(populations, list) else [populations]:
+                if p in ("female", "male"):
+                    if self.patient_sex is None:
+                        parts.append(None)
+                        reasons.append(f"for {p} patients; the sex is not known")
+                    else:
+                        parts.append(p == self.patient_sex)
+                        reasons.append(f"for {p} patients")
+                else:
+                    parts.append(None)
+                    who = str(p).lstrip("?")[:60]
+                    reasons.append(f"applies to {who}, which critlang cannot tell")
+        age = item.get("age")
+        if age is not None:
+            ok = self.age_applies(age, when)
+            parts.append(ok)
+            if ok is not True:
+                unknown = "" if ok is False else "; the age then is not known"
+                reasons.append(f"for ages {_age_text(age)}{unknown}")
+        result = _and(parts)
+        return result, "; ".join(reasons)
+
+    def age_applies(self, age: Any, when: When | None) -> bool | None:
+        """Whether the patient's age on the value's date lies in `age` (low and high
+        included, R4 Range); None when the birth date, the date or the age is unknown."""
+        birth = self.patient_birth
+        if not isinstance(age, dict) or birth is None or when is None or when.partial:
+            return None
+        day = when.first
+        parts: list[bool | None] = []
+        for key in ("low", "high"):
+            q = _one(age.get(key))
+            if q is None:
+                continue
+            if not isinstance(q, dict):
+                return None
+            try:
+                amount = strict_number(_one(q.get("value")))
+            except ValueError:
+                return None
+            unit = _one(q.get("unit"))
+            first, last = _shift(birth.first, amount, unit), _shift(birth.last, amount, unit)
+            if first is None or last is None:
+                return None
+            if key == "low":  # reached that age by the day: surely, surely not, or perhaps
+                parts.append(True if last <= day else False if first > day else None)
+            else:
+                parts.append(True if first >= day else False if last < day else None)
+        return _and(parts)
+
+    def range_limits(
+        self, fact: str, item: dict[str, Any], value_unit: Unit, want: Unit, molar: Any
+    ) -> tuple[Fraction | None, Fraction | None] | None:
+        """A range's low and high in the value's unit; None after a diagnostic."""
+        rr_unit = (
+            self.unit(fact, item["unit"], want) if isinstance(item.get("unit"), str) else value_unit
+        )
+        f = conversion_factor(rr_unit, value_unit, molar) if rr_unit else None
+        if f is None:
+            self.problem(fact, "the reference range's unit does not fit the value's")
+            return None
+        out: list[Fraction | None] = []
+        for key in ("low", "high"):
+            raw = item.get(key)
+            if raw is None:
+                out.append(None)
+                continue
+            try:
+                out.append(strict_number(raw) * f)
+            except ValueError as exc:
+                self.problem(fact, f"reference range {key}: {exc}")
+                return None
+        if out[0] is None and out[1] is None:
+            return None
+        return out[0], out[1]
+
+
+def _limits_text(item: dict[str, Any]) -> str:
+    unit = item.get("unit") if isinstance(item.get("unit"), str) else ""
+    low, high = item.get("low"), item.get("high")
+    if low is not None and high is not None:
+        text = f"{low}-{high}"
+    elif high is not None:
+        text = f"up to {high}"
+    else:
+        text = f"at least {low}"
+    return f"{text} {unit}".strip()
+
+
+def _age_text(age: Any) -> str:
+    if not isinstance(age, dict):
+        return str(age)[:40]
+
+    def one(q: Any) -> str:
+        q = _one(q)
+        return f"{q.get('value')} {q.get('unit')}" if isinstance(q, dict) else "?"
+
+    low, high = age.get("low"), age.get("high")
+    if low is not None and high is not None:
+        return f"{one(low)} to {one(high)}"
+    return f"from {one(low)}" if low is not None else f"up to {one(high)}"
