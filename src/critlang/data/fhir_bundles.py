@@ -339,3 +339,31 @@ def stray_problems(
         )
         blocked.add(fact)
     return problems, blocked
+
+
+NOT_IN_FILE = "its subject is a patient that is not in the data"
+Elsewhere = tuple[str, str, str, tuple[tuple[str, str], ...]]
+
+
+def elsewhere(pid: str, path: str, r: Resource, codes: frozenset[str]) -> Elsewhere | None:
+    """(patient id, file, label, bound codes) of a resource with a bound code naming patient
+    `pid`, absent from its own file or export (screen_elsewhere.py decides what it does);
+    a Medication reference counts as ("", "*"): a therapy of any kind. None when no code
+    of it is bound."""
+    import msgspec
+
+    pairs: set[tuple[str, str]] = set()
+    try:
+        concepts = [r.code, r.medicationCodeableConcept]
+        concepts += [c.code for c in r.component or ()]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        concepts = [r.code, r.medicationCodeableConcept]
+    for concept in concepts:
+        for c in (concept.coding or ()) if concept is not None else ():
+            if c.code in codes:
+                pairs.add((c.system or "", c.code))
+    if r.medicationReference is not None and r.medicationCodeableConcept is None:
+        pairs.add(("", "*"))
+    if not pairs:
+        return None
+    return pid, path.split(": ")[0], _label(r), tuple(sorted(pairs))

@@ -49,7 +49,15 @@ from typing import Any
 
 import msgspec
 
-from .fhir_bundles import KNOWN_TYPES, Stray, current, may_be_anyone
+from .fhir_bundles import (
+    KNOWN_TYPES,
+    NOT_IN_FILE,
+    Elsewhere,
+    Stray,
+    current,
+    elsewhere,
+    may_be_anyone,
+)
 from .fhir_decode import (
     NOT_USED,
     Decoded,
@@ -562,32 +570,9 @@ def _unassign(
         ref, _ = _subject(r)
         target = patient_target(ref)[0] if ref else None
         parts = literal(target) if target and not target.startswith("urn:") else None
-        if parts is not None:
-            record_elsewhere(tally, parts[2], where.rsplit(": ", 1)[0], r, codes)
-
-
-NOT_IN_FILE = "its subject is a patient that is not in the data"
-Elsewhere = tuple[str, str, str, tuple[tuple[str, str], ...]]
-
-
-def record_elsewhere(tally: Tally, pid: str, path: str, r: Resource, codes: frozenset[str]) -> None:
-    """Keeps a resource with a bound code that names patient `pid`, absent from its own
-    file or export, with the (system, code) pairs a binding may read; a Medication
-    reference counts as ("", "*"): a therapy of any kind."""
-    pairs: set[tuple[str, str]] = set()
-    try:
-        concepts = [r.code, r.medicationCodeableConcept]
-        concepts += [c.code for c in r.component or ()]
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        concepts = [r.code, r.medicationCodeableConcept]
-    for concept in concepts:
-        for c in (concept.coding or ()) if concept is not None else ():
-            if c.code in codes:
-                pairs.add((c.system or "", c.code))
-    if r.medicationReference is not None and r.medicationCodeableConcept is None:
-        pairs.add(("", "*"))
-    if pairs:
-        tally.elsewhere.append((pid, path.split(": ")[0], _label(r), tuple(sorted(pairs))))
+        found = elsewhere(parts[2], where.rsplit(": ", 1)[0], r, codes) if parts else None
+        if found is not None:
+            tally.elsewhere.append(found)
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:

@@ -18,11 +18,10 @@ from pathlib import Path
 import msgspec
 
 from . import fhir_input
-from .fhir_bundles import Stray, current
+from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
 from .fhir_decode import Entry, Resource, bundle_type, decode_line, duplicate_keys
 from .fhir_input import (
     NO_ID,
-    NOT_IN_FILE,
     PatientResources,
     Tally,
     _bundle_patients,
@@ -31,7 +30,6 @@ from .fhir_input import (
     _subject,
     _unassign,
     _usable,
-    record_elsewhere,
 )
 from .fhir_refs import Medications, id_diagnostic, patient_target
 from .records import RecordProblem
@@ -200,8 +198,10 @@ def _group_lines(
             for where, e in items:
                 tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
-                    pid = key.split("/", 1)[1]
-                    record_elsewhere(tally, pid, where.rsplit(" line ", 1)[0], e.resource, codes)
+                    pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
+                    found = elsewhere(pid, file, e.resource, codes)
+                    if found is not None:
+                        tally.elsewhere.append(found)
             continue
         # one export is one server's current data: one id twice is a copy, versions,
         # or a conflict (fhir_bundles.current; R4 Resource.id, bdl-7 by analogy)
