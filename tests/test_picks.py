@@ -388,6 +388,22 @@ def test_native_reference_ranges_follow_the_same_rule() -> None:
     assert status["E2"] == "not met"
 
 
+@pytest.mark.parametrize(
+    ("rr", "message"),
+    [
+        ({"low": 10, "high": 0, "unit": "U/L"}, "is not a range of values"),
+        ({"high": 0, "unit": "U/L"}, "is not a range of values"),
+        ({"low": 50, "high": 40, "unit": "U/L"}, "low is above high"),
+    ],
+)
+def test_a_reference_range_that_is_no_range_is_not_used(rr: dict, message: str) -> None:
+    """AST 20 U/L against a reported "10-0 U/L" was "> 3 x ULN = 0": the patient was
+    excluded for liver disease. Not a range (R4 referenceRange low <= high): unknown."""
+    value = {"value": 20, "unit": "U/L", "date": "2026-11-20", "reference_range": rr}
+    status, problems, _ = native({"alt": value})
+    assert status["E2"] == "unknown" and said(problems, "alt", message)
+
+
 def test_an_undecided_reported_range_never_falls_back_to_the_protocols_default() -> None:
     """glucose 105 mg/dL: the default 70-100 would say "outside"; the record's ranges
     (100 or 110, which one is unknown) do not say, so `within normal range` is unknown."""

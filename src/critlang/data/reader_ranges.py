@@ -203,7 +203,18 @@ class RangeReading:
                 return None
         if out[0] is None and out[1] is None:
             return None
-        return out[0], out[1]
+        low, high = out
+        # R4 Observation.referenceRange: low <= high; "10-0 U/L" made 3 x ULN zero and
+        # excluded every patient with a value. An upper limit of 0 or below with no
+        # negative lower one is no range of a measured quantity either (a base excess
+        # range, -2 to 2 mmol/L, stays)
+        if high is not None and high <= 0 and (low is None or low >= 0):
+            self.problem(fact, f"reference range {_limits_text(item)} is not a range of values")
+            return None
+        if low is not None and high is not None and low > high:
+            self.problem(fact, f"reference range {_limits_text(item)}: low is above high")
+            return None
+        return low, high
 
 
 def _limits_text(item: dict[str, Any]) -> str:
