@@ -369,13 +369,16 @@ def duplicate_keys(r: Resource) -> None:
     if not r.raw_ or r.malformed is not None:
         return
     raw = bytes(r.raw_)
+    r.raw_ = EMPTY  # checked once: a second call (a resource read twice) costs nothing
     try:
         item = _GENERIC.decode(raw)
         # Fast exact test: re-encoding the decoded object gives the compact text of the
         # original only when no member was dropped (a duplicate would shorten it). Any
         # other difference (number spelling "2.50", escapes "\u00e9") goes to the
-        # member-by-member check below; so the fast path never hides a duplicate.
-        if _ENCODE(item) == msgspec.json.format(raw, indent=-1):
+        # member-by-member check below; so the fast path never hides a duplicate. Text
+        # that is compact already (most files) is compared as it is.
+        text = _ENCODE(item)
+        if text == raw or text == msgspec.json.format(raw, indent=-1):
             r.malformed = two_choices(item)
             return
     except (msgspec.DecodeError, RecursionError):
