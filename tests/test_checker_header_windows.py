@@ -7,6 +7,8 @@ hint on a list field.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from critlang.diagnostics import Diagnostic
@@ -304,3 +306,22 @@ def test_sex_and_birth_date_choose_reported_ranges_so_they_are_used() -> None:
     fixed = text.replace("  reference range reported\n", "").replace("1.5 x ULN", "1.5 mg/dL")
     names = sorted(d.message.split("`")[1] for d in found(fixed, "W101"))
     assert names == ["birth_date", "sex"]
+
+
+def test_a_protocols_own_codes_replace_the_librarys(tmp_path: Path) -> None:
+    """A library binding is a default: the protocol's own `codes egfr` (CKD-EPI) is not
+    extended by the library's MDRD code (author7 F4); unbound facts keep the library's."""
+    from critlang.frontend import analyse_file
+
+    (tmp_path / "lib.crit").write_text('codes egfr: loinc "33914-3"\ncodes creat: loinc "2160-0"\n')
+    proto = tmp_path / "p.crit"
+    proto.write_text(
+        HEAD
+        + 'import "lib.crit"\nfact egfr: quantity mL/min/{1.73_m2}\nfact creat: quantity mg/dL\n'
+        'codes egfr: loinc "62238-1"\n'
+        'inclusion criteria\nI1 "x"\n  rule egfr >= 25 mL/min/{1.73_m2} and creat < 2 mg/dL\n'
+    )
+    checked = analyse_file(proto).result
+    assert checked is not None and checked.ok, checked and checked.diagnostics
+    bound = {f: [c.value for c in codes] for f, codes in checked.bindings.items()}
+    assert bound == {"egfr": ["62238-1"], "creat": ["2160-0"]}

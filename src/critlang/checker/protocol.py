@@ -389,10 +389,15 @@ class ProtocolPass:
         return self.r
 
     def bind(self) -> None:
-        """Collect code bindings: the library's for declared facts, then the file's own."""
+        """Collect code bindings: the library's for declared facts, then the file's own.
+
+        A fact (or list kind) the file binds itself takes only the file's codes: the
+        library's are a default, not an addition (author7 F4: the library's MDRD eGFR
+        33914-3 was read into a protocol's CKD-EPI `egfr` bound to 62238-1)."""
         own = [d for d in self.p.decls if isinstance(d, n.Codes)]
+        mine = {(d.fact, d.member) for d in own}
         for d in self.library:
-            if self.binding_target(d, report=False):
+            if (d.fact, d.member) not in mine and self.binding_target(d, report=False):
                 self.add_binding(d)
         for d in own:
             if self.binding_target(d, report=True):
