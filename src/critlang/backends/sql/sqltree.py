@@ -70,8 +70,10 @@ def strict(test: exp.Expression, variables: list[exp.Expression]) -> bool:
         return strict(test.this, variables) and strict(test.expression, variables)
     if isinstance(test, COMPARISONS):
         sides = [test.this, test.expression]
-    elif isinstance(test, exp.In) and test.expressions and all(
-        is_literal(x) for x in test.expressions
+    elif (
+        isinstance(test, exp.In)
+        and test.expressions
+        and all(is_literal(x) for x in test.expressions)
     ):
         sides = [test.this]
     else:
