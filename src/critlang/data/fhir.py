@@ -188,7 +188,8 @@ class Extractor:
 
         conditions: yes/no facts bound to codes (read from Condition and Procedure).
         medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown).
+        (otherwise an empty list would deny therapies no code could have shown), and
+        lists without `kind` bound to codes as a whole.
         """
         out: dict[str, Any] = {}
         if "conditions" in kinds:
@@ -211,6 +212,12 @@ class Extractor:
                     self.warnings.append(
                         f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
                     )
+            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
+            # are all it can hold, so their absence is complete too
+            for fact in sorted(self.c.bindings):
+                t = self.c.facts[fact].type if fact in self.c.facts else None
+                if isinstance(t, ListT) and "kind" not in dict(t.fields):
+                    out[fact] = []
         return out
 
     # ------------------------------------------------------------------ one patient
@@ -483,7 +490,11 @@ class Extractor:
             return
         try:
             try:
-                if member is not None:
+                therapy = kind in MEDICATIONS or kind == "Procedure"
+                # a therapy item: of the kind its code is bound to, or of a list bound as a
+                # whole (`codes sglt2_therapy: atc ...` on a list of {start, end}), whose
+                # items have no kind (author7 F16: it was read, yet said unreadable)
+                if member is not None or (therapy and isinstance(info.type, ListT)):
                     # a therapy begun after the screening date had not happened then (as
                     # Condition.onset[x], Procedure.performed[x]); any choice type is read
                     span = began(kind, r, st.birth)
