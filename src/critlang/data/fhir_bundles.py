@@ -365,7 +365,8 @@ NOT_IN_FILE = "its subject is a patient that is not in the data"
 # a Bundle inside a Bundle is read on its own (its references resolve inside it): its
 # patient may be in the Bundle around it, so not "not in the data"
 NOT_IN_BUNDLE = (
-    "its subject is a patient that is not in its Bundle (a nested Bundle is read on its own)"
+    "its subject is a patient that is not in its Bundle (a Bundle inside a Bundle or an "
+    "NDJSON file is read on its own)"
 )
 # (patient id, its server base or None, file, nested Bundle or "", label, bound codes)
 Elsewhere = tuple[str, str | None, str, str, str, tuple[tuple[str, str], ...]]

@@ -4,8 +4,11 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
 
 - `Patient/x`, `Patient/x/_history/2` (a version of patient x), an absolute URL ending in
   `Patient/x`, and inside a Bundle the `fullUrl` of a Patient entry (`urn:uuid:...` in
-  transaction and batch bundles) all name a patient. In a Bundle a reference is matched
-  against the entries' `fullUrl` first, then against a Patient entry with that id.
+  transaction and batch bundles) all name a patient. In a Bundle an absolute reference
+  is matched against the entries' `fullUrl`; a relative one against the base of its own
+  entry's RESTful `fullUrl` (R4 bundle.html "Resolving references in Bundles"), else
+  against a Patient entry of that id whose server is not known to differ: identity is
+  (base, type, id) where a base is known (fhir_refs.same_server).
 - A resource belongs to the patient its `subject` (or `patient`) names, never to "the
   patient of this bundle". A reference to a patient that is not in the data, a
   conditional reference (`Patient?identifier=...`), an identifier-only reference, a
