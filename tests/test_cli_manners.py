@@ -289,3 +289,44 @@ def test_a_closed_standard_error_is_no_internal_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert b"patients screened" in proc.stdout
+
+
+def test_every_file_of_a_data_folder_is_read_or_counted(tmp_path: Path, capsys) -> None:
+    """b.JSON is JSON; a .gz or extensionless file is an unusable file with why, in the
+    reading line and under `read` in --format json (breaker7 F16, F18)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    bundle = _bundle(tmp_path).read_bytes()
+    (folder / "a.json").write_bytes(bundle)
+    (folder / "b.JSON").write_bytes(bundle.replace(b'"p1"', b'"q1"'))
+    (folder / "c.json.gz").write_bytes(b"\x1f\x8b")
+    (folder / "notes").write_text("x")
+    args = ["screen", "--as-of", "2026-11-27", "--format", "json", str(CURRENT), str(folder)]
+    assert main(args) == 0
+    read = json.loads(capsys.readouterr().out)["read"]
+    assert read["files"] == 4 and read["patients"] == 2
+    assert read["unusable_files"] == [
+        {"path": str(folder / "c.json.gz"), "why": "compressed: not read (decompress it first)"},
+        {
+            "path": str(folder / "notes"),
+            "why": "not read: only .json, .ndjson and .jsonl files of a folder are read",
+        },
+    ]
+
+
+def test_an_output_never_overwrites_an_input(tmp_path: Path, capsys) -> None:
+    """`--patients data.json` over the data file is refused before any work (breaker7
+    F15), as are a missing folder and a table that is neither CSV nor JSON Lines."""
+    data = _bundle(tmp_path)
+    before = data.read_bytes()
+    base = ["screen", "--as-of", "2026-11-27", str(CURRENT), str(data)]
+    assert main([*base, "--patients", str(data)]) == 2
+    assert data.read_bytes() == before
+    assert "a file this command reads" in capsys.readouterr().err
+    assert main([*base, "--report", str(CURRENT)]) == 2
+    assert main([*base, "--patients", str(tmp_path / "no" / "x.csv")]) == 2
+    assert not (tmp_path / "no").exists()
+    assert main([*base, "--patients", str(tmp_path / "x.xlsx")]) == 2
+    same = str(tmp_path / "x.csv")
+    assert main([*base, "--patients", same, "--attrition", same]) == 2
+    assert "is the --patients output" in capsys.readouterr().err
