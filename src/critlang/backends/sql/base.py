@@ -53,6 +53,10 @@ class CompilerBase:
         self.stage_of: dict[str, int] = {}
         self.forced: dict[int, bool] = {}  # conditional -> branch, while enumerating
         self.forced_cond: dict[int, exp.Expression] = {}
+        self.lifting: set[int] = set()  # comparison forms being enumerated by branch
+        # list field -> its interval while a body is compiled over a hypothetical item
+        # (future_events.py; lists.Lists.future_only), None otherwise
+        self.hypothetical: dict[str, Any] | None = None
         # facts / list fields read as plain values where they may be intervals: a
         # criterion (an item) reading one that is an interval is unknown (intervals.py)
         self.plain_reads: set[str] = set()
