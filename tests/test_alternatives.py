@@ -181,3 +181,36 @@ def test_the_proof_encoding_decides_as_the_evaluators(protocol: Any) -> None:
     s2.add(*enc.s.constraints, enc.fact("inr").k)
     assert s2.check(i2.t) == z3.sat and s2.check(i2.f) == z3.sat
     assert s2.check(z3.Not(z3.Or(i2.t, i2.f))) == z3.unsat
+
+
+def test_is_known_over_possibilities_in_sql_as_in_python(tmp_path: Path) -> None:
+    """`x is known` for a conditional whose condition is unknown: known when every
+    possibility is (runtime.choice). DuckDB said "not known" for it (the conditional
+    read as NULL), where both evaluators say known."""
+    from critlang.backends.sql import compile_sql
+    from critlang.backends.sql.engines import DuckDB
+    from critlang.data.ingest import ingest_records
+
+    src = """fact inr: number
+fact a: number
+define flat = (a if inr < 1.7 else 3)
+inclusion criteria
+I1 "known"
+  rule flat is known
+"""
+    checked = analyse_text(src, "known.crit").result
+    assert checked is not None
+    compiled = compile_protocol(checked)
+    records = [("p1", {"facts": {}}), ("p2", {"facts": {"a": 2}}), ("p3", {"facts": {"inr": 1}})]
+    ingest_records(compiled, records, tmp_path / "db", AS_OF)
+    engine = DuckDB(tmp_path / "db")
+    try:
+        rows = engine.run(compile_sql(compiled, AS_OF)).patients
+    finally:
+        engine.close()
+    expected = ["not met", "met", "not met"]  # a unknown; a and 3 both known; a chosen, unknown
+    for (name, data), row, want in zip(records, rows, expected, strict=True):
+        record = read_record(checked, data, AS_OF, name)
+        _, got = compiled.evaluate(compiled.normalise(record))
+        assert got == Interpreter(checked).run(record)[1]
+        assert (WORDS[got[0]], row[3]) == (want, want)

@@ -202,3 +202,32 @@ def test_the_proof_encoding_never_claims_not_met(protocol: Any) -> None:
     s2.add(*enc.s.constraints, enc.s.known("@day_minus_1"), anchor < AS_OF.toordinal())
     s2.add(enc.s.known("tests"), z3.Not(enc.var(("list", "tests", 0), lambda: None)))
     assert s2.check(z3.Not(i1.f)) == z3.unsat
+
+
+def test_an_end_or_a_planned_date_may_lie_ahead() -> None:
+    """`washout_end` (computed: last dose + 5 half-lives) and `planned_` dates are read as
+    recorded after the evaluation date; `end` stays "ongoing then" (data/reader_lists)."""
+    src = """fact courses: list of {start: date, washout_end: date, planned_scan: date, end: date}
+anchor day1
+inclusion criteria
+I1 "washout over by Day 1"
+  rule all courses with (washout_end no later than day1)
+I2 "a scan planned before Day 1"
+  rule any courses with (planned_scan before day1)
+"""
+    a = analyse_text(src, "ahead.crit")
+    assert a.result is not None and a.ok
+    item = {
+        "start": "2019-01-10",
+        "washout_end": "2019-02-15",
+        "planned_scan": "2019-02-05",
+        "end": "2019-03-01",
+    }
+    record = read_record(
+        a.result, {"anchors": {"day1": "2019-02-10"}, "facts": {"courses": [item]}}, AS_OF, "p"
+    )
+    assert not record.problems, record.problems
+    compiled = compile_protocol(a.result)
+    _, got = compiled.evaluate(compiled.normalise(record))
+    assert got == Interpreter(a.result).run(record)[1]
+    assert got == (False, True)  # the washout ends 5 days after Day 1; the scan before it

@@ -109,7 +109,7 @@ def test_a_censored_value_of_a_quantity_never_negative_starts_at_zero(protocol: 
 def test_the_explanation_says_the_interval_and_is_grammatical(protocol: Any) -> None:
     record = read_record(protocol, {"facts": CENSORED}, AS_OF, "p")
     text = render_details(Evaluator(compile_protocol(protocol)).evaluate(record))
-    assert "every value from 0 to below 1.5 mg/dL lies between them" in text
+    assert "every value below 1.5 mg/dL lies between them" in text
     assert "only some values below 1.5 Cel lie between them" in text
     assert "values below 1.5 Cel lies" not in text  # was: "only some values ... lies"
 

@@ -1,13 +1,14 @@
 """Events after the evaluation date in list conditions (docs/patients.md, "Events after
 the evaluation date"), one static rule shared by every evaluator, SQL and the proofs.
 
-A list records what happened: an item's dates other than its `end` are never after the
-evaluation date (data/reader_lists.py refuses them). So an `any`, `no` or `at least N`
+A list records what happened: an item's dates other than an end or a planned date
+(data/reader_lists.may_lie_ahead) are never after the evaluation date (the reader
+refuses them). So an `any`, `no` or `at least N`
 condition whose dates only an item dated after the evaluation date could meet ("a urine
 pregnancy test taken on Day -1", Day -1 ahead) is not decided by the absence of such an
 item: the event may still happen. Each evaluator decides it per patient by evaluating
-the condition's body on two hypothetical items: `past`, every date field (not `end`) any
-day up to the evaluation date and every other field unknown, and `any`, every field
+the condition's body on two hypothetical items: `past`, every such date field any day
+up to the evaluation date and every other field unknown, and `any`, every field
 unknown. When `past` is not met and `any` is not "not met", only a future item could
 meet it: the condition is unknown unless the recorded items already decide it (`any`
 met, `no` not met, `at least N` met).
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 from . import nodes as n
 from .checker import CheckResult
+from .data.reader_lists import may_lie_ahead
 from .typesys import DateT, ListT
 
-END_FIELD = "end"  # data/reader_lists.END_FIELD: the one date that may be planned
 QUANTIFIERS = ("any", "no", "at_least")
 
 
@@ -36,7 +37,7 @@ def past_date_fields(checked: CheckResult, e: n.Quantified) -> tuple[str, ...]:
     t = checked.facts[e.list_name].type
     if not isinstance(t, ListT):
         return ()
-    dates = {name for name, ft in t.fields if isinstance(ft, DateT) and name != END_FIELD}
+    dates = {name for name, ft in t.fields if isinstance(ft, DateT) and not may_lie_ahead(name)}
     read: set[str] = set()
     stack: list[n.Node] = [e.body]
     while stack:

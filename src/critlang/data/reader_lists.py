@@ -16,6 +16,19 @@ from .values import Duplicate, _one
 END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
 
 
+def may_lie_ahead(field: str) -> bool:
+    """A list-item date field whose date may be after the evaluation date: an end
+    (`end`, `washout_end`: a planned or computed end) or a date named as planned
+    (`planned_surgery`, `scheduled_visit`). Every other date field records something that
+    happened (`start`, `taken`, `collected`, `performed`): never after the evaluation
+    date (docs/patients.md, "What is dated after the evaluation date")."""
+    return (
+        field == END_FIELD
+        or field.endswith("_" + END_FIELD)
+        or field.startswith(("planned_", "scheduled_"))
+    )
+
+
 class ListReading:
     """A base of `Reader`; uses its `as_of`, `problem`, `quantity`, `scalar`, `when` and
     `any_date`."""
@@ -82,13 +95,13 @@ class ListReading:
         return w.first
 
     def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
-        """Every date of an item but its `end` records something that happened (a start,
-        a test taken, a sample collected, a procedure performed): one after the
-        evaluation date is impossible, and the item's dates become unknown (docs/
-        patients.md, "What is dated after the evaluation date"); only an `end` may be
-        planned (ongoing as of then). A start after its end is impossible too."""
+        """Every date of an item but an end or a planned date (may_lie_ahead) records
+        something that happened (a start, a test taken, a sample collected): one after
+        the evaluation date is impossible, and the item's dates become unknown (docs/
+        patients.md, "What is dated after the evaluation date"). An `end` after it is
+        ongoing as of then (`end`); a start after its end is impossible too."""
         for name, value in list(item.items()):
-            if name == END_FIELD or not isinstance(value, (dt.date, PartialDate)):
+            if may_lie_ahead(name) or not isinstance(value, (dt.date, PartialDate)):
                 continue
             first = value.first if isinstance(value, PartialDate) else value
             if first > self.as_of:

@@ -80,10 +80,12 @@ class CompilerBase:
                 out += self.conditionals(self.c.defines[x.func].body, seen)
         return list({id(c): c for c in out}.values())
 
-    def over_branches(self, e: n.Expr, build: Any) -> exp.Expression:
+    def over_branches(self, e: n.Expr, build: Any, known: bool = False) -> exp.Expression:
         """A comparison over a value with a conditional inside: with the condition
         unknown the value is both branches (runtime.choice), and the comparison is
-        decided when both branches decide it alike, as the Python back end does."""
+        decided when both branches decide it alike, as the Python back end does.
+        `known` (`x is known`): with the condition unknown, known when both branches
+        are (runtime.choice is None when a possibility is)."""
         conds = self.conditionals(e)
         if not conds:
             return build()
@@ -92,14 +94,14 @@ class CompilerBase:
         for branch in (True, False):
             self.forced[id(first)] = branch
             try:
-                results.append(self.let(self.over_branches(e, build)))
+                results.append(self.let(self.over_branches(e, build, known)))
             finally:
                 del self.forced[id(first)]
         yes, no = results
         cond = self.forced_cond.pop(id(first), None)
         if cond is None:  # the conditional was not reached: nothing to enumerate
             return yes
-        agree = exp.Case(
+        agree: exp.Expression = exp.Case(
             ifs=[
                 exp.If(this=exp.and_(is_(yes, True), is_(no, True), copy=False), true=exp.true()),
                 exp.If(
@@ -108,6 +110,8 @@ class CompilerBase:
             ],
             default=null(),
         )
+        if known:
+            agree = exp.and_(yes.copy(), no.copy(), copy=False)
         return self.let(
             exp.Case(
                 ifs=[

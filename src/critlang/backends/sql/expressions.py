@@ -255,6 +255,12 @@ class Expressions(CompilerBase):
             if e.negated:
                 test = exp.Not(this=paren(test))
             return guard(test, a)
+        if isinstance(e, n.IsKnown) and id(e) not in self.lifting:
+            self.lifting.add(id(e))  # known when every possibility is (over_branches)
+            try:
+                return self.over_branches(e, lambda: self.cond(e), known=True)
+            finally:
+                self.lifting.discard(id(e))
         if isinstance(e, n.IsKnown) and self.any_interval(e.subject):
             found = self.interval(e.subject)
             assert found is not None
