@@ -37,7 +37,8 @@ fact tests: list of {result: enum {negative, positive}, taken: date}
 fact therapies: list of {kind: enum {a, b}, start: date, end: date}
 inclusion criteria
 I1 "negative test on Day -1"
-  rule any tests with (result = negative and taken on or after day_minus_1 and taken on or before day_minus_1)
+  rule any tests with (result = negative and taken on or after day_minus_1
+                       and taken on or before day_minus_1)
 I2 "two tests within 3 days after Day 1"
   rule at least 2 of tests with (taken within 3 days after day1)
 I3 "no positive test after Day 1"
