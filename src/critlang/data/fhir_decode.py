@@ -41,11 +41,13 @@ class Concept(Struct, gc=False):
 
 
 class Ref(Struct, gc=False):
-    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`."""
+    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`,
+    `display`."""
 
     reference: str | None = None
     type: str | None = None
     identifier: Any = None
+    display: Any = None  # text only: names no resource (a display-only subject)
 
 
 class Quantity(Struct, gc=False):
