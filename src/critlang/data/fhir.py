@@ -41,7 +41,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
   "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
   then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
-  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  Not-done, not-taken, cancelled, draft, intended ones (entered-in-error on a
+  MedicationAdministration or Procedure; on a request or statement it may hide), and
   MedicationRequests with doNotPerform or an intent that is not an order, are set aside
   (they hide nothing: a list may still be read as complete); status unknown, a status
   outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
@@ -118,6 +119,10 @@ class FhirPatient:
     path: str
     record: dict[str, Any]
     problems: list[RecordProblem]
+    # the patient's server base (RESTful fullUrl), None when not known, and the nested
+    # Bundle it was read from ("" for the file's own): fhir_input.PatientResources
+    base: str | None = None
+    bundle: str = ""
 
 
 @dataclass
@@ -350,7 +355,7 @@ class Extractor:
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
         self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
-        return FhirPatient(group.id, group.path, record, problems)
+        return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
 
     def _open_lists(
         self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
