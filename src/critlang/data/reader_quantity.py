@@ -153,7 +153,15 @@ class QuantityReading(RangeReading):
             note = f"from {recorded} by {convert.source}"
         k = conversion_factor(unit, t.unit, molar)
         obs = Observation(
-            value, unit, None, note, low, high, comparator or None, range_unknown=range_unknown
+            value,
+            unit,
+            None,
+            note,
+            low,
+            high,
+            comparator or None,
+            range_unknown=range_unknown,
+            range_why=self.range_why if range_unknown else None,
         )
         return obs if self.plausible(fact, obs, k, t) else None
 
