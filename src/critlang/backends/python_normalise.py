@@ -23,7 +23,7 @@ from . import runtime
 def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> tuple[Any, Any]:
     info = checked.facts[name]
     t = info.type
-    if not isinstance(t, QuantT):
+    if not isinstance(t, (QuantT, NumberT)):
         return None, None
     low = high = None
     unit = None
@@ -31,6 +31,13 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
         # ranges were reported but none is surely this patient's (data/reader_ranges.py):
         # unknown, never the protocol's default in their place
         return None, None
+    if isinstance(t, NumberT):  # the INR's reported range (reader_ranges.number_range)
+        if obs is None:
+            return None, None
+        return (
+            None if obs.low is None else float(obs.low),
+            None if obs.high is None else float(obs.high),
+        )
     if obs is not None and (obs.low is not None or obs.high is not None):
         low, high, unit = obs.low, obs.high, obs.unit
     else:
