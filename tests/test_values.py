@@ -15,12 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import NA
 from critlang.data.records import RecordError, load_record, read_record
-from critlang.evaluate import Evaluator, run_compiled
-from critlang.frontend import analyse_text
-from critlang.interpreter import Interpreter
+from critlang.evaluate import run_compiled
+from helpers import STATUS_WORDS, TwoEvaluators
 
 AS_OF = dt.date(2026, 11, 27)
 
@@ -68,22 +66,18 @@ X1 "weight"
   rule weight < 150 kg
 """
 
-CHECKED = analyse_text(PROTOCOL, "values.crit").result
-assert CHECKED is not None and CHECKED.ok, CHECKED and CHECKED.diagnostics
-COMPILED = compile_protocol(CHECKED)
-INTERPRETER = Interpreter(CHECKED)
-IDS = [c.id for _, c in CHECKED.protocol.criteria]
-EVALUATOR = Evaluator(COMPILED)
-WORDS = {True: "met", False: "not met", None: "unknown", NA: "n/a"}
+BOTH = TwoEvaluators(PROTOCOL, "values.crit")
+CHECKED, COMPILED, INTERPRETER = BOTH.checked, BOTH.compiled, BOTH.interpreter
+EVALUATOR = BOTH.evaluator
+IDS = BOTH.ids
+WORDS = {**STATUS_WORDS, NA: "n/a"}
 
 
 def statuses(facts: dict[str, Any], anchors: dict[str, str] | None = None, **kw: Any) -> dict:
     """Per criterion, the status both evaluators give (asserted equal)."""
     data = {"facts": facts, "anchors": anchors or {}, **kw}
     record = read_record(CHECKED, data, AS_OF)
-    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
-    ref_verdict, ref, _ = INTERPRETER.run(record)
-    assert (verdict, compiled) == (ref_verdict, ref)
+    verdict, compiled = BOTH.statuses(record)
     out = {i: WORDS[s] for i, s in zip(IDS, compiled, strict=True)}
     out["verdict"] = verdict
     return out
@@ -468,9 +462,7 @@ def test_malformed_native_records_never_raise(facts: dict[str, Any], deceased: A
     and the two evaluators still agree."""
     data = {"facts": facts, "deceased": deceased}
     record = read_record(CHECKED, data, AS_OF)
-    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
-    ref_verdict, ref, _ = INTERPRETER.run(record)
-    assert (verdict, compiled) == (ref_verdict, ref)
+    _verdict, _compiled = BOTH.statuses(record)
     EVALUATOR.evaluate(record)  # explanations too
 
 

@@ -13,14 +13,16 @@ attrition counts moved with it, and a diagnostic naming the resources.
 
 from __future__ import annotations
 
-from .backends.python import Compiled
+from .backends.python import Compiled, deceased_verdict, verdict_of
 from .data.fhir import Extractor
 from .data.fhir_decode import Coding, Concept
 from .data.fhir_status import concept_targets
+from .evaluate import STATUS_WORDS
 from .screen import PatientRow, Screening, clearing, count_row
 from .typesys import ListT
 
 DECIDED = ("met", "not met")
+_STATUS_VALUES = {word: value for value, word in STATUS_WORDS.items()}
 
 
 def flag_elsewhere(result: Screening, compiled: Compiled, extractor: Extractor) -> None:
@@ -82,16 +84,11 @@ def _unknown(
     row.statuses = new
     if row.deceased:
         return
-    sections = [c.section for c in compiled.criteria]
-    if any(
-        (s == "not met" if sec == "inclusion" else s == "met")
-        for s, sec in zip(new, sections, strict=True)
-    ):
-        verdict = "ineligible"
-    elif "unknown" in new or maybe:  # perhaps deceased: not eligible yet (interpreter)
-        verdict = "undetermined"
-    else:
-        verdict = "eligible"
+    # the one verdict rule of the generated code (backends/python.py), from the words back
+    values = tuple(_STATUS_VALUES[s] for s in new)
+    verdict = verdict_of(tuple(c.section for c in compiled.criteria), values)
+    # perhaps deceased: not eligible yet (as the interpreter decides)
+    verdict = deceased_verdict(verdict, None if maybe else False)
     if verdict == "undetermined" and row.verdict != "undetermined":
         row.missing = sorted(set(row.missing) | facts.keys())
     row.verdict = verdict
