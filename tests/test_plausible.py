@@ -22,17 +22,14 @@ from typing import Any
 
 import pytest
 
-from critlang.backends.python import compile_protocol
 from critlang.backends.sql import compile_sql
 from critlang.backends.sql.engines import DuckDB
 from critlang.backends.sql.values import Layout
 from critlang.data.fhir import Extractor, Tally, read_fhir
 from critlang.data.ingest import ingest_records
 from critlang.data.records import read_record
-from critlang.evaluate import Evaluator, run_compiled
-from critlang.frontend import analyse_text
-from critlang.interpreter import Interpreter
-from helpers import write_fhir
+from critlang.evaluate import Evaluator
+from helpers import TwoEvaluators, write_fhir
 
 AS_OF = dt.date(2026, 11, 27)
 IFCC = "IFCC-NGSP master equation (Hoelzel W et al., Clin Chem 2004;50:166-74)"
@@ -64,11 +61,8 @@ N2 "INR within the normal range"
 C1 "Haematocrit at least 30 %"
   rule hematocrit >= 30 %
 """
-CHECKED = analyse_text(PROTOCOL, "plausible.crit").result
-assert CHECKED is not None and CHECKED.ok, CHECKED and CHECKED.diagnostics
-COMPILED = compile_protocol(CHECKED)
-INTERPRETER = Interpreter(CHECKED)
-IDS = [c.id for _, c in CHECKED.protocol.criteria]
+BOTH = TwoEvaluators(PROTOCOL, "plausible.crit")
+CHECKED, COMPILED = BOTH.checked, BOTH.compiled
 WORDS = {True: "met", False: "not met", None: "unknown"}
 
 
@@ -76,10 +70,8 @@ def statuses(facts: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """Per criterion, the status both Python evaluators give (asserted equal), and the
     record's problems as "fact: message"."""
     record = read_record(CHECKED, {"facts": facts}, AS_OF)
-    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
-    ref_verdict, ref, _ = INTERPRETER.run(record)
-    assert (verdict, compiled) == (ref_verdict, ref)
-    out = {i: WORDS[s] for i, s in zip(IDS, compiled, strict=True)}
+    _, compiled = BOTH.statuses(record)
+    out = {i: WORDS[s] for i, s in zip(BOTH.ids, compiled, strict=True)}
     return out, [f"{p.fact}: {p.message}" for p in record.problems]
 
 
