@@ -151,7 +151,7 @@ def test_an_implausible_newest_value_hides_the_older_one() -> None:
     ("value", "rr", "n1", "n2"),
     [
         (1.0, {"low": 0.8, "high": 1.2}, "met", "met"),
-        ("1.79", {"low": 0.8, "high": 1.2}, "met", "not met"),
+        ("1.8", {"low": 0.8, "high": 1.2}, "met", "not met"),  # 1.5 x 1.2 is 1.8 exactly
         ("1.81", {"low": 0.8, "high": 1.2}, "not met", "not met"),
         (1.0, {"low": 0.8, "high": 1.2, "unit": "{INR}"}, "met", "met"),
         (1.0, {"high": 1.1, "unit": "1"}, "met", "met"),
@@ -311,7 +311,7 @@ def test_fhir_implausible_value_is_a_diagnostic(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- SQL
 PATIENTS: list[dict[str, Any]] = [
     {"hba1c": q(53, "%"), "inr": q(1.0, reference_range={"low": 0.8, "high": 1.2})},
-    {"hba1c": q(7.5, "%"), "inr": q("1.79", reference_range={"low": 0.8, "high": 1.2})},
+    {"hba1c": q(7.5, "%"), "inr": q("1.8", reference_range={"low": 0.8, "high": 1.2})},
     {"hba1c": [q(53, "%"), q(7.5, "%", "2026-10-01")], "hematocrit": q("0.32", "L/L")},
     {"hba1c": q(58, "mmol/mol"), "inr": q("1.81", reference_range={"high": 1.2, "unit": "1"})},
     {"hba1c": q(530, "mmol/mol"), "hematocrit": q(290, "mL/L"), "weight": q(800, "lb")},
@@ -350,3 +350,103 @@ def test_sql_gives_the_python_statuses(tmp_path: Path) -> None:
         python.append((e.verdict, *(c.status for c in e.criteria)))
         assert python[-1] == tuple(row[2:-1]), name
     assert python == EXPECTED
+
+
+# ---------------------------------------------------------------------- k x ULN, exactly
+ULN = """\
+fact bilirubin: quantity mg/dL
+  reference range reported
+fact inr: number
+  reference range reported
+fact creatinine: quantity mg/dL
+  molar mass 113.12 g/mol source "PubChem CID 588"
+  reference range 0.6 mg/dL to 1.2 mg/dL
+inclusion criteria
+B1 "bilirubin <= 1.5 x ULN"
+  rule bilirubin <= 1.5 x ULN
+B2 "bilirubin > 1.5 x ULN"
+  rule not (bilirubin > 1.5 x ULN)
+N1 "INR <= 1.5 x ULN"
+  rule inr <= 1.5 x ULN
+C1 "creatinine <= 1.5 x ULN (default range)"
+  rule creatinine <= 1.5 x ULN
+L1 "bilirubin >= 0.5 x LLN"
+  rule bilirubin >= 0.5 x LLN
+"""
+BOUNDARY = [  # each value exactly on k x the limit: 1.5 x 1.2 is 1.8, 0.5 x 0.3 is 0.15
+    {
+        "bilirubin": q("1.8", "mg/dL", reference_range={"low": "0.3", "high": "1.2"}),
+        "inr": q("1.8", reference_range={"high": "1.2"}),
+        "creatinine": q("1.8", "mg/dL"),
+    },
+    {
+        "bilirubin": q("0.15", "mg/dL", reference_range={"low": "0.3", "high": "1.2"}),
+        "inr": q("0.3", reference_range={"high": "0.2"}),  # 1.5 x 0.2 = 0.3 (0.30000000000000004)
+        "creatinine": q("159.1", "umol/L"),  # 1.79980... mg/dL: below 1.8
+    },
+    {
+        "bilirubin": q("1.81", "mg/dL", reference_range={"low": "0.3", "high": "1.2"}),
+        "inr": q("1.81", reference_range={"high": "1.2"}),
+        "creatinine": q("1.81", "mg/dL"),
+    },
+]
+
+
+def test_k_times_uln_on_the_boundary_in_every_back_end(tmp_path: Path) -> None:
+    """1.8 <= 1.5 x 1.2 is met: in floats 1.5 * 1.2 is 1.7999999999999998 and the value
+    1.8 was "not met" (bilirubin excluded the patient); the product is exact until
+    rounded once, in the compiled code, the SQL back end and the explanation."""
+    both = TwoEvaluators(ULN, "uln.crit")
+    want = [
+        ("eligible", True, True, True, True, True),
+        ("eligible", True, True, True, True, True),
+        ("ineligible", False, False, False, False, True),
+    ]
+    got = []
+    for facts in BOUNDARY:
+        record = read_record(both.checked, {"facts": facts}, AS_OF)
+        verdict, statuses_ = both.statuses(record)
+        got.append((verdict, *statuses_))
+    assert got == want
+    explained = both.evaluator.evaluate(read_record(both.checked, {"facts": BOUNDARY[0]}, AS_OF))
+    text = " ".join(line for c in explained.criteria for line in c.explanation)
+    assert "= 1.5 × 1.2 mg/dL = 1.8 mg/dL" in text, text
+    assert "1.7999999999999998" not in text
+    records = [(f"p{i}", {"id": f"p{i}", "facts": f}) for i, f in enumerate(BOUNDARY)]
+    path = tmp_path / "uln.duckdb"
+    ingest_records(both.compiled, records, path, AS_OF)
+    engine = DuckDB(path)
+    try:
+        rows = engine.run(compile_sql(both.compiled, AS_OF)).patients
+        wide = compile_sql(both.compiled, AS_OF, Layout.from_meta(engine.meta()))
+        assert engine.run(wide).patients == rows
+    finally:
+        engine.close()
+    words = {True: "met", False: "not met"}
+    assert [tuple(r[2:-1]) for r in rows] == [(v, *(words[s] for s in st)) for v, *st in want]
+
+
+# ---------------------------------------------------------------------- lists: no molar mass
+def test_a_list_field_in_the_other_concentration_kind_says_why_truthfully() -> None:
+    """A list's field cannot have a molar mass (docs/language.md): the record diagnostic
+    never tells the author to declare one; the item's value is unknown, the other used."""
+    both = TwoEvaluators(
+        "fact fpg: list of {value: quantity mg/dL, taken: date}\n"
+        "exclusion criteria\n"
+        'E1 "glucose > 240 mg/dL twice"\n'
+        "  rule at least 2 of fpg with (value > 240 mg/dL)\n",
+        "list.crit",
+    )
+    items = [
+        {"value": {"value": 14, "unit": "mmol/L"}, "taken": "2026-11-01"},
+        {"value": {"value": 250, "unit": "mg/dL"}, "taken": "2026-11-02"},
+    ]
+    record = read_record(both.checked, {"facts": {"fpg": items}}, AS_OF)
+    assert [p.message for p in record.problems] == [
+        "unit 'mmol/L' is a substance concentration, but fpg[1].value is a mass "
+        "concentration (mg/dL); a list's field has no molar mass, so the two do not convert"
+    ]
+    assert both.statuses(record) == ("undetermined", (None,))
+    items[0]["value"] = {"value": 241, "unit": "mg/dL"}
+    record = read_record(both.checked, {"facts": {"fpg": items}}, AS_OF)
+    assert both.statuses(record) == ("ineligible", (True,))

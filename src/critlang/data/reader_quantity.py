@@ -114,11 +114,15 @@ class QuantityReading(RangeReading):
         if convert is None:
             # the molar mass only bridges mass and amount of substance (mg/dL <-> mmol/L);
             # naming it for [IU]/L against U/L would point at the wrong fix
-            extra = (
-                " and no molar mass is declared"
-                if molar is None and _as_substance(unit.dims) == _as_substance(t.unit.dims)
-                else ""
-            )
+            extra = ""
+            if molar is None and _as_substance(unit.dims) == _as_substance(t.unit.dims):
+                # a list's field cannot have a molar mass (docs/language.md): never
+                # send the author to declare one there
+                extra = (
+                    " and no molar mass is declared"
+                    if info is not None
+                    else "; a list's field has no molar mass, so the two do not convert"
+                )
             if other_scale(unit, t.unit):
                 extra = (
                     ": another clinical scale, not a unit conversion; the fact declares no "
