@@ -29,6 +29,7 @@ from critlang.data.fhir import Extractor, Tally, read_fhir
 from critlang.data.ingest import ingest_records
 from critlang.data.records import read_record
 from critlang.evaluate import Evaluator
+from critlang.frontend import analyse_text
 from helpers import TwoEvaluators, write_fhir
 
 AS_OF = dt.date(2026, 11, 27)
@@ -450,3 +451,14 @@ def test_a_list_field_in_the_other_concentration_kind_says_why_truthfully() -> N
     items[0]["value"] = {"value": 241, "unit": "mg/dL"}
     record = read_record(both.checked, {"facts": {"fpg": items}}, AS_OF)
     assert both.statuses(record) == ("ineligible", (True,))
+
+
+def test_uln_on_a_number_without_a_range_hints_what_can_be_written() -> None:
+    """E204 on a number: only `reference range reported` can be written (a default range
+    `reference range 0.8 to 1.2` needs a unit and does not parse), so the hint says so."""
+    a = analyse_text('fact inr: number\ninclusion criteria\nI1 "x"\n  rule inr <= 1.5 x ULN\n')
+    (d,) = [d for d in a.diagnostics if d.code == "E204"]
+    assert d.hint == (
+        "add `reference range reported` (the lab's range comes with each value) to the fact "
+        "(a plain number has no default range)"
+    )
