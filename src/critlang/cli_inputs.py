@@ -57,6 +57,39 @@ def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     return find_files(tuple(paths), (SUFFIX,))
 
 
+def output_problems(outputs: dict[str, str | None], inputs: Sequence[Path]) -> list[str]:
+    """Why the files a command is to write cannot be written as named, before any work:
+    an output that is one of its inputs (the data or the protocol: writing it would
+    destroy it; breaker7 F15), two outputs on one file, a folder that does not exist (it
+    is not created: a typo must not make folders), a --patients table that is neither
+    .csv nor .jsonl/.ndjson. `outputs`: flag -> path (None: not asked for)."""
+
+    def key(path: Path) -> str:
+        try:
+            return str(path.resolve())
+        except (OSError, RuntimeError):
+            return str(path.absolute())
+
+    problems: list[str] = []
+    taken = {key(p): f"{p}, a file this command reads" for p in inputs}
+    for flag, name in outputs.items():
+        if not name:
+            continue
+        path = Path(name)
+        k = key(path)
+        if k in taken:
+            problems.append(f"{flag} {name}: is {taken[k]}; name another file")
+            continue
+        taken[k] = f"the {flag} output"
+        if not path.parent.is_dir():
+            problems.append(f"{flag} {name}: the folder {path.parent} does not exist")
+        elif path.is_dir():
+            problems.append(f"{flag} {name}: is a folder, not a file")
+        if flag == "--patients" and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
+            problems.append(f"{flag} {name}: name a .csv (CSV) or .jsonl (JSON Lines) file")
+    return problems
+
+
 def _usable(found: tuple[list[Path], list[str]]) -> list[Path] | None:
     """The files found, or None after saying why the paths are unusable (exit 2)."""
     files, problems = found

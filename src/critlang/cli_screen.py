@@ -17,6 +17,7 @@ from .cli_inputs import (
     _protocol_and_date,
     _usable,
     os_error_words,
+    output_problems,
 )
 
 if TYPE_CHECKING:
@@ -104,8 +105,15 @@ def _cmd_screen(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
+        return 2
+    outputs = {"--patients": args.patients, "--attrition": args.attrition, "--report": args.report}
+    clash = output_problems(outputs, [*files, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
         return 2
     compiled = analysis.compiled or compile_protocol(analysis.result)
     extractor = Extractor(analysis.result, absent)
@@ -117,6 +125,9 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     for warning in extractor.warnings:
         print(f"critlang: warning: {warning}", file=sys.stderr)
     tally = Tally()
+    # files of the data folders that are not read: counted as unusable files, named
+    tally.files += len(skipped)
+    tally.unusable_files += skipped
     tty = sys.stderr.isatty()
     total = len(files)
 
@@ -204,6 +215,12 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
             file=sys.stderr,
         )
         return 2
+    outputs = {"--patients": args.patients, "--attrition": args.attrition}
+    clash = output_problems(outputs, [cohort, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
+        return 2
     compiled = compile_protocol(analysis.result)
     as_of = _as_of(args.as_of) if args.as_of else None
     try:
@@ -245,8 +262,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if wrong:
         print(f"critlang: --absent-means-no takes {' and/or '.join(ABSENT_KINDS)}", file=sys.stderr)
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
+        return 2
+    clash = output_problems({"-o": args.output}, [*files, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
         return 2
     compiled = compile_protocol(analysis.result)
     extractor = Extractor(analysis.result, absent)
@@ -258,6 +281,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from .screen import reading_details, reading_lines
 
     tally = Tally()
+    tally.files += len(skipped)  # files of the data folders that are not read
+    tally.unusable_files += skipped
     try:
         from .screen_jobs import default_jobs
 

@@ -135,6 +135,12 @@ def _why(record: Record, slot: Slot | str) -> str:
         value = items[slot.index].get(slot.field) if slot.index < len(items) else None
         if value is not None:  # a partial date, an ongoing end: known only within bounds
             return f"{slot} (known only as {value}: a precise value may decide)"
+        # a value the record gives but the reader refused (no unit, a start after the
+        # evaluation date) is not "not in the record": say why (author7 F15)
+        item = f"{key}[{slot.index + 1}]"
+        for p in record.problems:
+            if p.fact in (str(slot), item):
+                return f"{slot} (not used: {p.message})"
         return f"{slot} (not in the record)"
     if key in record.alternatives:
         shown = "; ".join(o.shown() for o in record.alternatives[key])

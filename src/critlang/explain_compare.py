@@ -199,7 +199,9 @@ class Comparisons:
                 out += [d for d in v.derived if d not in out]
         return out
 
-    def limits(self, name: str) -> tuple[Any, Any, str]:
+    def limits(self, name: str, converted: bool = False) -> tuple[Any, Any, str]:
+        """(low, high) in the fact's unit and the range in words: as reported, and with
+        `converted` also in the fact's unit when it was reported in another."""
         lo, hi = self.f.get(name + "#low"), self.f.get(name + "#high")
         obs = self.record.facts.get(name)
         info = self.c.facts[name]
@@ -214,13 +216,23 @@ class Comparisons:
             origin = "not reported"
         if (lo is None) != (hi is None):
             origin += "; no lower limit" if lo is None else "; no upper limit"
+        if origin.startswith("reported") and obs is not None and obs.unit is not None:
+            # as the laboratory reported it, in the unit of the value shown beside it
+            # ("22 umol/L ... reference range 3-21 umol/L"), not converted into the
+            # fact's unit at 7 digits (author7 F12); the comparison itself is exact
+            low = float(obs.low) if obs.low is not None and lo is not None else None
+            high = float(obs.high) if obs.high is not None and hi is not None else None
+            words = range_words(low, high, obs.unit.text)
+            if converted and unit and not _same(obs.unit, self.c.facts[name].type.unit):
+                words += f" = {range_words(lo, hi, unit)}"
+            return lo, hi, f"reference range {words} ({origin})"
         # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
         return lo, hi, f"reference range {range_words(lo, hi, unit)} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
         assert isinstance(e.left, n.Name)
         a = self.value(e.left, env)
-        lo, hi, words = self.limits(e.left.name)
+        lo, hi, words = self.limits(e.left.name, converted=True)
         limit = hi if e.limit == "ULN" else lo
         unit = self.carrier(e.left)
         u = f" {unit.text}" if unit is not None else ""

@@ -249,7 +249,13 @@ if __name__ == "__main__":
 
 _BSA = re.compile(r"/\s*\{?1\.73[ _]?m(?:2|\^2|\*\*2)\}?")
 _POWER = re.compile(r"^(?:[x×]\s*)?10(?:\^|\*|\*\*)([-+]?\d+)\s*")
+# `mc` for micro (ISMP's recommended spelling, so that µ is not misread as m) inside any
+# unit, not only alone: mcg/L, mcmol/L, /mcL, 10*3/mcL, mcL-1 (breaker7 F19). UCUM has no
+# atom or prefix `mc`, so the reading is unambiguous.
+MC_MICRO = re.compile(r"(?<![A-Za-z\[_{])mc(?=(?:g|L|l|mol)(?![A-Za-z]))")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
+# a log-transformed result: `{Log_copies}/mL`, `{log10}`, `log10 IU/mL`, `Log IU/mL`, `lg(...)`
+_LOGARITHM = re.compile(r"(?i)\{[^}]*\blog|\{log|^\s*(?:log|lg|ln)(?:10|2)?(?:[\s_(\[{]|$)")
 _TOKEN = re.compile(r"\s*(?:(?P<op>[/.*])|(?P<atom>[A-Za-z%_]+)(?:\^|\*\*)?(?P<exp>[-+]?\d+)?)")
 
 # Bounds on what a unit may say (issue 14: `mg^9999999` or `10^300` must not take minutes
@@ -392,8 +398,21 @@ def parse_unit(text: str) -> Unit:
             "see docs/language.md, Units",
             code="E310",
         )
+    if _LOGARITHM.search(text):
+        # LOINC's "[Log #/volume]" results (HIV-1 or HCV RNA as log10 copies or IU/mL) carry
+        # units such as {Log_copies}/mL or "log10 IU/mL". An annotation is unity in UCUM
+        # (UCUM section 12), so read as UCUM 4.3 {Log_copies}/mL would be 4.3 /mL, where
+        # it means 10^4.3 = 19,953 copies/mL: refused, never read on the wrong scale.
+        raise UnitError(
+            f"`{text.strip()}` is a logarithm (log10) of a count, not a count in that unit: "
+            "4.3 log10 copies/mL is 10^4.3 = 19,953 copies/mL",
+            "bind the code of the result in copies/mL or IU/mL, or declare a `number` fact "
+            "for the log10 value",
+        )
     try:
-        return _own_unit(text)
+        own_text = MC_MICRO.sub("u", text)
+        u = _own_unit(own_text)
+        return u if own_text == text else Unit(text, u.factor, u.dims)  # shown as written
     except UnitError as exc:
         if exc.code == "E310":
             raise

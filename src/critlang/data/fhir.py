@@ -188,7 +188,8 @@ class Extractor:
 
         conditions: yes/no facts bound to codes (read from Condition and Procedure).
         medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown).
+        (otherwise an empty list would deny therapies no code could have shown), and
+        lists without `kind` bound to codes as a whole.
         """
         out: dict[str, Any] = {}
         if "conditions" in kinds:
@@ -211,6 +212,12 @@ class Extractor:
                     self.warnings.append(
                         f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
                     )
+            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
+            # are all it can hold, so their absence is complete too
+            for fact in sorted(self.c.bindings):
+                t = self.c.facts[fact].type if fact in self.c.facts else None
+                if isinstance(t, ListT) and "kind" not in dict(t.fields):
+                    out[fact] = []
         return out
 
     # ------------------------------------------------------------------ one patient
@@ -482,7 +489,11 @@ class Extractor:
             return
         try:
             try:
-                if member is not None:
+                therapy = kind in MEDICATIONS or kind == "Procedure"
+                # a therapy item: of the kind its code is bound to, or of a list bound as a
+                # whole (`codes sglt2_therapy: atc ...` on a list of {start, end}), whose
+                # items have no kind (author7 F16: it was read, yet said unreadable)
+                if member is not None or (therapy and isinstance(info.type, ListT)):
                     # a therapy begun after the screening date had not happened then (as
                     # Condition.onset[x], Procedure.performed[x]); any choice type is read
                     span = began(kind, r, st.birth)
@@ -567,12 +578,41 @@ def read_fhir(
         yield extractor.patient(group, as_of)
 
 
-def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order.
+DATA_SUFFIXES = (".json", ".ndjson", ".jsonl")
+
+
+def data_files(
+    paths: Iterable[str], skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[Path], list[str]]:
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl, in any letter
+    case), in a stable order.
 
     A file named twice (twice over, or directly and through its folder, or by a link) is a
-    problem: read twice, a Bundle's patients would be counted twice."""
-    files, problems = find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    problem: read twice, a Bundle's patients would be counted twice. Other files found in
+    a folder are not read; each is added to `skipped` as (path, why), so that the reading
+    tally counts it as an unusable file and no patient vanishes without a word."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            found, missing = find_files((str(p),), DATA_SUFFIXES)
+            files += found
+            problems += missing
+            continue
+        before = len(files)
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            if f.suffix.lower() in DATA_SUFFIXES:  # b.JSON is JSON
+                files.append(f)
+            elif skipped is not None:
+                compressed = f.suffix.lower() in (".gz", ".zip", ".bz2", ".xz", ".zst")
+                why = (
+                    "compressed: not read (decompress it first)"
+                    if compressed
+                    else "not read: only .json, .ndjson and .jsonl files of a folder are read"
+                )
+                skipped.append((str(f), why))
+        if len(files) == before:
+            problems.append(f"{p}: no {' or '.join(DATA_SUFFIXES)} files in this folder")
     seen: dict[str, Path] = {}
     for f in files:
         try:

@@ -330,7 +330,7 @@ def read_groups(
     tally = tally if tally is not None else Tally()
     ndjson: list[Path] = []
     for path in paths:
-        if path.suffix in (".ndjson", ".jsonl"):
+        if path.suffix.lower() in (".ndjson", ".jsonl"):
             ndjson.append(path)
             continue
         yield from _json_file(path, tally, codes)

@@ -79,7 +79,7 @@ def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
 
 
 def therapy_item(
-    kind: str, r: Resource, member: str, as_of: dt.date
+    kind: str, r: Resource, member: str | None, as_of: dt.date
 ) -> tuple[dict[str, Any], str | None]:
     """One therapy as a list item, and a diagnostic when its end cannot be read.
 

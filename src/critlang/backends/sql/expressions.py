@@ -326,4 +326,7 @@ class Expressions(CompilerBase):
             return self.let(iv.guard(iv.compare(op, x, y), x, y))
         a = self.let(self.value(left))
         b = self.let(self.value(right, self.carrier(left), self.molar(left)))
+        if op in ("=", "!=") and all(isinstance(x, exp.Literal) and x.is_string for x in (a, b)):
+            # two categories (the arm a per-arm verdict binds against a named arm)
+            return exp.Boolean(this=(a.this == b.this) == (op == "="))
         return guard(compare_sql(op, a, b), a, b)
