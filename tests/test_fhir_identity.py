@@ -288,7 +288,7 @@ def test_bundle_medications_are_counted_and_conflicts_refused(tmp_path: Path) ->
     assert kinds(p) == []
     assert messages(p, "medications") == [
         "1 medication resource(s) name a Medication that the data give with 2 different "
-        "codes (Medication/m) (MedicationRequest/r3): not read"
+        "codes (contained in the resource as #m) (MedicationRequest/r3): not read"
     ]
 
 

@@ -118,6 +118,10 @@ class FhirPatient:
     path: str
     record: dict[str, Any]
     problems: list[RecordProblem]
+    # the patient's server base (RESTful fullUrl), None when not known, and the nested
+    # Bundle it was read from ("" for the file's own): fhir_input.PatientResources
+    base: str | None = None
+    bundle: str = ""
 
 
 @dataclass
@@ -350,7 +354,7 @@ class Extractor:
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
         self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
-        return FhirPatient(group.id, group.path, record, problems)
+        return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
 
     def _open_lists(
         self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool

@@ -101,6 +101,8 @@ class Windows(Expressions):
             return None
         assert isinstance(e, n.Name)
         r = self.ref(e)
+        if r.kind == "field" and self.hypothetical is not None:
+            return exp.true()  # a hypothetical item's date (lists.future_only): a range
         if r.kind == "field":
             assert self.in_item is not None
             return iv.field_is_range("i", self.item_fields[self.in_item][r.name])

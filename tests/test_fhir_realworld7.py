@@ -1,0 +1,172 @@
+"""Real-world and adversarial FHIR R4 input (realfhir7, breaker7): each case screened
+from a Bundle and from NDJSON, and where the SQL engine reads it, through `ingest` and
+DuckDB; the verdict, the criterion's status and the diagnostic are asserted."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from critlang.cli import main
+
+PROTOCOL = """protocol "TEST-RW7"
+  title "real-world FHIR"
+  version "1"
+  date 2024-01-01
+  sex all
+  minimum age 18 years
+  healthy volunteers no
+
+fact birth_date: date
+fact hemoglobin: quantity g/dL
+  measured within 90 days before enrollment
+
+codes birth_date: fhir "Patient.birthDate"
+codes hemoglobin: loinc "718-7"
+
+define age = elapsed_years(birth_date, enrollment)
+
+inclusion criteria
+I1 "adult"
+  rule age >= 18 years
+I2 "haemoglobin"
+  rule hemoglobin >= 9 g/dL
+"""
+AS_OF = "2024-06-01"
+LOINC = "http://loinc.org"
+FORMS = ["bundle", "ndjson-reversed"]
+
+
+def patient(**extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"} | extra
+
+
+def hb(value: float = 12, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": "hb1",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "718-7"}]},
+        "effectiveDateTime": "2024-05-20",
+        "valueQuantity": {
+            "value": value,
+            "unit": "g/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "g/dL",
+        },
+    } | extra
+
+
+def write(tmp_path: Path, form: str, rows: list[Any]) -> Path:
+    """rows as a Bundle or NDJSON (a dict is a resource; a str a raw JSON resource)."""
+    texts = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    if form.endswith("reversed"):
+        texts.reverse()
+    if form.startswith("bundle"):
+        data = tmp_path / "b.json"
+        entries = ",".join('{"resource": ' + t + "}" for t in texts)
+        data.write_text(
+            '{"resourceType": "Bundle", "type": "collection", "entry": [' + entries + "]}"
+        )
+    else:
+        data = tmp_path / "b.ndjson"
+        data.write_text("".join(t + "\n" for t in texts))
+    return data
+
+
+def screen(tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()) -> dict:
+    (tmp_path / "p.crit").write_text(protocol)
+    data = write(tmp_path, form, rows)
+    out = tmp_path / "out.jsonl"
+    argv = ["screen", "--as-of", AS_OF, *flags, str(tmp_path / "p.crit"), str(data)]
+    assert main([*argv, "--patients", str(out)]) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    return row
+
+
+def duckdb_row(
+    tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()
+) -> dict:
+    """The same through `ingest` and the DuckDB engine: its --patients CSV row."""
+    pytest.importorskip("duckdb")
+    (tmp_path / "p.crit").write_text(protocol)
+    data = write(tmp_path, form, rows)
+    cohort, out = tmp_path / "c.duckdb", tmp_path / "sql.csv"
+    cohort.unlink(missing_ok=True)
+    crit = str(tmp_path / "p.crit")
+    assert main(["ingest", "--as-of", AS_OF, *flags, "-o", str(cohort), crit, str(data)]) == 0
+    assert main(["screen", "--as-of", AS_OF, crit, str(cohort), "--patients", str(out)]) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    return row
+
+
+def said(row: dict, fact: str, text: str) -> bool:
+    return any(p.startswith(f"{fact}:") and text in p for p in row["problems"])
+
+
+# ------------------------------------------------------------ breaker7 F1: deceased[x]
+
+DECEASED = {
+    "both, true": '"deceasedBoolean": true, "deceasedDateTime": "2024-05-01"',
+    "both, false": '"deceasedBoolean": false, "deceasedDateTime": "2024-05-01"',
+    "boolean as text": '"deceasedBoolean": "true"',
+    "date as number": '"deceasedDateTime": 20240501',
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("case", sorted(DECEASED))
+def test_a_deceased_given_twice_or_of_the_wrong_type_is_never_alive(tmp_path, form, case):
+    """deceased[x] twice (two choice types) or of the wrong JSON type made the Patient
+    malformed, and its deceased[x] was then dropped: "alive", eligible, no word
+    (R4 Patient.deceased[x] is a modifier element; formats.html#choice)."""
+    text = (
+        '{"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01", ' + DECEASED[case] + "}"
+    )
+    row = screen(tmp_path, form, [text, hb()])
+    assert row["verdict"] == "undetermined"
+    assert said(row, "deceased", "gives deceased[x] but is malformed")
+    assert said(row, "deceased", "perhaps deceased, so not eligible")
+    assert duckdb_row(tmp_path, form, [text, hb()])["verdict"] == "undetermined"
+    # control: a well-formed deceasedBoolean false is alive
+    control = screen(tmp_path, form, [patient(deceasedBoolean=False), hb()])
+    assert control["verdict"] == "eligible"
+
+
+# ------------------------------------------------------------ breaker7 F7: status unknown
+
+
+@pytest.mark.parametrize("status", ["unknown", "registered"])
+def test_a_native_value_with_status_unknown_hides_the_older_one_as_from_fhir(tmp_path, status):
+    """A newer native value with status "unknown" was dropped and the older one decided
+    (eligible), while the same data from FHIR gave unknown; one rule for both."""
+    record = {
+        "id": "n34",
+        "facts": {
+            "birth_date": "1970-01-01",
+            "hemoglobin": [
+                {"value": 8, "unit": "g/dL", "date": "2024-05-21", "status": status},
+                {"value": 12, "unit": "g/dL", "date": "2024-05-20"},
+            ],
+        },
+    }
+    (tmp_path / "p.crit").write_text(PROTOCOL)
+    (tmp_path / "n.json").write_text(json.dumps(record))
+    out = tmp_path / "out.jsonl"
+    crit, data = str(tmp_path / "p.crit"), str(tmp_path / "n.json")
+    assert main(["screen", "--as-of", AS_OF, crit, data, "--patients", str(out)]) == 0
+    native = json.loads(out.read_text())
+    fhir = screen(
+        tmp_path,
+        "bundle",
+        [patient(), hb(12), hb(8, id="hb2", status=status, effectiveDateTime="2024-05-21")],
+    )
+    expected = "unknown" if status == "unknown" else "met"
+    assert native["criteria"]["I2"] == fhir["criteria"]["I2"] == expected
+    if status == "unknown":
+        assert said(native, "hemoglobin", "could not be used and may be the newest")
