@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as n
+from .backends.python_normalise import limit_key
 from .backends.runtime import Alt, r_in_range
 from .explain_words import (
     MARK,
@@ -245,7 +246,8 @@ class Comparisons:
         if limit is None:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
-        bound = factor * limit
+        # the product the evaluators compare: exact, rounded once (limit_products)
+        bound = self.f.get(limit_key(e.left.name, e.limit, e.factor.value), factor * limit)
         shown_a, shown_bound = a.shown, num(bound)
         if isinstance(a.value, float):
             # enough digits that the value and the bound never look equal when they are

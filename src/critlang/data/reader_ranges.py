@@ -18,7 +18,7 @@ import datetime as dt
 from fractions import Fraction
 from typing import Any
 
-from ..units import Unit, conversion_factor
+from ..units import Unit, conversion_factor, parse_unit
 from .values import When, _one, parse_when, strict_number
 
 # Age units (R4 Age: a UCUM unit of time, age-1) and how far each one reaches
@@ -133,6 +133,35 @@ class RangeReading:
             )
             return None
         return next(iter(chosen))
+
+    def number_range(
+        self, fact: str, raw: Any, date: Any
+    ) -> tuple[Fraction | None, Fraction | None] | None:
+        """The reference range of a plain number's value (the INR: R4 Observation
+        .referenceRange of a valueQuantity whose unit is the number 1), as
+        `reference_range`: (low, high), or None after a diagnostic. A limit's unit must be
+        the number 1 too ({INR}, INR, 1, none; reader._unity): a range in seconds is a
+        prothrombin time's, not this number's."""
+        from .reader import _unity  # the same test of "the number 1" as the value's
+
+        items = raw if isinstance(raw, list) else [raw]
+        plain = []
+        for item in items:
+            if isinstance(item, dict):
+                unit = _one(item.get("unit"))
+                if unit not in (None, "") and not _unity(unit):
+                    self.problem(
+                        fact,
+                        f"the reference range's unit {str(unit)[:20]!r} is not a plain number "
+                        "like the value: the reference limits are unknown",
+                    )
+                    return None
+                item = {k: v for k, v in item.items() if k != "unit"}
+            plain.append(item)
+        one = parse_unit("1")
+        return self.reference_range(
+            fact, plain if isinstance(raw, list) else plain[0], one, one, None, date
+        )
 
     def applies(self, item: dict[str, Any], when: When | None) -> tuple[bool | None, str]:
         """Whether a range is this patient's normal range: True, False, None (cannot
