@@ -41,7 +41,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
   "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
   then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
-  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  Not-done, not-taken, cancelled, draft, intended ones (entered-in-error on a
+  MedicationAdministration or Procedure; on a request or statement it may hide), and
   MedicationRequests with doNotPerform or an intent that is not an order, are set aside
   (they hide nothing: a list may still be read as complete); status unknown, a status
   outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
@@ -156,8 +157,16 @@ class Extractor:
     with no matching resource counts as "no" (see `absent_facts`).
     """
 
-    def __init__(self, checked: CheckResult, absent_means_no: Iterable[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        checked: CheckResult,
+        absent_means_no: Iterable[str] = frozenset(),
+        anchors: dict[str, str] | None = None,
+    ) -> None:
         self.c = checked
+        # protocol dates given on the command line (`--anchor visit_1=2024-03-15`): FHIR
+        # data hold none; a native record's own anchors win over them
+        self.anchors = dict(anchors or {})
         self.index: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self.patient_fields: dict[str, str] = {}  # fact -> Patient element
         self.warnings: list[str] = []
@@ -229,10 +238,16 @@ class Extractor:
         """The patient as a native record (docs/patients.md) and its problems."""
         self._as_of = as_of
         if group.native is not None:
-            return FhirPatient(group.id, group.path, group.native, list(group.problems))
+            native = group.native
+            own = native.get("anchors")
+            if self.anchors and (own is None or isinstance(own, dict)):
+                native = {**native, "anchors": {**self.anchors, **(own or {})}}
+            return FhirPatient(group.id, group.path, native, list(group.problems))
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
+        if self.anchors:
+            record["anchors"] = dict(self.anchors)
         patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
