@@ -108,3 +108,60 @@ def test_current_state_of_entries_with_or_without_repeated_ids(ids: list[str]) -
     )
     assert len(skip) == len(ids) - len(set(ids))
     assert [why for why, _ in dropped] == [COPY] * (len(ids) - len(set(ids)))
+
+
+def test_escaped_text_is_checked_without_the_slow_reader(monkeypatch) -> None:
+    """Laboratory names with escapes (Synthea's `[#/\\u200bvolume]`) re-encode to other
+    bytes; the count of member names decides without the standard library's reader."""
+    from critlang.data import fhir_decode
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the slow reader was used")
+
+    monkeypatch.setattr(fhir_decode.json, "loads", refuse)
+    text = (
+        b'{"resourceType":"Observation","code":{"text":"Leukocytes [#/\\u200bvolume]"},'
+        b'"note":"a \\"quoted\\": text","valueQuantity":{"value":1.50}}'
+    )
+    r = Resource(resourceType="Observation", raw_=msgspec.Raw(text))
+    duplicate_keys(r)
+    assert r.malformed is None
+
+
+_NAMES = st.sampled_from(["a", "b", "v", "\\u0061", '\\"q\\"', ":x"])
+_SCALARS = st.sampled_from(["1", "2.50", '"s"', '"\\u00e9"', '":a"', "null", "1.0E2"])
+
+
+def _json(depth: int) -> st.SearchStrategy[str]:
+    """JSON text with any member names (escaped spellings, names given twice)."""
+    if depth == 0:
+        return _SCALARS
+    inner = _json(depth - 1)
+    members = st.lists(st.tuples(_NAMES, inner), max_size=4)
+    objects = members.map(lambda ms: "{" + ",".join(f'"{k}" : {v}' for k, v in ms) + "}")
+    arrays = st.lists(inner, max_size=3).map(lambda vs: "[" + ",".join(vs) + "]")
+    return st.one_of(_SCALARS, objects, arrays)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _json(2)), max_size=5))
+def test_duplicate_keys_agrees_with_the_standard_library(members: list[tuple[str, str]]) -> None:
+    """Whatever the spelling, a resource is marked for a duplicate name exactly when the
+    standard library's reader, told to refuse one, refuses it."""
+    body = ",".join(f'"{k}":{v}' for k, v in members)
+    text = '{"resourceType":"Observation"' + ("," + body if body else "") + "}"
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        names = [k for k, _ in items]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate")
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+        duplicated = False
+    except ValueError:
+        duplicated = True
+    r = Resource(resourceType="Observation", raw_=msgspec.Raw(text.encode()))
+    duplicate_keys(r)
+    assert (r.malformed is not None and "duplicate JSON keys" in r.malformed) == duplicated
