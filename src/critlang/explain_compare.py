@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as n
-from .backends.runtime import Alt, r_in_range
+from .backends.runtime import Alt, multiple, r_in_range
 from .explain_words import (
     MARK,
     OPS,
@@ -239,7 +239,7 @@ class Comparisons:
         if limit is None:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
-        bound = factor * limit
+        bound = multiple(factor, limit)  # as the evaluators: 12 significant digits
         shown_a, shown_bound = a.shown, num(bound)
         if isinstance(a.value, float):
             # enough digits that the value and the bound never look equal when they are

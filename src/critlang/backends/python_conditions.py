@@ -98,7 +98,9 @@ class _Conditions:
             limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"), e)
             op = "==" if e.op == "=" else e.op
             k = self.const(float(e.factor.value))
-            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {k} * {limit}")
+            # the bound at 12 significant digits (runtime.multiple), the value as it is
+            test = f"{a} {op} multiple({k}, {limit})"
+            self.w(f"{out} = None if {self.unknown(a, limit)} else {test}")
         elif isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             a = self.value(e.subject)

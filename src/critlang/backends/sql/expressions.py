@@ -272,14 +272,18 @@ class Expressions(CompilerBase):
             x = self.operand(e.left)
             limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
             k = num(float(e.factor.value))
-            bound = iv.Iv.of(exp.Mul(this=k, expression=limit))
+            # the bound at 12 significant digits, as runtime.multiple
+            bound = iv.Iv.of(self.let(sig_sql(exp.Mul(this=k, expression=limit))))
             return self.let(iv.guard(iv.compare(e.op, x, bound), x, bound))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.let(self.value(e.left))
             limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
             k = num(float(e.factor.value))
-            return guard(compare_sql(e.op, a, exp.Mul(this=k, expression=limit)), a, limit)
+            # the bound at 12 significant digits (runtime.multiple), the value as it is:
+            # 1.65 is on 1.5 x 1.1, not below the float product 1.6500000000000001
+            bound = self.let(sig_sql(exp.Mul(this=k, expression=limit)))
+            return guard(compare_sql(e.op, a, bound), a, limit)
         if isinstance(e, n.InNormalRange) and self.any_interval(e.subject):
             assert isinstance(e.subject, n.Name)
             x = self.operand(e.subject)
