@@ -2,10 +2,11 @@
 
 The bound is the product of a protocol factor and a reported (or default) limit. In
 floating point 1.5 x 1.1 is 1.6500000000000001, so creatinine 1.65 mg/dL was not
-`>= 1.5 x ULN`. Every evaluator now rounds the product to 12 significant digits, as a
-formula's result (runtime.multiple, the interpreter's exact_sig, SQL's sig_sql): a value
-exactly on the bound is on it, and a value a float below it stays below. The compiled
-evaluator, the reference interpreter and DuckDB must give the same, expected, statuses.
+`>= 1.5 x ULN`. The product is computed exactly from the limit and rounded once
+(python_normalise.limit_products; ingest writes it for SQL; the interpreter is exact):
+a value exactly on the bound is on it, and a value a float below it stays below. The
+compiled evaluator, the reference interpreter, the explanation and DuckDB must give the
+same, expected, statuses, for several factor / limit pairs and in another unit.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.backends.sql import compile_sql
@@ -143,16 +142,6 @@ def test_multiples_of_limits_are_exact_on_the_boundary(tmp_path: Path) -> None:
         assert reference == expected
         assert explained == expected
         assert sql == expected
-
-
-@pytest.mark.parametrize(
-    ("k", "limit", "bound"),
-    [(1.5, 1.1, 1.65), (2.5, 40.0, 100.0), (3.0, 0.1, 0.3), (1.1, 100.0, 110.0), (1.2, 3, 3.6)],
-)
-def test_multiple_is_the_decimal_product(k: float, limit: float, bound: float) -> None:
-    from critlang.backends.runtime import multiple
-
-    assert multiple(k, limit) == bound
 
 
 def test_explanation_shows_the_rounded_bound(tmp_path: Path) -> None:

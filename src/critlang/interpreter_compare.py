@@ -8,12 +8,11 @@ Part of the reference interpreter (interpreter.py): `CompareForms` is a base of
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 from . import nodes as n
 from .interpreter_time import TimeForms
-from .interpreter_values import Choices, combinations, exact_sig, one
+from .interpreter_values import Choices, combinations, one
 from .intervals import Iv, both
 from .intervals import compare as iv_compare
 from .typesys import QuantT
@@ -29,7 +28,6 @@ class CompareForms(TimeForms):
     value: Any  # Interpreter.value
     align: Any  # Interpreter.align
     subject_name: Any  # Interpreter.subject_name
-    base_unit: Any  # Interpreter.base_unit
 
     def over_choices(self, e: n.Expr, env: dict[str, Any]) -> bool | None:
         """A comparison form (nodes.compared) over values that may have several
@@ -77,12 +75,9 @@ class CompareForms(TimeForms):
             x = one(x)
             if x is None or limit is None:
                 return None
-            # the bound exact, rounded to 12 significant digits in the fact's unit (the
-            # compiled runtime.multiple; docs/language.md); the value as it is
-            bound = self.at_sig(limit * e.factor.value, e.left.name)
             if isinstance(x, Iv):
-                return iv_compare(e.op, x, bound)
-            return self.op(e.op, x, bound)
+                return iv_compare(e.op, x, limit * e.factor.value)
+            return self.op(e.op, x, limit * e.factor.value)
         if isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             x = self.plain(e.subject, env)
@@ -121,19 +116,12 @@ class CompareForms(TimeForms):
             return bool(a == b)
         return bool(a != b)
 
-    def at_sig(self, q: Any, name: str) -> Any:
-        """An exact quantity rounded to 12 significant digits in the fact's declared unit."""
-        t = self.c.facts[name].type
-        assert isinstance(t, QuantT)
-        base = Fraction(q.to_base_units().magnitude)
-        in_unit = exact_sig(base / t.unit.factor)
-        return self.ureg.Quantity(in_unit * t.unit.factor, self.base_unit(t.unit.dims))
-
     def limits(self, name: str) -> tuple[Any, Any]:
         """The reference range of a fact, in the fact's declared dimension."""
         obs = self.record.facts.get(name)
         info = self.c.facts[name]
-        assert isinstance(info.type, QuantT)
+        if not isinstance(info.type, QuantT):  # a plain number (the INR): its own range
+            return (None, None) if obs is None or obs.range_unknown else (obs.low, obs.high)
         declared = self.ureg.Quantity(1, self.base_unit(info.type.unit.dims))
         lo = hi = None
         if obs is not None and obs.range_unknown:  # reported, none surely the patient's

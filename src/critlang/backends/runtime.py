@@ -112,16 +112,6 @@ def sig(x: Any) -> Any:
     return float(f"{x:.12g}")
 
 
-def multiple(k: float, limit: float) -> float:
-    """`k x ULN` / `k x LLN`: the bound a limit gives, rounded to 12 significant digits
-    like a formula's result (docs/language.md, "x ULN"): 1.5 x 1.1 is 1.65, not the float
-    product 1.6500000000000001. The float product is within a few units in the 17th digit
-    of the exact one, so the rounding gives the exact product whenever that has at most
-    12 significant digits (a factor and a limit written with a few digits each). The
-    value compared is not rounded: 3.5999999999999996 stays below 1.2 x 3 = 3.6."""
-    return sig(k * limit)
-
-
 _INF = math.inf
 
 
@@ -472,7 +462,6 @@ EXPORTS: dict[str, object] = {
     "add_months": add_months,
     "elapsed_years": elapsed_years,
     "sig": sig,
-    "multiple": multiple,
     "Range": Range,
     "r_between": r_between,
     "r_in_range": r_in_range,

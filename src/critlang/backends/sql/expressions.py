@@ -12,6 +12,7 @@ from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
 from ...typesys import QuantT, ScaleT, Type
 from ...units import Unit, parse_unit
+from ..python_normalise import limit_key
 from . import calendar as cal
 from . import intervals as iv
 from .base import CompilerBase
@@ -270,20 +271,15 @@ class Expressions(CompilerBase):
             return exp.Not(this=is_null(a))
         if isinstance(e, n.CompareRef) and self.any_interval(e.left):
             x = self.operand(e.left)
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            # the bound at 12 significant digits, as runtime.multiple
-            bound = iv.Iv.of(self.let(sig_sql(exp.Mul(this=k, expression=limit))))
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            bound = iv.Iv.of(limit)
             return self.let(iv.guard(iv.compare(e.op, x, bound), x, bound))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.let(self.value(e.left))
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            # the bound at 12 significant digits (runtime.multiple), the value as it is:
-            # 1.65 is on 1.5 x 1.1, not below the float product 1.6500000000000001
-            bound = self.let(sig_sql(exp.Mul(this=k, expression=limit)))
-            return guard(compare_sql(e.op, a, bound), a, limit)
+            # k x the limit as the Python evaluator compares it (limit_products)
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            return guard(compare_sql(e.op, a, limit), a, limit)
         if isinstance(e, n.InNormalRange) and self.any_interval(e.subject):
             assert isinstance(e.subject, n.Name)
             x = self.operand(e.subject)
