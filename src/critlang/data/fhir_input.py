@@ -677,8 +677,21 @@ def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resou
     return out
 
 
+_THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+
+
 def _usable(r: Resource, codes: frozenset[str]) -> bool:
     concept = r.code if r.code is not None else r.medicationCodeableConcept
     if concept is not None and concept.coding:
-        return any(c.code in codes for c in concept.coding) or bool(r.component_)
+        if any(c.code in codes for c in concept.coding) or bool(r.component_):
+            return True
+        # a therapy coded only in systems the protocol binds no therapy in (NDC when it
+        # binds RxNorm) may be any bound kind: kept, the extractor says so (realfhir7 F6)
+        systems = getattr(codes, "list_systems", None)
+        return bool(
+            systems
+            and r.medicationCodeableConcept is not None
+            and r.resourceType in _THERAPIES
+            and not any(c.system in systems for c in concept.coding)
+        )
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
