@@ -506,3 +506,40 @@ def test_ndc_is_a_code_system_and_an_unbindable_therapy_keeps_the_list_open(
     other.pop("medicationReference", None)
     row = screen(tmp_path, form, [patient(), other], rxnorm, flags)
     assert row["criteria"]["I1"] == "met"
+
+
+BP_PROTOCOL = """fact bp: blood pressure
+codes bp: loinc "85354-9"
+exclusion criteria
+E1 "bp above 160/100"
+  rule bp > 160/100 mmHg
+"""
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
+    """A systolic component ">170" was dropped in silence ("?/80"; breaker7 F13): it is
+    still not read as a bound, but the part is said to be censored."""
+    ucum = "http://unitsofmeasure.org"
+
+    def part(code: str, value: float, comparator: str | None = None) -> dict[str, Any]:
+        q = {"value": value, "unit": "mm[Hg]", "system": ucum, "code": "mm[Hg]"}
+        if comparator:
+            q["comparator"] = comparator
+        return {"code": {"coding": [{"system": LOINC, "code": code}]}, "valueQuantity": q}
+
+    panel = {
+        "resourceType": "Observation",
+        "id": "b",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "effectiveDateTime": "2024-05-20",
+        "component": [part("8480-6", 170, ">"), part("8462-4", 80)],
+    }
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(row, "bp", "the systolic > 170 mm[Hg] is censored")
+    panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")
