@@ -170,3 +170,57 @@ def test_a_native_value_with_status_unknown_hides_the_older_one_as_from_fhir(tmp
     assert native["criteria"]["I2"] == fhir["criteria"]["I2"] == expected
     if status == "unknown":
         assert said(native, "hemoglobin", "could not be used and may be the newest")
+
+
+# ------------------------------------------------------------ therapies (realfhir7 F3, F4, F6, F14)
+
+THERAPY_PROTOCOL = """protocol "TEST-RW7-T"
+  title "real-world therapies"
+  version "1"
+  date 2024-01-01
+  sex all
+  minimum age 18 years
+  healthy volunteers no
+
+fact therapies: list of {kind: enum {nystatin, cisplatin}, start: date, end: date}
+
+codes therapies.nystatin: snomed "324689003"
+codes therapies.cisplatin: rxnorm "1736854"
+
+exclusion criteria
+E1 "nystatin ongoing"
+  rule any therapies with (kind = nystatin and start to end ongoing at enrollment)
+E2 "cisplatin within 4 weeks"
+  rule any therapies with (kind = cisplatin and start to end overlaps 4 weeks before enrollment)
+E3 "nystatin ever"
+  rule any therapies with (kind = nystatin)
+"""
+
+
+def order(code: str, system: str, status: str = "completed", **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"mr{code}",
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": system, "code": code}]},
+        "authoredOn": "2024-01-15",
+    } | extra
+
+
+VALIDITY = {"validityPeriod": {"start": "2024-01-15", "end": "2025-01-15"}}
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("status", ["completed", "stopped", "on-hold", "active"])
+def test_a_prescription_validity_period_is_not_the_time_the_drug_is_taken(tmp_path, form, status):
+    """A completed nystatin order (R4 example medrx0304, validity to a year later) was
+    "ongoing at enrollment" four months later: validityPeriod.end was read as the end of
+    taking (R4 MedicationRequest.dispenseRequest.validityPeriod: stale dating)."""
+    r = order("324689003", "http://snomed.info/sct", status, dispenseRequest=VALIDITY)
+    row = screen(tmp_path, form, [patient(), r], THERAPY_PROTOCOL)
+    assert row["criteria"]["E3"] == "met"
+    # active: actionable, so ongoing; any other status: the end of taking is unknown
+    assert row["criteria"]["E1"] == ("met" if status == "active" else "unknown")
+    assert "2025-01-15" not in " ".join(row["explanations"]["E1"]["explanation"])

@@ -307,7 +307,6 @@ def test_without_an_abatement_the_status_decides(tmp_path, form, status, expecte
 
 SET_ASIDE = [
     ("MedicationStatement", {"status": "not-taken"}, "has status 'not-taken': not taken"),
-    ("MedicationStatement", {"status": "entered-in-error"}, "has status 'entered-in-error'"),
     ("MedicationStatement", {"status": "intended"}, "has status 'intended': not taken"),
     ("MedicationRequest", {"doNotPerform": True}, "has doNotPerform true"),
     ("MedicationRequest", {"intent": "proposal"}, "has intent 'proposal'"),
@@ -355,6 +354,10 @@ HIDDEN = [
     ("Procedure", {"status": "unknown"}, "whether it was performed is not known"),
     ("MedicationStatement", {"modifierExtension": MODIFIER}, "has a modifierExtension"),
     ("MedicationStatement", {"status": "taken"}, "not a code of its R4 value set"),
+    # medication-statement-status / medicationrequest-status entered-in-error: "the
+    # patient may have taken some of the medication" (realfhir7 F14)
+    ("MedicationStatement", {"status": "entered-in-error"}, "may have taken some"),
+    ("MedicationRequest", {"status": "entered-in-error"}, "may have taken some"),
 ]
 
 
@@ -429,8 +432,16 @@ def test_a_therapy_still_going_on_with_an_end_already_past_contradicts_itself(
 ) -> None:
     """active with effectivePeriod.end in the past was read as ended, in silence."""
     if kind == "MedicationRequest":
+        # validityPeriod.end is when it may be filled, not an end of taking: an active
+        # order that can no longer be filled has an unknown end (realfhir7 F4)
         r = therapy(kind, "active", dispenseRequest={"validityPeriod": {"end": end}})
         element = "dispenseRequest.validityPeriod.end"
+        row = screen(tmp_path, form, r, flags=COMPLETE)
+        assert row["criteria"]["E5"] == expected
+        stale = f"the prescription could be filled only until {end} ({element})"
+        assert said(row, "prior_therapies", stale) == (expected == "unknown")
+        assert row["criteria"]["E6"] == "met"
+        return
     elif kind == "Procedure":
         r = therapy(kind, "in-progress", performedPeriod={"start": "2024-01-01", "end": end})
         element = "performedPeriod.end"
@@ -487,7 +498,10 @@ def test_a_dispense_request_with_a_modifier_extension_leaves_the_end_unknown(tmp
     del dispense["modifierExtension"]
     r = therapy("MedicationRequest", "completed", dispenseRequest=dispense)
     row = screen(tmp_path, form, r, flags=COMPLETE)
-    assert row["criteria"]["E5"] == "not met"
+    # validityPeriod.end (2024-02-01) is when it may be filled, never the end of taking:
+    # a completed order's end stays unknown (realfhir7 F4), with no modifier diagnostic
+    assert row["criteria"]["E5"] == "unknown"
+    assert not said(row, "prior_therapies", "modifierExtension")
 
 
 @pytest.mark.parametrize("form", FORMS)

@@ -41,7 +41,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
   "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
   then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
-  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  Not-done, not-taken, cancelled, draft, intended ones (entered-in-error on a
+  MedicationAdministration or Procedure; on a request or statement it may hide), and
   MedicationRequests with doNotPerform or an intent that is not an order, are set aside
   (they hide nothing: a list may still be read as complete); status unknown, a status
   outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
