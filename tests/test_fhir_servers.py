@@ -432,3 +432,28 @@ def test_a_folder_of_one_resource_files_says_how_to_give_them(tmp_path: Path) ->
     (tmp_path / "n").mkdir()
     got, tally = read(tmp_path / "n", *ndjson)
     assert hbs(got["p1", None]) == [7.0] and tally.unusable_files == []
+
+
+def test_ingest_refuses_a_nested_bundle_naming_the_outer_patient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """screen makes the nested Bundle's cirrhosis unknown for the outer patient; ingest,
+    which cannot store that unknown, refuses (exit 2) instead of storing the patient
+    without it (it used to look only at other files)."""
+    from critlang.cli import main
+
+    (tmp_path / "t.crit").write_text(PROTOCOL)
+    search = bundle((None, cirrhosis("Patient/example")), kind="searchset")
+    data = bundle((None, patient("example")), (None, search), kind="batch-response")
+    (path,) = write_fhir(tmp_path, [("b.json", data)])
+    args = ["ingest", "--as-of", "2024-06-01", str(tmp_path / "t.crit"), str(path)]
+    assert main([*args, "-o", str(tmp_path / "a.duckdb")]) == 2
+    assert not (tmp_path / "a.duckdb").exists()
+    assert (
+        f"{path} entry 2 (a Bundle): Condition/c1 names Patient/example, read from {path}"
+        in capsys.readouterr().err
+    )
+    alone = bundle((None, patient("example")), (None, cirrhosis("Patient/example")))
+    (path,) = write_fhir(tmp_path, [("c.json", alone)])
+    args[-1] = str(path)
+    assert main([*args, "-o", str(tmp_path / "c.duckdb")]) == 0

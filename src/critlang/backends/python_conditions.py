@@ -349,6 +349,15 @@ class _Conditions:
         first, second = self.tmp("t"), self.tmp("t")
         self.w(f"{first} = None if {self.unknown(start, high)} else {start} <= {high}")
         self.w(f"{second} = None if {self.unknown(end, low)} else {end} >= {low}")
+        # an unknown end is never before its start (R4 Period per-1: "start SHALL have a
+        # lower value than end"): a start surely on or after LOW decides END >= LOW
+        # (realfhir7 F3: an order 14 days ago with no end overlaps 4 weeks before)
+        self.w(
+            f"if {second} is None and not ({self.unknown(start, low)}) "
+            f"and ({start} >= {low}) is True:"
+        )
+        with self.w.indent():
+            self.w(f"{second} = True")
         test = (
             f"False if {first} is False or {second} is False else "
             f"(None if {first} is None or {second} is None else True)"

@@ -49,7 +49,7 @@ from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
 from .fhir_refs import same_server
 from .reader import Reader
-from .records import CONFLICT, Observation, Record, RecordError
+from .records import CONFLICT, Observation, Record, RecordError, preliminary_notes
 from .values import exact_number
 
 COLUMNS = (
@@ -239,8 +239,15 @@ def record_rows(
             # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
             rows.append(_row(name + CONFLICT, 0, value=1.0))
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))
-    for p in (*extra_problems, *reader.problems):
+    # the problems the Python engine lists (screen.py: the FHIR reading's, then the
+    # record's): those of the full read, which decides every fact (breaker7 F12: only the
+    # list reader's were kept, so a refused value left no problem in the cohort)
+    said = chosen.problems if chosen is not None else reader.problems
+    for p in (*extra_problems, *said):
         rows.append(_problem(p.fact, p.message))
+    for note in preliminary_notes(chosen) if chosen is not None else ():
+        fact, _, message = note.partition(": ")  # a preliminary value used, said so
+        rows.append(_problem(fact, message))
     return PatientRows(pid, rows)
 
 
