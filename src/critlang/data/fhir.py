@@ -157,8 +157,16 @@ class Extractor:
     with no matching resource counts as "no" (see `absent_facts`).
     """
 
-    def __init__(self, checked: CheckResult, absent_means_no: Iterable[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        checked: CheckResult,
+        absent_means_no: Iterable[str] = frozenset(),
+        anchors: dict[str, str] | None = None,
+    ) -> None:
         self.c = checked
+        # protocol dates given on the command line (`--anchor visit_1=2024-03-15`): FHIR
+        # data hold none; a native record's own anchors win over them
+        self.anchors = dict(anchors or {})
         self.index: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self.patient_fields: dict[str, str] = {}  # fact -> Patient element
         self.warnings: list[str] = []
@@ -230,10 +238,16 @@ class Extractor:
         """The patient as a native record (docs/patients.md) and its problems."""
         self._as_of = as_of
         if group.native is not None:
-            return FhirPatient(group.id, group.path, group.native, list(group.problems))
+            native = group.native
+            own = native.get("anchors")
+            if self.anchors and (own is None or isinstance(own, dict)):
+                native = {**native, "anchors": {**self.anchors, **(own or {})}}
+            return FhirPatient(group.id, group.path, native, list(group.problems))
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
+        if self.anchors:
+            record["anchors"] = dict(self.anchors)
         patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
