@@ -130,6 +130,11 @@ def _why(record: Record, slot: Slot | str) -> str:
     if key.startswith("@"):
         return f"anchor date {key[1:]} (not given)"
     if "#" in key:
+        obs = record.facts.get(key.split("#")[0])
+        if getattr(obs, "range_unknown", False):
+            # reported, but not used: say why (realfhir7 F10)
+            why = getattr(obs, "range_why", None) or "none can be used"
+            return f"{slot} (reported, not used: {why})"
         return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
         obs = record.facts.get(key)
