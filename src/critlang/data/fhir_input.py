@@ -701,8 +701,5 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
                 return False
             if r.resourceType not in _THERAPIES:
                 return False
-            for c in coding:
-                if c.system in systems:
-                    return False
-            return True
+            return all(c.system not in systems for c in coding)
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
