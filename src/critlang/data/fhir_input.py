@@ -405,6 +405,8 @@ def groups_from_bytes(
     data: bytes, where: str, tally: Tally, codes: frozenset[str] | None = None
 ) -> Iterator[PatientResources]:
     """The patients of one JSON file's bytes (a Bundle, a resource, an array, a record)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark: RFC 8259 section 8.1 lets it be ignored
     decoded = decode_file(data)
     if decoded.problem is not None and decoded.problem.startswith("not FHIR: the JSON object"):
         native = _native(data)
