@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -330,3 +331,95 @@ def test_an_output_never_overwrites_an_input(tmp_path: Path, capsys) -> None:
     same = str(tmp_path / "x.csv")
     assert main([*base, "--patients", same, "--attrition", same]) == 2
     assert "is the --patients output" in capsys.readouterr().err
+
+
+ANCHORED = """protocol "A"
+  title "a protocol date"
+  version "1"
+  date 2024-01-01
+anchor visit_1 "Visit 1"
+fact hemoglobin: quantity g/dL
+  measured within 14 days before visit_1
+codes hemoglobin: loinc "718-7"
+inclusion criteria
+I1 "haemoglobin"
+  rule hemoglobin >= 9 g/dL
+"""
+
+
+def test_screen_takes_protocol_dates_for_fhir_patients(tmp_path: Path, capsys) -> None:
+    """FHIR data hold no protocol dates: `--anchor visit_1=...` gives them, in screen and
+    in ingest (author7 F8: every criterion measured from visit 1 stayed unknown)."""
+    protocol = tmp_path / "a.crit"
+    protocol.write_text(ANCHORED)
+    bundle = json.loads(_bundle(tmp_path).read_text())
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "h1",
+                "status": "final",
+                "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                "effectiveDateTime": "2024-03-10",
+                "valueQuantity": {"value": 10, "unit": "g/dL"},
+            }
+        }
+    )
+    data = tmp_path / "b.json"
+    data.write_text(json.dumps(bundle))
+    out = tmp_path / "p.jsonl"
+    base = ["screen", "--as-of", "2024-03-01", str(protocol), str(data), "--patients", str(out)]
+    for anchor, status in [([], "unknown"), (["--anchor", "visit_1=2024-03-15"], "met"),
+                           (["--anchor", "visit_1=2024-04-15"], "unknown")]:  # fmt: skip
+        assert main([*base, *anchor]) == 0
+        assert json.loads(out.read_text())["criteria"]["I1"] == status, anchor
+    # ingest stores it (the SQL back end has no look-back from another anchor: the
+    # window is measured from the screening date there)
+    plain = tmp_path / "plain.crit"
+    plain.write_text(ANCHORED.replace("  measured within 14 days before visit_1\n", ""))
+    cohort = tmp_path / "c.duckdb"
+    ingest = ["ingest", "--as-of", "2024-03-01", "--anchor", "visit_1=2024-03-15"]
+    assert main([*ingest, str(plain), str(data), "-o", str(cohort)]) == 0
+    import duckdb
+
+    with duckdb.connect(str(cohort), read_only=True) as db:
+        days = db.sql("select value from critlang_facts where fact = '@visit_1'").fetchall()
+    assert days == [(float(dt.date(2024, 3, 15).toordinal()),)]
+    capsys.readouterr()
+    for bad, says in [
+        ("visit_2=2024-03-15", "not an anchor of the protocol (its anchors: visit_1)"),
+        ("visit_1=2024-02-30", "not a date"),
+        ("visit_1", "write NAME=YYYY-MM-DD"),
+        ("enrollment=2024-03-15", "use --as-of"),
+    ]:
+        assert main([*base, "--anchor", bad]) == 2
+        assert says in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_ignored_in_json_and_ndjson(tmp_path: Path, capsys) -> None:
+    """RFC 8259 section 8.1: a parser may ignore a UTF-8 BOM; Windows tools write one
+    (breaker7 F17: the NDJSON file's first line was lost and the patient decided)."""
+    bundle = json.loads(_bundle(tmp_path).read_text())
+    patient = bundle["entry"][0]["resource"]
+    for name, text in [
+        ("b.json", json.dumps(bundle)),
+        ("p.ndjson", json.dumps(patient) + "\n"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert (
+            main(["screen", "--as-of", "2026-11-27", "--format", "json", str(CURRENT), str(path)])
+            == 0
+        )
+        read = json.loads(capsys.readouterr().out)["read"]
+        assert (read["patients"], read["unusable_files"], read["entry_problems"]) == (1, [], [])
+
+
+def test_a_native_record_with_two_as_of_dates_is_refused(tmp_path: Path, capsys) -> None:
+    """The evaluation date decides every window: two of them are a conflict, never the
+    last by key order (breaker7 F6)."""
+    path = tmp_path / "r.json"
+    path.write_text('{"id": "x", "as_of": "2020-01-01", "as_of": "2026-11-27", "facts": {}}')
+    main(["eval", str(CURRENT), str(path)])
+    assert "two different `as_of` dates" in capsys.readouterr().err

@@ -158,6 +158,7 @@ def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentPars
         help="FHIR R4 Bundles (.json) or NDJSON files, or folders searched for them",
     )
     sc.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    sc.add_argument("--anchor", action="append", default=[], metavar="NAME=DATE", help=ANCHOR_HELP)
     sc.add_argument(
         "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
     )
@@ -215,6 +216,7 @@ def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentPars
     )
     ig.add_argument("-o", "--output", required=True, metavar="COHORT.duckdb")
     ig.add_argument("--as-of", metavar="YYYY-MM-DD", help="reading date (default: today)")
+    ig.add_argument("--anchor", action="append", default=[], metavar="NAME=DATE", help=ANCHOR_HELP)
     ig.add_argument(
         "--absent-means-no",
         metavar="KINDS",
@@ -377,6 +379,12 @@ T = TypeVar("T")
 
 # sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
 # protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
+ANCHOR_HELP = (
+    "a protocol date for every patient read from FHIR, e.g. visit_1=2024-03-15 (repeatable; "
+    "FHIR data hold no protocol dates; a native record's own anchors win)"
+)
+
+
 EXIT_INTERNAL = 70
 # The passes after the parser recurse over the syntax tree (up to parser.MAX_DEPTH
 # levels); commands run in a thread whose stack and recursion limit fit that depth.

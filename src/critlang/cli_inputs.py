@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,15 +155,50 @@ def _as_of(text: str | None) -> dt.date:
 AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
 
 
+def anchor_dates(values: Sequence[str], declared: Sequence[str]) -> dict[str, str]:
+    """`--anchor NAME=DATE` values: each a declared anchor (not `enrollment`, which is the
+    screening date) given once, with a calendar date (author7 F8: FHIR data hold no
+    protocol dates, so every criterion measured from visit 1 stayed unknown).
+
+    Raises argparse.ArgumentTypeError saying what is wrong."""
+    out: dict[str, str] = {}
+    for text in values:
+        name, sep, day = text.partition("=")
+        name, day = name.strip(), day.strip()
+        if not sep or not name or not day:
+            raise argparse.ArgumentTypeError(f"--anchor {text!r}: write NAME=YYYY-MM-DD")
+        if name == "enrollment":
+            raise argparse.ArgumentTypeError(
+                "--anchor enrollment: enrollment is the screening date; use --as-of"
+            )
+        if name not in declared:
+            known = ", ".join(sorted(a for a in declared if a != "enrollment")) or "none"
+            raise argparse.ArgumentTypeError(
+                f"--anchor {name}: not an anchor of the protocol (its anchors: {known})"
+            )
+        if name in out:
+            raise argparse.ArgumentTypeError(f"--anchor {name}: given twice")
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--anchor {name}={day}: not a date (YYYY-MM-DD)"
+            ) from None
+        out[name] = day
+    return out
+
+
 def _own_as_of(path: Path, default: dt.date) -> dt.date:
     """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
 
     `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    from .data.values import loads  # keeps a member given twice (values.Duplicate)
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads(Path(path).read_text(encoding="utf-8"))
         return dt.date.fromisoformat(data["as_of"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return default
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return default  # two `as_of` dates: the reader refuses the record
 
 
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:

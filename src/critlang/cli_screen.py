@@ -16,6 +16,7 @@ from .cli_inputs import (
     _own_as_of,
     _protocol_and_date,
     _usable,
+    anchor_dates,
     os_error_words,
     output_problems,
 )
@@ -116,7 +117,12 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     if clash:
         return 2
     compiled = analysis.compiled or compile_protocol(analysis.result)
-    extractor = Extractor(analysis.result, absent)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
     # what start-up built (parser, nodes, compiled code) lives to the end: the collector
@@ -204,8 +210,9 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     if not cohort.is_file():
         print(f"critlang: {cohort}: no such cohort file", file=sys.stderr)
         return 2
-    if args.absent_means_no:
-        print("critlang: --absent-means-no applies when reading FHIR: give it to `critlang "
+    if args.absent_means_no or args.anchor:
+        flag = "--absent-means-no" if args.absent_means_no else "--anchor"
+        print(f"critlang: {flag} applies when reading FHIR: give it to `critlang "
               "ingest`", file=sys.stderr)  # fmt: skip
         return 2
     if args.report or getattr(args, "format", "text") == "json":
@@ -272,7 +279,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if clash:
         return 2
     compiled = compile_protocol(analysis.result)
-    extractor = Extractor(analysis.result, absent)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
     gc.freeze()  # start-up objects live to the end (see _cmd_screen)

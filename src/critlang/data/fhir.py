@@ -65,7 +65,7 @@ from ..source import find_files
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource, unusable
+from .fhir_decode import Component, Resource, duplicate_keys, unusable
 from .fhir_events import NotYet, event_span, past_event
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -80,10 +80,13 @@ from .fhir_observation import (
 from .fhir_patient import birth_date, patient_fields
 from .fhir_refs import NOT_IN_DATA
 from .fhir_status import (
+    OTHER_SYSTEM,
+    BoundCodes,
     Target,
     component_unread,
     concept_targets,
     not_evidence,
+    other_system,
     stray_markers,
 )
 from .fhir_therapy import began, therapy_dates, therapy_item
@@ -99,6 +102,9 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "rxnorm": ("http://www.nlm.nih.gov/research/umls/rxnorm",),
     "atc": ("http://www.whocc.no/atc",),
     "cpt": ("http://www.ama-assn.org/go/cpt",),
+    # FHIR R4 terminologies-systems.html: NDC, http://hl7.org/fhir/sid/ndc (realfhir7 F6:
+    # half the R4 example Medications, and many US exports, carry only NDC codes)
+    "ndc": ("http://hl7.org/fhir/sid/ndc",),
 }
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
@@ -157,8 +163,16 @@ class Extractor:
     with no matching resource counts as "no" (see `absent_facts`).
     """
 
-    def __init__(self, checked: CheckResult, absent_means_no: Iterable[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        checked: CheckResult,
+        absent_means_no: Iterable[str] = frozenset(),
+        anchors: dict[str, str] | None = None,
+    ) -> None:
         self.c = checked
+        # protocol dates given on the command line (`--anchor visit_1=2024-03-15`): FHIR
+        # data hold none; a native record's own anchors win over them
+        self.anchors = dict(anchors or {})
         self.index: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self.patient_fields: dict[str, str] = {}  # fact -> Patient element
         self.warnings: list[str] = []
@@ -168,7 +182,17 @@ class Extractor:
         for (fact, member), codes in checked.item_bindings.items():
             for code in codes:
                 self._bind(code.system, code.value, (fact, member))
-        self.codes = frozenset(code for _, code in self.index)
+        # the code systems in which the protocol binds a list fact (therapies): a
+        # medication coded only in others cannot be told to be of no bound kind
+        list_systems = frozenset(
+            uri
+            for (uri, _), targets in self.index.items()
+            if any(
+                isinstance(checked.facts[f].type, ListT) for f, _ in targets if f in checked.facts
+            )
+        )
+        self.codes = BoundCodes(code for _, code in self.index)
+        self.codes.list_systems = list_systems
         self.history: dict[str, str] = {}
         for name, info in checked.facts.items():
             opt = info.node.option("history")
@@ -230,10 +254,16 @@ class Extractor:
         """The patient as a native record (docs/patients.md) and its problems."""
         self._as_of = as_of
         if group.native is not None:
-            return FhirPatient(group.id, group.path, group.native, list(group.problems))
+            native = group.native
+            own = native.get("anchors")
+            if self.anchors and (own is None or isinstance(own, dict)):
+                native = {**native, "anchors": {**self.anchors, **(own or {})}}
+            return FhirPatient(group.id, group.path, native, list(group.problems))
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
+        if self.anchors:
+            record["anchors"] = dict(self.anchors)
         patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
@@ -269,10 +299,15 @@ class Extractor:
                     if hit:
                         parts.append((comp, hit, split or component_unread(comp)))
             if not targets and not parts:
+                if other_system(r, concept, self.codes.list_systems):
+                    said = not_evidence(r, r.resourceType or "")
+                    if said is None or said[1]:  # set aside ones hide nothing
+                        unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
                 continue
             label = _label(r)
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
+            duplicate_keys(r)  # a member named twice: a conflict, the resource unusable
             if r.malformed is not None:
                 self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue

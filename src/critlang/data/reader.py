@@ -248,7 +248,18 @@ class Reader(ListReading, QuantityReading):
             comparator = self.comparator(fact, entry)
             if value is None or comparator is False:
                 return None
-            obs = Observation(value, comparator=comparator or None)
+            low = high = None
+            rr = entry.get("reference_range")  # the INR's: `inr <= 1.5 x ULN`
+            limits = None if rr is None else self.number_range(fact, rr, entry.get("date"))
+            if limits is not None:
+                low, high = limits
+            obs = Observation(
+                value,
+                low=low,
+                high=high,
+                comparator=comparator or None,
+                range_unknown=rr is not None and limits is None,
+            )
             if not self.plausible(fact, obs, None):
                 return None
         else:
@@ -466,6 +477,10 @@ class Reader(ListReading, QuantityReading):
         pid = _one(data.get("id"))
         if isinstance(pid, Duplicate):
             raise RecordError("the record gives two different ids: which patient is it?")
+        if isinstance(_one(data.get("as_of")), Duplicate):
+            # the date it is to be evaluated at decides every window (breaker7 F6: the
+            # last copy won, ELIGIBLE or UNDETERMINED by key order)
+            raise RecordError("the record gives two different `as_of` dates: which day is it?")
         pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
         raw_anchors = self.merged(data.get("anchors"), "anchors")
         self.anchors = {}
