@@ -19,6 +19,7 @@ import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.backends.sql import compile_sql
+from critlang.backends.sql.compiler import attrition_column
 from critlang.backends.sql.engines import DuckDB
 from critlang.data.fhir import FhirPatient
 from critlang.data.ingest import ingest_records
@@ -128,8 +129,8 @@ def test_last_row_passed_is_the_eligible_count_in_every_output(seed: int, tmp_pa
         engine.close()
     assert (a["deceased"], a["maybe_deceased"]) == (dead, maybe)
     assert a["v_eligible"] == eligible
-    for i, row in enumerate(s.attrition, 1):
-        got = (a[f"a{i}_0"], a[f"a{i}_1"], a[f"a{i}_2"], a[f"a{i}_3"], a[f"a{i}_4"], a[f"a{i}_5"])
+    for row in s.attrition:
+        got = tuple(a[attrition_column(row.id, j)] for j in range(6))
         assert got == (
             row.met,
             row.not_met,
@@ -201,6 +202,6 @@ def test_rescreening_a_perhaps_deceased_patient_keeps_the_funnel() -> None:
     s.patients.append(row)
     count_row(s.attrition, clears, statuses, True, maybe=True)
     assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3
-    _unknown(row, {"hb": ["other.json: Observation/hb"]}, s, c, clears)
+    _unknown(row, {"hb": [(False, "other.json: Observation/hb")]}, s, c, clears)
     assert row.statuses == ("met", "unknown", "unknown") and row.verdict == "undetermined"
     assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3
