@@ -127,3 +127,22 @@ def test_log_transformed_results_are_refused(text: str) -> None:
 def test_count_annotations_are_counts(text: str) -> None:
     assert parse_unit(text).dims == parse_unit("/mL").dims
     assert value_in("50", text, "/L") == (50_000 if "mL" in text else 50_000_000)
+
+
+@pytest.mark.parametrize(
+    ("mc", "u"),
+    [
+        ("mcg/L", "ug/L"),
+        ("mcmol/L", "umol/L"),
+        ("/mcL", "/uL"),
+        ("10*3/mcL", "10*3/uL"),
+        ("x10^3/mcL", "x10^3/uL"),
+        ("mcL-1", "uL-1"),
+        ("mcg/dL", "ug/dL"),
+    ],
+)
+def test_mc_is_micro_inside_any_unit(mc: str, u: str) -> None:
+    """ISMP's `mc` for micro, documented for mcg/mcL/mcmol, inside a unit too (breaker7
+    F19: mcg/L and /mcL were refused); shown as written."""
+    a, b = parse_unit(mc), parse_unit(u)
+    assert (a.factor, a.dims, a.text) == (b.factor, b.dims, mc)

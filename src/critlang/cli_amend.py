@@ -197,9 +197,12 @@ def _cmd_impact(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
+    for path, why in skipped:  # files of the data folders that are not read
+        print(f"critlang: {path}: unusable: {why}", file=sys.stderr)
     result = impact(
         compile_protocol(old),
         compile_protocol(new),

@@ -341,7 +341,9 @@ def render_text(e: Evaluation, compiled: Compiled) -> str:
                 lines.append(f"      needs {m}")
     if e.problems:
         lines.append("")
-        lines.append("Record problems (these facts were treated as unknown):")
+        # a problem does not always leave its fact unknown (an older value may decide when
+        # the one set aside hides nothing): say only what was set aside (breaker7 F7)
+        lines.append("Record problems (values or resources that could not be used):")
         lines += [f"  {p}" for p in e.problems]
     return "\n".join(lines)
 

@@ -29,6 +29,7 @@ from .frozen_classes import frozen
 from .units import (
     MAX_ATOM_EXPONENT,
     MAX_POWER_OF_TEN,
+    MC_MICRO,
     Combiner,
     Dims,
     Unit,
@@ -100,6 +101,7 @@ def clinical_or_ucum(text: str) -> Unit:
         raise UnitError(f"`{t}` is ambiguous as a unit", REFUSED_SPELLINGS[t])
     if t in CLINICAL_SPELLINGS:
         t = CLINICAL_SPELLINGS[t][0]
+    t = MC_MICRO.sub("u", t)
     t = _CELLS.sub(lambda m: "{copies}/" if "copies" in m.group(0) else "{cells}/", t)
     return Unit(text, *_evaluate(t))
 

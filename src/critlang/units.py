@@ -250,6 +250,10 @@ if __name__ == "__main__":
 
 _BSA = re.compile(r"/\s*\{?1\.73[ _]?m(?:2|\^2|\*\*2)\}?")
 _POWER = re.compile(r"^(?:[x×]\s*)?10(?:\^|\*|\*\*)([-+]?\d+)\s*")
+# `mc` for micro (ISMP's recommended spelling, so that µ is not misread as m) inside any
+# unit, not only alone: mcg/L, mcmol/L, /mcL, 10*3/mcL, mcL-1 (breaker7 F19). UCUM has no
+# atom or prefix `mc`, so the reading is unambiguous.
+MC_MICRO = re.compile(r"(?<![A-Za-z\[_{])mc(?=(?:g|L|l|mol)(?![A-Za-z]))")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
 # a log-transformed result: `{Log_copies}/mL`, `{log10}`, `log10 IU/mL`, `Log IU/mL`, `lg(...)`
 _LOGARITHM = re.compile(r"(?i)\{[^}]*\blog|\{log|^\s*(?:log|lg|ln)(?:10|2)?(?:[\s_(\[{]|$)")
@@ -401,7 +405,9 @@ def parse_unit(text: str) -> Unit:
             "for the log10 value",
         )
     try:
-        return _own_unit(text)
+        own_text = MC_MICRO.sub("u", text)
+        u = _own_unit(own_text)
+        return u if own_text == text else Unit(text, u.factor, u.dims)  # shown as written
     except UnitError as exc:
         if exc.code == "E310":
             raise

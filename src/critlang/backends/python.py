@@ -182,7 +182,11 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     sections = tuple(c.section for c in criteria)
     types = fact_types(checked)
     normalisers = {
-        name: _normaliser(t, checked.facts[name].molar_mass if name in checked.facts else None)
+        name: _normaliser(
+            t,
+            checked.facts[name].molar_mass if name in checked.facts else None,
+            checked.bindings.get(name, ()),
+        )
         for name, t in types.items()
     }
     ranged = tuple(name for name, info in checked.facts.items() if info.has_reference_range)

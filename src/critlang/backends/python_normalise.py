@@ -8,12 +8,13 @@ Used by `Compiled.normalise` (backends/python.py) and by the SQL back end's inge
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
 from ..checker import CheckResult
 from ..data.records import Observation, Ongoing, PartialDate
+from ..data.signs import never_negative
 from ..data.values import float_holds
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 from ..units import Unit, conversion_factor, parse_unit
@@ -51,16 +52,18 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
     )
 
 
-def censored(bound: float, comparator: str) -> runtime.Range:
+def censored(bound: float, comparator: str, floor: float = -math.inf) -> runtime.Range:
     """A censored value (FHIR Quantity.comparator, a modifier element) as the Range of
-    values it stands for; the other side is unbounded (nothing is assumed about it)."""
+    values it stands for; the other side is unbounded (nothing is assumed about it) but
+    for `floor`: 0 for a quantity that is never negative (data/signs.py), "< 1.5 mg/dL"
+    is then 0 to 1.5, 0 included."""
     inf = float("inf")
     if comparator in ("<", "<="):
-        return runtime.Range(-inf, bound, False, comparator == "<")
+        return runtime.Range(floor, bound, False, comparator == "<")
     return runtime.Range(bound, inf, comparator == ">", False)
 
 
-def inexact(x: float, comparator: str | None) -> runtime.Range:
+def inexact(x: float, comparator: str | None, floor: float = -math.inf) -> runtime.Range:
     """A recorded decimal a float cannot hold (data.values.float_holds), `x` its nearest
     float: the open interval between x's neighbouring floats, which holds the exact value
     and decides a comparison exactly when the threshold's float is not x itself (float
@@ -69,14 +72,17 @@ def inexact(x: float, comparator: str | None) -> runtime.Range:
     inf = float("inf")
     lo, hi = math.nextafter(x, -inf), math.nextafter(x, inf)
     if comparator in ("<", "<="):
-        return runtime.Range(-inf, hi, False, True)
+        return runtime.Range(floor, hi, False, True)
     if comparator in (">", ">="):
         return runtime.Range(lo, inf, True, False)
     return runtime.Range(lo, hi, True, True)
 
 
-def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
+def _quantity_normaliser(
+    t: QuantT, molar: Fraction | None, codes: Iterable[Any] = ()
+) -> Callable[[Any], Any]:
     cache: dict[Unit, float | Fraction] = {}
+    floor = 0.0 if never_negative(t.unit, codes) else -math.inf
 
     def conv(obs: Observation | None) -> Any:
         if obs is None:
@@ -88,9 +94,9 @@ def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], A
             assert factor is not None  # the loader refused other units
             k = cache[obs.unit] = factor
         if not float_holds(obs.value):
-            return inexact(float(obs.value * k), obs.comparator)
+            return inexact(float(obs.value * k), obs.comparator, floor)
         if obs.comparator is not None:  # the bound converts like a value (k > 0)
-            return censored(float(obs.value * k), obs.comparator)
+            return censored(float(obs.value * k), obs.comparator, floor)
         return float(obs.value * k)  # exact product, rounded once
 
     return conv
@@ -151,9 +157,11 @@ def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
     return conv
 
 
-def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None], Any]:
+def _normaliser(
+    t: Type, molar: Fraction | None, codes: Iterable[Any] = ()
+) -> Callable[[Observation | None], Any]:
     if isinstance(t, QuantT):
-        return _quantity_normaliser(t, molar)
+        return _quantity_normaliser(t, molar, codes)
     if isinstance(t, PressureT):
         return _pressure_normaliser(t)
     if isinstance(t, ListT):

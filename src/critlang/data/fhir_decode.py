@@ -41,11 +41,13 @@ class Concept(Struct, gc=False):
 
 
 class Ref(Struct, gc=False):
-    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`."""
+    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`,
+    `display`."""
 
     reference: str | None = None
     type: str | None = None
     identifier: Any = None
+    display: Any = None  # text only: names no resource (a display-only subject)
 
 
 class Quantity(Struct, gc=False):
@@ -207,6 +209,9 @@ class Resource(Struct, gc=False):
     entry: list[Entry] | None = None
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
+    # set by critlang, never read from JSON: a malformed resource (salvage) named a
+    # deceased[x] member (Patient.deceased[x], a modifier element: perhaps deceased)
+    deceased_given: bool = field(default=False, name="critlang:deceased")
     # set by critlang: the resource's own JSON text, to look for duplicate keys in the
     # resources a protocol uses (duplicate_keys); never read from JSON
     raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
@@ -540,6 +545,7 @@ def salvage(item: dict[str, Any], why: str) -> Resource:
         code=concept(item.get("code")),
         medicationCodeableConcept=concept(item.get("medicationCodeableConcept")),
         malformed=why,
+        deceased_given=any(isinstance(k, str) and k.startswith("deceased") for k in item),
     )
 
 

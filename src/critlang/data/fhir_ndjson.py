@@ -199,7 +199,7 @@ def _group_lines(
                 tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
-                    found = elsewhere(pid, file, e.resource, codes)
+                    found = elsewhere(pid, None, file, "", e.resource, codes)
                     if found is not None:
                         tally.elsewhere.append(found)
             continue

@@ -57,6 +57,12 @@ __all__ = ["Reader", "deceased_state", "newest_of"]
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
 # anything else) are not results.
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+# Of those that are not results, the ones that say there is none (no result yet, the
+# observation was cancelled or made in error) hide nothing; "unknown" ("The authoring
+# system does not know which of the status values currently applies": it may be final)
+# and a code outside the value set may hide the newest value, as from FHIR (docs/fhir.md,
+# Observation.status; breaker7 F7)
+RETRACTED_STATUS = frozenset({"registered", "cancelled", "entered-in-error"})
 MAX_CANDIDATES = 8  # conflicting values weighed per fact
 MAX_WORLDS = 64  # combinations weighed per record (backends.python.MAX_WORLDS)
 
@@ -379,8 +385,7 @@ class Reader(ListReading, QuantityReading):
             return entry is not None
         status = _one(entry.get("status"))
         if status is not None and (
-            not isinstance(status, str)
-            or status not in USABLE_STATUS
+            (isinstance(status, str) and status in RETRACTED_STATUS)
             or (status == "preliminary" and self.refuse_preliminary)
         ):
             return False

@@ -16,6 +16,7 @@ from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 from .reader_ranges import RangeReading
 from .records import Observation, _decimal
+from .signs import never_negative
 from .values import PLAUSIBLE, _one, float_holds
 
 __all__ = ["QuantityReading", "_one"]
@@ -179,7 +180,8 @@ class QuantityReading(RangeReading):
         shown = f"{c + ' ' if c else ''}{_num(obs.value)}"
         if obs.unit is not None:
             shown += f" {obs.unit.text}"
-            if t is not None and all_below(declared, Fraction(0)):
+            codes = self.c.bindings.get(fact, [])
+            if t is not None and never_negative(t.unit, codes) and all_below(declared, Fraction(0)):
                 self.problem(fact, f"{shown} is negative: impossible for an amount")
                 return False
             if t is not None and t.unit.text == "%" and all_above(declared, Fraction(100)):

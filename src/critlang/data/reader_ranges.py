@@ -235,7 +235,10 @@ def _age_text(age: Any) -> str:
 
     def one(q: Any) -> str:
         q = _one(q)
-        return f"{q.get('value')} {q.get('unit')}" if isinstance(q, dict) else "?"
+        if not isinstance(q, dict):
+            return "?"
+        unit = q.get("unit") or q.get("code")
+        return f"{q.get('value')} {unit}" if unit else f"{q.get('value')} (no unit)"
 
     low, high = age.get("low"), age.get("high")
     if low is not None and high is not None:

@@ -61,6 +61,10 @@ class CompilerBase:
         self.stage_of: dict[str, int] = {}
         self.forced: dict[int, bool] = {}  # conditional -> branch, while enumerating
         self.forced_cond: dict[int, exp.Expression] = {}
+        self.lifting: set[int] = set()  # comparison forms being enumerated by branch
+        # list field -> its interval while a body is compiled over a hypothetical item
+        # (future_events.py; lists.Lists.future_only), None otherwise
+        self.hypothetical: dict[str, Any] | None = None
         # facts / list fields read as plain values where they may be intervals: a
         # criterion (an item) reading one that is an interval is unknown (intervals.py)
         self.plain_reads: set[str] = set()
@@ -84,10 +88,12 @@ class CompilerBase:
                 out += self.conditionals(self.c.defines[x.func].body, seen)
         return list({id(c): c for c in out}.values())
 
-    def over_branches(self, e: n.Expr, build: Any) -> exp.Expression:
+    def over_branches(self, e: n.Expr, build: Any, known: bool = False) -> exp.Expression:
         """A comparison over a value with a conditional inside: with the condition
         unknown the value is both branches (runtime.choice), and the comparison is
-        decided when both branches decide it alike, as the Python back end does."""
+        decided when both branches decide it alike, as the Python back end does.
+        `known` (`x is known`): with the condition unknown, known when both branches
+        are (runtime.choice is None when a possibility is)."""
         conds = self.conditionals(e)
         if not conds:
             return build()
@@ -96,14 +102,14 @@ class CompilerBase:
         for branch in (True, False):
             self.forced[id(first)] = branch
             try:
-                results.append(self.let(self.over_branches(e, build)))
+                results.append(self.let(self.over_branches(e, build, known)))
             finally:
                 del self.forced[id(first)]
         yes, no = results
         cond = self.forced_cond.pop(id(first), None)
         if cond is None:  # the conditional was not reached: nothing to enumerate
             return yes
-        agree = exp.Case(
+        agree: exp.Expression = exp.Case(
             ifs=[
                 exp.If(this=exp.and_(is_(yes, True), is_(no, True), copy=False), true=exp.true()),
                 exp.If(
@@ -112,6 +118,8 @@ class CompilerBase:
             ],
             default=null(),
         )
+        if known:
+            agree = exp.and_(yes.copy(), no.copy(), copy=False)
         return self.let(
             exp.Case(
                 ifs=[

@@ -91,6 +91,8 @@ class Expressions(CompilerBase):
         if r.kind == "assume":
             return self.value(self.c.assumed[r.name].value)
         key = (r.kind, r.name)
+        if r.kind == "field" and self.hypothetical is not None:
+            return null()  # future_events.py: read plainly, a hypothetical field is unknown
         if r.kind == "field":
             if self.in_item is None:
                 raise self.unsupported("a list field outside its list condition", e)
@@ -171,6 +173,8 @@ class Expressions(CompilerBase):
         r = self.ref(e)
         if (r.kind, r.name) in self.env or not iv.capable(self.type(e)):
             return None
+        if r.kind == "field" and self.hypothetical is not None:
+            return self.hypothetical.get(r.name)
         if r.kind == "fact" and iv.capable(self.c.record_types.get(r.name)):
             return iv.fact_iv(self.column, r.name)
         if r.kind == "field" and self.in_item is not None:
@@ -195,6 +199,14 @@ class Expressions(CompilerBase):
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr) -> exp.Expression:
+        if n.compared(e) and id(e) not in self.lifting:
+            # a comparison form over a conditional value: branch by branch, decided when
+            # every branch agrees (as `compare`; the Python back end's over_alternatives)
+            self.lifting.add(id(e))
+            try:
+                return self.over_branches(e, lambda: self.cond(e))
+            finally:
+                self.lifting.discard(id(e))
         if isinstance(e, n.BoolLit):
             return exp.Boolean(this=e.value)
         if isinstance(e, (n.Name, n.Call, n.FirstAvailable, n.Conditional)):
@@ -243,6 +255,12 @@ class Expressions(CompilerBase):
             if e.negated:
                 test = exp.Not(this=paren(test))
             return guard(test, a)
+        if isinstance(e, n.IsKnown) and id(e) not in self.lifting:
+            self.lifting.add(id(e))  # known when every possibility is (over_branches)
+            try:
+                return self.over_branches(e, lambda: self.cond(e), known=True)
+            finally:
+                self.lifting.discard(id(e))
         if isinstance(e, n.IsKnown) and self.any_interval(e.subject):
             found = self.interval(e.subject)
             assert found is not None

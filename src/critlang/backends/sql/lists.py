@@ -9,11 +9,12 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import Ref
+from ...future_events import past_date_fields
 from ...typesys import BoolT, EnumT, ListT
 from . import intervals as iv
 from .base import CompilerBase, Quantifier
 from .calendar import num
-from .sqltree import case, col, is_null, lit, null, paren, same
+from .sqltree import case, col, is_, is_null, lit, null, paren, same
 from .windows import Windows
 
 FACTS = "critlang_facts"
@@ -44,6 +45,7 @@ class Lists(Windows):
         if self.plain_fields:  # an item whose field read plainly is an interval: unknown
             ranged = [iv.field_is_range("i", fields[f]) for f in sorted(self.plain_fields)]
             body = case(exp.or_(*ranged, copy=False), null(), body)
+        future = self.future_only(e)
         # the same body on the same list (a criterion compiled again per arm, say) is
         # counted once
         shared = next(
@@ -73,6 +75,7 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.true()),
                     exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=future, true=null()),
                 ],
                 default=exp.false(),
             )
@@ -81,6 +84,7 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.false()),
                     exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=future, true=null()),
                 ],
                 default=exp.true(),
             )
@@ -118,9 +122,13 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GTE(this=yes, expression=k), true=exp.true()),
                     exp.If(
-                        this=exp.LT(
-                            this=paren(exp.Add(this=yes.copy(), expression=unk)),
-                            expression=k.copy(),
+                        this=exp.and_(
+                            exp.LT(
+                                this=paren(exp.Add(this=yes.copy(), expression=unk)),
+                                expression=k.copy(),
+                            ),
+                            exp.Not(this=paren(future)),
+                            copy=False,
                         ),
                         true=exp.false(),
                     ),
@@ -128,6 +136,28 @@ class Lists(Windows):
                 default=null(),
             )
         return self.let(case(is_null(known), null(), result))
+
+    def future_only(self, e: n.Quantified) -> exp.Expression:
+        """TRUE when only an item dated after the evaluation date could meet e's body
+        (future_events.py): the body compiled over the two hypothetical items, on the
+        patient row (a field read plainly is NULL there, as the Python evaluator's
+        hypothetical items hold no plain value for it either)."""
+        dates = past_date_fields(self.c, e)
+        if not dates:
+            return exp.false()
+        results = []
+        for past in (True, False):
+            as_of = num(self.as_of.toordinal())
+            self.hypothetical = (
+                {d: iv.Iv(null(), as_of, plain=False) for d in dates} if past else {}
+            )
+            try:
+                results.append(self.let(self.cond(e.body)))
+            finally:
+                self.hypothetical = None
+        return paren(
+            exp.and_(is_(results[0], False), exp.Not(this=is_(results[1], False)), copy=False)
+        )
 
 
 def item_rows(comp: CompilerBase, list_name: str) -> exp.Select:
