@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as n
+from .backends.python_normalise import limit_key
 from .backends.runtime import Alt, r_in_range
 from .explain_words import (
     MARK,
@@ -206,11 +207,17 @@ class Comparisons:
         info = self.c.facts[name]
         unit = info.type.unit.text if isinstance(info.type, QuantT) else ""
         if obs is not None and obs.range_unknown:
-            return None, None, "reference ranges reported, none surely this patient's"
+            # the reader's own reason: low above high, no unit, not surely this patient's
+            # (realfhir7 F10: low > high was "none surely this patient's")
+            why = obs.range_why or "none can be used"
+            return None, None, f"reference range reported, not used: {why}"
         if obs is not None and (obs.low is not None or obs.high is not None):
             origin = "reported with the value"
         elif info.node.option("refrange") is not None:
             origin = "the protocol's default"
+        elif not isinstance(info.type, QuantT):
+            # reference ranges are read for quantity facts only (data/reader_quantity.py)
+            origin = "not read: reference ranges are read only for a quantity fact"
         else:
             origin = "not reported"
         if (lo is None) != (hi is None):
@@ -239,7 +246,8 @@ class Comparisons:
         if limit is None:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
-        bound = factor * limit
+        # the product the evaluators compare: exact, rounded once (limit_products)
+        bound = self.f.get(limit_key(e.left.name, e.limit, e.factor.value), factor * limit)
         shown_a, shown_bound = a.shown, num(bound)
         if isinstance(a.value, float):
             # enough digits that the value and the bound never look equal when they are

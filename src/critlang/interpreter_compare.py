@@ -120,7 +120,8 @@ class CompareForms(TimeForms):
         """The reference range of a fact, in the fact's declared dimension."""
         obs = self.record.facts.get(name)
         info = self.c.facts[name]
-        assert isinstance(info.type, QuantT)
+        if not isinstance(info.type, QuantT):  # a plain number (the INR): its own range
+            return (None, None) if obs is None or obs.range_unknown else (obs.low, obs.high)
         declared = self.ureg.Quantity(1, self.base_unit(info.type.unit.dims))
         lo = hi = None
         if obs is not None and obs.range_unknown:  # reported, none surely the patient's

@@ -86,7 +86,6 @@ _DIM_WORDS: dict[Dims, str] = {
 _RATIO_WORDS = {
     "substance": "a substance fraction (like mmol/mol)",
     "mass": "a mass ratio (like mg/g)",
-    "length": "a volume or length ratio (like mL/L)",
 }
 
 
@@ -298,9 +297,10 @@ class Combiner:
     """Multiplies unit atoms together, exactly, and notes the dimensions that cancel.
 
     A unit whose dimensions cancel completely is a ratio of like quantities: mmol/mol is a
-    substance fraction, mg/g a mass ratio, mL/L a volume fraction. Such a ratio keeps its
-    kind as a dimension of its own (`[ratio:substance]`, ...) so that it converts to other
-    ratios of the same kind (mmol/mol -> umol/mol) but never silently to % or a bare number:
+    substance fraction, mg/g a mass ratio. Such a ratio keeps its kind as a dimension of
+    its own (`[ratio:substance]`, ...) so that it converts to other ratios of the same kind
+    (mmol/mol -> umol/mol) but never silently to % or a bare number (a volume fraction,
+    L/L or mL/L, is the exception: a plain ratio, 0.32 L/L = 32 %):
     HbA1c 64 mmol/mol (IFCC) is not 6.4 % (NGSP) but about 8.0 % (an affine scale, which a
     fact declares; docs/language.md, Units).
     """
@@ -327,7 +327,12 @@ class Combiner:
     def result(self) -> Unit:
         dims = tuple(sorted((d, e) for d, e in self.dims.items() if e))
         cancelled = sorted(d.strip("[]") for d, s in self.signs.items() if len(s) == 2)
-        if not dims and cancelled and self.ratios:
+        # a volume (or length) fraction is a plain ratio, as UCUM has it (L = dm3, so L/L
+        # is 1): haematocrit 0.32 L/L is 32 % (LOINC 4544-3, property VFr; ICSH reports
+        # the packed cell volume as a fraction, L/L). Substance, mass, time and other
+        # ratios keep their kind: mmol/mol HbA1c (IFCC) is not NGSP %, mg/kg is a dose
+        # per body weight, s/s a prothrombin ratio that is no INR
+        if not dims and cancelled and self.ratios and cancelled != ["length"]:
             dims = ((f"[ratio:{','.join(cancelled)}]", 1),)
         check_bounds(self.text, self.factor, dims)
         return Unit(self.text, self.factor, dims)

@@ -17,6 +17,7 @@ from ..checker import ENROLLMENT, Ref
 from ..future_events import past_date_fields
 from ..typesys import ListT, PressureT, ScaleT
 from ..units import TIME, parse_unit
+from .python_normalise import limit_key
 
 _MEMBERSHIP = re.compile(r" else \w+ (not )?in K\d+$")
 
@@ -95,10 +96,10 @@ class _Conditions:
         elif isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.plain(e.left)
-            limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"), e)
+            # k x the limit, computed exactly and rounded once (limit_products)
+            limit = self.load(limit_key(e.left.name, e.limit, e.factor.value), e)
             op = "==" if e.op == "=" else e.op
-            k = self.const(float(e.factor.value))
-            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {k} * {limit}")
+            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {limit}")
         elif isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             a = self.value(e.subject)

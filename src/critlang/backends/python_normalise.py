@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
+from .. import nodes as n
 from ..checker import CheckResult
 from ..data.records import Observation, Ongoing, PartialDate
 from ..data.signs import never_negative
@@ -22,9 +23,55 @@ from . import runtime
 
 
 def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> tuple[Any, Any]:
+    """The reference limits (low, high) `x ULN` and `within normal range` read, as floats
+    in the fact's declared unit (None: unknown)."""
+    low, high = _exact_limits(obs, checked, name)
+    return (None if low is None else float(low), None if high is None else float(high))
+
+
+def limit_key(name: str, limit: str, factor: Fraction) -> str:
+    """The record key of `factor x ULN` (limit "ULN") or `x LLN` of fact `name`: the
+    product computed exactly, then rounded once (`name#high*3/2`)."""
+    return f"{name}#{'high' if limit == 'ULN' else 'low'}*{factor}"
+
+
+def limit_products(checked: CheckResult) -> tuple[tuple[str, str, str, Fraction], ...]:
+    """(key, fact, "low"/"high", factor) for every `factor x ULN/LLN` the protocol reads.
+
+    1.5 x ULN of a range up to 1.2 is 1.8: in floats 1.5 * 1.2 is 1.7999999999999998,
+    below a recorded 1.8 (a wrong "not met" on the boundary). The product is therefore
+    made from the exact limit, once, and rounded to the float nearest to it, as every
+    literal threshold is; both back ends read it."""
+    out = set()
+    for e in checked.protocol.walk():
+        if isinstance(e, n.CompareRef) and isinstance(e.left, n.Name):
+            which = "high" if e.limit == "ULN" else "low"
+            out.add(
+                (
+                    limit_key(e.left.name, e.limit, e.factor.value),
+                    e.left.name,
+                    which,
+                    e.factor.value,
+                )
+            )
+    return tuple(sorted(out))
+
+
+def limit_product(
+    obs: Observation | None, checked: CheckResult, name: str, which: str, factor: Fraction
+) -> float | None:
+    """float(factor x the limit), exact until that one rounding; None when unknown."""
+    low, high = _exact_limits(obs, checked, name)
+    limit = high if which == "high" else low
+    return None if limit is None else float(factor * limit)
+
+
+def _exact_limits(
+    obs: Observation | None, checked: CheckResult, name: str
+) -> tuple[Fraction | None, Fraction | None]:
     info = checked.facts[name]
     t = info.type
-    if not isinstance(t, QuantT):
+    if not isinstance(t, (QuantT, NumberT)):
         return None, None
     low = high = None
     unit = None
@@ -32,6 +79,8 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
         # ranges were reported but none is surely this patient's (data/reader_ranges.py):
         # unknown, never the protocol's default in their place
         return None, None
+    if isinstance(t, NumberT):  # the INR's reported range (reader_ranges.number_range)
+        return (None, None) if obs is None else (obs.low, obs.high)
     if obs is not None and (obs.low is not None or obs.high is not None):
         low, high, unit = obs.low, obs.high, obs.unit
     else:
@@ -46,10 +95,7 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
     k = conversion_factor(unit, t.unit, info.molar_mass)
     if k is None:
         return None, None
-    return (
-        None if low is None else float(low * k),
-        None if high is None else float(high * k),
-    )
+    return (None if low is None else low * k, None if high is None else high * k)
 
 
 def censored(bound: float, comparator: str, floor: float = -math.inf) -> runtime.Range:

@@ -84,7 +84,7 @@ class ComparisonsPass:
                 "E304",
                 f"`{got.text}` is {describe(got.dims)} but {against} is {describe(want.dims)}",
                 span,
-                label="needs a molar mass",
+                label="a list's field has no molar mass" if field else "needs a molar mass",
                 hint=(
                     # a molar mass belongs to a quantity fact; a list's fields have none
                     # (records of the list are read in the field's unit only)

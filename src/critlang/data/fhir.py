@@ -65,7 +65,7 @@ from ..source import find_files
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource, unusable
+from .fhir_decode import Component, Resource, duplicate_keys, unusable
 from .fhir_events import NotYet, event_span, past_event
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -287,6 +287,7 @@ class Extractor:
             label = _label(r)
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
+            duplicate_keys(r)  # a member named twice: a conflict, the resource unusable
             if r.malformed is not None:
                 self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue

@@ -670,15 +670,23 @@ def _unassign(
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
     """The resources a protocol can use: a bound code, components (whose codes may be
     bound), a medication reference; the rest are counted but not kept (all without codes).
-    A kept resource naming a JSON member twice is marked malformed (duplicate_keys)."""
-    out = [r for r in resources if codes is None or _usable(r, codes)]
-    for r in out:
-        duplicate_keys(r)
-    return out
+    Whether one names a JSON member twice is checked where a fact is read from it
+    (fhir.Extractor, fhir_decode.duplicate_keys): most kept resources with components
+    give none."""
+    if codes is None:
+        return resources
+    return [r for r in resources if _usable(r, codes)]
 
 
 def _usable(r: Resource, codes: frozenset[str]) -> bool:
-    concept = r.code if r.code is not None else r.medicationCodeableConcept
-    if concept is not None and concept.coding:
-        return any(c.code in codes for c in concept.coding) or bool(r.component_)
+    concept = r.code
+    if concept is None:
+        concept = r.medicationCodeableConcept
+    if concept is not None:
+        coding = concept.coding
+        if coding:
+            for c in coding:  # (a loop, not any(): this runs for every resource read)
+                if c.code in codes:
+                    return True
+            return bool(r.component_)
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None

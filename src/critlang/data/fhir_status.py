@@ -211,6 +211,8 @@ def concept_targets(
             hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
             if hit:
                 per.append(hit)
+    if not per:
+        return [], None  # no coding bound (most components of a panel)
     out: list[Target] = []
     for hit in per:
         for t in hit:

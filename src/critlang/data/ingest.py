@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.python import Compiled, _range_limits
+from ..backends.python_normalise import limit_product
 from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
@@ -238,6 +239,11 @@ def record_rows(
             # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
             rows.append(_row(name + CONFLICT, 0, value=1.0))
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))
+        for key, fact, which, factor in compiled.products:  # `k x ULN`, exact (python.py)
+            product = limit_product(obs, checked, name, which, factor) if fact == name else None
+            if product is not None:
+                day = obs.date.toordinal() if obs.date else None
+                rows.append(_row(key, 0, value=product, day=day))
     # the problems the Python engine lists (screen.py: the FHIR reading's, then the
     # record's): those of the full read, which decides every fact (breaker7 F12: only the
     # list reader's were kept, so a refused value left no problem in the cohort)

@@ -248,7 +248,18 @@ class Reader(ListReading, QuantityReading):
             comparator = self.comparator(fact, entry)
             if value is None or comparator is False:
                 return None
-            obs = Observation(value, comparator=comparator or None)
+            low = high = None
+            rr = entry.get("reference_range")  # the INR's: `inr <= 1.5 x ULN`
+            limits = None if rr is None else self.number_range(fact, rr, entry.get("date"))
+            if limits is not None:
+                low, high = limits
+            obs = Observation(
+                value,
+                low=low,
+                high=high,
+                comparator=comparator or None,
+                range_unknown=rr is not None and limits is None,
+            )
             if not self.plausible(fact, obs, None):
                 return None
         else:

@@ -12,6 +12,7 @@ from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
 from ...typesys import QuantT, ScaleT, Type
 from ...units import Unit, parse_unit
+from ..python_normalise import limit_key
 from . import calendar as cal
 from . import intervals as iv
 from .base import CompilerBase
@@ -270,16 +271,15 @@ class Expressions(CompilerBase):
             return exp.Not(this=is_null(a))
         if isinstance(e, n.CompareRef) and self.any_interval(e.left):
             x = self.operand(e.left)
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            bound = iv.Iv.of(exp.Mul(this=k, expression=limit))
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            bound = iv.Iv.of(limit)
             return self.let(iv.guard(iv.compare(e.op, x, bound), x, bound))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.let(self.value(e.left))
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            return guard(compare_sql(e.op, a, exp.Mul(this=k, expression=limit)), a, limit)
+            # k x the limit as the Python evaluator compares it (limit_products)
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            return guard(compare_sql(e.op, a, limit), a, limit)
         if isinstance(e, n.InNormalRange) and self.any_interval(e.subject):
             assert isinstance(e.subject, n.Name)
             x = self.operand(e.subject)
