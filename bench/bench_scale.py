@@ -5,7 +5,8 @@
     python bench/bench_scale.py cohort 1000000 c.duckdb  # only generate (and keep) a cohort
     python bench/bench_scale.py screen c.duckdb 3 [OLD/src]  # `critlang screen` on it, 3 runs
 
-ingest: the 390 shared Synthea bundles (../shared) are replicated (patient ids and
+ingest: the 390 shared Synthea bundles (../shared/data/synthea-r4 next to this
+checkout: the command exits 1 without them) are replicated (patient ids and
 references renamed) into one NDJSON file per resource type until N patients, then
 `critlang ingest` runs as a separate process: wall time, patients/s and its peak
 resident memory (wait4 rusage).
@@ -73,7 +74,10 @@ def replicate(count: int, folder: Path) -> None:
     """NDJSON of `count` patients: the Synthea bundles again and again, renamed."""
     bundles = sorted(SHARED.glob("*.json"))
     if not bundles:
-        raise SystemExit(f"no Synthea bundles in {SHARED}")
+        raise SystemExit(
+            f"no Synthea bundles in {SHARED} (the shared data folder next to this "
+            "checkout: ../shared/data/synthea-r4)"
+        )
     sources = [json.loads(b.read_bytes()) for b in bundles]
     handles: dict[str, Any] = {}
     try:
@@ -417,20 +421,39 @@ def screen_runs(path: Path, runs: int, baseline: Path | None = None) -> None:
         )
 
 
+def parse_args(argv: list[str]) -> Any:
+    """`ingest N...`, `sql N`, `cohort N PATH` or `screen PATH [RUNS] [BASELINE]`;
+    `--help` prints the module's description and starts nothing (sqltest7 finding 9);
+    no benchmark is chosen by default."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="bench_scale.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{ingest,sql,cohort,screen}")
+    ing = sub.add_parser("ingest", help=f"replicated Synthea (needs {SHARED}) -> ingest")
+    ing.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], metavar="N")
+    sql = sub.add_parser("sql", help="facts generated in DuckDB, then screened")
+    sql.add_argument("size", nargs="?", type=int, default=1_000_000, metavar="N")
+    keep = sub.add_parser("cohort", help="generate a cohort file and keep it")
+    keep.add_argument("size", type=int, metavar="N")
+    keep.add_argument("path", type=Path, metavar="PATH")
+    scr = sub.add_parser("screen", help="critlang screen on a kept cohort, RUNS times")
+    scr.add_argument("path", type=Path, metavar="PATH")
+    scr.add_argument("runs", nargs="?", type=int, default=3, metavar="RUNS")
+    scr.add_argument("baseline", nargs="?", type=Path, default=None, metavar="BASELINE_SRC")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    what, *sizes = sys.argv[1:] or ["sql", "1000000"]
-    if what == "cohort":
-        keep_cohort(int(sizes[0]), Path(sizes[1]))
-        raise SystemExit(0)
-    if what == "screen":
-        screen_runs(
-            Path(sizes[0]),
-            int(sizes[1]) if len(sizes) > 1 else 3,
-            Path(sizes[2]) if len(sizes) > 2 else None,
-        )
-        raise SystemExit(0)
-    numbers = [int(s) for s in sizes]
-    if what == "ingest":
-        bench_ingest(numbers or [10_000, 100_000])
+    args = parse_args(sys.argv[1:])
+    if args.what == "ingest":
+        bench_ingest(args.sizes)
+    elif args.what == "cohort":
+        keep_cohort(args.size, args.path)
+    elif args.what == "screen":
+        screen_runs(args.path, args.runs, args.baseline)
     else:
-        bench_sql(numbers[0] if numbers else 1_000_000)
+        bench_sql(args.size)

@@ -73,15 +73,16 @@ NOT_APPLICABLE = "not applicable"
 @dataclass
 class SqlProtocol:
     """The compiled query and what it needs: per patient `pid`, `verdict`, one status
-    column per criterion (`c1`...) in protocol order, as codes (`codes`: what engines
-    store and count) or as the words `screen` prints (`select`)."""
+    column per criterion in protocol order, named by its id ("I1"; `c1`... inside the
+    query), as codes (`codes`: what engines store and count) or as the words `screen`
+    prints (`select`)."""
 
     compiled: Compiled
     as_of: dt.date
     # the per-patient rows with statuses and verdicts as codes (sqltree.STATUSES,
     # VERDICTS); `select` is `as_words` over it
     codes: exp.Select
-    criteria: list[str]  # criterion ids, in order; column i is f"c{i + 1}"
+    criteria: list[str]  # criterion ids, in order; internal column i is f"c{i + 1}"
     # facts and list fields ("list.field") read where an interval is not reasoned over
     # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
     # reads it, where Python may decide (backends/sql/intervals.py)
@@ -98,7 +99,7 @@ class SqlProtocol:
         stores and counts `codes`)."""
         codes = self.codes.copy()
         codes.set("with_", None)  # the CTE goes to the top of the words query
-        select = as_words(codes.subquery("r", copy=False), len(self.criteria))
+        select = as_words(codes.subquery("r", copy=False), self.criteria)
         if self.wide is not None:
             select = select.with_("critlang_wide", as_=self.wide.copy(), copy=False)
         return select
@@ -114,7 +115,8 @@ class SqlProtocol:
         cols: list[exp.Expression] = []
 
         def count(cond: exp.Expression, alias: str) -> None:
-            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), alias, copy=False))
+            name = exp.to_identifier(alias, quoted=True)  # a criterion id: quoted, never pasted
+            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), name, copy=False))
 
         # how far each patient gets: the first criterion that rules them out (cleared:
         # not passed; open: decided against), 0 for the dead, else past the last one;
@@ -128,7 +130,7 @@ class SqlProtocol:
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
             for j, word in enumerate(STATUSES):
-                count(exp.EQ(this=c, expression=code(word)), f"a{i}_{j}")
+                count(exp.EQ(this=c, expression=code(word)), attrition_column(crit.id, j))
             good = "met" if crit.section == "inclusion" else "not met"
             clear = exp.In(this=c.copy(), expressions=[code(good), code(NOT_APPLICABLE)])
             stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
@@ -140,8 +142,8 @@ class SqlProtocol:
             )
             stop_open.append(exp.If(this=bad, true=num(i)))
             past = num(i)
-            count(exp.GT(this=col("k_cleared"), expression=past), f"a{i}_4")
-            count(exp.GT(this=col("k_open"), expression=past.copy()), f"a{i}_5")
+            count(exp.GT(this=col("k_cleared"), expression=past), attrition_column(crit.id, 4))
+            count(exp.GT(this=col("k_open"), expression=past.copy()), attrition_column(crit.id, 5))
         for v in VERDICTS:
             count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
         count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
@@ -341,16 +343,30 @@ def compile_parts(
     return comp, query
 
 
-def as_words(source: exp.Expression, criteria: int) -> exp.Select:
+ATTRITION_WORDS = ("met", "not met", "unknown", "not applicable", "passed so far", "not ruled out")
+
+
+def attrition_column(criterion: str, j: int) -> str:
+    """The attrition query's column for a criterion's count j (ATTRITION_WORDS[j], the
+    headings of `screen`'s attrition table): "E1 not met". Written as a quoted
+    identifier built from the checked criterion id (grammar CRIT_ID: `[A-Z]+-?[0-9]+
+    [a-z]?`, so never two ids that differ only in case), never pasted text."""
+    return f"{criterion} {ATTRITION_WORDS[j]}"
+
+
+def as_words(source: exp.Expression, criteria: list[str]) -> exp.Select:
     """The per-patient rows of `source` (a table or subquery of `codes` rows) with the
-    verdict and statuses as the words `screen` prints."""
+    verdict and statuses as the words `screen` prints, each status column named by its
+    criterion id (a quoted identifier: "I1", "IN-3"; sqltest7 finding 8)."""
     return exp.select(
         col("pid"),
         col("id"),
         exp.alias_(words(col("verdict"), VERDICTS), "verdict", copy=False),
         *[
-            exp.alias_(words(col(f"c{i}"), STATUSES), f"c{i}", copy=False)
-            for i in range(1, criteria + 1)
+            exp.alias_(
+                words(col(f"c{i}"), STATUSES), exp.to_identifier(cid, quoted=True), copy=False
+            )
+            for i, cid in enumerate(criteria, 1)
         ],
         col("dead"),
         copy=False,
