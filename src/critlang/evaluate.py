@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from dataclasses import field, replace
 from typing import Any
 
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
 from .explain import Explainer, deciding_sources, reasons
-from .frozen_classes import mutable
+from .frozen_classes import field, mutable, replace
 from .needs import Needs, Slot
 from .typesys import QuantT
 from .units import conversion_factor

@@ -4,9 +4,7 @@
 
 # ruff: noqa
 
-import dataclasses as _dataclasses
-
-_HAS_DEFAULT_FACTORY = getattr(_dataclasses, '_HAS_DEFAULT_FACTORY', None)
+from critlang.frozen_classes import _HAS_DEFAULT_FACTORY
 _set = object.__setattr__
 
 def _critlang_source_Span(d, f, recursive_repr):
@@ -2191,6 +2189,26 @@ def _critlang_data_records_Record(d, f, recursive_repr):
     return __init__, __repr__, __eq__
 
 
+def _critlang_data_reader_time_UnreadDeceased(d, f, recursive_repr):
+    def __init__(self, why):
+        _set(self, 'why', why)
+    __init__.__annotations__ = {**{'why': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(why={self.why!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.why,) == (other.why,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.why,))
+
+    return __init__, __repr__, __eq__, __hash__
+
+
 def _critlang_backends_python_Criterion(d, f, recursive_repr):
     def __init__(self, id, section, node, facts):
         self.id = id
@@ -2470,6 +2488,7 @@ CLASSES = {
     ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None'), ('range_unknown', 'bool', 'False')), (), True, ()), _critlang_data_records_Observation, None),
     ('critlang.data.records', 'RecordProblem'): ((False, True, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('fact', 'str', 'MISSING'), ('message', 'str', 'MISSING')), (), True, ()), _critlang_data_records_RecordProblem, None),
     ('critlang.data.records', 'Record'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('path', 'str', 'MISSING'), ('facts', 'dict[str, Observation | None]', 'MISSING'), ('anchors', 'dict[str, dt.date | None]', 'MISSING'), ('why_unknown', 'dict[str, str]', True, True, True, None, 'MISSING', 'MISSING', True), ('problems', 'list[RecordProblem]', True, True, True, None, 'MISSING', 'MISSING', True), ('alternatives', 'dict[str, list[Observation]]', True, True, True, None, 'MISSING', 'MISSING', True), ('deceased', 'bool | None', 'False')), (), False, ()), _critlang_data_records_Record, "Record(id: 'str', path: 'str', facts: 'dict[str, Observation | None]', anchors: 'dict[str, dt.date | None]', why_unknown: 'dict[str, str]' = <factory>, problems: 'list[RecordProblem]' = <factory>, alternatives: 'dict[str, list[Observation]]' = <factory>, deceased: 'bool | None' = False)"),
+    ('critlang.data.reader_time', 'UnreadDeceased'): ((False, True, ('builtins.object',), (), (('why', 'str', 'MISSING'),), (), True, ()), _critlang_data_reader_time_UnreadDeceased, None),
     ('critlang.backends.python', 'Criterion'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('section', 'str', 'MISSING'), ('node', 'n.Criterion', 'MISSING'), ('facts', 'frozenset[str]', 'MISSING')), (), False, ()), _critlang_backends_python_Criterion, "Criterion(id: 'str', section: 'str', node: 'n.Criterion', facts: 'frozenset[str]')"),
     ('critlang.backends.python', 'Compiled'): ((False, False, ('builtins.object',), (), (('checked', 'CheckResult', 'MISSING'), ('source_code', 'str', 'MISSING'), ('evaluate', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'MISSING'), ('criteria', 'list[Criterion]', 'MISSING'), ('line_map', 'dict[int, int]', 'MISSING'), ('normalisers', 'dict[str, Callable[[Observation | None], Any]]', True, True, True, None, 'MISSING', 'MISSING', True), ('ranged', 'tuple[str, ...]', '()'), ('dated', 'tuple[str, ...]', '()'), ('generated', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'None'), ('slices', 'Slices | None', 'None')), (), False, ()), _critlang_backends_python_Compiled, "Compiled(checked: 'CheckResult', source_code: 'str', evaluate: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', criteria: 'list[Criterion]', line_map: 'dict[int, int]', normalisers: 'dict[str, Callable[[Observation | None], Any]]' = <factory>, ranged: 'tuple[str, ...]' = (), dated: 'tuple[str, ...]' = (), generated: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None' = None, slices: 'Slices | None' = None)"),
     ('critlang.needs', 'Slot'): ((False, True, ('builtins.object',), (), (('key', 'str', 'MISSING'), ('index', 'int | None', 'None'), ('field', 'str | None', 'None')), (), True, ()), _critlang_needs_Slot, None),

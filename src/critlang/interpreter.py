@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -20,6 +19,7 @@ from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
 from .data.records import Observation, Ongoing, PartialDate, Record
 from .data.values import float_holds
+from .frozen_classes import replace
 from .interpreter_time import TimeForms
 from .interpreter_values import (
     combinations,
