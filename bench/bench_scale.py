@@ -268,6 +268,8 @@ def python_on_table(path: Path, sample: int) -> tuple[float, int]:
         f: dict[str, Any] = {k: None for k in compiled.normalisers}
         for name in compiled.ranged:
             f[name + "#low"] = f[name + "#high"] = None
+        for key, *_ in compiled.products:
+            f[key] = None
         best: dict[str, tuple[Any, ...]] = {}
         items: dict[str, dict[int, dict[str, Any]]] = {}
         for r in rows[i:j]:
@@ -299,6 +301,11 @@ def python_on_table(path: Path, sample: int) -> tuple[float, int]:
                 f[fact] = int(value)
             if fact in compiled.ranged:
                 f[fact + "#low"], f[fact + "#high"] = low, high
+                # `k x ULN` as the query computes it from such a table (pivot.py)
+                for key, name, which, factor in compiled.products:
+                    limit = high if which == "high" else low
+                    if name == fact and limit is not None:
+                        f[key] = float(factor) * limit
         for fact, its in items.items():
             t = types[fact]
             assert isinstance(t, ListT)

@@ -54,3 +54,40 @@ def write_fhir(folder: Path, files: Iterable[tuple[str, Any]]) -> list[Path]:
             path.write_text(json.dumps(content))
         paths.append(path)
     return paths
+
+
+STATUS_WORDS = {True: "met", False: "not met", None: "unknown"}
+
+
+class TwoEvaluators:
+    """One protocol text, checked and run by both evaluators (the compiled code and the
+    interpreter), which the tests hold to the same answer (cel-python style).
+
+    `statuses(record)` gives the verdict and the per-criterion statuses (True, False,
+    None or NA) after asserting the two evaluators agree on both; `explain(record)` the
+    explaining evaluator's result."""
+
+    def __init__(self, text: str, name: str) -> None:
+        from critlang.backends.python import compile_protocol
+        from critlang.evaluate import Evaluator
+        from critlang.frontend import analyse_text
+        from critlang.interpreter import Interpreter
+
+        checked = analyse_text(text, name).result
+        assert checked is not None and checked.ok, checked and checked.diagnostics
+        self.checked = checked
+        self.compiled = compile_protocol(checked)
+        self.interpreter = Interpreter(checked)
+        self.evaluator = Evaluator(self.compiled)
+        self.ids = [c.id for _, c in checked.protocol.criteria]
+
+    def statuses(self, record: Any) -> tuple[str, tuple[Any, ...]]:
+        from critlang.evaluate import run_compiled
+
+        verdict, compiled = run_compiled(self.compiled, self.compiled.normalise(record))
+        ref_verdict, ref, _ = self.interpreter.run(record)
+        assert (verdict, compiled) == (ref_verdict, ref)
+        return verdict, compiled
+
+    def status(self, record: Any, criterion: str) -> Any:
+        return self.statuses(record)[1][self.ids.index(criterion)]

@@ -7,6 +7,8 @@ hint on a list field.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from critlang.diagnostics import Diagnostic
@@ -271,3 +273,55 @@ def test_e304_on_a_fact_keeps_the_molar_mass_hint() -> None:
     text = 'fact glucose: quantity mg/dL\ninclusion criteria\nI1 "x"\n  rule glucose < 13 mmol/L\n'
     (d,) = found(text, "E304")
     assert "declare the analyte's molar mass on the fact" in (d.hint or "")
+
+
+def test_an_age_at_consent_enforces_the_header() -> None:
+    """The header's age limits hold for an age taken at another date (author7 F14:
+    DAPA-CKD "aged >= 18 years at the time of consent"); a time since another date
+    (years since diagnosis) is not an age."""
+    at_consent = (
+        "  minimum age 15 years\n  maximum age 26 years\nfact birth_date: date\n"
+        'anchor consent "Consent"\n'
+        "define age_at_consent = elapsed_years(birth_date, consent)\n"
+    )
+    rule = "age_at_consent >= 15 years and age_at_consent <= 26 years"
+    assert age_w201(rule, define=at_consent) == []
+    (m,) = age_w201("age_at_consent > 16 years and age_at_consent <= 26 years", define=at_consent)
+    assert m.startswith("C1 requires age > 16 years, stricter than the header")
+    since = at_consent.replace("birth_date", "diagnosis_date")
+    rule = "age_at_consent >= 15 years and age_at_consent <= 26 years"
+    assert len(age_w201(rule, define=since)) == 2  # not an age: both limits unenforced
+
+
+def test_sex_and_birth_date_choose_reported_ranges_so_they_are_used() -> None:
+    """W101 must not advise removing the facts that choose among a result's reported
+    reference ranges (FHIR referenceRange.appliesTo / age; author7 F13)."""
+    text = (
+        "fact sex: enum {female, male}\nfact birth_date: date\n"
+        "fact creat: quantity mg/dL\n  reference range reported\n"
+        'codes sex: fhir "Patient.gender"\ncodes birth_date: fhir "Patient.birthDate"\n'
+        'inclusion criteria\nI1 "creatinine"\n  rule creat <= 1.5 x ULN\n'
+    )
+    assert found(text, "W101") == []
+    fixed = text.replace("  reference range reported\n", "").replace("1.5 x ULN", "1.5 mg/dL")
+    names = sorted(d.message.split("`")[1] for d in found(fixed, "W101"))
+    assert names == ["birth_date", "sex"]
+
+
+def test_a_protocols_own_codes_replace_the_librarys(tmp_path: Path) -> None:
+    """A library binding is a default: the protocol's own `codes egfr` (CKD-EPI) is not
+    extended by the library's MDRD code (author7 F4); unbound facts keep the library's."""
+    from critlang.frontend import analyse_file
+
+    (tmp_path / "lib.crit").write_text('codes egfr: loinc "33914-3"\ncodes creat: loinc "2160-0"\n')
+    proto = tmp_path / "p.crit"
+    proto.write_text(
+        HEAD
+        + 'import "lib.crit"\nfact egfr: quantity mL/min/{1.73_m2}\nfact creat: quantity mg/dL\n'
+        'codes egfr: loinc "62238-1"\n'
+        'inclusion criteria\nI1 "x"\n  rule egfr >= 25 mL/min/{1.73_m2} and creat < 2 mg/dL\n'
+    )
+    checked = analyse_file(proto).result
+    assert checked is not None and checked.ok, checked and checked.diagnostics
+    bound = {f: [c.value for c in codes] for f, codes in checked.bindings.items()}
+    assert bound == {"egfr": ["62238-1"], "creat": ["2160-0"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -79,6 +80,37 @@ def test_closed_pipe_is_quiet_for_every_command(tmp_path: Path) -> None:
         assert "Exception ignored" not in err, (name, err)
         # killed by SIGPIPE (-13), or exited as such (141); 0/1 if it finished writing first
         assert code in (0, 1, -13, 141), (name, code, err)
+
+
+def test_a_closed_pipe_never_loses_the_files_asked_for(tmp_path: Path) -> None:
+    """`critlang screen ... --patients out.jsonl 2>&1 | head -3`: the reader leaves at the
+    first diagnostics, yet every file the command writes is written, whole (realfhir7
+    F13: dying on SIGPIPE lost --patients in half the runs)."""
+    data = str(_bundle(tmp_path))
+    expected = tmp_path / "expected.jsonl"
+    args = ["screen", "--as-of", "2026-11-27", str(CURRENT), data]
+    done = subprocess.run(
+        [sys.executable, "-m", "critlang", *args, "--patients", str(expected)],
+        capture_output=True,
+        env=ENV,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for run in range(3):
+        out = tmp_path / f"cut{run}.jsonl"
+        report = tmp_path / f"cut{run}.html"
+        files = ["--patients", str(out), "--report", str(report)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "critlang", *args, *files],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+        )
+        assert proc.stdout is not None
+        proc.stdout.close()  # `2>&1 | head -0`: both streams closed before any line
+        assert proc.wait(timeout=600) in (0, 141)
+        assert out.read_bytes() == expected.read_bytes()
+        assert report.read_text().rstrip().endswith("</html>")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
@@ -241,3 +273,153 @@ def test_a_data_file_named_twice_is_refused(tmp_path: Path, command: str) -> Non
         args = [command, "--as-of", "2026-11-27", *extra, str(CURRENT), *map(str, names)]
         code, out = run(*args)
         assert code == 2 and "named more than once" in out, (names, out)
+
+
+def test_a_closed_standard_error_is_no_internal_error(tmp_path: Path) -> None:
+    """`critlang screen ... 2>&-`: Python starts with sys.stderr None; the command runs
+    and prints its result (breaker7 F14: exit 70, 'NoneType' has no attribute 'isatty')."""
+    import os
+
+    data = str(_bundle(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "critlang", "screen", "--as-of", "2026-11-27", str(CURRENT), data],
+        stdout=subprocess.PIPE,
+        env=ENV,
+        preexec_fn=lambda: os.close(2),  # a closed fd 2, as the shell gives with 2>&-
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert b"patients screened" in proc.stdout
+
+
+def test_every_file_of_a_data_folder_is_read_or_counted(tmp_path: Path, capsys) -> None:
+    """b.JSON is JSON; a .gz or extensionless file is an unusable file with why, in the
+    reading line and under `read` in --format json (breaker7 F16, F18)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    bundle = _bundle(tmp_path).read_bytes()
+    (folder / "a.json").write_bytes(bundle)
+    (folder / "b.JSON").write_bytes(bundle.replace(b'"p1"', b'"q1"'))
+    (folder / "c.json.gz").write_bytes(b"\x1f\x8b")
+    (folder / "notes").write_text("x")
+    args = ["screen", "--as-of", "2026-11-27", "--format", "json", str(CURRENT), str(folder)]
+    assert main(args) == 0
+    read = json.loads(capsys.readouterr().out)["read"]
+    assert read["files"] == 4 and read["patients"] == 2
+    assert read["unusable_files"] == [
+        {"path": str(folder / "c.json.gz"), "why": "compressed: not read (decompress it first)"},
+        {
+            "path": str(folder / "notes"),
+            "why": "not read: only .json, .ndjson and .jsonl files of a folder are read",
+        },
+    ]
+
+
+def test_an_output_never_overwrites_an_input(tmp_path: Path, capsys) -> None:
+    """`--patients data.json` over the data file is refused before any work (breaker7
+    F15), as are a missing folder and a table that is neither CSV nor JSON Lines."""
+    data = _bundle(tmp_path)
+    before = data.read_bytes()
+    base = ["screen", "--as-of", "2026-11-27", str(CURRENT), str(data)]
+    assert main([*base, "--patients", str(data)]) == 2
+    assert data.read_bytes() == before
+    assert "a file this command reads" in capsys.readouterr().err
+    assert main([*base, "--report", str(CURRENT)]) == 2
+    assert main([*base, "--patients", str(tmp_path / "no" / "x.csv")]) == 2
+    assert not (tmp_path / "no").exists()
+    assert main([*base, "--patients", str(tmp_path / "x.xlsx")]) == 2
+    same = str(tmp_path / "x.csv")
+    assert main([*base, "--patients", same, "--attrition", same]) == 2
+    assert "is the --patients output" in capsys.readouterr().err
+
+
+ANCHORED = """protocol "A"
+  title "a protocol date"
+  version "1"
+  date 2024-01-01
+anchor visit_1 "Visit 1"
+fact hemoglobin: quantity g/dL
+  measured within 14 days before visit_1
+codes hemoglobin: loinc "718-7"
+inclusion criteria
+I1 "haemoglobin"
+  rule hemoglobin >= 9 g/dL
+"""
+
+
+def test_screen_takes_protocol_dates_for_fhir_patients(tmp_path: Path, capsys) -> None:
+    """FHIR data hold no protocol dates: `--anchor visit_1=...` gives them, in screen and
+    in ingest (author7 F8: every criterion measured from visit 1 stayed unknown)."""
+    protocol = tmp_path / "a.crit"
+    protocol.write_text(ANCHORED)
+    bundle = json.loads(_bundle(tmp_path).read_text())
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "h1",
+                "status": "final",
+                "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                "effectiveDateTime": "2024-03-10",
+                "valueQuantity": {"value": 10, "unit": "g/dL"},
+            }
+        }
+    )
+    data = tmp_path / "b.json"
+    data.write_text(json.dumps(bundle))
+    out = tmp_path / "p.jsonl"
+    base = ["screen", "--as-of", "2024-03-01", str(protocol), str(data), "--patients", str(out)]
+    for anchor, status in [([], "unknown"), (["--anchor", "visit_1=2024-03-15"], "met"),
+                           (["--anchor", "visit_1=2024-04-15"], "unknown")]:  # fmt: skip
+        assert main([*base, *anchor]) == 0
+        assert json.loads(out.read_text())["criteria"]["I1"] == status, anchor
+    # ingest stores it (the SQL back end has no look-back from another anchor: the
+    # window is measured from the screening date there)
+    plain = tmp_path / "plain.crit"
+    plain.write_text(ANCHORED.replace("  measured within 14 days before visit_1\n", ""))
+    cohort = tmp_path / "c.duckdb"
+    ingest = ["ingest", "--as-of", "2024-03-01", "--anchor", "visit_1=2024-03-15"]
+    assert main([*ingest, str(plain), str(data), "-o", str(cohort)]) == 0
+    import duckdb
+
+    with duckdb.connect(str(cohort), read_only=True) as db:
+        days = db.sql("select value from critlang_facts where fact = '@visit_1'").fetchall()
+    assert days == [(float(dt.date(2024, 3, 15).toordinal()),)]
+    capsys.readouterr()
+    for bad, says in [
+        ("visit_2=2024-03-15", "not an anchor of the protocol (its anchors: visit_1)"),
+        ("visit_1=2024-02-30", "not a date"),
+        ("visit_1", "write NAME=YYYY-MM-DD"),
+        ("enrollment=2024-03-15", "use --as-of"),
+    ]:
+        assert main([*base, "--anchor", bad]) == 2
+        assert says in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_ignored_in_json_and_ndjson(tmp_path: Path, capsys) -> None:
+    """RFC 8259 section 8.1: a parser may ignore a UTF-8 BOM; Windows tools write one
+    (breaker7 F17: the NDJSON file's first line was lost and the patient decided)."""
+    bundle = json.loads(_bundle(tmp_path).read_text())
+    patient = bundle["entry"][0]["resource"]
+    for name, text in [
+        ("b.json", json.dumps(bundle)),
+        ("p.ndjson", json.dumps(patient) + "\n"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert (
+            main(["screen", "--as-of", "2026-11-27", "--format", "json", str(CURRENT), str(path)])
+            == 0
+        )
+        read = json.loads(capsys.readouterr().out)["read"]
+        assert (read["patients"], read["unusable_files"], read["entry_problems"]) == (1, [], [])
+
+
+def test_a_native_record_with_two_as_of_dates_is_refused(tmp_path: Path, capsys) -> None:
+    """The evaluation date decides every window: two of them are a conflict, never the
+    last by key order (breaker7 F6)."""
+    path = tmp_path / "r.json"
+    path.write_text('{"id": "x", "as_of": "2020-01-01", "as_of": "2026-11-27", "facts": {}}')
+    main(["eval", str(CURRENT), str(path)])
+    assert "two different `as_of` dates" in capsys.readouterr().err

@@ -186,6 +186,17 @@ def test_needs_for_a_therapy_without_end_date() -> None:
     assert e3.missing == ["prior_therapies[2].end (not in the record)"]
 
 
+def test_needs_says_why_a_recorded_item_was_not_used() -> None:
+    """An item the record gives but the reader refused is not "not in the record"
+    (author7 F15): the reason is the reader's."""
+    therapy = {"kind": "capecitabine", "start": "2027-01-01", "end": "2027-02-01"}
+    ev = evaluate(prior_therapies=[{"kind": "tace", "end": "2020-01-01"}, therapy])
+    assert crit(ev, "E3").missing == [
+        "prior_therapies[2].end (not used: starts (2027-01-01) after the evaluation date "
+        "(2026-11-27): impossible for something recorded as having happened)"
+    ]
+
+
 def test_needs_names_a_censored_a_partial_and_a_conflicting_value() -> None:
     """A value known only as an interval, or in conflict, is what holds the verdict: it is
     named (a precise or agreed value may decide), never only the other unknowns."""

@@ -80,7 +80,26 @@ def test_x_uln_shows_the_value_in_the_range_unit_and_a_bound_that_differs() -> N
     assert line == (
         "✗ ast 2.0009 ukat/L on 2026-11-20 = 120.05 U/L > 3 × ULN = 3 × 40.026 U/L = 120.08 U/L"
     )
-    assert "reference range 6-40.026 U/L" in note
+    assert "reference range 0.1-0.6671 ukat/L = 6-40.026 U/L (reported with the value)" in note
+
+
+def test_a_normal_range_is_shown_as_reported_beside_the_value() -> None:
+    """Value and range in the unit the laboratory used (author7 F12: the range had been
+    converted into the fact's mg/dL at 7 digits beside a value in umol/L)."""
+    text = "fact bili: quantity mg/dL\n"
+    text += '  molar mass 584.66 g/mol source "PubChem CID 5280352"\n  reference range reported\n'
+    text += 'inclusion criteria\nI1 "x"\n  rule bili within normal range\n'
+    value = {
+        "value": 22,
+        "unit": "umol/L",
+        "date": "2026-11-20",
+        "reference_range": {"low": 3, "high": 21, "unit": "umol/L"},
+    }
+    (line,) = explain(text, {"bili": value})["I1"].explanation
+    assert line == (
+        "✗ bili 22 umol/L on 2026-11-20 within the normal range "
+        "(reference range 3-21 umol/L (reported with the value))"
+    )
 
 
 def test_render_shows_labels_whole() -> None:

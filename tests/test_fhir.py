@@ -214,7 +214,9 @@ def test_medications_become_prior_therapies(tmp_path: Path) -> None:
         (i["kind"], i["start"], i["end"]) for i in found(r.facts["prior_therapies"].value)
     )
     assert items == [
-        ("capecitabine", dt.date(2026, 3, 1), dt.date(2026, 8, 1)),
+        # dispenseRequest.validityPeriod.end is when it may be filled, not the end of
+        # taking (R4 MedicationRequest.dispenseRequest.validityPeriod; realfhir7 F4)
+        ("capecitabine", dt.date(2026, 3, 1), None),
         ("somatostatin_analogue", dt.date(2026, 1, 1), dt.date(2026, 11, 10)),
         ("temozolomide", dt.date(2025, 2, 2), dt.date(2025, 2, 2)),
     ]

@@ -288,7 +288,7 @@ def test_bundle_medications_are_counted_and_conflicts_refused(tmp_path: Path) ->
     assert kinds(p) == []
     assert messages(p, "medications") == [
         "1 medication resource(s) name a Medication that the data give with 2 different "
-        "codes (Medication/m) (MedicationRequest/r3): not read"
+        "codes (contained in the resource as #m) (MedicationRequest/r3): not read"
     ]
 
 
@@ -623,3 +623,49 @@ def test_a_medication_dispense_is_a_therapy_of_unknown_dates(
     else:
         assert not therapies  # no item: the dispense did not happen
         assert "not dispensed" in messages(p, "prior_therapies")[0]
+
+
+def test_duckdb_lists_the_problems_python_lists(tmp_path: Path) -> None:
+    """Every reading problem, in the same order, through ingest + DuckDB as through the
+    Python engine: a value refused by the full read (no unit), a preliminary value used
+    (breaker7 F12: the cohort had kept only the list reader's problems)."""
+    from critlang.cli import main
+
+    def hb(rid: str, value: dict, day: str, status: str = "final") -> dict:
+        return {
+            "resourceType": "Observation",
+            "id": rid,
+            "status": status,
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+            "effectiveDateTime": day,
+            **value,
+        }
+
+    entries = [
+        patient("p1"),
+        hb("h1", {"valueInteger": 8}, "2026-11-10"),
+        hb("h2", {"valueQuantity": {"value": 12, "unit": "g/dL"}}, "2026-11-20", "preliminary"),
+    ]
+    data = tmp_path / "b.json"
+    data.write_text(
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": r} for r in entries],
+            }
+        )
+    )
+    protocol = str(TRIAL / "current.crit")
+    cohort = tmp_path / "c.duckdb"
+    assert main(["ingest", protocol, str(data), "-o", str(cohort), "--as-of", "2026-11-27"]) == 0
+    via_sql, via_python = tmp_path / "sql.jsonl", tmp_path / "py.jsonl"
+    assert main(["screen", protocol, str(cohort), "--patients", str(via_sql)]) == 0
+    main(["screen", protocol, str(data), "--as-of", "2026-11-27", "--patients", str(via_python)])
+    (py,) = [json.loads(line) for line in via_python.read_text().splitlines()]
+    (db,) = [json.loads(line) for line in via_sql.read_text().splitlines()]
+    assert any("has no unit" in p for p in py["problems"])
+    assert any("preliminary value used" in p for p in py["problems"])
+    assert db["problems"] == py["problems"]
+    assert (db["verdict"], db["criteria"]) == (py["verdict"], py["criteria"])

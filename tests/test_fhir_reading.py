@@ -277,10 +277,15 @@ def test_conditions_verification_clinical_status_and_abatement(tmp_path: Path) -
     assert fact(cirrhosis("c", clinicalStatus=status("resolved"))) == (False, [])
     # abatement[x] on or before the screening date: not current, whatever clinicalStatus says
     assert fact(cirrhosis("c", abatementDateTime="2025-01-01")) == (False, [])
-    # abatementString: abated at a time not given; before the screening date only when a
-    # record written by then says so (recordedDate), else unknown with a diagnostic
-    recorded = cirrhosis("c", abatementString="in childhood", recordedDate="2020-01-01")
-    assert fact(recorded) == (False, [])
+    # abatementString: abated at a time not given; before the screening date only when the
+    # version saying so was written by then (meta.lastUpdated), else unknown with a
+    # diagnostic; recordedDate (the record's creation) places nothing (realfhir7 F2)
+    updated = cirrhosis(
+        "c", abatementString="in childhood", meta={"lastUpdated": "2020-01-01T00:00:00Z"}
+    )
+    assert fact(updated) == (False, [])
+    value, said = fact(cirrhosis("c", abatementString="in childhood", recordedDate="2020-01-01"))
+    assert value == "absent" and "abated at a time not given" in said[0]
     value, said = fact(cirrhosis("c", abatementString="in childhood"))
     assert value == "absent" and "abated at a time not given" in said[0]
     assert fact(cirrhosis("c", abatementDateTime="2027-01-01")) == (True, [])

@@ -240,7 +240,8 @@ def test_every_onset_choice_is_read_or_refused(
         ({"abatementAge": {"value": 40, "system": UCUM, "code": "a"}}, "not met", None),
         ({"abatementAge": {"value": 54, "system": UCUM, "code": "a"}}, "unknown", "perhaps"),
         ({"abatementPeriod": {"start": "2030-01-01"}}, "met", None),
-        ({"abatementBoolean": True, "recordedDate": "2020-01-01"}, "not met", None),
+        ({"abatementBoolean": True, "meta": {"lastUpdated": "2020-01-01"}}, "not met", None),
+        ({"abatementBoolean": True, "recordedDate": "2020-01-01"}, "unknown", "abated at a time"),
         ({"abatementBoolean": True}, "unknown", "abated at a time not given"),
         ({"abatementBoolean": False}, "met", None),
         ({"abatementString": "in 2030"}, "unknown", "abated at a time not given"),
@@ -484,3 +485,38 @@ def test_an_unusable_value_earlier_the_same_day_hides_nothing(tmp_path: Path) ->
     row = run(tmp_path, hb(7.0, "2024-05-21T17:00:00Z", rid="a"), text)
     assert row["criteria"]["E1"] == "unknown"
     assert said(row, "hemoglobin", "Observation/t could not be used and may be the newest")
+
+
+WHOLE_LIST = """protocol "T"
+  title "a list bound as a whole"
+  version "1"
+  date 2024-01-01
+fact sglt2: list of {start: date, end: date}
+codes sglt2: atc "A10BK01", atc "A10BK03"
+exclusion criteria
+E1 "an SGLT2 inhibitor within 8 weeks"
+  rule any sglt2 with (start to end overlaps 8 weeks before enrollment)
+"""
+
+
+@pytest.mark.parametrize("kind", ["MedicationStatement", "MedicationAdministration"])
+@pytest.mark.parametrize(("end", "status"), [("2024-05-01", "met"), ("2024-01-15", "not met")])
+def test_a_therapy_list_bound_as_a_whole_reads_its_items(
+    tmp_path: Path, kind: str, end: str, status: str
+) -> None:
+    """A list without `kind` takes its codes on the list itself: each resource is an
+    item with its dates, and no diagnostic says it cannot be read (author7 F16)."""
+    protocol = tmp_path / "p.crit"
+    protocol.write_text(WHOLE_LIST)
+    med = therapy(kind, ("A10BK03",), effectivePeriod={"start": "2023-03-01", "end": end})
+    data = tmp_path / "b.json"
+    entries = [{"resource": r} for r in (patient(), med)]
+    data.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    out = tmp_path / "out.jsonl"
+    argv = ["screen", "--as-of", AS_OF, str(protocol), str(data), "--patients", str(out)]
+    # an ended therapy rules nothing out while others may be unrecorded (feasibility
+    # mode reads the list as complete)
+    assert main([*argv, "--absent-means-no", "medications"]) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["criteria"]["E1"] == status, row
+    assert not any("cannot give a value" in p for p in row["problems"]), row["problems"]

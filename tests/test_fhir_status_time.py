@@ -188,8 +188,8 @@ ABATEMENTS = [
     {"abatementDateTime": "2030-01-01"},
     {"abatementPeriod": {"start": "2020-01-01"}},
     {"abatementAge": {"value": 50, "system": UCUM, "code": "a"}},
-    {"abatementString": "last year", "recordedDate": "2020-01-01"},
-    {"abatementBoolean": True, "recordedDate": "2020-01-01"},
+    {"abatementString": "last year", "meta": {"lastUpdated": "2020-01-01T00:00:00Z"}},
+    {"abatementBoolean": True, "meta": {"lastUpdated": "2020-01-01T00:00:00Z"}},
 ]
 
 
@@ -255,13 +255,20 @@ def test_the_abatement_date_decides_against_the_screening_date(
         assert row["verdict"] == ("ineligible" if expected == "met" else "eligible")
 
 
-# (abatement without a date, E3): abated by the screening date only when recorded by then
+# (abatement without a date, E3): abated by the screening date only when the version of
+# the record that says so was written by then (meta.lastUpdated); recordedDate, when the
+# record was created, places nothing (realfhir7 F2: R4 example f201 "around April 9, 2013")
+UPDATED = "2024-06-01T10:00:00Z"
 UNDATED = [
-    ({"abatementString": "last year", "recordedDate": "2024-06-01"}, "not met"),
-    ({"abatementString": "last year", "recordedDate": "2024-06-02"}, "unknown"),
+    ({"abatementString": "last year", "meta": {"lastUpdated": UPDATED}}, "not met"),
+    ({"abatementString": "last year", "meta": {"lastUpdated": "2024-06-02T00:00:00Z"}}, "unknown"),
+    ({"abatementString": "last year", "meta": {"lastUpdated": "2024-06"}}, "unknown"),
+    ({"abatementString": "last year", "recordedDate": "2024-06-01"}, "unknown"),
+    ({"abatementString": "around April 9", "recordedDate": "2020-01-01"}, "unknown"),
     ({"abatementString": "last year"}, "unknown"),
-    ({"abatementBoolean": True, "recordedDate": "2024-05-31"}, "not met"),
-    ({"abatementBoolean": True, "recordedDate": "2024-06-02"}, "unknown"),
+    ({"abatementBoolean": True, "meta": {"lastUpdated": "2024-05-31T00:00:00Z"}}, "not met"),
+    ({"abatementBoolean": True, "recordedDate": "2024-05-31"}, "unknown"),
+    ({"abatementBoolean": True, "meta": {"lastUpdated": "2024-06-02T00:00:00Z"}}, "unknown"),
     ({"abatementBoolean": True}, "unknown"),
 ]
 
@@ -269,10 +276,12 @@ UNDATED = [
 @pytest.mark.parametrize("form", TWO)
 @pytest.mark.parametrize("status", ["resolved", "inactive", "remission", None])
 @pytest.mark.parametrize(("abatement", "expected"), UNDATED)
-def test_an_abatement_without_a_date_follows_the_recorded_date_whatever_the_status(
+def test_an_abatement_without_a_date_follows_the_last_update_whatever_the_status(
     tmp_path: Path, form: str, status: str | None, abatement: dict, expected: str
 ) -> None:
-    """resolved with abatementString and no recordedDate was "not current", no word."""
+    """resolved with abatementString and no recordedDate was "not current", no word; with a
+    recordedDate before the screening date it was "not current" although the record was
+    created while the condition was ongoing (realfhir7 F2)."""
     row = screen(tmp_path, form, condition(status=status, **abatement), flags=COMPLETE)
     assert row["criteria"]["E3"] == expected
     if expected == "unknown":
@@ -298,7 +307,6 @@ def test_without_an_abatement_the_status_decides(tmp_path, form, status, expecte
 
 SET_ASIDE = [
     ("MedicationStatement", {"status": "not-taken"}, "has status 'not-taken': not taken"),
-    ("MedicationStatement", {"status": "entered-in-error"}, "has status 'entered-in-error'"),
     ("MedicationStatement", {"status": "intended"}, "has status 'intended': not taken"),
     ("MedicationRequest", {"doNotPerform": True}, "has doNotPerform true"),
     ("MedicationRequest", {"intent": "proposal"}, "has intent 'proposal'"),
@@ -346,6 +354,10 @@ HIDDEN = [
     ("Procedure", {"status": "unknown"}, "whether it was performed is not known"),
     ("MedicationStatement", {"modifierExtension": MODIFIER}, "has a modifierExtension"),
     ("MedicationStatement", {"status": "taken"}, "not a code of its R4 value set"),
+    # medication-statement-status / medicationrequest-status entered-in-error: "the
+    # patient may have taken some of the medication" (realfhir7 F14)
+    ("MedicationStatement", {"status": "entered-in-error"}, "may have taken some"),
+    ("MedicationRequest", {"status": "entered-in-error"}, "may have taken some"),
 ]
 
 
@@ -420,8 +432,16 @@ def test_a_therapy_still_going_on_with_an_end_already_past_contradicts_itself(
 ) -> None:
     """active with effectivePeriod.end in the past was read as ended, in silence."""
     if kind == "MedicationRequest":
+        # validityPeriod.end is when it may be filled, not an end of taking: an active
+        # order that can no longer be filled has an unknown end (realfhir7 F4)
         r = therapy(kind, "active", dispenseRequest={"validityPeriod": {"end": end}})
         element = "dispenseRequest.validityPeriod.end"
+        row = screen(tmp_path, form, r, flags=COMPLETE)
+        assert row["criteria"]["E5"] == expected
+        stale = f"the prescription could be filled only until {end} ({element})"
+        assert said(row, "prior_therapies", stale) == (expected == "unknown")
+        assert row["criteria"]["E6"] == "met"
+        return
     elif kind == "Procedure":
         r = therapy(kind, "in-progress", performedPeriod={"start": "2024-01-01", "end": end})
         element = "performedPeriod.end"
@@ -478,7 +498,10 @@ def test_a_dispense_request_with_a_modifier_extension_leaves_the_end_unknown(tmp
     del dispense["modifierExtension"]
     r = therapy("MedicationRequest", "completed", dispenseRequest=dispense)
     row = screen(tmp_path, form, r, flags=COMPLETE)
-    assert row["criteria"]["E5"] == "not met"
+    # validityPeriod.end (2024-02-01) is when it may be filled, never the end of taking:
+    # a completed order's end stays unknown (realfhir7 F4), with no modifier diagnostic
+    assert row["criteria"]["E5"] == "unknown"
+    assert not said(row, "prior_therapies", "modifierExtension")
 
 
 @pytest.mark.parametrize("form", FORMS)

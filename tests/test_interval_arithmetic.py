@@ -30,10 +30,10 @@ from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import Range
 from critlang.data.records import read_record
 from critlang.evaluate import run_compiled
-from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
 from critlang.intervals import Iv
 from critlang.intervals import arith as iv_arith
+from helpers import STATUS_WORDS, TwoEvaluators
 
 AS_OF = dt.date(2026, 11, 27)
 INF = math.inf
@@ -238,21 +238,17 @@ Y1 "a therapy of at least 1 year"
   rule any therapies with (elapsed_years(start, end) >= 1 years)
 """
 
-CHECKED = analyse_text(PROTOCOL, "arith.crit").result
-assert CHECKED is not None and CHECKED.ok, CHECKED and CHECKED.diagnostics
-COMPILED = compile_protocol(CHECKED)
-INTERPRETER = Interpreter(CHECKED)
-IDS = [c.id for _, c in CHECKED.protocol.criteria]
-WORDS = {True: "met", False: "not met", None: "unknown"}
+BOTH = TwoEvaluators(PROTOCOL, "arith.crit")
+CHECKED, COMPILED, INTERPRETER = BOTH.checked, BOTH.compiled, BOTH.interpreter
+IDS = BOTH.ids
+WORDS = STATUS_WORDS
 
 
 def status(criterion: str, facts: dict[str, Any]) -> str:
     """The criterion's status, asserted equal in both evaluators."""
     record = read_record(CHECKED, {"facts": facts}, AS_OF)
     assert not record.problems, record.problems
-    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
-    ref_verdict, ref, _ = INTERPRETER.run(record)
-    assert (verdict, compiled) == (ref_verdict, ref)
+    _verdict, compiled = BOTH.statuses(record)
     return WORDS[compiled[IDS.index(criterion)]]
 
 

@@ -18,9 +18,10 @@ import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.data.records import read_record
-from critlang.evaluate import Evaluator, run_compiled
+from critlang.evaluate import run_compiled
 from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
+from helpers import STATUS_WORDS, TwoEvaluators
 
 AS_OF = dt.date(2026, 11, 27)  # the evaluation date: an ongoing end is at least this day
 
@@ -50,13 +51,11 @@ W2 "ended between 1 and 3 weeks after randomisation"
   rule any therapies with (end between 1 and 3 weeks after randomisation)
 """
 
-CHECKED = analyse_text(PROTOCOL, "periods.crit").result
-assert CHECKED is not None and CHECKED.ok, CHECKED and CHECKED.diagnostics
-COMPILED = compile_protocol(CHECKED)
-INTERPRETER = Interpreter(CHECKED)
-EVALUATOR = Evaluator(COMPILED)
-IDS = [c.id for _, c in CHECKED.protocol.criteria]
-WORDS = {True: "met", False: "not met", None: "unknown"}
+BOTH = TwoEvaluators(PROTOCOL, "periods.crit")
+CHECKED, COMPILED, INTERPRETER = BOTH.checked, BOTH.compiled, BOTH.interpreter
+EVALUATOR = BOTH.evaluator
+IDS = BOTH.ids
+WORDS = STATUS_WORDS
 
 
 def status(criterion: str, start: str, end: str, randomisation: str = "2026-12-20") -> str:
@@ -66,9 +65,7 @@ def status(criterion: str, start: str, end: str, randomisation: str = "2026-12-2
     }
     record = read_record(CHECKED, data, AS_OF)
     assert not record.problems, record.problems
-    verdict, compiled = run_compiled(COMPILED, COMPILED.normalise(record))
-    ref_verdict, ref, _ = INTERPRETER.run(record)
-    assert (verdict, compiled) == (ref_verdict, ref)
+    _verdict, compiled = BOTH.statuses(record)
     word = WORDS[compiled[IDS.index(criterion)]]
     result = EVALUATOR.evaluate(record).criteria[IDS.index(criterion)]
     # the explanation walker follows the form and agrees (else it shows no clause)

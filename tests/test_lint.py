@@ -159,6 +159,25 @@ def test_dead_sub_clause(tmp_path: Path) -> None:
     assert found == []
 
 
+def test_no_proof_about_a_criterion_lint_does_not_model(tmp_path: Path) -> None:
+    """A criterion the encoding cannot model (here: a sum of three 3-way conditionals) is
+    one free status: no clause of it may be called dead (author7 F2: `cirrhosis` was
+    "never affecting" a rule it decides), only L190 is said."""
+    points = "\n".join(
+        f"define p{i} = (1 if hb < {i} g/dL else (2 if hb <= {i + 1} g/dL else 3))"
+        for i in (7, 8, 9)
+    )
+    text = protocol(
+        'I1 "cirrhosis and a score of 5 or more"\n  rule cirrhosis and score >= 5\n'
+    ).replace(
+        "inclusion criteria",
+        f"fact cirrhosis: boolean\n{points}\ndefine score = p7 + p8 + p9\ninclusion criteria",
+    )
+    _, found = run_lint(tmp_path, text)
+    assert codes(found) == ["L190"], found
+    assert "I1 is not modelled" in found[0]["message"]
+
+
 def test_header_age_conflict_with_an_exclusion(tmp_path: Path) -> None:
     inc = 'I1 "adult"\n  rule age >= 18 years\n'
     header = "  minimum age 18 years\n"
@@ -229,3 +248,11 @@ def test_lint_api_is_deterministic(limit: str) -> None:
     first = [f.to_dict() for f in lint(a, dt.date(2024, 5, 1))]
     second = [f.to_dict() for f in lint(a, dt.date(2024, 5, 1))]
     assert first == second
+
+
+def test_text_output_says_when_nothing_was_found(tmp_path: Path) -> None:
+    """Silence would not tell the author that lint ran (author7 F18)."""
+    path = tmp_path / "p.crit"
+    path.write_text(protocol('I1 "a"\n  rule ldl < 190 mg/dL\n'))
+    proc = cli("lint", str(path))
+    assert (proc.returncode, proc.stdout) == (0, "no findings: 1 protocol linted\n"), proc.stderr

@@ -111,7 +111,7 @@ def test_lab_export_spellings_of_counts(spelling: str, per_litre: int) -> None:
     [
         ("mmol/mol", "%"),  # HbA1c IFCC vs NGSP: a scale, not a factor
         ("mg/g", "%"),  # a mass ratio is not a plain percentage
-        ("mL/L", "%"),
+        ("s/s", "%"),  # a prothrombin time ratio is no plain number (nor an INR)
         ("[IU]/L", "U/L"),  # international units vs enzyme units
         ("Cel", "[degF]"),  # temperatures: offset scales, never multiplied
         ("Cel", "K"),

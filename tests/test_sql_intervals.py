@@ -292,7 +292,7 @@ I1 "x"
     assert rows == [
         ("birth_date", None, None, day(dt.date(1960, 5, 1)), day(dt.date(1960, 5, 31)), 0, 0, 0),
         ("prior_therapies", "end", None, day(AS_OF), None, 0, 0, 1),
-        ("wbc", None, None, None, 1.5, 0, 1, 0),
+        ("wbc", None, None, 0.0, 1.5, 0, 1, 0),  # "< 1.5" of a count: from 0 (data/signs.py)
     ]
 
 

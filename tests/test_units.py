@@ -102,3 +102,47 @@ def test_unit_table_matches_pint() -> None:
     assert sorted(ATOMS) == table_atoms()
     for name, (num, den, dims) in ATOMS.items():
         assert resolve_with_pint(name) == (Fraction(num, den), dims), name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{Log_copies}/mL",
+        "{Log_IU}/mL",
+        "{log10copies}/mL",
+        "log10 IU/mL",
+        "Log IU/mL",
+        "lg(copies)/mL",
+    ],
+)
+def test_log_transformed_results_are_refused(text: str) -> None:
+    """LOINC's [Log #/volume] viral loads: 4.3 {Log_copies}/mL is 10^4.3 copies/mL; as
+    UCUM (an annotation is unity) it would read 4.3 /mL and pass `< 50 copies/mL`."""
+    with pytest.raises(UnitError) as exc:
+        parse_unit(text)
+    assert "is a logarithm (log10) of a count" in exc.value.message
+
+
+@pytest.mark.parametrize("text", ["copies/mL", "{copies}/mL", "{cells}/uL", "{catalogue}/mL"])
+def test_count_annotations_are_counts(text: str) -> None:
+    assert parse_unit(text).dims == parse_unit("/mL").dims
+    assert value_in("50", text, "/L") == (50_000 if "mL" in text else 50_000_000)
+
+
+@pytest.mark.parametrize(
+    ("mc", "u"),
+    [
+        ("mcg/L", "ug/L"),
+        ("mcmol/L", "umol/L"),
+        ("/mcL", "/uL"),
+        ("10*3/mcL", "10*3/uL"),
+        ("x10^3/mcL", "x10^3/uL"),
+        ("mcL-1", "uL-1"),
+        ("mcg/dL", "ug/dL"),
+    ],
+)
+def test_mc_is_micro_inside_any_unit(mc: str, u: str) -> None:
+    """ISMP's `mc` for micro, documented for mcg/mcL/mcmol, inside a unit too (breaker7
+    F19: mcg/L and /mcL were refused); shown as written."""
+    a, b = parse_unit(mc), parse_unit(u)
+    assert (a.factor, a.dims, a.text) == (b.factor, b.dims, mc)

@@ -190,6 +190,7 @@ def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentPars
         help="FHIR R4 Bundles (.json) or NDJSON files, or folders searched for them",
     )
     sc.add_argument("--as-of", metavar="YYYY-MM-DD", help="screening date (default: today)")
+    sc.add_argument("--anchor", action="append", default=[], metavar="NAME=DATE", help=ANCHOR_HELP)
     sc.add_argument(
         "--patients", metavar="FILE", help="write the per-patient table (.csv or .jsonl)"
     )
@@ -247,6 +248,7 @@ def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentPars
     )
     ig.add_argument("-o", "--output", required=True, metavar="COHORT.duckdb")
     ig.add_argument("--as-of", metavar="YYYY-MM-DD", help="reading date (default: today)")
+    ig.add_argument("--anchor", action="append", default=[], metavar="NAME=DATE", help=ANCHOR_HELP)
     ig.add_argument(
         "--absent-means-no",
         metavar="KINDS",
@@ -409,6 +411,12 @@ T = TypeVar("T")
 
 # sysexits.h EX_SOFTWARE: "an internal software error has been detected". Not 1 (the
 # protocol has errors) nor 2 (usage or I/O), so scripts can tell a bug from bad input.
+ANCHOR_HELP = (
+    "a protocol date for every patient read from FHIR, e.g. visit_1=2024-03-15 (repeatable; "
+    "FHIR data hold no protocol dates; a native record's own anchors win)"
+)
+
+
 EXIT_INTERNAL = 70
 # The passes after the parser recurse over the syntax tree (up to parser.MAX_DEPTH
 # levels); commands run in a thread whose stack and recursion limit fit that depth.
@@ -494,8 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import frontend  # lazily: `--help` and `--version` load no parser
 
     frontend.library_paths[:] = [Path(d) for d in args.library]
+    out, err = sys.stdout, sys.stderr
+    # a stream closed at start (`2>&-`) is None in Python: written to, it goes nowhere
+    sys.stdout, sys.stderr = _PipeGuard(out or _nowhere()), _PipeGuard(err or _nowhere())
     try:
-        return _run_deep(lambda: int(args.func(args)))
+        code = _run_deep(lambda: int(args.func(args)))
+        # the reader left (`... 2>&1 | head -3`) but the command went on and wrote
+        # every file it was asked for (--patients, --report, -o): exit as a closed pipe
+        cut = any(isinstance(s, _PipeGuard) and s.cut for s in (sys.stdout, sys.stderr))
+        return 141 if cut and code == 0 else code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # not a bug: the reader went away
@@ -511,6 +526,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:
         return _internal(exc, args.debug)
+    finally:
+        for guard in (sys.stdout, sys.stderr):
+            if isinstance(guard, _PipeGuard):
+                guard.flush()  # a pipe closed after the last write: said here, quietly
+        sys.stdout, sys.stderr = out, err
+
+
+def _nowhere() -> Any:
+    import os
+
+    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the run
+
+
+class _PipeGuard:
+    """A standard stream whose reader may leave: once a write meets a closed pipe, later
+    writes are dropped and the command goes on, so a closed standard output or error
+    never loses the files the command writes (realfhir7 F13: with SIGPIPE's default
+    action the process died at the first diagnostic after `| head -3`, before writing
+    --patients). Anything else is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.cut = False
+
+    def write(self, text: str) -> int:
+        if not self.cut:
+            try:
+                return int(self.stream.write(text))
+            except BrokenPipeError:
+                self._close()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.cut:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._close()
+
+    def _close(self) -> None:
+        self.cut = True
+        import os
+
+        try:  # the interpreter's final flush of the stream goes nowhere, quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _output_failed(exc: OSError) -> bool:
@@ -553,10 +619,9 @@ def _closed_pipe() -> int:
 
 def run() -> None:
     """The console entry point: a closed pipe ends the process quietly, for every command."""
-    import signal
-
-    if hasattr(signal, "SIGPIPE"):  # POSIX: die silently on a closed pipe, as cat and grep do
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # SIGPIPE keeps Python's setting (ignored: a write to a closed pipe raises
+    # BrokenPipeError, which _PipeGuard absorbs): dying on it, as cat and grep do, would
+    # lose the files a command had yet to write
     sys.exit(main())
 
 

@@ -147,6 +147,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     fail_at = LEVELS["warning" if args.strict else args.fail_on]
     findings = []
     status = 0
+    linted = 0
     for path in files:
         try:
             first = analyse_file(path)
@@ -170,10 +171,13 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         h = first.result.protocol.header
         as_of = fixed or (h.date if h and h.date else dt.date(2026, 1, 1))
         findings += lint(first.result, as_of)
+        linted += 1
     if args.format == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False))
     elif findings:
         print(render_lint(findings))
+    elif linted:  # silence would not tell the author that lint ran (author7 F18)
+        print(f"no findings: {linted} protocol{'s' if linted > 1 else ''} linted")
     if any(LEVELS[f.severity] >= fail_at for f in findings):
         status = max(status, 1)
     return status
@@ -193,9 +197,12 @@ def _cmd_impact(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"critlang: {exc}", file=sys.stderr)
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
+    for path, why in skipped:  # files of the data folders that are not read
+        print(f"critlang: {path}: unusable: {why}", file=sys.stderr)
     result = impact(
         compile_protocol(old),
         compile_protocol(new),

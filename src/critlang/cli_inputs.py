@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +54,39 @@ def analyse_file(path: str | Path) -> Analysis:
 def _expand(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     """Criteria files as given, folders searched for *.crit."""
     return find_files(tuple(paths), (SUFFIX,))
+
+
+def output_problems(outputs: dict[str, str | None], inputs: Sequence[Path]) -> list[str]:
+    """Why the files a command is to write cannot be written as named, before any work:
+    an output that is one of its inputs (the data or the protocol: writing it would
+    destroy it; breaker7 F15), two outputs on one file, a folder that does not exist (it
+    is not created: a typo must not make folders), a --patients table that is neither
+    .csv nor .jsonl/.ndjson. `outputs`: flag -> path (None: not asked for)."""
+
+    def key(path: Path) -> str:
+        try:
+            return str(path.resolve())
+        except (OSError, RuntimeError):
+            return str(path.absolute())
+
+    problems: list[str] = []
+    taken = {key(p): f"{p}, a file this command reads" for p in inputs}
+    for flag, name in outputs.items():
+        if not name:
+            continue
+        path = Path(name)
+        k = key(path)
+        if k in taken:
+            problems.append(f"{flag} {name}: is {taken[k]}; name another file")
+            continue
+        taken[k] = f"the {flag} output"
+        if not path.parent.is_dir():
+            problems.append(f"{flag} {name}: the folder {path.parent} does not exist")
+        elif path.is_dir():
+            problems.append(f"{flag} {name}: is a folder, not a file")
+        if flag == "--patients" and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
+            problems.append(f"{flag} {name}: name a .csv (CSV) or .jsonl (JSON Lines) file")
+    return problems
 
 
 def _usable(found: tuple[list[Path], list[str]]) -> list[Path] | None:
@@ -123,15 +155,50 @@ def _as_of(text: str | None) -> dt.date:
 AS_OF_RANGE = (dt.date(1900, 1, 1), dt.date(2199, 12, 31))
 
 
+def anchor_dates(values: Sequence[str], declared: Sequence[str]) -> dict[str, str]:
+    """`--anchor NAME=DATE` values: each a declared anchor (not `enrollment`, which is the
+    screening date) given once, with a calendar date (author7 F8: FHIR data hold no
+    protocol dates, so every criterion measured from visit 1 stayed unknown).
+
+    Raises argparse.ArgumentTypeError saying what is wrong."""
+    out: dict[str, str] = {}
+    for text in values:
+        name, sep, day = text.partition("=")
+        name, day = name.strip(), day.strip()
+        if not sep or not name or not day:
+            raise argparse.ArgumentTypeError(f"--anchor {text!r}: write NAME=YYYY-MM-DD")
+        if name == "enrollment":
+            raise argparse.ArgumentTypeError(
+                "--anchor enrollment: enrollment is the screening date; use --as-of"
+            )
+        if name not in declared:
+            known = ", ".join(sorted(a for a in declared if a != "enrollment")) or "none"
+            raise argparse.ArgumentTypeError(
+                f"--anchor {name}: not an anchor of the protocol (its anchors: {known})"
+            )
+        if name in out:
+            raise argparse.ArgumentTypeError(f"--anchor {name}: given twice")
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--anchor {name}={day}: not a date (YYYY-MM-DD)"
+            ) from None
+        out[name] = day
+    return out
+
+
 def _own_as_of(path: Path, default: dt.date) -> dt.date:
     """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
 
     `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    from .data.values import loads  # keeps a member given twice (values.Duplicate)
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads(Path(path).read_text(encoding="utf-8"))
         return dt.date.fromisoformat(data["as_of"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return default
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return default  # two `as_of` dates: the reader refuses the record
 
 
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:

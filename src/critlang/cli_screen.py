@@ -16,7 +16,9 @@ from .cli_inputs import (
     _own_as_of,
     _protocol_and_date,
     _usable,
+    anchor_dates,
     os_error_words,
+    output_problems,
 )
 
 if TYPE_CHECKING:
@@ -104,11 +106,23 @@ def _cmd_screen(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
+    outputs = {"--patients": args.patients, "--attrition": args.attrition, "--report": args.report}
+    clash = output_problems(outputs, [*files, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
+        return 2
     compiled = analysis.compiled or compile_protocol(analysis.result)
-    extractor = Extractor(analysis.result, absent)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
     # what start-up built (parser, nodes, compiled code) lives to the end: the collector
@@ -117,6 +131,9 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     for warning in extractor.warnings:
         print(f"critlang: warning: {warning}", file=sys.stderr)
     tally = Tally()
+    # files of the data folders that are not read: counted as unusable files, named
+    tally.files += len(skipped)
+    tally.unusable_files += skipped
     tty = sys.stderr.isatty()
     total = len(files)
 
@@ -193,8 +210,9 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     if not cohort.is_file():
         print(f"critlang: {cohort}: no such cohort file", file=sys.stderr)
         return 2
-    if args.absent_means_no:
-        print("critlang: --absent-means-no applies when reading FHIR: give it to `critlang "
+    if args.absent_means_no or args.anchor:
+        flag = "--absent-means-no" if args.absent_means_no else "--anchor"
+        print(f"critlang: {flag} applies when reading FHIR: give it to `critlang "
               "ingest`", file=sys.stderr)  # fmt: skip
         return 2
     if args.report or getattr(args, "format", "text") == "json":
@@ -203,6 +221,12 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
             f"data); --engine {engine} gives the attrition table and the per-patient statuses",
             file=sys.stderr,
         )
+        return 2
+    outputs = {"--patients": args.patients, "--attrition": args.attrition}
+    clash = output_problems(outputs, [cohort, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
         return 2
     compiled = compile_protocol(analysis.result)
     as_of = _as_of(args.as_of) if args.as_of else None
@@ -245,11 +269,22 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if wrong:
         print(f"critlang: --absent-means-no takes {' and/or '.join(ABSENT_KINDS)}", file=sys.stderr)
         return 2
-    files = _usable(data_files(args.data))
+    skipped: list[tuple[str, str]] = []
+    files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
+    clash = output_problems({"-o": args.output}, [*files, Path(args.protocol)])
+    for problem in clash:
+        print(f"critlang: {problem}", file=sys.stderr)
+    if clash:
+        return 2
     compiled = compile_protocol(analysis.result)
-    extractor = Extractor(analysis.result, absent)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        print(f"critlang: {exc}", file=sys.stderr)
+        return 2
+    extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
     gc.freeze()  # start-up objects live to the end (see _cmd_screen)
@@ -258,6 +293,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from .screen import reading_details, reading_lines
 
     tally = Tally()
+    tally.files += len(skipped)  # files of the data folders that are not read
+    tally.unusable_files += skipped
     try:
         from .screen_jobs import default_jobs
 

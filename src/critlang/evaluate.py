@@ -13,11 +13,13 @@ import datetime as dt
 import sys
 from typing import Any
 
+from . import nodes as n
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
 from .explain import Explainer, deciding_sources, reasons
 from .frozen_classes import field, mutable, replace
+from .future_events import past_date_fields
 from .needs import Needs, Slot
 from .typesys import QuantT
 from .units import conversion_factor
@@ -127,6 +129,11 @@ def _why(record: Record, slot: Slot | str) -> str:
     if key.startswith("@"):
         return f"anchor date {key[1:]} (not given)"
     if "#" in key:
+        obs = record.facts.get(key.split("#")[0])
+        if getattr(obs, "range_unknown", False):
+            # reported, but not used: say why (realfhir7 F10)
+            why = getattr(obs, "range_why", None) or "none can be used"
+            return f"{slot} (reported, not used: {why})"
         return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
         obs = record.facts.get(key)
@@ -134,6 +141,12 @@ def _why(record: Record, slot: Slot | str) -> str:
         value = items[slot.index].get(slot.field) if slot.index < len(items) else None
         if value is not None:  # a partial date, an ongoing end: known only within bounds
             return f"{slot} (known only as {value}: a precise value may decide)"
+        # a value the record gives but the reader refused (no unit, a start after the
+        # evaluation date) is not "not in the record": say why (author7 F15)
+        item = f"{key}[{slot.index + 1}]"
+        for p in record.problems:
+            if p.fact in (str(slot), item):
+                return f"{slot} (not used: {p.message})"
         return f"{slot} (not in the record)"
     if key in record.alternatives:
         shown = "; ".join(o.shown() for o in record.alternatives[key])
@@ -199,6 +212,7 @@ class Evaluator:
             missing = sorted(
                 {str(slot) for c in undecided for slot in self.needs.slots(f, c.facts)}
                 or {d for c in undecided for d in c.facts if not _known(record, d)}
+                or {w for c in undecided for w in self._later(c)}
                 or {c.id for c in undecided}
             )
         arm_obs = record.facts.get("arm")
@@ -212,6 +226,16 @@ class Evaluator:
             problems=[str(p) for p in record.problems],
             arm=str(arm_obs.value) if arm_obs is not None else None,
         )
+
+    def _later(self, crit: Criterion) -> set[str]:
+        """The lists of crit's conditions that only an event after the evaluation date
+        could meet (future_events.py): what such a criterion waits for."""
+        checked = self.compiled.checked
+        return {
+            f"{x.list_name} (an item dated after the evaluation date)"
+            for x in crit.node.walk()
+            if isinstance(x, n.Quantified) and past_date_fields(checked, x)
+        }
 
     def _result(
         self,
@@ -334,7 +358,9 @@ def render_text(e: Evaluation, compiled: Compiled) -> str:
                 lines.append(f"      needs {m}")
     if e.problems:
         lines.append("")
-        lines.append("Record problems (these facts were treated as unknown):")
+        # a problem does not always leave its fact unknown (an older value may decide when
+        # the one set aside hides nothing): say only what was set aside (breaker7 F7)
+        lines.append("Record problems (values or resources that could not be used):")
         lines += [f"  {p}" for p in e.problems]
     return "\n".join(lines)
 

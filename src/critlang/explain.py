@@ -30,7 +30,18 @@ from typing import Any
 
 from . import nodes as n
 from .backends.python import Compiled
-from .backends.runtime import NA, Alt, alt_map, alt_op, choice, elapsed_years, r_between, sig
+from .backends.runtime import (
+    NA,
+    Alt,
+    agreed,
+    alt_map,
+    alt_op,
+    alt_product,
+    choice,
+    elapsed_years,
+    r_between,
+    sig,
+)
 from .checker import Ref
 from .data.records import Observation, Record
 from .explain_compare import Comparisons
@@ -49,7 +60,7 @@ from .explain_words import (
     span_words,
 )
 from .explain_worlds import weighed, worlds
-from .typesys import QuantT, ScaleT, Type
+from .typesys import DateT, IntT, NumberT, QuantT, ScaleT, Type
 from .units import Unit, conversion_factor, parse_unit
 
 __all__ = ["MARK", "Clause", "Explainer", "Val", "deciding_sources", "reasons"]
@@ -62,6 +73,7 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         self.roots = n.arithmetic_roots(self.c.protocol)
         self.src = self.c.source.text
         self.criteria = {id(c.node): c for c in compiled.criteria}
+        self.fixed: dict[int, Val] = {}  # operand -> one possibility (over_alternatives)
 
     # ------------------------------------------------------------------ words
     def label(self, name: str) -> str:
@@ -188,6 +200,8 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         return v
 
     def _value(self, e: n.Expr, env: dict[str, Val]) -> Val:
+        if self.fixed and id(e) in self.fixed:
+            return self.fixed[id(e)]
         if isinstance(e, n.NumberLit):
             return Val(float(e.value), self.source(e))
         if isinstance(e, n.DateLit):
@@ -310,6 +324,10 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         return Val(inner.value, shown, merge(inner.derived, [line]))
 
     def fmt(self, x: Any, t: Type | None) -> str:
+        if isinstance(x, Alt) and not isinstance(t, QuantT | NumberT | IntT):
+            return " or ".join(self.fmt(v, t) for v in x)  # dates, categories
+        if isinstance(t, DateT) and isinstance(x, int):
+            return day_text(x)
         if isinstance(t, ScaleT) and isinstance(x, int):
             return t.members[x]
         if isinstance(x, bool):
@@ -395,6 +413,10 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             else:
                 v = False
             return Clause(v, f"if {p.text} then {c.text}", [p, c], "implies")
+        if n.compared(e):
+            lifted = self.over_alternatives(e, env)
+            if lifted is not None:
+                return lifted
         if isinstance(e, n.Compare) and (
             isinstance(e.left, n.PressureLit) or isinstance(e.right, n.PressureLit)
         ):
@@ -417,8 +439,12 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
                 ok = r_between(a.value, lo.value, hi.value)
                 unit = self.carrier(e.subject)
                 u = unit.text if unit is not None else ""
-                says = {True: "every value", False: "no value", None: "only some values"}[ok]
-                text += f": {says} {span_words(a.value, u)} lies between them"
+                span = span_words(a.value, u)
+                text += {
+                    True: f": every value {span} lies between them",
+                    False: f": no value {span} lies between them",
+                    None: f": only some values {span} lie between them",
+                }[ok]
                 return Clause(ok, text, notes=a.derived)
             return Clause(lo.value <= a.value <= hi.value, text, notes=a.derived)
         if isinstance(e, n.Member):
@@ -455,6 +481,45 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
                 shown = v.shown
                 return Clause(v.value, shown, notes=v.derived)
         raise Unsupported(e)
+
+    def over_alternatives(self, e: n.Expr, env: dict[str, Val]) -> Clause | None:
+        """A comparison form (nodes.compared) over values with several possibilities:
+        the form per combination, decided when all agree (python_conditions.
+        over_alternatives); None when no operand has several (the form as usual)."""
+        literal = (n.QuantityLit, n.DualQuantityLit, n.NumberLit, n.DateLit)
+        operands = [x for x in n.compared(e) if not isinstance(x, literal)]
+        vals = [self._value(x, env) for x in operands]  # each in its own carrier unit
+        if not any(isinstance(v.value, Alt) for v in vals):
+            return None
+        combos = alt_product(tuple(v.value for v in vals))
+        saved = self.fixed
+        try:
+            value = None
+            if combos is not None:
+                results = []
+                for combo in combos:
+                    self.fixed = {**saved}
+                    for x, v, one in zip(operands, vals, combo, strict=True):
+                        self.fixed[id(x)] = Val(one, v.shown, v.derived)
+                    results.append(self._cond(e, env).value)
+                value = agreed(results)
+            # the words: each operand shown with its possibilities ("flat 1 or 3")
+            self.fixed = {
+                **saved,
+                **{
+                    id(x): Val(None, v.shown, v.derived)
+                    for x, v in zip(operands, vals, strict=True)
+                },
+            }
+            shown = self._cond(e, env)
+        finally:
+            self.fixed = saved
+        says = {
+            True: "holds for every possibility",
+            False: "fails for every possibility",
+            None: "holds for some possibilities only",
+        }[value]
+        return Clause(value, f"{shown.text}: {says}", notes=merge(*(v.derived for v in vals)))
 
 
 def _chain(e: n.And | n.Or) -> list[n.Expr]:

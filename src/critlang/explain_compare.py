@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as n
+from .backends.python_normalise import limit_key
 from .backends.runtime import Alt, r_in_range
 from .explain_words import (
     MARK,
@@ -198,28 +199,46 @@ class Comparisons:
                 out += [d for d in v.derived if d not in out]
         return out
 
-    def limits(self, name: str) -> tuple[Any, Any, str]:
+    def limits(self, name: str, converted: bool = False) -> tuple[Any, Any, str]:
+        """(low, high) in the fact's unit and the range in words: as reported, and with
+        `converted` also in the fact's unit when it was reported in another."""
         lo, hi = self.f.get(name + "#low"), self.f.get(name + "#high")
         obs = self.record.facts.get(name)
         info = self.c.facts[name]
         unit = info.type.unit.text if isinstance(info.type, QuantT) else ""
         if obs is not None and obs.range_unknown:
-            return None, None, "reference ranges reported, none surely this patient's"
+            # the reader's own reason: low above high, no unit, not surely this patient's
+            # (realfhir7 F10: low > high was "none surely this patient's")
+            why = obs.range_why or "none can be used"
+            return None, None, f"reference range reported, not used: {why}"
         if obs is not None and (obs.low is not None or obs.high is not None):
             origin = "reported with the value"
         elif info.node.option("refrange") is not None:
             origin = "the protocol's default"
+        elif not isinstance(info.type, QuantT):
+            # reference ranges are read for quantity facts only (data/reader_quantity.py)
+            origin = "not read: reference ranges are read only for a quantity fact"
         else:
             origin = "not reported"
         if (lo is None) != (hi is None):
             origin += "; no lower limit" if lo is None else "; no upper limit"
+        if origin.startswith("reported") and obs is not None and obs.unit is not None:
+            # as the laboratory reported it, in the unit of the value shown beside it
+            # ("22 umol/L ... reference range 3-21 umol/L"), not converted into the
+            # fact's unit at 7 digits (author7 F12); the comparison itself is exact
+            low = float(obs.low) if obs.low is not None and lo is not None else None
+            high = float(obs.high) if obs.high is not None and hi is not None else None
+            words = range_words(low, high, obs.unit.text)
+            if converted and unit and not _same(obs.unit, self.c.facts[name].type.unit):
+                words += f" = {range_words(lo, hi, unit)}"
+            return lo, hi, f"reference range {words} ({origin})"
         # a limit converted from another unit keeps its digits (40.026 U/L, not 40.03)
         return lo, hi, f"reference range {range_words(lo, hi, unit)} ({origin})"
 
     def compare_ref(self, e: n.CompareRef, env: dict[str, Val]) -> Clause:
         assert isinstance(e.left, n.Name)
         a = self.value(e.left, env)
-        lo, hi, words = self.limits(e.left.name)
+        lo, hi, words = self.limits(e.left.name, converted=True)
         limit = hi if e.limit == "ULN" else lo
         unit = self.carrier(e.left)
         u = f" {unit.text}" if unit is not None else ""
@@ -227,7 +246,8 @@ class Comparisons:
         if limit is None:
             text = f"{a.shown} {OPS[e.op]} {e.factor.text} × {e.limit} ({e.limit} unknown: {words})"
             return Clause(None, text)
-        bound = factor * limit
+        # the product the evaluators compare: exact, rounded once (limit_products)
+        bound = self.f.get(limit_key(e.left.name, e.limit, e.factor.value), factor * limit)
         shown_a, shown_bound = a.shown, num(bound)
         if isinstance(a.value, float):
             # enough digits that the value and the bound never look equal when they are

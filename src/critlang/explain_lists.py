@@ -10,8 +10,11 @@ import datetime as dt
 from typing import Any
 
 from . import nodes as n
+from .backends.runtime import future_items, only_future
+from .checker import ENROLLMENT
 from .data.records import Observation
 from .explain_words import Clause, Val, day_text, is_range, num, span_words
+from .future_events import past_date_fields
 from .typesys import DateT, ScaleT, Type
 
 
@@ -69,7 +72,26 @@ class ListClauses:
             if unknown:
                 summary += f" ({unknown} unknown)"
             summary += f"; the rule asks for {need}"
+        if v is (q == "no") and self.only_future(e, env, fields):
+            v = None  # future_events.py: such an event may still happen
+            day = day_text(self.f.get("@" + ENROLLMENT))
+            summary += (
+                f"; only an item dated after the evaluation date ({day}) could meet it, "
+                "and it may still happen"
+            )
         return Clause(v, summary, rows, "list", flip=q == "no")
+
+    def only_future(self, e: n.Quantified, env: dict[str, Val], fields: dict[str, Any]) -> bool:
+        """The body over future_events.py's two hypothetical items (runtime.future_items)."""
+        dates = past_date_fields(self.c, e)
+        if not dates:
+            return False
+        results = []
+        for item in future_items(self.f.get("@" + ENROLLMENT), dates, tuple(fields)):
+            inner = dict(env)
+            inner.update({k: Val(v, f"{k} unknown" if v is None else k) for k, v in item.items()})
+            results.append(self.cond(e.body, inner).value)
+        return only_future(results)
 
     def field_text(self, name: str, v: Any, t: Type | None, raw: list[Any], i: int) -> str:
         if v is None:

@@ -154,6 +154,12 @@ class TimeClauses:
             low, high = (shifted, a.value) if sign < 0 else (a.value, shifted)
         first = None if start.value is None or high is None else start.value <= high
         second = None if end.value is None or low is None else end.value >= low
+        by_start = False
+        if second is None and start.value is not None and low is not None:
+            # an unknown end is never before its start (R4 Period per-1), as the
+            # compiled code (python_conditions.period; realfhir7 F3)
+            by_start = (start.value >= low) is True
+            second = True if by_start else None
         where = f"{day_text(low)} to {day_text(high)}" if low is not None else "anchor unknown"
         if first is False or second is False:
             ok: bool | None = False
@@ -177,6 +183,12 @@ class TimeClauses:
             return Clause(None, f"{text} (the end is before the start: no period)")
         if ok is None:
             return Clause(None, text)
+        if ok and by_start:
+            return Clause(
+                True,
+                f"{text} (window {where}: it starts in or after the window's first day and "
+                "an end is never before its start, so whatever the end, it reaches into it)",
+            )
         if ok:
             return Clause(True, f"{text} (window {where}: the period reaches into it)")
         return Clause(False, f"{text} (window {where}: the period lies outside it)")

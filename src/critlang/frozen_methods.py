@@ -2114,7 +2114,7 @@ def _critlang_data_records_Ongoing(d, f, recursive_repr):
 
 
 def _critlang_data_records_Observation(d, f, recursive_repr):
-    def __init__(self, value, unit=d['unit'], date=d['date'], source=d['source'], low=d['low'], high=d['high'], comparator=d['comparator'], instant=d['instant'], stamp=d['stamp'], status=d['status'], range_unknown=d['range_unknown']):
+    def __init__(self, value, unit=d['unit'], date=d['date'], source=d['source'], low=d['low'], high=d['high'], comparator=d['comparator'], instant=d['instant'], stamp=d['stamp'], status=d['status'], range_unknown=d['range_unknown'], range_why=d['range_why']):
         _set(self, 'value', value)
         _set(self, 'unit', unit)
         _set(self, 'date', date)
@@ -2126,19 +2126,20 @@ def _critlang_data_records_Observation(d, f, recursive_repr):
         _set(self, 'stamp', stamp)
         _set(self, 'status', status)
         _set(self, 'range_unknown', range_unknown)
-    __init__.__annotations__ = {**{'value': 'Any', 'unit': 'Unit | None', 'date': 'dt.date | None', 'source': 'str | None', 'low': 'Fraction | None', 'high': 'Fraction | None', 'comparator': 'str | None', 'instant': 'dt.datetime | None', 'stamp': 'str | None', 'status': 'str | None', 'range_unknown': 'bool'}, 'return': None}
+        _set(self, 'range_why', range_why)
+    __init__.__annotations__ = {**{'value': 'Any', 'unit': 'Unit | None', 'date': 'dt.date | None', 'source': 'str | None', 'low': 'Fraction | None', 'high': 'Fraction | None', 'comparator': 'str | None', 'instant': 'dt.datetime | None', 'stamp': 'str | None', 'status': 'str | None', 'range_unknown': 'bool', 'range_why': 'str | None'}, 'return': None}
 
     @recursive_repr
     def __repr__(self):
-        return self.__class__.__qualname__ + f"(value={self.value!r}, unit={self.unit!r}, date={self.date!r}, source={self.source!r}, low={self.low!r}, high={self.high!r}, comparator={self.comparator!r}, instant={self.instant!r}, stamp={self.stamp!r}, status={self.status!r}, range_unknown={self.range_unknown!r})"
+        return self.__class__.__qualname__ + f"(value={self.value!r}, unit={self.unit!r}, date={self.date!r}, source={self.source!r}, low={self.low!r}, high={self.high!r}, comparator={self.comparator!r}, instant={self.instant!r}, stamp={self.stamp!r}, status={self.status!r}, range_unknown={self.range_unknown!r}, range_why={self.range_why!r})"
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,) == (other.value,other.unit,other.date,other.source,other.low,other.high,other.comparator,other.instant,other.stamp,other.status,other.range_unknown,)
+            return (self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,self.range_why,) == (other.value,other.unit,other.date,other.source,other.low,other.high,other.comparator,other.instant,other.stamp,other.status,other.range_unknown,other.range_why,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,))
+        return hash((self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,self.range_why,))
 
     return __init__, __repr__, __eq__, __hash__
 
@@ -2230,7 +2231,7 @@ def _critlang_backends_python_Criterion(d, f, recursive_repr):
 
 
 def _critlang_backends_python_Compiled(d, f, recursive_repr):
-    def __init__(self, checked, source_code, evaluate, criteria, line_map, normalisers=_HAS_DEFAULT_FACTORY, ranged=d['ranged'], dated=d['dated'], generated=d['generated'], slices=d['slices']):
+    def __init__(self, checked, source_code, evaluate, criteria, line_map, normalisers=_HAS_DEFAULT_FACTORY, ranged=d['ranged'], dated=d['dated'], generated=d['generated'], slices=d['slices'], products=d['products']):
         self.checked = checked
         self.source_code = source_code
         self.evaluate = evaluate
@@ -2241,15 +2242,16 @@ def _critlang_backends_python_Compiled(d, f, recursive_repr):
         self.dated = dated
         self.generated = generated
         self.slices = slices
-    __init__.__annotations__ = {**{'checked': 'CheckResult', 'source_code': 'str', 'evaluate': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'criteria': 'list[Criterion]', 'line_map': 'dict[int, int]', 'normalisers': 'dict[str, Callable[[Observation | None], Any]]', 'ranged': 'tuple[str, ...]', 'dated': 'tuple[str, ...]', 'generated': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'slices': 'Slices | None'}, 'return': None}
+        self.products = products
+    __init__.__annotations__ = {**{'checked': 'CheckResult', 'source_code': 'str', 'evaluate': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'criteria': 'list[Criterion]', 'line_map': 'dict[int, int]', 'normalisers': 'dict[str, Callable[[Observation | None], Any]]', 'ranged': 'tuple[str, ...]', 'dated': 'tuple[str, ...]', 'generated': 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'slices': 'Slices | None', 'products': 'tuple[tuple[str, str, str, Fraction], ...]'}, 'return': None}
 
     @recursive_repr
     def __repr__(self):
-        return self.__class__.__qualname__ + f"(checked={self.checked!r}, source_code={self.source_code!r}, evaluate={self.evaluate!r}, criteria={self.criteria!r}, line_map={self.line_map!r}, normalisers={self.normalisers!r}, ranged={self.ranged!r}, dated={self.dated!r}, generated={self.generated!r}, slices={self.slices!r})"
+        return self.__class__.__qualname__ + f"(checked={self.checked!r}, source_code={self.source_code!r}, evaluate={self.evaluate!r}, criteria={self.criteria!r}, line_map={self.line_map!r}, normalisers={self.normalisers!r}, ranged={self.ranged!r}, dated={self.dated!r}, generated={self.generated!r}, slices={self.slices!r}, products={self.products!r})"
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.checked,self.source_code,self.evaluate,self.criteria,self.line_map,self.normalisers,self.ranged,self.dated,self.generated,self.slices,) == (other.checked,other.source_code,other.evaluate,other.criteria,other.line_map,other.normalisers,other.ranged,other.dated,other.generated,other.slices,)
+            return (self.checked,self.source_code,self.evaluate,self.criteria,self.line_map,self.normalisers,self.ranged,self.dated,self.generated,self.slices,self.products,) == (other.checked,other.source_code,other.evaluate,other.criteria,other.line_map,other.normalisers,other.ranged,other.dated,other.generated,other.slices,other.products,)
         return NotImplemented
 
     return __init__, __repr__, __eq__
@@ -2485,12 +2487,12 @@ CLASSES = {
     ('critlang.data.values', 'Plausible'): ((False, True, ('builtins.object',), (), (('low', 'Fraction', 'MISSING'), ('high', 'Fraction', 'MISSING'), ('unit', 'str', 'MISSING'), ('source', 'str', 'MISSING')), (), False, ()), _critlang_data_values_Plausible, "Plausible(low: 'Fraction', high: 'Fraction', unit: 'str', source: 'str')"),
     ('critlang.data.records', 'PartialDate'): ((False, True, ('builtins.object',), (), (('first', 'dt.date', 'MISSING'), ('last', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_PartialDate, None),
     ('critlang.data.records', 'Ongoing'): ((False, True, ('builtins.object',), (), (('since', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_Ongoing, None),
-    ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None'), ('range_unknown', 'bool', 'False')), (), True, ()), _critlang_data_records_Observation, None),
+    ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None'), ('range_unknown', 'bool', 'False'), ('range_why', 'str | None', 'None')), (), True, ()), _critlang_data_records_Observation, None),
     ('critlang.data.records', 'RecordProblem'): ((False, True, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('fact', 'str', 'MISSING'), ('message', 'str', 'MISSING')), (), True, ()), _critlang_data_records_RecordProblem, None),
     ('critlang.data.records', 'Record'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('path', 'str', 'MISSING'), ('facts', 'dict[str, Observation | None]', 'MISSING'), ('anchors', 'dict[str, dt.date | None]', 'MISSING'), ('why_unknown', 'dict[str, str]', True, True, True, None, 'MISSING', 'MISSING', True), ('problems', 'list[RecordProblem]', True, True, True, None, 'MISSING', 'MISSING', True), ('alternatives', 'dict[str, list[Observation]]', True, True, True, None, 'MISSING', 'MISSING', True), ('deceased', 'bool | None', 'False')), (), False, ()), _critlang_data_records_Record, "Record(id: 'str', path: 'str', facts: 'dict[str, Observation | None]', anchors: 'dict[str, dt.date | None]', why_unknown: 'dict[str, str]' = <factory>, problems: 'list[RecordProblem]' = <factory>, alternatives: 'dict[str, list[Observation]]' = <factory>, deceased: 'bool | None' = False)"),
     ('critlang.data.reader_time', 'UnreadDeceased'): ((False, True, ('builtins.object',), (), (('why', 'str', 'MISSING'),), (), True, ()), _critlang_data_reader_time_UnreadDeceased, None),
     ('critlang.backends.python', 'Criterion'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('section', 'str', 'MISSING'), ('node', 'n.Criterion', 'MISSING'), ('facts', 'frozenset[str]', 'MISSING')), (), False, ()), _critlang_backends_python_Criterion, "Criterion(id: 'str', section: 'str', node: 'n.Criterion', facts: 'frozenset[str]')"),
-    ('critlang.backends.python', 'Compiled'): ((False, False, ('builtins.object',), (), (('checked', 'CheckResult', 'MISSING'), ('source_code', 'str', 'MISSING'), ('evaluate', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'MISSING'), ('criteria', 'list[Criterion]', 'MISSING'), ('line_map', 'dict[int, int]', 'MISSING'), ('normalisers', 'dict[str, Callable[[Observation | None], Any]]', True, True, True, None, 'MISSING', 'MISSING', True), ('ranged', 'tuple[str, ...]', '()'), ('dated', 'tuple[str, ...]', '()'), ('generated', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'None'), ('slices', 'Slices | None', 'None')), (), False, ()), _critlang_backends_python_Compiled, "Compiled(checked: 'CheckResult', source_code: 'str', evaluate: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', criteria: 'list[Criterion]', line_map: 'dict[int, int]', normalisers: 'dict[str, Callable[[Observation | None], Any]]' = <factory>, ranged: 'tuple[str, ...]' = (), dated: 'tuple[str, ...]' = (), generated: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None' = None, slices: 'Slices | None' = None)"),
+    ('critlang.backends.python', 'Compiled'): ((False, False, ('builtins.object',), (), (('checked', 'CheckResult', 'MISSING'), ('source_code', 'str', 'MISSING'), ('evaluate', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'MISSING'), ('criteria', 'list[Criterion]', 'MISSING'), ('line_map', 'dict[int, int]', 'MISSING'), ('normalisers', 'dict[str, Callable[[Observation | None], Any]]', True, True, True, None, 'MISSING', 'MISSING', True), ('ranged', 'tuple[str, ...]', '()'), ('dated', 'tuple[str, ...]', '()'), ('generated', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'None'), ('slices', 'Slices | None', 'None'), ('products', 'tuple[tuple[str, str, str, Fraction], ...]', '()')), (), False, ()), _critlang_backends_python_Compiled, "Compiled(checked: 'CheckResult', source_code: 'str', evaluate: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', criteria: 'list[Criterion]', line_map: 'dict[int, int]', normalisers: 'dict[str, Callable[[Observation | None], Any]]' = <factory>, ranged: 'tuple[str, ...]' = (), dated: 'tuple[str, ...]' = (), generated: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None' = None, slices: 'Slices | None' = None, products: 'tuple[tuple[str, str, str, Fraction], ...]' = ())"),
     ('critlang.needs', 'Slot'): ((False, True, ('builtins.object',), (), (('key', 'str', 'MISSING'), ('index', 'int | None', 'None'), ('field', 'str | None', 'None')), (), True, ()), _critlang_needs_Slot, None),
     ('critlang.explain_words', 'Clause'): ((False, False, ('builtins.object',), (), (('value', 'bool | None', 'MISSING'), ('text', 'str', 'MISSING'), ('children', 'list[Clause]', True, True, True, None, 'MISSING', 'MISSING', True), ('kind', 'str', "'leaf'"), ('notes', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True), ('source', 'str', "''"), ('flip', 'bool', 'False'), ('item', 'int', '0')), (), False, ()), _critlang_explain_words_Clause, "Clause(value: 'bool | None', text: 'str', children: 'list[Clause]' = <factory>, kind: 'str' = 'leaf', notes: 'list[str]' = <factory>, source: 'str' = '', flip: 'bool' = False, item: 'int' = 0)"),
     ('critlang.explain_words', 'Val'): ((False, False, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('shown', 'str', 'MISSING'), ('derived', 'list[str]', True, True, True, None, 'MISSING', 'MISSING', True)), (), True, ()), _critlang_explain_words_Val, None),

@@ -18,9 +18,11 @@ from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
 from .data.records import Observation, Ongoing, PartialDate, Record
+from .data.signs import never_negative
 from .data.values import float_holds
 from .frozen_classes import replace
-from .interpreter_time import TimeForms
+from .future_events import only_future, past_date_fields
+from .interpreter_compare import CompareForms
 from .interpreter_values import (
     combinations,
     exact_sig,
@@ -29,7 +31,7 @@ from .interpreter_values import (
     options,
     possible,
 )
-from .intervals import Iv, as_iv, both
+from .intervals import Iv, as_iv
 from .intervals import arith as iv_arith
 from .intervals import compare as iv_compare
 from .typesys import ListT, QuantT, ScaleT, mm_hg
@@ -43,7 +45,7 @@ def _completed_years(a: dt.date, b: dt.date) -> int:
     return years
 
 
-class Interpreter(TimeForms):
+class Interpreter(CompareForms):
     def __init__(self, checked: CheckResult) -> None:
         self.c = checked
         self.ureg = _registry()
@@ -53,6 +55,8 @@ class Interpreter(TimeForms):
         self.trace: dict[int, set[bool | None]] | None = None
         self._memo_record: Record | None = None  # the record _memo holds values for
         self._memo: dict[str, Any] = {}  # definition name -> value
+        # operand node -> the one possibility being followed (over_choices)
+        self.fixed: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ quantities
     def base_unit(self, dims: tuple[tuple[str, int], ...]) -> Any:
@@ -65,7 +69,9 @@ class Interpreter(TimeForms):
         u = parse_unit(unit_text)
         return self.ureg.Quantity(value * u.factor, self.base_unit(u.dims))
 
-    def from_obs(self, obs: Observation) -> Any:
+    def from_obs(self, obs: Observation, nonnegative: bool = False) -> Any:
+        """A recorded quantity in its unit's base unit; a censored one as an interval,
+        from 0 when the quantity is never negative (data/signs.py)."""
         assert obs.unit is not None
         base = self.base_unit(obs.unit.dims)
         if isinstance(obs.value, Fraction) and not float_holds(obs.value):
@@ -73,9 +79,13 @@ class Interpreter(TimeForms):
             # floats of its value in the base unit, decided only where every value of
             # it decides (the compiled code reads it the same way: python_normalise.inexact)
             iv = inexact(obs.value * obs.unit.factor, obs.comparator)
-            return iv.map(lambda x: self.ureg.Quantity(x, base))
-        q = self.ureg.Quantity(obs.value * obs.unit.factor, base)
-        return censored(q, obs.comparator)
+            iv = iv.map(lambda x: self.ureg.Quantity(x, base))
+        else:
+            q = self.ureg.Quantity(obs.value * obs.unit.factor, base)
+            iv = censored(q, obs.comparator)
+        if nonnegative and isinstance(iv, Iv) and iv.lo is None:
+            return Iv(iv.hi * 0, iv.hi, False, iv.hi_open)
+        return iv
 
     def same_dims(self, a: Any, b: Any) -> bool:
         return a.dimensionality == b.dimensionality
@@ -183,7 +193,8 @@ class Interpreter(TimeForms):
         if isinstance(t, QuantT):
             # recorded in another dimension (umol/L for a mg/dL fact): via the molar mass
             declared = self.ureg.Quantity(1, self.base_unit(t.unit.dims))
-            return self.align(declared, self.from_obs(obs), name)
+            floor = never_negative(t.unit, self.c.bindings.get(name, ()))
+            return self.align(declared, self.from_obs(obs, floor), name)
         if isinstance(t, ListT):
             return obs.value
         if isinstance(obs.value, Fraction) and not float_holds(obs.value):
@@ -196,6 +207,8 @@ class Interpreter(TimeForms):
         return self.c.refs[id(e)]
 
     def value(self, e: n.Expr, env: dict[str, Any]) -> Any:
+        if self.fixed and id(e) in self.fixed:
+            return self.fixed[id(e)]
         if isinstance(e, n.NumberLit):
             return e.value
         if isinstance(e, n.QuantityLit):
@@ -222,7 +235,8 @@ class Interpreter(TimeForms):
             if r.kind in ("param", "field"):
                 v = env[r.name]
                 if isinstance(v, Observation):
-                    return self.from_obs(v)
+                    t = self.c.types.get(id(e))
+                    return self.from_obs(v, isinstance(t, QuantT) and never_negative(t.unit))
                 return plain(v, self.record.anchors.get("enrollment"))
             if r.kind in ("fact", "arm"):
                 return self.fact(r.name)
@@ -396,57 +410,10 @@ class Interpreter(TimeForms):
             return (None if b is None else False), bd
         if isinstance(e, n.Compare):
             return self.compare(e, env), e
-        if isinstance(e, n.Between):
-            x = self.plain(e.subject, env)
-            lo, hi = self.plain(e.low, env), self.plain(e.high, env)
-            if x is None or lo is None or hi is None:
-                return None, e
-            subject = self.subject_name(e.subject)
-            lo, hi = self.align(x, lo, subject), self.align(x, hi, subject)
-            if isinstance(x, Iv) or isinstance(lo, Iv) or isinstance(hi, Iv):
-                return both(iv_compare("<=", lo, x), iv_compare("<=", x, hi)), e
-            return bool(lo <= x <= hi), e
-        if isinstance(e, n.Member):
-            x = self.plain(e.subject, env)
-            if x is None:
-                return None, e
-            return (x in e.members) != e.negated, e
+        if n.compared(e):
+            return self.over_choices(e, env), e
         if isinstance(e, n.IsKnown):
             return self.value(e.subject, env) is not None, e
-        if isinstance(e, n.CompareRef):
-            assert isinstance(e.left, n.Name)
-            x = self.value(e.left, env)
-            low, high = self.limits(e.left.name)
-            limit = high if e.limit == "ULN" else low
-            x = one(x)
-            if x is None or limit is None:
-                return None, e
-            if isinstance(x, Iv):
-                return iv_compare(e.op, x, limit * e.factor.value), e
-            return self.op(e.op, x, limit * e.factor.value), e
-        if isinstance(e, n.InNormalRange):
-            assert isinstance(e.subject, n.Name)
-            x = self.plain(e.subject, env)
-            low, high = self.limits(e.subject.name)
-            if x is None or (low is None and high is None):
-                return None, e
-            if isinstance(x, Iv):
-                return both(
-                    True if low is None else iv_compare("<=", low, x),
-                    True if high is None else iv_compare("<=", x, high),
-                ), e
-            return (low is None or low <= x) and (high is None or x <= high), e
-        if isinstance(e, n.Window):
-            return self.window(e, env), e
-        if isinstance(e, (n.DateBound, n.WindowBetween, n.Period)):
-            return self.date_form(e, env), e
-        if isinstance(e, n.Order):
-            d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
-            if d is None or a is None:
-                return None, e
-            if isinstance(d, Iv) or isinstance(a, Iv):
-                return iv_compare("<" if e.direction == "before" else ">", d, a), e
-            return (d < a if e.direction == "before" else d > a), e
         if isinstance(e, n.Quantified):
             return self.quantified(e, env), e
         v = self.value(e, env)
@@ -456,19 +423,6 @@ class Interpreter(TimeForms):
         if isinstance(e, n.Name) and self.c.refs.get(id(e), Ref("", "")).kind == "fact":
             return e.name
         return None
-
-    def op(self, op: str, a: Any, b: Any) -> bool:
-        if op == "<":
-            return bool(a < b)
-        if op == "<=":
-            return bool(a <= b)
-        if op == ">":
-            return bool(a > b)
-        if op == ">=":
-            return bool(a >= b)
-        if op == "=":
-            return bool(a == b)
-        return bool(a != b)
 
     def compare(self, e: n.Compare, env: dict[str, Any]) -> bool | None:
         if isinstance(e.left, n.PressureLit) or isinstance(e.right, n.PressureLit):
@@ -512,29 +466,6 @@ class Interpreter(TimeForms):
             return True
         return None if None in parts else False
 
-    def limits(self, name: str) -> tuple[Any, Any]:
-        """The reference range of a fact, in the fact's declared dimension."""
-        obs = self.record.facts.get(name)
-        info = self.c.facts[name]
-        assert isinstance(info.type, QuantT)
-        declared = self.ureg.Quantity(1, self.base_unit(info.type.unit.dims))
-        lo = hi = None
-        if obs is not None and obs.range_unknown:  # reported, none surely the patient's
-            return None, None
-        if obs is not None and (obs.low is not None or obs.high is not None):
-            unit_text = obs.unit.text if obs.unit else ""
-            lo = None if obs.low is None else self.quantity(obs.low, unit_text)
-            hi = None if obs.high is None else self.quantity(obs.high, unit_text)
-        else:
-            default = info.node.option("refrange")
-            if default is not None and default.quantity and default.high:
-                lo = self.quantity(default.quantity.value, default.quantity.unit)
-                hi = self.quantity(default.high.value, default.high.unit)
-        return (
-            None if lo is None else self.align(declared, lo, name),
-            None if hi is None else self.align(declared, hi, name),
-        )
-
     def quantified(self, e: n.Quantified, env: dict[str, Any]) -> bool | None:
         items = self.fact(e.list_name)
         if items is None:
@@ -552,18 +483,41 @@ class Interpreter(TimeForms):
                 no += 1
         total = len(items)
         q = e.quantifier
-        if q == "any":
-            return True if yes else (None if unknown else False)
-        if q == "no":
-            return False if yes else (None if unknown else True)
+        if q in ("any", "no", "at_least"):
+            k = (e.count or 0) if q == "at_least" else 1
+            r = True if yes >= k else (False if yes + unknown < k else None)
+            if r is False and self.only_future(e, env):
+                r = None  # only an event after the evaluation date could meet it
+            return (None if r is None else not r) if q == "no" else r
         if q == "all":
             return False if no else (None if unknown else True)
         if q == "majority":
             if 2 * yes > total:
                 return True
             return False if 2 * (yes + unknown) <= total else None
-        k = e.count or 0
-        return True if yes >= k else (False if yes + unknown < k else None)
+        raise AssertionError(q)
+
+    def only_future(self, e: n.Quantified, env: dict[str, Any]) -> bool:
+        """Could only an item dated after the evaluation date meet e's body
+        (future_events.py)? The body over two hypothetical items, untraced."""
+        dates = past_date_fields(self.c, e)
+        as_of = self.record.anchors.get("enrollment")
+        if not dates or as_of is None:
+            return False
+        t = self.c.facts[e.list_name].type
+        assert isinstance(t, ListT)
+        saved, self.trace = self.trace, None
+        try:
+            results = []
+            for past in (True, False):
+                inner = dict(env)
+                inner.update({name: None for name, _ in t.fields})
+                if past:
+                    inner.update({name: Iv(None, as_of) for name in dates})
+                results.append(self.cond(e.body, inner)[0])
+        finally:
+            self.trace = saved
+        return only_future(*results)
 
 
 def censored(value: Any, comparator: str | None) -> Any:

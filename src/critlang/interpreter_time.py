@@ -95,6 +95,12 @@ class TimeForms:
             low, high = (shifted, _days(a)) if sign < 0 else (low, shifted)
         first = None if start is None or high is None else iv_compare("<=", _days(start), high)
         second = None if end is None or low is None else iv_compare(">=", _days(end), low)
+        if second is None and start is not None and low is not None:
+            # an unknown end is never before its start (R4 Period per-1: "start SHALL
+            # have a lower value than end"): a start surely on or after LOW decides
+            # END >= LOW (realfhir7 F3)
+            if iv_compare(">=", _days(start), low) is True:
+                second = True
         exact = not (isinstance(start, Iv) or isinstance(end, Iv))
         if exact and start is not None and end is not None and end < start:
             return None  # an end before the start is no period (swapped dates)

@@ -318,7 +318,13 @@ class _Linter(BoundaryChecks):
 
     # ------------------------------------------------------------------ dead clauses
     def dead_clauses(self) -> None:
+        # a criterion the encoding cannot model is one free status whatever its clauses
+        # (semantics/verdict.status), so "the same without this clause" would be proven
+        # of every clause: nothing is said about it beyond its L190
+        free = {cid for cid, _ in self.space.unsupported}
         for cid, (kind, c) in self.crits.items():
+            if cid in free:
+                continue
             for clause in (c.applies, c.rule):
                 if clause is not None:
                     self.dead_below(cid, kind, c, clause)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from fractions import Fraction
 from typing import Any
 
 from . import nodes as n
@@ -179,6 +180,10 @@ def _set(f: dict[str, Any], slot: Slot, value: Any) -> dict[str, Any]:
     g = dict(f)
     if slot.index is None:
         g[slot.key] = value
+        if "#" in slot.key:  # a reference limit: its `k x ULN` products too (limit_key)
+            for key in [k for k in g if k.startswith(slot.key + "*")]:
+                k = Fraction(key.partition("*")[2])
+                g[key] = None if value is None else float(k * Fraction(value))
         if "#" in f:  # its conflicting candidates no longer apply (_without_probed_conflicts)
             g["#probed"] = frozenset(f.get("#probed", ())) | {slot.key}
         return g

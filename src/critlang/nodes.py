@@ -586,3 +586,21 @@ def arithmetic_roots(root: Node) -> set[int]:
         below = isinstance(node, inside) or (in_formula and isinstance(node, Conditional))
         stack.extend((child, below) for child in node.children())
     return roots
+
+
+def compared(e: Node) -> tuple[Expr, ...]:
+    """The values a comparison form reads (`between`, `in {...}`, `x ULN`, normal range,
+    windows, date bounds, periods, order); () for other nodes. Every evaluator decides
+    such a form over values with several possibilities (a conditional whose condition
+    is unknown) when every combination gives the same answer (docs/language.md)."""
+    if isinstance(e, Between):
+        return (e.subject, e.low, e.high)
+    if isinstance(e, (Member, InNormalRange)):
+        return (e.subject,)
+    if isinstance(e, CompareRef):
+        return (e.left,)
+    if isinstance(e, (Window, DateBound, WindowBetween, Order)):
+        return (e.subject, e.anchor)
+    if isinstance(e, Period):
+        return (e.start, e.end, e.anchor)
+    return ()

@@ -20,7 +20,7 @@ from typing import Any
 
 from .backends.python import Compiled
 from .data.fhir import Extractor, FhirPatient, Tally
-from .data.fhir_input import PatientResources
+from .data.fhir_input import LONE, PatientResources
 from .data.reader import deceased_state
 from .data.records import MAYBE_DECEASED, RecordProblem, preliminary_notes, read_record
 from .evaluate import Evaluator, run_compiled, status_word
@@ -39,6 +39,10 @@ class PatientRow:
     explanations: dict[str, dict[str, Any]] | None = None
     deceased: bool = False  # ruled out before any criterion (the "(deceased)" row)
     maybe_deceased: bool = False  # may have died: not past the "(deceased)" row, not out
+    # FHIR: the patient's server base (None when not known) and nested Bundle ("" for the
+    # file's own), for matching references across files and Bundles (screen_elsewhere.py)
+    base: str | None = None
+    bundle: str = ""
 
     def to_dict(self, ids: list[str]) -> dict[str, Any]:
         out = {
@@ -181,6 +185,8 @@ def screen(
         )
         result.patients[-1].deceased = dead is not None
         result.patients[-1].maybe_deceased = maybe_dead
+        result.patients[-1].base = getattr(data, "base", None)
+        result.patients[-1].bundle = getattr(data, "bundle", "")
         count_row(rows, clears, statuses, dead is None, maybe=maybe_dead)
         if progress is not None:
             progress(i)
@@ -340,6 +346,12 @@ def reading_lines(t: Tally) -> list[str]:
         lines.append(f"  {t.not_resources} entries or lines are not FHIR resources")
     if t.nested_bundles:
         lines.append(f"  {t.nested_bundles} Bundles inside Bundles, read as Bundles of their own")
+    lone = sum(why.endswith(LONE) for _, why in t.unusable_files)
+    if lone:
+        lines.append(
+            f"  unusable: {lone} JSON files of single resources and no Patient: each is read "
+            'on its own; give them as NDJSON lines (docs/fhir.md, "One resource a file")'
+        )
     for reason, count in sorted(t.unassigned.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  unassigned: {count} because {reason}")
     for reason, count in sorted(t.not_used.items(), key=lambda kv: (-kv[1], kv[0])):

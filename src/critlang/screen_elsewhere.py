@@ -13,35 +13,51 @@ attrition counts moved with it, and a diagnostic naming the resources.
 
 from __future__ import annotations
 
-from .backends.python import Compiled
+from .backends.python import Compiled, deceased_verdict, verdict_of
 from .data.fhir import Extractor
 from .data.fhir_decode import Coding, Concept
+from .data.fhir_refs import same_server
 from .data.fhir_status import concept_targets
+from .evaluate import STATUS_WORDS
 from .screen import PatientRow, Screening, clearing, count_row
 from .typesys import ListT
 
 DECIDED = ("met", "not met")
+_STATUS_VALUES = {word: value for value, word in STATUS_WORDS.items()}
 
 
 def flag_elsewhere(result: Screening, compiled: Compiled, extractor: Extractor) -> None:
-    """Applies the rule above to `result` in place (rows, verdict counts, attrition)."""
+    """Applies the rule above to `result` in place (rows, verdict counts, attrition).
+
+    A resource names a row's patient when the ids are equal and the servers may be one
+    (`fhir_refs.same_server`: an absolute `http://b/fhir/Patient/1`, or `Patient/1` from
+    an entry whose fullUrl is on server b, is not `http://a/fhir/Patient/1`), and it was
+    read from another file, or from another Bundle of the same file (a Bundle nested in
+    an entry is read on its own)."""
     tally = result.tally
     if tally is None or not tally.elsewhere:
         return
-    named: dict[str, list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
-    for pid, path, label, pairs in tally.elsewhere:
-        named.setdefault(pid, []).append((path, label, pairs))
+    named: dict[str, list[tuple[str | None, str, str, str, tuple[tuple[str, str], ...]]]] = {}
+    for pid, base, path, inside, label, pairs in tally.elsewhere:
+        named.setdefault(pid, []).append((base, path, inside, label, pairs))
     lists = sorted(f for f, no in extractor.absent_facts.items() if isinstance(no, list))
     therapies = lists or sorted(
         f for f, info in compiled.checked.facts.items() if isinstance(info.type, ListT)
     )
     clears = clearing(compiled)
     for row in result.patients:
-        found = sorted({x for x in named.get(row.id, ()) if x[0] != row.path})
+        found = sorted(
+            {
+                x
+                for x in named.get(row.id, ())
+                if same_server(x[0], row.base) and (x[1], x[2]) != (row.path, row.bundle)
+            },
+            key=lambda x: (x[1], x[2], x[3], x[4], x[0] or ""),
+        )
         if not found:
             continue
-        facts: dict[str, list[str]] = {}
-        for path, label, pairs in found:
+        facts: dict[str, list[tuple[bool, str]]] = {}
+        for _, path, inside, label, pairs in found:
             for system, code in pairs:
                 if code == "*":  # a Medication not read: a therapy of any kind
                     hits = therapies
@@ -51,14 +67,16 @@ def flag_elsewhere(result: Screening, compiled: Compiled, extractor: Extractor) 
                         f for f, _ in concept_targets(concept, extractor.index, extractor.codes)[0]
                     ]
                 for fact in hits:
-                    facts.setdefault(fact, []).append(f"{path}: {label}")
+                    here = path == row.path
+                    shown = f"{'this file,' if here else path}{inside}: {label}"
+                    facts.setdefault(fact, []).append((here, shown))
         if facts:
             _unknown(row, facts, result, compiled, clears)
 
 
 def _unknown(
     row: PatientRow,
-    facts: dict[str, list[str]],
+    facts: dict[str, list[tuple[bool, str]]],
     result: Screening,
     compiled: Compiled,
     clears: list[set[str]],
@@ -69,11 +87,16 @@ def _unknown(
             statuses[i] = "unknown"
     new = tuple(statuses)
     for fact in sorted(facts):
-        shown = sorted(set(facts[fact]))
-        row.problems.append(
-            f"{fact}: {len(shown)} resource(s) in other files name this patient and were not "
-            f"read (a Bundle is read on its own), so {fact} is unknown: " + "; ".join(shown[:3])
-        )
+        for here in (False, True):
+            shown = sorted({s for h, s in facts[fact] if h == here})
+            if not shown:
+                continue
+            where = "another Bundle of this file" if here else "other files"
+            row.problems.append(
+                f"{fact}: {len(shown)} resource(s) in {where} name this patient and were not "
+                "read (a Bundle or JSON file is read on its own, R4 bundle.html#references), "
+                f"so {fact} is unknown: " + "; ".join(shown[:3])
+            )
     if new == row.statuses:
         return
     maybe = row.maybe_deceased
@@ -82,16 +105,11 @@ def _unknown(
     row.statuses = new
     if row.deceased:
         return
-    sections = [c.section for c in compiled.criteria]
-    if any(
-        (s == "not met" if sec == "inclusion" else s == "met")
-        for s, sec in zip(new, sections, strict=True)
-    ):
-        verdict = "ineligible"
-    elif "unknown" in new or maybe:  # perhaps deceased: not eligible yet (interpreter)
-        verdict = "undetermined"
-    else:
-        verdict = "eligible"
+    # the one verdict rule of the generated code (backends/python.py), from the words back
+    values = tuple(_STATUS_VALUES[s] for s in new)
+    verdict = verdict_of(tuple(c.section for c in compiled.criteria), values)
+    # perhaps deceased: not eligible yet (as the interpreter decides)
+    verdict = deceased_verdict(verdict, None if maybe else False)
     if verdict == "undetermined" and row.verdict != "undetermined":
         row.missing = sorted(set(row.missing) | facts.keys())
     row.verdict = verdict

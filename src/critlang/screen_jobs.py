@@ -98,11 +98,11 @@ def screen_files(
 def split_for_jobs(files: list[Path], jobs: int) -> tuple[list[list[Path]], list[Path]]:
     """(runs of bundle files for the workers, the files read here after them: NDJSON);
     no runs, and every file read here, when one process is as good (see `file_runs`)."""
-    bundles = [f for f in files if f.suffix not in _NDJSON]
+    bundles = [f for f in files if f.suffix.lower() not in _NDJSON]
     runs = file_runs(bundles, jobs) if can_fork() else []
     if len(runs) < 2:
         return [], files
-    return runs, [f for f in files if f.suffix in _NDJSON]
+    return runs, [f for f in files if f.suffix.lower() in _NDJSON]
 
 
 def can_fork() -> bool:

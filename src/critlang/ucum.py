@@ -29,6 +29,7 @@ from .frozen_classes import frozen
 from .units import (
     MAX_ATOM_EXPONENT,
     MAX_POWER_OF_TEN,
+    MC_MICRO,
     Combiner,
     Dims,
     Unit,
@@ -65,9 +66,10 @@ CLINICAL_SPELLINGS: dict[str, tuple[str, str]] = {
     "/hpf": ("/[HPF]", "per high-power field (UCUM [HPF])"),
     "/HPF": ("/[HPF]", "per high-power field"),
 }
-# `cells/uL`, `cells/mm3`, `cells/L` (also `cell/`): a count per volume; `cells` is a UCUM
-# annotation ({cells}) that does not change the unit (UCUM § 12).
-_CELLS = r"^(?:cells?|\{cells?\})/"  # compiled when first used
+# `cells/uL`, `cells/mm3`, `cells/L` (also `cell/`), `copies/mL` (viral loads): a count per
+# volume; `cells` and `copies` are UCUM annotations ({cells}, {copies}) that do not change
+# the unit (UCUM § 12). Compiled when first used.
+_CELLS = r"^(?:cells?|\{cells?\}|copies|\{copies\})/"
 
 # Spellings that are refused, with what to write instead.
 REFUSED_SPELLINGS: dict[str, str] = {
@@ -99,7 +101,8 @@ def clinical_or_ucum(text: str) -> Unit:
         raise UnitError(f"`{t}` is ambiguous as a unit", REFUSED_SPELLINGS[t])
     if t in CLINICAL_SPELLINGS:
         t = CLINICAL_SPELLINGS[t][0]
-    t = re.sub(_CELLS, "{cells}/", t)
+    t = MC_MICRO.sub("u", t)
+    t = re.sub(_CELLS, lambda m: "{copies}/" if "copies" in m.group(0) else "{cells}/", t)
     return Unit(text, *_evaluate(t))
 
 

@@ -86,7 +86,6 @@ _DIM_WORDS: dict[Dims, str] = {
 _RATIO_WORDS = {
     "substance": "a substance fraction (like mmol/mol)",
     "mass": "a mass ratio (like mg/g)",
-    "length": "a volume or length ratio (like mL/L)",
 }
 
 
@@ -250,7 +249,13 @@ if __name__ == "__main__":
 
 _BSA = re.compile(r"/\s*\{?1\.73[ _]?m(?:2|\^2|\*\*2)\}?")
 _POWER = re.compile(r"^(?:[x×]\s*)?10(?:\^|\*|\*\*)([-+]?\d+)\s*")
+# `mc` for micro (ISMP's recommended spelling, so that µ is not misread as m) inside any
+# unit, not only alone: mcg/L, mcmol/L, /mcL, 10*3/mcL, mcL-1 (breaker7 F19). UCUM has no
+# atom or prefix `mc`, so the reading is unambiguous.
+MC_MICRO = re.compile(r"(?<![A-Za-z\[_{])mc(?=(?:g|L|l|mol)(?![A-Za-z]))")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
+# a log-transformed result: `{Log_copies}/mL`, `{log10}`, `log10 IU/mL`, `Log IU/mL`, `lg(...)`
+_LOGARITHM = re.compile(r"(?i)\{[^}]*\blog|\{log|^\s*(?:log|lg|ln)(?:10|2)?(?:[\s_(\[{]|$)")
 _TOKEN = re.compile(r"\s*(?:(?P<op>[/.*])|(?P<atom>[A-Za-z%_]+)(?:\^|\*\*)?(?P<exp>[-+]?\d+)?)")
 
 # Bounds on what a unit may say (issue 14: `mg^9999999` or `10^300` must not take minutes
@@ -292,9 +297,10 @@ class Combiner:
     """Multiplies unit atoms together, exactly, and notes the dimensions that cancel.
 
     A unit whose dimensions cancel completely is a ratio of like quantities: mmol/mol is a
-    substance fraction, mg/g a mass ratio, mL/L a volume fraction. Such a ratio keeps its
-    kind as a dimension of its own (`[ratio:substance]`, ...) so that it converts to other
-    ratios of the same kind (mmol/mol -> umol/mol) but never silently to % or a bare number:
+    substance fraction, mg/g a mass ratio. Such a ratio keeps its kind as a dimension of
+    its own (`[ratio:substance]`, ...) so that it converts to other ratios of the same kind
+    (mmol/mol -> umol/mol) but never silently to % or a bare number (a volume fraction,
+    L/L or mL/L, is the exception: a plain ratio, 0.32 L/L = 32 %):
     HbA1c 64 mmol/mol (IFCC) is not 6.4 % (NGSP) but about 8.0 % (an affine scale, which a
     fact declares; docs/language.md, Units).
     """
@@ -321,7 +327,12 @@ class Combiner:
     def result(self) -> Unit:
         dims = tuple(sorted((d, e) for d, e in self.dims.items() if e))
         cancelled = sorted(d.strip("[]") for d, s in self.signs.items() if len(s) == 2)
-        if not dims and cancelled and self.ratios:
+        # a volume (or length) fraction is a plain ratio, as UCUM has it (L = dm3, so L/L
+        # is 1): haematocrit 0.32 L/L is 32 % (LOINC 4544-3, property VFr; ICSH reports
+        # the packed cell volume as a fraction, L/L). Substance, mass, time and other
+        # ratios keep their kind: mmol/mol HbA1c (IFCC) is not NGSP %, mg/kg is a dose
+        # per body weight, s/s a prothrombin ratio that is no INR
+        if not dims and cancelled and self.ratios and cancelled != ["length"]:
             dims = ((f"[ratio:{','.join(cancelled)}]", 1),)
         check_bounds(self.text, self.factor, dims)
         return Unit(self.text, self.factor, dims)
@@ -387,8 +398,21 @@ def parse_unit(text: str) -> Unit:
             "see docs/language.md, Units",
             code="E310",
         )
+    if _LOGARITHM.search(text):
+        # LOINC's "[Log #/volume]" results (HIV-1 or HCV RNA as log10 copies or IU/mL) carry
+        # units such as {Log_copies}/mL or "log10 IU/mL". An annotation is unity in UCUM
+        # (UCUM section 12), so read as UCUM 4.3 {Log_copies}/mL would be 4.3 /mL, where
+        # it means 10^4.3 = 19,953 copies/mL: refused, never read on the wrong scale.
+        raise UnitError(
+            f"`{text.strip()}` is a logarithm (log10) of a count, not a count in that unit: "
+            "4.3 log10 copies/mL is 10^4.3 = 19,953 copies/mL",
+            "bind the code of the result in copies/mL or IU/mL, or declare a `number` fact "
+            "for the log10 value",
+        )
     try:
-        return _own_unit(text)
+        own_text = MC_MICRO.sub("u", text)
+        u = _own_unit(own_text)
+        return u if own_text == text else Unit(text, u.factor, u.dims)  # shown as written
     except UnitError as exc:
         if exc.code == "E310":
             raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 from .. import nodes as n
@@ -32,7 +33,7 @@ from ..data.records import Observation, Record, fact_types
 from ..frozen_classes import field, mutable
 from . import runtime
 from .python_codegen import _Codegen
-from .python_normalise import _normaliser, _range_limits
+from .python_normalise import _normaliser, _range_limits, limit_product, limit_products
 from .python_slices import Slices
 
 FILENAME_PREFIX = "<critlang "
@@ -58,6 +59,8 @@ class Compiled:
     dated: tuple[str, ...] = ()  # facts whose value's own date a rule reads (`date of x`)
     generated: Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None = None  # raw
     slices: Slices | None = None  # one criterion's status alone (python_slices.py)
+    # `k x ULN` products, exact until rounded once (python_normalise.limit_products)
+    products: tuple[tuple[str, str, str, Fraction], ...] = ()
 
     def status(self, f: dict[str, Any], index: int) -> Any:
         """Criterion `index`'s status for f: `evaluate(f)[1][index]`, computing only it."""
@@ -92,6 +95,8 @@ class Compiled:
             low, high = _range_limits(obs, self.checked, name)
             f[name + "#low"] = low
             f[name + "#high"] = high
+        for key, name, which, factor in self.products:
+            f[key] = limit_product(record.facts.get(name), self.checked, name, which, factor)
         for name, day in record.anchors.items():
             f["@" + name] = day.toordinal() if day else None
         if record.alternatives or record.deceased is not False:
@@ -107,6 +112,9 @@ class Compiled:
                     if name in self.ranged:
                         low, high = _range_limits(obs, self.checked, name)
                         keys[name + "#low"], keys[name + "#high"] = low, high
+                    for key, fact, which, factor in self.products:
+                        if fact == name:
+                            keys[key] = limit_product(obs, self.checked, name, which, factor)
                     options.append(keys)
                 alternatives.append(options)
             f["#"] = (alternatives, record.deceased)
@@ -181,7 +189,11 @@ def compile_protocol(checked: CheckResult) -> Compiled:
     sections = tuple(c.section for c in criteria)
     types = fact_types(checked)
     normalisers = {
-        name: _normaliser(t, checked.facts[name].molar_mass if name in checked.facts else None)
+        name: _normaliser(
+            t,
+            checked.facts[name].molar_mass if name in checked.facts else None,
+            checked.bindings.get(name, ()),
+        )
         for name, t in types.items()
     }
     ranged = tuple(name for name, info in checked.facts.items() if info.has_reference_range)
@@ -197,6 +209,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
         dated,
         namespace["evaluate"],
         Slices(source, namespace, filename),
+        limit_products(checked),
     )
 
 

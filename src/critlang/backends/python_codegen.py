@@ -76,6 +76,9 @@ class _Codegen(_Conditions):
         self.loop_depth = 0
         self.rounded = n.arithmetic_roots(checked.protocol)
         self.alt_memo: dict[int, bool] = {}
+        # operand node -> the loop variable holding one of its possibilities
+        # (_Conditions.over_alternatives)
+        self.bound: dict[int, str] = {}
 
     # ------------------------------------------------------------------ helpers
     def tmp(self, prefix: str = "v") -> str:
@@ -161,6 +164,8 @@ class _Codegen(_Conditions):
     def alt(self, e: n.Expr) -> bool:
         """May e's value be several possibilities (runtime.Alt)? Only below a conditional."""
         key = id(e)
+        if key in self.bound:  # one possibility, bound by over_alternatives
+            return False
         if key not in self.alt_memo:
             self.alt_memo[key] = False  # a definition cannot refer to itself (E105)
             self.alt_memo[key] = self._alt(e)
@@ -207,6 +212,8 @@ class _Codegen(_Conditions):
         return code
 
     def _value(self, e: n.Expr) -> str:
+        if self.bound and id(e) in self.bound:
+            return self.bound[id(e)]
         self.at(e)
         if isinstance(e, n.NumberLit):
             return self.const(float(e.value))

@@ -13,9 +13,11 @@ from fractions import Fraction
 from typing import Any
 
 from .. import nodes as n
-from ..checker import Ref
+from ..checker import ENROLLMENT, Ref
+from ..future_events import past_date_fields
 from ..typesys import ListT, PressureT, ScaleT
 from ..units import TIME, parse_unit
+from .python_normalise import limit_key
 
 _MEMBERSHIP = re.compile(r" else \w+ (not )?in K\d+$")
 
@@ -46,6 +48,9 @@ class _Conditions:
                 return self.plain(e)
             return self._value(e)
         out = self.tmp("t")
+        if any(self.alt(x) for x in n.compared(e)):
+            self.over_alternatives(e, out)
+            return out
         if isinstance(e, n.Not):
             a = self.cond(e.operand)
             self.w(f"{out} = None if {a} is None else not {a}")
@@ -91,10 +96,10 @@ class _Conditions:
         elif isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.plain(e.left)
-            limit = self.load(e.left.name + ("#high" if e.limit == "ULN" else "#low"), e)
+            # k x the limit, computed exactly and rounded once (limit_products)
+            limit = self.load(limit_key(e.left.name, e.limit, e.factor.value), e)
             op = "==" if e.op == "=" else e.op
-            k = self.const(float(e.factor.value))
-            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {k} * {limit}")
+            self.w(f"{out} = None if {self.unknown(a, limit)} else {a} {op} {limit}")
         elif isinstance(e, n.InNormalRange):
             assert isinstance(e.subject, n.Name)
             a = self.value(e.subject)
@@ -120,6 +125,31 @@ class _Conditions:
         else:
             raise AssertionError(type(e))
         return out
+
+    def over_alternatives(self, e: n.Expr, out: str) -> None:
+        """A comparison form (nodes.compared) over values with several possibilities
+        (runtime.Alt): the form once per combination (runtime.alt_product, the same
+        bound as alt_op), decided when all agree (runtime.agreed), as `compare` is."""
+        operands = [x for x in n.compared(e) if self.alt(x)]
+        codes = [self._value(x) for x in operands]  # each in its own carrier unit
+        combos, results = self.tmp("c"), self.tmp("r")
+        names = [self.tmp("a") for _ in operands]
+        self.w(f"{combos} = alt_product(({', '.join(codes)},))")
+        self.w(f"if {combos} is None:")
+        with self.w.indent():
+            self.w(f"{out} = None")
+        self.w("else:")
+        with self.w.indent():
+            self.w(f"{results} = []")
+            self.w(f"for {', '.join(names)}, in {combos}:")
+            saved = self.bound
+            self.bound = {**saved, **{id(x): v for x, v in zip(operands, names, strict=True)}}
+            try:
+                with self.w.indent():
+                    self.w(f"{results}.append({self.cond(e)})")
+            finally:
+                self.bound = saved
+            self.w(f"{out} = agreed({results})")
 
     def ranged(self, plain: str, call: str, *codes: str) -> str:
         """`plain` for plain values, `call` (a runtime function) when one of the codes
@@ -320,6 +350,15 @@ class _Conditions:
         first, second = self.tmp("t"), self.tmp("t")
         self.w(f"{first} = None if {self.unknown(start, high)} else {start} <= {high}")
         self.w(f"{second} = None if {self.unknown(end, low)} else {end} >= {low}")
+        # an unknown end is never before its start (R4 Period per-1: "start SHALL have a
+        # lower value than end"): a start surely on or after LOW decides END >= LOW
+        # (realfhir7 F3: an order 14 days ago with no end overlaps 4 weeks before)
+        self.w(
+            f"if {second} is None and not ({self.unknown(start, low)}) "
+            f"and ({start} >= {low}) is True:"
+        )
+        with self.w.indent():
+            self.w(f"{second} = True")
         test = (
             f"False if {first} is False or {second} is False else "
             f"(None if {first} is None or {second} is None else True)"
@@ -398,6 +437,33 @@ class _Conditions:
                 k = e.count
                 expr = f"True if {yes} >= {k} else (False if {yes} + {unknown} < {k} else None)"
             self.w(f"{out} = {expr}")
+            self.future_only(e, t, out)
+
+    def future_only(self, e: n.Quantified, t: ListT, out: str) -> None:
+        """`any` / `at least N` not met, `no` met, by the recorded items: unknown when only
+        an item dated after the evaluation date could meet the body (future_events.py),
+        the body evaluated on its two hypothetical items (runtime.future_items)."""
+        dates = past_date_fields(self.c, e)
+        if not dates:
+            return
+        self.w(f"if {out} is {e.quantifier == 'no'}:")
+        with self.w.indent():
+            as_of = self.load("@" + ENROLLMENT, e)
+            fields = tuple(name for name, _ in t.fields)
+            hyp, el = self.tmp("h"), self.tmp("el")
+            self.w(f"{hyp} = []")
+            self.w(f"for {el} in future_items({as_of}, {self.const(dates)}, {self.const(fields)}):")
+            saved = dict(self.env)
+            self.loop_depth += 1
+            with self.w.indent():
+                for fname, _ in t.fields:
+                    self.env[("field", fname)] = f"{el}[{fname!r}]"
+                self.w(f"{hyp}.append({self.cond(e.body)})")
+            self.env = saved
+            self.loop_depth -= 1
+            self.w(f"if only_future({hyp}):")
+            with self.w.indent():
+                self.w(f"{out} = None")
 
     def fuse_last(self, var: str) -> tuple[str, str]:
         """Tests for "unknown" and "true" of a condition just computed into `var`.

@@ -8,12 +8,14 @@ Used by `Compiled.normalise` (backends/python.py) and by the SQL back end's inge
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
+from .. import nodes as n
 from ..checker import CheckResult
 from ..data.records import Observation, Ongoing, PartialDate
+from ..data.signs import never_negative
 from ..data.values import float_holds
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
 from ..units import Unit, conversion_factor, parse_unit
@@ -21,9 +23,55 @@ from . import runtime
 
 
 def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> tuple[Any, Any]:
+    """The reference limits (low, high) `x ULN` and `within normal range` read, as floats
+    in the fact's declared unit (None: unknown)."""
+    low, high = _exact_limits(obs, checked, name)
+    return (None if low is None else float(low), None if high is None else float(high))
+
+
+def limit_key(name: str, limit: str, factor: Fraction) -> str:
+    """The record key of `factor x ULN` (limit "ULN") or `x LLN` of fact `name`: the
+    product computed exactly, then rounded once (`name#high*3/2`)."""
+    return f"{name}#{'high' if limit == 'ULN' else 'low'}*{factor}"
+
+
+def limit_products(checked: CheckResult) -> tuple[tuple[str, str, str, Fraction], ...]:
+    """(key, fact, "low"/"high", factor) for every `factor x ULN/LLN` the protocol reads.
+
+    1.5 x ULN of a range up to 1.2 is 1.8: in floats 1.5 * 1.2 is 1.7999999999999998,
+    below a recorded 1.8 (a wrong "not met" on the boundary). The product is therefore
+    made from the exact limit, once, and rounded to the float nearest to it, as every
+    literal threshold is; both back ends read it."""
+    out = set()
+    for e in checked.protocol.walk():
+        if isinstance(e, n.CompareRef) and isinstance(e.left, n.Name):
+            which = "high" if e.limit == "ULN" else "low"
+            out.add(
+                (
+                    limit_key(e.left.name, e.limit, e.factor.value),
+                    e.left.name,
+                    which,
+                    e.factor.value,
+                )
+            )
+    return tuple(sorted(out))
+
+
+def limit_product(
+    obs: Observation | None, checked: CheckResult, name: str, which: str, factor: Fraction
+) -> float | None:
+    """float(factor x the limit), exact until that one rounding; None when unknown."""
+    low, high = _exact_limits(obs, checked, name)
+    limit = high if which == "high" else low
+    return None if limit is None else float(factor * limit)
+
+
+def _exact_limits(
+    obs: Observation | None, checked: CheckResult, name: str
+) -> tuple[Fraction | None, Fraction | None]:
     info = checked.facts[name]
     t = info.type
-    if not isinstance(t, QuantT):
+    if not isinstance(t, (QuantT, NumberT)):
         return None, None
     low = high = None
     unit = None
@@ -31,6 +79,8 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
         # ranges were reported but none is surely this patient's (data/reader_ranges.py):
         # unknown, never the protocol's default in their place
         return None, None
+    if isinstance(t, NumberT):  # the INR's reported range (reader_ranges.number_range)
+        return (None, None) if obs is None else (obs.low, obs.high)
     if obs is not None and (obs.low is not None or obs.high is not None):
         low, high, unit = obs.low, obs.high, obs.unit
     else:
@@ -45,22 +95,21 @@ def _range_limits(obs: Observation | None, checked: CheckResult, name: str) -> t
     k = conversion_factor(unit, t.unit, info.molar_mass)
     if k is None:
         return None, None
-    return (
-        None if low is None else float(low * k),
-        None if high is None else float(high * k),
-    )
+    return (None if low is None else low * k, None if high is None else high * k)
 
 
-def censored(bound: float, comparator: str) -> runtime.Range:
+def censored(bound: float, comparator: str, floor: float = -math.inf) -> runtime.Range:
     """A censored value (FHIR Quantity.comparator, a modifier element) as the Range of
-    values it stands for; the other side is unbounded (nothing is assumed about it)."""
+    values it stands for; the other side is unbounded (nothing is assumed about it) but
+    for `floor`: 0 for a quantity that is never negative (data/signs.py), "< 1.5 mg/dL"
+    is then 0 to 1.5, 0 included."""
     inf = float("inf")
     if comparator in ("<", "<="):
-        return runtime.Range(-inf, bound, False, comparator == "<")
+        return runtime.Range(floor, bound, False, comparator == "<")
     return runtime.Range(bound, inf, comparator == ">", False)
 
 
-def inexact(x: float, comparator: str | None) -> runtime.Range:
+def inexact(x: float, comparator: str | None, floor: float = -math.inf) -> runtime.Range:
     """A recorded decimal a float cannot hold (data.values.float_holds), `x` its nearest
     float: the open interval between x's neighbouring floats, which holds the exact value
     and decides a comparison exactly when the threshold's float is not x itself (float
@@ -69,14 +118,17 @@ def inexact(x: float, comparator: str | None) -> runtime.Range:
     inf = float("inf")
     lo, hi = math.nextafter(x, -inf), math.nextafter(x, inf)
     if comparator in ("<", "<="):
-        return runtime.Range(-inf, hi, False, True)
+        return runtime.Range(floor, hi, False, True)
     if comparator in (">", ">="):
         return runtime.Range(lo, inf, True, False)
     return runtime.Range(lo, hi, True, True)
 
 
-def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], Any]:
+def _quantity_normaliser(
+    t: QuantT, molar: Fraction | None, codes: Iterable[Any] = ()
+) -> Callable[[Any], Any]:
     cache: dict[Unit, float | Fraction] = {}
+    floor = 0.0 if never_negative(t.unit, codes) else -math.inf
 
     def conv(obs: Observation | None) -> Any:
         if obs is None:
@@ -88,9 +140,9 @@ def _quantity_normaliser(t: QuantT, molar: Fraction | None) -> Callable[[Any], A
             assert factor is not None  # the loader refused other units
             k = cache[obs.unit] = factor
         if not float_holds(obs.value):
-            return inexact(float(obs.value * k), obs.comparator)
+            return inexact(float(obs.value * k), obs.comparator, floor)
         if obs.comparator is not None:  # the bound converts like a value (k > 0)
-            return censored(float(obs.value * k), obs.comparator)
+            return censored(float(obs.value * k), obs.comparator, floor)
         return float(obs.value * k)  # exact product, rounded once
 
     return conv
@@ -151,9 +203,11 @@ def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
     return conv
 
 
-def _normaliser(t: Type, molar: Fraction | None) -> Callable[[Observation | None], Any]:
+def _normaliser(
+    t: Type, molar: Fraction | None, codes: Iterable[Any] = ()
+) -> Callable[[Observation | None], Any]:
     if isinstance(t, QuantT):
-        return _quantity_normaliser(t, molar)
+        return _quantity_normaliser(t, molar, codes)
     if isinstance(t, PressureT):
         return _pressure_normaliser(t)
     if isinstance(t, ListT):

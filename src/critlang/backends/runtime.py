@@ -414,6 +414,41 @@ def alt_call(fn: object, f: object, *args: object) -> object:
     return choice(*(fn(f, *c) for c in combos))  # type: ignore[operator]
 
 
+def alt_product(values: tuple[object, ...]) -> list[tuple[object, ...]] | None:
+    """Every combination of the values' possibilities (an unknown value is one unknown
+    possibility: the form decides what it means); None past MAX_CHOICES."""
+    combos: list[tuple[object, ...]] = [()]
+    for v in values:
+        combos = [(*c, x) for c in combos for x in _options(v)]
+        if len(combos) > MAX_CHOICES:
+            return None
+    return combos
+
+
+def agreed(results: list[object]) -> object:
+    """A condition decided when every combination gave the same answer, else unknown."""
+    first = results[0]
+    return first if all(r is first for r in results) else None
+
+
+def future_items(
+    as_of: Any, dates: tuple[str, ...], fields: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The two hypothetical items of future_events.py: every date field in `dates` any
+    day up to the evaluation date (day number `as_of`) and every other field unknown;
+    then every field unknown. None without an evaluation date."""
+    if as_of is None:
+        return []
+    past: dict[str, Any] = dict.fromkeys(fields)
+    past.update({name: Range(-math.inf, as_of) for name in dates})
+    return [past, dict.fromkeys(fields)]
+
+
+def only_future(results: list[object]) -> bool:
+    """future_events.only_future over the body's statuses on the two items."""
+    return len(results) == 2 and results[0] is False and results[1] is not False
+
+
 def decided(v: object) -> object:
     """A condition's value: possibilities that disagree are unknown."""
     return None if isinstance(v, Alt) else v
@@ -437,4 +472,8 @@ EXPORTS: dict[str, object] = {
     "alt_map": alt_map,
     "alt_call": alt_call,
     "decided": decided,
+    "alt_product": alt_product,
+    "agreed": agreed,
+    "future_items": future_items,
+    "only_future": only_future,
 }

@@ -84,7 +84,7 @@ class ComparisonsPass:
                 "E304",
                 f"`{got.text}` is {describe(got.dims)} but {against} is {describe(want.dims)}",
                 span,
-                label="needs a molar mass",
+                label="a list's field has no molar mass" if field else "needs a molar mass",
                 hint=(
                     # a molar mass belongs to a quantity fact; a list's fields have none
                     # (records of the list are read in the field's unit only)
@@ -256,14 +256,11 @@ class ComparisonsPass:
         rel = abs(a - b) / abs(a) if a else abs(b)
         self.r.dual_checks.append(DualCheck(lit, a, b, rel))
         if rel > self.tolerance:
-            self.warn(
-                "W301",
-                f"{lit.primary.text} and {lit.secondary.text} differ by "
+            self.disagree(
+                lit,
+                lt,
+                b,
                 f"{float(rel) * 100:.2g}% (tolerance {float(self.tolerance) * 100:.2g}%)",
-                lit.span,
-                label="the first value is the one applied",
-                notes=(f"{lit.secondary.text} is {float(b):.4g} {lt.unit.text}",),
-                hint="check both values against the protocol; the first one decides",
             )
 
     def temperature_pair(
@@ -286,11 +283,19 @@ class ComparisonsPass:
         self.r.dual_checks.append(DualCheck(lit, a, b, rel))
         if apart <= allowed:
             return
-        self.warn(
-            "W301",
-            f"{lit.primary.text} and {lit.secondary.text} differ by "
+        self.disagree(
+            lit,
+            lt,
+            b,
             f"{float(abs(a - b)):.2g} {lt.unit.text} (tolerance for temperatures: "
             f"{float(allowed / kelvin):.2g} {lt.unit.text})",
+        )
+
+    def disagree(self, lit: n.DualQuantityLit, lt: QuantT, b: Fraction, by: str) -> None:
+        """W301: the two values of a dual-unit threshold differ by `by` (beyond tolerance)."""
+        self.warn(
+            "W301",
+            f"{lit.primary.text} and {lit.secondary.text} differ by {by}",
             lit.span,
             label="the first value is the one applied",
             notes=(f"{lit.secondary.text} is {float(b):.4g} {lt.unit.text}",),

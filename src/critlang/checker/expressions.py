@@ -311,7 +311,11 @@ class ExpressionsPass:
                     f"`{e.name}` has no reference range, so {what} is not defined for it",
                     e.span,
                     hint="add `reference range reported` (the lab's range comes with each value) "
-                    "or `reference range LOW to HIGH` to the fact",
+                    + (
+                        "to the fact (a plain number has no default range)"
+                        if isinstance(t, NumberT)
+                        else "or `reference range LOW to HIGH` to the fact"
+                    ),
                 )
         elif not isinstance(t, ErrorT):
             self.err(

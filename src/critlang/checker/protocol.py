@@ -117,6 +117,7 @@ class ProtocolPass:
         # minimum `age >= X`, `age <= X` the minimum `age > X`, and so on
         bounds: list[tuple[str, Fraction, n.QuantityLit, str, bool, tuple[str, Fraction]]] = []
         negate = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+        ages = self.age_names()
         for kind, c in self.p.criteria:
             if c.rule is None or c.applies is not None:
                 continue
@@ -124,7 +125,7 @@ class ProtocolPass:
             # an exclusion's alternatives each exclude: `exclude age < 18 or pregnant`
             parts = _disjuncts(c.rule) if exclusion else _conjuncts(c.rule)
             for part in parts:
-                for op, subject, value in _age_comparisons(part):
+                for op, subject, value in _age_comparisons(part, ages):
                     t = self.r.types.get(id(subject))
                     if not (isinstance(t, QuantT) and t.unit.dims == CALENDAR):
                         continue
@@ -171,6 +172,34 @@ class ProtocolPass:
                 continue
             for op, years, node, cid, exclusion, written in mine:
                 self.age_bound(key, op, years, limit, node, cid, q, exclusion, written)
+
+    def age_names(self) -> set[str]:
+        """`age`, and each definition of an age at another date (`define age_at_consent =
+        elapsed_years(birth_date, consent_date)`): the protocol may set its age limits at
+        consent, screening or enrolment (author7 F14: the header is about age in general).
+        The birth date is the fact `birth_date` or one bound to FHIR Patient.birthDate."""
+        births = {
+            name
+            for name in self.r.facts
+            if name == "birth_date"
+            or any(
+                c.system == "fhir" and c.value == "Patient.birthDate"
+                for c in self.r.bindings.get(name, ())
+            )
+        }
+        out = {"age"}
+        for name, d in self.r.defines.items():
+            body = d.body
+            if (
+                d.params is None
+                and isinstance(body, n.Call)
+                and body.func == "elapsed_years"
+                and body.args
+                and isinstance(body.args[0], n.Name)
+                and body.args[0].name in births
+            ):
+                out.add(name)
+        return out
 
     def whole_years(self, subject: n.Expr) -> bool:
         """Is `subject` an age in completed whole years (`define age = elapsed_years(...)`)?
@@ -360,10 +389,15 @@ class ProtocolPass:
         return self.r
 
     def bind(self) -> None:
-        """Collect code bindings: the library's for declared facts, then the file's own."""
+        """Collect code bindings: the library's for declared facts, then the file's own.
+
+        A fact (or list kind) the file binds itself takes only the file's codes: the
+        library's are a default, not an addition (author7 F4: the library's MDRD eGFR
+        33914-3 was read into a protocol's CKD-EPI `egfr` bound to 62238-1)."""
         own = [d for d in self.p.decls if isinstance(d, n.Codes)]
+        mine = {(d.fact, d.member) for d in own}
         for d in self.library:
-            if self.binding_target(d, report=False):
+            if (d.fact, d.member) not in mine and self.binding_target(d, report=False):
                 self.add_binding(d)
         for d in own:
             if self.binding_target(d, report=True):
@@ -452,9 +486,24 @@ class ProtocolPass:
                 if dep not in used:
                     used.add(dep)
                     frontier.append(dep)
+        reported_ranges = False
         for d in self.p.decls:
             if isinstance(d, n.Fact) and d.option("lookback"):
                 used.add(d.option("lookback").anchor or "")  # type: ignore[union-attr]
+            if isinstance(d, n.Fact) and d.name in used and d.option("refrange_reported"):
+                reported_ranges = True
+        if reported_ranges:
+            # the reader chooses among a result's reference ranges by the patient's sex
+            # and age (FHIR R4 Observation.referenceRange.appliesTo and .age; reader.py
+            # sex_and_birth): the facts bound to Patient.gender / Patient.birthDate are
+            # used even when no rule names them (author7 F13: removing `sex` as W101
+            # advised made a woman's creatinine range undecidable)
+            for fact, codes in self.r.bindings.items():
+                if any(
+                    c.system == "fhir" and c.value in ("Patient.gender", "Patient.birthDate")
+                    for c in codes
+                ):
+                    used.add(fact)
         for table, what in (
             (self.r.facts, "fact"),
             (self.r.defines, "definition"),
@@ -498,14 +547,15 @@ def _whole_year_bound(op: str, years: Fraction) -> tuple[str, Fraction]:
     return op, years
 
 
-def _age_comparisons(e: n.Expr) -> list[tuple[str, n.Expr, n.Expr]]:
-    """(op, subject, value) for `age OP value` and `age between a and b`, subject left."""
+def _age_comparisons(e: n.Expr, ages: set[str]) -> list[tuple[str, n.Expr, n.Expr]]:
+    """(op, subject, value) for `age OP value` and `age between a and b`, subject left;
+    `ages`: the names that are an age (Protocol.age_names)."""
     flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
     if isinstance(e, n.Compare):
-        if isinstance(e.left, n.Name) and e.left.name == "age":
+        if isinstance(e.left, n.Name) and e.left.name in ages:
             return [(e.op, e.left, e.right)]
-        if isinstance(e.right, n.Name) and e.right.name == "age":
+        if isinstance(e.right, n.Name) and e.right.name in ages:
             return [(flip[e.op], e.right, e.left)]
-    if isinstance(e, n.Between) and isinstance(e.subject, n.Name) and e.subject.name == "age":
+    if isinstance(e, n.Between) and isinstance(e.subject, n.Name) and e.subject.name in ages:
         return [(">=", e.subject, e.low), ("<=", e.subject, e.high)]
     return []

@@ -41,7 +41,8 @@ Reading rules (each with its FHIR R4 source in docs/fhir.md):
   (fhir_therapy.py): items of a list fact with start and end (active or in-progress:
   "ongoing", also beside an effectiveDateTime; a recorded end before the screening date
   then contradicts the status: unknown); a Procedure also makes a yes/no fact yes.
-  Not-done, not-taken, cancelled, draft, intended and entered-in-error ones, and
+  Not-done, not-taken, cancelled, draft, intended ones (entered-in-error on a
+  MedicationAdministration or Procedure; on a request or statement it may hide), and
   MedicationRequests with doNotPerform or an intent that is not an order, are set aside
   (they hide nothing: a list may still be read as complete); status unknown, a status
   outside its value set or a modifierExtension: unknown (fhir_status.not_evidence).
@@ -64,7 +65,7 @@ from ..source import find_files
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource, unusable
+from .fhir_decode import Component, Resource, duplicate_keys, unusable
 from .fhir_events import NotYet, event_span, past_event
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -118,6 +119,10 @@ class FhirPatient:
     path: str
     record: dict[str, Any]
     problems: list[RecordProblem]
+    # the patient's server base (RESTful fullUrl), None when not known, and the nested
+    # Bundle it was read from ("" for the file's own): fhir_input.PatientResources
+    base: str | None = None
+    bundle: str = ""
 
 
 @dataclass
@@ -152,8 +157,16 @@ class Extractor:
     with no matching resource counts as "no" (see `absent_facts`).
     """
 
-    def __init__(self, checked: CheckResult, absent_means_no: Iterable[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        checked: CheckResult,
+        absent_means_no: Iterable[str] = frozenset(),
+        anchors: dict[str, str] | None = None,
+    ) -> None:
         self.c = checked
+        # protocol dates given on the command line (`--anchor visit_1=2024-03-15`): FHIR
+        # data hold none; a native record's own anchors win over them
+        self.anchors = dict(anchors or {})
         self.index: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self.patient_fields: dict[str, str] = {}  # fact -> Patient element
         self.warnings: list[str] = []
@@ -188,7 +201,8 @@ class Extractor:
 
         conditions: yes/no facts bound to codes (read from Condition and Procedure).
         medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown).
+        (otherwise an empty list would deny therapies no code could have shown), and
+        lists without `kind` bound to codes as a whole.
         """
         out: dict[str, Any] = {}
         if "conditions" in kinds:
@@ -211,6 +225,12 @@ class Extractor:
                     self.warnings.append(
                         f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
                     )
+            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
+            # are all it can hold, so their absence is complete too
+            for fact in sorted(self.c.bindings):
+                t = self.c.facts[fact].type if fact in self.c.facts else None
+                if isinstance(t, ListT) and "kind" not in dict(t.fields):
+                    out[fact] = []
         return out
 
     # ------------------------------------------------------------------ one patient
@@ -218,10 +238,16 @@ class Extractor:
         """The patient as a native record (docs/patients.md) and its problems."""
         self._as_of = as_of
         if group.native is not None:
-            return FhirPatient(group.id, group.path, group.native, list(group.problems))
+            native = group.native
+            own = native.get("anchors")
+            if self.anchors and (own is None or isinstance(own, dict)):
+                native = {**native, "anchors": {**self.anchors, **(own or {})}}
+            return FhirPatient(group.id, group.path, native, list(group.problems))
         facts: dict[str, Any] = {}
         problems = list(group.problems)
         record: dict[str, Any] = {"id": group.id, "facts": facts}
+        if self.anchors:
+            record["anchors"] = dict(self.anchors)
         patient_fields(group, self.patient_fields, record, problems)
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
@@ -261,6 +287,7 @@ class Extractor:
             label = _label(r)
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
+            duplicate_keys(r)  # a member named twice: a conflict, the resource unusable
             if r.malformed is not None:
                 self._unread(kind, r, every, f"{label} {unusable(r.malformed)}", state)
                 continue
@@ -343,7 +370,7 @@ class Extractor:
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
         self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
-        return FhirPatient(group.id, group.path, record, problems)
+        return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
 
     def _open_lists(
         self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
@@ -482,7 +509,11 @@ class Extractor:
             return
         try:
             try:
-                if member is not None:
+                therapy = kind in MEDICATIONS or kind == "Procedure"
+                # a therapy item: of the kind its code is bound to, or of a list bound as a
+                # whole (`codes sglt2_therapy: atc ...` on a list of {start, end}), whose
+                # items have no kind (author7 F16: it was read, yet said unreadable)
+                if member is not None or (therapy and isinstance(info.type, ListT)):
                     # a therapy begun after the screening date had not happened then (as
                     # Condition.onset[x], Procedure.performed[x]); any choice type is read
                     span = began(kind, r, st.birth)
@@ -567,12 +598,41 @@ def read_fhir(
         yield extractor.patient(group, as_of)
 
 
-def data_files(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl), in a stable order.
+DATA_SUFFIXES = (".json", ".ndjson", ".jsonl")
+
+
+def data_files(
+    paths: Iterable[str], skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[Path], list[str]]:
+    """FHIR files given as files or folders (*.json, *.ndjson, *.jsonl, in any letter
+    case), in a stable order.
 
     A file named twice (twice over, or directly and through its folder, or by a link) is a
-    problem: read twice, a Bundle's patients would be counted twice."""
-    files, problems = find_files(tuple(paths), (".json", ".ndjson", ".jsonl"))
+    problem: read twice, a Bundle's patients would be counted twice. Other files found in
+    a folder are not read; each is added to `skipped` as (path, why), so that the reading
+    tally counts it as an unusable file and no patient vanishes without a word."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            found, missing = find_files((str(p),), DATA_SUFFIXES)
+            files += found
+            problems += missing
+            continue
+        before = len(files)
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            if f.suffix.lower() in DATA_SUFFIXES:  # b.JSON is JSON
+                files.append(f)
+            elif skipped is not None:
+                compressed = f.suffix.lower() in (".gz", ".zip", ".bz2", ".xz", ".zst")
+                why = (
+                    "compressed: not read (decompress it first)"
+                    if compressed
+                    else "not read: only .json, .ndjson and .jsonl files of a folder are read"
+                )
+                skipped.append((str(f), why))
+        if len(files) == before:
+            problems.append(f"{p}: no {' or '.join(DATA_SUFFIXES)} files in this folder")
     seen: dict[str, Path] = {}
     for f in files:
         try:

@@ -3,9 +3,13 @@ resource: Bundle types, versions, deletions and duplicate ids.
 
 Rules (each with its FHIR R4 source; docs/fhir.md, "Bundle types, versions, duplicates"):
 
-- A resource is named by `[type]/[id]` (Resource.id; ids are unique per server, and one
-  Bundle or export is read as one server's data: the base of a fullUrl does not split
-  one resource into two). Entries with no id are named by their fullUrl.
+- A resource is named by `[type]/[id]` and, where its entry's RESTful fullUrl gives
+  it, its server base (Resource.id: ids are unique per server; R4 bundle.html: a
+  RESTful fullUrl is `[base]/[type]/[id]`): `http://a/fhir/Observation/14` and
+  `http://b/fhir/Observation/14` are two resources (bdl-7 asks only that fullUrls be
+  unique). Entries of one id are split by server only when every one of them has a
+  known base (an entry with none may be a copy of either). An NDJSON export is one
+  server's data. Entries with no id are named by their fullUrl.
 - Several entries of one resource (R4 bundle.html bdl-7: "FullUrl must be unique in a
   bundle, or else entries with the same fullUrl must have different meta.versionId
   (except in history bundles)"; http.html#history: a history Bundle holds the versions
@@ -45,7 +49,7 @@ from typing import Any
 from msgspec import structs
 
 from .fhir_decode import EMPTY, NOT_USED, Concept, Entry, Resource
-from .fhir_refs import HISTORY, literal
+from .fhir_refs import HISTORY, literal, rest_base
 from .records import RecordProblem
 
 HISTORY_TYPE = "history"
@@ -170,6 +174,15 @@ def current(entries: list[Entry], kind: str | None, drop: Drop, where: Where) ->
     whose state cannot be told stays out of the set but is marked unusable (`malformed`).
     Patient and Medication entries are left alone but in history Bundles (module docstring).
     """
+    try:
+        # the usual Bundle (or patient's lines): no request or response, every resource
+        # named once by its type and id; nothing to resolve (the loop below agrees)
+        if not any(e.request is not None or e.response is not None for e in entries):
+            named = {(e.resource.resourceType, e.resource.id) for e in entries}  # type: ignore[union-attr]
+            if len(named) == len(entries) and all(t and i for t, i in named):
+                return set()
+    except AttributeError:  # an entry with no resource
+        pass
     history = kind == HISTORY_TYPE
     responses = kind in RESPONSES
     first: dict[tuple[str, str], int] = {}
@@ -213,11 +226,26 @@ def current(entries: list[Entry], kind: str | None, drop: Drop, where: Where) ->
     for key, indexes in groups.items():
         if key in first and first[key] not in indexes:
             indexes.insert(0, first[key])  # a DELETE grouped before the resource was seen
-        group = [(where(i), entries[i]) for i in sorted(set(indexes))]
-        if len(group) > 1:
-            kept = {id(e) for e in _one_resource(group, kind, drop)}
-            skip.update(id(e) for _, e in group if e.resource is not None and id(e) not in kept)
+        for part in _by_server(key, sorted(set(indexes)), entries):
+            group = [(where(i), entries[i]) for i in part]
+            if len(group) > 1:
+                kept = {id(e) for e in _one_resource(group, kind, drop)}
+                skip.update(id(e) for _, e in group if e.resource is not None and id(e) not in kept)
     return skip
+
+
+def _by_server(key: tuple[str, str], indexes: list[int], entries: list[Entry]) -> list[list[int]]:
+    """The entries of one [type]/[id] split by the server base of their RESTful fullUrl
+    (R4 bundle.html: `[base]/[type]/[id]`; Resource.id is unique per server only): one id
+    on two servers is two resources. When an entry has no known base (a `urn:uuid:`, no
+    fullUrl, a relative DELETE), it may be either's: not split."""
+    bases = [rest_base(HISTORY.sub("", entries[i].fullUrl or ""), *key) for i in indexes]
+    if None in bases or len(set(bases)) < 2:
+        return [indexes]
+    parts: dict[str | None, list[int]] = {}
+    for i, b in zip(indexes, bases, strict=True):
+        parts.setdefault(b, []).append(i)
+    return [parts[b] for b in sorted(parts)]  # type: ignore[type-var]
 
 
 def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Entry]:
@@ -278,6 +306,7 @@ def _place(where: str) -> str:
 MAY_BE_ANYONE = (
     "identifier-only",
     "reference is empty",
+    "display-only",
     "no subject",
     "conditional reference",
     "contained resource",
@@ -342,14 +371,24 @@ def stray_problems(
 
 
 NOT_IN_FILE = "its subject is a patient that is not in the data"
-Elsewhere = tuple[str, str, str, tuple[tuple[str, str], ...]]
+# a Bundle inside a Bundle is read on its own (its references resolve inside it): its
+# patient may be in the Bundle around it, so not "not in the data"
+NOT_IN_BUNDLE = (
+    "its subject is a patient that is not in its Bundle (a Bundle inside a Bundle or an "
+    "NDJSON file is read on its own)"
+)
+# (patient id, its server base or None, file, nested Bundle or "", label, bound codes)
+Elsewhere = tuple[str, str | None, str, str, str, tuple[tuple[str, str], ...]]
 
 
-def elsewhere(pid: str, path: str, r: Resource, codes: frozenset[str]) -> Elsewhere | None:
-    """(patient id, file, label, bound codes) of a resource with a bound code naming patient
-    `pid`, absent from its own file or export (screen_elsewhere.py decides what it does);
-    a Medication reference counts as ("", "*"): a therapy of any kind. None when no code
-    of it is bound."""
+def elsewhere(
+    pid: str, base: str | None, path: str, inside: str, r: Resource, codes: frozenset[str]
+) -> Elsewhere | None:
+    """(patient id, base, file, nested Bundle, label, bound codes) of a resource with a
+    bound code naming patient `pid` (of server `base`, None when not known), absent from
+    its own Bundle or export (screen_elsewhere.py decides what it does); a Medication
+    reference counts as ("", "*"): a therapy of any kind. None when no code of it is
+    bound."""
     import msgspec
 
     pairs: set[tuple[str, str]] = set()
@@ -366,4 +405,4 @@ def elsewhere(pid: str, path: str, r: Resource, codes: frozenset[str]) -> Elsewh
         pairs.add(("", "*"))
     if not pairs:
         return None
-    return pid, path.split(": ")[0], _label(r), tuple(sorted(pairs))
+    return pid, base, path, inside, _label(r), tuple(sorted(pairs))

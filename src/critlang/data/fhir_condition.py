@@ -100,8 +100,13 @@ def abatement_given(r: Resource) -> str | None:
 def abated(r: Resource, as_of: dt.date, birth: When | None) -> bool:
     """Condition.abatement[x] on or before the screening date: True; after it, False;
     perhaps either, Unusable. abatementBoolean true and abatementString say it has
-    abated at a time not given: before the screening date when a recordedDate on or before
-    that date says so, else unknown."""
+    abated at a time not given (R4 Condition.abatement[x]: "When abatementString exists,
+    it implies the condition is abated"): abated by the time this version of the record
+    was written, so before the screening date only when `meta.lastUpdated` (the time of
+    this version, R4 Meta.lastUpdated) is on or before it; else unknown. recordedDate
+    (R4: "when this particular Condition record was created") says nothing of when the
+    abatement was written: a record created while the condition was ongoing is usually
+    marked abated later (realfhir7 F2: "around April 9, 2013" recorded 2013-04-04)."""
     flag = r.abatementBoolean
     if flag is not None and not isinstance(flag, bool):
         raise Unusable(f"abatementBoolean {flag!r} is not a boolean")
@@ -109,14 +114,19 @@ def abated(r: Resource, as_of: dt.date, birth: When | None) -> bool:
         return False
     if flag is True or r.abatementString is not None:
         given = "abatementBoolean true" if flag else f"abatementString {r.abatementString!r}"
-        recorded = None
-        if r.recordedDate is not None:
-            recorded = when("recordedDate", r.recordedDate)
-        if recorded is not None and recorded.last <= as_of:
+        updated = r.meta.lastUpdated if r.meta is not None else None
+        written = None
+        if isinstance(updated, str):
+            try:
+                written = when("meta.lastUpdated", updated)
+            except Unusable:
+                written = None  # an invalid time places nothing
+        if written is not None and written.last <= as_of:
             return True
+        by = f"last updated {written.text}" if written is not None else "no meta.lastUpdated"
         raise Unusable(
-            f"abated at a time not given ({given[:60]}) and not recorded by the screening "
-            f"date {as_of.isoformat()}: current or not is unknown"
+            f"abated at a time not given ({given[:60]}; {by}): whether it was still current "
+            f"on the screening date {as_of.isoformat()} is unknown"
         )
     span = event_span(r, "abatement", birth)
     if span is None:

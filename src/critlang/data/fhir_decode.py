@@ -19,6 +19,7 @@ Errors: `decode_file` and `decode_line` never raise for bad input; they return p
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
@@ -41,11 +42,13 @@ class Concept(Struct, gc=False):
 
 
 class Ref(Struct, gc=False):
-    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`."""
+    """Reference (FHIR R4 2.3.0.1 / references.html): `reference`, `type`, `identifier`,
+    `display`."""
 
     reference: str | None = None
     type: str | None = None
     identifier: Any = None
+    display: Any = None  # text only: names no resource (a display-only subject)
 
 
 class Quantity(Struct, gc=False):
@@ -207,6 +210,9 @@ class Resource(Struct, gc=False):
     entry: list[Entry] | None = None
     # set by critlang, never read from JSON: why this resource cannot be used
     malformed: str | None = field(default=None, name="critlang:malformed")
+    # set by critlang, never read from JSON: a malformed resource (salvage) named a
+    # deceased[x] member (Patient.deceased[x], a modifier element: perhaps deceased)
+    deceased_given: bool = field(default=False, name="critlang:deceased")
     # set by critlang: the resource's own JSON text, to look for duplicate keys in the
     # resources a protocol uses (duplicate_keys); never read from JSON
     raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
@@ -369,13 +375,21 @@ def duplicate_keys(r: Resource) -> None:
     if not r.raw_ or r.malformed is not None:
         return
     raw = bytes(r.raw_)
+    r.raw_ = EMPTY  # checked once: a second call (a resource read twice) costs nothing
     try:
         item = _GENERIC.decode(raw)
         # Fast exact test: re-encoding the decoded object gives the compact text of the
         # original only when no member was dropped (a duplicate would shorten it). Any
         # other difference (number spelling "2.50", escapes "\u00e9") goes to the
-        # member-by-member check below; so the fast path never hides a duplicate.
-        if _ENCODE(item) == msgspec.json.format(raw, indent=-1):
+        # member-by-member check below; so the fast path never hides a duplicate. Text
+        # that is compact already (most files) is compared as it is.
+        text = _ENCODE(item)
+        if text == raw or text == msgspec.json.format(raw, indent=-1):
+            r.malformed = two_choices(item)
+            return
+        # Second exact test (escapes, number spellings): every name in the text is one
+        # member of the decoded object unless a name was given twice in one object.
+        if _names_in_text(raw) == _members(item):
             r.malformed = two_choices(item)
             return
     except (msgspec.DecodeError, RecursionError):
@@ -388,6 +402,25 @@ def duplicate_keys(r: Resource) -> None:
     except (ValueError, RecursionError):
         return  # not the reader's concern here: msgspec decoded it
     r.malformed = two_choices(item)
+
+
+# a JSON string, and whether a colon follows it (then it is an object's member name)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"([ \t\n\r]*:)?')
+
+
+def _names_in_text(text: bytes) -> int:
+    """Member names in JSON text (valid: decoded already). Outside strings JSON has no
+    quote, so scanning string after string from the start never starts inside one."""
+    return sum(1 for colon in _STRING.findall(text) if colon)
+
+
+def _members(value: Any) -> int:
+    """Members of every object in a decoded JSON value."""
+    if isinstance(value, dict):
+        return len(value) + sum(_members(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_members(v) for v in value)
+    return 0
 
 
 def _unwrap(top: Resource) -> Decoded:
@@ -540,6 +573,7 @@ def salvage(item: dict[str, Any], why: str) -> Resource:
         code=concept(item.get("code")),
         medicationCodeableConcept=concept(item.get("medicationCodeableConcept")),
         malformed=why,
+        deceased_given=any(isinstance(k, str) and k.startswith("deceased") for k in item),
     )
 
 

@@ -4,8 +4,11 @@ Identity follows FHIR R4 references.html (Reference.reference) and bundle.html#r
 
 - `Patient/x`, `Patient/x/_history/2` (a version of patient x), an absolute URL ending in
   `Patient/x`, and inside a Bundle the `fullUrl` of a Patient entry (`urn:uuid:...` in
-  transaction and batch bundles) all name a patient. In a Bundle a reference is matched
-  against the entries' `fullUrl` first, then against a Patient entry with that id.
+  transaction and batch bundles) all name a patient. In a Bundle an absolute reference
+  is matched against the entries' `fullUrl`; a relative one against the base of its own
+  entry's RESTful `fullUrl` (R4 bundle.html "Resolving references in Bundles"), else
+  against a Patient entry of that id whose server is not known to differ: identity is
+  (base, type, id) where a base is known (fhir_refs.same_server).
 - A resource belongs to the patient its `subject` (or `patient`) names, never to "the
   patient of this bundle". A reference to a patient that is not in the data, a
   conditional reference (`Patient?identifier=...`), an identifier-only reference, a
@@ -51,6 +54,7 @@ import msgspec
 
 from .fhir_bundles import (
     KNOWN_TYPES,
+    NOT_IN_BUNDLE,
     NOT_IN_FILE,
     Elsewhere,
     Stray,
@@ -75,6 +79,8 @@ from .fhir_refs import (
     literal,
     patient_server,
     patient_target,
+    rest_base,
+    same_server,
 )
 from .fhir_status import entry_unread
 from .records import RecordProblem
@@ -128,6 +134,11 @@ class PatientResources:
     # resources of the same file (NDJSON: export) with a bound code that name no patient
     # one can find, and may be this one's (fhir_bundles.stray_problems); shared, not copied
     strays: list[Stray] = field(default_factory=list)
+    # the server base of the patient's RESTful fullUrl, None when not known (NDJSON, urn),
+    # and the nested Bundle it was read from ("" for the file's own): with the id and the
+    # file, what a reference from another file or Bundle is matched against
+    base: str | None = None
+    bundle: str = ""
 
 
 @dataclass
@@ -228,10 +239,29 @@ def _subject(r: Resource) -> tuple[str | None, str | None]:
             return ref.reference, None
         if ref.identifier is not None:
             return None, "its subject is an identifier-only reference (no Patient resource)"
+        if _display(ref):
+            return None, DISPLAY_ONLY
         return None, "its subject reference is empty"
     if r.resourceType in PATIENT_DATA:
         return None, "it names no patient (no subject)"
     return None, f"not patient data ({r.resourceType})"
+
+
+# R4 Reference.display: "Text alternative for the resource": a subject given only by its
+# text names someone, but no resource one can resolve
+DISPLAY_ONLY = "its subject is display-only (text, no reference to a Patient)"
+
+
+def _display(ref: Any) -> str | None:
+    text = getattr(ref, "display", None)
+    return text[:60] if isinstance(text, str) and text.strip() else None
+
+
+def _display_only(r: Resource) -> str | None:
+    for ref in (r.subject, r.patient):
+        if ref is not None:
+            return _display(ref)
+    return None
 
 
 class _BundleIndex:
@@ -243,13 +273,15 @@ class _BundleIndex:
     whose RESTful fullUrls name different servers are different patients, named by
     their fullUrl (R4 bundle.html: the fullUrl of a resource on a server is
     [base]/[type]/[id]). A name two different patients claim (`Patient/[id]` then, or
-    one fullUrl with two ids) resolves to neither (bdl-7).
+    one fullUrl with two ids) resolves to neither (bdl-7). A patient's identity is
+    (base, Patient, id) where its base is known (`fhir_refs.same_server`).
     """
 
     def __init__(self, patients: list[tuple[int, Entry]], path: str, tally: Tally) -> None:
         self.path = path
-        self.keys: dict[str, str | None] = {}
+        self.keys: dict[str, set[str]] = {}  # name -> the patient keys claiming it
         self.groups: dict[str, PatientResources] = {}
+        self.bases: dict[str, set[str | None]] = {}  # key -> its entries' bases
         self.duplicates: list[str] = []
         servers: dict[str, set[str]] = {}  # id -> servers its entries' fullUrls name
         for _, e in patients:
@@ -260,7 +292,8 @@ class _BundleIndex:
             url, r = e.fullUrl, e.resource
             assert r is not None
             url = HISTORY.sub("", url) if url else None
-            if r.id and len(servers.get(r.id, ())) > 1 and patient_server(e) is not None:
+            own = patient_server(e)
+            if r.id and len(servers.get(r.id, ())) > 1 and own is not None:
                 key, pid = url, r.id  # type: ignore[assignment]
             elif r.id:
                 key, pid = f"Patient/{r.id}", r.id
@@ -270,6 +303,7 @@ class _BundleIndex:
                 tally.unassign(NO_ID, f"{path}: Patient (no id, no fullUrl)")
                 continue
             tally.assigned += 1
+            self.bases.setdefault(key, set()).add(own[0] if own is not None else None)
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = PatientResources(pid, path)
@@ -295,26 +329,40 @@ class _BundleIndex:
             group.patients.append(r)
             for name in (url, f"Patient/{r.id}" if r.id else None):
                 if name:
-                    self.keys[name] = key if self.keys.get(name, key) == key else None
+                    self.keys.setdefault(name, set()).add(key)
+        for key, group in self.groups.items():
+            known = self.bases[key] - {None}
+            # the server of the patient, for matching references across files
+            # (screen_elsewhere.py); several (flagged above) or none: not known
+            group.base = next(iter(known)) if len(known) == 1 else None
 
     def resolve(self, reference: str, url: str | None) -> tuple[str | None, str | None]:
         target, why = patient_target(reference)
         if target is None:
             return None, why
-        names = [target]
-        if not target.startswith("urn:") and "://" not in target:
-            # relative [type]/[id]: against the base of the entry's RESTful fullUrl first
-            # (bundle.html#references), then by type/id
-            own = literal(url) if url else None
-            if own is not None and own[0]:
-                names.insert(0, f"{own[0]}/{target}")
-        for name in names:
-            if name in self.keys:
-                key = self.keys[name]
-                if key is None:
-                    return None, "its subject names two different Patient entries"
-                return key, None
-        return None, NOT_IN_FILE
+        if target.startswith("urn:") or "://" in target:
+            return self._one(self.keys.get(target, set()))
+        # relative [type]/[id]: R4 bundle.html "Resolving references in Bundles": "if the
+        # fullUrl for the bundle entry containing the resource is a RESTful one, extract
+        # the [root] from the fullUrl, and append the reference (type/id) to it, then try
+        # to resolve within the bundle"; "If no resolution is possible, then the reference
+        # has no defined meaning". So another server's Patient of that id is not this
+        # one. A Patient of no known server (no RESTful fullUrl), or a reference from an
+        # entry of no known server, is matched by type/id (a reading beyond the spec, as
+        # tools write such Bundles; docs/fhir.md)
+        own = rest_base(url) if url else None
+        if own is not None and f"{own}/{target}" in self.keys:
+            return self._one(self.keys[f"{own}/{target}"])
+        claims = self.keys.get(target, set())
+        return self._one({k for k in claims if any(same_server(own, b) for b in self.bases[k])})
+
+    @staticmethod
+    def _one(keys: set[str]) -> tuple[str | None, str | None]:
+        if not keys:
+            return None, NOT_IN_FILE
+        if len(keys) > 1:
+            return None, "its subject names two different Patient entries"
+        return next(iter(keys)), None
 
 
 def read_groups(
@@ -330,7 +378,7 @@ def read_groups(
     tally = tally if tally is not None else Tally()
     ndjson: list[Path] = []
     for path in paths:
-        if path.suffix in (".ndjson", ".jsonl"):
+        if path.suffix.lower() in (".ndjson", ".jsonl"):
             ndjson.append(path)
             continue
         yield from _json_file(path, tally, codes)
@@ -357,6 +405,8 @@ def groups_from_bytes(
     data: bytes, where: str, tally: Tally, codes: frozenset[str] | None = None
 ) -> Iterator[PatientResources]:
     """The patients of one JSON file's bytes (a Bundle, a resource, an array, a record)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark: RFC 8259 section 8.1 lets it be ignored
     decoded = decode_file(data)
     if decoded.problem is not None and decoded.problem.startswith("not FHIR: the JSON object"):
         native = _native(data)
@@ -385,6 +435,32 @@ def _native(data: bytes) -> dict[str, Any] | None:
     return None
 
 
+# a JSON file that is one resource (or an array of them) and no Patient: how the R4 spec
+# and most IGs publish examples. Read on its own like a Bundle (its references carry no
+# server; one folder often mixes several sources, where `Patient/example` is not one
+# patient), it cannot reach its patient; NDJSON lines are one export and are read together
+LONE = (
+    "no Patient in this file, which is read on its own (it is not a Bundle); to read such "
+    'files together, give them as NDJSON lines (docs/fhir.md, "One resource a file")'
+)
+
+
+def _lone(entries: list[Entry]) -> str:
+    """Why a JSON file of resources (not a Bundle) with no Patient is unusable: what it
+    holds, the patients it names, and how to give such files (LONE)."""
+    kinds = sorted({e.resource.resourceType or "?" for e in entries if e.resource is not None})
+    named = set()
+    for e in entries:
+        r = e.resource
+        ref = (r.subject if r.subject is not None else r.patient) if r is not None else None
+        if ref is not None and isinstance(ref.reference, str) and ref.reference:
+            named.add(ref.reference[:80])
+    what = f"one {kinds[0]}" if len(entries) == 1 and kinds else f"{len(entries)} resources"
+    names = sorted(named)
+    said = f" naming {', '.join(names[:2])}{' ...' if len(names) > 2 else ''}" if names else ""
+    return f"{what}{said}: {LONE}"
+
+
 MAX_NESTING = 8  # Bundles in Bundles read this deep; deeper ones are reported, not read
 
 
@@ -405,7 +481,7 @@ def _group_bundle(
     strays: list[Stray] = []
     found = _bundle_patients(entries, decoded.type, where, "", tally, codes, strays, 0)
     if not found[0]:
-        tally.unusable_files.append((where, found[1]))
+        tally.unusable_files.append((where, found[1] if decoded.bundle else _lone(entries)))
         return
     for group in found[0]:
         # a resource of this file naming no patient one can find may be any of its
@@ -514,8 +590,11 @@ def _bundle_patients(
     for (reference, base), held in by_ref.items():
         target, why = index.resolve(reference, base)
         if target is None:
+            if why == NOT_IN_FILE and inside:
+                why = NOT_IN_BUNDLE  # it may be in the Bundle around this one: not "no data"
             for r in held:
-                _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
+                where_r = f"{where}: {_label(r)}"
+                _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)
         group = index.groups[target]
@@ -529,6 +608,7 @@ def _bundle_patients(
     out = [index.groups[key] for key in sorted(index.groups)]
     if inside:
         for group in out:
+            group.bundle = inside
             group.problems.append(
                 RecordProblem(path, "patient", f"read from the Bundle at{inside}")
             )
@@ -554,8 +634,16 @@ def _unassign(
     r: Resource,
     codes: frozenset[str] | None,
     strays: list[Stray],
+    base: str | None = None,
+    path: str | None = None,
+    inside: str = "",
 ) -> None:
-    tally.unassign(why, where)
+    """Counts r as unassigned; one with a bound code is kept as a stray of its file (it
+    may be any patient's) or, when it names a patient that is not in its Bundle, for the
+    check across files and Bundles (screen_elsewhere.py). `base`: the RESTful fullUrl of
+    r's entry; `path` and `inside`: its file and nested Bundle."""
+    display = _display_only(r) if why == DISPLAY_ONLY else None
+    tally.unassign(why, where + (f" (display {display!r})" if display else ""))
     if codes is None or not _usable(r, codes):
         return
     duplicate_keys(r)
@@ -566,11 +654,17 @@ def _unassign(
         strays.append((where.rsplit(": ", 1)[0], r, why))
     elif may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
-    elif why == NOT_IN_FILE:
+    elif why in (NOT_IN_FILE, NOT_IN_BUNDLE):
         ref, _ = _subject(r)
         target = patient_target(ref)[0] if ref else None
         parts = literal(target) if target and not target.startswith("urn:") else None
-        found = elsewhere(parts[2], where.rsplit(": ", 1)[0], r, codes) if parts else None
+        if parts is None:
+            return
+        # the patient's identity: an absolute URL's base, else that of r's entry (R4
+        # bundle.html "Resolving references in Bundles"), else not known
+        server = parts[0] or rest_base(base)
+        file = path if path is not None else where.rsplit(": ", 1)[0]
+        found = elsewhere(parts[2], server, file, inside, r, codes)
         if found is not None:
             tally.elsewhere.append(found)
 
@@ -578,15 +672,23 @@ def _unassign(
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
     """The resources a protocol can use: a bound code, components (whose codes may be
     bound), a medication reference; the rest are counted but not kept (all without codes).
-    A kept resource naming a JSON member twice is marked malformed (duplicate_keys)."""
-    out = [r for r in resources if codes is None or _usable(r, codes)]
-    for r in out:
-        duplicate_keys(r)
-    return out
+    Whether one names a JSON member twice is checked where a fact is read from it
+    (fhir.Extractor, fhir_decode.duplicate_keys): most kept resources with components
+    give none."""
+    if codes is None:
+        return resources
+    return [r for r in resources if _usable(r, codes)]
 
 
 def _usable(r: Resource, codes: frozenset[str]) -> bool:
-    concept = r.code if r.code is not None else r.medicationCodeableConcept
-    if concept is not None and concept.coding:
-        return any(c.code in codes for c in concept.coding) or bool(r.component_)
+    concept = r.code
+    if concept is None:
+        concept = r.medicationCodeableConcept
+    if concept is not None:
+        coding = concept.coding
+        if coding:
+            for c in coding:  # (a loop, not any(): this runs for every resource read)
+                if c.code in codes:
+                    return True
+            return bool(r.component_)
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None

@@ -128,6 +128,10 @@ def _ndjson_lines(
             continue
         with fh:
             for number, line in enumerate(fh, 1):
+                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    # a UTF-8 byte order mark, as Windows tools write: RFC 8259 section
+                    # 8.1 lets a parser ignore it (breaker7 F17: the line was lost)
+                    line = line[3:]
                 if not line.strip():
                     continue
                 where = f"{path} line {number}"
@@ -199,7 +203,7 @@ def _group_lines(
                 tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
-                    found = elsewhere(pid, file, e.resource, codes)
+                    found = elsewhere(pid, None, file, "", e.resource, codes)
                     if found is not None:
                         tally.elsewhere.append(found)
             continue

@@ -186,13 +186,23 @@ def _reference_range(holder: Resource | Component, unit: Any) -> Any:
     out: list[dict[str, Any]] = []
     for rr in holder.referenceRange or ():
         one: dict[str, Any] = {}
+        units: set[Any] = set()
         for key in ("low", "high"):
             q = getattr(rr, key)
             if q is not None and q.value is not None:
                 one[key] = json_number(q.value, f"referenceRange.{key}.value")
-                one["unit"] = q.code or q.unit or unit
+                units.add(q.code or q.unit)
         if not one:
             continue
+        # R4 SimpleQuantity: a limit with neither code nor unit is unitless (UCUM "1"),
+        # never taken in the value's unit (40 beside 2.2 ukat/L is not 40 ukat/L:
+        # breaker7 F10); the reader refuses it for a value that has a unit
+        if units == {None}:
+            one["unitless"] = True
+        elif None in units or len(units) > 1:
+            one["units_differ"] = sorted(str(u) for u in units)
+        else:
+            one["unit"] = units.pop()
         if rr.type is not None:
             one["type"] = _meaning(rr.type)
         if rr.appliesTo:

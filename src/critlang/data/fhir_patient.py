@@ -96,10 +96,13 @@ def patient_fields(
             RecordProblem(group.path, "deceased", f"the Patient resources disagree: {shown}")
         )
         record["deceased"] = Duplicate(tuple(sorted(said, key=str)))
-    # a Patient that cannot be read but gives deceased[x]: whatever it says, perhaps
+    # a Patient that cannot be read but gives deceased[x] (a modifierExtension; malformed:
+    # deceased[x] in two choice types, R4 formats.html#choice, or of the wrong JSON type,
+    # "true" or 20261101, R4 json.html): whatever it says, perhaps deceased, never
+    # "alive" (Patient.deceased[x] is a modifier element; breaker7 F1)
     for p in group.patients:
-        if p.deceasedDateTime is not None or p.deceasedBoolean is not None:
-            if (why := _unreadable(p)) is not None and p.malformed is None:
+        if p.deceasedDateTime is not None or p.deceasedBoolean is not None or p.deceased_given:
+            if (why := _unreadable(p)) is not None:
                 where = f"Patient/{p.id}" if p.id else "Patient (no id)"
                 record["deceased"] = UnreadDeceased(f"{where} gives deceased[x] but {why}")
                 break

@@ -12,6 +12,8 @@
   `[A-Za-z0-9\\-\\.]{1,64}`), or None; `id_diagnostic(patient, path)` the per-patient
   problem saying so (the patient is still read under that id).
 - `patient_server(entry)`: (base, id) of a Patient entry whose fullUrl is RESTful.
+- `rest_base(url, type, id)`: the server base of a RESTful fullUrl, or None.
+- `same_server(a, b)`: whether two bases may name one server (an unknown base may).
 - `Medications`: the Medication resources of one Bundle or of one NDJSON export, indexed
   by the ways a reference can name them, and `resolve`, which gives a therapy
   (MedicationRequest/-Statement/-Administration) the code of the Medication its
@@ -176,6 +178,26 @@ def patient_server(e: Entry) -> tuple[str, str] | None:
     return parts[0], parts[2]
 
 
+def rest_base(url: str | None, kind: str | None = None, rid: str | None = None) -> str | None:
+    """The server base of a RESTful fullUrl (`[base]/[type]/[id]`, R4 bundle.html
+    "Resolving references in Bundles"), or None when the url is not one (a `urn:uuid:`,
+    absent); with `kind` and `rid`, only when the url names that resource."""
+    if not url or "://" not in url:
+        return None
+    parts = literal(url)
+    if parts is None or (kind is not None and (parts[1], parts[2]) != (kind, rid)):
+        return None
+    return parts[0]
+
+
+def same_server(a: str | None, b: str | None) -> bool:
+    """Whether two server bases may be one server: a resource's identity is (base, type,
+    id) where its base is known (R4 Resource.id: ids are unique per server), so only two
+    known bases that differ name two servers; an unknown base (no RESTful fullUrl, an
+    NDJSON export, a relative reference) may be either."""
+    return a is None or b is None or a == b
+
+
 def _form(m: Resource) -> tuple[tuple[str, str], ...] | str:
     """A Medication's code as sorted (system, code) pairs, so that two copies that list
     the same codings in another order agree; or why it gives none."""
@@ -203,16 +225,20 @@ def _form(m: Resource) -> tuple[tuple[str, str], ...] | str:
 class Medications:
     """The Medication resources of one Bundle or one NDJSON export.
 
-    `add(m, url)` indexes a Medication under `Medication/[id]` and, in a Bundle, under its
-    `fullUrl` (R4 bundle.html#references); `resolve(r, base)` sets the therapy's
-    `medicationCodeableConcept` to the Medication's code, or returns why it cannot. In
-    NDJSON (`bulk=True`, one export from one server) an absolute reference is matched by
-    its `[type]/[id]`, as patients are. Memory: one small entry per Medication name.
+    `add(m, url)` indexes a Medication under its `fullUrl` (R4 bundle.html#references)
+    and, when that gives no server base (a `urn:uuid:`, none, NDJSON, contained), under
+    `Medication/[id]`; `resolve(r, base)` sets the therapy's `medicationCodeableConcept`
+    to the Medication's code, or returns why it cannot. A Medication's identity is (base,
+    type, id) where its base is known: `Medication/x` from an entry on server B names
+    B's x (or an x of no known server), never another server's x. In NDJSON
+    (`bulk=True`, one export from one server) an absolute reference is matched by its
+    `[type]/[id]`, as patients are. Memory: one small entry per Medication name.
     """
 
     def __init__(self, bulk: bool = False) -> None:
         self.bulk = bulk
         self.forms: dict[str, set[tuple[tuple[str, str], ...] | str]] = {}
+        self.servers: dict[str, set[str]] = {}  # id -> the known bases it is given on
 
     def __bool__(self) -> bool:
         return bool(self.forms)
@@ -220,27 +246,32 @@ class Medications:
     def add(self, m: Resource, url: str | None = None) -> None:
         form = _form(m)
         names = []
+        url = unversioned(url) if url else None
+        base = rest_base(url, "Medication", m.id)
         if url:
-            names.append(unversioned(url))
-        if m.id:
+            names.append(url)
+        if m.id and base is None:
             names.append(f"Medication/{m.id}")
+        elif m.id and base is not None:
+            self.servers.setdefault(m.id, set()).add(base)
         for name in names:
             self.forms.setdefault(name, set()).add(form)
 
-    def _lookup(self, name: str) -> tuple[Concept | None, str | None]:
-        forms = self.forms.get(name)
-        if forms is None:
+    def _lookup(self, names: list[str], shown: str) -> tuple[Concept | None, str | None]:
+        known = [self.forms[n] for n in names if n in self.forms]
+        if not known:
             return None, NOT_IN_DATA
+        forms = set().union(*known)
         if len(forms) > 1:
             malformed = sorted(f for f in forms if isinstance(f, str) and f.startswith(MALFORMED))
             if malformed:
-                return None, f"{malformed[0]} ({name})"
+                return None, f"{malformed[0]} ({shown})"
             # R4 Resource.id: one resource, one content; copies that disagree are a
             # conflict, and which one a reader met first is file order
-            return None, f"that the data give with {len(forms)} different codes ({name})"
+            return None, f"that the data give with {len(forms)} different codes ({shown})"
         (form,) = forms
         if isinstance(form, str):
-            return None, f"{form} ({name})"
+            return None, f"{form} ({shown})"
         return Concept([Coding(system or None, code) for system, code in form]), None
 
     def resolve(self, r: Resource, base: str | None = None) -> str | None:
@@ -255,12 +286,14 @@ class Medications:
             return NOT_IN_DATA  # identifier-only: no Medication resource to read
         if ref.startswith("#"):
             # a contained Medication: named by its local id within r alone (R4
-            # references.html#contained, dom-3)
+            # references.html#contained, dom-3); said so, since no Medication resource
+            # of the data has that name
             inner = Medications()
             for c in r.contained or ():
                 if c.resourceType == "Medication":
                     inner.add(c)
-            concept, why = inner._lookup(f"Medication/{ref[1:]}")
+            shown = f"contained in the resource as {ref[:65]}"
+            concept, why = inner._lookup([f"Medication/{ref[1:]}"], shown)
             if concept is not None:
                 r.medicationCodeableConcept = concept
             return why
@@ -270,16 +303,22 @@ class Medications:
         parts = literal(name) if not name.startswith(("urn:uuid:", "urn:oid:")) else None
         if parts is not None and parts[1] != "Medication":
             return f"that is a {parts[1]}, not a Medication ({name})"
+        names = [name]
         if self.bulk:
             if parts is None:
                 return NOT_IN_DATA  # a urn outside a Bundle names nothing of the export
             name = f"Medication/{parts[2]}"
-        elif parts is not None and not parts[0] and base:
-            # relative, from an entry with a RESTful fullUrl: against that base first
-            own = literal(base)
-            if own is not None and f"{own[0]}/{name}" in self.forms:
-                name = f"{own[0]}/{name}"
-        concept, why = self._lookup(name)
+            names = [name]
+        elif parts is not None and not parts[0]:
+            # relative [type]/[id]: against the base of the entry's RESTful fullUrl (R4
+            # bundle.html "Resolving references in Bundles": "extract the [root] from the
+            # fullUrl, and append the reference (type/id) to it"); another server's
+            # Medication of that id is not this one. From an entry of no known server,
+            # any server's (two that disagree are a conflict).
+            own = rest_base(base)
+            servers = [own] if own is not None else sorted(self.servers.get(parts[2], ()))
+            names = [f"{b}/{name}" for b in servers if b is not None] + [name]
+        concept, why = self._lookup(names, name)
         if concept is not None:
             r.medicationCodeableConcept = concept
         return why

@@ -61,9 +61,17 @@ STATUSES = {
 NOT_DONE = {
     "Procedure": frozenset({"preparation", "not-done", "entered-in-error"}),
     "MedicationAdministration": frozenset({"not-done", "entered-in-error"}),
-    "MedicationRequest": frozenset({"cancelled", "draft", "entered-in-error"}),
-    "MedicationStatement": frozenset({"not-taken", "intended", "entered-in-error"}),
+    "MedicationRequest": frozenset({"cancelled", "draft"}),
+    "MedicationStatement": frozenset({"not-taken", "intended"}),
 }
+# entered-in-error differs by value set. event-status (Procedure, MedicationAdministration):
+# "should never have existed ... (If real-world activity has occurred, the status should
+# be 'stopped' rather than 'entered-in-error')": nothing happened, set aside.
+# medicationrequest-status and medication-statement-status: "Some of the actions that are
+# implied by the medication statement may have occurred. For example, the patient may have
+# taken some of the medication" (realfhir7 F14): the record may be wrong in what it names
+# (the drug, the patient's dose) yet hide an exposure, so it is read as status unknown.
+IN_ERROR_MAY_HIDE = frozenset({"MedicationRequest", "MedicationStatement"})
 HIDDEN = "unknown"  # event-status, medication*-status: "The authoring system does not know"
 # MedicationRequest.intent (medicationrequest-intent, a modifier element): only an order
 # authorizes giving the drug; proposal, plan and option are suggestions or intentions
@@ -132,6 +140,12 @@ def not_evidence(r: Resource, kind: str) -> tuple[str, bool] | None:
         return f"has status {str(r.status)[:40]!r}, not a code of its R4 value set", True
     if kind in NOT_DONE and r.status in NOT_DONE[kind]:
         return f"has status {r.status!r}: {_NOT[kind]}", False
+    if kind in IN_ERROR_MAY_HIDE and r.status == "entered-in-error":
+        return (
+            "has status 'entered-in-error': recorded in error, yet R4 says some of it may "
+            f"have happened (the patient may have taken some), so whether it was "
+            f"{_NOT[kind][4:]}, and what, is not known"
+        ), True
     if kind in NOT_DONE and r.status == HIDDEN:
         return f"has status {HIDDEN!r}: whether it was {_NOT[kind][4:]} is not known", True
     return None
@@ -197,6 +211,8 @@ def concept_targets(
             hit = index.get((c.system or "", c.code))  # type: ignore[arg-type]
             if hit:
                 per.append(hit)
+    if not per:
+        return [], None  # no coding bound (most components of a panel)
     out: list[Target] = []
     for hit in per:
         for t in hit:

@@ -65,8 +65,12 @@ def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
             # a BackboneElement's modifierExtension (R4 extensibility.html) may change
             # what its validityPeriod means: the end cannot be read
             raise Unusable(f"dispenseRequest {modifier_unread(dispense)}: its end cannot be read")
-        validity = dispense.validityPeriod if dispense else None
-        return r.authoredOn, validity.end if validity else None
+        # MedicationRequest.dispenseRequest.validityPeriod: "the validity period of a
+        # prescription (stale dating the Prescription)": when it may be filled, not when
+        # the drug is taken (a dispense on its last day is taken after it), so it is no
+        # end of exposure (realfhir7 F4). The end of taking is not recorded: unknown
+        # (dosageInstruction.timing bounds are a plan, not read).
+        return r.authoredOn, None
     if kind == "Procedure":
         performed = r.performedPeriod
         if performed is not None:
@@ -79,7 +83,7 @@ def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
 
 
 def therapy_item(
-    kind: str, r: Resource, member: str, as_of: dt.date
+    kind: str, r: Resource, member: str | None, as_of: dt.date
 ) -> tuple[dict[str, Any], str | None]:
     """One therapy as a list item, and a diagnostic when its end cannot be read.
 
@@ -94,6 +98,8 @@ def therapy_item(
         start, end = therapy_dates(kind, r)
         return {"kind": member, "start": start, "end": end}, None
     start, end = _recorded(kind, r)
+    if kind == "MedicationRequest":
+        return _active_order(r, member, start, as_of)
     if end is None:
         return {"kind": member, "start": start, "end": "ongoing"}, None
     try:
@@ -102,13 +108,37 @@ def therapy_item(
         return {"kind": member, "start": start, "end": end}, None  # the reader says why
     if last > as_of:
         return {"kind": member, "start": start, "end": end}, None
-    element = {
-        "MedicationRequest": "dispenseRequest.validityPeriod.end",
-        "Procedure": "performedPeriod.end",
-    }.get(kind, "effectivePeriod.end")
+    element = "performedPeriod.end" if kind == "Procedure" else "effectivePeriod.end"
     why = (
         f"status {r.status!r} says it goes on, but {element} {str(end)[:40]} is on or before "
         f"the screening date {as_of.isoformat()}: the record contradicts itself, so its end "
         "is unknown"
     )
     return {"kind": member, "start": start, "end": None}, why
+
+
+def _active_order(
+    r: Resource, member: str | None, start: str | None, as_of: dt.date
+) -> tuple[dict[str, Any], str | None]:
+    """An active order (medicationrequest-status active: "actionable, but not all actions
+    that are implied by it have occurred yet"): ongoing on the screening date, unless the
+    prescription could no longer be filled by then (validityPeriod.end on or before it):
+    whether the drug is still taken is then unknown, with the diagnostic."""
+    dispense = r.dispenseRequest
+    validity = dispense.validityPeriod if dispense else None
+    stale = validity.end if validity else None
+    if stale is not None:
+        try:
+            last = parse_when(stale).last
+        except ValueError:
+            last = None
+        if last is None or last <= as_of:
+            why = (
+                f"status 'active', but the prescription could be filled only until "
+                f"{str(stale)[:40]} (dispenseRequest.validityPeriod.end), on or before the "
+                f"screening date {as_of.isoformat()}: whether it is still taken is unknown"
+            )
+            if last is None:
+                why = f"dispenseRequest.validityPeriod.end {str(stale)[:40]!r} is not a date"
+            return {"kind": member, "start": start, "end": None}, why
+    return {"kind": member, "start": start, "end": "ongoing"}, None

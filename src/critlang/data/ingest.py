@@ -44,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.python import Compiled, _range_limits
+from ..backends.python_normalise import limit_product
 from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
+from .fhir_refs import same_server
 from .reader import Reader
-from .records import CONFLICT, Observation, Record, RecordError
+from .records import CONFLICT, Observation, Record, RecordError, preliminary_notes
 from .values import exact_number
 
 COLUMNS = (
@@ -238,8 +240,20 @@ def record_rows(
             # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
             rows.append(_row(name + CONFLICT, 0, value=1.0))
         rows.append(_observation_row(compiled, name, t, 0, {}, obs))
-    for p in (*extra_problems, *reader.problems):
+        for key, fact, which, factor in compiled.products:  # `k x ULN`, exact (python.py)
+            product = limit_product(obs, checked, name, which, factor) if fact == name else None
+            if product is not None:
+                day = obs.date.toordinal() if obs.date else None
+                rows.append(_row(key, 0, value=product, day=day))
+    # the problems the Python engine lists (screen.py: the FHIR reading's, then the
+    # record's): those of the full read, which decides every fact (breaker7 F12: only the
+    # list reader's were kept, so a refused value left no problem in the cohort)
+    said = chosen.problems if chosen is not None else reader.problems
+    for p in (*extra_problems, *said):
         rows.append(_problem(p.fact, p.message))
+    for note in preliminary_notes(chosen) if chosen is not None else ():
+        fact, _, message = note.partition(": ")  # a preliminary value used, said so
+        rows.append(_problem(fact, message))
     return PatientRows(pid, rows)
 
 
@@ -499,27 +513,29 @@ def ingest_fhir(
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
 
-    def patients(paths: list[Path], part: Tally) -> Iterator[tuple[PatientRows, str, str | None]]:
+    Read = tuple[PatientRows, str, str | None, Where]
+
+    def patients(paths: list[Path], part: Tally) -> Iterator[Read]:
         for fp in read_fhir(paths, extractor, as_of, part):
             rows = record_rows(compiled, fp.record, fp.path, fp.problems, as_of)
-            yield rows, fp.path, _deceased(fp.record, as_of)
+            yield rows, fp.path, _deceased(fp.record, as_of), (fp.path, fp.bundle, fp.base)
 
-    def work(run: list[Path]) -> tuple[list[tuple[PatientRows, str, str | None]], Tally]:
+    def work(run: list[Path]) -> tuple[list[Read], Tally]:
         part = Tally()
         return list(patients(run, part)), part
 
     # bundle files on `jobs` processes (screen_jobs.py), in file order; NDJSON after them,
     # here (a patient's lines may be in any file), as read_groups orders them
     runs, rest = split_for_jobs(files, jobs)
-    read: dict[str, set[str]] = {}  # patient id -> the files it was read from
+    read: dict[str, set[Where]] = {}  # patient id -> where it was read (file, Bundle, base)
     try:
         for done, part in fork_map(work, runs, jobs) if runs else ():
             tally.merge(part)
-            for rows, path, dead in done:
-                read.setdefault(rows.id, set()).add(path)
+            for rows, path, dead, at in done:
+                read.setdefault(rows.id, set()).add(at)
                 writer.add(rows, path, dead)
-        for rows, path, dead in patients(rest, tally):
-            read.setdefault(rows.id, set()).add(path)
+        for rows, path, dead, at in patients(rest, tally):
+            read.setdefault(rows.id, set()).add(at)
             writer.add(rows, path, dead)
         _refuse_elsewhere(tally, read)
     except BaseException:
@@ -529,24 +545,34 @@ def ingest_fhir(
     return writer.count
 
 
+Where = tuple[str, str, str | None]  # (file, nested Bundle or "", server base or None)
+
+
 class NamedElsewhere(ValueError):
     """Resources with a bound code name a patient read from another file."""
 
 
-def _refuse_elsewhere(tally: Any, read: dict[str, set[str]]) -> None:
+def _refuse_elsewhere(tally: Any, read: dict[str, set[Where]]) -> None:
     """`screen` makes the criteria such resources could change unknown for that patient
     (screen_elsewhere.py); a cohort table has no place for "these facts are unknown
-    because of another file", so ingest refuses rather than store a patient without them."""
-    found = sorted(
-        f"{path}: {label} names Patient/{pid}, read from {', '.join(sorted(read[pid] - {path}))}"
-        for pid, path, label, _ in tally.elsewhere
-        if read.get(pid, set()) - {path}
-    )
+    because of another file", so ingest refuses rather than store a patient without them.
+    A patient is matched as screen_elsewhere matches it: its id, a server that may be the
+    same (fhir_refs.same_server), another file or another Bundle of the same file."""
+    found = set()
+    for pid, base, path, inside, label, _ in tally.elsewhere:
+        others = sorted(
+            f"{file}{bundle}"
+            for file, bundle, server in read.get(pid, ())
+            if same_server(base, server) and (file, bundle) != (path, inside)
+        )
+        if others:
+            found.add(f"{path}{inside}: {label} names Patient/{pid}, read from {', '.join(others)}")
     if found:
+        shown = sorted(found)
         raise NamedElsewhere(
-            f"{len(found)} resource(s) name a patient read from another file (a Bundle is read "
-            "on its own, so they would be left out of that patient's facts): "
-            + "; ".join(found[:3])
+            f"{len(shown)} resource(s) name a patient read from another file or Bundle (a "
+            "Bundle is read on its own, so they would be left out of that patient's facts): "
+            + "; ".join(shown[:3])
             + ". Put each patient's resources in one Bundle, or screen the files with "
             "`critlang screen`, which makes what they could change unknown"
         )

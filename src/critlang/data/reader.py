@@ -57,6 +57,12 @@ __all__ = ["Reader", "deceased_state", "newest_of"]
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
 # anything else) are not results.
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+# Of those that are not results, the ones that say there is none (no result yet, the
+# observation was cancelled or made in error) hide nothing; "unknown" ("The authoring
+# system does not know which of the status values currently applies": it may be final)
+# and a code outside the value set may hide the newest value, as from FHIR (docs/fhir.md,
+# Observation.status; breaker7 F7)
+RETRACTED_STATUS = frozenset({"registered", "cancelled", "entered-in-error"})
 MAX_CANDIDATES = 8  # conflicting values weighed per fact
 MAX_WORLDS = 64  # combinations weighed per record (backends.python.MAX_WORLDS)
 
@@ -242,7 +248,18 @@ class Reader(ListReading, QuantityReading):
             comparator = self.comparator(fact, entry)
             if value is None or comparator is False:
                 return None
-            obs = Observation(value, comparator=comparator or None)
+            low = high = None
+            rr = entry.get("reference_range")  # the INR's: `inr <= 1.5 x ULN`
+            limits = None if rr is None else self.number_range(fact, rr, entry.get("date"))
+            if limits is not None:
+                low, high = limits
+            obs = Observation(
+                value,
+                low=low,
+                high=high,
+                comparator=comparator or None,
+                range_unknown=rr is not None and limits is None,
+            )
             if not self.plausible(fact, obs, None):
                 return None
         else:
@@ -379,8 +396,7 @@ class Reader(ListReading, QuantityReading):
             return entry is not None
         status = _one(entry.get("status"))
         if status is not None and (
-            not isinstance(status, str)
-            or status not in USABLE_STATUS
+            (isinstance(status, str) and status in RETRACTED_STATUS)
             or (status == "preliminary" and self.refuse_preliminary)
         ):
             return False
@@ -461,6 +477,10 @@ class Reader(ListReading, QuantityReading):
         pid = _one(data.get("id"))
         if isinstance(pid, Duplicate):
             raise RecordError("the record gives two different ids: which patient is it?")
+        if isinstance(_one(data.get("as_of")), Duplicate):
+            # the date it is to be evaluated at decides every window (breaker7 F6: the
+            # last copy won, ELIGIBLE or UNDETERMINED by key order)
+            raise RecordError("the record gives two different `as_of` dates: which day is it?")
         pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
         raw_anchors = self.merged(data.get("anchors"), "anchors")
         self.anchors = {}

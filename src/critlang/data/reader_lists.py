@@ -1,7 +1,7 @@
 """List facts in the native record reader (a base of reader.py's `Reader`): therapies
 and other lists of items, each field read strictly; an exposure's end may be ongoing
-(docs/patients.md, "Ongoing therapies"); a start after its end, or after the evaluation
-date, is impossible.
+(docs/patients.md, "Ongoing therapies"); any other date after the evaluation date (a
+start, a test taken) is impossible, as is a start after its end.
 """
 
 from __future__ import annotations
@@ -14,6 +14,19 @@ from .records import Observation, Ongoing, PartialDate
 from .values import Duplicate, _one
 
 END_FIELD = "end"  # the list-item date field that ends an exposure (may be ongoing)
+
+
+def may_lie_ahead(field: str) -> bool:
+    """A list-item date field whose date may be after the evaluation date: an end
+    (`end`, `washout_end`: a planned or computed end) or a date named as planned
+    (`planned_surgery`, `scheduled_visit`). Every other date field records something that
+    happened (`start`, `taken`, `collected`, `performed`): never after the evaluation
+    date (docs/patients.md, "What is dated after the evaluation date")."""
+    return (
+        field == END_FIELD
+        or field.endswith("_" + END_FIELD)
+        or field.startswith(("planned_", "scheduled_"))
+    )
 
 
 class ListReading:
@@ -54,7 +67,7 @@ class ListReading:
                     )
                 elif isinstance(ftype, DateT) and name == END_FIELD:
                     item[name] = self.end(label, v)
-                elif isinstance(ftype, DateT):  # a start may be planned: no past-only check
+                elif isinstance(ftype, DateT):  # past-only: check_order
                     item[name] = self.any_date(label, v)
                 else:
                     item[name] = self.scalar(label, ftype, v)
@@ -82,26 +95,35 @@ class ListReading:
         return w.first
 
     def check_order(self, fact: str, i: int, item: dict[str, Any]) -> None:
-        """A start after its end, or after the evaluation date, is impossible: both become
-        unknown."""
+        """Every date of an item but an end or a planned date (may_lie_ahead) records
+        something that happened (a start, a test taken, a sample collected): one after
+        the evaluation date is impossible, and the item's dates become unknown (docs/
+        patients.md, "What is dated after the evaluation date"). An `end` after it is
+        ongoing as of then (`end`); a start after its end is impossible too."""
+        for name, value in list(item.items()):
+            if may_lie_ahead(name) or not isinstance(value, (dt.date, PartialDate)):
+                continue
+            first = value.first if isinstance(value, PartialDate) else value
+            if first > self.as_of:
+                # recorded as having happened, it had not happened by the evaluation date:
+                # impossible data, never an event "within" a window nor a future one
+                self.problem(
+                    f"{fact}[{i + 1}]",
+                    f"{name} ({value}) after the evaluation date ({self.as_of.isoformat()}): "
+                    "impossible for something recorded as having happened",
+                )
+                for other, v in item.items():
+                    if isinstance(v, (dt.date, PartialDate, Ongoing)):
+                        item[other] = None
+                return
+            if isinstance(value, PartialDate) and value.last > self.as_of:
+                # the days after the evaluation date are impossible (above): "2026" read on
+                # 2026-11-27 is 1 January to 27 November, as a past date fact is
+                item[name] = PartialDate(value.first, self.as_of, value.text)
         start, end = item.get("start"), item.get(END_FIELD)
-        first = start.first if isinstance(start, PartialDate) else start
-        if isinstance(first, dt.date) and first > self.as_of:
-            # an exposure recorded as begun after the evaluation date had not happened
-            # then: impossible data (docs/patients.md), never a therapy "within" a window
-            self.problem(
-                f"{fact}[{i + 1}]",
-                f"starts ({start}) after the evaluation date ({self.as_of.isoformat()}): "
-                "impossible for something recorded as having happened",
-            )
-            item["start"] = item[END_FIELD] = None
-            return
-        if isinstance(start, PartialDate) and start.last > self.as_of:
-            # the days after the evaluation date are impossible (above): "2026" read on
-            # 2026-11-27 is 1 January to 27 November, as a past date fact is
-            start = item["start"] = PartialDate(start.first, self.as_of, start.text)
         if start is None or end is None or isinstance(end, Ongoing):
             return
+        first = start.first if isinstance(start, PartialDate) else start
         last = end.last if isinstance(end, PartialDate) else end
         if isinstance(first, dt.date) and isinstance(last, dt.date) and first > last:
             self.problem(f"{fact}[{i + 1}]", f"starts ({start}) after it ends ({end}): impossible")

@@ -7,6 +7,7 @@ impossible (values.PLAUSIBLE).
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from ..checker import CheckResult
@@ -16,6 +17,7 @@ from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 from .reader_ranges import RangeReading
 from .records import Observation, _decimal
+from .signs import never_negative
 from .values import PLAUSIBLE, _one, float_holds
 
 __all__ = ["QuantityReading", "_one"]
@@ -113,11 +115,15 @@ class QuantityReading(RangeReading):
         if convert is None:
             # the molar mass only bridges mass and amount of substance (mg/dL <-> mmol/L);
             # naming it for [IU]/L against U/L would point at the wrong fix
-            extra = (
-                " and no molar mass is declared"
-                if molar is None and _as_substance(unit.dims) == _as_substance(t.unit.dims)
-                else ""
-            )
+            extra = ""
+            if molar is None and _as_substance(unit.dims) == _as_substance(t.unit.dims):
+                # a list's field cannot have a molar mass (docs/language.md): never
+                # send the author to declare one there
+                extra = (
+                    " and no molar mass is declared"
+                    if info is not None
+                    else "; a list's field has no molar mass, so the two do not convert"
+                )
             if other_scale(unit, t.unit):
                 extra = (
                     ": another clinical scale, not a unit conversion; the fact declares no "
@@ -138,7 +144,7 @@ class QuantityReading(RangeReading):
                 range_unknown = True  # reported, but not this patient's for sure
             else:
                 low, high = limits
-        note = None
+        note = recorded = None
         if convert.source is not None:
             # another scale: the value is converted here, once, into the fact's unit, and
             # says so (explanations show the recorded value and the equation's source)
@@ -152,16 +158,30 @@ class QuantityReading(RangeReading):
             note = f"from {recorded} by {convert.source}"
         k = conversion_factor(unit, t.unit, molar)
         obs = Observation(
-            value, unit, None, note, low, high, comparator or None, range_unknown=range_unknown
+            value,
+            unit,
+            None,
+            note,
+            low,
+            high,
+            comparator or None,
+            range_unknown=range_unknown,
+            range_why=self.range_why if range_unknown else None,
         )
-        return obs if self.plausible(fact, obs, k, t) else None
+        return obs if self.plausible(fact, obs, k, t, recorded) else None
 
     def plausible(
-        self, fact: str, obs: Observation, k: Fraction | None, t: QuantT | None = None
+        self,
+        fact: str,
+        obs: Observation,
+        k: Fraction | None,
+        t: QuantT | None = None,
+        recorded: str | None = None,
     ) -> bool:
         """False (with a diagnostic) when the value cannot be a living patient's.
 
         A censored value is impossible when every value it allows is ("< 0", "> 100 %").
+        `recorded`: the value as recorded when a scale conversion gave `obs`.
         """
         c = obs.comparator
 
@@ -179,12 +199,32 @@ class QuantityReading(RangeReading):
         shown = f"{c + ' ' if c else ''}{_num(obs.value)}"
         if obs.unit is not None:
             shown += f" {obs.unit.text}"
-            if t is not None and all_below(declared, Fraction(0)):
+            codes = self.c.bindings.get(fact, [])
+            if t is not None and never_negative(t.unit, codes) and all_below(declared, Fraction(0)):
                 self.problem(fact, f"{shown} is negative: impossible for an amount")
                 return False
             if t is not None and t.unit.text == "%" and all_above(declared, Fraction(100)):
                 self.problem(fact, f"{shown} is above 100 %: impossible for a share")
                 return False
+        own = declared_range(self.c, fact)
+        if own is not None and (all_below(declared, own[0]) or all_above(declared, own[1])):
+            # the fact's own `plausible LOW..HIGH` (docs/language.md): a value outside it
+            # is an entry or unit error (HbA1c "53 %" is an IFCC mmol/mol value), never
+            # a measurement that may decide a criterion
+            if recorded is not None or (k is not None and k != 1 and obs.unit is not None):
+                shown = f"{recorded or shown} (= {_num(declared)} {own[2]})"
+            scales = sorted({s.src.text for s in self.c.facts[fact].scales})
+            extra = (
+                f"; a value in {' or '.join(scales)} labelled {own[2]}?"
+                if scales and recorded is None and obs.unit is not None
+                else ""
+            )
+            self.problem(
+                fact,
+                f"{shown} is outside the plausible range the protocol declares for {fact} "
+                f"({_num(own[0])}..{_num(own[1])}{' ' + own[2] if own[2] else ''}){extra}",
+            )
+            return False
         for code in self.c.bindings.get(fact, []):
             row = PLAUSIBLE.get(code.value) if code.system == "loinc" else None
             if row is None:
@@ -223,6 +263,42 @@ class QuantityReading(RangeReading):
 
 def _num(x: Fraction) -> str:
     return _decimal(x)
+
+
+def declared_range(checked: CheckResult, fact: str) -> tuple[Fraction, Fraction, str] | None:
+    """The fact's own `plausible LOW..HIGH` as (low, high, unit) in its declared unit
+    ("" for a plain number), or None when it declares none (the checker has refused a
+    range in another dimension or with no unit: such a protocol is never run)."""
+    info = checked.facts.get(fact)
+    opt = info.node.option("plausible") if info is not None else None
+    if info is None or opt is None or opt.quantity is None or opt.high is None:
+        return None
+    t = info.type
+    if isinstance(t, QuantT):
+        return _in_unit(
+            (opt.quantity.value, opt.quantity.unit, opt.high.value, opt.high.unit),
+            t.unit.text,
+            info.molar_mass,
+        )
+    if opt.quantity.unit or opt.high.unit:
+        return None
+    return opt.quantity.value, opt.high.value, ""
+
+
+@lru_cache(maxsize=256)
+def _in_unit(
+    ends: tuple[Fraction, str, Fraction, str], unit: str, molar: Fraction | None
+) -> tuple[Fraction, Fraction, str] | None:
+    want = parse_unit(unit)
+    out = []
+    for value, text in ((ends[0], ends[1]), (ends[2], ends[3])):
+        if not text:
+            return None
+        k = conversion_factor(parse_unit(text), want, molar)
+        if k is None:
+            return None
+        out.append(value * k)
+    return out[0], out[1], unit
 
 
 def _as_substance(dims: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:

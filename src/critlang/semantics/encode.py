@@ -163,6 +163,7 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         self.replace: dict[int, n.Expr] = {}
         self.memo: dict[int, TV] = {}  # id(condition) -> its encoding, outside lists
         self.calls: dict[tuple[Any, ...], Val] = {}
+        self.fixed: dict[int, Val] = {}  # operand -> one possibility (over_alternatives)
         for name, t in fact_types(checked).items():
             space.types.setdefault(name, t)
             if isinstance(t, (EnumT, ScaleT)):
@@ -268,6 +269,8 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         return names.index(member)
 
     def value(self, e: n.Expr, env: dict[str, Any]) -> Val:
+        if self.fixed and id(e) in self.fixed:
+            return self.fixed[id(e)]
         if isinstance(e, n.DualQuantityLit):
             e = e.primary
         if isinstance(e, n.NumberLit):
@@ -433,6 +436,10 @@ class Encoder(ComparisonEncoding, TimeEncoding):
             return TV(z3.Or(a.f, b.t), z3.And(a.t, b.f))
         if isinstance(e, n.Compare):
             return self.compare(e.op, e.left, e.right, env)
+        if n.compared(e):
+            lifted = self.over_alternatives(e, env)
+            if lifted is not None:
+                return lifted
         if isinstance(e, n.DateBound):
             d = plain(self.value(e.subject, env))
             if e.duration is not None:
@@ -505,6 +512,31 @@ class Encoder(ComparisonEncoding, TimeEncoding):
             return tv_of(self.value(e, env))
         raise Unsupported(f"the form {type(e).__name__}")
 
+    def over_alternatives(self, e: n.Expr, env: dict[str, Any]) -> TV | None:
+        """A comparison form (nodes.compared) over values with several possibilities:
+        the form per combination, met when every open combination meets it, not met
+        when every one fails it (runtime.agreed); None when no operand has several."""
+        operands = n.compared(e)
+        vals = [self.value(x, env) for x in operands]
+        if not any(v.alts for v in vals):
+            return None
+        combos: list[tuple[Any, tuple[Val, ...]]] = [(TRUE, ())]
+        for v in vals:
+            combos = [(z3.And(g, h), (*c, Val(x, v.k))) for g, c in combos for h, x in v.options()]
+            if len(combos) > MAX_ALTERNATIVES:
+                raise Unsupported(f"more than {MAX_ALTERNATIVES} possible values of a conditional")
+        every, none = [], []
+        saved = self.fixed
+        try:
+            for guard, combo in combos:
+                self.fixed = {**saved, **{id(x): c for x, c in zip(operands, combo, strict=True)}}
+                tv = self._cond(e, env)
+                every.append(z3.Implies(guard, tv.t))
+                none.append(z3.Implies(guard, tv.f))
+        finally:
+            self.fixed = saved
+        return TV(z3.And(*every), z3.And(*none))
+
     def decided(self, test: Any, *known: Any) -> TV:
         """A test that is unknown when any operand is (the compiled `None if ...`)."""
         k = z3.And(*known) if known else TRUE
@@ -530,10 +562,13 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         self.s.needs[e.list_name] = self.s.needs.get(e.list_name, 0) + need(e)
         if q == "majority":
             self.s.majority.add(e.list_name)
+        later = self.only_future(e, env)  # the items' absence decides nothing (no / any)
         if q == "any":
-            t, f = z3.Or(*yes), z3.And(z3.Not(z3.Or(*yes)), z3.Not(z3.Or(*unk)))
+            t = z3.Or(*yes)
+            f = z3.And(z3.Not(z3.Or(*yes)), z3.Not(z3.Or(*unk)), z3.Not(later))
         elif q == "no":
-            t, f = z3.And(z3.Not(z3.Or(*yes)), z3.Not(z3.Or(*unk))), z3.Or(*yes)
+            t = z3.And(z3.Not(z3.Or(*yes)), z3.Not(z3.Or(*unk)), z3.Not(later))
+            f = z3.Or(*yes)
         elif q == "all":
             t, f = z3.And(z3.Not(z3.Or(*no)), z3.Not(z3.Or(*unk))), z3.Or(*no)
         elif q == "majority":
@@ -541,5 +576,5 @@ class Encoder(ComparisonEncoding, TimeEncoding):
             t, f = 2 * y > total, 2 * (y + u) <= total
         else:
             y, u, c = count(yes), count(unk), e.count or 0
-            t, f = y >= c, y + u < c
+            t, f = y >= c, z3.And(y + u < c, z3.Not(later))
         return TV(z3.And(known, t), z3.And(known, f))

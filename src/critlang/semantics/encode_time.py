@@ -12,8 +12,10 @@ import z3
 
 from .. import nodes as n
 from ..backends.runtime import add_months
+from ..future_events import past_date_fields
+from ..typesys import ListT
 from ..units import CALENDAR, parse_unit
-from .logic import TV, Val, plain
+from .logic import FALSE, TRUE, TV, Val, plain
 
 if TYPE_CHECKING:
     from .encode import Space
@@ -24,8 +26,12 @@ class TimeEncoding:
     `s` (the Space), `value` and `decided`."""
 
     s: Space
+    c: Any  # CheckResult
     value: Any
     decided: Any
+    var: Any
+    scalar_var: Any
+    cond: Any
 
     def edge(self, anchor: n.Expr, duration: n.QuantityLit, sign: int, env: dict[str, Any]) -> Val:
         """The day number anchor + sign * duration: months and years as calendar steps
@@ -100,6 +106,52 @@ class TimeEncoding:
             last = _days_in_month(y2, m2)
             self.s.vars[key] = _ordinal(y2, m2, z3.If(d > last, last, d))
         return self.s.vars[key]
+
+    def only_future(self, e: n.Quantified, env: dict[str, Any]) -> Any:
+        """future_events.py's test, which the evaluators decide on interval-valued
+        hypothetical items: abstracted (a fresh boolean, so a proof holds for either
+        answer) and tied by what it implies for exact values: the body fails for every
+        item whose dates are on or before the evaluation date and other fields unknown
+        (a z3 ForAll over those dates; where reading a date added calendar constraints,
+        only for an item dated on the evaluation date), and it does not fail for an
+        item with every field unknown."""
+        dates = past_date_fields(self.c, e)
+        if not dates:
+            return FALSE
+        t = self.s.types[e.list_name]
+        assert isinstance(t, ListT)
+        number = len(self.s.vars)
+        later = self.var(("future", e.list_name, number), lambda: z3.Bool(f"|future:{number}|"))
+
+        def fields(days: dict[str, Any], past: bool) -> dict[str, Any]:
+            inner = dict(env)
+            for fname, ft in t.fields:
+                key = ("phantom", e.list_name, number, past, fname)
+                if fname in days:
+                    inner[fname] = Val(days[fname], TRUE)
+                else:
+                    inner[fname] = Val(self.scalar_var(key, ft, f"{e.list_name}.{fname}"), FALSE)
+            inner["__list__"] = e.list_name
+            return inner
+
+        def body(days: dict[str, Any], past: bool) -> TV:
+            return self.cond(e.body, fields(days, past))
+
+        bound = {d: z3.Int(f"|phantom:{number}:{d}|") for d in dates}
+        inner = fields(bound, True)
+        before = len(self.s.constraints)  # a constraint now would read a bound date
+        every = self.cond(e.body, inner)
+        if len(self.s.constraints) == before:
+            past_fails = z3.ForAll(
+                list(bound.values()),
+                z3.Implies(z3.And(*[d <= self.s.today for d in bound.values()]), every.f),
+            )
+        else:
+            today = z3.IntVal(self.s.today)
+            past_fails = body({d: today for d in dates}, True).f
+        anything = body({}, False)
+        self.s.constraints += [z3.Implies(later, past_fails), z3.Implies(later, z3.Not(anything.f))]
+        return later
 
 
 _BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)

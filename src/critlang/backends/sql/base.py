@@ -17,20 +17,27 @@ from ...typesys import QuantT, Type
 from ...units import Unit, conversion_factor
 from ..python import Compiled
 from .calendar import const_of, num
-from .sqltree import SqlUnsupported, col, is_, null, paren
+from .sqltree import SqlUnsupported, col, is_, null, paren, same
 
 
 @dataclass
 class Quantifier:
-    """One list condition, counted per patient in its own subquery."""
+    """One list condition's body, counted per patient (one aggregate per list table for
+    all its conditions); conditions with the same body on the same list share it."""
 
     alias: str
     node: n.Quantified
     body: exp.Expression  # over the item row `i` and the patient row `w`
+    # the per-patient counts read (items true "yes", unknown, false "no"), in this order
+    needs: tuple[str, ...] = ()
+
+    def need(self, quantifier: str) -> None:
+        """Add the counts a quantifier (any, no, all, majority, at least) reads."""
+        wanted = {"no", "unknown"} if quantifier == "all" else {"yes", "unknown"}
+        self.needs = tuple(c for c in ("yes", "unknown", "no") if c in wanted or c in self.needs)
 
     def counts(self) -> tuple[str, ...]:
-        """The per-patient counts its quantifier reads (items true, unknown, false)."""
-        return ("no", "unknown") if self.node.quantifier == "all" else ("yes", "unknown")
+        return self.needs
 
 
 class CompilerBase:
@@ -48,11 +55,16 @@ class CompilerBase:
         self.arm: str | None = None  # the arm bound while compiling per-arm verdicts
         self.in_item: str | None = None  # the list whose item row is in scope
         self.rounded = n.arithmetic_roots(self.c.protocol)
-        # named intermediate values: SQL text -> (column, expression, stage)
-        self.lets: dict[str, tuple[str, exp.Expression, int]] = {}
+        # named intermediate values: the expression (sqlglot's structural hash and
+        # equality, confirmed node by node: `same`) -> (column, expression, stage)
+        self.lets: dict[exp.Expression | str, tuple[str, exp.Expression, int]] = {}
         self.stage_of: dict[str, int] = {}
         self.forced: dict[int, bool] = {}  # conditional -> branch, while enumerating
         self.forced_cond: dict[int, exp.Expression] = {}
+        self.lifting: set[int] = set()  # comparison forms being enumerated by branch
+        # list field -> its interval while a body is compiled over a hypothetical item
+        # (future_events.py; lists.Lists.future_only), None otherwise
+        self.hypothetical: dict[str, Any] | None = None
         # facts / list fields read as plain values where they may be intervals: a
         # criterion (an item) reading one that is an interval is unknown (intervals.py)
         self.plain_reads: set[str] = set()
@@ -76,10 +88,12 @@ class CompilerBase:
                 out += self.conditionals(self.c.defines[x.func].body, seen)
         return list({id(c): c for c in out}.values())
 
-    def over_branches(self, e: n.Expr, build: Any) -> exp.Expression:
+    def over_branches(self, e: n.Expr, build: Any, known: bool = False) -> exp.Expression:
         """A comparison over a value with a conditional inside: with the condition
         unknown the value is both branches (runtime.choice), and the comparison is
-        decided when both branches decide it alike, as the Python back end does."""
+        decided when both branches decide it alike, as the Python back end does.
+        `known` (`x is known`): with the condition unknown, known when both branches
+        are (runtime.choice is None when a possibility is)."""
         conds = self.conditionals(e)
         if not conds:
             return build()
@@ -88,14 +102,14 @@ class CompilerBase:
         for branch in (True, False):
             self.forced[id(first)] = branch
             try:
-                results.append(self.let(self.over_branches(e, build)))
+                results.append(self.let(self.over_branches(e, build, known)))
             finally:
                 del self.forced[id(first)]
         yes, no = results
         cond = self.forced_cond.pop(id(first), None)
         if cond is None:  # the conditional was not reached: nothing to enumerate
             return yes
-        agree = exp.Case(
+        agree: exp.Expression = exp.Case(
             ifs=[
                 exp.If(this=exp.and_(is_(yes, True), is_(no, True), copy=False), true=exp.true()),
                 exp.If(
@@ -104,6 +118,8 @@ class CompilerBase:
             ],
             default=null(),
         )
+        if known:
+            agree = exp.and_(yes.copy(), no.copy(), copy=False)
         return self.let(
             exp.Case(
                 ifs=[
@@ -129,14 +145,18 @@ class CompilerBase:
             return e
         if next(itertools.islice(e.walk(), small, None), None) is None:
             return e  # at most `small` nodes
-        key = e.sql()
-        if key not in self.lets:
+        key: exp.Expression | str = e
+        found = self.lets.get(key)
+        if found is not None and not same(found[1], e):
+            key = e.sql()  # a hash collision (never seen): the text tells them apart
+            found = self.lets.get(key)
+        if found is None:
             reads = [self.stage_of.get(c.name, 0) for c in e.find_all(exp.Column) if c.table == "w"]
             stage = 1 + max(reads, default=0)
             name = f"l{len(self.lets) + 1}"
-            self.lets[key] = (name, e, stage)
+            found = self.lets[key] = (name, e, stage)
             self.stage_of[name] = stage
-        return col(self.lets[key][0], "w")
+        return col(found[0], "w")
 
     def name_once(self, e: exp.Expression) -> exp.Expression:
         """`let` whatever its size (a value the calendar splits many times)."""

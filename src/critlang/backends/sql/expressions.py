@@ -12,6 +12,7 @@ from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
 from ...typesys import QuantT, ScaleT, Type
 from ...units import Unit, parse_unit
+from ..python_normalise import limit_key
 from . import calendar as cal
 from . import intervals as iv
 from .base import CompilerBase
@@ -91,6 +92,8 @@ class Expressions(CompilerBase):
         if r.kind == "assume":
             return self.value(self.c.assumed[r.name].value)
         key = (r.kind, r.name)
+        if r.kind == "field" and self.hypothetical is not None:
+            return null()  # future_events.py: read plainly, a hypothetical field is unknown
         if r.kind == "field":
             if self.in_item is None:
                 raise self.unsupported("a list field outside its list condition", e)
@@ -171,6 +174,8 @@ class Expressions(CompilerBase):
         r = self.ref(e)
         if (r.kind, r.name) in self.env or not iv.capable(self.type(e)):
             return None
+        if r.kind == "field" and self.hypothetical is not None:
+            return self.hypothetical.get(r.name)
         if r.kind == "fact" and iv.capable(self.c.record_types.get(r.name)):
             return iv.fact_iv(self.column, r.name)
         if r.kind == "field" and self.in_item is not None:
@@ -195,6 +200,14 @@ class Expressions(CompilerBase):
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr) -> exp.Expression:
+        if n.compared(e) and id(e) not in self.lifting:
+            # a comparison form over a conditional value: branch by branch, decided when
+            # every branch agrees (as `compare`; the Python back end's over_alternatives)
+            self.lifting.add(id(e))
+            try:
+                return self.over_branches(e, lambda: self.cond(e))
+            finally:
+                self.lifting.discard(id(e))
         if isinstance(e, n.BoolLit):
             return exp.Boolean(this=e.value)
         if isinstance(e, (n.Name, n.Call, n.FirstAvailable, n.Conditional)):
@@ -243,6 +256,12 @@ class Expressions(CompilerBase):
             if e.negated:
                 test = exp.Not(this=paren(test))
             return guard(test, a)
+        if isinstance(e, n.IsKnown) and id(e) not in self.lifting:
+            self.lifting.add(id(e))  # known when every possibility is (over_branches)
+            try:
+                return self.over_branches(e, lambda: self.cond(e), known=True)
+            finally:
+                self.lifting.discard(id(e))
         if isinstance(e, n.IsKnown) and self.any_interval(e.subject):
             found = self.interval(e.subject)
             assert found is not None
@@ -252,16 +271,15 @@ class Expressions(CompilerBase):
             return exp.Not(this=is_null(a))
         if isinstance(e, n.CompareRef) and self.any_interval(e.left):
             x = self.operand(e.left)
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            bound = iv.Iv.of(exp.Mul(this=k, expression=limit))
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            bound = iv.Iv.of(limit)
             return self.let(iv.guard(iv.compare(e.op, x, bound), x, bound))
         if isinstance(e, n.CompareRef):
             assert isinstance(e.left, n.Name)
             a = self.let(self.value(e.left))
-            limit = self.column(e.left.name + ("#high" if e.limit == "ULN" else "#low"))
-            k = num(float(e.factor.value))
-            return guard(compare_sql(e.op, a, exp.Mul(this=k, expression=limit)), a, limit)
+            # k x the limit as the Python evaluator compares it (limit_products)
+            limit = self.column(limit_key(e.left.name, e.limit, e.factor.value))
+            return guard(compare_sql(e.op, a, limit), a, limit)
         if isinstance(e, n.InNormalRange) and self.any_interval(e.subject):
             assert isinstance(e.subject, n.Name)
             x = self.operand(e.subject)
@@ -326,4 +344,7 @@ class Expressions(CompilerBase):
             return self.let(iv.guard(iv.compare(op, x, y), x, y))
         a = self.let(self.value(left))
         b = self.let(self.value(right, self.carrier(left), self.molar(left)))
+        if op in ("=", "!=") and all(isinstance(x, exp.Literal) and x.is_string for x in (a, b)):
+            # two categories (the arm a per-arm verdict binds against a named arm)
+            return exp.Boolean(this=(a.this == b.this) == (op == "="))
         return guard(compare_sql(op, a, b), a, b)

@@ -9,11 +9,12 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import Ref
+from ...future_events import past_date_fields
 from ...typesys import BoolT, EnumT, ListT
 from . import intervals as iv
 from .base import CompilerBase, Quantifier
 from .calendar import num
-from .sqltree import case, col, is_, is_null, lit, null, paren
+from .sqltree import case, col, is_, is_null, lit, null, paren, same
 from .windows import Windows
 
 FACTS = "critlang_facts"
@@ -44,8 +45,18 @@ class Lists(Windows):
         if self.plain_fields:  # an item whose field read plainly is an interval: unknown
             ranged = [iv.field_is_range("i", fields[f]) for f in sorted(self.plain_fields)]
             body = case(exp.or_(*ranged, copy=False), null(), body)
-        alias = f"q{len(self.quantifiers) + 1}"
-        self.quantifiers.append(Quantifier(alias, e, body))
+        future = self.future_only(e)
+        # the same body on the same list (a criterion compiled again per arm, say) is
+        # counted once
+        shared = next(
+            (q for q in self.quantifiers if q.node.list_name == e.list_name and same(q.body, body)),
+            None,
+        )
+        if shared is None:
+            shared = Quantifier(f"q{len(self.quantifiers) + 1}", e, body)
+            self.quantifiers.append(shared)
+        shared.need(e.quantifier)
+        alias = shared.alias
         self.arm = saved_arm
         known = self.column(e.list_name)  # the item count; NULL when the list is unknown
         yes = col(f"{alias}_yes", "w")
@@ -58,6 +69,7 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.true()),
                     exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=future, true=null()),
                 ],
                 default=exp.false(),
             )
@@ -66,6 +78,7 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.false()),
                     exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=future, true=null()),
                 ],
                 default=exp.true(),
             )
@@ -103,9 +116,13 @@ class Lists(Windows):
                 ifs=[
                     exp.If(this=exp.GTE(this=yes, expression=k), true=exp.true()),
                     exp.If(
-                        this=exp.LT(
-                            this=paren(exp.Add(this=yes.copy(), expression=unk)),
-                            expression=k.copy(),
+                        this=exp.and_(
+                            exp.LT(
+                                this=paren(exp.Add(this=yes.copy(), expression=unk)),
+                                expression=k.copy(),
+                            ),
+                            exp.Not(this=paren(future)),
+                            copy=False,
                         ),
                         true=exp.false(),
                     ),
@@ -113,6 +130,28 @@ class Lists(Windows):
                 default=null(),
             )
         return self.let(case(is_null(known), null(), result))
+
+    def future_only(self, e: n.Quantified) -> exp.Expression:
+        """TRUE when only an item dated after the evaluation date could meet e's body
+        (future_events.py): the body compiled over the two hypothetical items, on the
+        patient row (a field read plainly is NULL there, as the Python evaluator's
+        hypothetical items hold no plain value for it either)."""
+        dates = past_date_fields(self.c, e)
+        if not dates:
+            return exp.false()
+        results = []
+        for past in (True, False):
+            as_of = num(self.as_of.toordinal())
+            self.hypothetical = (
+                {d: iv.Iv(null(), as_of, plain=False) for d in dates} if past else {}
+            )
+            try:
+                results.append(self.let(self.cond(e.body)))
+            finally:
+                self.hypothetical = None
+        return paren(
+            exp.and_(is_(results[0], False), exp.Not(this=is_(results[1], False)), copy=False)
+        )
 
 
 def item_rows(comp: CompilerBase, list_name: str) -> exp.Select:
@@ -173,31 +212,43 @@ def join_list_counts(
             items = item_rows(comp, list_name).subquery("i", copy=False)
         else:
             items = exp.alias_(exp.to_table(stored[list_name]), "i", table=True, copy=False)
-        # every condition on this list, counted in one pass over its items
-        sums: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid", copy=False)]
+        # every condition on this list, counted in one pass over its items: each body
+        # evaluated once per item (a column `qN` of the item rows `b`), then only the
+        # counts its quantifiers read
+        bodies: list[exp.Expression] = [exp.alias_(col("pid", "i"), "pid", copy=False)]
+        sums: list[exp.Expression] = [exp.alias_(col("pid", "b"), "pid", copy=False)]
         needs_patient = False
         for q in quantifiers:
             body = q.body
             needs_patient = needs_patient or any(c.table == "w" for c in body.find_all(exp.Column))
-            tests = {"yes": is_(body, True), "unknown": is_null(body), "no": is_(body, False)}
-            # only the counts the quantifier reads, each a COUNT (of the items meeting
-            # the test): fewer and cheaper aggregates than three sums per condition
+            bodies.append(exp.alias_(body, q.alias, copy=False))
+            value = col(q.alias, "b")
             for suffix in q.counts():
-                counted = case(tests[suffix], exp.Literal.number(1), null())
-                sums.append(exp.alias_(exp.Count(this=counted), f"{q.alias}_{suffix}", copy=False))
-        counts = exp.select(*sums, copy=False).from_(items, copy=False)
+                counted: exp.Expression
+                if suffix == "unknown":  # the items whose body is NULL
+                    counted = exp.Sub(
+                        this=exp.Count(this=exp.Star()), expression=exp.Count(this=value.copy())
+                    )
+                else:
+                    test = value.copy() if suffix == "yes" else exp.Not(this=value.copy())
+                    counted = exp.Count(
+                        this=exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))])
+                    )
+                sums.append(exp.alias_(counted, f"{q.alias}_{suffix}", copy=False))
+        rows = exp.select(*bodies, copy=False).from_(items, copy=False)
         if needs_patient:  # a condition reads the patient's own values (an anchor date)
             row = (
                 exp.alias_(exp.to_table("critlang_wide"), "w", table=True, copy=False)
                 if patient is None
                 else patient.copy().subquery("w", copy=False)
             )
-            counts = counts.join(
+            rows = rows.join(
                 row,
                 on=exp.EQ(this=col("pid", "w"), expression=col("pid", "i")),
                 copy=False,
             )
-        counts = counts.group_by(col("pid", "i"), copy=False)
+        counts = exp.select(*sums, copy=False).from_(rows.subquery("b", copy=False), copy=False)
+        counts = counts.group_by(col("pid", "b"), copy=False)
         alias = f"n{number}"
         query = query.join(
             counts.subquery(alias, copy=False),

@@ -5,6 +5,8 @@ column per record key (`f1`...: a fact, an anchor, `fact#low`, an interval bound
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from sqlglot import exp
 
 from ...checker import ENROLLMENT
@@ -12,6 +14,7 @@ from ...data.records import CONFLICT, window_start
 from ...typesys import BoolT, DateT, EnumT, ListT, ScaleT
 from ...units import parse_unit
 from ..python import _range_limits
+from ..python_normalise import limit_product
 from . import intervals as iv
 from .base import CompilerBase
 from .calendar import num
@@ -61,10 +64,14 @@ def picked_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
     # list each: a row is kept when its fact is listed under a window that holds its day
     # (the same rows as a test per fact, without one string comparison per fact per row)
     by_window: dict[str, tuple[exp.Expression, set[str]]] = {}
+    products = {p[0] for p in comp.compiled.products}
     for key in keys:
         window = fact_filter(comp, key)
         fact = key if key.endswith(CONFLICT) else key.split("#")[0]
-        by_window.setdefault(window.sql(), (window, set()))[1].add(fact)
+        group = by_window.setdefault(window.sql(), (window, set()))[1]
+        group.add(fact)
+        if key in products:  # the exact `k x ULN` rows ingest wrote (limit_products)
+            group.add(key)
     filters = []
     for text, (window, facts) in sorted(by_window.items()):
         listed = exp.In(this=col("fact"), expressions=[lit(f) for f in sorted(facts)])
@@ -120,6 +127,9 @@ def key_value(comp: CompilerBase, key: str) -> exp.Expression:
     if key.endswith(CONFLICT):
         is_conflict = exp.EQ(this=col("fact", "v"), expression=lit(key))
         return exp.Max(this=case(is_conflict, col("value", "v"), null()))
+    product = next((p for p in comp.compiled.products if p[0] == key), None)
+    if product is not None:
+        return limit_product_value(comp, product, is_fact)
     if key.endswith("#low") or key.endswith("#high"):
         which = "low" if key.endswith("#low") else "high"
         default_low, default_high = _range_limits(None, comp.c, fact)
@@ -145,6 +155,28 @@ def key_value(comp: CompilerBase, key: str) -> exp.Expression:
         )
     # quantities, numbers, integers, grades, dates (day numbers), list item counts
     return exp.Max(this=case(is_fact, col("value", "v"), null()))
+
+
+def limit_product_value(
+    comp: CompilerBase, product: tuple[str, str, str, Fraction], is_fact: exp.Expression
+) -> exp.Expression:
+    """`k x ULN` (or LLN) as the Python evaluator compares it: the product ingest wrote,
+    computed exactly and rounded once (python_normalise.limit_products); without a value
+    the protocol's default range's exact product. A facts table written by other means
+    (a warehouse's) has no such rows: k times the limit, in floats."""
+    key, name, which, factor = product
+    own = exp.Max(
+        this=case(exp.EQ(this=col("fact", "v"), expression=lit(key)), col("value", "v"), null())
+    )
+    has_row = exp.Max(this=case(is_fact, num(1), null()))
+    default = limit_product(None, comp.c, name, which, factor)
+    limit = key_value(comp, f"{name}#{which}")
+    fallback = case(
+        is_null(has_row),
+        null() if default is None else num(default),
+        exp.Mul(this=num(float(factor)), expression=limit),
+    )
+    return exp.Coalesce(this=own, expressions=[fallback])
 
 
 def key_definition(comp: CompilerBase, key: str) -> str:

@@ -122,8 +122,9 @@ def screen_cohort(
         problems: dict[int, list[str]] = {}
         if patients:  # each patient's reading problems, as the Python engine lists them
             rows = local.con.execute(
+                # in the order ingest wrote them (rowid), which is the Python engine's
                 "SELECT pid, fact, problem FROM critlang_facts WHERE problem IS NOT NULL "
-                "ORDER BY pid, fact, problem"
+                "ORDER BY pid, rowid"
             ).fetchall()
             for pid, fact, why in rows:
                 problems.setdefault(pid, []).append(f"{fact}: {why}")

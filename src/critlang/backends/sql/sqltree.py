@@ -44,11 +44,70 @@ def is_(e: exp.Expression, value: bool) -> exp.Expression:
 
 
 def guard(test: exp.Expression, *operands: exp.Expression) -> exp.Expression:
-    """NULL when any non-constant operand is NULL, else `test` (Python's `None if ...`)."""
-    unknowns = [is_null(o) for o in operands if const_of(o) is None and not is_literal(o)]
-    if not unknowns:
+    """NULL when any non-constant operand is NULL, else `test` (Python's `None if ...`).
+
+    Without the CASE where `test` is already NULL exactly then (`strict`): an SQL
+    comparison is NULL when an operand is, so `a < b` guarded is `a < b`."""
+    variables = [o for o in operands if const_of(o) is None and not is_literal(o)]
+    if not variables or strict(test, variables):
         return test
-    return case(exp.or_(*unknowns, copy=False), null(), test)
+    return case(exp.or_(*[is_null(o) for o in variables], copy=False), null(), test)
+
+
+COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
+
+
+def strict(test: exp.Expression, variables: list[exp.Expression]) -> bool:
+    """Whether `test` is NULL when any of `variables` is NULL and TRUE or FALSE otherwise:
+    comparisons (and IN lists of literals) each of whose sides is a constant or one of
+    `variables`, every variable read by each, under NOT, AND and OR (Kleene: with every
+    part NULL the whole is NULL; with none, none is)."""
+    if isinstance(test, exp.Paren):
+        return strict(test.this, variables)
+    if isinstance(test, exp.Not):
+        return strict(test.this, variables)
+    if isinstance(test, (exp.And, exp.Or)):
+        return strict(test.this, variables) and strict(test.expression, variables)
+    if isinstance(test, COMPARISONS):
+        sides = [test.this, test.expression]
+    elif (
+        isinstance(test, exp.In)
+        and test.expressions
+        and all(is_literal(x) for x in test.expressions)
+    ):
+        sides = [test.this]
+    else:
+        return False
+    read = [s for s in sides if const_of(s) is None and not is_literal(s)]
+    return all(any(same(s, v) for v in variables) for s in read) and all(
+        any(same(v, s) for s in read) for v in variables
+    )
+
+
+def same(a: exp.Expression, b: exp.Expression) -> bool:
+    """Whether two trees are the same node for node (types, argument values and their
+    letter case): what lets `let` share a column, checked after the hash matched."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.args.keys() != b.args.keys():
+        return False
+    for k, x in a.args.items():
+        y = b.args[k]
+        if isinstance(x, exp.Expression):
+            if not isinstance(y, exp.Expression) or not same(x, y):
+                return False
+        elif isinstance(x, list):
+            if not isinstance(y, list) or len(x) != len(y):
+                return False
+            for u, v in zip(x, y, strict=True):
+                if isinstance(u, exp.Expression):
+                    if not isinstance(v, exp.Expression) or not same(u, v):
+                        return False
+                elif u != v or type(u) is not type(v):
+                    return False
+        elif x != y or type(x) is not type(y):
+            return False
+    return True
 
 
 def is_literal(e: exp.Expression) -> bool:

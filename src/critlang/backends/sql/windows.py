@@ -101,6 +101,8 @@ class Windows(Expressions):
             return None
         assert isinstance(e, n.Name)
         r = self.ref(e)
+        if r.kind == "field" and self.hypothetical is not None:
+            return exp.true()  # a hypothetical item's date (lists.future_only): a range
         if r.kind == "field":
             assert self.in_item is not None
             return iv.field_is_range("i", self.item_fields[self.in_item][r.name])
@@ -118,6 +120,22 @@ class Windows(Expressions):
             low, high = (shifted, a) if sign < 0 else (a, shifted)
         first = iv.guard(iv.less(start, high, False), start, high)
         second = iv.guard(iv.less(low, end, False), end, low)
+        # an unknown end is never before its start (R4 Period per-1): a start surely on
+        # or after LOW decides END >= LOW (python.period; realfhir7 F3)
+        by_start = iv.guard(iv.less(low, start, False), start, low)
+        second = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.and_(
+                        exp.Not(this=paren(end.known())),
+                        exp.Is(this=paren(by_start), expression=exp.true()),
+                        copy=False,
+                    ),
+                    true=exp.true(),
+                )
+            ],
+            default=second,
+        )
         test = paren(exp.and_(paren(first), paren(second), copy=False))
         flags = [f for f in (self.range_flag(x) for x in (e.start, e.end)) if f is not None]
         swapped = exp.and_(
