@@ -201,6 +201,6 @@ def test_rescreening_a_perhaps_deceased_patient_keeps_the_funnel() -> None:
     s.patients.append(row)
     count_row(s.attrition, clears, statuses, True, maybe=True)
     assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3
-    _unknown(row, {"hb": ["other.json: Observation/hb"]}, s, c, clears)
+    _unknown(row, {"hb": [(False, "other.json: Observation/hb")]}, s, c, clears)
     assert row.statuses == ("met", "unknown", "unknown") and row.verdict == "undetermined"
     assert [(r.passed, r.not_ruled_out) for r in s.attrition] == [(0, 1)] * 3

@@ -298,3 +298,248 @@ def test_a_start_inside_an_overlaps_window_decides_whatever_the_end(tmp_path, st
         assert "an end is never before its start" in " ".join(e1.explanation)
     if expected == "unknown":
         assert any("end" in m for m in e1.missing)
+
+
+# ------------------------------------------------------------ reference ranges
+
+RANGE_PROTOCOL = """protocol "TEST-RW7-R"
+  title "reference ranges"
+  version "1"
+  date 2024-01-01
+  sex all
+  minimum age 18 years
+  healthy volunteers no
+
+fact birth_date: date
+fact sex: enum {female, male}
+fact alt: quantity U/L
+  reference range reported
+  measured within 90 days before enrollment
+
+codes birth_date: fhir "Patient.birthDate"
+codes sex: fhir "Patient.gender"
+codes alt: loinc "1742-6"
+
+exclusion criteria
+E1 "ALT > 3 x ULN"
+  rule alt > 3 x ULN
+"""
+
+
+def alt(value: float, unit: str, *ranges: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": "alt1",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "1742-6"}]},
+        "effectiveDateTime": "2024-05-20",
+        "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": unit},
+        "referenceRange": list(ranges),
+    }
+
+
+def limit(value: float, unit: str | None = "U/L") -> dict[str, Any]:
+    q: dict[str, Any] = {"value": value}
+    if unit is not None:
+        q |= {"system": "http://unitsofmeasure.org", "code": unit}
+    return q
+
+
+MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
+RANGES = {
+    # (range, E1, a diagnostic that must be said, or None)
+    "normal": ({"high": limit(40)}, "met", None),
+    "type normal": (
+        {"high": limit(40), "type": {"coding": [{"system": MEANING, "code": "normal"}]}},
+        "met",
+        None,
+    ),
+    "type as text": (
+        {"high": limit(40), "type": {"text": "therapeutic"}},
+        "unknown",
+        "may not be this patient's",
+    ),
+    "type of another system": (
+        {
+            "high": limit(40),
+            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
+        },
+        "unknown",
+        "may not be this patient's",
+    ),
+    "appliesTo as text": (
+        {"high": limit(40), "appliesTo": [{"text": "non-black/african-american"}]},
+        "unknown",
+        "applies to non-black/african-american, which critlang cannot tell",
+    ),
+    "appliesTo female": (
+        {
+            "high": limit(40),
+            "appliesTo": [{"coding": [{"system": "http://snomed.info/sct", "code": "248152002"}]}],
+        },
+        "met",
+        None,
+    ),
+    "age unchecked": (
+        {
+            "high": limit(40),
+            "age": {"low": {"value": 18, "system": "http://unitsofmeasure.org", "code": "a"}},
+        },
+        "met",  # born 1970: 54 on the value's date, so the age is checked
+        None,
+    ),
+    "no unit": ({"high": limit(40, None)}, "unknown", "has no unit"),
+    "units differ": ({"low": limit(5, None), "high": limit(40)}, "unknown", "different units"),
+    "low above high": ({"low": limit(50), "high": limit(40)}, "unknown", "low is above high"),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("case", sorted(RANGES))
+def test_a_reference_range_is_used_only_when_surely_this_patients(tmp_path, form, case):
+    """A range for "non-black/african-american" (text) or of type "therapeutic" (text) was
+    applied as the normal range; a limit with no unit took the value's unit (40 beside
+    U/L read as 40 U/L, beside ukat/L as 40 ukat/L); low > high was explained as "none
+    surely this patient's" (realfhir7 F5, F10; breaker7 F8, F10)."""
+    rr, expected, message = RANGES[case]
+    person = patient(gender="female")
+    row = screen(tmp_path, form, [person, alt(130, "U/L", rr)], RANGE_PROTOCOL)
+    assert row["criteria"]["E1"] == expected
+    if message is None:
+        assert not said(row, "alt", "")
+    else:
+        assert said(row, "alt", message)
+        # the explanation gives the reader's own reason, not a generic one
+        text = " ".join(row["explanations"]["E1"]["explanation"])
+        assert "reference range reported, not used" in text and message in text
+        assert "none surely this patient's" not in text
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_unitless_limit_is_never_read_in_the_values_unit(tmp_path, form):
+    """ALT 2.2 ukat/L (132 U/L) with a unitless high of 40 was "not met" (ULN 40 ukat/L)."""
+    row = screen(
+        tmp_path, form, [patient(), alt(2.2, "ukat/L", {"high": limit(40, None)})], RANGE_PROTOCOL
+    )
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(
+        row,
+        "alt",
+        "has no unit (a limit without unit or code is unitless), but the value is in ukat/L",
+    )
+    # with its unit, 2.2 ukat/L = 132 U/L > 3 x 40 U/L: met
+    row = screen(
+        tmp_path, form, [patient(), alt(2.2, "ukat/L", {"high": limit(40)})], RANGE_PROTOCOL
+    )
+    assert row["criteria"]["E1"] == "met"
+
+
+NDC_PROTOCOL = """fact therapies: list of {kind: enum {busulfan}, start: date, end: date}
+codes therapies.busulfan: SYSTEM "CODE"
+inclusion criteria
+I1 "no busulfan ever"
+  rule no therapies with (kind = busulfan)
+"""
+NDC = "http://hl7.org/fhir/sid/ndc"
+
+
+def myleran(status: str = "active") -> dict[str, Any]:
+    """The R4 example busulfan order medrx0306: a contained Medication coded only in NDC."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "medrx0306",
+        "contained": [
+            {
+                "resourceType": "Medication",
+                "id": "med0304",
+                "code": {
+                    "coding": [
+                        {"system": NDC, "code": "76388-713-25", "display": "Myleran 2mg tablet"}
+                    ]
+                },
+            }
+        ],
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "#med0304"},
+        "authoredOn": "2024-01-15",
+    }
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("concept", [False, True])
+def test_ndc_is_a_code_system_and_an_unbindable_therapy_keeps_the_list_open(
+    tmp_path, form, concept
+):
+    """`ndc` was error E001; an active busulfan order coded only in NDC left "no busulfan
+    ever" met under --absent-means-no medications, with no word (realfhir7 F6)."""
+    flags = ("--absent-means-no", "medications")
+    order = myleran()
+    if concept:  # the same drug as medicationCodeableConcept
+        order.pop("contained")
+        order.pop("medicationReference")
+        order["medicationCodeableConcept"] = {"coding": [{"system": NDC, "code": "76388-713-25"}]}
+    bound = NDC_PROTOCOL.replace("SYSTEM", "ndc").replace("CODE", "76388-713-25")
+    row = screen(tmp_path, form, [patient(), order], bound, flags)
+    assert row["criteria"]["I1"] == "not met" and row["verdict"] == "ineligible"
+    # bound only in RxNorm: the NDC-coded order may be busulfan: unknown, said
+    rxnorm = NDC_PROTOCOL.replace("SYSTEM", "rxnorm").replace("CODE", "1828")
+    row = screen(tmp_path, form, [patient(), order], rxnorm, flags)
+    assert row["criteria"]["I1"] == "unknown" and row["verdict"] == "undetermined"
+    assert said(
+        row, "medications", "coded only in code systems in which this protocol binds no therapy"
+    )
+    # one that says it was not given hides nothing: the list is complete
+    cancelled = dict(order, status="cancelled")
+    row = screen(tmp_path, form, [patient(), cancelled], rxnorm, flags)
+    assert row["criteria"]["I1"] == "met"
+    # an RxNorm-coded other drug is surely not busulfan: the list is complete
+    other = dict(
+        order,
+        medicationCodeableConcept={
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "161"}]
+        },
+    )
+    other.pop("contained", None)
+    other.pop("medicationReference", None)
+    row = screen(tmp_path, form, [patient(), other], rxnorm, flags)
+    assert row["criteria"]["I1"] == "met"
+
+
+BP_PROTOCOL = """fact bp: blood pressure
+codes bp: loinc "85354-9"
+exclusion criteria
+E1 "bp above 160/100"
+  rule bp > 160/100 mmHg
+"""
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
+    """A systolic component ">170" was dropped in silence ("?/80"; breaker7 F13): it is
+    still not read as a bound, but the part is said to be censored."""
+    ucum = "http://unitsofmeasure.org"
+
+    def part(code: str, value: float, comparator: str | None = None) -> dict[str, Any]:
+        q = {"value": value, "unit": "mm[Hg]", "system": ucum, "code": "mm[Hg]"}
+        if comparator:
+            q["comparator"] = comparator
+        return {"code": {"coding": [{"system": LOINC, "code": code}]}, "valueQuantity": q}
+
+    panel = {
+        "resourceType": "Observation",
+        "id": "b",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "effectiveDateTime": "2024-05-20",
+        "component": [part("8480-6", 170, ">"), part("8462-4", 80)],
+    }
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(row, "bp", "the systolic > 170 mm[Hg] is censored")
+    panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")

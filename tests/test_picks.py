@@ -406,7 +406,7 @@ def test_an_undecided_reported_range_never_falls_back_to_the_protocols_default()
     status, problems, _ = native({"glucose": value})
     assert status["I2"] == "unknown" and said(problems, "glucose", "may apply")
     text = explained({"glucose": value}, "I2")
-    assert "none surely this patient's" in text
+    assert "reference range reported, not used: 2 reference ranges may apply" in text
 
 
 # ---------------------------------------------------------------------- #12 one-sided ranges

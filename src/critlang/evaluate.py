@@ -14,11 +14,13 @@ import sys
 from dataclasses import field, replace
 from typing import Any
 
+from . import nodes as n
 from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
 from .explain import Explainer, deciding_sources, reasons
 from .frozen_classes import mutable
+from .future_events import past_date_fields
 from .needs import Needs, Slot
 from .typesys import QuantT
 from .units import conversion_factor
@@ -128,6 +130,11 @@ def _why(record: Record, slot: Slot | str) -> str:
     if key.startswith("@"):
         return f"anchor date {key[1:]} (not given)"
     if "#" in key:
+        obs = record.facts.get(key.split("#")[0])
+        if getattr(obs, "range_unknown", False):
+            # reported, but not used: say why (realfhir7 F10)
+            why = getattr(obs, "range_why", None) or "none can be used"
+            return f"{slot} (reported, not used: {why})"
         return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
         obs = record.facts.get(key)
@@ -206,6 +213,7 @@ class Evaluator:
             missing = sorted(
                 {str(slot) for c in undecided for slot in self.needs.slots(f, c.facts)}
                 or {d for c in undecided for d in c.facts if not _known(record, d)}
+                or {w for c in undecided for w in self._later(c)}
                 or {c.id for c in undecided}
             )
         arm_obs = record.facts.get("arm")
@@ -219,6 +227,16 @@ class Evaluator:
             problems=[str(p) for p in record.problems],
             arm=str(arm_obs.value) if arm_obs is not None else None,
         )
+
+    def _later(self, crit: Criterion) -> set[str]:
+        """The lists of crit's conditions that only an event after the evaluation date
+        could meet (future_events.py): what such a criterion waits for."""
+        checked = self.compiled.checked
+        return {
+            f"{x.list_name} (an item dated after the evaluation date)"
+            for x in crit.node.walk()
+            if isinstance(x, n.Quantified) and past_date_fields(checked, x)
+        }
 
     def _result(
         self,

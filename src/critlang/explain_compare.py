@@ -207,11 +207,17 @@ class Comparisons:
         info = self.c.facts[name]
         unit = info.type.unit.text if isinstance(info.type, QuantT) else ""
         if obs is not None and obs.range_unknown:
-            return None, None, "reference ranges reported, none surely this patient's"
+            # the reader's own reason: low above high, no unit, not surely this patient's
+            # (realfhir7 F10: low > high was "none surely this patient's")
+            why = obs.range_why or "none can be used"
+            return None, None, f"reference range reported, not used: {why}"
         if obs is not None and (obs.low is not None or obs.high is not None):
             origin = "reported with the value"
         elif info.node.option("refrange") is not None:
             origin = "the protocol's default"
+        elif not isinstance(info.type, QuantT):
+            # reference ranges are read for quantity facts only (data/reader_quantity.py)
+            origin = "not read: reference ranges are read only for a quantity fact"
         else:
             origin = "not reported"
         if (lo is None) != (hi is None):

@@ -174,6 +174,15 @@ def current(entries: list[Entry], kind: str | None, drop: Drop, where: Where) ->
     whose state cannot be told stays out of the set but is marked unusable (`malformed`).
     Patient and Medication entries are left alone but in history Bundles (module docstring).
     """
+    try:
+        # the usual Bundle (or patient's lines): no request or response, every resource
+        # named once by its type and id; nothing to resolve (the loop below agrees)
+        if not any(e.request is not None or e.response is not None for e in entries):
+            named = {(e.resource.resourceType, e.resource.id) for e in entries}  # type: ignore[union-attr]
+            if len(named) == len(entries) and all(t and i for t, i in named):
+                return set()
+    except AttributeError:  # an entry with no resource
+        pass
     history = kind == HISTORY_TYPE
     responses = kind in RESPONSES
     first: dict[tuple[str, str], int] = {}

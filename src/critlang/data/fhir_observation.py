@@ -130,8 +130,15 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
         codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
         part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
         vq = comp.valueQuantity
-        if part is None or vq is None or vq.value is None or vq.comparator is not None:
-            continue  # a censored part ("> 250") is not a value: that part stays unknown
+        if part is None or vq is None or vq.value is None:
+            continue
+        if vq.comparator is not None:
+            # a censored part ("> 170", Quantity.comparator, a modifier) is no exact value:
+            # that part stays unknown, and the reader says so (breaker7 F13)
+            unit = vq.code if vq.system in (UCUM, None) and vq.code else vq.unit
+            shown = f"{vq.comparator} {vq.value} {unit or ''}".strip()
+            entry.setdefault("censored", []).append(f"{part} {shown[:40]}")
+            continue
         json_number(vq.value, f"{part} valueQuantity.value")
         if part in entry and entry[part] != vq.value:
             # Observation.component: one systolic, one diastolic (vs-2 profile slices
@@ -186,13 +193,23 @@ def _reference_range(holder: Resource | Component, unit: Any) -> Any:
     out: list[dict[str, Any]] = []
     for rr in holder.referenceRange or ():
         one: dict[str, Any] = {}
+        units: set[Any] = set()
         for key in ("low", "high"):
             q = getattr(rr, key)
             if q is not None and q.value is not None:
                 one[key] = json_number(q.value, f"referenceRange.{key}.value")
-                one["unit"] = q.code or q.unit or unit
+                units.add(q.code or q.unit)
         if not one:
             continue
+        # R4 SimpleQuantity: a limit with neither code nor unit is unitless (UCUM "1"),
+        # never taken in the value's unit (40 beside 2.2 ukat/L is not 40 ukat/L:
+        # breaker7 F10); the reader refuses it for a value that has a unit
+        if units == {None}:
+            one["unitless"] = True
+        elif None in units or len(units) > 1:
+            one["units_differ"] = sorted(str(u) for u in units)
+        else:
+            one["unit"] = units.pop()
         if rr.type is not None:
             one["type"] = _meaning(rr.type)
         if rr.appliesTo:

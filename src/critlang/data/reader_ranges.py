@@ -56,6 +56,12 @@ class RangeReading:
     unit: Any
     patient_sex: str | None
     patient_birth: When | None
+    range_why: str | None = None  # why the last reference_range gave no limits
+
+    def range_problem(self, fact: str, text: str) -> None:
+        """A diagnostic that leaves the reference limits unknown; kept as the reason."""
+        self.problem(fact, text)
+        self.range_why = text
 
     def reference_range(
         self,
@@ -69,16 +75,18 @@ class RangeReading:
         """(low, high) in `value_unit` of the range that is this patient's, or None (with
         a diagnostic) when it cannot be told: the limits are then unknown."""
         items = raw if isinstance(raw, list) else [raw]
+        self.range_why = None
         try:
             when: When | None = parse_when(_one(date)) if date is not None else None
         except ValueError:
             when = None
         chosen: dict[tuple[Fraction | None, Fraction | None], list[str]] = {}
         excluded: list[str] = []
+        sure = False  # a range that surely applies
         for i, item in enumerate(items):
             label = f"range {i + 1}" if len(items) > 1 else "the reference range"
             if not isinstance(item, dict):
-                self.problem(
+                self.range_problem(
                     fact, "`reference_range` must be an object with low, high, unit (or a list)"
                 )
                 return None
@@ -93,8 +101,22 @@ class RangeReading:
                 return None
             note = _limits_text(item) + ("" if applies else f" (perhaps: {why})")
             chosen.setdefault(limits, []).append(note)
+            sure = sure or applies is True
+        if chosen and not sure:
+            # only ranges that may apply: none is surely this patient's normal range (a
+            # population given as text, an age that cannot be checked, a type that is not
+            # a referencerange-meaning code such as "therapeutic"): never used as if it
+            # were (realfhir7 F5, breaker7 F8)
+            shown = "; ".join(n for notes in chosen.values() for n in notes)
+            self.range_problem(
+                fact,
+                f"the reported reference range may not be this patient's ({shown}): the "
+                "reference limits are unknown (FHIR Observation.referenceRange: appliesTo, "
+                "age and type say whom a range is for)",
+            )
+            return None
         if not chosen:
-            self.problem(
+            self.range_problem(
                 fact,
                 f"no reported reference range applies to this patient ({'; '.join(excluded)}): "
                 "the reference limits are unknown",
@@ -102,7 +124,7 @@ class RangeReading:
             return None
         if len(chosen) > 1:
             shown = "; ".join(n for notes in chosen.values() for n in notes)
-            self.problem(
+            self.range_problem(
                 fact,
                 f"{sum(map(len, chosen.values()))} reference ranges may apply to this patient "
                 f"and differ ({shown}): which one is unknown, and so are the reference limits "
@@ -212,12 +234,30 @@ class RangeReading:
         self, fact: str, item: dict[str, Any], value_unit: Unit, want: Unit, molar: Any
     ) -> tuple[Fraction | None, Fraction | None] | None:
         """A range's low and high in the value's unit; None after a diagnostic."""
+        if item.get("units_differ") is not None:
+            shown = ", ".join(str(u) for u in item["units_differ"])
+            self.range_problem(
+                fact,
+                f"reference range {_limits_text(item)}: its low and high have different "
+                f"units ({shown}): the reference limits are unknown",
+            )
+            return None
+        if item.get("unitless") is True and not (value_unit.dims == () and value_unit.factor == 1):
+            # a FHIR Quantity with neither unit nor code is unitless (R4 Quantity, UCUM
+            # "1"): only a unitless value may use it (breaker7 F10)
+            self.range_problem(
+                fact,
+                f"reference range {_limits_text(item)} has no unit (a limit without unit "
+                f"or code is unitless), but the value is in {value_unit.text}: the "
+                "reference limits are unknown (a limit without unit is never guessed)",
+            )
+            return None
         rr_unit = (
             self.unit(fact, item["unit"], want) if isinstance(item.get("unit"), str) else value_unit
         )
         f = conversion_factor(rr_unit, value_unit, molar) if rr_unit else None
         if f is None:
-            self.problem(fact, "the reference range's unit does not fit the value's")
+            self.range_problem(fact, "the reference range's unit does not fit the value's")
             return None
         out: list[Fraction | None] = []
         for key in ("low", "high"):
@@ -228,7 +268,7 @@ class RangeReading:
             try:
                 out.append(strict_number(raw) * f)
             except ValueError as exc:
-                self.problem(fact, f"reference range {key}: {exc}")
+                self.range_problem(fact, f"reference range {key}: {exc}")
                 return None
         if out[0] is None and out[1] is None:
             return None
@@ -238,10 +278,12 @@ class RangeReading:
         # negative lower one is no range of a measured quantity either (a base excess
         # range, -2 to 2 mmol/L, stays)
         if high is not None and high <= 0 and (low is None or low >= 0):
-            self.problem(fact, f"reference range {_limits_text(item)} is not a range of values")
+            self.range_problem(
+                fact, f"reference range {_limits_text(item)} is not a range of values"
+            )
             return None
         if low is not None and high is not None and low > high:
-            self.problem(fact, f"reference range {_limits_text(item)}: low is above high")
+            self.range_problem(fact, f"reference range {_limits_text(item)}: low is above high")
             return None
         return low, high
 

@@ -76,6 +76,7 @@ class Observation:
     # that may apply and differ, none that applies, or unreadable): low and high are
     # unknown, and the protocol's default range is not used in their place
     range_unknown: bool = False
+    range_why: str | None = None  # why, when range_unknown (explanations and `needs`)
 
     def shown(self) -> str:
         """The value as recorded, for explanations ("< 1.5 x10^9/L on ...")."""

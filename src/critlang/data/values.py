@@ -59,6 +59,11 @@ def exact_number(text: str) -> float | Fraction:
     value = float(text)
     if len(text) < 16 or value in (float("inf"), float("-inf")):
         return value
+    if repr(value) == text:
+        # the float's shortest form is the text itself, so it reads back as that very
+        # decimal: the usual case (writers print floats in their shortest form), decided
+        # without building two Fractions (the test below gives the same answer)
+        return value
     exact = Fraction(text)
     return value if Fraction(repr(value)) == exact else exact
 
