@@ -592,8 +592,10 @@ def _bundle_patients(
         if target is None:
             if why == NOT_IN_FILE and inside:
                 why = NOT_IN_BUNDLE  # it may be in the Bundle around this one: not "no data"
+            # the entry's RESTful fullUrl tells apart one id on two servers (F7)
+            at = f" ({base})" if base else ""
             for r in held:
-                where_r = f"{where}: {_label(r)}"
+                where_r = f"{where}: {_label(r)}{at}"
                 _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)
