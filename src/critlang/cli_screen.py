@@ -248,6 +248,10 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     except Exception as exc:  # the engine's own errors (connection, Java, I/O)
         print(f"critlang: --engine {engine}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if not result.counts.get("patients"):  # as the Python screen of no usable patient
+        print(attrition_text(result))
+        print(f"critlang: {cohort}: the cohort holds no patient", file=sys.stderr)
+        return 2
     if args.patients:
         out = Path(args.patients)
         text = (
@@ -257,6 +261,14 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     if args.attrition:
         write(Path(args.attrition), attrition_csv(result))
     print(attrition_text(result))
+    if result.conflicted:  # where the two engines may differ: said, never silent
+        print(
+            f"critlang: note: {result.conflicted} patients have conflicting values for a "
+            "fact (or reference ranges that leave its limits unknown): SQL leaves every "
+            "criterion reading such a fact unknown, where the Python engine weighs each "
+            "value and may decide (docs/scale.md, 'Weaker than Python')",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -316,10 +328,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         print(line)
     for line in reading_details(tally):
         print(f"critlang: {line}", file=sys.stderr)
-    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
-    if count == 0:
-        print("critlang: no usable patient was read", file=sys.stderr)
+    if count == 0:  # nothing written (data/ingest.CohortWriter.close)
+        kept = " (the existing file is left as it was)" if out.exists() else ""
+        print(f"critlang: no usable patient was read; {out} not written{kept}", file=sys.stderr)
         return 2
+    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
     return 0
 
 
