@@ -3,7 +3,8 @@
     python bench/bench_scale.py ingest 10000 100000   # replicated Synthea -> NDJSON -> ingest
     python bench/bench_scale.py sql 1000000           # facts generated in DuckDB, screened
 
-ingest: the 390 shared Synthea bundles (../shared) are replicated (patient ids and
+ingest: the 390 shared Synthea bundles (../shared/data/synthea-r4 next to this
+checkout: the command exits 1 without them) are replicated (patient ids and
 references renamed) into one NDJSON file per resource type until N patients, then
 `critlang ingest` runs as a separate process: wall time, patients/s and its peak
 resident memory (wait4 rusage).
@@ -65,7 +66,10 @@ def replicate(count: int, folder: Path) -> None:
     """NDJSON of `count` patients: the Synthea bundles again and again, renamed."""
     bundles = sorted(SHARED.glob("*.json"))
     if not bundles:
-        raise SystemExit(f"no Synthea bundles in {SHARED}")
+        raise SystemExit(
+            f"no Synthea bundles in {SHARED} (the shared data folder next to this "
+            "checkout: ../shared/data/synthea-r4)"
+        )
     sources = [json.loads(b.read_bytes()) for b in bundles]
     handles: dict[str, Any] = {}
     try:
@@ -363,10 +367,27 @@ def bench_sql(n: int, sample: int = 100_000, facts_up_to: int = 200_000) -> None
             )
 
 
+def parse_args(argv: list[str]) -> Any:
+    """`ingest N...` or `sql N`; `--help` prints the module's description and starts
+    nothing (sqltest7 finding 9); no benchmark is chosen by default."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="bench_scale.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{ingest,sql}")
+    ing = sub.add_parser("ingest", help=f"replicated Synthea (needs {SHARED}) -> ingest")
+    ing.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], metavar="N")
+    sql = sub.add_parser("sql", help="facts generated in DuckDB, then screened")
+    sql.add_argument("size", nargs="?", type=int, default=1_000_000, metavar="N")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    what, *sizes = sys.argv[1:] or ["sql", "1000000"]
-    numbers = [int(s) for s in sizes]
-    if what == "ingest":
-        bench_ingest(numbers or [10_000, 100_000])
+    args = parse_args(sys.argv[1:])
+    if args.what == "ingest":
+        bench_ingest(args.sizes)
     else:
-        bench_sql(numbers[0] if numbers else 1_000_000)
+        bench_sql(args.size)

@@ -19,6 +19,7 @@ import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.backends.sql import compile_sql
+from critlang.backends.sql.compiler import attrition_column
 from critlang.backends.sql.engines import DuckDB
 from critlang.data.fhir import FhirPatient
 from critlang.data.ingest import ingest_records
@@ -128,8 +129,8 @@ def test_last_row_passed_is_the_eligible_count_in_every_output(seed: int, tmp_pa
         engine.close()
     assert (a["deceased"], a["maybe_deceased"]) == (dead, maybe)
     assert a["v_eligible"] == eligible
-    for i, row in enumerate(s.attrition, 1):
-        got = (a[f"a{i}_0"], a[f"a{i}_1"], a[f"a{i}_2"], a[f"a{i}_3"], a[f"a{i}_4"], a[f"a{i}_5"])
+    for row in s.attrition:
+        got = tuple(a[attrition_column(row.id, j)] for j in range(6))
         assert got == (
             row.met,
             row.not_met,

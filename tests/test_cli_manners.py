@@ -395,3 +395,31 @@ def test_screen_takes_protocol_dates_for_fhir_patients(tmp_path: Path, capsys) -
     ]:
         assert main([*base, "--anchor", bad]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_ignored_in_json_and_ndjson(tmp_path: Path, capsys) -> None:
+    """RFC 8259 section 8.1: a parser may ignore a UTF-8 BOM; Windows tools write one
+    (breaker7 F17: the NDJSON file's first line was lost and the patient decided)."""
+    bundle = json.loads(_bundle(tmp_path).read_text())
+    patient = bundle["entry"][0]["resource"]
+    for name, text in [
+        ("b.json", json.dumps(bundle)),
+        ("p.ndjson", json.dumps(patient) + "\n"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert (
+            main(["screen", "--as-of", "2026-11-27", "--format", "json", str(CURRENT), str(path)])
+            == 0
+        )
+        read = json.loads(capsys.readouterr().out)["read"]
+        assert (read["patients"], read["unusable_files"], read["entry_problems"]) == (1, [], [])
+
+
+def test_a_native_record_with_two_as_of_dates_is_refused(tmp_path: Path, capsys) -> None:
+    """The evaluation date decides every window: two of them are a conflict, never the
+    last by key order (breaker7 F6)."""
+    path = tmp_path / "r.json"
+    path.write_text('{"id": "x", "as_of": "2020-01-01", "as_of": "2026-11-27", "facts": {}}')
+    main(["eval", str(CURRENT), str(path)])
+    assert "two different `as_of` dates" in capsys.readouterr().err

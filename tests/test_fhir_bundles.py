@@ -490,3 +490,57 @@ def test_unassigned_therapy_keeps_a_complete_list_open(tmp_path: Path) -> None:
         assert "may be this patient's" in messages(p, "prior_therapies")[0]
     found, _ = read(tmp_path, {"c.json": bundle("collection", entry(patient()))}, ("medications",))
     assert facts(found["p1@c.json"])["prior_therapies"] == []  # control: nothing unassigned
+
+
+def _member_twice(text: str, name: str, first: Any, second: Any, where: str) -> str:
+    """`text` (JSON) with `"name": first` written before `"name": second` in the object
+    that `where` (the member just before, as JSON text) begins."""
+    pair = f'"{name}": {json.dumps(first)}, "{name}": {json.dumps(second)}, '
+    assert where in text
+    return text.replace(where, pair + where, 1)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize(
+    ("name", "first", "second", "where"),
+    [
+        ("entry", [{"resource": hb(7.0, "o9")}], None, '"resourceType": "Bundle"'),
+        ("type", "batch-response", "collection", '"resourceType": "Bundle"'),
+        ("resource", hb(7.0, "o9"), hb(12.0, "o9"), '"fullUrl": "urn:uuid:x"'),
+        ("response", {"status": "201"}, {"status": "400"}, '"fullUrl": "urn:uuid:x"'),
+        (
+            "request",
+            {"method": "PUT", "url": "Observation/o9"},
+            {"method": "DELETE", "url": "Observation/o9"},
+            '"fullUrl": "urn:uuid:x"',
+        ),
+    ],
+)
+def test_a_bundle_or_entry_member_given_twice_makes_the_file_unusable(
+    tmp_path: Path, name: str, first: Any, second: Any, where: str, swap: bool
+) -> None:
+    """JSON readers keep the last copy: which entries a Bundle holds, its type, an
+    entry's resource, request or response would be decided by key order (breaker7 F3).
+    Either order: the file is unusable, naming the key (RFC 8259 section 4)."""
+    if swap:
+        first, second = second, first
+    if name == "entry":  # the whole entry array given twice: the real one and another
+        b = bundle("collection", entry(patient()), entry(hb(12.0)))
+        text = json.dumps(b).replace(
+            '"entry": ', f'"entry": {json.dumps(first or [])}, "entry": ', 1
+        )
+        if swap:
+            text = json.dumps(b).replace(
+                '"type": "collection", ', '"type": "collection", "entry": [], ', 1
+            )
+    else:
+        b = bundle(
+            "collection", entry(patient()), {"fullUrl": "urn:uuid:x", "resource": hb(9.0, "o9")}
+        )
+        text = _member_twice(json.dumps(b), name, first, second, where)
+    (tmp_path / "b.json").write_text(text)
+    tally = Tally()
+    found = list(read_fhir([tmp_path / "b.json"], Extractor(CHECKED), AS_OF, tally))
+    assert found == []
+    ((_, why),) = tally.unusable_files
+    assert why.startswith(f"duplicate JSON keys '{name}' in the Bundle or its entries")

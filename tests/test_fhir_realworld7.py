@@ -433,3 +433,113 @@ def test_a_unitless_limit_is_never_read_in_the_values_unit(tmp_path, form):
         tmp_path, form, [patient(), alt(2.2, "ukat/L", {"high": limit(40)})], RANGE_PROTOCOL
     )
     assert row["criteria"]["E1"] == "met"
+
+
+NDC_PROTOCOL = """fact therapies: list of {kind: enum {busulfan}, start: date, end: date}
+codes therapies.busulfan: SYSTEM "CODE"
+inclusion criteria
+I1 "no busulfan ever"
+  rule no therapies with (kind = busulfan)
+"""
+NDC = "http://hl7.org/fhir/sid/ndc"
+
+
+def myleran(status: str = "active") -> dict[str, Any]:
+    """The R4 example busulfan order medrx0306: a contained Medication coded only in NDC."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "medrx0306",
+        "contained": [
+            {
+                "resourceType": "Medication",
+                "id": "med0304",
+                "code": {
+                    "coding": [
+                        {"system": NDC, "code": "76388-713-25", "display": "Myleran 2mg tablet"}
+                    ]
+                },
+            }
+        ],
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "#med0304"},
+        "authoredOn": "2024-01-15",
+    }
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("concept", [False, True])
+def test_ndc_is_a_code_system_and_an_unbindable_therapy_keeps_the_list_open(
+    tmp_path, form, concept
+):
+    """`ndc` was error E001; an active busulfan order coded only in NDC left "no busulfan
+    ever" met under --absent-means-no medications, with no word (realfhir7 F6)."""
+    flags = ("--absent-means-no", "medications")
+    order = myleran()
+    if concept:  # the same drug as medicationCodeableConcept
+        order.pop("contained")
+        order.pop("medicationReference")
+        order["medicationCodeableConcept"] = {"coding": [{"system": NDC, "code": "76388-713-25"}]}
+    bound = NDC_PROTOCOL.replace("SYSTEM", "ndc").replace("CODE", "76388-713-25")
+    row = screen(tmp_path, form, [patient(), order], bound, flags)
+    assert row["criteria"]["I1"] == "not met" and row["verdict"] == "ineligible"
+    # bound only in RxNorm: the NDC-coded order may be busulfan: unknown, said
+    rxnorm = NDC_PROTOCOL.replace("SYSTEM", "rxnorm").replace("CODE", "1828")
+    row = screen(tmp_path, form, [patient(), order], rxnorm, flags)
+    assert row["criteria"]["I1"] == "unknown" and row["verdict"] == "undetermined"
+    assert said(
+        row, "medications", "coded only in code systems in which this protocol binds no therapy"
+    )
+    # one that says it was not given hides nothing: the list is complete
+    cancelled = dict(order, status="cancelled")
+    row = screen(tmp_path, form, [patient(), cancelled], rxnorm, flags)
+    assert row["criteria"]["I1"] == "met"
+    # an RxNorm-coded other drug is surely not busulfan: the list is complete
+    other = dict(
+        order,
+        medicationCodeableConcept={
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "161"}]
+        },
+    )
+    other.pop("contained", None)
+    other.pop("medicationReference", None)
+    row = screen(tmp_path, form, [patient(), other], rxnorm, flags)
+    assert row["criteria"]["I1"] == "met"
+
+
+BP_PROTOCOL = """fact bp: blood pressure
+codes bp: loinc "85354-9"
+exclusion criteria
+E1 "bp above 160/100"
+  rule bp > 160/100 mmHg
+"""
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
+    """A systolic component ">170" was dropped in silence ("?/80"; breaker7 F13): it is
+    still not read as a bound, but the part is said to be censored."""
+    ucum = "http://unitsofmeasure.org"
+
+    def part(code: str, value: float, comparator: str | None = None) -> dict[str, Any]:
+        q = {"value": value, "unit": "mm[Hg]", "system": ucum, "code": "mm[Hg]"}
+        if comparator:
+            q["comparator"] = comparator
+        return {"code": {"coding": [{"system": LOINC, "code": code}]}, "valueQuantity": q}
+
+    panel = {
+        "resourceType": "Observation",
+        "id": "b",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "effectiveDateTime": "2024-05-20",
+        "component": [part("8480-6", 170, ">"), part("8462-4", 80)],
+    }
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(row, "bp", "the systolic > 170 mm[Hg] is censored")
+    panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")

@@ -22,6 +22,7 @@ from cohort import AS_OF, generate
 from critlang.backends.python import compile_protocol
 from critlang.backends.runtime import Range
 from critlang.backends.sql import SqlUnsupported, compile_sql
+from critlang.backends.sql.compiler import attrition_column
 from critlang.backends.sql.engines import DuckDB, EngineResult, Postgres, Spark
 from critlang.backends.sql.values import Layout
 from critlang.data.ingest import ingest_records
@@ -133,14 +134,14 @@ class Cohort:
         for i, crit in enumerate(self.compiled.criteria, 1):
             statuses = [row[i] for row in self.expected]
             for j, word in enumerate(("met", "not met", "unknown", "not applicable")):
-                out[f"a{i}_{j}"] = statuses.count(word)
+                out[attrition_column(crit.id, j)] = statuses.count(word)
             good = "met" if crit.section == "inclusion" else "not met"
             for k, s in enumerate(statuses):
                 clear = s in (good, "not applicable")
                 cleared[k] = cleared[k] and clear
                 open_[k] = open_[k] and (clear or s == "unknown")
-            out[f"a{i}_4"] = sum(cleared)
-            out[f"a{i}_5"] = sum(open_)
+            out[attrition_column(crit.id, 4)] = sum(cleared)
+            out[attrition_column(crit.id, 5)] = sum(open_)
         for v in ("eligible", "ineligible", "undetermined"):
             out[f"v_{v}"] = sum(1 for row in self.expected if row[0] == v)
         out["deceased"] = 0

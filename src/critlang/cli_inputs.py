@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,11 +192,13 @@ def _own_as_of(path: Path, default: dt.date) -> dt.date:
     """A record's own evaluation date (`"as_of"`, as witnesses carry it), else the default.
 
     `--as-of` wins when given; an unreadable or malformed file is left to the reader."""
+    from .data.values import loads  # keeps a member given twice (values.Duplicate)
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads(Path(path).read_text(encoding="utf-8"))
         return dt.date.fromisoformat(data["as_of"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return default
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return default  # two `as_of` dates: the reader refuses the record
 
 
 def _expand_patients(paths: Sequence[str]) -> tuple[list[Path], list[str]]:

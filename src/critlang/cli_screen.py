@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .cli_inputs import (
     _as_of,
@@ -75,6 +75,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return status
 
 
+def _outputs_and_anchors(
+    args: argparse.Namespace, outputs: dict[str, str | None], inputs: list[Path], analysis: Any
+) -> dict[str, str] | None:
+    """The --anchor dates, after checking the outputs against the inputs; None after
+    saying what is wrong (exit 2), before any work."""
+    problems = output_problems(outputs, inputs)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(f"critlang: {problem}", file=sys.stderr)
+    return None if problems else anchors
+
+
 def _cmd_screen(args: argparse.Namespace) -> int:
     from .backends.python import compile_protocol
     from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files
@@ -111,17 +126,10 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     if files is None:
         return 2
     outputs = {"--patients": args.patients, "--attrition": args.attrition, "--report": args.report}
-    clash = output_problems(outputs, [*files, Path(args.protocol)])
-    for problem in clash:
-        print(f"critlang: {problem}", file=sys.stderr)
-    if clash:
+    anchors = _outputs_and_anchors(args, outputs, [*files, Path(args.protocol)], analysis)
+    if anchors is None:
         return 2
     compiled = analysis.compiled or compile_protocol(analysis.result)
-    try:
-        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
@@ -240,6 +248,10 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     except Exception as exc:  # the engine's own errors (connection, Java, I/O)
         print(f"critlang: --engine {engine}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if not result.counts.get("patients"):  # as the Python screen of no usable patient
+        print(attrition_text(result))
+        print(f"critlang: {cohort}: the cohort holds no patient", file=sys.stderr)
+        return 2
     if args.patients:
         out = Path(args.patients)
         text = (
@@ -249,6 +261,14 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     if args.attrition:
         write(Path(args.attrition), attrition_csv(result))
     print(attrition_text(result))
+    if result.conflicted:  # where the two engines may differ: said, never silent
+        print(
+            f"critlang: note: {result.conflicted} patients have conflicting values for a "
+            "fact (or reference ranges that leave its limits unknown): SQL leaves every "
+            "criterion reading such a fact unknown, where the Python engine weighs each "
+            "value and may decide (docs/scale.md, 'Weaker than Python')",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -273,17 +293,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
-    clash = output_problems({"-o": args.output}, [*files, Path(args.protocol)])
-    for problem in clash:
-        print(f"critlang: {problem}", file=sys.stderr)
-    if clash:
+    outputs = {"-o": args.output}
+    anchors = _outputs_and_anchors(args, outputs, [*files, Path(args.protocol)], analysis)
+    if anchors is None:
         return 2
     compiled = compile_protocol(analysis.result)
-    try:
-        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
@@ -314,10 +328,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         print(line)
     for line in reading_details(tally):
         print(f"critlang: {line}", file=sys.stderr)
-    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
-    if count == 0:
-        print("critlang: no usable patient was read", file=sys.stderr)
+    if count == 0:  # nothing written (data/ingest.CohortWriter.close)
+        kept = " (the existing file is left as it was)" if out.exists() else ""
+        print(f"critlang: no usable patient was read; {out} not written{kept}", file=sys.stderr)
         return 2
+    print(f"{count} patients read as of {as_of.isoformat()} into {out}")
     return 0
 
 

@@ -505,7 +505,7 @@ class Import(Node):
 
 @frozen(kw_only=True)
 class Code(Node):
-    system: str  # loinc, snomed, icd10, rxnorm, atc, cpt, fhir
+    system: str  # loinc, snomed, icd10, rxnorm, atc, cpt, ndc, fhir
     value: str
 
 

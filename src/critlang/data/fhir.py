@@ -80,10 +80,13 @@ from .fhir_observation import (
 from .fhir_patient import birth_date, patient_fields
 from .fhir_refs import NOT_IN_DATA
 from .fhir_status import (
+    OTHER_SYSTEM,
+    BoundCodes,
     Target,
     component_unread,
     concept_targets,
     not_evidence,
+    other_system,
     stray_markers,
 )
 from .fhir_therapy import began, therapy_dates, therapy_item
@@ -99,6 +102,9 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
     "rxnorm": ("http://www.nlm.nih.gov/research/umls/rxnorm",),
     "atc": ("http://www.whocc.no/atc",),
     "cpt": ("http://www.ama-assn.org/go/cpt",),
+    # FHIR R4 terminologies-systems.html: NDC, http://hl7.org/fhir/sid/ndc (realfhir7 F6:
+    # half the R4 example Medications, and many US exports, carry only NDC codes)
+    "ndc": ("http://hl7.org/fhir/sid/ndc",),
 }
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
@@ -176,7 +182,17 @@ class Extractor:
         for (fact, member), codes in checked.item_bindings.items():
             for code in codes:
                 self._bind(code.system, code.value, (fact, member))
-        self.codes = frozenset(code for _, code in self.index)
+        # the code systems in which the protocol binds a list fact (therapies): a
+        # medication coded only in others cannot be told to be of no bound kind
+        list_systems = frozenset(
+            uri
+            for (uri, _), targets in self.index.items()
+            if any(
+                isinstance(checked.facts[f].type, ListT) for f, _ in targets if f in checked.facts
+            )
+        )
+        self.codes = BoundCodes(code for _, code in self.index)
+        self.codes.list_systems = list_systems
         self.history: dict[str, str] = {}
         for name, info in checked.facts.items():
             opt = info.node.option("history")
@@ -283,6 +299,10 @@ class Extractor:
                     if hit:
                         parts.append((comp, hit, split or component_unread(comp)))
             if not targets and not parts:
+                if other_system(r, concept, self.codes.list_systems):
+                    said = not_evidence(r, r.resourceType or "")
+                    if said is None or said[1]:  # set aside ones hide nothing
+                        unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
                 continue
             label = _label(r)
             kind = r.resourceType or ""

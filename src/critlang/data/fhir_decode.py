@@ -339,14 +339,94 @@ def decode_file(data: bytes) -> Decoded:
             r.raw_ = raw
         return Decoded([Entry(None, r) for r in top])
     out = _unwrap(top)
-    if out.bundle and out.items:
+    if out.bundle:
         entries = _RAW_BUNDLE.decode(data).entry or []
+        dup = _bundle_duplicates(data, entries)
+        if dup:
+            # Bundle.entry, .type, an entry's resource/request/response given twice: the
+            # readers keep the last copy in silence, so which resources the file holds,
+            # and in what state, would be decided by key order (breaker7 F3)
+            names = ", ".join(map(repr, dup))
+            return Decoded(
+                [],
+                bundle=True,
+                problem=f"duplicate JSON keys {names} in the Bundle or its entries: "
+                "conflicting copies, so what the file holds cannot be told",
+            )
         for e, raw in zip(out.items, entries, strict=True):
             if e.resource is not None:
                 e.resource.raw_ = raw.resource
     elif out.items and out.items[0].resource is not None:
         out.items[0].resource.raw_ = msgspec.Raw(data)
     return out
+
+
+_RESOURCE_KEY = re.compile(rb'"resource"[ \t\n\r]*:[ \t\n\r]*')
+
+
+def _bundle_duplicates(data: bytes, entries: list[_RawEntry]) -> list[str]:
+    """Member names given twice in a Bundle's own object or in one of its entries
+    (fullUrl, resource, request, response, search; RFC 8259 section 4, FHIR R4
+    json.html: each element once), exactly: everything outside the entries' resources
+    (which are checked where they are used: duplicate_keys) is read with a check of every
+    object's names. Each resource is placed where the next `"resource":` after the
+    previous one begins, confirmed byte for byte; one that cannot be placed so (a
+    `resource` given twice leaves its first copy there) sends the file to the slower
+    search (_skeleton_duplicates), which finds it."""
+    parts: list[bytes] = []
+    pos = 0
+    for e in entries:
+        if not e.resource:
+            continue
+        text = memoryview(e.resource)
+        m = _RESOURCE_KEY.search(data, pos)
+        if m is None or not data.startswith(text, m.end()):
+            return _skeleton_duplicates(data, [x.resource or None for x in entries])
+        parts += (data[pos : m.end()], b"0")
+        pos = m.end() + len(text)
+    parts.append(data[pos:])
+    return _duplicates_in(b"".join(parts))
+
+
+def _skeleton_duplicates(data: bytes, raws: list[msgspec.Raw | None]) -> list[str]:
+    """Member names given twice in a Bundle outside its entries' resources (RFC 8259
+    section 4; FHIR R4 json.html: each element once): the file with each resource's text
+    replaced by `0`, so that only the Bundle's and its entries' own members are read
+    (resources are checked where they are used: duplicate_keys). A resource given twice in
+    an entry leaves its first copy in the skeleton, where its second `resource` shows."""
+    parts: list[bytes] = []
+    pos = 0
+    for raw in raws:
+        if raw is None:
+            continue
+        text = memoryview(raw)
+        at = data.find(text, pos)
+        if at < 0:  # cannot be placed (never expected): read the whole file
+            return _duplicates_in(data)
+        parts += (data[pos:at], b"0")
+        pos = at + len(text)
+    parts.append(data[pos:])
+    return _duplicates_in(b"".join(parts))
+
+
+def _duplicates_in(text: bytes) -> list[str]:
+    """The names given twice in one object of valid JSON text, exactly; [] when none."""
+    try:
+        item = _GENERIC.decode(text)
+        again = _ENCODE(item)
+        if again == text or again == msgspec.json.format(text, indent=-1):
+            return []  # the fast exact tests of duplicate_keys
+        if _names_in_text(text) == _members(item):
+            return []
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    try:
+        json.loads(text, object_pairs_hook=_pairs)
+    except _Duplicate as dup:
+        return dup.names
+    except (ValueError, RecursionError):
+        return []
+    return []
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -405,6 +405,8 @@ def groups_from_bytes(
     data: bytes, where: str, tally: Tally, codes: frozenset[str] | None = None
 ) -> Iterator[PatientResources]:
     """The patients of one JSON file's bytes (a Bundle, a resource, an array, a record)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark: RFC 8259 section 8.1 lets it be ignored
     decoded = decode_file(data)
     if decoded.problem is not None and decoded.problem.startswith("not FHIR: the JSON object"):
         native = _native(data)
@@ -590,8 +592,10 @@ def _bundle_patients(
         if target is None:
             if why == NOT_IN_FILE and inside:
                 why = NOT_IN_BUNDLE  # it may be in the Bundle around this one: not "no data"
+            # the entry's RESTful fullUrl tells apart one id on two servers (F7)
+            at = f" ({base})" if base else ""
             for r in held:
-                where_r = f"{where}: {_label(r)}"
+                where_r = f"{where}: {_label(r)}{at}"
                 _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)
@@ -678,6 +682,9 @@ def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resou
     return [r for r in resources if _usable(r, codes)]
 
 
+_THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+
+
 def _usable(r: Resource, codes: frozenset[str]) -> bool:
     concept = r.code
     if concept is None:
@@ -688,5 +695,15 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
             for c in coding:  # (a loop, not any(): this runs for every resource read)
                 if c.code in codes:
                     return True
-            return bool(r.component_)
+            if r.component_:
+                return True
+            # a therapy coded only in systems the protocol binds no therapy in (NDC when
+            # it binds RxNorm) may be any bound kind: kept, the extractor says so
+            # (realfhir7 F6)
+            systems = getattr(codes, "list_systems", None)
+            if not systems or r.medicationCodeableConcept is None:
+                return False
+            if r.resourceType not in _THERAPIES:
+                return False
+            return all(c.system not in systems for c in coding)
     return bool(r.component_) or r.medicationReference is not None or r.malformed is not None

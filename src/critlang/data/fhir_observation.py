@@ -130,8 +130,15 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
         codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
         part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
         vq = comp.valueQuantity
-        if part is None or vq is None or vq.value is None or vq.comparator is not None:
-            continue  # a censored part ("> 250") is not a value: that part stays unknown
+        if part is None or vq is None or vq.value is None:
+            continue
+        if vq.comparator is not None:
+            # a censored part ("> 170", Quantity.comparator, a modifier) is no exact value:
+            # that part stays unknown, and the reader says so (breaker7 F13)
+            unit = vq.code if vq.system in (UCUM, None) and vq.code else vq.unit
+            shown = f"{vq.comparator} {vq.value} {unit or ''}".strip()
+            entry.setdefault("censored", []).append(f"{part} {shown[:40]}")
+            continue
         json_number(vq.value, f"{part} valueQuantity.value")
         if part in entry and entry[part] != vq.value:
             # Observation.component: one systolic, one diastolic (vs-2 profile slices

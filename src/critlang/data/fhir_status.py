@@ -268,3 +268,38 @@ def stray_markers(
             if info is not None and not isinstance(info.type, (BoolT, ListT)):
                 out.append((fact, {"source": source, "date": when}))
     return out
+
+
+# a therapy coded only in systems the protocol binds no therapy in (NDC, a local code):
+# which drug it is cannot be told, so it may be any bound kind (realfhir7 F6)
+OTHER_SYSTEM = (
+    "coded only in code systems in which this protocol binds no therapy, so its kind cannot be told"
+)
+
+
+_THERAPY_KINDS = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+
+
+class BoundCodes(frozenset):
+    """The codes a protocol binds (fhir_input keeps the resources that carry one), with
+    `list_systems`: the system URIs its list facts are bound in."""
+
+    list_systems: frozenset[str] = frozenset()
+
+    def __reduce__(self) -> Any:  # pickled for --jobs: keep list_systems
+        return (_bound_codes, (frozenset(self), self.list_systems))
+
+
+def _bound_codes(codes: frozenset[str], systems: frozenset[str]) -> BoundCodes:
+    out = BoundCodes(codes)
+    out.list_systems = systems
+    return out
+
+
+def other_system(r: Resource, concept: Any, systems: frozenset[str]) -> bool:
+    """A medication resource whose codings are all in systems the protocol binds no list
+    fact in (R4 CodeableConcept: codings are alternative codes for one meaning; none of
+    them can be compared with a bound kind)."""
+    if not systems or r.resourceType not in _THERAPY_KINDS or concept is None:
+        return False
+    return not any(c.system in systems for c in concept.coding or ())

@@ -37,6 +37,8 @@ import csv
 import datetime as dt
 import json
 import math
+import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -193,8 +195,10 @@ def record_rows(
         normalise = compiled.normalisers[name]
         if isinstance(t, ListT):
             obs = reader.list_fact(name, t, raw)
-            if obs is None or name in reader.why:
+            if obs is None:
                 continue  # a list the reader could not use whole is unknown, as in Python
+            # else used as Python uses it: an item that is not an object has no known
+            # field, fields the protocol does not declare are ignored (sqltest7 #2)
             items = normalise(obs) or []
             rows.append(_row(name, 0, value=float(len(items))))
             ftypes = dict(t.fields)
@@ -352,14 +356,25 @@ class CohortWriter:
         self.rows += len(patient.rows)
 
     def close(self) -> None:
+        """Write the cohort file, or nothing when no patient was read: an existing file is
+        replaced only by a complete one (written beside it, then renamed: os.replace is
+        atomic on one file system), never by an empty or half-written cohort."""
         self._facts.close()
         self._patients.close()
-        if self.target.exists():
-            self.target.unlink()
+        if self.count == 0:
+            self.dir.cleanup()
+            return
         from ..backends.sql.engines import connect_duckdb
         from ..backends.sql.values import write_values
 
-        con = connect_duckdb(self.target)
+        try:
+            work = Path(tempfile.mkdtemp(prefix=".critlang-ingest-", dir=self.target.parent))
+        except BaseException:
+            self.dir.cleanup()
+            raise
+        staged = work / self.target.name
+        con = connect_duckdb(staged)
+        done = False
         try:
             create_tables(con)
             for table, path, cols in (
@@ -379,8 +394,13 @@ class CohortWriter:
                 # the per-patient tables the query reads instead of the facts rows: what it
                 # picks depends on the date, known here (backends/sql/values.py)
                 write_values(con, self.compiled, self.as_of)
-        finally:
             con.close()
+            os.replace(staged, self.target)
+            done = True
+        finally:
+            if not done:
+                con.close()
+            shutil.rmtree(work, ignore_errors=True)
             self.dir.cleanup()
 
 
@@ -441,10 +461,17 @@ def _reading_options(node: Any) -> list[str]:
 
 
 def signature_mismatch(compiled: Compiled, stored: dict[str, str]) -> list[str]:
-    """Facts whose declaration differs from the one the table was ingested for."""
-    mine = json.loads(protocol_signature(compiled)["facts"])
+    """Facts whose declaration differs from the one the table was ingested for, and
+    anchors declared by one protocol only ("anchor surgery"): a record's anchor dates
+    are read at ingest only for the anchors then declared, so a new one would be
+    unknown for every patient, without a word (sqltest7 finding 3)."""
+    signature = protocol_signature(compiled)
+    mine = json.loads(signature["facts"])
     theirs = json.loads(stored.get("facts", "{}"))
-    return sorted(name for name, sig in mine.items() if theirs.get(name) != sig)
+    wrong = sorted(name for name, sig in mine.items() if theirs.get(name) != sig)
+    anchors = set(json.loads(signature["anchors"]))
+    read = set(json.loads(stored.get("anchors", "[]")))
+    return wrong + [f"anchor {a}" for a in sorted(anchors ^ read)]
 
 
 # ---------------------------------------------------------------------- sources

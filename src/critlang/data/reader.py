@@ -477,6 +477,10 @@ class Reader(ListReading, QuantityReading):
         pid = _one(data.get("id"))
         if isinstance(pid, Duplicate):
             raise RecordError("the record gives two different ids: which patient is it?")
+        if isinstance(_one(data.get("as_of")), Duplicate):
+            # the date it is to be evaluated at decides every window (breaker7 F6: the
+            # last copy won, ELIGIBLE or UNDETERMINED by key order)
+            raise RecordError("the record gives two different `as_of` dates: which day is it?")
         pid = str(pid) if isinstance(pid, (str, int)) else Path(self.path).stem
         raw_anchors = self.merged(data.get("anchors"), "anchors")
         self.anchors = {}

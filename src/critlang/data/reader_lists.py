@@ -73,8 +73,11 @@ class ListReading:
                     item[name] = self.scalar(label, ftype, v)
             self.check_order(fact, i, item)
             extra = sorted(set(element) - {name for name, _ in t.fields})
-            if extra:
-                self.problem(fact, f"item {i + 1} has fields this protocol does not use: {extra}")
+            if extra:  # ignored, as undeclared facts are (docs/patients.md): the item is
+                # used, so the note names the item, never the fact as one set aside
+                self.problem(
+                    f"{fact}[{i + 1}]", f"fields this protocol does not declare, ignored: {extra}"
+                )
             items.append(item)
         return Observation(items)
 

@@ -44,6 +44,14 @@ class QuantityReading(RangeReading):
         with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
         UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
         """
+        for note in entry.get("censored") or ():
+            # a censored part (FHIR component Quantity.comparator) is not read as a bound
+            # of a pressure yet: unknown, said, never dropped in silence (breaker7 F13)
+            self.problem(
+                fact,
+                f"the {str(note)[:60]} is censored: a blood-pressure part is read only as an "
+                "exact value, so that part is unknown",
+            )
         parts = [entry.get(k) for k in ("systolic", "diastolic")]
         values = [None if p is None else self.number(fact, p) for p in parts]
         if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):

@@ -73,12 +73,13 @@ NOT_APPLICABLE = "not applicable"
 @dataclass
 class SqlProtocol:
     """The compiled query and what it needs: per patient `pid`, `verdict`, one status
-    column per criterion (`c1`...) in protocol order, as the words `screen` prints."""
+    column per criterion in protocol order, named by its id ("I1"; `c1`... inside the
+    query), as the words `screen` prints."""
 
     compiled: Compiled
     as_of: dt.date
     select: exp.Select  # the per-patient statuses and verdict, as words
-    criteria: list[str]  # criterion ids, in order; column i is f"c{i + 1}"
+    criteria: list[str]  # criterion ids, in order; internal column i is f"c{i + 1}"
     # facts and list fields ("list.field") read where an interval is not reasoned over
     # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
     # reads it, where Python may decide (backends/sql/intervals.py)
@@ -101,7 +102,8 @@ class SqlProtocol:
         cols: list[exp.Expression] = []
 
         def count(cond: exp.Expression, alias: str) -> None:
-            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), alias, copy=False))
+            name = exp.to_identifier(alias, quoted=True)  # a criterion id: quoted, never pasted
+            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), name, copy=False))
 
         # how far each patient gets: the first criterion that rules them out (cleared:
         # not passed; open: decided against), 0 for the dead, else past the last one;
@@ -115,7 +117,7 @@ class SqlProtocol:
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
             for j, word in enumerate(STATUSES):
-                count(exp.EQ(this=c, expression=code(word)), f"a{i}_{j}")
+                count(exp.EQ(this=c, expression=code(word)), attrition_column(crit.id, j))
             good = "met" if crit.section == "inclusion" else "not met"
             clear = exp.In(this=c.copy(), expressions=[code(good), code(NOT_APPLICABLE)])
             stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
@@ -127,8 +129,8 @@ class SqlProtocol:
             )
             stop_open.append(exp.If(this=bad, true=num(i)))
             past = num(i)
-            count(exp.GT(this=col("k_cleared"), expression=past), f"a{i}_4")
-            count(exp.GT(this=col("k_open"), expression=past.copy()), f"a{i}_5")
+            count(exp.GT(this=col("k_cleared"), expression=past), attrition_column(crit.id, 4))
+            count(exp.GT(this=col("k_open"), expression=past.copy()), attrition_column(crit.id, 5))
         for v in VERDICTS:
             count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
         count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
@@ -310,7 +312,7 @@ def compile_parts(
         ),
         copy=False,
     ).from_(stage.subquery("w", copy=False), copy=False)
-    select = as_words(codes.copy().subquery("r", copy=False), len(crits))
+    select = as_words(codes.copy().subquery("r", copy=False), [c.id for c in crits])
     if wide is not None:  # the pivot, named once at the top of each query
         codes = codes.with_("critlang_wide", as_=wide.copy(), copy=False)
         select = select.with_("critlang_wide", as_=wide, copy=False)
@@ -326,16 +328,30 @@ def compile_parts(
     return comp, query
 
 
-def as_words(source: exp.Expression, criteria: int) -> exp.Select:
+ATTRITION_WORDS = ("met", "not met", "unknown", "not applicable", "passed so far", "not ruled out")
+
+
+def attrition_column(criterion: str, j: int) -> str:
+    """The attrition query's column for a criterion's count j (ATTRITION_WORDS[j], the
+    headings of `screen`'s attrition table): "E1 not met". Written as a quoted
+    identifier built from the checked criterion id (grammar CRIT_ID: `[A-Z]+-?[0-9]+
+    [a-z]?`, so never two ids that differ only in case), never pasted text."""
+    return f"{criterion} {ATTRITION_WORDS[j]}"
+
+
+def as_words(source: exp.Expression, criteria: list[str]) -> exp.Select:
     """The per-patient rows of `source` (a table or subquery of `codes` rows) with the
-    verdict and statuses as the words `screen` prints."""
+    verdict and statuses as the words `screen` prints, each status column named by its
+    criterion id (a quoted identifier: "I1", "IN-3"; sqltest7 finding 8)."""
     return exp.select(
         col("pid"),
         col("id"),
         exp.alias_(words(col("verdict"), VERDICTS), "verdict", copy=False),
         *[
-            exp.alias_(words(col(f"c{i}"), STATUSES), f"c{i}", copy=False)
-            for i in range(1, criteria + 1)
+            exp.alias_(
+                words(col(f"c{i}"), STATUSES), exp.to_identifier(cid, quoted=True), copy=False
+            )
+            for i, cid in enumerate(criteria, 1)
         ],
         col("dead"),
         copy=False,

@@ -29,7 +29,7 @@ RESULTS = "critlang_result"  # the per-patient rows, kept for the attrition quer
 def _ordered(query: SqlProtocol, dialect: str) -> str:
     """The stored rows (codes) as the words `screen` prints, in patient order."""
     table = exp.to_table(RESULTS)
-    return as_words(table, len(query.criteria)).order_by("pid", copy=False).sql(dialect)
+    return as_words(table, query.criteria).order_by("pid", copy=False).sql(dialect)
 
 
 def _codes(query: SqlProtocol, dialect: str) -> str:
