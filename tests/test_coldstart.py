@@ -53,14 +53,29 @@ def test_parsing_is_the_same_with_only_the_named_commands_built(argv: list[str])
     assert _outcome(set(argv), argv) == _outcome(None, argv)
 
 
-def test_an_evaluation_loads_neither_lark_nor_pint_nor_z3() -> None:
+# modules an evaluation of a patient with a verdict does not need, each of which once
+# cost a few milliseconds of every start (docs/performance.md, "Cold start")
+NOT_LOADED = (
+    "lark",
+    "pint",
+    "z3",
+    "difflib",
+    "xml.etree.ElementTree",
+    "traceback",
+    "dataclasses",  # frozen_classes.py builds its views on first use
+    "inspect",
+    "ast",  # python_slices.py and needs.py: only for an undetermined patient
+    "shutil",  # argparse asks it for the terminal width only to print help (cli._Parser)
+)
+
+
+def test_an_evaluation_loads_none_of_the_modules_it_does_not_need() -> None:
     code = (
         "import io, contextlib, sys\n"
         "from critlang.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['eval', '--as-of', '2026-11-27', sys.argv[1], sys.argv[2]])\n"
-        "print(sorted(m for m in ('lark', 'pint', 'z3', 'difflib', 'xml.etree.ElementTree',"
-        " 'traceback') if m in sys.modules))\n"
+        f"print(sorted(m for m in {NOT_LOADED!r} if m in sys.modules))\n"
     )
     trial = ROOT / "protocols" / "nct05610826"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -192,7 +192,7 @@ def test_needs_says_why_a_recorded_item_was_not_used() -> None:
     therapy = {"kind": "capecitabine", "start": "2027-01-01", "end": "2027-02-01"}
     ev = evaluate(prior_therapies=[{"kind": "tace", "end": "2020-01-01"}, therapy])
     assert crit(ev, "E3").missing == [
-        "prior_therapies[2].end (not used: starts (2027-01-01) after the evaluation date "
+        "prior_therapies[2].end (not used: start (2027-01-01) after the evaluation date "
         "(2026-11-27): impossible for something recorded as having happened)"
     ]
 

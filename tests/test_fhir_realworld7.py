@@ -358,7 +358,7 @@ RANGES = {
     "type as text": (
         {"high": limit(40), "type": {"text": "therapeutic"}},
         "unknown",
-        "may not be this patient's",
+        "type 'therapeutic' is no referencerange-meaning code",
     ),
     "type of another system": (
         {

@@ -76,6 +76,7 @@ def test_declaration_as_dataclass_makes_it(ours: type, theirs: type) -> None:
     assert [_field_view(f) for f in dataclasses.fields(ours)] == [
         _field_view(f) for f in dataclasses.fields(theirs)
     ]
+    assert fc.field_names(ours) == tuple(f.name for f in dataclasses.fields(theirs))
     assert ours.__match_args__ == theirs.__match_args__  # type: ignore[attr-defined]
     assert ours.__doc__ == theirs.__doc__
     assert repr(ours.__dataclass_params__) == repr(theirs.__dataclass_params__)  # type: ignore[attr-defined]
@@ -132,6 +133,7 @@ def test_instances_behave_as_dataclass_instances(ours: type, theirs: type) -> No
         assert (_hash(a) == _hash(other_a)) == (_hash(b) == _hash(other_b)), name
         assert repr(other_a) == repr(other_b)
         assert dataclasses.replace(a, **{name: "changed"}) == other_a
+        assert fc.replace(a, **{name: "changed"}) == other_a  # without `dataclasses`
         if not frozen:
             continue
         for obj in (a, b):
@@ -169,6 +171,17 @@ def test_a_changed_class_falls_back_to_dataclass() -> None:
     assert Unknown() == Unknown(x=1) and repr(Unknown()).endswith(".Unknown(x=1)")
     with pytest.raises(dataclasses.FrozenInstanceError):
         Unknown().x = 2  # type: ignore[misc]
+
+
+def test_replace_refuses_a_field_not_in_init_as_dataclasses_does() -> None:
+    from critlang.source import SourceFile
+
+    text = SourceFile("a.crit", "x\ny")
+    for replace in (fc.replace, dataclasses.replace):
+        with pytest.raises(ValueError) as caught:
+            replace(text, _line_starts=[0])
+        assert "_line_starts is declared with init=False" in str(caught.value)
+    assert fc.replace(text, text="z").line_text(1) == "z"
 
 
 def test_recursive_repr_as_dataclass() -> None:

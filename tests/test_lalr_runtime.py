@@ -78,6 +78,43 @@ def test_there_are_criteria_files_to_compare() -> None:
     assert len(CRIT_FILES) >= 8
 
 
+def test_the_first_characters_of_each_pattern_are_a_superset() -> None:
+    """The lexer skips a pattern at an ASCII character outside its first characters
+    (parse_tables.FIRST): no text starting with such a character matches it. Texts: what
+    follows each token of every criteria file (16 characters of its line, a fixed sample
+    of 2,000) after every ASCII character."""
+    import re
+
+    assert lalr.first_chars(r"(?:ab|c?d)+") == "acd"
+    assert lalr.first_chars(r"(?!x)[^a]") is None  # a negated class: any character
+    assert lalr.first_chars(r"\s*(?=q)z") == "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f z"
+    rests = {
+        text[i : min(j, i + 16)]
+        for path in CRIT_FILES
+        for text in [path.read_text(encoding="utf-8")]
+        for i in range(1, len(text))
+        if text[i - 1] in ' \t\n("' or text[i - 1].isalnum() != text[i].isalnum()
+        for j in [text.find("\n", i)]
+        if j > i
+    }
+    rests |= {"10^9/L", "5 mmol/L", "120/80 mmHg", '"a b"', "x10^9/L", "earlier", "-3"}
+    follows = sorted({r[1:] for r in rests})
+    follows = random.Random(12).sample(follows, min(2000, len(follows)))
+    for name, (literal, regexp) in parse_tables.PATTERNS.items():
+        if literal is not None:
+            continue
+        first = parse_tables.FIRST[name]
+        assert first == lalr.first_chars(regexp)
+        if first is None:
+            continue
+        match = re.compile(regexp).match
+        assert any(match(r) for r in rests if r[0] in first), name  # the set is not empty
+        for char in (chr(i) for i in range(128)):
+            if char not in first:
+                hit = next((rest for rest in follows if match(char + rest)), None)
+                assert hit is None, (name, char, hit)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(PROGRAMS)
 def test_same_tree_as_lark_on_generated_programs(program: str) -> None:

@@ -6,7 +6,6 @@ Used by `to_ast` and `parse` (parser.py).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from fractions import Fraction
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import nodes as n
 from .ast_declarations import _Declarations, _unquote
 from .diagnostics import Diagnostic, error
+from .frozen_classes import replace
 from .source import SourceFile, Span
 
 if TYPE_CHECKING:  # the runtime parser's or Lark's (the same attributes)
@@ -149,7 +149,7 @@ class _ToAst(_Declarations):
     # --- expressions
     def paren(self, meta: Meta, items: list[Any]) -> Any:
         inner = items[0]
-        return dataclasses.replace(inner, parens=inner.parens + 1)
+        return replace(inner, parens=inner.parens + 1)
 
     def unless(self, meta: Meta, items: list[Any]) -> Any:
         return n.Unless(rule=items[0], exception=items[1], span=self._span(meta))

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # the runtime parser's or Lark's (the same attributes)
 
 def _unquote(token: str) -> str:
     body = token[1:-1]
+    if "\\" not in body:  # the common case: nothing escaped
+        return body
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 

@@ -39,15 +39,45 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions keep their line breaks, so the examples read as typed."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, checking each argument's metavar without the terminal's width.
+
+    `add_argument` checks a metavar by formatting it with a fresh help formatter, which
+    asks `shutil` for the terminal's width (importing `shutil`, with `bz2` and `lzma`: a few
+    milliseconds of every start) though the check never uses it. Help and usage messages
+    are formatted as before, at the terminal's width."""
+
+    _checking = False
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        self._checking = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking = False
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        if self._checking:  # only `_format_args` of it is used: no width needed
+            return self.formatter_class(prog=self.prog, width=80)
+        return super()._get_formatter()
+
+
 class _NotBuilt:
-    """The arguments of a command that is not on this command line: not built (a dozen
-    parsers with all their arguments took ~10 ms of every start)."""
+    """The parser of a command that is not on this command line: not built (a dozen
+    parsers with all their arguments took ~10 ms of every start). It is listed, with its
+    help, among the choices and in `--help`, and never parses anything (the command is
+    always one of the words of the command line)."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def set_defaults(self, **kwargs: Any) -> None:
         pass
+
+
+def _subparser(not_built: bool = False, **kwargs: Any) -> Any:
+    """The subparsers' `parser_class`: a parser, or none for a command not given."""
+    return _NotBuilt() if not_built else _Parser(**kwargs)
 
 
 def _command(
@@ -61,8 +91,7 @@ def _command(
     """A subcommand whose help ends with typed examples; only named and listed, arguments
     not built, when `wanted` (the words of the command line) does not hold its name."""
     if wanted is not None and name not in wanted:
-        sub.add_parser(name, help=help)  # so that the choices and `--help` list it
-        return _NotBuilt()
+        return sub.add_parser(name, help=help, not_built=True)  # listed, with its help
     epilog = "examples:\n" + "\n".join(f"  {x}" for x in examples)
     return sub.add_parser(
         name,
@@ -80,13 +109,16 @@ _PATIENT = f"{_TRIAL}/examples/ineligible_hb_8_0_g_dl.json"
 def build_parser(wanted: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with `wanted` (the words of the command line), only the
     commands named there get their arguments (a command is always one of those words)."""
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="critlang",
         description="Eligibility criteria as a checked language.",
         epilog="`critlang COMMAND --help` describes each command, with examples.",
     )
     ap.add_argument("--version", action="version", version=f"critlang {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # prog given: argparse would format the usage (without positionals: "critlang") for it
+    sub = ap.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", prog="critlang", parser_class=_subparser
+    )
     c = _command(
         sub,
         "check",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .frontend import Analysis
 
 
-_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/~^{}@-]*")
+_REVISION = r"[A-Za-z0-9][A-Za-z0-9._/~^{}@-]*"  # compiled when first used
 
 
 def _read_version(spec: str) -> tuple[Analysis | None, str]:
@@ -43,7 +43,7 @@ def _read_version(spec: str) -> tuple[Analysis | None, str]:
             return None, f"{path}: cannot read: {os_error_words(exc)}"
     # A revision is never an option to git (`path@--output=FILE` would write a file):
     # it must look like a revision, and is resolved to a commit id before use.
-    if rev.startswith("-") or not _REVISION.fullmatch(rev):
+    if rev.startswith("-") or not re.fullmatch(_REVISION, rev):
         return None, f"{spec}: {rev!r} is not a git revision"
     p = Path(path).resolve()
     try:

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .cli_inputs import (
     _as_of,
@@ -75,7 +75,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return status
 
 
+def _outputs_and_anchors(
+    args: argparse.Namespace, outputs: dict[str, str | None], inputs: list[Path], analysis: Any
+) -> dict[str, str] | None:
+    """The --anchor dates, after checking the outputs against the inputs; None after
+    saying what is wrong (exit 2), before any work."""
+    problems = output_problems(outputs, inputs)
+    try:
+        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
+    except argparse.ArgumentTypeError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(f"critlang: {problem}", file=sys.stderr)
+    return None if problems else anchors
+
+
 def _cmd_screen(args: argparse.Namespace) -> int:
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    engine = args.engine or (
+        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
+    )
+    if engine != "python":
+        return _screen_sql(args, analysis, engine)
+    # the FHIR reader and the workers only here: a cohort file screened in SQL starts
+    # without them
     from .backends.python import compile_protocol
     from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files
     from .evaluate import EvaluationFault
@@ -89,14 +114,6 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     )
     from .screen_jobs import default_jobs, screen_files
 
-    analysis, as_of, code = _protocol_and_date(args)
-    if analysis is None or analysis.result is None:
-        return code
-    engine = args.engine or (
-        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
-    )
-    if engine != "python":
-        return _screen_sql(args, analysis, engine)
     absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
     wrong = [k for k in absent if k not in ABSENT_KINDS]
     if wrong:
@@ -111,17 +128,10 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     if files is None:
         return 2
     outputs = {"--patients": args.patients, "--attrition": args.attrition, "--report": args.report}
-    clash = output_problems(outputs, [*files, Path(args.protocol)])
-    for problem in clash:
-        print(f"critlang: {problem}", file=sys.stderr)
-    if clash:
+    anchors = _outputs_and_anchors(args, outputs, [*files, Path(args.protocol)], analysis)
+    if anchors is None:
         return 2
     compiled = analysis.compiled or compile_protocol(analysis.result)
-    try:
-        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     extractor = Extractor(analysis.result, absent, anchors)
     import gc
 
@@ -285,17 +295,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     files = _usable(data_files(args.data, skipped))
     if files is None:
         return 2
-    clash = output_problems({"-o": args.output}, [*files, Path(args.protocol)])
-    for problem in clash:
-        print(f"critlang: {problem}", file=sys.stderr)
-    if clash:
+    outputs = {"-o": args.output}
+    anchors = _outputs_and_anchors(args, outputs, [*files, Path(args.protocol)], analysis)
+    if anchors is None:
         return 2
     compiled = compile_protocol(analysis.result)
-    try:
-        anchors = anchor_dates(args.anchor, list(analysis.result.anchors))
-    except argparse.ArgumentTypeError as exc:
-        print(f"critlang: {exc}", file=sys.stderr)
-        return 2
     extractor = Extractor(analysis.result, absent, anchors)
     import gc
 

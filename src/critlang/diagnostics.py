@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import field
 
-from .frozen_classes import frozen
+from .frozen_classes import field, frozen
 from .source import SourceFile, Span
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from dataclasses import field, replace
 from typing import Any
 
 from . import nodes as n
@@ -19,7 +18,7 @@ from .backends.python import FILENAME_PREFIX, Compiled, Criterion
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .data.records import Record
 from .explain import Explainer, deciding_sources, reasons
-from .frozen_classes import mutable
+from .frozen_classes import field, mutable, replace
 from .future_events import past_date_fields
 from .needs import Needs, Slot
 from .typesys import QuantT

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import field
 from fractions import Fraction
 from typing import Any
 
 from .backends.runtime import Alt, Range
-from .frozen_classes import mutable
+from .frozen_classes import field, mutable
 
 OPS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠"}
 # an operator in words, for "every value below 2 is below 3"

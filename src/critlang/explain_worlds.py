@@ -9,12 +9,12 @@ disagree, naming which candidate gives which status.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from typing import Any
 
 from .backends.runtime import NA
 from .data.records import Observation, Record
 from .explain_words import Clause
+from .frozen_classes import replace
 
 _WORD = {True: "met", False: "not met", None: "unknown", NA: "not applicable"}
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from . import nodes as n
 from .checker import CheckResult, check
 from .diagnostics import Diagnostic, error, sorted_diagnostics
-from .frozen_classes import mutable
+from .frozen_classes import field, mutable
 from .parser import parse, salvage
 from .source import MAX_SOURCE_BYTES, SourceFile, read_source
 

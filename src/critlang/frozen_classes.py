@@ -1,12 +1,18 @@
-"""Frozen dataclasses without compiling their methods at every start.
+"""Frozen dataclasses without compiling their methods, or importing `dataclasses`, at
+every start.
 
 `@dataclass(frozen=True)` writes `__init__`, `__repr__`, `__eq__`, `__hash__`,
 `__setattr__` and `__delattr__` as source text and compiles it for every class, every
 time the module is imported: ~60 ms of each `critlang` command for the AST classes alone.
 `frozen` gives a class the same methods from frozen_methods.py, written out once by
-`write_methods()` from what `dataclass` does, so they load precompiled like any module;
-the rest (fields, `fields()`, `replace()`, `__match_args__`, `__doc__`) is `dataclass`'s
-own, run without its code generation (init=False, repr=False, eq=False).
+`write_methods()` from what `dataclass` does, so they load precompiled like any module.
+`dataclasses` itself (with `inspect`, `ast`, `dis` and `tokenize`: ~20 ms) is imported
+only when something asks for what only it has: `dataclasses.fields()`, `replace()`,
+`asdict()` or `is_dataclass()` of a class (its `__dataclass_fields__` and
+`__dataclass_params__` are built on first use, as `dataclass` would have built them),
+or the error of assigning to a frozen field (`dataclasses.FrozenInstanceError`). In
+class bodies, `field()` of this module stands for `dataclasses.field`; `replace()` and
+`field_names()` of this module serve the evaluation path without `dataclasses`.
 
 Each class's written-out methods are used only while the class still declares exactly
 what they were written for (its fields' names, types, flags and defaults, its bases, the
@@ -18,12 +24,10 @@ fails while frozen_methods.py is stale.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 from _thread import get_ident
 from collections.abc import Callable
-from dataclasses import MISSING, Field, FrozenInstanceError, dataclass
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound=type)
@@ -38,10 +42,94 @@ seen: dict[tuple[str, str], tuple[bool, bool, tuple[Any, ...]]] = {}
 
 _METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__")
 _OWN = (*_METHODS, "__post_init__", "__match_args__", "__slots__", "__abstractmethods__")
-# dataclasses' marker of a regular field (`fields()` lists only those), and the default
-# it shows for a field with a default factory (without them: `dataclass` itself)
-_FIELD = getattr(dataclasses, "_FIELD", None)
-_USABLE = _FIELD is not None and hasattr(dataclasses, "_HAS_DEFAULT_FACTORY")
+
+
+class _Missing:
+    """No default given (`dataclasses.MISSING` without importing `dataclasses`)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class _HasDefaultFactory:
+    """The default a written-out `__init__` shows for a field with a default factory, as
+    `dataclasses._HAS_DEFAULT_FACTORY` (the same text in `inspect.signature`)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_HAS_DEFAULT_FACTORY: Any = _HasDefaultFactory()
+
+
+def _dataclasses() -> Any:
+    """The `dataclasses` module, imported when something needs it."""
+    import dataclasses
+
+    return dataclasses
+
+
+def _missing(value: Any) -> bool:
+    dc = sys.modules.get("dataclasses")
+    return value is MISSING or (dc is not None and value is dc.MISSING)
+
+
+class Field:
+    """What `field(...)` declares in a class body: `dataclasses.Field`'s flags, without
+    `dataclasses`; turned into a `dataclasses.Field` when `fields()` asks for it."""
+
+    __slots__ = ("compare", "default", "default_factory", "hash", "init", "kw_only", "name")
+    __slots__ += ("repr", "type")
+
+    def __init__(
+        self,
+        default: Any,
+        default_factory: Any,
+        init: bool,
+        repr: bool,
+        hash: bool | None,
+        compare: bool,
+        kw_only: Any,
+    ) -> None:
+        self.name: str = ""
+        self.type: Any = None
+        self.default = default
+        self.default_factory = default_factory
+        self.init = init
+        self.repr = repr
+        self.hash = hash
+        self.compare = compare
+        self.kw_only = kw_only
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Any = MISSING,
+    init: bool = True,
+    repr: bool = True,
+    hash: bool | None = None,
+    compare: bool = True,
+    kw_only: Any = MISSING,
+) -> Any:
+    """`dataclasses.field` for classes decorated with `frozen` or `mutable` (the real
+    one while `dataclass` processes them: USE_DATACLASS)."""
+    if not _missing(default) and not _missing(default_factory):
+        raise ValueError("cannot specify both default and default_factory")
+    if USE_DATACLASS:
+        dc = _dataclasses()
+        given = {"default": default, "default_factory": default_factory, "kw_only": kw_only}
+        given = {k: v for k, v in given.items() if not _missing(v)}
+        return dc.field(init=init, repr=repr, hash=hash, compare=compare, **given)
+    return Field(default, default_factory, init, repr, hash, compare, kw_only)
+
+
+def _is_field(value: Any) -> bool:
+    dc = sys.modules.get("dataclasses")
+    return isinstance(value, Field) or (dc is not None and isinstance(value, dc.Field))
 
 
 def _own_fields(cls: type) -> list[tuple[str, Any, Any]]:
@@ -52,7 +140,7 @@ def _own_fields(cls: type) -> list[tuple[str, Any, Any]]:
 
 
 def _shown(value: Any) -> Any:
-    return "MISSING" if value is MISSING else repr(value)
+    return "MISSING" if _missing(value) else repr(value)
 
 
 def fingerprint(cls: type, kw_only: bool, frozen: bool = True) -> tuple[Any, ...] | None:
@@ -63,23 +151,26 @@ def fingerprint(cls: type, kw_only: bool, frozen: bool = True) -> tuple[Any, ...
     unverified)."""
     inherited: dict[str, None] = {}
     for base in reversed(cls.__mro__[1:]):
+        if base in _written:
+            inherited.update(dict.fromkeys(base.__dict__["__frozen_fields__"]))
+            continue
         fields = getattr(base, "__dataclass_fields__", None)
         if fields is not None:
-            if base not in _written and not USE_DATACLASS:
+            if not USE_DATACLASS:
                 return None
             inherited.update(dict.fromkeys(fields))
     own = []
     for name, annotation, value in _own_fields(cls):
-        if isinstance(value, Field):
+        if _is_field(value):
             flags = (value.init, value.repr, value.compare, value.hash, _shown(value.kw_only))
-            factory = value.default_factory is not MISSING
+            factory = not _missing(value.default_factory)
             own.append((name, annotation, *flags, _shown(value.default), factory))
         else:
             own.append((name, annotation, _shown(value)))
     annotated = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (as dataclasses)
     # what `dataclass` treats apart: a Field without an annotation (an error), ClassVar
     # and InitVar pseudo-fields (the written-out methods know none of them)
-    stray = [k for k, v in cls.__dict__.items() if isinstance(v, Field) and k not in annotated]
+    stray = [k for k, v in cls.__dict__.items() if _is_field(v) and k not in annotated]
     stray += [k for k, a in annotated.items() if "ClassVar" in str(a) or "InitVar" in str(a)]
     return (
         kw_only,
@@ -121,40 +212,86 @@ def _frozen_attrs(cls: type, names: frozenset[str]) -> tuple[Callable[..., None]
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
         if type(self) is cls or name in names:
-            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+            raise _dataclasses().FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self: Any, name: str) -> None:
         if type(self) is cls or name in names:
-            raise FrozenInstanceError(f"cannot delete field {name!r}")
+            raise _dataclasses().FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     return __setattr__, __delattr__
 
 
-def _fields(cls: type, frozen: bool, kw_only: bool) -> None:
-    """`__dataclass_fields__` and `__dataclass_params__` as `dataclass` sets them (3.11
-    `_process_class`: fields of the bases, then the class's own; a `field(...)` in the
-    class body replaced by its default)."""
-    fields: dict[str, Field[Any]] = {}
+def _fields(cls: type, kw_only: bool) -> dict[str, Field]:
+    """The class's fields (its bases', then its own) as `dataclass` collects them (3.11
+    `_process_class`), kept in `__frozen_fields__`; a `field(...)` in the class body is
+    replaced by its default (or removed)."""
+    fields: dict[str, Field] = {}
     for base in cls.__mro__[-1:0:-1]:
-        for f in getattr(base, "__dataclass_fields__", {}).values():
-            fields[f.name] = f
+        fields.update(base.__dict__.get("__frozen_fields__", {}))
     for name, annotation, value in _own_fields(cls):
-        f = value if isinstance(value, Field) else dataclasses.field(default=value)
+        if isinstance(value, Field):
+            f = value
+        elif _is_field(value):  # `dataclasses.field(...)`: the same flags
+            flags = (value.init, value.repr, value.hash, value.compare, value.kw_only)
+            f = Field(value.default, value.default_factory, *flags)
+            value = f
+        else:
+            f = field(default=value)
         f.name = name
         f.type = annotation
-        f._field_type = _FIELD  # type: ignore[attr-defined]
-        if f.kw_only is MISSING:
+        if _missing(f.kw_only):
             f.kw_only = kw_only
         fields[name] = f
         if isinstance(value, Field):
-            if f.default is MISSING:
+            if _missing(f.default):
                 delattr(cls, name)
             else:
                 setattr(cls, name, f.default)
-    cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
-    cls.__dataclass_params__ = _params(frozen, kw_only)  # type: ignore[attr-defined]
+    cls.__frozen_fields__ = fields  # type: ignore[attr-defined]
+    return fields
+
+
+class _OnFirstUse:
+    """A class attribute computed when first read (then stored in its place): the
+    `dataclasses` views of a class, which import `dataclasses`."""
+
+    def __init__(self, cls: type, name: str, make: Callable[[], Any]) -> None:
+        self.cls, self.name, self.make = cls, name, make
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        value = self.make()
+        setattr(self.cls, self.name, value)
+        return value
+
+
+def _dataclass_fields(cls: type) -> dict[str, Any]:
+    """`__dataclass_fields__` as `dataclass` sets it: `dataclasses.Field` objects, a base's
+    shared with the base."""
+    dc = _dataclasses()
+    fields: dict[str, Any] = {}
+    for base in cls.__mro__[-1:0:-1]:
+        fields.update(getattr(base, "__dataclass_fields__", {}))
+    own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (as dataclasses)
+    for name, spec in cls.__dict__["__frozen_fields__"].items():
+        if name not in own:
+            continue
+        given = {"default": spec.default, "default_factory": spec.default_factory}
+        given = {k: v for k, v in given.items() if not _missing(v)}
+        f = dc.field(
+            init=spec.init,
+            repr=spec.repr,
+            hash=spec.hash,
+            compare=spec.compare,
+            kw_only=spec.kw_only,
+            **given,
+        )
+        f.name = name
+        f.type = spec.type
+        f._field_type = getattr(dc, "_FIELD", None)
+        fields[name] = f
+    return fields
 
 
 _PARAMS: dict[tuple[bool, bool], Any] = {}
@@ -164,7 +301,7 @@ def _params(frozen: bool, kw_only: bool) -> Any:
     """`__dataclass_params__` as `dataclass(frozen=..., kw_only=...)` sets it."""
     if (frozen, kw_only) not in _PARAMS:
 
-        @dataclass(frozen=frozen, kw_only=kw_only)
+        @_dataclasses().dataclass(frozen=frozen, kw_only=kw_only)
         class Reference:
             pass
 
@@ -177,17 +314,16 @@ def _decorator(frozen: bool, kw_only: bool) -> Callable[[C], C]:
         key = (cls.__module__, cls.__qualname__)
         if USE_DATACLASS:
             seen[key] = (frozen, kw_only, fingerprint(cls, kw_only, frozen))
-            return dataclass(frozen=frozen, kw_only=kw_only)(cls)
+            return _dataclasses().dataclass(frozen=frozen, kw_only=kw_only)(cls)
         from . import frozen_methods
 
         written = frozen_methods.CLASSES.get(key)
         print_ = fingerprint(cls, kw_only, frozen)
-        if written is None or not _USABLE or print_ is None or written[0] != print_:
+        if written is None or print_ is None or written[0] != print_:
             fallbacks.append(key)
-            return dataclass(frozen=frozen, kw_only=kw_only)(cls)
+            return _dataclasses().dataclass(frozen=frozen, kw_only=kw_only)(cls)
         _, make, doc = written
-        _fields(cls, frozen, kw_only)
-        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        fields = _fields(cls, kw_only)
         defaults = {f.name: f.default for f in fields.values()}
         factories = {f.name: f.default_factory for f in fields.values()}
         methods = make(defaults, factories, _recursive_repr)
@@ -203,6 +339,10 @@ def _decorator(frozen: bool, kw_only: bool) -> Callable[[C], C]:
         )
         if doc is not None:
             cls.__doc__ = doc
+        fields_view = _OnFirstUse(cls, "__dataclass_fields__", lambda: _dataclass_fields(cls))
+        params_view = _OnFirstUse(cls, "__dataclass_params__", lambda: _params(frozen, kw_only))
+        cls.__dataclass_fields__ = fields_view  # type: ignore[attr-defined]
+        cls.__dataclass_params__ = params_view  # type: ignore[attr-defined]
         _written.add(cls)
         return cls
 
@@ -220,6 +360,31 @@ def mutable(cls: C) -> C:
     return _decorator(False, False)(cls)
 
 
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of `dataclasses.fields(cls)`, in order (without `dataclasses` for a
+    class decorated here)."""
+    if cls in _written:
+        return tuple(cls.__dict__["__frozen_fields__"])
+    return tuple(f.name for f in _dataclasses().fields(cls))
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """`dataclasses.replace(obj, **changes)`: a copy with some fields changed."""
+    cls = type(obj)
+    if cls not in _written:
+        return _dataclasses().replace(obj, **changes)
+    for f in cls.__dict__["__frozen_fields__"].values():
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(
+                    f"field {f.name} is declared with init=False, it cannot be specified "
+                    "with replace()"
+                )
+        elif f.name not in changes:
+            changes[f.name] = getattr(obj, f.name)
+    return cls(**changes)
+
+
 # ------------------------------------------------------------------ writing the methods
 
 MODULES = (
@@ -234,6 +399,7 @@ MODULES = (
     "critlang.checker.result",
     "critlang.data.values",
     "critlang.data.records",
+    "critlang.data.reader_time",
     "critlang.needs",
     "critlang.explain_words",
     "critlang.evaluate",
@@ -249,7 +415,7 @@ def _method_source(
     """The factory of one class's methods, as dataclasses writes them (3.11: `_init_fn`,
     `_repr_fn`, `_cmp_fn`, `_hash_fn`), and the docstring it gives a class that has none."""
     fields = list(cls.__dataclass_fields__.values())  # type: ignore[attr-defined]
-    assert all(f._field_type is _FIELD for f in fields)  # type: ignore[attr-defined]
+    assert all(f._field_type is _dataclasses()._FIELD for f in fields)  # type: ignore[attr-defined]
     assert all(f.kw_only == kw_only for f in fields)
     own_methods = set(print_[5])
     assert own_methods <= {"__post_init__"} and not print_[7], (cls, print_)
@@ -257,7 +423,7 @@ def _method_source(
     star = False
     body = []
     for f in fields:
-        factory = f.default_factory is not MISSING
+        factory = not _missing(f.default_factory)
         if f.init:
             if kw_only and not star:
                 params.append("*")
@@ -266,11 +432,11 @@ def _method_source(
                 params.append(f"{f.name}=_HAS_DEFAULT_FACTORY")
                 value = f"f[{f.name!r}]() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}"
             else:
-                params.append(f.name if f.default is MISSING else f"{f.name}=d[{f.name!r}]")
+                params.append(f.name if _missing(f.default) else f"{f.name}=d[{f.name!r}]")
                 value = f.name
         elif factory:
             value = f"f[{f.name!r}]()"
-        elif f.default is not MISSING:
+        elif not _missing(f.default):
             value = f"d[{f.name!r}]"
         else:
             continue  # init=False without a default: not set
@@ -350,9 +516,7 @@ def _write_from_seen() -> str:
         "",
         "# ruff: noqa",
         "",
-        "import dataclasses as _dataclasses",
-        "",
-        "_HAS_DEFAULT_FACTORY = getattr(_dataclasses, '_HAS_DEFAULT_FACTORY', None)",
+        "from critlang.frozen_classes import _HAS_DEFAULT_FACTORY",
         "_set = object.__setattr__",
         "",
     ]

@@ -4,9 +4,7 @@
 
 # ruff: noqa
 
-import dataclasses as _dataclasses
-
-_HAS_DEFAULT_FACTORY = getattr(_dataclasses, '_HAS_DEFAULT_FACTORY', None)
+from critlang.frozen_classes import _HAS_DEFAULT_FACTORY
 _set = object.__setattr__
 
 def _critlang_source_Span(d, f, recursive_repr):
@@ -2116,7 +2114,7 @@ def _critlang_data_records_Ongoing(d, f, recursive_repr):
 
 
 def _critlang_data_records_Observation(d, f, recursive_repr):
-    def __init__(self, value, unit=d['unit'], date=d['date'], source=d['source'], low=d['low'], high=d['high'], comparator=d['comparator'], instant=d['instant'], stamp=d['stamp'], status=d['status'], range_unknown=d['range_unknown']):
+    def __init__(self, value, unit=d['unit'], date=d['date'], source=d['source'], low=d['low'], high=d['high'], comparator=d['comparator'], instant=d['instant'], stamp=d['stamp'], status=d['status'], range_unknown=d['range_unknown'], range_why=d['range_why']):
         _set(self, 'value', value)
         _set(self, 'unit', unit)
         _set(self, 'date', date)
@@ -2128,19 +2126,20 @@ def _critlang_data_records_Observation(d, f, recursive_repr):
         _set(self, 'stamp', stamp)
         _set(self, 'status', status)
         _set(self, 'range_unknown', range_unknown)
-    __init__.__annotations__ = {**{'value': 'Any', 'unit': 'Unit | None', 'date': 'dt.date | None', 'source': 'str | None', 'low': 'Fraction | None', 'high': 'Fraction | None', 'comparator': 'str | None', 'instant': 'dt.datetime | None', 'stamp': 'str | None', 'status': 'str | None', 'range_unknown': 'bool'}, 'return': None}
+        _set(self, 'range_why', range_why)
+    __init__.__annotations__ = {**{'value': 'Any', 'unit': 'Unit | None', 'date': 'dt.date | None', 'source': 'str | None', 'low': 'Fraction | None', 'high': 'Fraction | None', 'comparator': 'str | None', 'instant': 'dt.datetime | None', 'stamp': 'str | None', 'status': 'str | None', 'range_unknown': 'bool', 'range_why': 'str | None'}, 'return': None}
 
     @recursive_repr
     def __repr__(self):
-        return self.__class__.__qualname__ + f"(value={self.value!r}, unit={self.unit!r}, date={self.date!r}, source={self.source!r}, low={self.low!r}, high={self.high!r}, comparator={self.comparator!r}, instant={self.instant!r}, stamp={self.stamp!r}, status={self.status!r}, range_unknown={self.range_unknown!r})"
+        return self.__class__.__qualname__ + f"(value={self.value!r}, unit={self.unit!r}, date={self.date!r}, source={self.source!r}, low={self.low!r}, high={self.high!r}, comparator={self.comparator!r}, instant={self.instant!r}, stamp={self.stamp!r}, status={self.status!r}, range_unknown={self.range_unknown!r}, range_why={self.range_why!r})"
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,) == (other.value,other.unit,other.date,other.source,other.low,other.high,other.comparator,other.instant,other.stamp,other.status,other.range_unknown,)
+            return (self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,self.range_why,) == (other.value,other.unit,other.date,other.source,other.low,other.high,other.comparator,other.instant,other.stamp,other.status,other.range_unknown,other.range_why,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,))
+        return hash((self.value,self.unit,self.date,self.source,self.low,self.high,self.comparator,self.instant,self.stamp,self.status,self.range_unknown,self.range_why,))
 
     return __init__, __repr__, __eq__, __hash__
 
@@ -2189,6 +2188,26 @@ def _critlang_data_records_Record(d, f, recursive_repr):
         return NotImplemented
 
     return __init__, __repr__, __eq__
+
+
+def _critlang_data_reader_time_UnreadDeceased(d, f, recursive_repr):
+    def __init__(self, why):
+        _set(self, 'why', why)
+    __init__.__annotations__ = {**{'why': 'str'}, 'return': None}
+
+    @recursive_repr
+    def __repr__(self):
+        return self.__class__.__qualname__ + f"(why={self.why!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.why,) == (other.why,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.why,))
+
+    return __init__, __repr__, __eq__, __hash__
 
 
 def _critlang_backends_python_Criterion(d, f, recursive_repr):
@@ -2468,9 +2487,10 @@ CLASSES = {
     ('critlang.data.values', 'Plausible'): ((False, True, ('builtins.object',), (), (('low', 'Fraction', 'MISSING'), ('high', 'Fraction', 'MISSING'), ('unit', 'str', 'MISSING'), ('source', 'str', 'MISSING')), (), False, ()), _critlang_data_values_Plausible, "Plausible(low: 'Fraction', high: 'Fraction', unit: 'str', source: 'str')"),
     ('critlang.data.records', 'PartialDate'): ((False, True, ('builtins.object',), (), (('first', 'dt.date', 'MISSING'), ('last', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_PartialDate, None),
     ('critlang.data.records', 'Ongoing'): ((False, True, ('builtins.object',), (), (('since', 'dt.date', 'MISSING'), ('text', 'str', 'MISSING')), (), True, ()), _critlang_data_records_Ongoing, None),
-    ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None'), ('range_unknown', 'bool', 'False')), (), True, ()), _critlang_data_records_Observation, None),
+    ('critlang.data.records', 'Observation'): ((False, True, ('builtins.object',), (), (('value', 'Any', 'MISSING'), ('unit', 'Unit | None', 'None'), ('date', 'dt.date | None', 'None'), ('source', 'str | None', 'None'), ('low', 'Fraction | None', 'None'), ('high', 'Fraction | None', 'None'), ('comparator', 'str | None', 'None'), ('instant', 'dt.datetime | None', 'None'), ('stamp', 'str | None', 'None'), ('status', 'str | None', 'None'), ('range_unknown', 'bool', 'False'), ('range_why', 'str | None', 'None')), (), True, ()), _critlang_data_records_Observation, None),
     ('critlang.data.records', 'RecordProblem'): ((False, True, ('builtins.object',), (), (('path', 'str', 'MISSING'), ('fact', 'str', 'MISSING'), ('message', 'str', 'MISSING')), (), True, ()), _critlang_data_records_RecordProblem, None),
     ('critlang.data.records', 'Record'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('path', 'str', 'MISSING'), ('facts', 'dict[str, Observation | None]', 'MISSING'), ('anchors', 'dict[str, dt.date | None]', 'MISSING'), ('why_unknown', 'dict[str, str]', True, True, True, None, 'MISSING', 'MISSING', True), ('problems', 'list[RecordProblem]', True, True, True, None, 'MISSING', 'MISSING', True), ('alternatives', 'dict[str, list[Observation]]', True, True, True, None, 'MISSING', 'MISSING', True), ('deceased', 'bool | None', 'False')), (), False, ()), _critlang_data_records_Record, "Record(id: 'str', path: 'str', facts: 'dict[str, Observation | None]', anchors: 'dict[str, dt.date | None]', why_unknown: 'dict[str, str]' = <factory>, problems: 'list[RecordProblem]' = <factory>, alternatives: 'dict[str, list[Observation]]' = <factory>, deceased: 'bool | None' = False)"),
+    ('critlang.data.reader_time', 'UnreadDeceased'): ((False, True, ('builtins.object',), (), (('why', 'str', 'MISSING'),), (), True, ()), _critlang_data_reader_time_UnreadDeceased, None),
     ('critlang.backends.python', 'Criterion'): ((False, False, ('builtins.object',), (), (('id', 'str', 'MISSING'), ('section', 'str', 'MISSING'), ('node', 'n.Criterion', 'MISSING'), ('facts', 'frozenset[str]', 'MISSING')), (), False, ()), _critlang_backends_python_Criterion, "Criterion(id: 'str', section: 'str', node: 'n.Criterion', facts: 'frozenset[str]')"),
     ('critlang.backends.python', 'Compiled'): ((False, False, ('builtins.object',), (), (('checked', 'CheckResult', 'MISSING'), ('source_code', 'str', 'MISSING'), ('evaluate', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', 'MISSING'), ('criteria', 'list[Criterion]', 'MISSING'), ('line_map', 'dict[int, int]', 'MISSING'), ('normalisers', 'dict[str, Callable[[Observation | None], Any]]', True, True, True, None, 'MISSING', 'MISSING', True), ('ranged', 'tuple[str, ...]', '()'), ('dated', 'tuple[str, ...]', '()'), ('generated', 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None', 'None'), ('slices', 'Slices | None', 'None'), ('products', 'tuple[tuple[str, str, str, Fraction], ...]', '()')), (), False, ()), _critlang_backends_python_Compiled, "Compiled(checked: 'CheckResult', source_code: 'str', evaluate: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]]', criteria: 'list[Criterion]', line_map: 'dict[int, int]', normalisers: 'dict[str, Callable[[Observation | None], Any]]' = <factory>, ranged: 'tuple[str, ...]' = (), dated: 'tuple[str, ...]' = (), generated: 'Callable[[dict[str, Any]], tuple[str, tuple[Any, ...]]] | None' = None, slices: 'Slices | None' = None, products: 'tuple[tuple[str, str, str, Fraction], ...]' = ())"),
     ('critlang.needs', 'Slot'): ((False, True, ('builtins.object',), (), (('key', 'str', 'MISSING'), ('index', 'int | None', 'None'), ('field', 'str | None', 'None')), (), True, ()), _critlang_needs_Slot, None),

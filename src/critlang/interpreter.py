@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -21,6 +20,7 @@ from .checker import CheckResult, Ref
 from .data.records import Observation, Ongoing, PartialDate, Record
 from .data.signs import never_negative
 from .data.values import float_holds
+from .frozen_classes import replace
 from .future_events import only_future, past_date_fields
 from .interpreter_compare import CompareForms
 from .interpreter_values import (

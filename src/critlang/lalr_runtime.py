@@ -8,7 +8,8 @@ what Lark does, step for step, with the data Lark computed:
 - lexing: in each parser state, the terminals Lark's `ContextualLexer` allows there, tried
   in the order of Lark's alternation (a regex alternation at a fixed position returns its
   first alternative that matches, so trying them one by one in that order gives the same
-  token); each terminal's pattern is compiled once, not once per state. A keyword that
+  token), skipping those that cannot start with the text's character (`_at`); each
+  terminal's pattern is compiled once, not once per state. A keyword that
   the state's NAME also matches becomes that keyword (Lark's "unless" callback);
 - parsing: Lark's shift/reduce loop over the same tables;
 - the tree: Lark's `ParseTreeBuilder` for this parser's options (anonymous tokens filtered,
@@ -118,6 +119,31 @@ def _scanner(lexer: int) -> _Scanner:
     return found
 
 
+# per lexer: the character at the position -> its terminals that can match there
+_by_char: list[dict[str, _Scanner]] = [{} for _ in T.LEXERS]
+
+
+def _at(lexer: int, char: str) -> _Scanner:
+    """The terminals of `lexer` that can match at `char`, in Lark's order: a literal that
+    starts with it, a pattern whose first characters (T.FIRST, ASCII) hold it or any
+    pattern at a non-ASCII character. Skipping the others changes no token: every match
+    is at least one character long and starts with the text's character (~6 of 7
+    attempts were misses)."""
+    found = []
+    for entry in _scanners.get(lexer) or _scanner(lexer):
+        literal, _, name = entry
+        if literal is not None:
+            if literal[0] != char:
+                continue
+        elif char < "\x80":
+            first = T.FIRST.get(name)
+            if first is not None and char not in first:
+                continue
+        found.append(entry)
+    entries = _by_char[lexer][char] = tuple(found)
+    return entries
+
+
 def _reduce(rule: tuple[Any, ...], children: list[Any]) -> Any:
     """Lark's tree builder for one rule: filter, inline, expand a single child, position."""
     _, _, name, expand1, include = rule
@@ -174,6 +200,7 @@ def parse(text: str) -> Tree:
     lexers = T.LEXERS
     ignore = T.IGNORE
     newline = T.NEWLINE
+    by_char = _by_char
     states = [T.START_STATE]
     values: list[Any] = []
     pos, line, line_start, end = 0, 1, 0, len(text)
@@ -182,8 +209,11 @@ def parse(text: str) -> Tree:
         tok: Token | None = None
         while pos < end:
             lexer = lexer_of[states[-1]]
+            entries = by_char[lexer].get(text[pos])
+            if entries is None:
+                entries = _at(lexer, text[pos])
             # the name of the terminal that matched is read after the loop
-            for literal, match, name in _scanners.get(lexer) or _scanner(lexer):  # noqa: B007
+            for literal, match, name in entries:  # noqa: B007
                 if literal is not None:
                     if text.startswith(literal, pos):
                         value = literal

@@ -18,7 +18,6 @@ that turns out not to matter, never leave out one that does.
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import itertools
 from fractions import Fraction
@@ -156,6 +155,8 @@ class Prober:
 
 def _constants(compiled: Compiled) -> set[float]:
     """Every number the generated code compares with (thresholds in the fact's unit)."""
+    import ast  # only for an undetermined patient
+
     out: set[float] = set()
     try:
         tree = ast.parse(compiled.source_code)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import field, fields
 from fractions import Fraction
 
-from .frozen_classes import frozen
+from .frozen_classes import field, field_names, frozen
 from .source import Span
 
 _NOSPAN = Span("<none>", 0, 0, 0, 0, 0, 0)
@@ -25,7 +24,7 @@ class Node:
     def children(self) -> Iterator[Node]:
         names = _FIELD_NAMES.get(type(self))
         if names is None:  # once per class: `fields()` builds a tuple at every call
-            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
+            names = _FIELD_NAMES[type(self)] = field_names(type(self))
         for name in names:
             value = getattr(self, name)
             if isinstance(value, Node):

@@ -45,16 +45,17 @@ def _lark() -> lark.Lark:
     return lark_parser()
 
 
-_ITEM_START = re.compile(
-    r"^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion|import|codes)\b"
-    r"|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")",
-    re.M,
+# the patterns of this module serve files with syntax errors: compiled (by `re`, which
+# keeps them) when first used, not at every start
+_ITEM_START = (
+    r"(?m)^[ \t]*(?:(protocol|fact|define|anchor|assume|inclusion|exclusion|import|codes)\b"
+    r"|([A-Z]+-?[0-9]+[a-z]?)[ \t]+\")"
 )
 
 
 def _items(text: str) -> list[tuple[int, int, int | None]]:
     """(start, end, offset of the governing section line) for each top-level item."""
-    starts = [(m.start(), m.group(1)) for m in _ITEM_START.finditer(text)]
+    starts = [(m.start(), m.group(1)) for m in re.finditer(_ITEM_START, text)]
     items: list[tuple[int, int, int | None]] = []
     section: int | None = None
     for i, (start, word) in enumerate(starts):
@@ -72,16 +73,17 @@ def _items(text: str) -> list[tuple[int, int, int | None]]:
     return items
 
 
-_NOT_NEWLINE = re.compile(r"[^\n]")
+_NOT_NEWLINE = r"[^\n]"
 
 
 def _blank_before(text: str, start: int, keep: tuple[int, int] | None) -> str:
     """The text from `start` on, everything before blanked (lines and columns stay
     true) except the span `keep` (the governing section line)."""
     if keep is None:
-        return _NOT_NEWLINE.sub(" ", text[:start]) + text[start:]
+        return re.sub(_NOT_NEWLINE, " ", text[:start]) + text[start:]
     a, b = keep
-    head = _NOT_NEWLINE.sub(" ", text[:a]) + text[a:b] + _NOT_NEWLINE.sub(" ", text[b:start])
+    blank = re.sub(_NOT_NEWLINE, " ", text[:a]), re.sub(_NOT_NEWLINE, " ", text[b:start])
+    head = blank[0] + text[a:b] + blank[1]
     return head + text[start:]
 
 
@@ -155,7 +157,7 @@ def _broken_items(text: str, errors: list[Diagnostic]) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def salvage(source: SourceFile, errors: list[Diagnostic]) -> tuple[n.Protocol | None, set[str]]:
@@ -171,8 +173,8 @@ def salvage(source: SourceFile, errors: list[Diagnostic]) -> tuple[n.Protocol | 
     parts: list[str] = []
     done = 0
     for start, end in broken:
-        words.update(_WORD.findall(text[start:end]))
-        parts += [text[done:start], _NOT_NEWLINE.sub(" ", text[start:end])]
+        words.update(re.findall(_WORD, text[start:end]))
+        parts += [text[done:start], re.sub(_NOT_NEWLINE, " ", text[start:end])]
         done = end
     parts.append(text[done:])
     try:

@@ -78,26 +78,6 @@ def provenance(compiled: Compiled, data: list[str], s: Screening) -> dict[str, A
     }
 
 
-def reading_data(t: Any) -> dict[str, Any]:
-    """What was read (data.fhir_input.Tally), as the text's reading lines give it, for
-    tools: the counts, which reconcile, and every unusable file and entry with why
-    (breaker7 F18: a tool could not see the unusable files)."""
-    return {
-        "files": t.files,
-        "unusable_files": [{"path": path, "why": why} for path, why in t.unusable_files],
-        "resources": t.resources,
-        "assigned": t.assigned,
-        "medications": t.medications,
-        "unassigned": dict(sorted(t.unassigned.items())),
-        "not_used": dict(sorted(t.not_used.items())),
-        "not_resources": t.not_resources,
-        "entry_problems": list(t.entry_problems),
-        "nested_bundles": t.nested_bundles,
-        "patients": t.patients,
-        "native_records": t.native_records,
-    }
-
-
 def report_data(compiled: Compiled, s: Screening, data: list[str]) -> dict[str, Any]:
     """Everything the report shows, as plain values (the JSON form)."""
     total = len(s.patients)
@@ -129,7 +109,13 @@ def report_data(compiled: Compiled, s: Screening, data: list[str]) -> dict[str, 
     ]
     return {
         "provenance": provenance(compiled, data, s),
-        "read": reading_data(s.tally) if s.tally is not None else None,
+        # what was read, in numbers that reconcile, with every unusable file and entry
+        # (breaker7 F18: a tool could not see the unusable files)
+        "read": (
+            {**s.tally.to_dict(), "entry_problems": list(s.tally.entry_problems)}
+            if s.tally is not None
+            else None
+        ),
         "patients": total,
         "deceased": s.deceased,
         # not eligible yet, and not past the deceased step (screen.Screening)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import field
 from pathlib import Path
 
-from .frozen_classes import frozen, mutable
+from .frozen_classes import field, frozen, mutable
 
 
 @frozen

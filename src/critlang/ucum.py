@@ -68,8 +68,8 @@ CLINICAL_SPELLINGS: dict[str, tuple[str, str]] = {
 }
 # `cells/uL`, `cells/mm3`, `cells/L` (also `cell/`), `copies/mL` (viral loads): a count per
 # volume; `cells` and `copies` are UCUM annotations ({cells}, {copies}) that do not change
-# the unit (UCUM § 12).
-_CELLS = re.compile(r"^(?:cells?|\{cells?\}|copies|\{copies\})/")
+# the unit (UCUM § 12). Compiled when first used.
+_CELLS = r"^(?:cells?|\{cells?\}|copies|\{copies\})/"
 
 # Spellings that are refused, with what to write instead.
 REFUSED_SPELLINGS: dict[str, str] = {
@@ -102,7 +102,7 @@ def clinical_or_ucum(text: str) -> Unit:
     if t in CLINICAL_SPELLINGS:
         t = CLINICAL_SPELLINGS[t][0]
     t = MC_MICRO.sub("u", t)
-    t = _CELLS.sub(lambda m: "{copies}/" if "copies" in m.group(0) else "{cells}/", t)
+    t = re.sub(_CELLS, lambda m: "{copies}/" if "copies" in m.group(0) else "{cells}/", t)
     return Unit(text, *_evaluate(t))
 
 
@@ -212,8 +212,8 @@ _ESSENCE_BASES = {
     "C": "[charge]",
     "cd": "[luminosity]",
 }
-_FACTOR_WITH_EXPONENT = re.compile(r"(?:^|[./(])\d+[+-]\d")
-_BSA_NOTE = re.compile(r"^\{1\.73[ _]?m2\}$")
+_FACTOR_WITH_EXPONENT = r"(?:^|[./(])\d+[+-]\d"  # compiled when first used
+_BSA_NOTE = r"^\{1\.73[ _]?m2\}$"  # compiled when first used
 
 
 @frozen
@@ -310,7 +310,7 @@ def _evaluate(code: str, definition: bool = False) -> Value:
     "(" term ")"`, `annotatable: simple-unit exponent?`, a simple unit being an atom or a
     prefix and a metric atom (a whole atom wins: `cd` is the candela, `Pa` the pascal).
     """
-    if not code or _FACTOR_WITH_EXPONENT.search(code):
+    if not code or re.search(_FACTOR_WITH_EXPONENT, code):
         raise UnitError(f"`{code}` is not a valid UCUM unit")
     reader = _Reader(code, Combiner(code, ratios=not definition))
     try:
@@ -330,7 +330,7 @@ def _evaluate(code: str, definition: bool = False) -> Value:
     return u.factor, u.dims
 
 
-_EXPONENT = re.compile(r"^(.*?)([+-]?\d+)$")
+_EXPONENT = r"^(.*?)([+-]?\d+)$"  # compiled when first used
 _SYMBOL_STOP = "./(){}"
 
 
@@ -386,7 +386,7 @@ class _Reader:
         if any(not (33 <= ord(ch) <= 126) or ch in "{}" for ch in text[1:-1]):
             self.fail()
         self.i = end + 1
-        if sign and _BSA_NOTE.match(text):
+        if sign and re.match(_BSA_NOTE, text):
             self.acc.add(Fraction(1), (("[bsa]", 1),), sign)
 
     def simple(self, sign: int) -> None:
@@ -411,7 +411,7 @@ class _Reader:
                 )
             self.acc.add(Fraction(int(run)), (), sign)
             return
-        m = _EXPONENT.match(run)
+        m = re.match(_EXPONENT, run)
         symbol, exp = (m.group(1), int(m.group(2))) if m else (run, 1)
         if not symbol or symbol.isdigit():
             self.fail()

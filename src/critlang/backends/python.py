@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import field
 from fractions import Fraction
 from typing import Any
 
 from .. import nodes as n
 from ..checker import CheckResult
 from ..data.records import Observation, Record, fact_types
-from ..frozen_classes import mutable
+from ..frozen_classes import field, mutable
 from . import runtime
 from .python_codegen import _Codegen
 from .python_normalise import _normaliser, _range_limits, limit_product, limit_products

@@ -18,15 +18,19 @@ one run per combination, the status they all agree on, else unknown.
 
 from __future__ import annotations
 
-import ast
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ast
 
 Status = Callable[[dict[str, Any]], Any]
 
 
 def _names(node: ast.AST, ctx: type[ast.expr_context]) -> set[str]:
+    import ast
+
     return {x.id for x in ast.walk(node) if isinstance(x, ast.Name) and isinstance(x.ctx, ctx)}
 
 
@@ -35,6 +39,8 @@ def _slice(
 ) -> ast.FunctionDef:
     """`fn` returning only `result`, without the statements it does not need. `uses`:
     per statement of fn's body, the names it assigns and the names it reads."""
+    import ast
+
     live = _names(result, ast.Load)
     kept: list[ast.stmt] = []
     for stmt, (stores, loads) in zip(reversed(fn.body[:-1]), reversed(uses), strict=True):
@@ -65,6 +71,8 @@ class Slices:
         self._uses: list[tuple[set[str], set[str]]] = []
 
     def _evaluate_tree(self) -> tuple[ast.FunctionDef, list[ast.expr]]:
+        import ast  # only when a patient is undetermined (~7 ms of a start otherwise)
+
         if self._tree is None:
             module = ast.parse(self.source)
             fn = next(
@@ -82,6 +90,8 @@ class Slices:
     def raw(self, index: int) -> Status:
         fn = self._fns.get(index)
         if fn is None:
+            import ast
+
             tree, results = self._evaluate_tree()
             module = ast.Module(body=[_slice(tree, self._uses, results[index])], type_ignores=[])
             code = compile(module, self.filename, "exec")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import field
 from fractions import Fraction
 from functools import cached_property
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic
-from ..frozen_classes import frozen, mutable
+from ..frozen_classes import field, frozen, mutable
 from ..scales import ScaleConversion
 from ..source import SourceFile
 from ..typesys import (

@@ -15,13 +15,13 @@ What it decides (docs/patients.md has the user's version):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from fractions import Fraction
 from math import prod
 from pathlib import Path
 from typing import Any
 
 from ..checker import ENROLLMENT, CheckResult
+from ..frozen_classes import replace
 from ..typesys import (
     BoolT,
     DateT,

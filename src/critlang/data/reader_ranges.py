@@ -177,7 +177,13 @@ class RangeReading:
                 reasons.append(f"type {kind}, not the normal range")
             else:
                 parts.append(None)
-                reasons.append(f"type {str(kind).lstrip('?')[:60]} critlang cannot read")
+                # text only ("therapeutic") or a code of another system: not a
+                # referencerange-meaning code (breaker7 F8)
+                reasons.append(
+                    f"type {str(kind).lstrip('?')[:60]!r} is no referencerange-meaning code "
+                    "(text only, or another system): whether it is the normal range cannot "
+                    "be told"
+                )
         populations = item.get("applies_to")
         if populations is not None:
             for p in populations if isinstance(populations, list) else [populations]:

@@ -8,15 +8,15 @@ why)`; see each docstring (docs/patients.md, "Time").
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
+from ..frozen_classes import frozen
 from .reader_quantity import _one
 from .records import _ISO_DAY, Observation
 from .values import Duplicate, parse_when
 
 
-@dataclass(frozen=True)
+@frozen
 class UnreadDeceased:
     """Patient.deceased[x] given by a Patient resource that cannot be read (a
     modifierExtension, data/fhir.py): whatever it says, the patient is perhaps deceased."""

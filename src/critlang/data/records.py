@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import field
 from decimal import Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checker import CheckResult
-from ..frozen_classes import frozen, mutable
+from ..frozen_classes import field, frozen, mutable
 from ..typesys import Type
 from ..units import Unit
 from .values import loads

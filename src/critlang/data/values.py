@@ -21,7 +21,8 @@ from ..frozen_classes import frozen
 # --------------------------------------------------------------------------- numbers
 # A JSON-style decimal (RFC 8259 section 6 number, a leading "+" and ".5" refused too):
 # no fractions ("19/2"), no digit separators ("1_0"), no pairs ("120/80"), no "inf"/"nan".
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,39})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?")
+# (`re` compiles it when first used: a record's numbers are mostly JSON numbers)
+_NUMBER = r"-?(0|[1-9][0-9]{0,39})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?"
 LIMIT = Fraction(10) ** 100  # no clinical value is this large (or, inverted, this small)
 
 
@@ -42,7 +43,7 @@ def strict_number(raw: Any) -> Fraction:
             raise ValueError("value is out of any plausible range (more than 100 digits)")
         value = Fraction(raw)
     else:
-        if not _NUMBER.fullmatch(raw):
+        if not re.fullmatch(_NUMBER, raw):
             raise ValueError(f"value {_short(raw)} is not a number")
         value = Fraction(raw)
     if value and not 1 / LIMIT < abs(value) < LIMIT:
