@@ -19,7 +19,8 @@ import pytest
 from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
 from critlang.data.fhir_bundles import CONFLICT, NOT_IN_BUNDLE, NOT_IN_FILE
-from critlang.data.fhir_input import DISPLAY_ONLY, LONE
+from critlang.data.fhir_input import LONE
+from critlang.data.fhir_refs import DISPLAY_ONLY
 from critlang.frontend import analyse_text
 from critlang.screen import reading_lines
 from critlang.screen_jobs import screen_files

@@ -22,6 +22,7 @@ from . import __version__
 from .cli_amend import _cmd_diff, _cmd_impact, _cmd_lint
 from .cli_check import _cmd_check, _cmd_fmt, _cmd_render, _cmd_test
 from .cli_screen import _cmd_eval, _cmd_ingest, _cmd_screen, _cmd_sql
+from .cli_streams import _closed_pipe, _nowhere, _output_failed, _PipeGuard
 
 
 def _positive(text: str) -> int:
@@ -533,59 +534,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
-def _nowhere() -> Any:
-    import os
-
-    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the run
-
-
-class _PipeGuard:
-    """A standard stream whose reader may leave: once a write meets a closed pipe, later
-    writes are dropped and the command goes on, so a closed standard output or error
-    never loses the files the command writes (realfhir7 F13: with SIGPIPE's default
-    action the process died at the first diagnostic after `| head -3`, before writing
-    --patients). Anything else is the stream's own."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.cut = False
-
-    def write(self, text: str) -> int:
-        if not self.cut:
-            try:
-                return int(self.stream.write(text))
-            except BrokenPipeError:
-                self._close()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.cut:
-            try:
-                self.stream.flush()
-            except BrokenPipeError:
-                self._close()
-
-    def _close(self) -> None:
-        self.cut = True
-        import os
-
-        try:  # the interpreter's final flush of the stream goes nowhere, quietly
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
-        except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-def _output_failed(exc: OSError) -> bool:
-    """An error of writing, as commands report reading errors themselves (in words)."""
-    import errno
-
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
-
-
 def _internal(exc: BaseException, debug: bool) -> int:
     if debug:
         import traceback
@@ -598,23 +546,6 @@ def _internal(exc: BaseException, debug: bool) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
-
-
-def _closed_pipe() -> int:
-    """The reader went away (`critlang eval ... | head -1`): stop quietly.
-
-    As the Python documentation advises (signal module, "Note on SIGPIPE"): point stdout
-    at devnull so that the interpreter's final flush does not fail again, and exit as a
-    process killed by SIGPIPE would (128 + 13).
-    """
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
-        pass
-    return 141
 
 
 def run() -> None:

@@ -44,9 +44,8 @@ NDJSON never changes the groups or their order.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,6 @@ from .fhir_bundles import (
     KNOWN_TYPES,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
-    Elsewhere,
     Stray,
     current,
     elsewhere,
@@ -69,51 +67,26 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_file,
-    duplicate_keys,
-    unusable,
 )
+from .fhir_duplicates import duplicate_keys
 from .fhir_refs import (
+    DISPLAY_ONLY,
     HISTORY,
     Medications,
+    display_only,
     id_diagnostic,
     literal,
     patient_server,
     patient_target,
     rest_base,
     same_server,
+    subject_reference,
 )
 from .fhir_status import entry_unread
+from .fhir_tally import Tally
 from .records import RecordProblem
 from .values import exact_number
 
-# resource types that describe one patient (R4 compartment "Patient" members critlang reads
-# or counts); anything else in a bundle (Organization, Practitioner...) is not patient data
-PATIENT_DATA = frozenset(
-    {
-        "Observation",
-        "Condition",
-        "Procedure",
-        "MedicationRequest",
-        "MedicationStatement",
-        "MedicationAdministration",
-        "MedicationDispense",
-        "Encounter",
-        "AllergyIntolerance",
-        "Immunization",
-        "DiagnosticReport",
-        "CarePlan",
-        "CareTeam",
-        "Goal",
-        "ImagingStudy",
-        "Claim",
-        "ExplanationOfBenefit",
-        "DocumentReference",
-        "Device",
-        "ServiceRequest",
-        "Specimen",
-        "FamilyMemberHistory",
-    }
-)
 BUCKET_BYTES = 64 * 1024 * 1024  # NDJSON held in memory at a time, at most about this much
 NO_ID = "a Patient with no id"
 
@@ -141,127 +114,8 @@ class PatientResources:
     bundle: str = ""
 
 
-@dataclass
-class Tally:
-    """What was read and what could not be used; the counts reconcile."""
-
-    files: int = 0
-    unusable_files: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
-    native_records: int = 0
-    resources: int = 0  # FHIR resources read (entries and lines that are resources)
-    not_resources: int = 0  # entries and lines that are not resources (reported, not counted)
-    assigned: int = 0
-    # Medication resources: not about one patient (no subject), read for the therapies
-    # that name them (R4 MedicationRequest.medication[x])
-    medications: int = 0
-    patients: int = 0
-    unassigned: Counter[str] = field(default_factory=Counter)  # reason -> resources
-    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few of them
-    entry_problems: list[str] = field(default_factory=list)  # "file: entry 3: why"
-    # resources read but not used: superseded versions, deleted ones, copies, conflicts
-    # (fhir_bundles.py), reason -> resources, and a few of them
-    not_used: Counter[str] = field(default_factory=Counter)
-    not_used_examples: dict[str, list[str]] = field(default_factory=dict)
-    nested_bundles: int = 0  # Bundles inside Bundle entries, read as Bundles of their own
-    # resources with a bound code naming a patient that is not in their file (a Bundle is
-    # read on its own) or export: (patient id, file, label, bound codes); the patient may
-    # be in another file, whose verdict they could change (screen_elsewhere.py)
-    elsewhere: list[Elsewhere] = field(default_factory=list)
-
-    def unassign(self, reason: str, where: str) -> None:
-        self.unassigned[reason] += 1
-        _example(self.examples, reason, where)
-
-    def drop(self, reason: str, where: str) -> None:
-        """A resource read and counted, but not used (fhir_bundles.py says why)."""
-        self.not_used[reason] += 1
-        _example(self.not_used_examples, reason, where)
-
-    def malformed(self, where: str, r: Resource) -> None:
-        """A resource whose elements do not have their R4 datatypes: used only for identity."""
-        self.entry_problems.append(f"{where}: {_label(r)} {unusable(r.malformed)}")
-
-    def merge(self, other: Tally) -> None:
-        """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:
-        numbers add up, lists follow in order, `examples` keep the first three in sorted
-        order (as `unassign` does), whatever fields the tally holds."""
-        for f in fields(self):
-            mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            if f.name in ("examples", "not_used_examples"):
-                for reason, shown in theirs.items():
-                    mine[reason] = sorted([*mine.get(reason, []), *shown])[:3]
-            elif isinstance(mine, Counter):
-                mine.update(theirs)
-            elif isinstance(mine, (int, list)):
-                setattr(self, f.name, mine + theirs)
-            else:
-                raise TypeError(f"Tally.{f.name}: no rule to merge a {type(mine).__name__}")
-
-    def reconciles(self) -> bool:
-        used = self.assigned + self.medications
-        return self.resources == used + sum(self.unassigned.values()) + sum(self.not_used.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "unusable_files": [{"path": p, "why": w} for p, w in self.unusable_files],
-            "native_records": self.native_records,
-            "resources": self.resources,
-            "assigned": self.assigned,
-            "medications": self.medications,
-            "unassigned": dict(sorted(self.unassigned.items())),
-            "not_used": dict(sorted(self.not_used.items())),
-            "nested_bundles": self.nested_bundles,
-            "not_resources": self.not_resources,
-            "patients": self.patients,
-        }
-
-
-def _example(examples: dict[str, list[str]], reason: str, where: str) -> None:
-    # the first three in sorted order, so that file order never shows
-    shown = examples.setdefault(reason, [])
-    if len(shown) < 3 or where < shown[-1]:
-        shown.append(where)
-        shown.sort()
-        del shown[3:]
-
-
 def _label(r: Resource) -> str:
     return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
-
-
-def _subject(r: Resource) -> tuple[str | None, str | None]:
-    """The reference naming r's patient, or (None, why there is none)."""
-    for ref in (r.subject, r.patient):
-        if ref is None:
-            continue
-        if isinstance(ref.reference, str) and ref.reference:
-            return ref.reference, None
-        if ref.identifier is not None:
-            return None, "its subject is an identifier-only reference (no Patient resource)"
-        if _display(ref):
-            return None, DISPLAY_ONLY
-        return None, "its subject reference is empty"
-    if r.resourceType in PATIENT_DATA:
-        return None, "it names no patient (no subject)"
-    return None, f"not patient data ({r.resourceType})"
-
-
-# R4 Reference.display: "Text alternative for the resource": a subject given only by its
-# text names someone, but no resource one can resolve
-DISPLAY_ONLY = "its subject is display-only (text, no reference to a Patient)"
-
-
-def _display(ref: Any) -> str | None:
-    text = getattr(ref, "display", None)
-    return text[:60] if isinstance(text, str) and text.strip() else None
-
-
-def _display_only(r: Resource) -> str | None:
-    for ref in (r.subject, r.patient):
-        if ref is not None:
-            return _display(ref)
-    return None
 
 
 class _BundleIndex:
@@ -572,7 +426,12 @@ def _bundle_patients(
         reference = ref.reference if ref is not None else None
         if not reference:
             _unassign(
-                tally, _subject(r)[1] or "unassigned", f"{where}: {_label(r)}", r, codes, strays
+                tally,
+                subject_reference(r)[1] or "unassigned",
+                f"{where}: {_label(r)}",
+                r,
+                codes,
+                strays,
             )
             continue
         url = e.fullUrl
@@ -644,7 +503,7 @@ def _unassign(
     may be any patient's) or, when it names a patient that is not in its Bundle, for the
     check across files and Bundles (screen_elsewhere.py). `base`: the RESTful fullUrl of
     r's entry; `path` and `inside`: its file and nested Bundle."""
-    display = _display_only(r) if why == DISPLAY_ONLY else None
+    display = display_only(r) if why == DISPLAY_ONLY else None
     tally.unassign(why, where + (f" (display {display!r})" if display else ""))
     if codes is None or not _usable(r, codes):
         return
@@ -657,7 +516,7 @@ def _unassign(
     elif may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
     elif why in (NOT_IN_FILE, NOT_IN_BUNDLE):
-        ref, _ = _subject(r)
+        ref, _ = subject_reference(r)
         target = patient_target(ref)[0] if ref else None
         parts = literal(target) if target and not target.startswith("urn:") else None
         if parts is None:

@@ -19,7 +19,8 @@ import msgspec
 
 from . import fhir_input
 from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
-from .fhir_decode import Entry, Resource, bundle_type, decode_line, duplicate_keys
+from .fhir_decode import Entry, Resource, bundle_type, decode_line
+from .fhir_duplicates import duplicate_keys
 from .fhir_input import (
     NO_ID,
     PatientResources,
@@ -27,11 +28,10 @@ from .fhir_input import (
     _bundle_patients,
     _kept,
     _label,
-    _subject,
     _unassign,
     _usable,
 )
-from .fhir_refs import Medications, id_diagnostic, patient_target
+from .fhir_refs import Medications, id_diagnostic, patient_target, subject_reference
 from .records import RecordProblem
 
 
@@ -39,7 +39,7 @@ def _ndjson_key(r: Resource) -> tuple[str | None, str | None]:
     if r.resourceType == "Patient":
         # the id as written, valid or not (id_diagnostic); "" is no id (json.html)
         return (f"Patient/{r.id}" if r.id else None), (None if r.id else NO_ID)
-    reference, why = _subject(r)
+    reference, why = subject_reference(r)
     if reference is None:
         return None, why
     target, why = patient_target(reference)

@@ -25,8 +25,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from .fhir_decode import Coding, Concept, Entry, Resource, duplicate_keys
+from .fhir_decode import Coding, Concept, Entry, Resource
+from .fhir_duplicates import duplicate_keys
 from .records import RecordProblem
 
 HISTORY = re.compile(r"/_history/[^/]*\Z")
@@ -322,3 +324,67 @@ class Medications:
         if concept is not None:
             r.medicationCodeableConcept = concept
         return why
+
+
+# resource types that describe one patient (R4 compartment "Patient" members critlang reads
+# or counts); anything else in a bundle (Organization, Practitioner...) is not patient data
+PATIENT_DATA = frozenset(
+    {
+        "Observation",
+        "Condition",
+        "Procedure",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "Encounter",
+        "AllergyIntolerance",
+        "Immunization",
+        "DiagnosticReport",
+        "CarePlan",
+        "CareTeam",
+        "Goal",
+        "ImagingStudy",
+        "Claim",
+        "ExplanationOfBenefit",
+        "DocumentReference",
+        "Device",
+        "ServiceRequest",
+        "Specimen",
+        "FamilyMemberHistory",
+    }
+)
+
+
+def subject_reference(r: Resource) -> tuple[str | None, str | None]:
+    """The reference naming r's patient, or (None, why there is none)."""
+    for ref in (r.subject, r.patient):
+        if ref is None:
+            continue
+        if isinstance(ref.reference, str) and ref.reference:
+            return ref.reference, None
+        if ref.identifier is not None:
+            return None, "its subject is an identifier-only reference (no Patient resource)"
+        if _display(ref):
+            return None, DISPLAY_ONLY
+        return None, "its subject reference is empty"
+    if r.resourceType in PATIENT_DATA:
+        return None, "it names no patient (no subject)"
+    return None, f"not patient data ({r.resourceType})"
+
+
+# R4 Reference.display: "Text alternative for the resource": a subject given only by its
+# text names someone, but no resource one can resolve
+DISPLAY_ONLY = "its subject is display-only (text, no reference to a Patient)"
+
+
+def _display(ref: Any) -> str | None:
+    text = getattr(ref, "display", None)
+    return text[:60] if isinstance(text, str) and text.strip() else None
+
+
+def display_only(r: Resource) -> str | None:
+    for ref in (r.subject, r.patient):
+        if ref is not None:
+            return _display(ref)
+    return None
