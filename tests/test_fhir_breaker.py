@@ -213,7 +213,8 @@ def test_no_duplicate_keys_no_change(tmp_path: Path, protocol: Path) -> None:
 def test_duplicate_keys_exact_on_every_spelling(text: str, duplicated: str | None) -> None:
     """duplicate_keys finds a member named twice whatever the numbers and escapes look
     like, and marks nothing else (RFC 8259 section 4)."""
-    from critlang.data.fhir_decode import Resource, duplicate_keys
+    from critlang.data.fhir_decode import Resource
+    from critlang.data.fhir_duplicates import duplicate_keys
 
     r = Resource(resourceType="Observation", raw_=msgspec.Raw(text.encode()))
     duplicate_keys(r)

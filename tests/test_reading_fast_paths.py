@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from critlang.data.fhir_bundles import COPY, current
-from critlang.data.fhir_decode import Entry, Resource, decode_file, duplicate_keys
+from critlang.data.fhir_decode import Entry, Resource, decode_file
+from critlang.data.fhir_duplicates import duplicate_keys
 from critlang.data.values import exact_number
 
 
