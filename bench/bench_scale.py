@@ -2,6 +2,8 @@
 
     python bench/bench_scale.py ingest 10000 100000   # replicated Synthea -> NDJSON -> ingest
     python bench/bench_scale.py sql 1000000           # facts generated in DuckDB, screened
+    python bench/bench_scale.py cohort 1000000 c.duckdb  # only generate (and keep) a cohort
+    python bench/bench_scale.py screen c.duckdb 3 [OLD/src]  # `critlang screen` on it, 3 runs
 
 ingest: the 390 shared Synthea bundles (../shared/data/synthea-r4 next to this
 checkout: the command exits 1 without them) are replicated (patient ids and
@@ -19,6 +21,11 @@ the query picks it, then the compiled `evaluate`), on a sample of the patients,
 reported per patient; up to 200,000 patients, `critlang screen` once more on the same
 cohort without the per-patient tables (the query's pick and pivot over the facts rows).
 Each line gives the load average: figures taken under load are the machine's.
+
+cohort / screen: the same generated cohort (facts and per-patient tables) written to a
+file that is kept, then `critlang screen` on it run again and again (wall time, CPU
+seconds of the process, peak RSS, load average each), to measure the screening alone
+where generating the cohort takes minutes.
 """
 
 from __future__ import annotations
@@ -40,9 +47,10 @@ AS_OF = dt.date(2021, 3, 31)
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def run(cmd: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB, stdout) of a child process (its CPU seconds: `LAST`)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def run(cmd: list[str], src: Path = ROOT / "src") -> tuple[float, int, str]:
+    """(seconds, peak RSS in MiB, stdout) of a child process (its CPU seconds: `LAST`),
+    critlang imported from `src`."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = p.stdout.read().decode() if p.stdout else ""
@@ -367,9 +375,56 @@ def bench_sql(n: int, sample: int = 100_000, facts_up_to: int = 200_000) -> None
             )
 
 
+def keep_cohort(n: int, path: Path) -> None:
+    """Generate a cohort of `n` patients into `path` (replaced) with its per-patient tables."""
+    path.unlink(missing_ok=True)
+    t = time.perf_counter()
+    generate_cohort(n, path)
+    print(f"generated {n} patients in {time.perf_counter() - t:.1f} s ({load()})")
+    secs, rss = build_values(path)
+    print(
+        f"per-patient tables: {secs:.1f} s, {LAST['cpu']:.1f} CPU s, peak RSS {rss} MiB ({load()})"
+    )
+
+
+def screen_runs(path: Path, runs: int, baseline: Path | None = None) -> None:
+    """`critlang screen PROTOCOL path` as a whole process, `runs` times; with `baseline`
+    (another critlang's src folder, e.g. an earlier commit's `git archive`), that one
+    too, run by run in turn, and the ratios of the medians."""
+    cmd = [sys.executable, "-m", "critlang", "screen", str(PROTOCOL), str(path)]
+    # as an installed critlang runs: with its modules' bytecode cached (pip compiles it;
+    # PYTHONDONTWRITEBYTECODE, set on the shared machines, made every start compile
+    # critlang again: some 0.5 CPU s); the first run writes the cache and is not counted
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sources = {"this": ROOT / "src"} | ({"baseline": baseline} if baseline else {})
+    for src in sources.values():
+        run(cmd, src)
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+    for _ in range(runs):
+        for name, src in sources.items():
+            before = load()
+            wall, rss, out = run(cmd, src)
+            figures[name].append((wall, LAST["cpu"]))
+            screened = next((ln for ln in out.splitlines() if "patients" in ln), "").strip()
+            print(
+                f"{name}: critlang screen {path.name}: {wall:.2f} s whole process, "
+                f"{LAST['cpu']:.2f} CPU s, peak RSS {rss} MiB (before: {before}; after: "
+                f"{load()}) {screened}",
+                flush=True,
+            )
+    if baseline:
+        med = {k: sorted(v)[len(v) // 2] for k, v in figures.items()}
+        cpu = {k: sorted(c for _, c in v)[len(v) // 2] for k, v in figures.items()}
+        print(
+            f"baseline / this, medians: wall {med['baseline'][0] / med['this'][0]:.2f}, "
+            f"CPU {cpu['baseline'] / cpu['this']:.2f}"
+        )
+
+
 def parse_args(argv: list[str]) -> Any:
-    """`ingest N...` or `sql N`; `--help` prints the module's description and starts
-    nothing (sqltest7 finding 9); no benchmark is chosen by default."""
+    """`ingest N...`, `sql N`, `cohort N PATH` or `screen PATH [RUNS] [BASELINE]`;
+    `--help` prints the module's description and starts nothing (sqltest7 finding 9);
+    no benchmark is chosen by default."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -377,11 +432,18 @@ def parse_args(argv: list[str]) -> Any:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="what", required=True, metavar="{ingest,sql}")
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{ingest,sql,cohort,screen}")
     ing = sub.add_parser("ingest", help=f"replicated Synthea (needs {SHARED}) -> ingest")
     ing.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], metavar="N")
     sql = sub.add_parser("sql", help="facts generated in DuckDB, then screened")
     sql.add_argument("size", nargs="?", type=int, default=1_000_000, metavar="N")
+    keep = sub.add_parser("cohort", help="generate a cohort file and keep it")
+    keep.add_argument("size", type=int, metavar="N")
+    keep.add_argument("path", type=Path, metavar="PATH")
+    scr = sub.add_parser("screen", help="critlang screen on a kept cohort, RUNS times")
+    scr.add_argument("path", type=Path, metavar="PATH")
+    scr.add_argument("runs", nargs="?", type=int, default=3, metavar="RUNS")
+    scr.add_argument("baseline", nargs="?", type=Path, default=None, metavar="BASELINE_SRC")
     return parser.parse_args(argv)
 
 
@@ -389,5 +451,9 @@ if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
     if args.what == "ingest":
         bench_ingest(args.sizes)
+    elif args.what == "cohort":
+        keep_cohort(args.size, args.path)
+    elif args.what == "screen":
+        screen_runs(args.path, args.runs, args.baseline)
     else:
         bench_sql(args.size)

@@ -91,6 +91,16 @@ def _outputs_and_anchors(
 
 
 def _cmd_screen(args: argparse.Namespace) -> int:
+    analysis, as_of, code = _protocol_and_date(args)
+    if analysis is None or analysis.result is None:
+        return code
+    engine = args.engine or (
+        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
+    )
+    if engine != "python":
+        return _screen_sql(args, analysis, engine)
+    # the FHIR reader and the workers only here: a cohort file screened in SQL starts
+    # without them
     from .backends.python import compile_protocol
     from .data.fhir import ABSENT_KINDS, Extractor, Tally, data_files
     from .evaluate import EvaluationFault
@@ -104,14 +114,6 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     )
     from .screen_jobs import default_jobs, screen_files
 
-    analysis, as_of, code = _protocol_and_date(args)
-    if analysis is None or analysis.result is None:
-        return code
-    engine = args.engine or (
-        "duckdb" if all(d.endswith(".duckdb") for d in args.data) else "python"
-    )
-    if engine != "python":
-        return _screen_sql(args, analysis, engine)
     absent = [k.strip() for k in (args.absent_means_no or "").split(",") if k.strip()]
     wrong = [k for k in absent if k not in ABSENT_KINDS]
     if wrong:

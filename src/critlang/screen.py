@@ -16,15 +16,17 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends.python import Compiled
-from .data.fhir import Extractor, FhirPatient, Tally
-from .data.fhir_input import LONE, PatientResources
 from .data.reader import deceased_state
 from .data.records import MAYBE_DECEASED, RecordProblem, preliminary_notes, read_record
 from .evaluate import Evaluator, run_compiled, status_word
 from .needs import Needs
+
+if TYPE_CHECKING:  # names for annotations: `screen` on a cohort file reads no FHIR
+    from .data.fhir import Extractor, FhirPatient, Tally
+    from .data.fhir_input import PatientResources
 
 
 @dataclass
@@ -346,6 +348,8 @@ def reading_lines(t: Tally) -> list[str]:
         lines.append(f"  {t.not_resources} entries or lines are not FHIR resources")
     if t.nested_bundles:
         lines.append(f"  {t.nested_bundles} Bundles inside Bundles, read as Bundles of their own")
+    from .data.fhir_input import LONE  # the FHIR reader: imported where it is read
+
     lone = sum(why.endswith(LONE) for _, why in t.unusable_files)
     if lone:
         lines.append(

@@ -50,7 +50,6 @@ from ..backends.python_normalise import limit_product
 from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
-from .fhir_refs import same_server
 from .reader import Reader
 from .records import CONFLICT, Observation, Record, RecordError, preliminary_notes
 from .values import exact_number
@@ -585,6 +584,8 @@ def _refuse_elsewhere(tally: Any, read: dict[str, set[Where]]) -> None:
     because of another file", so ingest refuses rather than store a patient without them.
     A patient is matched as screen_elsewhere matches it: its id, a server that may be the
     same (fhir_refs.same_server), another file or another Bundle of the same file."""
+    from .fhir_refs import same_server  # FHIR reading only (screening a cohort needs none)
+
     found = set()
     for pid, base, path, inside, label, _ in tally.elsewhere:
         others = sorted(

@@ -74,11 +74,14 @@ NOT_APPLICABLE = "not applicable"
 class SqlProtocol:
     """The compiled query and what it needs: per patient `pid`, `verdict`, one status
     column per criterion in protocol order, named by its id ("I1"; `c1`... inside the
-    query), as the words `screen` prints."""
+    query), as codes (`codes`: what engines store and count) or as the words `screen`
+    prints (`select`)."""
 
     compiled: Compiled
     as_of: dt.date
-    select: exp.Select  # the per-patient statuses and verdict, as words
+    # the per-patient rows with statuses and verdicts as codes (sqltree.STATUSES,
+    # VERDICTS); `select` is `as_words` over it
+    codes: exp.Select
     criteria: list[str]  # criterion ids, in order; internal column i is f"c{i + 1}"
     # facts and list fields ("list.field") read where an interval is not reasoned over
     # (arithmetic, a formula, `first available`...): such an interval leaves unknown what
@@ -87,12 +90,22 @@ class SqlProtocol:
     # what the query reads: "facts" (the facts table: the pick and the pivot) or
     # "values" (the per-patient table ingest writes, values.py)
     form: str = "facts"
-    # the same rows with statuses and verdicts as codes (sqltree.STATUSES, VERDICTS):
-    # what engines store and count; `select` is `as_words` over it
-    codes: exp.Select | None = None
+    # the facts form's pivot, named once (a CTE) at the top of the query
+    wide: exp.Select | None = None
+
+    @property
+    def select(self) -> exp.Select:
+        """The per-patient statuses and verdict as words (built when asked: an engine
+        stores and counts `codes`)."""
+        codes = self.codes.copy()
+        codes.set("with_", None)  # the CTE goes to the top of the words query
+        select = as_words(codes.subquery("r", copy=False), self.criteria)
+        if self.wide is not None:
+            select = select.with_("critlang_wide", as_=self.wide.copy(), copy=False)
+        return select
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
-        return self.select.sql(dialect=dialect, pretty=pretty)
+        return self.select.sql(dialect=dialect, pretty=pretty, copy=False)
 
     def attrition(self, results: str | None = None) -> exp.Select:
         """One row: per criterion met / not met / unknown / not applicable counts, the
@@ -139,7 +152,7 @@ class SqlProtocol:
         source = (
             exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
             if results
-            else (self.codes or self.select).copy().subquery("r0", copy=False)
+            else self.codes.copy().subquery("r0", copy=False)
         )
         beyond = num(len(crits) + 1)
         reach = exp.select(
@@ -242,7 +255,11 @@ def compile_parts(
         per_arm = []
         for arm in arms:
             comp.arm = arm
-            arm_statuses = [comp.name_once(comp.status(crit)) for crit in crits]
+            # a criterion that does not read the arm has the same status under each
+            arm_statuses = [
+                comp.name_once(comp.status(crit)) if "arm" in crit.facts else status
+                for crit, status in zip(crits, statuses, strict=True)
+            ]
             per_arm.append(comp.name_once(_verdict(crits, arm_statuses)))
         comp.arm = None
         same = exp.and_(
@@ -312,18 +329,16 @@ def compile_parts(
         ),
         copy=False,
     ).from_(stage.subquery("w", copy=False), copy=False)
-    select = as_words(codes.copy().subquery("r", copy=False), [c.id for c in crits])
-    if wide is not None:  # the pivot, named once at the top of each query
+    if wide is not None:  # the pivot, named once at the top of the query
         codes = codes.with_("critlang_wide", as_=wide.copy(), copy=False)
-        select = select.with_("critlang_wide", as_=wide, copy=False)
     query = SqlProtocol(
         compiled,
         as_of,
-        select,
+        codes,
         [c.id for c in crits],
         frozenset(comp.all_plain),
         "values" if use else "facts",
-        codes,
+        wide,
     )
     return comp, query
 

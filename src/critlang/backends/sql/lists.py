@@ -49,7 +49,13 @@ class Lists(Windows):
         # the same body on the same list (a criterion compiled again per arm, say) is
         # counted once
         shared = next(
-            (q for q in self.quantifiers if q.node.list_name == e.list_name and same(q.body, body)),
+            (
+                q
+                for q in self.quantifiers
+                if q.node.list_name == e.list_name
+                and hash(q.body) == hash(body)
+                and same(q.body, body)
+            ),
             None,
         )
         if shared is None:

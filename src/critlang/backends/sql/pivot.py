@@ -183,8 +183,12 @@ def key_definition(comp: CompilerBase, key: str) -> str:
     """What a record key's column holds, as text: the rows it is picked from, the pick
     order and its aggregate. A per-patient table (values.py) column is used for a key
     only where its stored definition is this one."""
-    order = ", ".join(o.sql() for o in PICK_ORDER)
-    return f"{fact_filter(comp, key).sql()} | {order} | {key_value(comp, key).sql()}"
+    # (trees built here and dropped: written without sqlglot's defensive copy)
+    window = fact_filter(comp, key).sql(copy=False)
+    return f"{window} | {_ORDER_TEXT} | {key_value(comp, key).sql(copy=False)}"
+
+
+_ORDER_TEXT = ", ".join(o.sql() for o in PICK_ORDER)
 
 
 def pivot_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:

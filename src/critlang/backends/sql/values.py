@@ -64,7 +64,7 @@ class Layout:
                 return False
         for name in {q.node.list_name for q in comp.quantifiers}:
             stored = self.lists.get(name)
-            if stored is None or stored[1] != item_rows(comp, name).sql():
+            if stored is None or stored[1] != item_rows(comp, name).sql(copy=False):
                 return False
         return True
 
