@@ -51,8 +51,8 @@ def two_choices(item: Any) -> str | None:
             continue
         # one pass over the members (this runs for every resource a protocol uses)
         found = [k for k in part if k in _CHOICE_NAMES and part[k] is not None]
-        if len(found) < 2:
-            continue
+        if len(found) < 2 or len({_CHOICE_NAMES[k] for k in found}) == len(found):
+            continue  # (effectiveDateTime and valueQuantity: two elements, once each)
         for prefix in CHOICES:
             names = sorted(k for k in found if _CHOICE_NAMES[k] == prefix)
             if len(names) > 1:
