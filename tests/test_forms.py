@@ -146,6 +146,10 @@ def test_division_of_written_numbers_is_an_error_with_a_hint() -> None:
     # a division inside a formula, or of a fact, is arithmetic as written
     ok = 'fact a: number\nfact b: number\ninclusion criteria\nI1 "x"\n  rule a / b < 0.5\n'
     assert codes(ok) == ["W002"]
+    # a division in parentheses is written as arithmetic (the generated-programs property
+    # test wrote `n < (1.5 / 1.5)`)
+    src = 'fact ratio: number\ninclusion criteria\nI1 "x"\n  rule ratio < (1 / 3)\n'
+    assert "E601" not in codes(src)
 
 
 def test_blood_pressure_misuse_is_reported() -> None:

@@ -113,6 +113,7 @@ class FormsPass:
             if (
                 isinstance(side, n.Arith)
                 and side.op == "/"
+                and not side.parens  # `x < (1 / 3)`: arithmetic, written as such
                 and isinstance(side.left, n.NumberLit)
                 and isinstance(side.right, (n.NumberLit, n.QuantityLit))
                 and not side.left.parens
