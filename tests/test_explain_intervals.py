@@ -234,3 +234,15 @@ def test_censored_value_converted_into_the_deciding_unit() -> None:
         "✓ Haemoglobin <= 80.5 g/L on 2026-11-20 < 5.0 mmol/L; the protocol also writes "
         "8.0 g/dL: every value at most 4.996 mmol/L is below 5 mmol/L"
     ]
+
+
+def test_an_interval_from_zero_without_upper_limit_is_said_at_least_zero() -> None:
+    """A censored ">= 0" of a quantity never negative is [0, inf): "at least 0", never
+    "at most inf" (a crash that emptied E6's explanation for a seed-549973 patient)."""
+    import math
+
+    from critlang.backends.runtime import Range
+    from critlang.explain_words import span_words
+
+    assert span_words(Range(0.0, math.inf), "mg/dL") == "at least 0 mg/dL"
+    assert span_words(Range(0.0, 1.5, False, True), "mg/dL") == "below 1.5 mg/dL"

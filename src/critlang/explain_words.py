@@ -104,7 +104,7 @@ def span_words(x: Any, unit: str = "", digits: int = 4) -> str:
     lo, hi = x.lo, x.hi
     if math.isinf(lo) and math.isinf(hi):
         return "any value"
-    if math.isinf(lo) or (lo == 0 and not x.lo_open and hi > 0):
+    if math.isinf(lo) or (lo == 0 and not x.lo_open and 0 < hi < math.inf):
         # a censored "< 1.5" of a quantity never negative (data/signs.py) is 0 to 1.5:
         # "below 1.5" says it, as recorded
         return f"{'below' if x.hi_open else 'at most'} {num(hi, digits)}{u}"
