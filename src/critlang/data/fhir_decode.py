@@ -372,6 +372,11 @@ def _unwrap(top: Resource) -> Decoded:
 NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
 
 
+def resource_label(r: Resource) -> str:
+    """How messages name a resource: "Observation/x", or "Observation (no id)"."""
+    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
+
+
 def unusable(why: str) -> str:
     """How a resource's `malformed` text reads after its label: "is malformed (...)", or
     for a resource whose state cannot be told (fhir_bundles.py) "cannot be used: ..."."""
