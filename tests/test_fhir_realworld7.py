@@ -506,3 +506,19 @@ def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
     panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
     row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
     assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")
+
+
+# ------------------------------------------------------------ breaker8 F2: whole reasons
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_reason_a_newer_stray_value_is_not_used_is_said_whole(tmp_path, form) -> None:
+    newer = hb(7, id="hb2", effectiveDateTime="2024-05-30", subject={"reference": "Group/g1"})
+    row = screen(tmp_path, form, [patient(), hb(), newer])
+    assert row["criteria"]["I2"] == "unknown"
+    assert said(
+        row,
+        "hemoglobin",
+        "Observation/hb2, which names no patient of the data (its subject is a Group, not a "
+        "Patient) could not be used and may be the newest",
+    ), row["problems"]
