@@ -303,7 +303,13 @@ def _ndjson_lines(
                     tally.medications += 1
                     medications.add(r)
                     continue
-                key, why = _ndjson_key(r)
+                ref = r.subject if r.subject is not None else r.patient
+                reference = ref.reference if ref is not None else None
+                if r.resourceType != "Patient" and reference.__class__ is str and reference:
+                    got = keys.get(reference)  # type: ignore[arg-type]
+                    key, why = got[:2] if got is not None else _reference_key(reference)  # type: ignore[arg-type]
+                else:
+                    key, why = _ndjson_key(r)
                 if key is None:
                     _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
                     continue
