@@ -28,7 +28,7 @@ import msgspec
 
 from . import fhir_input
 from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
-from .fhir_decode import _LINE, Entry, Resource, bundle_type, decode_line
+from .fhir_decode import _LINE, Entry, Resource, bundle_type, decode_line, resource_label
 from .fhir_duplicates import duplicate_keys
 from .fhir_input import (
     NO_ID,
@@ -36,7 +36,6 @@ from .fhir_input import (
     Tally,
     _bundle_patients,
     _kept,
-    _label,
     _unassign,
     _usable,
 )
@@ -261,7 +260,7 @@ def _ndjson_lines(
                             b = held.bucket_of(key)
                         if key is None:
                             where = f"{path} line {number}"
-                            label = f"{where}: {_label(r)}"
+                            label = f"{where}: {resource_label(r)}"
                             _unassign(tally, why or "unassigned", label, r, codes, strays)
                             continue
                         stubs[b].append((key, kind, r.id, fi, number, at))
@@ -311,7 +310,14 @@ def _ndjson_lines(
                 else:
                     key, why = _ndjson_key(r)
                 if key is None:
-                    _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
+                    _unassign(
+                        tally,
+                        why or "unassigned",
+                        f"{where}: {resource_label(r)}",
+                        r,
+                        codes,
+                        strays,
+                    )
                     continue
                 held.line((key, where, fi, number, r), line)
         if not usable:
@@ -371,7 +377,7 @@ def _group_lines(
         mine = counted.get(key, [])
         if not group.patients:
             for _, where, e in items:
-                tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
+                tally.unassign(NOT_IN_FILE, f"{where}: {resource_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
                     found = elsewhere(pid, None, file, "", e.resource, codes)
