@@ -90,6 +90,8 @@ class Component(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept: msgspec.Raw = msgspec.Raw()
     dataAbsentReason: Concept | None = None
     referenceRange: list[Range] | None = None
 
@@ -159,6 +161,8 @@ class Resource(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept_: msgspec.Raw = _lazy("valueCodeableConcept")
     dataAbsentReason: Concept | None = None
     component_: msgspec.Raw = _lazy("component")
     referenceRange_: msgspec.Raw = _lazy("referenceRange")
