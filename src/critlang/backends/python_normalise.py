@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import nodes as n
 from ..checker import CheckResult
-from ..data.records import Observation, Ongoing, PartialDate
+from ..data.records import Bound, Observation, Ongoing, PartialDate
 from ..data.signs import never_negative
 from ..data.values import float_holds
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
@@ -190,15 +190,24 @@ def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any]
 
 
 def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
-    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded."""
+    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded, a censored
+    part (records.Bound) as the runtime.Range of values it stands for, from 0 (an
+    arterial pressure is never negative: data/signs.py)."""
 
-    def conv(obs: Observation | None) -> tuple[float | None, float | None] | None:
+    def part(v: Any, k: Fraction) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, Bound):  # the bound converts like a value (k > 0)
+            return censored(float(v.value * k), v.comparator, 0.0)
+        return float(v * k)
+
+    def conv(obs: Observation | None) -> tuple[Any, Any] | None:
         if obs is None:
             return None
         assert obs.unit is not None
         k = conversion_factor(obs.unit, t.unit)
         assert k is not None  # the reader refused other units
-        return tuple(None if v is None else float(v * k) for v in obs.value)  # type: ignore[return-value]
+        return tuple(part(v, k) for v in obs.value)  # type: ignore[return-value]
 
     return conv
 
