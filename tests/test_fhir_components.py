@@ -265,3 +265,58 @@ def test_a_blood_pressure_fact_is_refused_by_ingest_saying_so(tmp_path) -> None:
     out = tmp_path / "c.duckdb"
     assert main(["ingest", "-o", str(out), str(tmp_path / "p.crit"), str(path)]) == 1
     assert not out.exists()
+
+
+# ------------------------------------------------ separate systolic / diastolic Observations
+
+SEPARATE = PROTOCOL.replace(
+    'codes bp: loinc "85354-9", loinc "55284-4"', 'codes bp: loinc "8480-6", loinc "8462-4"'
+)
+
+
+def single(oid: str, code: str, value: Any, when: str = "2024-05-20T08:00:00Z", **q: Any) -> dict:
+    obs = panel(code=code) | {"id": oid, "effectiveDateTime": when}
+    del obs["component"]
+    return obs | {"valueQuantity": part(code, value, **q)["valueQuantity"]}
+
+
+def statuses_of(tmp_path: Path, rows: list[dict], protocol: str) -> tuple[dict, list[str]]:
+    two = TwoEvaluators(protocol, "bp.crit")
+    entries = [{"resource": r} for r in [PATIENT, *rows]]
+    (path,) = write_fhir(
+        tmp_path, [("b.json", {"resourceType": "Bundle", "type": "collection", "entry": entries})]
+    )
+    (p,) = list(read_fhir([path], Extractor(two.checked), AS_OF, Tally()))
+    record = Reader(two.checked, p.path, AS_OF).read(p.record)
+    _, got = two.statuses(record)
+    problems = [x.message for x in [*p.problems, *record.problems] if x.fact == "bp"]
+    return {c: WORDS.get(s, s) for c, s in zip(two.ids, got, strict=True)}, problems
+
+
+@pytest.mark.parametrize("order", ["sd", "ds"])
+def test_separate_systolic_and_diastolic_of_one_instant_are_one_pair(tmp_path, order) -> None:
+    """8480-6 and 8462-4 as two Observations at one instant are read as one pressure
+    (a censored systolic too), in either order; at different instants each is a part
+    alone, the newest deciding."""
+    rows = [single("s", "8480-6", 170, comparator=">"), single("d", "8462-4", 80)]
+    if order == "ds":
+        rows.reverse()
+    got, problems = statuses_of(tmp_path, rows, SEPARATE)
+    assert got == {"I1": "not met", "I2": "met", "E1": "met"} and problems == []
+    rows = [single("s", "8480-6", 150), single("d", "8462-4", 85)]
+    got, _ = statuses_of(tmp_path, rows, SEPARATE)
+    assert got == {"I1": "not met", "I2": "met", "E1": "not met"}
+    # the diastolic an hour later: the newest value is diastolic 85 alone
+    rows = [single("s", "8480-6", 150), single("d", "8462-4", 85, "2024-05-20T09:00:00Z")]
+    got, _ = statuses_of(tmp_path, rows, SEPARATE)
+    assert got == {"I1": "unknown", "I2": "unknown", "E1": "unknown"}
+
+
+def test_an_observation_with_a_value_and_a_data_absent_reason_is_unusable(tmp_path) -> None:
+    """R4 obs-6: dataAbsentReason only without a value; both: unusable, said (never the
+    value, never 'no value' that would let an older one decide)."""
+    obs = single("s", "8480-6", 170) | ABSENT
+    older = single("o", "8480-6", 120, "2024-05-01")
+    row = screen(tmp_path, "bundle", [PATIENT, obs, older], SBP)
+    assert row["criteria"]["E1"] == "unknown"
+    assert said(row, "sbp", "has a value and a dataAbsentReason 'not-performed' (R4 obs-6)")

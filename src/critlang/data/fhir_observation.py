@@ -69,6 +69,10 @@ def observation_entry(
         entry["status"] = r.status
     if holder.dataAbsentReason is not None:
         reason = first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
+        if _has_value(holder):
+            # R4 obs-6: "dataAbsentReason SHALL only be present if Observation.value[x] is
+            # not present"; both: it contradicts itself (and may be the newest value)
+            raise Unusable(f"has a value and a dataAbsentReason {reason!r} (R4 obs-6)")
         raise NoValue(f"no value (dataAbsentReason {reason!r})")
     if isinstance(t, PressureT):
         return _pressure(holder, entry)
@@ -119,24 +123,26 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
     component means (Observation.component.code 1..1, .dataAbsentReason)."""
     found: dict[str, list[Any]] = {}
     notes: list[str] = []
+    own = _part_code(holder.code)
+    if own is not None and not getattr(holder, "component", None):
+        # a separate systolic (8480-6) or diastolic (8462-4) Observation bound to the
+        # fact: that part alone (pair_parts joins the two of one instant)
+        found[own] = [part_reading(holder, own)]
     for comp in getattr(holder, "component", None) or []:
         if comp.modifierExtension:
             # BackboneElement.modifierExtension (R4 extensibility.html): it may change
             # what this part means, so the panel cannot be read
             raise Unusable("a component has a modifierExtension critlang cannot read")
-        concept = comp.code
-        codes = (
-            [c.code for c in (concept.coding or []) if c.system in (LOINC, None)] if concept else []
-        )
-        named = {BP_PARTS[c] for c in codes if c in BP_PARTS}
-        if len(named) != 1:
-            if len(named) > 1:  # one concept naming both parts (R4 CodeableConcept)
+        part = _part_code(comp.code)
+        if part is None:
+            codes = _loinc(comp.code)
+            if len({BP_PARTS[c] for c in codes if c in BP_PARTS}) > 1:
+                # one CodeableConcept naming both parts (R4: codings are one meaning)
                 notes.append("a component coded both systolic and diastolic is neither")
             elif comp.valueQuantity is not None and comp.valueQuantity.value is not None:
                 which = "no code" if not codes else f"code {codes[0]}"
                 notes.append(f"a component with {which} is neither part: not read")
             continue
-        part = named.pop()
         found.setdefault(part, []).append(part_reading(comp, part))
     for part in ("systolic", "diastolic"):
         readings = found.get(part, [])
@@ -162,7 +168,56 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
     return entry
 
 
-def part_reading(comp: Component, part: str) -> dict[str, Any] | str:
+def _loinc(concept: Concept | None) -> list[str]:
+    if concept is None:
+        return []
+    return [c.code for c in concept.coding or [] if c.system in (LOINC, None) and c.code]
+
+
+def _part_code(concept: Concept | None) -> str | None:
+    """ "systolic" / "diastolic" when the concept's LOINC codings name exactly that part."""
+    named = {BP_PARTS[c] for c in _loinc(concept) if c in BP_PARTS}
+    return named.pop() if len(named) == 1 else None
+
+
+def _has_value(holder: Resource | Component) -> bool:
+    return (
+        holder.valueQuantity is not None
+        or holder.valueInteger is not None
+        or holder.valueBoolean is not None
+        or holder.valueString is not None
+    )
+
+
+def pair_parts(facts: dict[str, Any], pressures: list[str]) -> None:
+    """In each blood-pressure fact's entries, a separate systolic and a separate diastolic
+    Observation of one instant (the same effective[x] text, the same status) joined into
+    one pair, as a panel would hold them; any other grouping is left as it is (two
+    systolics at one instant stay two candidates: a conflict unless both decide alike)."""
+    for fact in pressures:
+        if isinstance(facts.get(fact), list):
+            facts[fact] = _paired(facts[fact])
+
+
+def _paired(entries: list[Any]) -> list[Any]:
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for e in entries:
+        if isinstance(e, dict) and e.get("date") and "unread_parts" not in e:
+            sides = [k for k in ("systolic", "diastolic") if k in e]
+            if len(sides) == 1:
+                groups.setdefault((e["date"], e.get("status")), []).append(e)
+    out = list(entries)
+    for group in groups.values():
+        s = [e for e in group if "systolic" in e]
+        d = [e for e in group if "diastolic" in e]
+        if len(s) == 1 and len(d) == 1:
+            joined = {**s[0], "diastolic": d[0]["diastolic"]}
+            joined["source"] = " + ".join(sorted((str(s[0]["source"]), str(d[0]["source"]))))
+            out = [e for e in out if e is not s[0] and e is not d[0]] + [joined]
+    return out
+
+
+def part_reading(comp: Resource | Component, part: str) -> dict[str, Any] | str:
     """One blood-pressure component as `{"value", "unit", "comparator"}` (the rules of a
     top-level valueQuantity: quantity_fields), or why it gives no value (a string)."""
     vq = comp.valueQuantity
