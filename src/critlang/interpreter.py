@@ -18,7 +18,7 @@ from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
 from .data.records import Bound, Observation, Ongoing, PartialDate, Record
-from .data.signs import never_negative
+from .data.signs import never_negative, number_never_negative
 from .data.values import float_holds
 from .frozen_classes import replace
 from .future_events import only_future, past_date_fields
@@ -198,10 +198,14 @@ class Interpreter(CompareForms):
         if isinstance(t, ListT):
             return obs.value
         if isinstance(obs.value, Fraction) and not float_holds(obs.value):
-            return inexact(obs.value, obs.comparator)
-        if obs.comparator is not None:  # a censored plain number
-            return censored(obs.value, obs.comparator)
-        return plain(obs.value, self.record.anchors.get("enrollment"))
+            iv = inexact(obs.value, obs.comparator)
+        elif obs.comparator is not None:  # a censored plain number
+            iv = censored(obs.value, obs.comparator)
+        else:
+            return plain(obs.value, self.record.anchors.get("enrollment"))
+        if iv.lo is None and number_never_negative(self.c, name):  # data/signs.py
+            return Iv(Fraction(0), iv.hi, False, iv.hi_open)
+        return iv
 
     def ref(self, e: n.Name) -> Ref:
         return self.c.refs[id(e)]

@@ -165,11 +165,13 @@ def _plain_number(v: Any) -> Any:
     return float(v)
 
 
-def _number(obs: Observation) -> Any:
+def _number(obs: Observation, floor: float = -math.inf) -> Any:
+    """A plain number; a censored or inexact one from `floor` (data/signs.py:
+    number_never_negative)."""
     if isinstance(obs.value, Fraction) and not float_holds(obs.value):
-        return inexact(float(obs.value), obs.comparator)
+        return inexact(float(obs.value), obs.comparator, floor)
     if obs.comparator is not None:
-        return censored(float(obs.value), obs.comparator)
+        return censored(float(obs.value), obs.comparator, floor)
     return float(obs.value)
 
 
@@ -213,8 +215,9 @@ def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
 
 
 def _normaliser(
-    t: Type, molar: Fraction | None, codes: Iterable[Any] = ()
+    t: Type, molar: Fraction | None, codes: Iterable[Any] = (), nonnegative: bool = False
 ) -> Callable[[Observation | None], Any]:
+    """The fact's normaliser; `nonnegative`: a number fact never below 0 (data/signs.py)."""
     if isinstance(t, QuantT):
         return _quantity_normaliser(t, molar, codes)
     if isinstance(t, PressureT):
@@ -229,6 +232,7 @@ def _normaliser(
 
         return conv_list
     if isinstance(t, NumberT):
-        return lambda obs: None if obs is None else _number(obs)
+        floor = 0.0 if nonnegative else -math.inf
+        return lambda obs: None if obs is None else _number(obs, floor)
     inner = _scalar_normaliser(t)
     return lambda obs: None if obs is None else inner(obs.value)

@@ -89,6 +89,12 @@ def observation_entry(
             if not isinstance(value, int):
                 raise Unusable(f"valueInteger {value!r} is not an integer")
             entry["value"] = value
+            # a score given as an integer (Glasgow Coma Scale 9269-2, ECOG 89247-1) has
+            # its referenceRange as a valueQuantity has (R4 Observation.referenceRange
+            # applies to any value[x]): `gcs <= 1.5 x ULN` reads it
+            rr = _reference_range(holder, None)
+            if rr:
+                entry["reference_range"] = rr
             return entry
         if holder.valueString is not None:
             text = holder.valueString
@@ -102,6 +108,9 @@ def observation_entry(
             unit_text = m.group(3) or m.group(4)
             if unit_text and isinstance(t, QuantT):
                 entry["unit"] = unit_text
+            rr = _reference_range(holder, entry.get("unit"))
+            if rr:
+                entry["reference_range"] = rr
             return entry
         raise Unusable("no valueQuantity")
     if isinstance(t, BoolT):
