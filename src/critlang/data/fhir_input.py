@@ -53,6 +53,7 @@ import msgspec
 
 from .fhir_bundles import (
     KNOWN_TYPES,
+    MAYBE_UNKNOWN_SERVER,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
     Stray,
@@ -67,6 +68,7 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_file,
+    resource_label,
 )
 from .fhir_duplicates import duplicate_keys
 from .fhir_refs import (
@@ -112,10 +114,6 @@ class PatientResources:
     # file, what a reference from another file or Bundle is matched against
     base: str | None = None
     bundle: str = ""
-
-
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 class _BundleIndex:
@@ -194,8 +192,27 @@ class _BundleIndex:
         target, why = patient_target(reference)
         if target is None:
             return None, why
-        if target.startswith("urn:") or "://" in target:
+        if target.startswith("urn:"):
             return self._one(self.keys.get(target, set()))
+        if "://" in target:
+            exact = self.keys.get(target)
+            if exact:
+                return self._one(exact)
+            # No entry has that fullUrl, so by bundle.html the reference is outside the
+            # Bundle. A Patient of that id on that very server is it; one whose server is
+            # not known (a urn:uuid entry) may be it or not: the resource may be that
+            # patient's, so it hides their older values (a stray), never dropped as
+            # "not in the data" while the older value decides (breaker8 F1)
+            parts = literal(target)
+            if parts is None:
+                return None, NOT_IN_FILE
+            claims = self.keys.get(f"{parts[1]}/{parts[2]}", set())
+            same = {k for k in claims if parts[0] in self.bases[k]}
+            if same:
+                return self._one(same)
+            if any(None in self.bases[k] for k in claims):
+                return None, MAYBE_UNKNOWN_SERVER
+            return None, NOT_IN_FILE
         # relative [type]/[id]: R4 bundle.html "Resolving references in Bundles": "if the
         # fullUrl for the bundle entry containing the resource is a RESTful one, extract
         # the [root] from the fullUrl, and append the reference (type/id) to it, then try
@@ -404,7 +421,7 @@ def _bundle_patients(
         if r.resourceType == "Bundle":
             tally.unassign(
                 f"a Bundle nested more than {MAX_NESTING} deep, or malformed: not read",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
             )
             continue
         if r.resourceType == "OperationOutcome":
@@ -428,7 +445,7 @@ def _bundle_patients(
             _unassign(
                 tally,
                 subject_reference(r)[1] or "unassigned",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
                 r,
                 codes,
                 strays,
@@ -454,7 +471,7 @@ def _bundle_patients(
             # the entry's RESTful fullUrl tells apart one id on two servers (F7)
             at = f" ({base})" if base else ""
             for r in held:
-                where_r = f"{where}: {_label(r)}{at}"
+                where_r = f"{where}: {resource_label(r)}{at}"
                 _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)
