@@ -569,3 +569,25 @@ def test_an_absolute_reference_to_another_server_is_not_this_patient(tmp_path) -
         tmp_path, "http://a.org/fhir/Patient/p1", "http://b.org/fhir/Patient/p1"
     )
     assert row["criteria"]["I2"] == "met"  # b.org's patient p1 is someone else
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "http://A.ORG/fhir/Patient/p1",
+        "HTTP://a.org/fhir/Patient/p1",
+        "http://a.org:80/fhir/Patient/p1",
+        "http://a.org/fhir/Patient/p1/_history/2",
+    ],
+)
+def test_one_server_spelt_two_ways_is_one_server(tmp_path, subject) -> None:
+    # RFC 3986 6.2.2.1 (scheme and host are case-insensitive), 6.2.3 (default port)
+    row = _bundle_with_urls(tmp_path, "http://a.org/fhir/Patient/p1", subject)
+    assert row["criteria"]["I2"] == "not met"  # the newer 7 g/dL is this patient's
+
+
+def test_a_path_differing_in_case_is_another_server(tmp_path) -> None:
+    row = _bundle_with_urls(
+        tmp_path, "http://a.org/fhir/Patient/p1", "http://a.org/FHIR/Patient/p1"
+    )
+    assert row["criteria"]["I2"] == "met"  # the path is case-sensitive: someone else's

@@ -73,7 +73,6 @@ from .fhir_decode import (
 from .fhir_duplicates import duplicate_keys
 from .fhir_refs import (
     DISPLAY_ONLY,
-    HISTORY,
     Medications,
     display_only,
     id_diagnostic,
@@ -83,6 +82,7 @@ from .fhir_refs import (
     rest_base,
     same_server,
     subject_reference,
+    unversioned,
 )
 from .fhir_status import entry_unread
 from .fhir_tally import Tally
@@ -143,7 +143,7 @@ class _BundleIndex:
         for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
-            url = HISTORY.sub("", url) if url else None
+            url = unversioned(url) if url else None
             own = patient_server(e)
             if r.id and len(servers.get(r.id, ())) > 1 and own is not None:
                 key, pid = url, r.id  # type: ignore[assignment]
