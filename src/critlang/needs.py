@@ -218,9 +218,10 @@ class Needs:
         conflicted = _conflicted(f)
         for dep in sorted(deps):
             v = f.get(dep)
-            # unknown, a pair with a part missing, known only as an interval (a censored
-            # value, a partial date: a precise value may decide), or in conflict
-            partial = isinstance(v, tuple) and None in v
+            # unknown, a pair with a part missing or censored, known only as an interval (a
+            # censored value, a partial date: a precise value may decide), or in conflict
+            # (`is`, never `in`: a Range's == is three-valued)
+            partial = isinstance(v, tuple) and any(x is None or isinstance(x, Range) for x in v)
             if v is None or partial or isinstance(v, Range) or dep in conflicted:
                 out.append(Slot(dep))
             elif isinstance(v, list):
