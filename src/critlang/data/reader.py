@@ -392,7 +392,8 @@ class Reader(ListReading, QuantityReading):
                     newest = max(days)
                     if newest > anchor.isoformat():
                         self.why[fact] = (
-                            f"the only value(s) are dated after {look.anchor} ({newest})"
+                            f"the only value(s) are dated after {look.anchor} "
+                            f"({anchor.isoformat()}): the newest is from {newest}"
                         )
                     else:
                         self.why[fact] = (
@@ -414,7 +415,8 @@ class Reader(ListReading, QuantityReading):
                 if not candidates:
                     self.why[fact] = (
                         f"the only value(s) are dated after the evaluation date "
-                        f"({max(o.date for o in later).isoformat()})"  # type: ignore[type-var]
+                        f"({self.as_of.isoformat()}): the newest is from "
+                        f"{max(o.date for o in later).isoformat()}"  # type: ignore[type-var]
                     )
                     return []
         if unread and candidates and self.hidden(fact, candidates, unread, start, anchor):
