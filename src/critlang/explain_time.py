@@ -13,7 +13,9 @@ from typing import Any
 
 from . import nodes as n
 from .backends.runtime import add_months, r_between, r_window
+from .backends.runtime_calendar import months_back
 from .explain_words import Clause, Val, day_text, is_range
+from .time_edges import edge_side
 from .units import TIME, parse_unit
 
 _KIND = {"within": "within", "more": "more than", "less": "less than"}
@@ -24,11 +26,14 @@ _SAYS = {
 }
 
 
-def _edge(a: Any, duration: n.QuantityLit, sign: int) -> Any:
+def _edge(a: Any, duration: n.QuantityLit, sign: int, side: str = "lo") -> Any:
     """`a + sign * duration` as the compiled code computes it (python_conditions.edge):
-    weeks and days fixed lengths, months and years calendar steps."""
+    weeks and days fixed lengths, months and years calendar steps from the earlier date
+    (time_edges.py: before the anchor, the `side` edge)."""
     unit = parse_unit(duration.unit)
     amount = duration.value * unit.factor
+    if unit.dims == (("[calendar]", 1),) and amount.denominator == 1 and sign < 0:
+        return months_back(a, int(amount), side)
     if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
         return add_months(a, sign * int(amount))
     days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
@@ -68,7 +73,7 @@ class TimeClauses:
         if d.value is None or a.value is None:
             return Clause(None, text)
         before = e.direction == "before"
-        edge = _edge(a.value, e.duration, -1 if before else 1)
+        edge = _edge(a.value, e.duration, -1 if before else 1, edge_side(e))
         x, y = d.value, a.value
         if is_range(x) or is_range(y):  # as the compiled code: runtime.r_window
             ok = r_window(e.kind, before, x, y, edge)
@@ -98,7 +103,7 @@ class TimeClauses:
             return Clause(None, text)
         edge = a.value
         if e.duration is not None:
-            edge = _edge(a.value, e.duration, -1 if e.direction == "before" else 1)
+            edge = _edge(a.value, e.duration, -1 if e.direction == "before" else 1, edge_side(e))
         side = "on or before" if e.op == "<=" else "on or after"
         if is_range(d.value) or is_range(edge):
             # three-valued on an interval, as the compiled code (date_bound)
@@ -126,7 +131,7 @@ class TimeClauses:
         if d.value is None or a.value is None:
             return Clause(None, text)
         sign = -1 if e.direction == "before" else 1
-        near, far = _edge(a.value, ends[0], sign), _edge(a.value, ends[1], sign)
+        near, far = _edge(a.value, ends[0], sign, "hi"), _edge(a.value, ends[1], sign, "lo")
         low, high = (far, near) if sign < 0 else (near, far)
         where = f"{day_text(low)} to {day_text(high)}"
         if is_range(d.value) or is_range(low) or is_range(high):

@@ -18,6 +18,7 @@ from typing import Any
 from . import nodes as n
 from .intervals import Iv, as_iv, both
 from .intervals import compare as iv_compare
+from .time_edges import edge_side
 
 
 def _shift_months(d: dt.date, months: int) -> int:
@@ -37,6 +38,28 @@ def _shift_months(d: dt.date, months: int) -> int:
     raise AssertionError(d)  # every month has a 28th
 
 
+def _months_back(a: dt.date, months: int, side: str) -> int:
+    """The `lo` / `hi` edge of a `before` form (time_edges.py), by its definition on
+    the reference interpreter's own month shift: lo is the first day d with
+    shift(d, months) >= a, hi the last with shift(d, months) <= a (the step from the
+    earlier date, CQL date arithmetic). A search over the at most 3 days after a
+    clamped shift back, so it shares no arithmetic with runtime_calendar."""
+    o = a.toordinal()
+    back = _shift_months(a, -months)
+    if not 1 <= back <= dt.date.max.toordinal() - 4 or not dt.date.fromordinal(back).year >= 1:
+        return back
+    fwd = lambda d: _shift_months(dt.date.fromordinal(d), months)  # noqa: E731
+    if side == "lo":
+        d = back - 3
+        while fwd(d) < o:
+            d += 1
+        return d
+    d = back + 4
+    while fwd(d) > o:
+        d -= 1
+    return d
+
+
 def _days(x: Any) -> Any:
     """A date as its day number; an interval of dates as the interval of day numbers."""
     if isinstance(x, Iv):
@@ -51,12 +74,17 @@ class TimeForms:
     quantity: Any  # Interpreter.quantity
     base_unit: Any  # Interpreter.base_unit
 
-    def edge(self, a: dt.date, duration: n.QuantityLit, sign: int) -> Fraction | int:
-        """Day number of `a + sign * duration`: calendar steps for months and years."""
+    def edge(
+        self, a: dt.date, duration: n.QuantityLit, sign: int, side: str = "lo"
+    ) -> Fraction | int:
+        """Day number of `a + sign * duration`: calendar steps for months and years, added
+        to the earlier date (time_edges.py): before the anchor, the `side` edge."""
         dur = self.quantity(duration.value, duration.unit)
         if dur.dimensionality == self.base_unit((("[calendar]", 1),)).dimensionality:
             months = Fraction(dur.to_base_units().magnitude)
             assert months.denominator == 1, "fractional months are approximated by the compiler"
+            if sign < 0:
+                return _months_back(a, int(months), side)
             return _shift_months(a, sign * int(months))
         return a.toordinal() + sign * Fraction(dur.to_base_units().magnitude) / 86400
 
@@ -72,7 +100,7 @@ class TimeForms:
             if d is None or a is None:
                 return None
             sign = -1 if e.direction == "before" else 1
-            return iv_compare(e.op, _days(d), self.edges(a, e.duration, sign))
+            return iv_compare(e.op, _days(d), self.edges(a, e.duration, sign, edge_side(e)))
         if isinstance(e, n.WindowBetween):
             d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
             ends = e.durations()
@@ -80,7 +108,7 @@ class TimeForms:
             if d is None or a is None:
                 return None
             sign = -1 if e.direction == "before" else 1
-            near, far = self.edges(a, ends[0], sign), self.edges(a, ends[1], sign)
+            near, far = self.edges(a, ends[0], sign, "hi"), self.edges(a, ends[1], sign, "lo")
             low, high = (far, near) if sign < 0 else (near, far)
             return both(iv_compare("<=", low, _days(d)), iv_compare("<=", _days(d), high))
         assert isinstance(e, n.Period)
@@ -108,31 +136,31 @@ class TimeForms:
             return False
         return None if first is None or second is None else True
 
-    def edges(self, a: Any, duration: n.QuantityLit | None, sign: int) -> Any:
+    def edges(self, a: Any, duration: n.QuantityLit | None, sign: int, side: str = "lo") -> Any:
         """Day number(s) of `a + sign * duration` (a itself without one); an anchor known
         as an interval gives the interval of edges (the shift is monotonic)."""
         if duration is None:
             return _days(a)
         if isinstance(a, Iv):
-            shift = lambda x: self.edge(x, duration, sign)  # noqa: E731
+            shift = lambda x: self.edge(x, duration, sign, side)  # noqa: E731
             return Iv(
                 None if a.lo is None else shift(a.lo),
                 None if a.hi is None else shift(a.hi),
                 a.lo_open,
                 a.hi_open,
             )
-        return self.edge(a, duration, sign)
+        return self.edge(a, duration, sign, side)
 
     def window(self, e: n.Window, env: dict[str, Any]) -> bool | None:
         d, a = self.plain(e.subject, env), self.plain(e.anchor, env)
         if d is None or a is None:
             return None
-        sign = -1 if e.direction == "before" else 1
+        sign, side = -1 if e.direction == "before" else 1, edge_side(e)
         if isinstance(d, Iv) or isinstance(a, Iv):
             return self.interval_window(
-                e, as_iv(d), as_iv(a), lambda x: self.edge(x, e.duration, sign)
+                e, as_iv(d), as_iv(a), lambda x: self.edge(x, e.duration, sign, side)
             )
-        edge = self.edge(a, e.duration, sign)
+        edge = self.edge(a, e.duration, sign, side)
         # compared as day numbers: an edge may fall outside the calendar (year 1 - 9999)
         d, a = d.toordinal(), a.toordinal()
         if e.direction == "before":

@@ -15,6 +15,7 @@ from typing import Any
 from .. import nodes as n
 from ..checker import ENROLLMENT, Ref
 from ..future_events import past_date_fields
+from ..time_edges import edge_side
 from ..typesys import ListT, PressureT, ScaleT
 from ..units import TIME, parse_unit
 from .python_normalise import limit_key
@@ -260,10 +261,14 @@ class _Conditions:
             with self.w.indent():
                 self.w(f"{out} = {not stop}")
 
-    def edge(self, node: n.Expr, anchor: n.Expr, duration: n.QuantityLit, sign: int) -> str:
+    def edge(
+        self, node: n.Expr, anchor: n.Expr, duration: n.QuantityLit, sign: int, side: str = "lo"
+    ) -> str:
         """The day number `anchor + sign * duration` (None when the anchor is unknown).
 
-        Weeks and days are fixed lengths; months and years are calendar steps (add_months).
+        Weeks and days are fixed lengths; months and years are calendar steps added to the
+        earlier date: after the anchor add_months, before it months_back's `side` edge
+        (runtime_calendar: `lo` for tests of add_months(d) >= A, `hi` for <= A).
         """
         unit = parse_unit(duration.unit)
         amount = duration.value * unit.factor
@@ -271,7 +276,9 @@ class _Conditions:
         def make_edge() -> str:
             a = self.plain(anchor)
             edge = self.tmp()
-            if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
+            if unit.dims == (("[calendar]", 1),) and amount.denominator == 1 and sign < 0:
+                shift = f"months_back({a}, {int(amount)}, {side!r})"
+            elif unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
                 shift = f"add_months({a}, {sign * int(amount)})"
             else:
                 days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
@@ -284,7 +291,7 @@ class _Conditions:
         if hoistable and self.loop_depth:
             # inside a list condition the edge depends on the anchor only: computed once
             assert isinstance(anchor, n.Name)
-            key = ("edge", anchor.name, str(sign * amount), str(unit.dims))
+            key = ("edge", anchor.name, str(sign * amount), str(unit.dims), side)
             return self.once(key, node, make_edge)
         return make_edge()
 
@@ -292,7 +299,7 @@ class _Conditions:
         d = self.plain(e.subject)
         a = self.plain(e.anchor)
         sign = -1 if e.direction == "before" else 1
-        edge = self.edge(e, e.anchor, e.duration, sign)
+        edge = self.edge(e, e.anchor, e.duration, sign, edge_side(e))
         if e.direction == "before":
             test = {
                 "within": f"{edge} <= {d} <= {a}",
@@ -313,7 +320,8 @@ class _Conditions:
         """`S at least D before A`: S <= A - D; `no later than A`: S <= A; and mirrors."""
         d = self.plain(e.subject)
         if e.duration is not None:
-            edge = self.edge(e, e.anchor, e.duration, -1 if e.direction == "before" else 1)
+            sign = -1 if e.direction == "before" else 1
+            edge = self.edge(e, e.anchor, e.duration, sign, edge_side(e))
         else:
             edge = self.plain(e.anchor)
         # one comparison: three-valued when a date is a Range (a partial date, an ongoing
@@ -326,8 +334,8 @@ class _Conditions:
         assert ends is not None  # the checker requires written durations
         d = self.plain(e.subject)
         sign = -1 if e.direction == "before" else 1
-        near = self.edge(e, e.anchor, ends[0], sign)
-        far = self.edge(e, e.anchor, ends[1], sign)
+        near = self.edge(e, e.anchor, ends[0], sign, "hi")  # add_months(S, D1) <= A
+        far = self.edge(e, e.anchor, ends[1], sign, "lo")  # add_months(S, D2) >= A
         low, high = (far, near) if sign < 0 else (near, far)
         test = self.ranged(
             f"{low} <= {d} <= {high}", f"r_between({d}, {low}, {high})", d, low, high

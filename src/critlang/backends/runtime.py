@@ -91,8 +91,13 @@ def elapsed_years(start: Any, end: Any) -> Any:
 
 
 def _years(start: int, end: int) -> float:
+    # the largest n with start + n years <= end, the step clamped to the month's end
+    # (runtime_calendar: one convention for ages and windows): born 2008-02-29, 18 on
+    # 2026-02-28, as `birth_date at least 18 years before enrollment` says
     a, b = dt.date.fromordinal(start), dt.date.fromordinal(end)
-    years = b.year - a.year - ((b.month, b.day) < (a.month, a.day))
+    years = b.year - a.year
+    if _add_months(start, 12 * years) > end:  # lands in end's year: one too many at most
+        years -= 1
     return float(years)
 
 
@@ -481,4 +486,4 @@ EXPORTS: dict[str, object] = {
 # The built-in functions (functions.py) live in runtime_math.py, which builds on the
 # Range and Alt above and adds its exports to EXPORTS: imported last, so that those names
 # exist when it reads them (in either import order).
-from . import runtime_math  # noqa: E402, F401
+from . import runtime_calendar, runtime_math  # noqa: E402, F401

@@ -42,6 +42,7 @@ import z3
 from .. import nodes as n
 from ..checker import ENROLLMENT, CheckResult, Ref
 from ..data.records import fact_types
+from ..time_edges import edge_side
 from ..typesys import (
     BoolT,
     DateT,
@@ -102,6 +103,9 @@ class Space:
     # fact -> thresholds (in the fact's unit) the protocols compare it with
     thresholds: dict[str, set[Fraction]] = field(default_factory=dict)
     default_ranges: set[str] = field(default_factory=set)  # facts with a default ref. range
+    # a month or year step was measured from the evaluation date itself: months differ
+    # in length, so what is proven holds for that evaluation date (reports say so)
+    calendar_on_today: bool = False
 
     @property
     def today(self) -> int:
@@ -443,7 +447,8 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         if isinstance(e, n.DateBound):
             d = plain(self.value(e.subject, env))
             if e.duration is not None:
-                edge = self.edge(e.anchor, e.duration, -1 if e.direction == "before" else 1, env)
+                sign = -1 if e.direction == "before" else 1
+                edge = self.edge(e.anchor, e.duration, sign, env, edge_side(e))
             else:
                 edge = plain(self.value(e.anchor, env))
             return self.decided(relation(e.op, d.v, edge.v), d.k, edge.k)
@@ -453,8 +458,8 @@ class Encoder(ComparisonEncoding, TimeEncoding):
                 raise Unsupported("a window between values that are not written durations")
             d = plain(self.value(e.subject, env))
             sign = -1 if e.direction == "before" else 1
-            near = self.edge(e.anchor, ends[0], sign, env)
-            far = self.edge(e.anchor, ends[1], sign, env)
+            near = self.edge(e.anchor, ends[0], sign, env, "hi")
+            far = self.edge(e.anchor, ends[1], sign, env, "lo")
             low, high = (far, near) if sign < 0 else (near, far)
             return self.decided(z3.And(low.v <= d.v, d.v <= high.v), d.k, low.k, high.k)
         if isinstance(e, n.Period):

@@ -12,7 +12,9 @@ import z3
 
 from .. import nodes as n
 from ..backends.runtime import add_months
+from ..backends.runtime_calendar import months_back
 from ..future_events import past_date_fields
+from ..time_edges import edge_side
 from ..typesys import ListT
 from ..units import CALENDAR, parse_unit
 from .logic import FALSE, TRUE, TV, Val, plain
@@ -33,18 +35,22 @@ class TimeEncoding:
     scalar_var: Any
     cond: Any
 
-    def edge(self, anchor: n.Expr, duration: n.QuantityLit, sign: int, env: dict[str, Any]) -> Val:
+    def edge(
+        self,
+        anchor: n.Expr,
+        duration: n.QuantityLit,
+        sign: int,
+        env: dict[str, Any],
+        side: str = "lo",
+    ) -> Val:
         """The day number anchor + sign * duration: months and years as calendar steps
-        (runtime.add_months), weeks and days as fixed lengths."""
+        from the earlier date (runtime.add_months after the anchor, the `side` edge of
+        runtime_calendar.months_back before it), weeks and days as fixed lengths."""
         a = plain(self.value(anchor, env))
         unit = parse_unit(duration.unit)
         amount = duration.value * unit.factor
         if unit.dims == CALENDAR and amount.denominator == 1:
-            months = sign * int(amount)
-            day = z3.simplify(a.v)
-            if z3.is_int_value(day):
-                return Val(z3.IntVal(add_months(day.as_long(), months)), a.k)
-            return Val(self.shifted(a.v, months), a.k)
+            return Val(self.calendar_edge(a.v, sign * int(amount), side), a.k)
         days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
         return Val(a.v + z3.RealVal(str(sign * days)), a.k)
 
@@ -54,12 +60,7 @@ class TimeEncoding:
         amount = e.duration.value * unit.factor
         sign = -1 if e.direction == "before" else 1
         if unit.dims == CALENDAR and amount.denominator == 1:
-            months = sign * int(amount)
-            anchor = z3.simplify(a.v)
-            if z3.is_int_value(anchor):
-                edge: Any = z3.IntVal(add_months(anchor.as_long(), months))
-            else:
-                edge = self.shifted(a.v, months)
+            edge: Any = self.calendar_edge(a.v, sign * int(amount), edge_side(e))
         else:
             days = amount / 86400 if unit.dims != CALENDAR else amount * Fraction(30436875, 10**6)
             edge = a.v + z3.RealVal(str(sign * days))
@@ -77,6 +78,38 @@ class TimeEncoding:
                 "less": z3.And(av <= dv, dv < edge),
             }[e.kind]
         return self.decided(test, d.k, a.k)
+
+    def calendar_edge(self, day: Any, months: int, side: str) -> Any:
+        """add_months(day, months) after the anchor; months_back(day, -months, side)
+        before it: a constant folded in Python, a variable day encoded exactly."""
+        constant = z3.simplify(day)
+        if z3.is_int_value(constant):
+            if constant.as_long() == self.s.today:
+                self.s.calendar_on_today = True  # the proof holds for this date only
+            if months >= 0:
+                return z3.IntVal(add_months(constant.as_long(), months))
+            return z3.IntVal(months_back(constant.as_long(), -months, side))
+        if months >= 0:
+            return self.shifted(day, months)
+        return self.shifted_back(day, -months, side)
+
+    def shifted_back(self, day: Any, months: int, side: str) -> Any:
+        """months_back(day, months, side) exactly (runtime_calendar): lo is the shift back
+        plus one day when day's day of month does not exist there; hi is the last day of
+        the month shifted to when day is the last of its own month, else the shift back."""
+        key = ("edge back", day.get_id(), months, side)
+        if key not in self.s.vars:
+            y, m, d = self.calendar(day)
+            t = m - 1 - months
+            y2, m2 = y + t / 12, t % 12 + 1  # floor division and modulo by a constant
+            last = _days_in_month(y2, m2)
+            back = _ordinal(y2, m2, z3.If(d > last, last, d))
+            if side == "lo":
+                self.s.vars[key] = z3.If(d > last, back + 1, back)
+            else:
+                at_end = d == _days_in_month(y, m)
+                self.s.vars[key] = z3.If(at_end, _ordinal(y2, m2, last), back)
+        return self.s.vars[key]
 
     def calendar(self, day: Any) -> tuple[Any, Any, Any]:
         """(year, month, day of month) of a day number, exactly (proleptic Gregorian, as

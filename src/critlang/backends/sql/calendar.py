@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from ..runtime import add_months as py_add_months
 from ..runtime import elapsed_years
+from ..runtime_calendar import months_back as py_months_back
 
 Let = Callable[[exp.Expression], exp.Expression]
 
@@ -102,6 +103,30 @@ def add_months(day: exp.Expression, months: int, let: Let = inline) -> exp.Expre
     return let(day_number(shifted))
 
 
+def months_back(day: exp.Expression, months: int, side: str, let: Let = inline) -> exp.Expression:
+    """runtime_calendar.months_back: the `lo` / `hi` edge of a `before` form, the step
+    added to the earlier date (lo: the month shift back, plus one day when the anchor's
+    day does not exist in that month; hi: the last day of that month when the anchor is
+    the last day of its own, else the shift back)."""
+    value = const_of(day)
+    if value is not None:
+        return num(py_months_back(int(value), months, side))
+    day = let(day)
+    back = add_months(day.copy(), -months, let)
+    if side == "lo":
+        clamped = exp.LT(this=civil(back, let)[2], expression=civil(day, let)[2])
+        bump = exp.Case(ifs=[exp.If(this=clamped, true=num(1))], default=num(0))
+        return let(exp.paren(exp.Add(this=back.copy(), expression=bump), copy=False))
+    following = let(exp.paren(exp.Add(this=day.copy(), expression=num(1)), copy=False))
+    last_of_month = exp.EQ(this=civil(following, let)[2], expression=num(1))
+    month_end = exp.Sub(this=add_months(following, -months, let), expression=num(1))
+    return let(exp.Case(ifs=[exp.If(this=last_of_month, true=month_end)], default=back.copy()))
+
+
+def paren_(e: exp.Expression) -> exp.Expression:
+    return exp.paren(e, copy=False)
+
+
 def completed_years(
     start: exp.Expression, end: exp.Expression, let: Let = inline
 ) -> exp.Expression:
@@ -116,6 +141,18 @@ def completed_years(
         exp.and_(exp.EQ(this=mb.copy(), expression=ma.copy()), exp.LT(this=db, expression=da)),
         copy=False,
     )
+    # born on 29 February: the step clamps to 28 February in a common year
+    # (runtime.elapsed_years, runtime_calendar), so that day completes the year
+    following = let(exp.paren(exp.Add(this=end.copy(), expression=num(1)), copy=False))
+    leapling = exp.and_(
+        exp.EQ(this=ma.copy(), expression=num(2)),
+        exp.EQ(this=da.copy(), expression=num(29)),
+        exp.EQ(this=mb.copy(), expression=num(2)),
+        exp.EQ(this=db.copy(), expression=num(28)),
+        exp.EQ(this=civil(following, let)[1], expression=num(3)),
+        copy=False,
+    )
+    earlier = exp.and_(paren_(earlier), exp.Not(this=paren_(leapling)), copy=False)
     return exp.paren(
         exp.Sub(
             this=exp.Sub(this=yb.copy(), expression=ya.copy()),

@@ -10,6 +10,7 @@ from typing import Any
 from sqlglot import exp
 
 from ... import nodes as n
+from ...time_edges import edge_side
 from ...units import TIME, parse_unit
 from . import calendar as cal
 from . import intervals as iv
@@ -24,12 +25,15 @@ class Windows(Expressions):
 
     def shift(self, e: n.Window) -> Any:
         """The window's edge from its anchor's day number (monotonic: python.edge)."""
-        return self.shift_by(e.duration, -1 if e.direction == "before" else 1)
+        return self.shift_by(e.duration, -1 if e.direction == "before" else 1, edge_side(e))
 
-    def shift_by(self, duration: n.QuantityLit, sign: int) -> Any:
-        """A day number moved by sign * duration: weeks and days fixed, months calendar."""
+    def shift_by(self, duration: n.QuantityLit, sign: int, side: str = "lo") -> Any:
+        """A day number moved by sign * duration: weeks and days fixed, months calendar
+        steps from the earlier date (time_edges.py: before the anchor, the `side` edge)."""
         unit = parse_unit(duration.unit)
         amount = duration.value * unit.factor
+        if unit.dims == (("[calendar]", 1),) and amount.denominator == 1 and sign < 0:
+            return lambda a: cal.months_back(a.copy(), int(amount), side, self.name_once)
         if unit.dims == (("[calendar]", 1),) and amount.denominator == 1:
             return lambda a: cal.add_months(a.copy(), sign * int(amount), self.name_once)
         days = amount * (Fraction(30436875, 1000000) if unit.dims != TIME else 1)
@@ -81,7 +85,8 @@ class Windows(Expressions):
         d, a = self.operand(e.subject), self.operand(e.anchor)
         edge = a
         if e.duration is not None:
-            edge = iv.shifted(a, self.shift_by(e.duration, -1 if e.direction == "before" else 1))
+            sign = -1 if e.direction == "before" else 1
+            edge = iv.shifted(a, self.shift_by(e.duration, sign, edge_side(e)))
         return self.let(iv.guard(iv.compare(e.op, d, edge), d, edge))
 
     def window_between(self, e: n.WindowBetween) -> exp.Expression:
@@ -90,7 +95,8 @@ class Windows(Expressions):
         assert ends is not None  # the checker requires written durations
         d, a = self.operand(e.subject), self.operand(e.anchor)
         sign = -1 if e.direction == "before" else 1
-        near, far = (iv.shifted(a, self.shift_by(x, sign)) for x in ends)
+        near = iv.shifted(a, self.shift_by(ends[0], sign, "hi"))
+        far = iv.shifted(a, self.shift_by(ends[1], sign, "lo"))
         low, high = (far, near) if sign < 0 else (near, far)
         test = iv.kleene_and(iv.less(low, d, False), iv.less(d, high, False))
         return self.let(iv.guard(test, d, low, high))
