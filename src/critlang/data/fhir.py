@@ -63,7 +63,7 @@ import msgspec
 from ..checker import CheckResult
 from ..typesys import BoolT, ListT, PressureT
 from .fhir_bundles import stray_problems
-from .fhir_condition import condition_fact, condition_state
+from .fhir_condition import condition_state
 from .fhir_decode import Component, Resource, resource_label, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
@@ -90,24 +90,16 @@ from .fhir_status import (
     not_evidence,
     other_system,
     stray_markers,
+    untold,
 )
+from .fhir_systems import SYSTEMS
 from .fhir_therapy import began, therapy_dates, therapy_item
+from .fhir_yesno import settle, untold_state
 from .records import RecordProblem
 from .values import When
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
-SYSTEMS: dict[str, tuple[str, ...]] = {
-    "loinc": ("http://loinc.org",),
-    "snomed": ("http://snomed.info/sct",),
-    "icd10": ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"),
-    "rxnorm": ("http://www.nlm.nih.gov/research/umls/rxnorm",),
-    "atc": ("http://www.whocc.no/atc",),
-    "cpt": ("http://www.ama-assn.org/go/cpt",),
-    # FHIR R4 terminologies-systems.html: NDC, http://hl7.org/fhir/sid/ndc (realfhir7 F6:
-    # half the R4 example Medications, and many US exports, carry only NDC codes)
-    "ndc": ("http://hl7.org/fhir/sid/ndc",),
-}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 # medicationdispense-status codes saying the drug was not handed over (R4)
@@ -191,6 +183,15 @@ class Extractor:
         )
         self.codes = BoundCodes(code for _, code in self.index)
         self.codes.list_systems = list_systems
+        # ... and a yes/no fact: a Condition or Procedure coded only in others cannot be
+        # told to be none of them (breaker8 F7; fhir_status.untold)
+        self.codes.yesno_systems = frozenset(
+            uri
+            for (uri, _), targets in self.index.items()
+            if any(
+                isinstance(checked.facts[f].type, BoolT) for f, _ in targets if f in checked.facts
+            )
+        )
         self.history: dict[str, str] = {}
         self.pressures = sorted(
             n for n, i in checked.facts.items() if isinstance(i.type, PressureT)
@@ -269,6 +270,8 @@ class Extractor:
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
+        # Conditions and Procedures whose kind cannot be told: (label, state, codes)
+        untold_found: list[tuple[str, str, str]] = []
         index, codes = self.index, self.codes
         for r in group.resources:
             # resources kept by the reader carry a bound code, components or a medication
@@ -306,6 +309,11 @@ class Extractor:
                     said = not_evidence(r, r.resourceType or "")
                     if said is None or said[1]:  # set aside ones hide nothing
                         unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
+                elif (shown := untold(r, concept, codes.yesno_systems)) is not None:
+                    duplicate_keys(r)
+                    how = untold_state(r, self._as_of, state.birth)
+                    if how is not None:
+                        untold_found.append((resource_label(r), how, shown))
                 continue
             label = resource_label(r)
             kind = r.resourceType or ""
@@ -346,18 +354,8 @@ class Extractor:
         self._stray_observations(group, index, codes, state)
         if state.unread:
             record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
-        for fact, found in conditions.items():
-            value, _ = condition_fact(found, self.history.get(fact) == "ever")
-            if value is not None:
-                facts[fact] = value
-            elif unconfirmed := [label for s, label in found if s.startswith("unconfirmed")]:
-                # resources that could not be read already have their own diagnostic
-                shown = ", ".join(sorted(unconfirmed))
-                problems.append(
-                    RecordProblem(
-                        group.path, fact, f"only a provisional/unconfirmed diagnosis ({shown})"
-                    )
-                )
+        # yes/no facts from all their resources, Observations too (fhir_yesno.py)
+        settle(self, state, untold_found)
         for why, unread in unread_medications.items():
             shown = ", ".join(sorted(resource_label(r) for r in unread)[:3])
             problems.append(

@@ -224,6 +224,9 @@ class Resource(Struct, gc=False):
     # set by critlang: the resource's own JSON text, to look for duplicate keys in the
     # resources a protocol uses (duplicate_keys); never read from JSON
     raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
+    # set by critlang, never read from JSON: the label of the resource whose `contained`
+    # list holds this one (fhir_contained.py), which names it
+    container: str | None = field(default=None, name="critlang:container")
 
     @property
     def valueQuantity(self) -> Quantity | None:
@@ -386,7 +389,11 @@ NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource 
 
 
 def resource_label(r: Resource) -> str:
-    """How messages name a resource: "Observation/x", or "Observation (no id)"."""
+    """How messages name a resource: "Observation/x", or "Observation (no id)"; a
+    contained one by its local id in its container, "Observation #o1 contained in
+    DiagnosticReport/d1" (R4 references.html#contained: it has no identity of its own)."""
+    if r.container is not None:
+        return f"{r.resourceType} #{r.id or '(no id)'} contained in {r.container}"
     return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
@@ -496,10 +503,27 @@ def convert(item: dict[str, Any]) -> Resource:
     twice = two_choices(item)
     if twice is not None:
         return salvage(item, twice)
+    # contained resources (R4 references.html#contained) each on their own: their lazy
+    # elements are JSON text too, and one malformed costs only itself (fhir_contained)
+    value = item.get("contained")
+    inner = None
+    if value is not None and not isinstance(value, list):
+        return salvage(item, "contained is not a list")
+    if isinstance(value, list):
+        resources = [
+            c for c in value if isinstance(c, dict) and isinstance(c.get("resourceType"), str)
+        ]
+        inner = [convert(c) for c in resources]
+        if len(resources) < len(value):
+            r = salvage(item, "a contained item is not a FHIR resource")
+            r.contained = inner
+            return r
     try:
-        return msgspec.convert({**item, **lazy}, Resource)
+        r = msgspec.convert({**item, **lazy, "contained": None}, Resource)
     except (msgspec.ValidationError, RecursionError) as exc:
-        return salvage(item, str(exc))
+        r = salvage(item, str(exc))
+    r.contained = inner
+    return r
 
 
 def salvage(item: dict[str, Any], why: str) -> Resource:

@@ -61,6 +61,7 @@ from .fhir_bundles import (
     elsewhere,
     may_be_anyone,
 )
+from .fhir_contained import holds, with_contained
 from .fhir_decode import (
     NOT_USED,
     Decoded,
@@ -84,7 +85,7 @@ from .fhir_refs import (
     subject_reference,
     unversioned,
 )
-from .fhir_status import entry_unread
+from .fhir_status import YES_NO_KINDS, entry_unread
 from .fhir_tally import Tally
 from .records import RecordProblem
 from .values import exact_number
@@ -524,6 +525,26 @@ def _unassign(
     tally.unassign(why, where + (f" (display {display!r})" if display else ""))
     if codes is None or not _usable(r, codes):
         return
+    if r.contained:  # what it contains goes where it goes (fhir_contained.py)
+        for one in with_contained(r, codes, _usable_own):
+            _stray(one, why, where, codes, strays, tally, base, path, inside)
+        return
+    _stray(r, why, where, codes, strays, tally, base, path, inside)
+
+
+def _stray(
+    r: Resource,
+    why: str,
+    where: str,
+    codes: frozenset[str],
+    strays: list[Stray],
+    tally: Tally,
+    base: str | None,
+    path: str | None,
+    inside: str,
+) -> None:
+    """An unassigned resource with a bound code: a stray of its file, or a resource naming
+    a patient of another file or Bundle (_unassign)."""
     duplicate_keys(r)
     if r.malformed is not None and any(f"'{k}'" in r.malformed for k in ("subject", "patient")):
         # `"subject"` named twice: the reference read is the last by file order, so the
@@ -554,13 +575,26 @@ def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resou
     is read from it (fhir.Extractor, fhir_decode.duplicate_keys)."""
     if codes is None:
         return resources
-    return [r for r in resources if _usable(r, codes)]
+    out = []
+    for r in resources:
+        if r.contained:  # with what it contains (fhir_contained.py)
+            out += with_contained(r, codes, _usable_own)
+        elif _usable_own(r, codes):
+            out.append(r)
+    return out
 
 
 _THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
 
 
 def _usable(r: Resource, codes: frozenset[str]) -> bool:
+    """Whether r, or a resource it contains, can give a fact."""
+    if r.contained and holds(r, codes, _usable_own):
+        return True
+    return _usable_own(r, codes)
+
+
+def _usable_own(r: Resource, codes: frozenset[str]) -> bool:
     concept = r.code
     if concept is None:
         concept = r.medicationCodeableConcept
@@ -572,6 +606,11 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
                     return True
             if r.component_:
                 return _components_bound(r, codes)
+            if r.resourceType in YES_NO_KINDS:
+                # a Condition or Procedure coded only in systems the protocol binds no
+                # yes/no fact in may be one of them: kept, the extractor says so (F7)
+                yesno = getattr(codes, "yesno_systems", None)
+                return bool(yesno) and all(c.system not in yesno for c in coding)
             # a therapy coded only in systems the protocol binds no therapy in (NDC when
             # it binds RxNorm) may be any bound kind: kept, the extractor says so
             # (realfhir7 F6)
@@ -583,6 +622,8 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
             return all(c.system not in systems for c in coding)
     if r.component_ and _components_bound(r, codes):
         return True
+    if r.resourceType in YES_NO_KINDS and getattr(codes, "yesno_systems", None):
+        return True  # text only, or no code: what it is cannot be told (F7)
     return r.medicationReference is not None or r.malformed is not None
 
 

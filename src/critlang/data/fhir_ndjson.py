@@ -40,6 +40,7 @@ from .fhir_input import (
     _usable,
 )
 from .fhir_refs import Medications, id_diagnostic, patient_target, subject_reference
+from .fhir_status import YES_NO_KINDS
 from .records import RecordProblem
 
 # patient key, resourceType, id, file (index into the paths), line number, byte offset
@@ -162,10 +163,13 @@ def _counted_only(r: Resource, codes: frozenset[str]) -> bool:
         and not r.component_
         and r.medicationCodeableConcept is None
         and r.medicationReference is None
+        and r.contained is None
     ):
-        for c in concept.coding:  # noqa: SIM110 (a loop: all() costs a generator a line)
+        for c in concept.coding:  # (a loop: any() costs a generator a line)
             if c.code in codes:
                 return False
+        if r.resourceType in YES_NO_KINDS:  # one coded only in unbound systems is kept
+            return not _usable(r, codes)
         return True  # what _usable answers for it
     return not _usable(r, codes)
 
@@ -380,9 +384,10 @@ def _group_lines(
                 tally.unassign(NOT_IN_FILE, f"{where}: {resource_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
-                    found = elsewhere(pid, None, file, "", e.resource, codes)
-                    if found is not None:
-                        tally.elsewhere.append(found)
+                    for one in _kept([e.resource], codes):  # with what it contains
+                        found = elsewhere(pid, None, file, "", one, codes)
+                        if found is not None:
+                            tally.elsewhere.append(found)
             for _, kind, rid, fi, number, _ in mine:
                 label = f"{kind}/{rid}" if rid else f"{kind} (no id)"
                 tally.unassign(NOT_IN_FILE, f"{paths[fi]} line {number}: {label}")
