@@ -35,10 +35,8 @@ from .fhir_input import (
     PatientResources,
     Tally,
     _bundle_patients,
-    _kept,
-    _unassign,
-    _usable,
 )
+from .fhir_kept import _kept, _unassign, _usable
 from .fhir_refs import Medications, id_diagnostic, patient_target, subject_reference
 from .fhir_status import YES_NO_KINDS
 from .records import RecordProblem

@@ -202,13 +202,14 @@ def _observed(ex: Any, st: Any, fact: str, t: Any, kept: list[Any]) -> tuple[boo
 
 
 def _anchors(ex: Any) -> dict[str, dt.date | None]:
-    out: dict[str, dt.date | None] = {ENROLLMENT: ex._as_of}
+    out: dict[str, dt.date | None] = {}
     for name in ex.c.anchors:
         raw = ex.anchors.get(name)
         try:
             out[name] = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
         except ValueError:
             out[name] = None
+    out[ENROLLMENT] = ex._as_of  # the screening date (Reader.read does the same)
     return out
 
 
