@@ -4,14 +4,15 @@ DuckDB; the verdict, the criterion's status and the diagnostic are asserted."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import fhir_cases
 from critlang.cli import main
+from fhir_cases import FORMS, said
 
 PROTOCOL = """protocol "TEST-RW7"
   title "real-world FHIR"
@@ -38,7 +39,6 @@ I2 "haemoglobin"
 """
 AS_OF = "2024-06-01"
 LOINC = "http://loinc.org"
-FORMS = ["bundle", "ndjson-reversed"]
 
 
 def patient(**extra: Any) -> dict[str, Any]:
@@ -62,51 +62,14 @@ def hb(value: float = 12, **extra: Any) -> dict[str, Any]:
     } | extra
 
 
-def write(tmp_path: Path, form: str, rows: list[Any]) -> Path:
-    """rows as a Bundle or NDJSON (a dict is a resource; a str a raw JSON resource)."""
-    texts = [r if isinstance(r, str) else json.dumps(r) for r in rows]
-    if form.endswith("reversed"):
-        texts.reverse()
-    if form.startswith("bundle"):
-        data = tmp_path / "b.json"
-        entries = ",".join('{"resource": ' + t + "}" for t in texts)
-        data.write_text(
-            '{"resourceType": "Bundle", "type": "collection", "entry": [' + entries + "]}"
-        )
-    else:
-        data = tmp_path / "b.ndjson"
-        data.write_text("".join(t + "\n" for t in texts))
-    return data
-
-
 def screen(tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()) -> dict:
-    (tmp_path / "p.crit").write_text(protocol)
-    data = write(tmp_path, form, rows)
-    out = tmp_path / "out.jsonl"
-    argv = ["screen", "--as-of", AS_OF, *flags, str(tmp_path / "p.crit"), str(data)]
-    assert main([*argv, "--patients", str(out)]) == 0
-    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
-    return row
+    return fhir_cases.screen(tmp_path, form, rows, protocol, flags, AS_OF)
 
 
 def duckdb_row(
     tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()
 ) -> dict:
-    """The same through `ingest` and the DuckDB engine: its --patients CSV row."""
-    pytest.importorskip("duckdb")
-    (tmp_path / "p.crit").write_text(protocol)
-    data = write(tmp_path, form, rows)
-    cohort, out = tmp_path / "c.duckdb", tmp_path / "sql.csv"
-    cohort.unlink(missing_ok=True)
-    crit = str(tmp_path / "p.crit")
-    assert main(["ingest", "--as-of", AS_OF, *flags, "-o", str(cohort), crit, str(data)]) == 0
-    assert main(["screen", "--as-of", AS_OF, crit, str(cohort), "--patients", str(out)]) == 0
-    (row,) = list(csv.DictReader(out.open()))
-    return row
-
-
-def said(row: dict, fact: str, text: str) -> bool:
-    return any(p.startswith(f"{fact}:") and text in p for p in row["problems"])
+    return fhir_cases.duckdb_row(tmp_path, form, rows, protocol, flags, AS_OF)
 
 
 # ------------------------------------------------------------ breaker7 F1: deceased[x]

@@ -240,15 +240,7 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             x = self.value(e.operand, env)
             return Val(_scaled(x.value, -1.0), f"-{x.shown}", x.derived)
         if isinstance(e, n.Conditional):
-            c = self.cond(e.cond, env)
-            if c.value is None:  # both possibilities (runtime.choice), decided if they agree
-                t = self.value(e.then, env, self.carrier(e))
-                o = self.value(e.otherwise, env, self.carrier(e))
-                shown = f"{t.shown} or {o.shown} ({c.text}: not known)"
-                return Val(choice(t.value, o.value), shown, merge(t.derived, o.derived))
-            branch = e.then if c.value else e.otherwise
-            v = self.value(branch, env, self.carrier(e))
-            return Val(v.value, v.shown, v.derived)
+            return self.conditional(e, env)
         if isinstance(e, n.FirstAvailable):
             target = self.carrier(e.options[0])
             for option in e.options:
@@ -322,6 +314,29 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         shown = f"{words} {self.fmt(inner.value, t)}{unit}"
         line = f"{words} = {self.fmt(inner.value, t)}{unit}, from {inner.shown}"
         return Val(inner.value, shown, merge(inner.derived, [line]))
+
+    def conditional(self, e: n.Conditional, env: dict[str, Val]) -> Val:
+        """The branch taken and every condition that chose it, in order ("2 (✗ total
+        bilirubin 2.34 mg/dL < 2 mg/dL, ✓ ... ≤ 3 mg/dL)"): a coordinator checks
+        a score against the CRF from its inputs, not from its result alone."""
+        steps: list[str] = []
+        derived: list[str] = []
+        node: n.Expr = e
+        while isinstance(node, n.Conditional) and not (self.fixed and id(node) in self.fixed):
+            c = self.cond(node.cond, env)
+            if c.value is None:
+                break
+            steps.append(f"{MARK[c.value]} {c.text}")
+            derived = merge(derived, c.notes)
+            node = node.then if c.value else node.otherwise
+        if not steps:
+            c = self.cond(e.cond, env)  # both possibilities (runtime.choice), decided if they agree
+            t = self.value(e.then, env, self.carrier(e))
+            o = self.value(e.otherwise, env, self.carrier(e))
+            shown = f"{t.shown} or {o.shown} ({c.text}: not known)"
+            return Val(choice(t.value, o.value), shown, merge(t.derived, o.derived))
+        v = self.value(node, env, self.carrier(e))
+        return Val(v.value, f"{v.shown} ({', '.join(steps)})", merge(derived, v.derived))
 
     def fmt(self, x: Any, t: Type | None) -> str:
         if isinstance(x, Alt) and not isinstance(t, QuantT | NumberT | IntT):

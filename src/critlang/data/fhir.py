@@ -64,7 +64,7 @@ from ..checker import CheckResult
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource, unusable
+from .fhir_decode import Component, Resource, resource_label, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
 from .fhir_files import data_files
@@ -151,10 +151,6 @@ class _State:
         problem = RecordProblem(self.path, fact, message)
         self.problems.append(problem)
         self.set_aside.add(problem)
-
-
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 class Extractor:
@@ -287,7 +283,9 @@ class Extractor:
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
-                    RecordProblem(group.path, "resource", f"{_label(r)} is malformed ({exc})")
+                    RecordProblem(
+                        group.path, "resource", f"{resource_label(r)} is malformed ({exc})"
+                    )
                 )
                 continue
             targets, ambiguous = (
@@ -305,7 +303,7 @@ class Extractor:
                     if said is None or said[1]:  # set aside ones hide nothing
                         unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
                 continue
-            label = _label(r)
+            label = resource_label(r)
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
             duplicate_keys(r)  # a member named twice: a conflict, the resource unusable
@@ -357,7 +355,7 @@ class Extractor:
                     )
                 )
         for why, unread in unread_medications.items():
-            shown = ", ".join(sorted(_label(r) for r in unread)[:3])
+            shown = ", ".join(sorted(resource_label(r) for r in unread)[:3])
             problems.append(
                 RecordProblem(
                     group.path,
@@ -511,9 +509,9 @@ class Extractor:
                     when = trusted_time(r)
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     when = None
-                st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
+                st.unread.setdefault(fact, []).append({"source": resource_label(r), "date": when})
             elif isinstance(info.type, BoolT):
-                st.conditions.setdefault(fact, []).append(("unknown", _label(r)))
+                st.conditions.setdefault(fact, []).append(("unknown", resource_label(r)))
 
     def _one(
         self,

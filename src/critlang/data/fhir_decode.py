@@ -90,6 +90,8 @@ class Component(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept: msgspec.Raw = msgspec.Raw()
     dataAbsentReason: Concept | None = None
     referenceRange: list[Range] | None = None
 
@@ -159,6 +161,8 @@ class Resource(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept_: msgspec.Raw = _lazy("valueCodeableConcept")
     dataAbsentReason: Concept | None = None
     component_: msgspec.Raw = _lazy("component")
     referenceRange_: msgspec.Raw = _lazy("referenceRange")
@@ -370,6 +374,11 @@ def _unwrap(top: Resource) -> Decoded:
 
 
 NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
+
+
+def resource_label(r: Resource) -> str:
+    """How messages name a resource: "Observation/x", or "Observation (no id)"."""
+    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 def unusable(why: str) -> str:

@@ -67,6 +67,7 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_file,
+    resource_label,
 )
 from .fhir_duplicates import duplicate_keys
 from .fhir_refs import (
@@ -112,10 +113,6 @@ class PatientResources:
     # file, what a reference from another file or Bundle is matched against
     base: str | None = None
     bundle: str = ""
-
-
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 class _BundleIndex:
@@ -404,7 +401,7 @@ def _bundle_patients(
         if r.resourceType == "Bundle":
             tally.unassign(
                 f"a Bundle nested more than {MAX_NESTING} deep, or malformed: not read",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
             )
             continue
         if r.resourceType == "OperationOutcome":
@@ -428,7 +425,7 @@ def _bundle_patients(
             _unassign(
                 tally,
                 subject_reference(r)[1] or "unassigned",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
                 r,
                 codes,
                 strays,
@@ -454,7 +451,7 @@ def _bundle_patients(
             # the entry's RESTful fullUrl tells apart one id on two servers (F7)
             at = f" ({base})" if base else ""
             for r in held:
-                where_r = f"{where}: {_label(r)}{at}"
+                where_r = f"{where}: {resource_label(r)}{at}"
                 _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)

@@ -19,7 +19,7 @@ import msgspec
 
 from . import fhir_input
 from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
-from .fhir_decode import Entry, Resource, bundle_type, decode_line
+from .fhir_decode import Entry, Resource, bundle_type, decode_line, resource_label
 from .fhir_duplicates import duplicate_keys
 from .fhir_input import (
     NO_ID,
@@ -27,7 +27,6 @@ from .fhir_input import (
     Tally,
     _bundle_patients,
     _kept,
-    _label,
     _unassign,
     _usable,
 )
@@ -167,7 +166,14 @@ def _ndjson_lines(
                     continue
                 key, why = _ndjson_key(r)
                 if key is None:
-                    _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
+                    _unassign(
+                        tally,
+                        why or "unassigned",
+                        f"{where}: {resource_label(r)}",
+                        r,
+                        codes,
+                        strays,
+                    )
                     continue
                 yield key, where, line, r
         if not usable:
@@ -200,7 +206,7 @@ def _group_lines(
         items = held.get(key, [])
         if not group.patients:
             for where, e in items:
-                tally.unassign(NOT_IN_FILE, f"{where}: {_label(e.resource)}")  # type: ignore[arg-type]
+                tally.unassign(NOT_IN_FILE, f"{where}: {resource_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
                     found = elsewhere(pid, None, file, "", e.resource, codes)
