@@ -359,3 +359,61 @@ def test_floating_point_would_have_missed_every_bound() -> None:
         e = exact_multiple(num(limit), Fraction(factor))
         (got,) = con.execute("SELECT " + e.sql("duckdb")).fetchone()
         assert got == want, (limit, factor, got)
+
+
+# ------------------------------------------------ limits left unknown by reported ranges
+
+RANGES = """protocol "R"
+  title "reported ranges"
+  version "1"
+  date 2026-01-01
+  sex all
+  healthy volunteers no
+
+fact alt: quantity U/L
+  label "ALT"
+  reference range 7 U/L to 40 U/L
+
+exclusion criteria
+E1 "ALT above 100 U/L"
+  rule alt > 100 U/L
+E2 "ALT above 3 x ULN"
+  rule alt > 3 x ULN
+E3 "ALT outside its range"
+  rule not (alt within normal range)
+"""
+
+
+def test_unknown_reported_limits_leave_only_the_limits_unknown(tmp_path: Path) -> None:
+    """Two reported ranges that may apply and differ: the limits are unknown (never the
+    protocol's default), the value is used (E1 decided). SQL made every criterion reading
+    the fact unknown (a conflict mark); now only those reading its limits."""
+    a = analyse_text(RANGES)
+    assert a.result is not None and a.ok, [d.message for d in a.diagnostics]
+    compiled = compile_protocol(a.result)
+    both = [{"high": 40, "unit": "U/L"}, {"high": 60, "unit": "U/L"}]
+    value = {"value": 150, "unit": "U/L", "date": "2026-06-01"}
+    records = [
+        ("unknown_limits", {"id": "u", "facts": {"alt": value | {"reference_range": both}}}),
+        ("own_limits", {"id": "o", "facts": {"alt": value | {"reference_range": both[1]}}}),
+        ("default_limits", {"id": "d", "facts": {"alt": value}}),
+    ]
+    expected = _expected(RANGES, records)
+    assert expected[0][1:] == ("ineligible", "met", "unknown", "unknown")
+    assert expected[1][2:] == ("met", "not met", "met")
+    assert expected[2][2:] == ("met", "met", "met")
+    path = tmp_path / "r.duckdb"
+    ingest_records(compiled, records, path, AS_OF)
+    from critlang.backends.sql.values import Layout
+
+    engine = DuckDB(path)
+    try:
+        layout = Layout.from_meta(engine.meta())
+        values = compile_sql(compiled, AS_OF, layout)
+        assert values.form == "values"
+        ids = [r[0] for r in expected]
+        for query in (compile_sql(compiled, AS_OF), values):
+            got = _rows(engine.run(query))
+            assert [(i, *r[1:]) for i, r in zip(ids, got, strict=True)] == expected
+    finally:
+        engine.close()

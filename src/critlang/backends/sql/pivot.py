@@ -63,9 +63,10 @@ PICK_ORDER = [  # the record reader's order: dated first, newest first, then fir
 ]
 
 
-def picked_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
+def picked_rows(comp: CompilerBase, keys: dict[str, str], read: bool = False) -> exp.Select:
     """The chosen facts row per patient and fact (`row_number()` over (pid, fact)) for
-    the record keys `keys`."""
+    the record keys `keys`. `read`: the facts were written by `critlang ingest`, whose
+    reader let no impossible value through (plausible.py's test would find none)."""
     # facts sharing a look-back window (or having none) are tested together, one IN
     # list each: a row is kept when its fact is listed under a window that holds its day
     # (the same rows as a test per fact, without one string comparison per fact per row)
@@ -92,7 +93,7 @@ def picked_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
         copy=False,
     )
     values = ["pid", "fact", "value", "text", "low", "high", *iv.COLUMNS]
-    bad = impossible(comp, {k.split("#")[0] for k in keys})
+    bad = None if read else impossible(comp, {k.split("#")[0] for k in keys})
     if bad is not None:  # a warehouse's impossible values: never picked (plausible.py)
         return plausible_pick(values, kept, bad)
     ranked = (
@@ -330,7 +331,7 @@ def key_definition(comp: CompilerBase, key: str) -> str:
 _ORDER_TEXT = ", ".join(o.sql() for o in PICK_ORDER)
 
 
-def pivot_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
+def pivot_rows(comp: CompilerBase, keys: dict[str, str], read: bool = False) -> exp.Select:
     """One row per patient (`pid`, `id`, `deceased`, then one column per record key,
     named as `keys` says) from the facts table: each key's picked value."""
     # pivot: one column per record key (grouping by the patient number alone and
@@ -342,7 +343,7 @@ def pivot_rows(comp: CompilerBase, keys: dict[str, str]) -> exp.Select:
         exp.select(*cols, copy=False)
         .from_(exp.alias_(exp.to_table(PATIENTS), "p", table=True, copy=False), copy=False)
         .join(
-            picked_rows(comp, keys).subquery("v", copy=False),
+            picked_rows(comp, keys, read).subquery("v", copy=False),
             on=exp.EQ(this=col("pid", "v"), expression=col("pid", "p")),
             join_type="left",
             copy=False,

@@ -99,9 +99,12 @@ class Layout:
         return Layout(columns, lists)
 
 
-def build_statements(compiled: Compiled, as_of: dt.date) -> tuple[list[exp.Expression], Layout]:
+def build_statements(
+    compiled: Compiled, as_of: dt.date, read: bool = False
+) -> tuple[list[exp.Expression], Layout]:
     """The statements that write the per-patient tables from the facts table (any
-    dialect), and their layout. Raises SqlUnsupported as compile_sql does."""
+    dialect), and their layout. `read`: the facts table is ingest's, holding no
+    impossible value (pivot.picked_rows). Raises SqlUnsupported as compile_sql does."""
     from .compiler import compile_parts
     from .worlds import WORLD_DEFINITION, WORLD_KEY, with_worlds
 
@@ -110,7 +113,7 @@ def build_statements(compiled: Compiled, as_of: dt.date) -> tuple[list[exp.Expre
     columns = {key: (name, key_definition(comp, key)) for key, name in comp.columns.items()}
     columns[WORLD_KEY] = ("world", WORLD_DEFINITION)
     # one row per patient, or per world for a patient with conflicting candidates
-    rows = pivot_rows(comp, comp.columns).subquery("b", copy=False)
+    rows = pivot_rows(comp, comp.columns, read).subquery("b", copy=False)
     statements.append(_create(VALUES, with_worlds(comp, rows)))
     lists: dict[str, tuple[str, str]] = {}
     for number, name in enumerate(dict.fromkeys(q.node.list_name for q in comp.quantifiers), 1):
@@ -127,7 +130,7 @@ def _create(table: str, select: exp.Select) -> exp.Expression:
 def write_values(con: Any, compiled: Compiled, as_of: dt.date) -> Layout:
     """Write the per-patient tables into a DuckDB cohort (connection `con`, holding the
     facts, patients and meta tables) and record their layout in critlang_meta."""
-    statements, layout = build_statements(compiled, as_of)
+    statements, layout = build_statements(compiled, as_of, read=True)
     for s in statements:
         con.execute(f"DROP TABLE IF EXISTS {s.this.name}")  # a generated name
         con.execute(s.sql("duckdb"))
