@@ -494,15 +494,19 @@ class Extractor:
             if isinstance(info.type, ListT):
                 members = {m for f, m in targets if f == fact}
                 item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
+                names = {name for name, _ in info.type.fields}
                 if not happened:
                     item = {"kind": None}  # an item that may be nothing: nothing known
-                elif kind in MEDICATIONS or kind == "Procedure":
+                elif (kind in MEDICATIONS or kind == "Procedure") and "kind" in names:
+                    # its kind unknown (codings that disagree), its dates read. A list
+                    # without kinds cannot say "of unknown kind": its item keeps unknown
+                    # dates, or a therapy the resource may not record would decide a
+                    # window (breaker8 F4: a MedicationStatement "taken": "n")
                     try:
                         start, end = therapy_dates(kind, r)
                     except (msgspec.ValidationError, msgspec.DecodeError, Unusable):
                         start = end = None
                     item |= {"start": start, "end": end} if item["kind"] is None else {}
-                names = {name for name, _ in info.type.fields}
                 st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
             elif kind == "Observation":
                 try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from .fhir_choices import two_choices
+from .fhir_choices import foreign_element, two_choices
 
 EMPTY = msgspec.Raw()
 _GENERIC = msgspec.json.Decoder()
@@ -126,12 +126,12 @@ def duplicate_keys(r: Any) -> None:
         # that is compact already (most files) is compared as it is.
         text = _ENCODE(item)
         if text == raw or text == msgspec.json.format(raw, indent=-1):
-            r.malformed = two_choices(item)
+            _check_members(r, item)
             return
         # Second exact test (escapes, number spellings): every name in the text is one
         # member of the decoded object unless a name was given twice in one object.
         if _names_in_text(raw) == _members(item):
-            r.malformed = two_choices(item)
+            _check_members(r, item)
             return
     except (msgspec.DecodeError, RecursionError):
         pass  # 1e400 and the like: the check below reads them
@@ -142,7 +142,7 @@ def duplicate_keys(r: Any) -> None:
         return
     except (ValueError, RecursionError):
         return  # not the reader's concern here: msgspec decoded it
-    r.malformed = two_choices(item)
+    _check_members(r, item)
 
 
 # a JSON string, and whether a colon follows it (then it is an object's member name)
@@ -162,3 +162,14 @@ def _members(value: Any) -> int:
     if isinstance(value, list):
         return sum(_members(v) for v in value)
     return 0
+
+
+def _check_members(r: Any, item: Any) -> None:
+    """A well-formed resource's members: a choice element in two types (two_choices) or a
+    member R4 does not define that would change its meaning (foreign_element)."""
+    r.malformed = two_choices(item) or foreign_element(item)
+    if r.malformed is not None and r.resourceType == "Patient":
+        # whatever its deceased[x] says, the patient is "perhaps deceased" (fhir_patient)
+        r.deceased_given = r.deceased_given or any(
+            isinstance(k, str) and k.startswith("deceased") for k in item
+        )

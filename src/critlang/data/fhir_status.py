@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fhir_decode import Component, Concept, Entry, Resource
+from .fhir_decode import Component, Concept, Entry, Resource, resource_label
 from .fhir_observation import Unusable
 
 Target = tuple[str, str | None]  # (fact, list member or None)
@@ -261,8 +261,7 @@ def stray_markers(
             when = trusted_time(r)
         except (msgspec.ValidationError, msgspec.DecodeError):
             when = None
-        label = f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
-        source = f"{label}, which names no patient of the data ({why})"
+        source = f"{resource_label(r)}, which names no patient of the data ({why})"
         for fact in sorted({f for f, _ in hits}):
             info = facts.get(fact)
             if info is not None and not isinstance(info.type, (BoolT, ListT)):
