@@ -19,7 +19,7 @@ from . import intervals as iv
 from .base import CompilerBase
 from .calendar import num, sql_type
 from .plausible import NO_DAY, impossible
-from .sqltree import any_of, case, col, is_null, lit, null, paren
+from .sqltree import any_of, case, col, is_null, lit, null, paren, star
 
 FACTS = "critlang_facts"
 PATIENTS = "critlang_patients"
@@ -93,9 +93,9 @@ def picked_rows(comp: CompilerBase, keys: dict[str, str], read: bool = False) ->
         copy=False,
     )
     values = ["pid", "fact", "value", "text", "low", "high", *iv.COLUMNS]
-    bad = None if read else impossible(comp, {k.split("#")[0] for k in keys})
-    if bad is not None:  # a warehouse's impossible values: never picked (plausible.py)
-        return plausible_pick(values, kept, bad)
+    if not read:  # a warehouse's table: impossible values, ties (checked_pick)
+        bad = impossible(comp, {k.split("#")[0] for k in keys})
+        return checked_pick(values, kept, exp.Literal.number(0) if bad is None else bad)
     ranked = (
         exp.select(
             *values,
@@ -120,10 +120,17 @@ def picked_rows(comp: CompilerBase, keys: dict[str, str], read: bool = False) ->
     )
 
 
-def plausible_pick(values: list[str], kept: exp.Expression, bad: exp.Expression) -> exp.Select:
-    """picked_rows where some rows may hold impossible values (`bad` 1): the newest
-    possible row, unless an impossible one may be newer (plausible.py, the reader's
-    `hidden`): dated on or after its day, undated, or beside an undated possible one."""
+def checked_pick(values: list[str], kept: exp.Expression, bad: exp.Expression) -> exp.Select:
+    """picked_rows over a facts table written by other means than ingest, which may hold
+    what the record reader never lets through: impossible values (`bad` 1: plausible.py)
+    and values it cannot order. The newest possible row, unless
+    - an impossible one may be newer (the reader's `hidden`): dated on or after its day,
+      undated, or beside an undated possible one;
+    - another possible row on the same day, or an undated one, holds another value (the
+      reader's conflict: the time of day is not in the table, and the row order is the
+      file's, which never decides): the fact is then unknown, where Python weighs the
+      candidates and may decide (weaker, never different).
+    """
     rows = (
         exp.select(*values, "day", "seq", exp.alias_(bad, "bad", copy=False), copy=False)
         .from_(FACTS, copy=False)
@@ -173,8 +180,26 @@ def plausible_pick(values: list[str], kept: exp.Expression, bad: exp.Expression)
             "undated",
             copy=False,
         ),
+        exp.alias_(
+            per_fact(exp.Max(this=case(exp.Not(this=is_bad.copy()), col("day"), null()))),
+            "good_day",
+            copy=False,
+        ),
         copy=False,
     ).from_(rows.subquery("facts_rows", copy=False), copy=False)
+    # the candidates the reader would weigh: possible rows of the newest day, undated ones
+    candidate = exp.and_(
+        exp.Not(this=is_bad.copy()),
+        exp.or_(undated.copy(), exp.EQ(this=col("day"), expression=col("good_day")), copy=False),
+        copy=False,
+    )
+    same = [
+        exp.alias_(per_fact(agg(this=case(candidate.copy(), _value_key(values), null()))), name)
+        for agg, name in ((exp.Min, "k_min"), (exp.Max, "k_max"))
+    ]
+    ranked = exp.select(star("ranked0"), *same, copy=False).from_(
+        ranked.subquery("ranked0", copy=False), copy=False
+    )
     hidden = exp.and_(
         exp.Not(this=is_null(col("bad_day"))),
         exp.or_(
@@ -193,11 +218,24 @@ def plausible_pick(values: list[str], kept: exp.Expression, bad: exp.Expression)
                 exp.EQ(this=col("rn"), expression=exp.Literal.number(1)),
                 exp.EQ(this=col("bad"), expression=exp.Literal.number(0)),
                 exp.Not(this=paren(hidden)),
+                exp.EQ(this=col("k_min"), expression=col("k_max")),
                 copy=False,
             ),
             copy=False,
         )
     )
+
+
+def _value_key(values: list[str]) -> exp.Expression:
+    """A row's value as one text (value, category, reference limits, interval bounds;
+    NULL as an empty part): equal texts, one value (the reader's `same_value`)."""
+    parts: list[exp.Expression] = []
+    for name in values:
+        if name in ("pid", "fact"):
+            continue
+        text = exp.Cast(this=col(name), to=sql_type("VARCHAR"))
+        parts += [exp.Coalesce(this=text, expressions=[lit("")]), lit("|")]
+    return exp.Concat(expressions=parts)
 
 
 def key_value(comp: CompilerBase, key: str) -> exp.Expression:
