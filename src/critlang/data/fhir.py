@@ -67,6 +67,7 @@ from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
+from .fhir_facts import canonical, hidden_facts
 from .fhir_files import data_files
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -86,6 +87,7 @@ from .fhir_status import (
     Target,
     component_unread,
     concept_targets,
+    hidden_targets,
     not_evidence,
     other_system,
     stray_markers,
@@ -271,6 +273,11 @@ class Extractor:
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
+            if r.hidden_ and r.malformed is not None:
+                # a member named twice, a copy naming a bound code: what it is about, its
+                # type, code, patient or value, is file order (fhir_duplicates.examine)
+                hidden_facts(r, self.index, self.c.facts, state)
+                continue
             # resources kept by the reader carry a bound code, components or a medication
             # reference (fhir_input._kept); components are decoded only now
             try:
@@ -369,7 +376,7 @@ class Extractor:
         # resources of this file or export that may be this patient's (fhir_bundles.py)
         stray, blocked = stray_problems(
             group.strays,
-            lambda c: concept_targets(c, index, codes)[0],
+            self._targets,
             facts,
             self.absent_facts,
             group.path,
@@ -387,7 +394,7 @@ class Extractor:
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):
-                _canonical(value)
+                canonical(value)
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
         self._open_lists(facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
@@ -458,6 +465,14 @@ class Extractor:
         dated markers for the reader (fhir_status.stray_markers)."""
         for fact, marker in stray_markers(group.strays, self.c.facts, index, codes):
             st.unread.setdefault(fact, []).append(marker)
+
+    def _targets(self, r: Resource) -> list[Target]:
+        """The bound targets a resource may be about: its code's (medication code's), or
+        those its copies name when it names a member twice (fhir_status.hidden_targets)."""
+        if r.hidden_:
+            return hidden_targets(r, self.index)
+        concept = r.code if r.code is not None else r.medicationCodeableConcept
+        return concept_targets(concept, self.index, self.codes)[0] if concept is not None else []
 
     def _dispense(self, r: Resource, every: list[Target], label: str, st: _State) -> None:
         """R4 MedicationDispense: the drug was supplied to the patient, which says it may
@@ -586,26 +601,6 @@ class Extractor:
                 st.problems.append(RecordProblem(st.path, fact, why))
             else:
                 self._unread(kind, r, [(fact, member)], why, st)
-
-
-def _canonical(entries: list[Any]) -> None:
-    """Entries of one fact in an order that does not depend on file order: by date and
-    source (resource type and id), and by their whole content where those tie."""
-    try:
-        keys = [(str(e.get("date") or e.get("start") or ""), str(e.get("source"))) for e in entries]
-    except AttributeError:
-        keys = []
-    if keys and len(set(keys)) == len(keys):
-        entries[:] = [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda ke: ke[0])]
-    else:
-        entries.sort(key=_entry_key)
-
-
-def _entry_key(entry: Any) -> tuple[str, str]:
-    if isinstance(entry, dict):
-        when = entry.get("date") or entry.get("start") or ""
-        return (str(when), repr(sorted(entry.items(), key=lambda kv: kv[0])))
-    return ("", repr(entry))
 
 
 def read_fhir(

@@ -216,6 +216,13 @@ class Resource(Struct, gc=False):
     # set by critlang: the resource's own JSON text, to look for duplicate keys in the
     # resources a protocol uses (duplicate_keys); never read from JSON
     raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
+    # set by critlang (fhir_duplicates.examine), never read from JSON: the paths of the
+    # members its text names twice (None: not examined), the bound codes its `code`
+    # members name in any copy when there are such, and a choice element given in two
+    # types, kept until a fact is read from it
+    dups_: tuple[str, ...] | None = field(default=None, name="critlang:dups")
+    hidden_: tuple[str, ...] = field(default=(), name="critlang:hidden")
+    pending_: str | None = field(default=None, name="critlang:pending")
 
     @property
     def valueQuantity(self) -> Quantity | None:
@@ -324,6 +331,8 @@ class Decoded(Struct):
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
     broken: list[tuple[int, str]] = msgspec.field(default_factory=list)
+    # the text has a backslash: a JSON escape may spell a bound code (fhir_bound.py)
+    escapes: bool = True
 
 
 def decode_file(data: bytes) -> Decoded:
@@ -334,6 +343,12 @@ def decode_file(data: bytes) -> Decoded:
         top = _FILE.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_loosely(data)
+    out = _typed(top, data)
+    out.escapes = b"\\" in data
+    return out
+
+
+def _typed(top: Resource | list[Resource], data: bytes) -> Decoded:
     if isinstance(top, list):
         for r, raw in zip(top, _RAW_LIST.decode(data), strict=True):
             r.raw_ = raw
@@ -359,6 +374,22 @@ def decode_file(data: bytes) -> Decoded:
     elif out.items and out.items[0].resource is not None:
         out.items[0].resource.raw_ = msgspec.Raw(data)
     return out
+
+
+def nested_raws(bundle: Resource, entries: list[Entry]) -> None:
+    """Gives the resources of a Bundle inside a Bundle (or an NDJSON line) their own text
+    from the Bundle's, as decode_file does for a file's entries (duplicate-key checks)."""
+    if not bundle.raw_:
+        return
+    try:
+        raws = _RAW_BUNDLE.decode(bundle.raw_).entry or []
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return
+    if len(raws) != len(entries):
+        return
+    for e, raw in zip(entries, raws, strict=True):
+        if e.resource is not None and not e.resource.raw_:
+            e.resource.raw_ = raw.resource
 
 
 def _unwrap(top: Resource) -> Decoded:
@@ -408,14 +439,46 @@ def _generic(data: bytes) -> tuple[Any, str | None]:
         return None, f"not JSON ({exc})"
 
 
+class _LooseBundle(Struct, gc=False):
+    entry: list[msgspec.Raw] | None = None
+
+
+_LOOSE_BUNDLE = msgspec.json.Decoder(_LooseBundle)
+_LOOSE_ENTRY = msgspec.json.Decoder(_RawEntry)
+
+
+def _loose_raws(data: bytes, top: Any) -> list[msgspec.Raw]:
+    """Each item's text for a file read loosely (an array, or a Bundle's entries' resources;
+    EMPTY where there is none), so that its duplicate keys are still found."""
+    try:
+        if isinstance(top, list):
+            return _RAW_LIST.decode(data)
+        raws = []
+        for raw in _LOOSE_BUNDLE.decode(data).entry or []:
+            try:
+                raws.append(_LOOSE_ENTRY.decode(raw).resource)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                raws.append(EMPTY)
+        return raws
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return []
+
+
 def _decode_loosely(data: bytes) -> Decoded:
+    out = _loosely(data)
+    out.escapes = b"\\" in data
+    return out
+
+
+def _loosely(data: bytes) -> Decoded:
     top, problem = _generic(data)
     if problem is not None:
         return Decoded([], problem=problem)
+    raws = _loose_raws(data, top) if isinstance(top, (list, dict)) else []
     if isinstance(top, list):
         out = Decoded([])
         for i, item in enumerate(top):
-            _add(out, i, item)
+            _add(out, i, item, raw=raws[i] if len(raws) == len(top) else EMPTY)
         return out
     if not isinstance(top, dict):
         return Decoded([], problem=f"not FHIR: the file holds a JSON {type(top).__name__}")
@@ -423,7 +486,7 @@ def _decode_loosely(data: bytes) -> Decoded:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.get("resourceType") != "Bundle":
         out = Decoded([])
-        _add(out, 0, top)
+        _add(out, 0, top, raw=msgspec.Raw(data))
         return out
     entries = top.get("entry")
     kind = top.get("type") if isinstance(top.get("type"), str) else None
@@ -443,7 +506,7 @@ def _decode_loosely(data: bytes) -> Decoded:
             # a history or transaction entry with a request and no resource (a DELETE)
             out.items.append(Entry(url, None, *parts))
             continue
-        _add(out, i, e.get("resource"), url, parts)
+        _add(out, i, e.get("resource"), url, parts, raws[i] if len(raws) == len(entries) else EMPTY)
     return out
 
 
@@ -459,11 +522,20 @@ def _part(value: Any, kind: type[Any]) -> Any:
         return None
 
 
-def _add(out: Decoded, i: int, item: Any, url: str | None = None, parts: Any = ()) -> None:
+def _add(
+    out: Decoded,
+    i: int,
+    item: Any,
+    url: str | None = None,
+    parts: Any = (),
+    raw: msgspec.Raw = EMPTY,
+) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append(Entry(url, convert(item), *parts))
+    r = convert(item)
+    r.raw_ = raw  # its text: a member given twice is still found (fhir_duplicates)
+    out.items.append(Entry(url, r, *parts))
 
 
 def convert(item: dict[str, Any]) -> Resource:
@@ -525,7 +597,9 @@ def decode_line(line: bytes) -> tuple[Resource | None, str | None]:
             return None, problem
         if not isinstance(top, dict) or not isinstance(top.get("resourceType"), str):
             return None, "not a FHIR resource (no resourceType)"
-        return convert(top), None
+        r = convert(top)
+        r.raw_ = msgspec.Raw(line)  # its text: a member given twice is still found
+        return r, None
     if r.resourceType is None:
         return None, "not a FHIR resource (no resourceType)"
     r.raw_ = msgspec.Raw(line)

@@ -51,10 +51,12 @@ from typing import Any
 
 import msgspec
 
+from .fhir_bound import bound_search
 from .fhir_bundles import (
     KNOWN_TYPES,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
+    SUBJECT_TWICE,
     Stray,
     current,
     elsewhere,
@@ -67,8 +69,9 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_file,
+    nested_raws,
 )
-from .fhir_duplicates import duplicate_keys
+from .fhir_duplicates import check_read, duplicate_keys, patient_twice
 from .fhir_refs import (
     DISPLAY_ONLY,
     HISTORY,
@@ -333,7 +336,9 @@ def _group_bundle(
         tally.unusable_files.append((where, why))
         return
     strays: list[Stray] = []
-    found = _bundle_patients(entries, decoded.type, where, "", tally, codes, strays, 0)
+    found = _bundle_patients(
+        entries, decoded.type, where, "", tally, codes, strays, 0, decoded.escapes
+    )
     if not found[0]:
         tally.unusable_files.append((where, found[1] if decoded.bundle else _lone(entries)))
         return
@@ -354,10 +359,13 @@ def _bundle_patients(
     codes: frozenset[str] | None,
     strays: list[Stray],
     depth: int,
+    escapes: bool = True,
 ) -> tuple[list[PatientResources], str]:
     """The patients of one Bundle (self-contained: bundle.html#references), then those
-    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle."""
+    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle;
+    `escapes`: the file's text has a backslash (fhir_bound.py)."""
     where = path + inside
+    search = bound_search(codes) if codes else None
     if kind is not None and kind not in KNOWN_TYPES:
         tally.entry_problems.append(
             f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
@@ -399,6 +407,10 @@ def _bundle_patients(
             # the entry means (R4 extensibility.html#modifierExtension), so its resource
             # cannot be used: a per-fact diagnostic, the facts it names unknown
             r.malformed = f"{NOT_USED}{entry_unread(e)}"
+        if search is not None:
+            # a member given twice may hide a bound code, or name another patient: found
+            # before the resource is given to anyone (fhir_duplicates.check_read)
+            check_read(r, codes, search, escapes)  # type: ignore[arg-type]
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Bundle":
@@ -424,6 +436,12 @@ def _bundle_patients(
             continue
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
+        if r.dups_ and patient_twice(r):
+            # `"subject"` named twice: the reference read is the last by file order, so
+            # the resource may be any patient's of the file (RFC 8259 section 4; R4
+            # json.html), never only the last one named (breaker7 F2)
+            _unassign(tally, SUBJECT_TWICE, f"{where}: {_label(r)}", r, codes, strays)
+            continue
         if not reference:
             _unassign(
                 tally,
@@ -476,8 +494,11 @@ def _bundle_patients(
     for i, r in nested:
         tally.nested_bundles += 1
         label = f" entry {i + 1} (Bundle/{r.id})" if r.id else f" entry {i + 1} (a Bundle)"
+        entries = r.entry or []
+        if codes:
+            nested_raws(r, entries)  # each entry's resource text, for check_read
         inner, _ = _bundle_patients(
-            r.entry or [], bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
+            entries, bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
         )
         out.extend(inner)
     if not out:
@@ -508,11 +529,10 @@ def _unassign(
     if codes is None or not _usable(r, codes):
         return
     duplicate_keys(r)
-    if r.malformed is not None and any(f"'{k}'" in r.malformed for k in ("subject", "patient")):
+    if patient_twice(r):
         # `"subject"` named twice: the reference read is the last by file order, so the
         # resource may be any patient's of the file (RFC 8259 section 4; R4 json.html)
-        why = f"its subject is given twice ({r.malformed})"
-        strays.append((where.rsplit(": ", 1)[0], r, why))
+        strays.append((where.rsplit(": ", 1)[0], r, f"{SUBJECT_TWICE} ({r.malformed})"))
     elif may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
     elif why in (NOT_IN_FILE, NOT_IN_BUNDLE):
@@ -559,6 +579,8 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
             # a therapy coded only in systems the protocol binds no therapy in (NDC when
             # it binds RxNorm) may be any bound kind: kept, the extractor says so
             # (realfhir7 F6)
+            if r.hidden_:
+                return True  # a copy given twice names a bound code (fhir_duplicates)
             systems = getattr(codes, "list_systems", None)
             if not systems or r.medicationCodeableConcept is None:
                 return False

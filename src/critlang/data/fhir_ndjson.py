@@ -18,9 +18,10 @@ from pathlib import Path
 import msgspec
 
 from . import fhir_input
-from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
-from .fhir_decode import Entry, Resource, bundle_type, decode_line
-from .fhir_duplicates import duplicate_keys
+from .fhir_bound import bound_codes_in, bound_search
+from .fhir_bundles import NOT_IN_FILE, SUBJECT_TWICE, Stray, current, elsewhere
+from .fhir_decode import Entry, Resource, bundle_type, decode_line, nested_raws
+from .fhir_duplicates import check_read, duplicate_keys, patient_twice
 from .fhir_input import (
     NO_ID,
     PatientResources,
@@ -90,12 +91,15 @@ def ndjson_groups(
                 fh.close()
         for b in range(buckets):
             bucket: list[tuple[str, str, Resource]] = []
+            search = bound_search(codes) if codes else None
             with open(os.path.join(tmp, f"{b}.ndjson"), "rb") as fh:
                 for raw in fh:
                     head, _, line = raw.partition(b"\t")
                     key, where = msgspec.json.decode(head)
                     r, _ = decode_line(line)
                     if r is not None:
+                        if search is not None:  # decoded again: examined again
+                            check_read(r, codes, search, b"\\" in line)  # type: ignore[arg-type]
                         bucket.append((key, where, r))
             yield from _group_lines(bucket, tally, codes, medications, strays)
     yield from _bundle_lines(bundles, tally, strays)
@@ -118,6 +122,7 @@ def _ndjson_lines(
     strays: list[Stray],
     bundles: list[PatientResources],
 ) -> Iterator[tuple[str, str, bytes, Resource]]:
+    search = bound_search(codes) if codes else None
     for path in paths:
         tally.files += 1
         usable = 0
@@ -139,11 +144,15 @@ def _ndjson_lines(
                 if r is None:
                     tally.not_resources += 1
                     tally.entry_problems.append(f"{where}: {why}")
+                    if codes:
+                        _unreadable_line(line, where, why or "", codes, strays)
                     continue
                 usable += 1
                 if r.resourceType == "Bundle" and r.malformed is None:
                     # a Bundle as a line: read as a Bundle of its own (self-contained)
                     tally.nested_bundles += 1
+                    if codes:
+                        nested_raws(r, r.entry or [])
                     found, _ = _bundle_patients(
                         r.entry or [],
                         bundle_type(r),
@@ -157,6 +166,9 @@ def _ndjson_lines(
                     bundles.extend(found)
                     continue
                 tally.resources += 1
+                if search is not None:
+                    # a member given twice may hide a bound code, or name another patient
+                    check_read(r, codes, search, b"\\" in line)  # type: ignore[arg-type]
                 if r.malformed is not None:
                     tally.malformed(where, r)
                 if r.resourceType == "Medication":
@@ -165,6 +177,10 @@ def _ndjson_lines(
                     tally.medications += 1
                     medications.add(r)
                     continue
+                if r.dups_ and patient_twice(r):
+                    # its subject named twice: it may be any patient's of the export
+                    _unassign(tally, SUBJECT_TWICE, f"{where}: {_label(r)}", r, codes, strays)
+                    continue
                 key, why = _ndjson_key(r)
                 if key is None:
                     _unassign(tally, why or "unassigned", f"{where}: {_label(r)}", r, codes, strays)
@@ -172,6 +188,18 @@ def _ndjson_lines(
                 yield key, where, line, r
         if not usable:
             tally.unusable_files.append((str(path), "no FHIR resources"))
+
+
+def _unreadable_line(
+    line: bytes, where: str, why: str, codes: frozenset[str], strays: list[Stray]
+) -> None:
+    """An NDJSON line that is not a resource one can read (truncated, not JSON) may be any
+    patient's of its export: when its text names a bound code (fhir_bound.bound_codes_in)
+    it is a stray for those facts, like a resource naming no patient (breaker7 F17)."""
+    found = bound_codes_in(line, codes)
+    if found:
+        r = Resource(hidden_=tuple(sorted(found)))  # no resourceType: fhir_bundles._label
+        strays.append((where, r, why))
 
 
 def _group_lines(
