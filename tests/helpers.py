@@ -56,7 +56,36 @@ def write_fhir(folder: Path, files: Iterable[tuple[str, Any]]) -> list[Path]:
     return paths
 
 
+# hemoglobin, a current condition and a therapy list, bound to codes: the declarations the
+# FHIR reading tests share (Bundles, servers, resources of other files)
+HB_CIRRHOSIS_CAPECITABINE = """\
+fact hemoglobin: quantity g/dL
+  measured within 28 days before enrollment
+fact cirrhosis: boolean
+  history current
+fact prior_therapies: list of {kind: enum {capecitabine}, start: date, end: date}
+
+codes hemoglobin: loinc "718-7"
+codes cirrhosis: snomed "19943007"
+codes prior_therapies.capecitabine: atc "L01BC06"
+"""
+
 STATUS_WORDS = {True: "met", False: "not met", None: "unknown"}
+
+
+def duckdb_rows(compiled: Any, records: list[tuple[str, Any]], db: Path, as_of: Any) -> list[Any]:
+    """Ingest native `records` ((name, data) pairs) into `db` and screen them on DuckDB:
+    the per-patient rows (name, verdict, ..., each criterion's status word, ...)."""
+    from critlang.backends.sql import compile_sql
+    from critlang.backends.sql.engines import DuckDB
+    from critlang.data.ingest import ingest_records
+
+    ingest_records(compiled, records, db, as_of)
+    engine = DuckDB(db)
+    try:
+        return engine.run(compile_sql(compiled, as_of)).patients
+    finally:
+        engine.close()
 
 
 class TwoEvaluators:

@@ -23,6 +23,7 @@ from critlang.evaluate import Evaluator, render_details
 from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
 from critlang.semantics.encode import Encoder, Space
+from helpers import STATUS_WORDS, duckdb_rows
 
 AS_OF = dt.date(2020, 3, 1)
 
@@ -67,7 +68,7 @@ I10 "started to when ongoing at day1"
 """
 
 IDS = [f"I{i}" for i in range(1, 11)]
-WORDS = {True: "met", False: "not met", None: "unknown"}
+WORDS = STATUS_WORDS
 
 
 def _patient(**facts: Any) -> dict[str, Any]:
@@ -138,9 +139,6 @@ def test_the_explanation_says_every_possibility_decides(protocol: Any) -> None:
 
 
 def test_sql_equals_python(protocol: Any, tmp_path: Path) -> None:
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     compiled = compile_protocol(protocol)
     records = []
@@ -148,12 +146,7 @@ def test_sql_equals_python(protocol: Any, tmp_path: Path) -> None:
         data = _patient(**facts)
         data["facts"] = {k: v for k, v in data["facts"].items() if v is not None}
         records.append((f"p{i}", data))
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     evaluator = Evaluator(compiled, explain=False)
     for (name, data), row, (_, expected) in zip(records, rows, CASES, strict=True):
         e = evaluator.evaluate(read_record(protocol, data, AS_OF, name))
@@ -187,9 +180,6 @@ def test_is_known_over_possibilities_in_sql_as_in_python(tmp_path: Path) -> None
     """`x is known` for a conditional whose condition is unknown: known when every
     possibility is (runtime.choice). DuckDB said "not known" for it (the conditional
     read as NULL), where both evaluators say known."""
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     src = """fact inr: number
 fact a: number
@@ -202,12 +192,7 @@ I1 "known"
     assert checked is not None
     compiled = compile_protocol(checked)
     records = [("p1", {"facts": {}}), ("p2", {"facts": {"a": 2}}), ("p3", {"facts": {"inr": 1}})]
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     expected = ["not met", "met", "not met"]  # a unknown; a and 3 both known; a chosen, unknown
     for (name, data), row, want in zip(records, rows, expected, strict=True):
         record = read_record(checked, data, AS_OF, name)
@@ -220,10 +205,6 @@ def test_random_patients_agree_in_every_engine(protocol: Any, tmp_path: Path) ->
     """Both evaluators, the explanation and DuckDB on 300 generated patients: INR known
     or not, dates and categories near each form's edges, a possibility unknown."""
     import random
-
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     rng = random.Random(11)
 
@@ -249,12 +230,7 @@ def test_random_patients_agree_in_every_engine(protocol: Any, tmp_path: Path) ->
     compiled = compile_protocol(protocol)
     interpreter = Interpreter(protocol)
     evaluator = Evaluator(compiled)
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     decided_over_possibilities = 0
     for (name, data), row in zip(records, rows, strict=True):
         record = read_record(protocol, data, AS_OF, name)

@@ -21,9 +21,10 @@ from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
 from critlang.frontend import analyse_text
 from critlang.screen import attrition_text, reading_details, reading_lines, screen
-from helpers import write_fhir
+from helpers import HB_CIRRHOSIS_CAPECITABINE, write_fhir
 
-PROTOCOL = """protocol "T"
+PROTOCOL = (
+    """protocol "T"
   title "bundles"
   version "1"
   date 2024-01-01
@@ -31,22 +32,16 @@ PROTOCOL = """protocol "T"
   minimum age 18 years
   healthy volunteers no
 
-fact hemoglobin: quantity g/dL
-  measured within 28 days before enrollment
-fact cirrhosis: boolean
-  history current
-fact prior_therapies: list of {kind: enum {capecitabine}, start: date, end: date}
-
-codes hemoglobin: loinc "718-7"
-codes cirrhosis: snomed "19943007"
-codes prior_therapies.capecitabine: atc "L01BC06"
-
+"""
+    + HB_CIRRHOSIS_CAPECITABINE
+    + """
 exclusion criteria
 E1 "anaemia"
   rule hemoglobin < 8.0 g/dL
 E2 "cirrhosis"
   rule cirrhosis
 """
+)
 AS_OF = dt.date(2024, 6, 1)
 CHECKED = analyse_text(PROTOCOL, "t.crit").result
 assert CHECKED is not None

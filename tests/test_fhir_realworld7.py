@@ -4,14 +4,15 @@ DuckDB; the verdict, the criterion's status and the diagnostic are asserted."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import fhir_cases
 from critlang.cli import main
+from fhir_cases import FORMS, said
 
 PROTOCOL = """protocol "TEST-RW7"
   title "real-world FHIR"
@@ -38,7 +39,6 @@ I2 "haemoglobin"
 """
 AS_OF = "2024-06-01"
 LOINC = "http://loinc.org"
-FORMS = ["bundle", "ndjson-reversed"]
 
 
 def patient(**extra: Any) -> dict[str, Any]:
@@ -62,51 +62,14 @@ def hb(value: float = 12, **extra: Any) -> dict[str, Any]:
     } | extra
 
 
-def write(tmp_path: Path, form: str, rows: list[Any]) -> Path:
-    """rows as a Bundle or NDJSON (a dict is a resource; a str a raw JSON resource)."""
-    texts = [r if isinstance(r, str) else json.dumps(r) for r in rows]
-    if form.endswith("reversed"):
-        texts.reverse()
-    if form.startswith("bundle"):
-        data = tmp_path / "b.json"
-        entries = ",".join('{"resource": ' + t + "}" for t in texts)
-        data.write_text(
-            '{"resourceType": "Bundle", "type": "collection", "entry": [' + entries + "]}"
-        )
-    else:
-        data = tmp_path / "b.ndjson"
-        data.write_text("".join(t + "\n" for t in texts))
-    return data
-
-
 def screen(tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()) -> dict:
-    (tmp_path / "p.crit").write_text(protocol)
-    data = write(tmp_path, form, rows)
-    out = tmp_path / "out.jsonl"
-    argv = ["screen", "--as-of", AS_OF, *flags, str(tmp_path / "p.crit"), str(data)]
-    assert main([*argv, "--patients", str(out)]) == 0
-    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
-    return row
+    return fhir_cases.screen(tmp_path, form, rows, protocol, flags, AS_OF)
 
 
 def duckdb_row(
     tmp_path: Path, form: str, rows: list[Any], protocol: str = PROTOCOL, flags=()
 ) -> dict:
-    """The same through `ingest` and the DuckDB engine: its --patients CSV row."""
-    pytest.importorskip("duckdb")
-    (tmp_path / "p.crit").write_text(protocol)
-    data = write(tmp_path, form, rows)
-    cohort, out = tmp_path / "c.duckdb", tmp_path / "sql.csv"
-    cohort.unlink(missing_ok=True)
-    crit = str(tmp_path / "p.crit")
-    assert main(["ingest", "--as-of", AS_OF, *flags, "-o", str(cohort), crit, str(data)]) == 0
-    assert main(["screen", "--as-of", AS_OF, crit, str(cohort), "--patients", str(out)]) == 0
-    (row,) = list(csv.DictReader(out.open()))
-    return row
-
-
-def said(row: dict, fact: str, text: str) -> bool:
-    return any(p.startswith(f"{fact}:") and text in p for p in row["problems"])
+    return fhir_cases.duckdb_row(tmp_path, form, rows, protocol, flags, AS_OF)
 
 
 # ------------------------------------------------------------ breaker7 F1: deceased[x]
@@ -543,3 +506,85 @@ def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
     panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
     row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
     assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")
+
+
+# ------------------------------------------------------------ breaker8 F2: whole reasons
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_reason_a_newer_stray_value_is_not_used_is_said_whole(tmp_path, form) -> None:
+    newer = hb(7, id="hb2", effectiveDateTime="2024-05-30", subject={"reference": "Group/g1"})
+    row = screen(tmp_path, form, [patient(), hb(), newer])
+    assert row["criteria"]["I2"] == "unknown"
+    assert said(
+        row,
+        "hemoglobin",
+        "Observation/hb2, which names no patient of the data (its subject is a Group, not a "
+        "Patient) could not be used and may be the newest",
+    ), row["problems"]
+
+
+# ------------------------------------------------ breaker8 F1: absolute subject references
+
+
+def _bundle_with_urls(tmp_path: Path, patient_url: str, subject: str) -> dict:
+    entries = [
+        {"fullUrl": patient_url, "resource": patient()},
+        {"fullUrl": "urn:uuid:hb1", "resource": hb(12)},
+        {
+            "fullUrl": "urn:uuid:hb2",
+            "resource": hb(
+                7, id="hb2", effectiveDateTime="2024-05-30", subject={"reference": subject}
+            ),
+        },
+    ]
+    (tmp_path / "p.crit").write_text(PROTOCOL)
+    data = tmp_path / "b.json"
+    data.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    out = tmp_path / "out.jsonl"
+    argv = ["screen", "--as-of", AS_OF, str(tmp_path / "p.crit"), str(data), "--patients", str(out)]
+    assert main(argv) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    return row
+
+
+def test_an_absolute_reference_may_name_a_patient_of_no_known_server(tmp_path) -> None:
+    # the Patient's entry is urn:uuid (no server): http://x.org/fhir/Patient/p1 may be it
+    # or another server's p1, so the newer 7 g/dL may be this patient's: unknown, said
+    row = _bundle_with_urls(tmp_path, "urn:uuid:p1", "http://x.org/fhir/Patient/p1")
+    assert row["criteria"]["I2"] == "unknown"
+    assert said(row, "hemoglobin", "naming a Patient id of this Bundle whose server is not known")
+    # on that very server it is this patient's
+    row = _bundle_with_urls(
+        tmp_path, "http://x.org/fhir/Patient/p1", "http://x.org/fhir/Patient/p1/_history/3"
+    )
+    assert row["criteria"]["I2"] == "not met"
+
+
+def test_an_absolute_reference_to_another_server_is_not_this_patient(tmp_path) -> None:
+    row = _bundle_with_urls(
+        tmp_path, "http://a.org/fhir/Patient/p1", "http://b.org/fhir/Patient/p1"
+    )
+    assert row["criteria"]["I2"] == "met"  # b.org's patient p1 is someone else
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "http://A.ORG/fhir/Patient/p1",
+        "HTTP://a.org/fhir/Patient/p1",
+        "http://a.org:80/fhir/Patient/p1",
+        "http://a.org/fhir/Patient/p1/_history/2",
+    ],
+)
+def test_one_server_spelt_two_ways_is_one_server(tmp_path, subject) -> None:
+    # RFC 3986 6.2.2.1 (scheme and host are case-insensitive), 6.2.3 (default port)
+    row = _bundle_with_urls(tmp_path, "http://a.org/fhir/Patient/p1", subject)
+    assert row["criteria"]["I2"] == "not met"  # the newer 7 g/dL is this patient's
+
+
+def test_a_path_differing_in_case_is_another_server(tmp_path) -> None:
+    row = _bundle_with_urls(
+        tmp_path, "http://a.org/fhir/Patient/p1", "http://a.org/FHIR/Patient/p1"
+    )
+    assert row["criteria"]["I2"] == "met"  # the path is case-sensitive: someone else's

@@ -18,31 +18,25 @@ import pytest
 
 from critlang.backends.python import compile_protocol
 from critlang.data.fhir import Extractor, FhirPatient, Tally, read_fhir
-from critlang.data.fhir_bundles import CONFLICT, NOT_IN_BUNDLE, NOT_IN_FILE
+from critlang.data.fhir_bundles import CONFLICT, MAYBE_UNKNOWN_SERVER, NOT_IN_BUNDLE, NOT_IN_FILE
 from critlang.data.fhir_input import LONE
 from critlang.data.fhir_refs import DISPLAY_ONLY
 from critlang.frontend import analyse_text
 from critlang.screen import reading_lines
 from critlang.screen_jobs import screen_files
-from helpers import write_fhir
+from helpers import HB_CIRRHOSIS_CAPECITABINE, write_fhir
 
-PROTOCOL = """protocol "T"
+PROTOCOL = (
+    """protocol "T"
   title "servers"
   version "1"
   date 2024-01-01
   sex all
   healthy volunteers no
 
-fact hemoglobin: quantity g/dL
-  measured within 28 days before enrollment
-fact cirrhosis: boolean
-  history current
-fact prior_therapies: list of {kind: enum {capecitabine}, start: date, end: date}
-
-codes hemoglobin: loinc "718-7"
-codes cirrhosis: snomed "19943007"
-codes prior_therapies.capecitabine: atc "L01BC06"
-
+"""
+    + HB_CIRRHOSIS_CAPECITABINE
+    + """
 inclusion criteria
 I1 "haemoglobin"
   rule hemoglobin >= 8.0 g/dL
@@ -53,6 +47,7 @@ E1 "cirrhosis"
 E2 "capecitabine ever"
   rule any prior_therapies with (kind = capecitabine)
 """
+)
 AS_OF = dt.date(2024, 6, 1)
 CHECKED = analyse_text(PROTOCOL, "t.crit").result
 assert CHECKED is not None and CHECKED.ok
@@ -179,7 +174,8 @@ def test_a_relative_reference_from_another_servers_entry_names_no_patient_here(
 def test_a_patient_of_no_known_server_is_matched_by_id(tmp_path: Path) -> None:
     """A Patient entry without a RESTful fullUrl has no known server: a relative
     `Patient/23` from any entry may name it (read by type/id, docs/fhir.md); an absolute
-    URL still names only the entry with that fullUrl (bundle.html)."""
+    URL names only the entry with that fullUrl (bundle.html), but may be a
+    Patient of that id of no known server."""
     data = bundle(
         ("urn:uuid:6b1c0d2e-0000-4000-8000-000000000023", patient("23")),
         (f"{B}/Observation/14", hb(9.0, "Patient/23")),
@@ -188,7 +184,8 @@ def test_a_patient_of_no_known_server_is_matched_by_id(tmp_path: Path) -> None:
     for d in orders(data):
         got, tally = read(tmp_path, ("b.json", d))
         assert hbs(got["23", None]) == [9.0]
-        assert tally.unassigned == {NOT_IN_FILE: 1}
+        # ... and may be this one (it is a stray: its value hides the older ones)
+        assert tally.unassigned == {MAYBE_UNKNOWN_SERVER: 1}
 
 
 def test_ndjson_is_one_export_relative_references_name_its_patients(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from critlang.data.records import read_record
 from critlang.evaluate import Evaluator, render_details
 from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
+from helpers import STATUS_WORDS, duckdb_rows
 
 AS_OF = dt.date(2019, 2, 1)
 
@@ -54,7 +55,7 @@ I7 "a therapy started after Day 1"
 """
 
 IDS = [f"I{i}" for i in range(1, 8)]
-WORDS = {True: "met", False: "not met", None: "unknown"}
+WORDS = STATUS_WORDS
 T, F, U = True, False, None
 
 # (anchors, tests, expected I1..I7)
@@ -175,18 +176,10 @@ def test_a_planned_end_is_still_read_as_ongoing(protocol: Any) -> None:
 
 
 def test_sql_equals_python(protocol: Any, tmp_path: Path) -> None:
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     compiled = compile_protocol(protocol)
     records = [(f"p{i}", _data(a, t)) for i, (a, t, _) in enumerate(CASES)]
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     for (_, _, expected), row in zip(CASES, rows, strict=True):
         assert tuple(row[3:-1]) == tuple(WORDS[s] for s in expected)
 
@@ -284,19 +277,11 @@ def _random_patients(n: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
 
 def test_random_patients_agree_in_every_engine(protocol: Any, tmp_path: Path) -> None:
     """Both evaluators and DuckDB on 300 generated patients, many decided by the rule."""
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     compiled = compile_protocol(protocol)
     interpreter = Interpreter(protocol)
     records = _random_patients(300, 7)
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     opened = 0
     for (name, data), row in zip(records, rows, strict=True):
         record = read_record(protocol, data, AS_OF, name)

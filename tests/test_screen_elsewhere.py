@@ -14,25 +14,19 @@ from critlang.data.fhir import Extractor, Tally
 from critlang.frontend import analyse_text
 from critlang.screen import AttritionRow, clearing, count_row
 from critlang.screen_jobs import screen_files
-from helpers import write_fhir
+from helpers import HB_CIRRHOSIS_CAPECITABINE, write_fhir
 
-PROTOCOL = """protocol "T"
+PROTOCOL = (
+    """protocol "T"
   title "elsewhere"
   version "1"
   date 2024-01-01
   sex all
   healthy volunteers no
 
-fact hemoglobin: quantity g/dL
-  measured within 28 days before enrollment
-fact cirrhosis: boolean
-  history current
-fact prior_therapies: list of {kind: enum {capecitabine}, start: date, end: date}
-
-codes hemoglobin: loinc "718-7"
-codes cirrhosis: snomed "19943007"
-codes prior_therapies.capecitabine: atc "L01BC06"
-
+"""
+    + HB_CIRRHOSIS_CAPECITABINE
+    + """
 inclusion criteria
 I1 "haemoglobin"
   rule hemoglobin >= 8.0 g/dL
@@ -43,6 +37,7 @@ E1 "cirrhosis"
 E2 "recent capecitabine"
   rule any prior_therapies with (kind = capecitabine and end within 28 days before enrollment)
 """
+)
 AS_OF = dt.date(2024, 6, 1)
 CHECKED = analyse_text(PROTOCOL, "t.crit").result
 assert CHECKED is not None and CHECKED.ok

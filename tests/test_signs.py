@@ -23,6 +23,7 @@ from critlang.data.records import read_record
 from critlang.evaluate import Evaluator, render_details
 from critlang.frontend import analyse_text
 from critlang.interpreter import Interpreter
+from helpers import STATUS_WORDS, duckdb_rows
 
 AS_OF = dt.date(2024, 1, 20)
 
@@ -53,7 +54,7 @@ I6 "a dose between 0 and 10 mg"
 """
 
 IDS = ["I1", "I2", "I3", "I4", "I5", "I6"]
-WORDS = {True: "met", False: "not met", None: "unknown"}
+WORDS = STATUS_WORDS
 
 
 def q(value: float, unit: str, comparator: str | None = None) -> dict[str, Any]:
@@ -142,9 +143,6 @@ def test_negative_temperature_and_base_excess_decide(protocol: Any) -> None:
 
 
 def test_sql_equals_python(protocol: Any, tmp_path: Path) -> None:
-    from critlang.backends.sql import compile_sql
-    from critlang.backends.sql.engines import DuckDB
-    from critlang.data.ingest import ingest_records
 
     compiled = compile_protocol(protocol)
     cases = [
@@ -154,12 +152,7 @@ def test_sql_equals_python(protocol: Any, tmp_path: Path) -> None:
         {"base_excess": q(-3, "mmol/L"), "doses": [{"amount": q(11, "mg", "<")}]},
     ]
     records = [(f"p{i}", {"facts": facts}) for i, facts in enumerate(cases)]
-    ingest_records(compiled, records, tmp_path / "db", AS_OF)
-    engine = DuckDB(tmp_path / "db")
-    try:
-        rows = engine.run(compile_sql(compiled, AS_OF)).patients
-    finally:
-        engine.close()
+    rows = duckdb_rows(compiled, records, tmp_path / "db", AS_OF)
     evaluator = Evaluator(compiled, explain=False)
     decided = 0
     for (name, data), row in zip(records, rows, strict=True):

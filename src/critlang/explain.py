@@ -42,6 +42,7 @@ from .backends.runtime import (
     r_between,
     sig,
 )
+from .backends.runtime_math import EXPORT_NAME, MATH_EXPORTS
 from .checker import Ref
 from .data.records import Observation, Record
 from .explain_compare import Comparisons
@@ -60,6 +61,7 @@ from .explain_words import (
     span_words,
 )
 from .explain_worlds import weighed, worlds
+from .functions import MATH, ORDERING, undefined_why
 from .typesys import DateT, IntT, NumberT, QuantT, ScaleT, Type
 from .units import Unit, conversion_factor, parse_unit
 
@@ -240,15 +242,7 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             x = self.value(e.operand, env)
             return Val(_scaled(x.value, -1.0), f"-{x.shown}", x.derived)
         if isinstance(e, n.Conditional):
-            c = self.cond(e.cond, env)
-            if c.value is None:  # both possibilities (runtime.choice), decided if they agree
-                t = self.value(e.then, env, self.carrier(e))
-                o = self.value(e.otherwise, env, self.carrier(e))
-                shown = f"{t.shown} or {o.shown} ({c.text}: not known)"
-                return Val(choice(t.value, o.value), shown, merge(t.derived, o.derived))
-            branch = e.then if c.value else e.otherwise
-            v = self.value(branch, env, self.carrier(e))
-            return Val(v.value, v.shown, v.derived)
+            return self.conditional(e, env)
         if isinstance(e, n.FirstAvailable):
             target = self.carrier(e.options[0])
             for option in e.options:
@@ -323,6 +317,29 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         line = f"{words} = {self.fmt(inner.value, t)}{unit}, from {inner.shown}"
         return Val(inner.value, shown, merge(inner.derived, [line]))
 
+    def conditional(self, e: n.Conditional, env: dict[str, Val]) -> Val:
+        """The branch taken and every condition that chose it, in order ("2 (✗ total
+        bilirubin 2.34 mg/dL < 2 mg/dL, ✓ ... ≤ 3 mg/dL)"): a coordinator checks
+        a score against the CRF from its inputs, not from its result alone."""
+        steps: list[str] = []
+        derived: list[str] = []
+        node: n.Expr = e
+        while isinstance(node, n.Conditional) and not (self.fixed and id(node) in self.fixed):
+            c = self.cond(node.cond, env)
+            if c.value is None:
+                break
+            steps.append(f"{MARK[c.value]} {c.text}")
+            derived = merge(derived, c.notes)
+            node = node.then if c.value else node.otherwise
+        if not steps:
+            c = self.cond(e.cond, env)  # both possibilities (runtime.choice), decided if they agree
+            t = self.value(e.then, env, self.carrier(e))
+            o = self.value(e.otherwise, env, self.carrier(e))
+            shown = f"{t.shown} or {o.shown} ({c.text}: not known)"
+            return Val(choice(t.value, o.value), shown, merge(t.derived, o.derived))
+        v = self.value(node, env, self.carrier(e))
+        return Val(v.value, f"{v.shown} ({', '.join(steps)})", merge(derived, v.derived))
+
     def fmt(self, x: Any, t: Type | None) -> str:
         if isinstance(x, Alt) and not isinstance(t, QuantT | NumberT | IntT):
             return " or ".join(self.fmt(v, t) for v in x)  # dates, categories
@@ -337,6 +354,8 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         return str(x)
 
     def call(self, e: n.Call, env: dict[str, Val]) -> Val:
+        if e.func in MATH:
+            return self.math(e, env)
         if e.func == "elapsed_years":
             a, b = (self.plain(self.value(x, env)) for x in e.args)
             years = elapsed_years(a.value, b.value)
@@ -367,11 +386,34 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         words = e.func.replace("_", "-" if "gault" in e.func else " ")
         t = self.type(e)
         unit_text = f" {t.unit.text}" if isinstance(t, QuantT) and t.unit.text else ""
+        if body.value is None and all(v.value is not None for v in inner.values()):
+            # every input known: the formula itself has no value (a domain error)
+            return Val(None, f"{words} unknown: {body.shown}", derived)
         if body.value is None:
             return Val(None, f"{words} unknown (needs {', '.join(args)})", derived)
         result = f"{span_words(body.value)}{unit_text}"
         line = f"{words} = {body.shown} = {result} ({'; '.join(args)})"
         return Val(body.value, f"{words} {result}", merge(derived, [line]))
+
+    def math(self, e: n.Call, env: dict[str, Val]) -> Val:
+        """A built-in function as the compiled code computes it (runtime_math), shown
+        with its inputs: `pow(1.286, -1.2) = 0.7396`; outside its domain, why."""
+        target = self.carrier(e.args[0]) if e.func in ORDERING else None
+        vals = [self.value(a, env, target) for a in e.args]
+        derived = merge(*(v.derived for v in vals))
+        shown = f"{e.func}({', '.join(v.shown for v in vals)})"
+        fn = MATH_EXPORTS[EXPORT_NAME[e.func]]
+        r = fn(id(e) in self.roots, *(v.value for v in vals))  # type: ignore[operator]
+        if r is None and all(v.value is not None for v in vals):
+            inputs = ", ".join(
+                self.fmt(v.value, self.type(a)) for v, a in zip(vals, e.args, strict=True)
+            )
+            return Val(
+                None, f"{shown} has no value ({e.func}({inputs}): {undefined_why(e.func)})", derived
+            )
+        if r is None or e.func in ORDERING:
+            return Val(r, shown, derived)
+        return Val(r, f"{shown} = {span_words(r)}", derived)
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Val]) -> Clause:

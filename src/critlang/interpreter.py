@@ -14,6 +14,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from . import interpreter_math
 from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
@@ -21,6 +22,7 @@ from .data.records import Observation, Ongoing, PartialDate, Record
 from .data.signs import never_negative
 from .data.values import float_holds
 from .frozen_classes import replace
+from .functions import MATH
 from .future_events import only_future, past_date_fields
 from .interpreter_compare import CompareForms
 from .interpreter_values import (
@@ -255,6 +257,8 @@ class Interpreter(CompareForms):
             raise AssertionError(r)
         if isinstance(e, n.Call):
             args = [self.value(a, env) for a in e.args]
+            if e.func in MATH:
+                return self.math(e, args)
             if e.func == "elapsed_years":
                 start, end = one(args[0]), one(args[1])
                 if start is None or end is None:
@@ -320,6 +324,20 @@ class Interpreter(CompareForms):
         v, _ = self.cond(e, env)
         return v
 
+    def math(self, e: n.Call, args: list[Any]) -> Any:
+        """A built-in function (interpreter_math): unknown when an argument or any
+        combination of their possibilities is; a formula's end rounded (`rounded`)."""
+        combos = combinations(*args)
+        if combos is None:
+            return None
+        results = []
+        for combo in combos:
+            r = interpreter_math.call(e.func, combo)
+            if r is None:
+                return None
+            results.append(self.rounded(r, e))
+        return possible(*results)
+
     def magnitude(self, q: Any, u: Any) -> Any:
         if isinstance(q, Iv):
             return q.map(lambda v: self.magnitude(v, u))
@@ -354,7 +372,7 @@ class Interpreter(CompareForms):
         """A value where one is needed: several possibilities are unknown."""
         return one(self.value(e, env))
 
-    def rounded(self, r: Any, e: n.Arith) -> Any:
+    def rounded(self, r: Any, e: n.Arith | n.Call) -> Any:
         if id(e) not in self.roots:
             return r
         if isinstance(r, Iv):  # each bound rounded; a rounded bound may be reached,

@@ -316,8 +316,24 @@ class Needs:
             for s, v in zip(others, combo, strict=True):
                 if v is not None:
                     g = _set(g, s, v)
-            seen = {self.status(_set(g, slot, v), index) for v in own_reduced} - {_FAULT}
-            if len(seen) > 1 and (base is None or any(self.changed(index, base, x) for x in seen)):
+            if self._decides(g, index, slot, own_reduced, base):
+                return True
+        return False
+
+    def _decides(
+        self, g: dict[str, Any], index: int, slot: Slot, values: list[Any], base: Any
+    ) -> bool:
+        """Two of the slot's values give different statuses, one of them a change that
+        matters; stops at the first such pair (the answer is the whole set's)."""
+        seen: set[Any] = set()
+        changing = False
+        for v in values:
+            x = self.status(_set(g, slot, v), index)
+            if x is _FAULT or x in seen:
+                continue
+            seen.add(x)
+            changing = changing or base is None or self.changed(index, base, x)
+            if len(seen) > 1 and changing:
                 return True
         return False
 

@@ -64,7 +64,7 @@ from ..checker import CheckResult
 from ..typesys import BoolT, ListT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
-from .fhir_decode import Component, Resource, unusable
+from .fhir_decode import Component, Resource, resource_label, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
 from .fhir_facts import canonical, hidden_facts
@@ -153,10 +153,6 @@ class _State:
         problem = RecordProblem(self.path, fact, message)
         self.problems.append(problem)
         self.set_aside.add(problem)
-
-
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 class Extractor:
@@ -294,7 +290,9 @@ class Extractor:
                 components = r.component
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 problems.append(
-                    RecordProblem(group.path, "resource", f"{_label(r)} is malformed ({exc})")
+                    RecordProblem(
+                        group.path, "resource", f"{resource_label(r)} is malformed ({exc})"
+                    )
                 )
                 continue
             targets, ambiguous = (
@@ -312,7 +310,7 @@ class Extractor:
                     if said is None or said[1]:  # set aside ones hide nothing
                         unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
                 continue
-            label = _label(r)
+            label = resource_label(r)
             kind = r.resourceType or ""
             every = targets + [t for _, hit, _ in parts for t in hit]
             duplicate_keys(r)  # a member named twice: a conflict, the resource unusable
@@ -364,7 +362,7 @@ class Extractor:
                     )
                 )
         for why, unread in unread_medications.items():
-            shown = ", ".join(sorted(_label(r) for r in unread)[:3])
+            shown = ", ".join(sorted(resource_label(r) for r in unread)[:3])
             problems.append(
                 RecordProblem(
                     group.path,
@@ -511,24 +509,28 @@ class Extractor:
             if isinstance(info.type, ListT):
                 members = {m for f, m in targets if f == fact}
                 item: dict[str, Any] = {"kind": members.pop() if len(members) == 1 else None}
+                names = {name for name, _ in info.type.fields}
                 if not happened:
                     item = {"kind": None}  # an item that may be nothing: nothing known
-                elif kind in MEDICATIONS or kind == "Procedure":
+                elif (kind in MEDICATIONS or kind == "Procedure") and "kind" in names:
+                    # its kind unknown (codings that disagree), its dates read. A list
+                    # without kinds cannot say "of unknown kind": its item keeps unknown
+                    # dates, or a therapy the resource may not record would decide a
+                    # window (breaker8 F4: a MedicationStatement "taken": "n")
                     try:
                         start, end = therapy_dates(kind, r)
                     except (msgspec.ValidationError, msgspec.DecodeError, Unusable):
                         start = end = None
                     item |= {"start": start, "end": end} if item["kind"] is None else {}
-                names = {name for name, _ in info.type.fields}
                 st.facts.setdefault(fact, []).append({k: v for k, v in item.items() if k in names})
             elif kind == "Observation":
                 try:
                     when = trusted_time(r)
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     when = None
-                st.unread.setdefault(fact, []).append({"source": _label(r), "date": when})
+                st.unread.setdefault(fact, []).append({"source": resource_label(r), "date": when})
             elif isinstance(info.type, BoolT):
-                st.conditions.setdefault(fact, []).append(("unknown", _label(r)))
+                st.conditions.setdefault(fact, []).append(("unknown", resource_label(r)))
 
     def _one(
         self,

@@ -13,6 +13,7 @@ bytes, so `may_hold` says yes for it (callers decode it to be sure).
     bound_search(codes) -> search(raw) -> re.Match | None   (no escapes considered)
     may_hold(raw: bytes, codes) -> bool
     bound_codes_in(raw: bytes, codes) -> frozenset[str]     (escapes decoded)
+    usable(r, codes) -> bool, kept(resources, codes) -> list  (on decoded resources)
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .fhir_decode import Resource
 
 _WS = rb"[ \t\n\r]*"  # JSON whitespace (RFC 8259 section 2)
 
@@ -100,3 +104,65 @@ def bound_codes_in(raw: bytes, codes: frozenset[str]) -> frozenset[str]:
                 if value in codes:
                     found.add(value)
     return frozenset(found)
+
+
+# ------------------------------------------------------------ on decoded resources
+def kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
+    """The resources a protocol can use: a bound code, components with a bound code (or
+    that cannot be decoded), a medication reference; the rest are counted but not kept
+    (all without codes). Whether one names a JSON member twice is checked at reading
+    (fhir_duplicates.check_read) and where a fact is read from it (duplicate_keys)."""
+    if codes is None:
+        return resources
+    return [r for r in resources if usable(r, codes)]
+
+
+_THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+
+
+def usable(r: Resource, codes: frozenset[str]) -> bool:
+    """Whether a decoded resource can give a fact of the protocol whose bound codes are
+    `codes` (fhir_status.BoundCodes): kept per patient, else only counted."""
+    concept = r.code
+    if concept is None:
+        concept = r.medicationCodeableConcept
+    if concept is not None:
+        coding = concept.coding
+        if coding:
+            for c in coding:  # (a loop, not any(): this runs for every resource read)
+                if c.code in codes:
+                    return True
+            if r.hidden_:
+                return True  # a copy given twice names a bound code (fhir_duplicates)
+            if r.component_:
+                return _components_bound(r, codes)
+            # a therapy coded only in systems the protocol binds no therapy in (NDC when
+            # it binds RxNorm) may be any bound kind: kept, the extractor says so
+            # (realfhir7 F6)
+            systems = getattr(codes, "list_systems", None)
+            if not systems or r.medicationCodeableConcept is None:
+                return False
+            if r.resourceType not in _THERAPIES:
+                return False
+            return all(c.system not in systems for c in coding)
+    if r.component_ and _components_bound(r, codes):
+        return True
+    return r.medicationReference is not None or r.malformed is not None
+
+
+def _components_bound(r: Resource, codes: frozenset[str]) -> bool:
+    """Whether r's components can give a fact: one has a bound code, or they do not have
+    their datatypes (the extractor then reports r as malformed, as for any kept resource).
+    A panel whose components carry no bound code gives nothing (most blood pressure and
+    questionnaire panels of a cohort): not kept, only counted."""
+    try:
+        components = r.component
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return True
+    for comp in components or ():
+        concept = comp.code
+        if concept is not None:
+            for c in concept.coding or ():
+                if c.code in codes:
+                    return True
+    return False

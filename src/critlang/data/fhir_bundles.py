@@ -48,7 +48,7 @@ from typing import Any
 
 from msgspec import structs
 
-from .fhir_decode import EMPTY, NOT_USED, Entry, Resource
+from .fhir_decode import EMPTY, NOT_USED, Entry, Resource, resource_label
 from .fhir_duplicates import meta_twice
 from .fhir_refs import HISTORY, literal, rest_base
 from .records import RecordProblem
@@ -88,12 +88,6 @@ META_TWICE = (
 Drop = Callable[[str, str], None]  # (reason, where)
 Where = Callable[[int], str]  # entry index -> where it is
 Item = tuple[str, Entry]  # (where, entry)
-
-
-def _label(r: Resource) -> str:
-    if r.resourceType is None:
-        return "a line that cannot be read"  # (fhir_ndjson._unreadable_line)
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 def method(e: Entry) -> str | None:
@@ -201,14 +195,14 @@ def current(entries: list[Entry], kind: str | None, drop: Drop, where: Where) ->
             if responses and r is not None and e.response is not None:
                 status = e.response.status
                 if isinstance(status, str) and not status.strip().startswith("2"):
-                    drop(FAILED, f"{where(i)}: {_label(r)}")
+                    drop(FAILED, f"{where(i)}: {resource_label(r)}")
                     skip.add(id(e))
                     continue
             if method(e) == "DELETE":
                 if r is not None:
                     # a DELETE records that the resource was deleted: what it carries is
                     # not a state of the resource (http.html#history)
-                    drop(DELETE_BODY, f"{where(i)}: {_label(r)}")
+                    drop(DELETE_BODY, f"{where(i)}: {resource_label(r)}")
                     skip.add(id(e))
                 key = identity(e)
                 if key is not None:
@@ -281,7 +275,7 @@ def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Entry
             # its fullUrl, so the smallest, never the first in the file
             held.sort(key=lambda it: (it[1].fullUrl or "", it[0]))
             for w, e in held[1:]:
-                drop(COPY, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
+                drop(COPY, f"{w}: {resource_label(e.resource)}")  # type: ignore[arg-type]
             return [held[0][1]]
     if any(meta_twice(e.resource) for _, e in held):  # type: ignore[arg-type]
         # `"meta"` (or its versionId, lastUpdated) named twice: the version read would be
@@ -294,11 +288,11 @@ def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Entry
     if method(newest) == "DELETE" or newest.resource is None:
         # deleted: its current state is "no resource"; absence is the truth here
         for w, e in held:
-            drop(DELETED, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
+            drop(DELETED, f"{w}: {resource_label(e.resource)}")  # type: ignore[arg-type]
         return []
     for w, e in held:
         if e is not newest:
-            drop(SUPERSEDED, f"{w}: {_label(e.resource)}")  # type: ignore[arg-type]
+            drop(SUPERSEDED, f"{w}: {resource_label(e.resource)}")  # type: ignore[arg-type]
     return [newest]
 
 
@@ -326,6 +320,13 @@ MAY_BE_ANYONE = (
     "not of the form",
     "names two different",
     "(or patient) is given twice",
+    "whose server is not known",
+)
+# an absolute reference no entry's fullUrl spells, to a patient id of this Bundle whose
+# entry has no RESTful fullUrl: that patient's or another server's (fhir_input.resolve)
+MAYBE_UNKNOWN_SERVER = (
+    "its subject is an absolute URL that no entry's fullUrl spells, naming a Patient id of "
+    "this Bundle whose server is not known"
 )
 # a resource naming its subject (or patient) twice, or a member of it: which patient it is
 # about is file order (RFC 8259 section 4), so it may be any patient's of its file
@@ -364,7 +365,7 @@ def stray_problems(
             hits = lists  # a Medication not read here: any kind of therapy
         for fact in hits:
             shown = seen.setdefault(fact, [])
-            shown.append(f"{where}: {_label(r)} ({why})")
+            shown.append(f"{where}: {resource_label(r)} ({why})")
     problems: list[RecordProblem] = []
     blocked: set[str] = set()
     for fact in sorted(seen):
@@ -421,4 +422,4 @@ def elsewhere(
         pairs.add(("", "*"))
     if not pairs:
         return None
-    return pid, base, path, inside, _label(r), tuple(sorted(pairs))
+    return pid, base, path, inside, resource_label(r), tuple(sorted(pairs))

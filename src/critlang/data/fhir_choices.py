@@ -61,3 +61,47 @@ def two_choices(item: Any) -> str | None:
                     "R4 allows one choice type"
                 )
     return None
+
+
+# Modifier elements (isModifier) of earlier FHIR versions that R4 replaced by a status
+# code. In an R4 resource they are unknown elements (R4 json.html), and what they say
+# ("taken": "n", "notGiven": true) cannot be read as R4; skipping them would read a drug
+# never taken as taken. STU3: MedicationStatement.taken (y | n | unk | na),
+# MedicationAdministration.notGiven, Procedure.notDone, Immunization.notGiven; DSTU2:
+# MedicationStatement.wasNotTaken, MedicationAdministration.wasNotGiven,
+# Procedure.notPerformed, Immunization.wasNotGiven. R4: status not-taken / not-done.
+FORMER_MODIFIERS = {
+    "MedicationStatement": ("taken", "wasNotTaken", "notTaken"),
+    "MedicationAdministration": ("notGiven", "wasNotGiven"),
+    "Procedure": ("notDone", "notPerformed"),
+    "Immunization": ("notGiven", "wasNotGiven"),
+}
+# Patient.deceased[x] is deceasedBoolean | deceasedDateTime (R4 patient.html): any other
+# `deceased...` member says something about death that R4 gives no meaning to, and a
+# patient whose death cannot be read is never "alive" in silence (breaker8 F3)
+DECEASED = ("deceasedBoolean", "deceasedDateTime")
+
+
+def foreign_element(item: Any) -> str | None:
+    """Why a resource is unusable when it gives a member R4 does not define whose meaning
+    would change the reading (a former modifier element, a deceased[x] of no R4 type);
+    None otherwise. Other unknown members are ignored, as R4 readers may."""
+    if not isinstance(item, dict):
+        return None
+    rt = item.get("resourceType")
+    for name in FORMER_MODIFIERS.get(rt, ()) if isinstance(rt, str) else ():
+        if name in item:
+            shown = str(item[name])[:20]
+            return (
+                f"{name!r} ({shown}) is not an R4 element: it is a modifier element of an "
+                f"earlier FHIR version ({rt}.{name}) that R4 replaced by status, so what it "
+                "says cannot be read as R4"
+            )
+    if rt == "Patient":
+        for k in item:
+            if isinstance(k, str) and k.startswith("deceased") and k not in DECEASED:
+                return (
+                    f"{k!r} is not an R4 element: Patient.deceased[x] is deceasedBoolean or "
+                    "deceasedDateTime"
+                )
+    return None

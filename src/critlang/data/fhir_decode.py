@@ -25,7 +25,9 @@ import msgspec
 from msgspec import Struct, field
 
 from .fhir_choices import two_choices
-from .fhir_duplicates import bundle_duplicates
+from .fhir_duplicates import RAW_BUNDLE as _RAW_BUNDLE
+from .fhir_duplicates import RAW_LIST as _RAW_LIST
+from .fhir_duplicates import bundle_duplicates, loose_raws
 from .values import exact_number
 
 
@@ -90,6 +92,8 @@ class Component(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept: msgspec.Raw = msgspec.Raw()
     dataAbsentReason: Concept | None = None
     referenceRange: list[Range] | None = None
 
@@ -159,6 +163,8 @@ class Resource(Struct, gc=False):
     valueInteger: Any = None
     valueBoolean: Any = None
     valueString: Any = None
+    # only whether it is there: a coded answer is not read (fhir_observation._offered)
+    valueCodeableConcept_: msgspec.Raw = _lazy("valueCodeableConcept")
     dataAbsentReason: Concept | None = None
     component_: msgspec.Raw = _lazy("component")
     referenceRange_: msgspec.Raw = _lazy("referenceRange")
@@ -306,17 +312,7 @@ _PERIOD = msgspec.json.Decoder(Period | None)
 _DISPENSE = msgspec.json.Decoder(DispenseRequest | None)
 
 
-class _RawEntry(Struct, gc=False):
-    resource: msgspec.Raw = EMPTY
-
-
-class _RawBundle(Struct, gc=False):
-    entry: list[_RawEntry] | None = None
-
-
 _FILE = msgspec.json.Decoder(Resource | list[Resource])
-_RAW_BUNDLE = msgspec.json.Decoder(_RawBundle)
-_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _LINE = msgspec.json.Decoder(Resource)
 _GENERIC = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder().encode
@@ -376,22 +372,6 @@ def _typed(top: Resource | list[Resource], data: bytes) -> Decoded:
     return out
 
 
-def nested_raws(bundle: Resource, entries: list[Entry]) -> None:
-    """Gives the resources of a Bundle inside a Bundle (or an NDJSON line) their own text
-    from the Bundle's, as decode_file does for a file's entries (duplicate-key checks)."""
-    if not bundle.raw_:
-        return
-    try:
-        raws = _RAW_BUNDLE.decode(bundle.raw_).entry or []
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return
-    if len(raws) != len(entries):
-        return
-    for e, raw in zip(entries, raws, strict=True):
-        if e.resource is not None and not e.resource.raw_:
-            e.resource.raw_ = raw.resource
-
-
 def _unwrap(top: Resource) -> Decoded:
     if top.resourceType is None:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
@@ -401,6 +381,14 @@ def _unwrap(top: Resource) -> Decoded:
 
 
 NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource cannot be used
+
+
+def resource_label(r: Resource) -> str:
+    """How messages name a resource: "Observation/x", or "Observation (no id)"; a stand-in
+    with no type is an NDJSON line that cannot be read (fhir_ndjson._unreadable_line)."""
+    if r.resourceType is None:
+        return "a line that cannot be read"
+    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
 def unusable(why: str) -> str:
@@ -439,31 +427,6 @@ def _generic(data: bytes) -> tuple[Any, str | None]:
         return None, f"not JSON ({exc})"
 
 
-class _LooseBundle(Struct, gc=False):
-    entry: list[msgspec.Raw] | None = None
-
-
-_LOOSE_BUNDLE = msgspec.json.Decoder(_LooseBundle)
-_LOOSE_ENTRY = msgspec.json.Decoder(_RawEntry)
-
-
-def _loose_raws(data: bytes, top: Any) -> list[msgspec.Raw]:
-    """Each item's text for a file read loosely (an array, or a Bundle's entries' resources;
-    EMPTY where there is none), so that its duplicate keys are still found."""
-    try:
-        if isinstance(top, list):
-            return _RAW_LIST.decode(data)
-        raws = []
-        for raw in _LOOSE_BUNDLE.decode(data).entry or []:
-            try:
-                raws.append(_LOOSE_ENTRY.decode(raw).resource)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                raws.append(EMPTY)
-        return raws
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return []
-
-
 def _decode_loosely(data: bytes) -> Decoded:
     out = _loosely(data)
     out.escapes = b"\\" in data
@@ -474,7 +437,7 @@ def _loosely(data: bytes) -> Decoded:
     top, problem = _generic(data)
     if problem is not None:
         return Decoded([], problem=problem)
-    raws = _loose_raws(data, top) if isinstance(top, (list, dict)) else []
+    raws = loose_raws(data, top) if isinstance(top, (list, dict)) else []
     if isinstance(top, list):
         out = Decoded([])
         for i, item in enumerate(top):

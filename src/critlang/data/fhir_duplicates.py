@@ -19,13 +19,68 @@ from typing import Any
 
 import msgspec
 
-from .fhir_choices import two_choices
+from .fhir_choices import foreign_element, two_choices
 
 EMPTY = msgspec.Raw()
 _GENERIC = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder().encode
 
 
+# ---------------------------------------------------------------- each resource's text
+class RawEntry(msgspec.Struct, gc=False):
+    resource: msgspec.Raw = EMPTY
+
+
+class RawBundle(msgspec.Struct, gc=False):
+    entry: list[RawEntry] | None = None
+
+
+class _LooseBundle(msgspec.Struct, gc=False):
+    entry: list[msgspec.Raw] | None = None
+
+
+RAW_BUNDLE = msgspec.json.Decoder(RawBundle)
+RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_LOOSE_BUNDLE = msgspec.json.Decoder(_LooseBundle)
+_LOOSE_ENTRY = msgspec.json.Decoder(RawEntry)
+_RAW_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def nested_raws(bundle: Any, entries: list[Any]) -> None:
+    """Gives the resources of a Bundle inside a Bundle (or on an NDJSON line) their own
+    text from the Bundle's, as fhir_decode.decode_file does for a file's entries."""
+    if not bundle.raw_:
+        return
+    try:
+        raws = RAW_BUNDLE.decode(bundle.raw_).entry or []
+    except _RAW_ERRORS:
+        return
+    if len(raws) != len(entries):
+        return
+    for e, raw in zip(entries, raws, strict=True):
+        if e.resource is not None and not e.resource.raw_:
+            e.resource.raw_ = raw.resource
+
+
+def loose_raws(data: bytes, top: Any) -> list[msgspec.Raw]:
+    """Each item's text for a file read loosely (fhir_decode: an array, or a Bundle's
+    entries' resources; EMPTY where there is none), so that a member given twice is
+    still found there."""
+    try:
+        if isinstance(top, list):
+            return RAW_LIST.decode(data)
+        raws = []
+        for raw in _LOOSE_BUNDLE.decode(data).entry or []:
+            try:
+                raws.append(_LOOSE_ENTRY.decode(raw).resource)
+            except _RAW_ERRORS:
+                raws.append(EMPTY)
+        return raws
+    except _RAW_ERRORS:
+        return []
+
+
+# ------------------------------------------------------------- a Bundle outside its resources
 _RESOURCE_KEY = re.compile(rb'"resource"[ \t\n\r]*:[ \t\n\r]*')
 
 
@@ -149,7 +204,7 @@ def examine(r: Any, codes: frozenset[str] | None = None) -> tuple[str, ...]:
             if codes is None:
                 return r.dups_  # the text kept for the codes it may hide (below)
         else:
-            r.pending_ = two_choices(item) if item is not None else None
+            _check_members(r, item)
         r.raw_ = EMPTY  # checked once: a second call costs nothing
     elif r.dups_ and codes is not None and r.raw_:
         # examined before the codes were known (fhir_bundles.current): what it may hide
@@ -282,3 +337,17 @@ def _members(value: Any) -> int:
     if isinstance(value, list):
         return sum(_members(v) for v in value)
     return 0
+
+
+def _check_members(r: Any, item: Any) -> None:
+    """A well-formed resource's members: a choice element in two types (two_choices) or a
+    member R4 does not define that would change its meaning (foreign_element), kept in
+    `r.pending_` until a fact is read from it (duplicate_keys)."""
+    if item is None:
+        return
+    r.pending_ = two_choices(item) or foreign_element(item)
+    if r.pending_ is not None and r.resourceType == "Patient":
+        # whatever its deceased[x] says, the patient is "perhaps deceased" (fhir_patient)
+        r.deceased_given = r.deceased_given or any(
+            isinstance(k, str) and k.startswith("deceased") for k in item
+        )

@@ -51,9 +51,10 @@ from typing import Any
 
 import msgspec
 
-from .fhir_bound import bound_search
+from .fhir_bound import bound_search, kept, usable
 from .fhir_bundles import (
     KNOWN_TYPES,
+    MAYBE_UNKNOWN_SERVER,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
     SUBJECT_TWICE,
@@ -70,11 +71,11 @@ from .fhir_decode import (
     bundle_type,
     decode_file,
     nested_raws,
+    resource_label,
 )
 from .fhir_duplicates import check_read, duplicate_keys, patient_twice
 from .fhir_refs import (
     DISPLAY_ONLY,
-    HISTORY,
     Medications,
     display_only,
     id_diagnostic,
@@ -84,6 +85,7 @@ from .fhir_refs import (
     rest_base,
     same_server,
     subject_reference,
+    unversioned,
 )
 from .fhir_status import entry_unread
 from .fhir_tally import Tally
@@ -117,10 +119,6 @@ class PatientResources:
     bundle: str = ""
 
 
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
-
-
 class _BundleIndex:
     """fullUrl and Patient/id -> patient key, for one bundle (R4 bundle.html#references).
 
@@ -148,7 +146,7 @@ class _BundleIndex:
         for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
-            url = HISTORY.sub("", url) if url else None
+            url = unversioned(url) if url else None
             own = patient_server(e)
             if r.id and len(servers.get(r.id, ())) > 1 and own is not None:
                 key, pid = url, r.id  # type: ignore[assignment]
@@ -197,8 +195,27 @@ class _BundleIndex:
         target, why = patient_target(reference)
         if target is None:
             return None, why
-        if target.startswith("urn:") or "://" in target:
+        if target.startswith("urn:"):
             return self._one(self.keys.get(target, set()))
+        if "://" in target:
+            exact = self.keys.get(target)
+            if exact:
+                return self._one(exact)
+            # No entry has that fullUrl, so by bundle.html the reference is outside the
+            # Bundle. A Patient of that id on that very server is it; one whose server is
+            # not known (a urn:uuid entry) may be it or not: the resource may be that
+            # patient's, so it hides their older values (a stray), never dropped as
+            # "not in the data" while the older value decides (breaker8 F1)
+            parts = literal(target)
+            if parts is None:
+                return None, NOT_IN_FILE
+            claims = self.keys.get(f"{parts[1]}/{parts[2]}", set())
+            same = {k for k in claims if parts[0] in self.bases[k]}
+            if same:
+                return self._one(same)
+            if any(None in self.bases[k] for k in claims):
+                return None, MAYBE_UNKNOWN_SERVER
+            return None, NOT_IN_FILE
         # relative [type]/[id]: R4 bundle.html "Resolving references in Bundles": "if the
         # fullUrl for the bundle entry containing the resource is a RESTful one, extract
         # the [root] from the fullUrl, and append the reference (type/id) to it, then try
@@ -416,7 +433,7 @@ def _bundle_patients(
         if r.resourceType == "Bundle":
             tally.unassign(
                 f"a Bundle nested more than {MAX_NESTING} deep, or malformed: not read",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
             )
             continue
         if r.resourceType == "OperationOutcome":
@@ -440,13 +457,13 @@ def _bundle_patients(
             # `"subject"` named twice: the reference read is the last by file order, so
             # the resource may be any patient's of the file (RFC 8259 section 4; R4
             # json.html), never only the last one named (breaker7 F2)
-            _unassign(tally, SUBJECT_TWICE, f"{where}: {_label(r)}", r, codes, strays)
+            _unassign(tally, SUBJECT_TWICE, f"{where}: {resource_label(r)}", r, codes, strays)
             continue
         if not reference:
             _unassign(
                 tally,
                 subject_reference(r)[1] or "unassigned",
-                f"{where}: {_label(r)}",
+                f"{where}: {resource_label(r)}",
                 r,
                 codes,
                 strays,
@@ -472,7 +489,7 @@ def _bundle_patients(
             # the entry's RESTful fullUrl tells apart one id on two servers (F7)
             at = f" ({base})" if base else ""
             for r in held:
-                where_r = f"{where}: {_label(r)}{at}"
+                where_r = f"{where}: {resource_label(r)}{at}"
                 _unassign(tally, why or "unassigned", where_r, r, codes, strays, base, path, inside)
             continue
         tally.assigned += len(held)
@@ -550,41 +567,6 @@ def _unassign(
             tally.elsewhere.append(found)
 
 
-def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
-    """The resources a protocol can use: a bound code, components (whose codes may be
-    bound), a medication reference; the rest are counted but not kept (all without codes).
-    Whether one names a JSON member twice is checked where a fact is read from it
-    (fhir.Extractor, fhir_decode.duplicate_keys): most kept resources with components
-    give none."""
-    if codes is None:
-        return resources
-    return [r for r in resources if _usable(r, codes)]
-
-
-_THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
-
-
-def _usable(r: Resource, codes: frozenset[str]) -> bool:
-    concept = r.code
-    if concept is None:
-        concept = r.medicationCodeableConcept
-    if concept is not None:
-        coding = concept.coding
-        if coding:
-            for c in coding:  # (a loop, not any(): this runs for every resource read)
-                if c.code in codes:
-                    return True
-            if r.component_:
-                return True
-            # a therapy coded only in systems the protocol binds no therapy in (NDC when
-            # it binds RxNorm) may be any bound kind: kept, the extractor says so
-            # (realfhir7 F6)
-            if r.hidden_:
-                return True  # a copy given twice names a bound code (fhir_duplicates)
-            systems = getattr(codes, "list_systems", None)
-            if not systems or r.medicationCodeableConcept is None:
-                return False
-            if r.resourceType not in _THERAPIES:
-                return False
-            return all(c.system not in systems for c in coding)
-    return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
+# which resources a protocol can use (fhir_bound.py); names kept for fhir_ndjson
+_kept = kept
+_usable = usable

@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from ..typesys import BoolT, NumberT, PressureT, QuantT
+from ..typesys import BoolT, EnumT, IntT, NumberT, PressureT, QuantT, ScaleT
 from .fhir_decode import Component, Concept, Resource
 
 UCUM = "http://unitsofmeasure.org"
@@ -111,11 +111,61 @@ def observation_entry(
                 entry["unit"] = unit_text
             return entry
         raise Unusable("no valueQuantity")
+    if isinstance(t, IntT):
+        return _integer(holder, entry, t)
+    if isinstance(t, (EnumT, ScaleT)) and isinstance(holder.valueString, str):
+        # a category written as its name ("III"); the record reader checks it is one of
+        # the fact's members, with a did-you-mean (coded answers are not mapped: fhir.md)
+        entry["value"] = holder.valueString
+        return entry
     if isinstance(t, BoolT):
         if isinstance(holder.valueBoolean, bool):
             entry["value"] = holder.valueBoolean
             return entry
-    raise Unusable(f"no value of the kind {t.describe()}")
+    raise Unusable(f"no value of the kind {t.describe()}{_offered(holder)}")
+
+
+# a count or a score: no unit, UCUM "1", or an annotation only ("{score}": UCUM 4.5.1,
+# annotations are unity)
+_UNITLESS = re.compile(r"1?|\{[^{}]*\}")
+
+
+def _integer(holder: Resource | Component, entry: dict[str, Any], t: IntT) -> dict[str, Any]:
+    """A whole-number fact (ECOG, a count): valueInteger (R4 Observation.value[x]), or a
+    valueQuantity with no unit, or a unitless one ("{score}"); the record reader checks it
+    is whole and inside the declared range."""
+    if holder.valueInteger is not None:
+        value = json_number(holder.valueInteger, "valueInteger")
+        if not isinstance(value, int):
+            raise Unusable(f"valueInteger {value!r} is not an integer")
+        entry["value"] = value
+        return entry
+    vq = holder.valueQuantity
+    if vq is not None:
+        if vq.value is None:
+            raise Unusable("valueQuantity has no value")
+        value = json_number(vq.value, "valueQuantity.value")
+        if vq.comparator is not None:
+            # a censored score ("< 2") is no whole number (R4 quantity-comparator, a modifier)
+            raise Unusable(f"valueQuantity is censored ({vq.comparator!r} {value})")
+        unit = vq.code if vq.system in (UCUM, None) and vq.code is not None else vq.unit
+        if unit is not None and not (isinstance(unit, str) and _UNITLESS.fullmatch(unit)):
+            raise Unusable(f"valueQuantity in {str(unit)[:40]!r} is not a count or a score")
+        entry["value"] = value
+        return entry
+    raise Unusable(f"no value of the kind {t.describe()}{_offered(holder)}")
+
+
+def _offered(holder: Resource | Component) -> str:
+    """What the resource gave instead, so the diagnostic says why it is not read."""
+    coded = getattr(holder, "valueCodeableConcept_", None) or getattr(
+        holder, "valueCodeableConcept", None
+    )
+    if coded:  # msgspec.Raw: empty when the element is absent
+        return " (a coded answer, valueCodeableConcept, is not read for this kind of fact)"
+    if holder.valueString is not None:
+        return " (valueString is text)"
+    return ""
 
 
 def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fhir_decode import Component, Concept, Entry, Resource
+from .fhir_decode import Component, Concept, Entry, Resource, resource_label
 from .fhir_observation import Unusable
 
 Target = tuple[str, str | None]  # (fact, list member or None)
@@ -279,11 +279,10 @@ def stray_markers(
             when = trusted_time(r)
         except (msgspec.ValidationError, msgspec.DecodeError):
             when = None
-        label = f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
+        label = resource_label(r)
         source = f"{label}, which names no patient of the data ({why})"
         if r.resourceType is None:  # an NDJSON line that cannot be read (fhir_ndjson)
-            file, _, line = where.rpartition(" line ")
-            source = f"{file.replace(chr(92), '/').rsplit('/', 1)[-1]} line {line} (not readable)"
+            source = f"{where} (not readable)"
         elif SUBJECT_TWICE in why:
             source = f"{label} (its subject is given twice)"
         for fact in sorted({f for f, _ in hits}):

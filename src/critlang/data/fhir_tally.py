@@ -8,11 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .fhir_bundles import Elsewhere
-from .fhir_decode import Resource, unusable
-
-
-def _label(r: Resource) -> str:
-    return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
+from .fhir_decode import Resource, resource_label, unusable
 
 
 @dataclass
@@ -53,7 +49,7 @@ class Tally:
 
     def malformed(self, where: str, r: Resource) -> None:
         """A resource whose elements do not have their R4 datatypes: used only for identity."""
-        self.entry_problems.append(f"{where}: {_label(r)} {unusable(r.malformed)}")
+        self.entry_problems.append(f"{where}: {resource_label(r)} {unusable(r.malformed)}")
 
     def merge(self, other: Tally) -> None:
         """Adds the counts of files read apart (screen_jobs.py), `other`'s after these:

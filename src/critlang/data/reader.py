@@ -329,7 +329,12 @@ class Reader(ListReading, QuantityReading):
         unread: list[tuple[Any, str]] = []  # values that could not be used: (date, what)
         for mark in self.unread.get(fact, ()):  # values the FHIR reader could not use
             if isinstance(mark, dict):
-                unread.append((_one(mark.get("date")), str(mark.get("source"))[:80]))
+                # whole (a reason cut at a fixed width read "its subject is could not be
+                # used": breaker8 F2); a native record's own text is bounded, said so
+                source = str(mark.get("source"))
+                if len(source) > 300:
+                    source = source[:300] + "… (cut)"
+                unread.append((_one(mark.get("date")), source))
         for e in entries:
             o = self.entry(fact, t, e)
             if o is not None:
