@@ -70,10 +70,9 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_file,
-    nested_raws,
     resource_label,
 )
-from .fhir_duplicates import check_read, duplicate_keys, patient_twice
+from .fhir_duplicates import check_read, duplicate_keys, nested_raws, patient_twice
 from .fhir_refs import (
     DISPLAY_ONLY,
     Medications,

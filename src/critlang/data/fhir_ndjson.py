@@ -35,10 +35,9 @@ from .fhir_decode import (
     Resource,
     bundle_type,
     decode_line,
-    nested_raws,
     resource_label,
 )
-from .fhir_duplicates import check_read, duplicate_keys, patient_twice
+from .fhir_duplicates import check_read, duplicate_keys, nested_raws, patient_twice
 from .fhir_input import (
     NO_ID,
     PatientResources,
