@@ -61,9 +61,10 @@ class _Rows(Sequence[PatientRow]):
 
 class SqlScreening(Screening):
     counts: dict[str, int]
-    # patients with a `fact#conflict` mark (conflicting candidate values, or reported
-    # reference ranges leaving the limits unknown): SQL leaves what reads such a fact
-    # unknown where the Python engine may decide (docs/scale.md; sqltest7 finding 5)
+    # patients with conflicting candidates for a fact a list condition reads from the
+    # patient row (SqlProtocol.unweighed): SQL leaves what reads it unknown where the
+    # Python engine may decide (docs/scale.md; sqltest7 finding 5). Other conflicts are
+    # weighed world by world as in Python (backends/sql/worlds.py)
     conflicted: int = 0
 
     def verdicts(self) -> dict[str, int]:
@@ -76,7 +77,7 @@ class SqlScreening(Screening):
 def check_cohort(compiled: Compiled, meta: dict[str, str], as_of: dt.date | None) -> dt.date:
     """The date to screen as of; CohortError when the cohort was read for other facts
     or, from FHIR, as of another date."""
-    from ...data.ingest import signature_mismatch
+    from ...data.ingest_signature import signature_mismatch
 
     if "facts" not in meta:
         raise CohortError("not a cohort written by `critlang ingest` (no critlang_meta)")
@@ -134,9 +135,14 @@ def screen_cohort(
             ).fetchall()
             for pid, fact, why in rows:
                 problems.setdefault(pid, []).append(f"{fact}: {why}")
-        (conflicted,) = local.con.execute(
-            "SELECT COUNT(DISTINCT pid) FROM critlang_facts WHERE fact LIKE ?", ["%" + CONFLICT]
-        ).fetchone()
+        conflicted = 0
+        if query.unweighed:  # conflicts a list condition reads: unknown in SQL (worlds.py)
+            marks = sorted(f + CONFLICT for f in query.unweighed)
+            (conflicted,) = local.con.execute(
+                "SELECT COUNT(DISTINCT pid) FROM critlang_facts WHERE fact IN "
+                f"({', '.join('?' for _ in marks)})",
+                marks,
+            ).fetchone()
         if engine == "duckdb":
             result = local.run(query, patients)
     finally:
