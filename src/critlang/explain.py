@@ -262,6 +262,8 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             part = whole.value[0 if e.attr == "systolic" else 1]
             t = self.type(e)
             unit = f" {t.unit.text}" if isinstance(t, QuantT) else ""
+            if is_range(part):  # a censored part ("> 170"): the interval it stands for
+                return Val(part, f"{e.attr} {span_words(part, unit.strip())} ({whole.shown})")
             if part is not None and float(num(part)) != part:
                 # converted (21.33 kPa is 159.9917 mm[Hg]): no rounded number that could
                 # contradict the verdict; the comparison shows it with enough digits

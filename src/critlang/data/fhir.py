@@ -61,7 +61,8 @@ from typing import Any
 import msgspec
 
 from ..checker import CheckResult
-from ..typesys import BoolT, ListT
+from ..typesys import BoolT, ListT, PressureT
+from .fhir_absent import absent_facts, open_lists
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource, resource_label, unusable
@@ -76,6 +77,7 @@ from .fhir_observation import (
     Unusable,
     first_code,
     observation_entry,
+    pair_parts,
     trusted_time,
 )
 from .fhir_patient import birth_date, patient_fields
@@ -191,10 +193,13 @@ class Extractor:
         self.codes = BoundCodes(code for _, code in self.index)
         self.codes.list_systems = list_systems
         self.history: dict[str, str] = {}
+        self.pressures = sorted(
+            n for n, i in checked.facts.items() if isinstance(i.type, PressureT)
+        )
         for name, info in checked.facts.items():
             opt = info.node.option("history")
             self.history[name] = opt.text if opt is not None and opt.text else "current"
-        self.absent_facts = self._absent_facts(frozenset(absent_means_no))
+        self.absent_facts = absent_facts(checked, frozenset(absent_means_no), self.warnings)
         self._as_of = dt.date.today()
 
     def _bind(self, system: str, value: str, target: tuple[str, str | None]) -> None:
@@ -208,43 +213,6 @@ class Extractor:
             return
         for uri in SYSTEMS[system]:
             self.index.setdefault((uri, value), []).append(target)
-
-    def _absent_facts(self, kinds: frozenset[str]) -> dict[str, Any]:
-        """Facts whose absence counts as "no" in feasibility mode, with that "no".
-
-        conditions: yes/no facts bound to codes (read from Condition and Procedure).
-        medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown), and
-        lists without `kind` bound to codes as a whole.
-        """
-        out: dict[str, Any] = {}
-        if "conditions" in kinds:
-            for fact in sorted(self.c.bindings):
-                info = self.c.facts.get(fact)
-                if info is not None and isinstance(info.type, BoolT):
-                    out[fact] = False
-        if "medications" in kinds:
-            bound: dict[str, set[str]] = {}
-            for fact, member in self.c.item_bindings:
-                bound.setdefault(fact, set()).add(member)
-            for fact in sorted(bound):
-                t = self.c.facts[fact].type
-                kinds_t = dict(t.fields).get("kind") if isinstance(t, ListT) else None
-                members = set(getattr(kinds_t, "members", ()))
-                if members and members <= bound[fact]:
-                    out[fact] = []
-                else:
-                    missing = ", ".join(sorted(members - bound[fact]))
-                    self.warnings.append(
-                        f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
-                    )
-            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
-            # are all it can hold, so their absence is complete too
-            for fact in sorted(self.c.bindings):
-                t = self.c.facts[fact].type if fact in self.c.facts else None
-                if isinstance(t, ListT) and "kind" not in dict(t.fields):
-                    out[fact] = []
-        return out
 
     # ------------------------------------------------------------------ one patient
     def patient(self, group: PatientResources, as_of: dt.date) -> FhirPatient:
@@ -382,39 +350,15 @@ class Extractor:
                 p.fact == fact and p not in state.set_aside for p in problems
             ):
                 facts[fact] = no
+        pair_parts(facts, self.pressures)  # a separate systolic and diastolic of one instant
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):
                 _canonical(value)
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
-        self._open_lists(facts, problems, group.path, unread)
+        open_lists(self.c, self.absent_facts, facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
-
-    def _open_lists(
-        self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
-    ) -> None:
-        """A list read from resources shows the therapies the data record, not that there
-        are no others: one item with nothing known stands for those (open world), so a
-        rule needing their absence (`no ... with`, `all ...`) stays unknown, while one
-        found item can still decide `any ... with`. Under `--absent-means-no medications`
-        (every kind bound to codes, no unread Medication) the list is read as complete."""
-        for fact, value in facts.items():
-            info = self.c.facts.get(fact)
-            if info is None or not isinstance(info.type, ListT) or not isinstance(value, list):
-                continue
-            if fact in self.absent_facts and not unread:
-                continue
-            value.append({})
-            problems.append(
-                RecordProblem(
-                    path,
-                    fact,
-                    f"the data show {len(value) - 1} item(s); others they do not record may "
-                    "exist, so what needs their absence stays unknown "
-                    "(--absent-means-no medications reads the list as complete)",
-                )
-            )
 
     def _status_usable(
         self,

@@ -548,11 +548,10 @@ def _unassign(
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
-    """The resources a protocol can use: a bound code, components (whose codes may be
-    bound), a medication reference; the rest are counted but not kept (all without codes).
-    Whether one names a JSON member twice is checked where a fact is read from it
-    (fhir.Extractor, fhir_decode.duplicate_keys): most kept resources with components
-    give none."""
+    """The resources a protocol can use: a bound code, components with a bound code (or
+    that cannot be decoded), a medication reference; the rest are counted but not kept
+    (all without codes). Whether one names a JSON member twice is checked where a fact
+    is read from it (fhir.Extractor, fhir_decode.duplicate_keys)."""
     if codes is None:
         return resources
     return [r for r in resources if _usable(r, codes)]
@@ -572,7 +571,7 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
                 if c.code in codes:
                     return True
             if r.component_:
-                return True
+                return _components_bound(r, codes)
             # a therapy coded only in systems the protocol binds no therapy in (NDC when
             # it binds RxNorm) may be any bound kind: kept, the extractor says so
             # (realfhir7 F6)
@@ -582,4 +581,24 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
             if r.resourceType not in _THERAPIES:
                 return False
             return all(c.system not in systems for c in coding)
-    return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
+    if r.component_ and _components_bound(r, codes):
+        return True
+    return r.medicationReference is not None or r.malformed is not None
+
+
+def _components_bound(r: Resource, codes: frozenset[str]) -> bool:
+    """Whether r's components can give a fact: one has a bound code, or they do not have
+    their datatypes (the extractor then reports r as malformed, as for any kept resource).
+    A panel whose components carry no bound code gives nothing (most blood pressure and
+    questionnaire panels of a cohort): not kept, only counted."""
+    try:
+        components = r.component
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return True
+    for comp in components or ():
+        concept = comp.code
+        if concept is not None:
+            for c in concept.coding or ():
+                if c.code in codes:
+                    return True
+    return False
