@@ -51,14 +51,19 @@ from typing import Any
 
 import msgspec
 
+from .fhir_bound import bound_search, kept, usable, usable_own
 from .fhir_bundles import (
     KNOWN_TYPES,
     MAYBE_UNKNOWN_SERVER,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
+    SUBJECT_TWICE,
     Stray,
     current,
+    elsewhere,
+    may_be_anyone,
 )
+from .fhir_contained import with_contained
 from .fhir_decode import (
     NOT_USED,
     Decoded,
@@ -68,10 +73,11 @@ from .fhir_decode import (
     decode_file,
     resource_label,
 )
-from .fhir_duplicates import duplicate_keys
-from .fhir_kept import _kept, _unassign
+from .fhir_duplicates import check_read, duplicate_keys, nested_raws, patient_twice
 from .fhir_refs import (
+    DISPLAY_ONLY,
     Medications,
+    display_only,
     id_diagnostic,
     literal,
     patient_server,
@@ -347,7 +353,9 @@ def _group_bundle(
         tally.unusable_files.append((where, why))
         return
     strays: list[Stray] = []
-    found = _bundle_patients(entries, decoded.type, where, "", tally, codes, strays, 0)
+    found = _bundle_patients(
+        entries, decoded.type, where, "", tally, codes, strays, 0, decoded.escapes
+    )
     if not found[0]:
         tally.unusable_files.append((where, found[1] if decoded.bundle else _lone(entries)))
         return
@@ -368,10 +376,13 @@ def _bundle_patients(
     codes: frozenset[str] | None,
     strays: list[Stray],
     depth: int,
+    escapes: bool = True,
 ) -> tuple[list[PatientResources], str]:
     """The patients of one Bundle (self-contained: bundle.html#references), then those
-    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle."""
+    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle;
+    `escapes`: the file's text has a backslash (fhir_bound.py)."""
     where = path + inside
+    search = bound_search(codes) if codes else None
     if kind is not None and kind not in KNOWN_TYPES:
         tally.entry_problems.append(
             f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
@@ -413,6 +424,10 @@ def _bundle_patients(
             # the entry means (R4 extensibility.html#modifierExtension), so its resource
             # cannot be used: a per-fact diagnostic, the facts it names unknown
             r.malformed = f"{NOT_USED}{entry_unread(e)}"
+        if search is not None:
+            # a member given twice may hide a bound code, or name another patient: found
+            # before the resource is given to anyone (fhir_duplicates.check_read)
+            check_read(r, codes, search, escapes)  # type: ignore[arg-type]
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Bundle":
@@ -438,6 +453,12 @@ def _bundle_patients(
             continue
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
+        if r.dups_ and patient_twice(r):
+            # `"subject"` named twice: the reference read is the last by file order, so
+            # the resource may be any patient's of the file (RFC 8259 section 4; R4
+            # json.html), never only the last one named (breaker7 F2)
+            _unassign(tally, SUBJECT_TWICE, f"{where}: {resource_label(r)}", r, codes, strays)
+            continue
         if not reference:
             _unassign(
                 tally,
@@ -490,8 +511,11 @@ def _bundle_patients(
     for i, r in nested:
         tally.nested_bundles += 1
         label = f" entry {i + 1} (Bundle/{r.id})" if r.id else f" entry {i + 1} (a Bundle)"
+        entries = r.entry or []
+        if codes:
+            nested_raws(r, entries)  # each entry's resource text, for check_read
         inner, _ = _bundle_patients(
-            r.entry or [], bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
+            entries, bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
         )
         out.extend(inner)
     if not out:
@@ -500,3 +524,69 @@ def _bundle_patients(
             "no Patient resource with an id or a fullUrl" if patients else "no Patient resource",
         )
     return out, ""
+
+
+def _unassign(
+    tally: Tally,
+    why: str,
+    where: str,
+    r: Resource,
+    codes: frozenset[str] | None,
+    strays: list[Stray],
+    base: str | None = None,
+    path: str | None = None,
+    inside: str = "",
+) -> None:
+    """Counts r as unassigned; one with a bound code is kept as a stray of its file (it
+    may be any patient's) or, when it names a patient that is not in its Bundle, for the
+    check across files and Bundles (screen_elsewhere.py). `base`: the RESTful fullUrl of
+    r's entry; `path` and `inside`: its file and nested Bundle."""
+    display = display_only(r) if why == DISPLAY_ONLY else None
+    tally.unassign(why, where + (f" (display {display!r})" if display else ""))
+    if codes is None or not _usable(r, codes):
+        return
+    if r.contained:  # what it contains goes where it goes (fhir_contained.py)
+        for one in with_contained(r, codes, usable_own):
+            _stray(one, why, where, codes, strays, tally, base, path, inside)
+        return
+    _stray(r, why, where, codes, strays, tally, base, path, inside)
+
+
+def _stray(
+    r: Resource,
+    why: str,
+    where: str,
+    codes: frozenset[str],
+    strays: list[Stray],
+    tally: Tally,
+    base: str | None,
+    path: str | None,
+    inside: str,
+) -> None:
+    """An unassigned resource with a bound code: a stray of its file, or one naming a
+    patient of another file or Bundle (_unassign)."""
+    duplicate_keys(r)
+    if patient_twice(r):
+        # `"subject"` named twice: the reference read is the last by file order, so the
+        # resource may be any patient's of the file (RFC 8259 section 4; R4 json.html)
+        strays.append((where.rsplit(": ", 1)[0], r, f"{SUBJECT_TWICE} ({r.malformed})"))
+    elif may_be_anyone(why):
+        strays.append((where.rsplit(": ", 1)[0], r, why))
+    elif why in (NOT_IN_FILE, NOT_IN_BUNDLE):
+        ref, _ = subject_reference(r)
+        target = patient_target(ref)[0] if ref else None
+        parts = literal(target) if target and not target.startswith("urn:") else None
+        if parts is None:
+            return
+        # the patient's identity: an absolute URL's base, else that of r's entry (R4
+        # bundle.html "Resolving references in Bundles"), else not known
+        server = parts[0] or rest_base(base)
+        file = path if path is not None else where.rsplit(": ", 1)[0]
+        found = elsewhere(parts[2], server, file, inside, r, codes)
+        if found is not None:
+            tally.elsewhere.append(found)
+
+
+# which resources a protocol can use (fhir_bound.py); names kept for fhir_ndjson
+_kept = kept
+_usable = usable

@@ -363,6 +363,9 @@ class CohortWriter:
         self.target = target
         self.compiled = compiled
         self.as_of = as_of
+        # feasibility mode's facts (kind -> facts read as "no" when absent), kept in the
+        # cohort so that screening it says so as `screen` does (breaker8 F13)
+        self.absent_means_no: dict[str, list[str]] = {}
         self.dir = tempfile.TemporaryDirectory(prefix="critlang-ingest-")
         self.facts_path = Path(self.dir.name) / "facts.csv"
         self.patients_path = Path(self.dir.name) / "patients.csv"
@@ -414,6 +417,10 @@ class CohortWriter:
                 )
             meta = protocol_signature(self.compiled)
             meta["as_of"] = self.as_of.isoformat() if self.as_of else ""
+            if self.absent_means_no:
+                meta["absent_means_no"] = json.dumps(
+                    {k: sorted(v) for k, v in sorted(self.absent_means_no.items())}
+                )
             con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
             if self.as_of is not None:
                 # the per-patient tables the query reads instead of the facts rows: what it
@@ -504,6 +511,9 @@ def ingest_fhir(
     tally = tally if tally is not None else Tally()
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
+    for fact, no in extractor.absent_facts.items():  # as screen.py counts them
+        kind = "medications" if isinstance(no, list) else "conditions"
+        writer.absent_means_no.setdefault(kind, []).append(fact)
 
     Read = tuple[PatientRows, str, str | None, Where]
 

@@ -8,6 +8,7 @@ The attrition counts come from the engine (SQL aggregates), the per-patient rows
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -163,6 +164,8 @@ def screen_cohort(
             result = spark.run(query, patients)
     screening = _screening(compiled, day, result, paths, problems)
     screening.conflicted = int(conflicted or 0)
+    if meta.get("absent_means_no"):  # ingested in feasibility mode: said, as screen says
+        screening.absent_means_no = json.loads(meta["absent_means_no"])
     return screening
 
 
