@@ -282,10 +282,10 @@ def join_list_counts(
         for q in quantifiers:
             for suffix in q.counts():
                 name = f"{q.alias}_{suffix}"
-                none = AGGREGATES[suffix][1]  # without items
+                none = AGGREGATES[suffix][1]  # without items (an integer, as the counts)
                 query = query.select(
                     exp.alias_(
-                        exp.Coalesce(this=col(name, alias), expressions=[num(none)]),
+                        exp.Coalesce(this=col(name, alias), expressions=[exp.Literal.number(none)]),
                         name,
                         copy=False,
                     ),
