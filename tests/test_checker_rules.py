@@ -94,6 +94,16 @@ CASES: list[tuple[str, str, str]] = [
         "  rule a1c < 8 %\n",
         "E312",
     ),
+    ("function-of-a-unit", "define f = sqrt(‸weight)\n", "E313"),
+    ("pow-of-a-unit", "define f = pow(ratio, ‸weight)\n", "E313"),
+    ("function-arity", "define f = ‸sqrt(ratio, 2)\n", "E104"),
+    ("min-one-operand", "define f = ‸min(ratio)\n", "E104"),
+    ("min-dimensions", "define f = min(weight, ‸2 mg/dL)\n", "E302"),
+    ("min-number-and-quantity", "define f = min(weight, ‸2)\n", "E303"),
+    ("min-date-and-number", "define f = min(birth_date, ‸2)\n", "E201"),
+    ("function-of-a-condition", "define f = ln(‸consent)\n", "E201"),
+    ("builtin-redefined", "‸define sqrt(x: number) = x\n", "E005"),
+    ("function-misspelt", 'I1 "x"\n  rule ‸sqr(ratio) > 2\n', "E101"),
     ("int-range", 'I1 "x"\n  rule krenning >= ‸5\n', "E401"),
     ("empty-range", "fact k2: ‸integer 4..0\n", "E402"),
     ("empty-between", 'I1 "x"\n  rule ‸hb between 9 g/dL and 8 g/dL\n', "E402"),
@@ -210,6 +220,23 @@ def test_library_codes_bind_declared_facts() -> None:
     a = analyse_text(PRELUDE + 'import "fixtures/library-with-fact.crit"\n', HERE)
     assert a.result is not None
     assert [c.value for c in a.result.bindings["hb"]] == ["718-7"]
+
+
+def test_builtin_functions_did_you_mean_and_units() -> None:
+    a = analyse_text(PRELUDE + 'I1 "x"\n  rule sqr(ratio) > 2 and lg10(ratio) > 1\n')
+    hints = [d.hint for d in a.diagnostics if d.code == "E101"]
+    assert hints == ["did you mean `sqrt`?", "did you mean `log10`?"]
+    a = analyse_text(PRELUDE + "define f = cbrt(weight)\n")
+    (d,) = [d for d in a.diagnostics if d.is_error]
+    assert d.code == "E313" and "a quantity in kg" in d.message
+    assert "`cbrt((... in kg))`" in (d.hint or "")
+    # min / max of quantities: the first operand's unit; of dates: a date
+    a = analyse_text(
+        PRELUDE + "define f = min(weight, 150 [lb_av])\ndefine g = max(birth_date, 2000-01-01)\n"
+        'inclusion criteria\nI9 "x"\n  rule f < 70 kg and g before enrollment\n'
+        "    and pow(ratio, 2) > sqrt(ratio)\n"
+    )
+    assert a.ok, [(d.code, d.message) for d in a.diagnostics if d.is_error]
 
 
 def test_age_not_defined_hints_the_usual_definition() -> None:

@@ -481,8 +481,9 @@ E1 "bp above 160/100"
 
 @pytest.mark.parametrize("form", FORMS)
 def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
-    """A systolic component ">170" was dropped in silence ("?/80"; breaker7 F13): it is
-    still not read as a bound, but the part is said to be censored."""
+    """A systolic component ">170" was dropped in silence ("?/80"; breaker7 F13), then
+    only said to be censored: it is read as the bound it is (reading8), so ">170/80"
+    meets `bp > 160/100` (either part suffices), as exactly 170/80 does."""
     ucum = "http://unitsofmeasure.org"
 
     def part(code: str, value: float, comparator: str | None = None) -> dict[str, Any]:
@@ -501,8 +502,10 @@ def test_a_censored_blood_pressure_part_is_said_not_dropped(tmp_path, form):
         "component": [part("8480-6", 170, ">"), part("8462-4", 80)],
     }
     row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
-    assert row["criteria"]["E1"] == "unknown"
-    assert said(row, "bp", "the systolic > 170 mm[Hg] is censored")
+    assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")
+    panel["component"] = [part("8480-6", 150, ">"), part("8462-4", 80)]
+    row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
+    assert row["criteria"]["E1"] == "unknown" and not said(row, "bp", "")
     panel["component"] = [part("8480-6", 170), part("8462-4", 80)]
     row = screen(tmp_path, form, [patient(), panel], BP_PROTOCOL)
     assert row["criteria"]["E1"] == "met" and not said(row, "bp", "")
@@ -522,3 +525,69 @@ def test_the_reason_a_newer_stray_value_is_not_used_is_said_whole(tmp_path, form
         "Observation/hb2, which names no patient of the data (its subject is a Group, not a "
         "Patient) could not be used and may be the newest",
     ), row["problems"]
+
+
+# ------------------------------------------------ breaker8 F1: absolute subject references
+
+
+def _bundle_with_urls(tmp_path: Path, patient_url: str, subject: str) -> dict:
+    entries = [
+        {"fullUrl": patient_url, "resource": patient()},
+        {"fullUrl": "urn:uuid:hb1", "resource": hb(12)},
+        {
+            "fullUrl": "urn:uuid:hb2",
+            "resource": hb(
+                7, id="hb2", effectiveDateTime="2024-05-30", subject={"reference": subject}
+            ),
+        },
+    ]
+    (tmp_path / "p.crit").write_text(PROTOCOL)
+    data = tmp_path / "b.json"
+    data.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    out = tmp_path / "out.jsonl"
+    argv = ["screen", "--as-of", AS_OF, str(tmp_path / "p.crit"), str(data), "--patients", str(out)]
+    assert main(argv) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    return row
+
+
+def test_an_absolute_reference_may_name_a_patient_of_no_known_server(tmp_path) -> None:
+    # the Patient's entry is urn:uuid (no server): http://x.org/fhir/Patient/p1 may be it
+    # or another server's p1, so the newer 7 g/dL may be this patient's: unknown, said
+    row = _bundle_with_urls(tmp_path, "urn:uuid:p1", "http://x.org/fhir/Patient/p1")
+    assert row["criteria"]["I2"] == "unknown"
+    assert said(row, "hemoglobin", "naming a Patient id of this Bundle whose server is not known")
+    # on that very server it is this patient's
+    row = _bundle_with_urls(
+        tmp_path, "http://x.org/fhir/Patient/p1", "http://x.org/fhir/Patient/p1/_history/3"
+    )
+    assert row["criteria"]["I2"] == "not met"
+
+
+def test_an_absolute_reference_to_another_server_is_not_this_patient(tmp_path) -> None:
+    row = _bundle_with_urls(
+        tmp_path, "http://a.org/fhir/Patient/p1", "http://b.org/fhir/Patient/p1"
+    )
+    assert row["criteria"]["I2"] == "met"  # b.org's patient p1 is someone else
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "http://A.ORG/fhir/Patient/p1",
+        "HTTP://a.org/fhir/Patient/p1",
+        "http://a.org:80/fhir/Patient/p1",
+        "http://a.org/fhir/Patient/p1/_history/2",
+    ],
+)
+def test_one_server_spelt_two_ways_is_one_server(tmp_path, subject) -> None:
+    # RFC 3986 6.2.2.1 (scheme and host are case-insensitive), 6.2.3 (default port)
+    row = _bundle_with_urls(tmp_path, "http://a.org/fhir/Patient/p1", subject)
+    assert row["criteria"]["I2"] == "not met"  # the newer 7 g/dL is this patient's
+
+
+def test_a_path_differing_in_case_is_another_server(tmp_path) -> None:
+    row = _bundle_with_urls(
+        tmp_path, "http://a.org/fhir/Patient/p1", "http://a.org/FHIR/Patient/p1"
+    )
+    assert row["criteria"]["I2"] == "met"  # the path is case-sensitive: someone else's

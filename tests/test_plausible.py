@@ -465,3 +465,45 @@ def test_uln_on_a_number_without_a_range_hints_what_can_be_written() -> None:
         "add `reference range reported` (the lab's range comes with each value) to the fact "
         "(a plain number has no default range)"
     )
+
+
+# ------------------------------------------- the LOINC plausibility table (author8 F9)
+TABLE = TwoEvaluators(
+    """\
+fact hba1c: quantity %
+fact qtcf: quantity ms
+codes hba1c: loinc "4548-4"
+codes qtcf: loinc "8636-3"
+inclusion criteria
+H1 "HbA1c at most 10.5 %"
+  rule hba1c <= 10.5 %
+exclusion criteria
+Q1 "QTcF above 450 ms"
+  rule qtcf > 450 ms
+""",
+    "table.crit",
+)
+
+
+@pytest.mark.parametrize(
+    ("facts", "crit", "expected", "words"),
+    [
+        ({"qtcf": q("0.48", "ms")}, "Q1", "unknown", "0.48 ms is beyond physiological"),
+        ({"qtcf": q(150, "ms")}, "Q1", "not met", None),  # the table's ends are plausible
+        ({"qtcf": q(480, "ms")}, "Q1", "met", None),
+        ({"qtcf": q("0.48", "s")}, "Q1", "met", None),  # 480 ms in seconds
+        ({"qtcf": q(1001, "ms")}, "Q1", "unknown", "1001 ms is beyond physiological"),
+        ({"hba1c": q(64, "%")}, "H1", "unknown", "64 % is beyond physiological"),
+        ({"hba1c": q(25, "%")}, "H1", "not met", None),
+        ({"hba1c": q("0.5", "%")}, "H1", "unknown", "0.5 % is beyond physiological"),
+    ],
+)
+def test_the_loinc_plausibility_table_refuses_unit_errors(facts, crit, expected, words) -> None:
+    record = read_record(TABLE.checked, {"facts": facts}, AS_OF)
+    status = TABLE.status(record, crit)
+    assert WORDS[status] == expected
+    said = [p.message for p in record.problems]
+    if words is None:
+        assert said == []
+    else:
+        assert any(words in m for m in said), said

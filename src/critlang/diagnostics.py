@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E310": "unit out of bounds",
     "E311": "threshold on another clinical scale",
     "E312": "scale conversion cannot be used",
+    "E313": "a unit where a function takes a plain number",
     "E401": "value outside the declared range",
     "E402": "empty range",
     "E601": "a written division read as a threshold",

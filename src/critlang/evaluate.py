@@ -134,6 +134,8 @@ def _why(record: Record, slot: Slot | str) -> str:
             # reported, but not used: say why (realfhir7 F10)
             why = getattr(obs, "range_why", None) or "none can be used"
             return f"{slot} (reported, not used: {why})"
+        if obs is None:  # the limits come with the value: say so, not "not reported"
+            return f"{slot} (comes with the {key.split('#')[0]} value, which is unknown)"
         return f"{slot} (not reported with the value)"
     if isinstance(slot, Slot) and slot.index is not None:
         obs = record.facts.get(key)
@@ -200,7 +202,7 @@ class Evaluator:
         results: list[CriterionResult] = []
         for crit, status in zip(self.compiled.criteria, statuses, strict=True):
             results.append(self._result(crit, status, record, f, needed))
-        missing = sorted(dict.fromkeys(str(s) for s in needed))
+        missing = sorted(dict.fromkeys(self._asked(record, s) for s in needed))
         if verdict == UNDETERMINED and record.deceased is None:
             # a partial date of death that may fall before the evaluation date (records.py)
             missing = sorted({*missing, "deceased"})
@@ -210,7 +212,11 @@ class Evaluator:
                 c for c, s in zip(self.compiled.criteria, statuses, strict=True) if s is None
             ]
             missing = sorted(
-                {str(slot) for c in undecided for slot in self.needs.slots(f, c.facts)}
+                {
+                    str(slot)
+                    for c in undecided
+                    for slot in self.needs.slots(f, c.facts, self.compiled.criteria.index(c))
+                }
                 or {d for c in undecided for d in c.facts if not _known(record, d)}
                 or {w for c in undecided for w in self._later(c)}
                 or {c.id for c in undecided}
@@ -226,6 +232,17 @@ class Evaluator:
             problems=[str(p) for p in record.problems],
             arm=str(arm_obs.value) if arm_obs is not None else None,
         )
+
+    def _asked(self, record: Record, slot: Slot) -> str:
+        """What to ask for a needed slot: the anchor a fact's look-back window is measured
+        from when that date is not known (the values may all be in the record: a
+        coordinator enters the date, never re-draws the labs; author8 F11), else the slot."""
+        info = self.compiled.checked.facts.get(slot.key.split("#")[0])
+        look = info.lookback if info is not None else None
+        if look is not None and look.quantity is not None and look.anchor is not None:
+            if record.anchors.get(look.anchor) is None:
+                return f"@{look.anchor}"
+        return str(slot)
 
     def _later(self, crit: Criterion) -> set[str]:
         """The lists of crit's conditions that only an event after the evaluation date
@@ -260,7 +277,7 @@ class Evaluator:
             if not mine:
                 # a decided verdict (not probed: it cannot change), or nothing of this
                 # criterion's could move the verdict: its open inputs, never nothing
-                mine = self.needs.slots(f, crit.facts)
+                mine = self.needs.slots(f, crit.facts, self.compiled.criteria.index(crit))
             r.missing = [_why(record, s) for s in mine] or [
                 _why(record, d) for d in sorted(crit.facts) if not _known(record, d)
             ]

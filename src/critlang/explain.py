@@ -42,6 +42,7 @@ from .backends.runtime import (
     r_between,
     sig,
 )
+from .backends.runtime_math import EXPORT_NAME, MATH_EXPORTS
 from .checker import Ref
 from .data.records import Observation, Record
 from .explain_compare import Comparisons
@@ -60,6 +61,7 @@ from .explain_words import (
     span_words,
 )
 from .explain_worlds import weighed, worlds
+from .functions import MATH, ORDERING, undefined_why
 from .typesys import DateT, IntT, NumberT, QuantT, ScaleT, Type
 from .units import Unit, conversion_factor, parse_unit
 
@@ -260,6 +262,8 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
             part = whole.value[0 if e.attr == "systolic" else 1]
             t = self.type(e)
             unit = f" {t.unit.text}" if isinstance(t, QuantT) else ""
+            if is_range(part):  # a censored part ("> 170"): the interval it stands for
+                return Val(part, f"{e.attr} {span_words(part, unit.strip())} ({whole.shown})")
             if part is not None and float(num(part)) != part:
                 # converted (21.33 kPa is 159.9917 mm[Hg]): no rounded number that could
                 # contradict the verdict; the comparison shows it with enough digits
@@ -352,6 +356,8 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         return str(x)
 
     def call(self, e: n.Call, env: dict[str, Val]) -> Val:
+        if e.func in MATH:
+            return self.math(e, env)
         if e.func == "elapsed_years":
             a, b = (self.plain(self.value(x, env)) for x in e.args)
             years = elapsed_years(a.value, b.value)
@@ -382,11 +388,34 @@ class Explainer(Comparisons, TimeClauses, ListClauses):
         words = e.func.replace("_", "-" if "gault" in e.func else " ")
         t = self.type(e)
         unit_text = f" {t.unit.text}" if isinstance(t, QuantT) and t.unit.text else ""
+        if body.value is None and all(v.value is not None for v in inner.values()):
+            # every input known: the formula itself has no value (a domain error)
+            return Val(None, f"{words} unknown: {body.shown}", derived)
         if body.value is None:
             return Val(None, f"{words} unknown (needs {', '.join(args)})", derived)
         result = f"{span_words(body.value)}{unit_text}"
         line = f"{words} = {body.shown} = {result} ({'; '.join(args)})"
         return Val(body.value, f"{words} {result}", merge(derived, [line]))
+
+    def math(self, e: n.Call, env: dict[str, Val]) -> Val:
+        """A built-in function as the compiled code computes it (runtime_math), shown
+        with its inputs: `pow(1.286, -1.2) = 0.7396`; outside its domain, why."""
+        target = self.carrier(e.args[0]) if e.func in ORDERING else None
+        vals = [self.value(a, env, target) for a in e.args]
+        derived = merge(*(v.derived for v in vals))
+        shown = f"{e.func}({', '.join(v.shown for v in vals)})"
+        fn = MATH_EXPORTS[EXPORT_NAME[e.func]]
+        r = fn(id(e) in self.roots, *(v.value for v in vals))  # type: ignore[operator]
+        if r is None and all(v.value is not None for v in vals):
+            inputs = ", ".join(
+                self.fmt(v.value, self.type(a)) for v, a in zip(vals, e.args, strict=True)
+            )
+            return Val(
+                None, f"{shown} has no value ({e.func}({inputs}): {undefined_why(e.func)})", derived
+            )
+        if r is None or e.func in ORDERING:
+            return Val(r, shown, derived)
+        return Val(r, f"{shown} = {span_words(r)}", derived)
 
     # ------------------------------------------------------------------ conditions
     def cond(self, e: n.Expr, env: dict[str, Val]) -> Clause:

@@ -55,7 +55,12 @@ class Comparisons:
             parts.append(ok)
             # enough digits that the value shown never contradicts its mark (159.99 is
             # not "160 ✗" against >= 160)
-            shown = "unknown" if value is None else distinct(value, float(bound))[0]
+            if value is None:
+                shown = "unknown"
+            elif is_range(value):  # a censored part: the interval it stands for
+                shown = span_words(value)
+            else:
+                shown = distinct(value, float(bound))[0]
             words.append(f"{name} {shown} {MARK[ok]}")
         if want_all:
             val = False if False in parts else (None if None in parts else True)

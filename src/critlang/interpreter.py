@@ -14,13 +14,15 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from . import interpreter_math
 from . import nodes as n
 from .backends.runtime import ELIGIBLE, INELIGIBLE, NA, UNDETERMINED
 from .checker import CheckResult, Ref
-from .data.records import Observation, Ongoing, PartialDate, Record
-from .data.signs import never_negative
+from .data.records import Bound, Observation, Ongoing, PartialDate, Record
+from .data.signs import never_negative, number_never_negative
 from .data.values import float_holds
 from .frozen_classes import replace
+from .functions import MATH
 from .future_events import only_future, past_date_fields
 from .interpreter_compare import CompareForms
 from .interpreter_values import (
@@ -198,10 +200,14 @@ class Interpreter(CompareForms):
         if isinstance(t, ListT):
             return obs.value
         if isinstance(obs.value, Fraction) and not float_holds(obs.value):
-            return inexact(obs.value, obs.comparator)
-        if obs.comparator is not None:  # a censored plain number
-            return censored(obs.value, obs.comparator)
-        return plain(obs.value, self.record.anchors.get("enrollment"))
+            iv = inexact(obs.value, obs.comparator)
+        elif obs.comparator is not None:  # a censored plain number
+            iv = censored(obs.value, obs.comparator)
+        else:
+            return plain(obs.value, self.record.anchors.get("enrollment"))
+        if iv.lo is None and number_never_negative(self.c, name):  # data/signs.py
+            return Iv(Fraction(0), iv.hi, False, iv.hi_open)
+        return iv
 
     def ref(self, e: n.Name) -> Ref:
         return self.c.refs[id(e)]
@@ -227,6 +233,9 @@ class Interpreter(CompareForms):
             if obs is None:
                 return None
             part = obs.value[0 if e.attr == "systolic" else 1]
+            if isinstance(part, Bound):  # a censored part: from 0 (data/signs.py)
+                bound = Observation(part.value, obs.unit, comparator=part.comparator)
+                return self.from_obs(bound, True)
             return None if part is None else self.from_obs(Observation(part, obs.unit))
         if isinstance(e, n.Name):
             r = self.ref(e)
@@ -255,6 +264,8 @@ class Interpreter(CompareForms):
             raise AssertionError(r)
         if isinstance(e, n.Call):
             args = [self.value(a, env) for a in e.args]
+            if e.func in MATH:
+                return self.math(e, args)
             if e.func == "elapsed_years":
                 start, end = one(args[0]), one(args[1])
                 if start is None or end is None:
@@ -320,6 +331,20 @@ class Interpreter(CompareForms):
         v, _ = self.cond(e, env)
         return v
 
+    def math(self, e: n.Call, args: list[Any]) -> Any:
+        """A built-in function (interpreter_math): unknown when an argument or any
+        combination of their possibilities is; a formula's end rounded (`rounded`)."""
+        combos = combinations(*args)
+        if combos is None:
+            return None
+        results = []
+        for combo in combos:
+            r = interpreter_math.call(e.func, combo)
+            if r is None:
+                return None
+            results.append(self.rounded(r, e))
+        return possible(*results)
+
     def magnitude(self, q: Any, u: Any) -> Any:
         if isinstance(q, Iv):
             return q.map(lambda v: self.magnitude(v, u))
@@ -354,7 +379,7 @@ class Interpreter(CompareForms):
         """A value where one is needed: several possibilities are unknown."""
         return one(self.value(e, env))
 
-    def rounded(self, r: Any, e: n.Arith) -> Any:
+    def rounded(self, r: Any, e: n.Arith | n.Call) -> Any:
         if id(e) not in self.roots:
             return r
         if isinstance(r, Iv):  # each bound rounded; a rounded bound may be reached,
@@ -455,6 +480,12 @@ class Interpreter(CompareForms):
         parts = []
         for value, limit in zip(obs.value, (pair.systolic, pair.diastolic), strict=True):
             # both sides in mm[Hg]: the pair is written in mmHg or mm[Hg] (PRESSURE_PAIR)
+            if isinstance(value, Bound):  # censored: the interval from 0 it stands for
+                iv = censored(value.value * obs.unit.factor / mm_hg().factor, value.comparator)
+                if iv.lo is None:
+                    iv = Iv(Fraction(0), iv.hi, False, iv.hi_open)
+                parts.append(iv_compare(op, iv, limit))
+                continue
             exact = None if value is None else value * obs.unit.factor / mm_hg().factor
             parts.append(None if exact is None else self.op(op, exact, limit))
         want_all = n.PRESSURE_COMBINE[op] == "all"

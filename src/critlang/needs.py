@@ -211,16 +211,23 @@ class Needs:
             for c in compiled.criteria
         ]
         self.memo: dict[tuple[Any, ...], list[Slot]] = {}
+        refs = compiled.checked.refs
+        self.sides = [_limit_sides(c.node, refs) for c in compiled.criteria]
 
-    def slots(self, f: dict[str, Any], deps: frozenset[str]) -> list[Slot]:
-        """The unknown inputs a criterion reads."""
+    def slots(
+        self, f: dict[str, Any], deps: frozenset[str], index: int | None = None
+    ) -> list[Slot]:
+        """The unknown inputs a criterion reads (criterion `index`: only the reference
+        limits it compares with, `x ULN` the upper one; author8 F3)."""
+        sides = self.sides[index] if index is not None else None
         out: list[Slot] = []
         conflicted = _conflicted(f)
         for dep in sorted(deps):
             v = f.get(dep)
-            # unknown, a pair with a part missing, known only as an interval (a censored
-            # value, a partial date: a precise value may decide), or in conflict
-            partial = isinstance(v, tuple) and None in v
+            # unknown, a pair with a part missing or censored, known only as an interval (a
+            # censored value, a partial date: a precise value may decide), or in conflict
+            # (`is`, never `in`: a Range's == is three-valued)
+            partial = isinstance(v, tuple) and any(x is None or isinstance(x, Range) for x in v)
             if v is None or partial or isinstance(v, Range) or dep in conflicted:
                 out.append(Slot(dep))
             elif isinstance(v, list):
@@ -231,10 +238,11 @@ class Needs:
                         if x is None or isinstance(x, Range)
                     ]
             # a reference range not reported: `> 2 x ULN` needs it as much as the value
-            if dep in self.ranged and f.get(dep + "#high") is None:
-                out.append(Slot(dep + "#high"))
-            if dep in self.ranged and f.get(dep + "#low") is None:
-                out.append(Slot(dep + "#low"))
+            for side in ("high", "low"):
+                if dep not in self.ranged or f.get(f"{dep}#{side}") is not None:
+                    continue
+                if sides is None or side in sides.get(dep, ("high", "low")):
+                    out.append(Slot(f"{dep}#{side}"))
         return out
 
     def status(self, f: dict[str, Any], index: int) -> Any:
@@ -270,7 +278,7 @@ class Needs:
         key = (index, repr(f.get("#")), *(_frozen(f.get(k)) for k in self.inputs[index]))
         found = self.memo.get(key)
         if found is None:
-            slots = self.slots(f, self.compiled.criteria[index].facts)
+            slots = self.slots(f, self.compiled.criteria[index].facts, index)
             found = [s for s in slots if self.matters(f, index, s, slots)]
             if len(self.memo) < 100_000:
                 self.memo[key] = found
@@ -336,6 +344,25 @@ class Needs:
             if len(seen) > 1 and changing:
                 return True
         return False
+
+
+def _limit_sides(crit: n.Criterion, refs: Any) -> dict[str, tuple[str, ...]] | None:
+    """The reference limits a criterion compares each fact with: `x ULN` the upper one,
+    `x LLN` the lower one, `within normal range` both. None (both, for every fact) when a
+    limit is taken of anything but a fact named directly."""
+    out: dict[str, set[str]] = {}
+    for x in crit.walk():
+        if isinstance(x, n.CompareRef):
+            subject, sides = x.left, {"high" if x.limit == "ULN" else "low"}
+        elif isinstance(x, n.InNormalRange):
+            subject, sides = x.subject, {"high", "low"}
+        else:
+            continue
+        ref = refs.get(id(subject)) if isinstance(subject, n.Name) else None
+        if ref is None or ref.kind != "fact":
+            return None
+        out.setdefault(ref.name, set()).update(sides)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def _conflicted(f: dict[str, Any]) -> set[str]:

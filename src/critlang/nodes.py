@@ -575,15 +575,34 @@ def arithmetic_roots(root: Node) -> set[int]:
     Both evaluators round a formula's final value to 12 significant digits there and
     nowhere else, so the compiled floats and the interpreter's exact fractions agree on
     a value that lands exactly on a threshold.
+
+    A call of pow, sqrt, cbrt, ln, exp or log10 is part of a formula like an operator
+    (rounded where the formula ends, or itself when it ends one). min and max pick one
+    of their operands, like a conditional: inside a formula they are part of it
+    (CKD-EPI's min(Scr / k, 1) is not rounded before its power), outside one each
+    operand ends its own formula.
     """
+    from .functions import ORDERING, TRANSCENDENTAL
+
     inside = (Arith, Neg, Magnitude)
     roots: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]  # explicit: no depth limit
     while stack:
         node, in_formula = stack.pop()
-        if isinstance(node, Arith) and not in_formula:
+        computed = isinstance(node, Call) and node.func in TRANSCENDENTAL
+        if (isinstance(node, Arith) or computed) and not in_formula:
             roots.add(id(node))
-        below = isinstance(node, inside) or (in_formula and isinstance(node, Conditional))
+        below = (
+            isinstance(node, inside)
+            or computed
+            or (
+                in_formula
+                and (
+                    isinstance(node, Conditional)
+                    or (isinstance(node, Call) and node.func in ORDERING)
+                )
+            )
+        )
         stack.extend((child, below) for child in node.children())
     return roots
 

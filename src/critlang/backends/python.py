@@ -30,6 +30,7 @@ from typing import Any
 from .. import nodes as n
 from ..checker import CheckResult
 from ..data.records import Observation, Record, fact_types
+from ..data.signs import number_never_negative
 from ..frozen_classes import field, mutable
 from . import runtime
 from .python_codegen import _Codegen
@@ -193,6 +194,7 @@ def compile_protocol(checked: CheckResult) -> Compiled:
             t,
             checked.facts[name].molar_mass if name in checked.facts else None,
             checked.bindings.get(name, ()),
+            number_never_negative(checked, name),
         )
         for name, t in types.items()
     }

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes as n
 from ..checker import CheckResult, Ref
+from ..functions import MATH, ORDERING
 from ..typesys import NumberT, QuantT, ScaleT, Type
 from ..units import Unit, conversion_factor, parse_unit
 from .python_conditions import _Conditions
+from .runtime_math import EXPORT_NAME
 
 if TYPE_CHECKING:
     from .python import Criterion
@@ -316,6 +318,15 @@ class _Codegen(_Conditions):
         return self.loads[key]
 
     def call(self, e: n.Call) -> str:
+        if e.func in MATH:
+            # min / max: operands in the first one's unit (as `+`); the others take
+            # plain numbers. runtime_math handles unknown, Range and Alt operands.
+            target = self.carrier(e.args[0]) if e.func in ORDERING else None
+            args = [self.value(a, target) for a in e.args]
+            out = self.tmp()
+            rounded = id(e) in self.rounded
+            self.w(f"{out} = {EXPORT_NAME[e.func]}({rounded}, {', '.join(args)})")
+            return out
         if e.func == "elapsed_years":
             a, b = (self.plain(x) for x in e.args)
             out = self.tmp()

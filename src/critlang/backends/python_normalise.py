@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import nodes as n
 from ..checker import CheckResult
-from ..data.records import Observation, Ongoing, PartialDate
+from ..data.records import Bound, Observation, Ongoing, PartialDate
 from ..data.signs import never_negative
 from ..data.values import float_holds
 from ..typesys import DateT, IntT, ListT, NumberT, PressureT, QuantT, ScaleT, Type
@@ -165,11 +165,13 @@ def _plain_number(v: Any) -> Any:
     return float(v)
 
 
-def _number(obs: Observation) -> Any:
+def _number(obs: Observation, floor: float = -math.inf) -> Any:
+    """A plain number; a censored or inexact one from `floor` (data/signs.py:
+    number_never_negative)."""
     if isinstance(obs.value, Fraction) and not float_holds(obs.value):
-        return inexact(float(obs.value), obs.comparator)
+        return inexact(float(obs.value), obs.comparator, floor)
     if obs.comparator is not None:
-        return censored(float(obs.value), obs.comparator)
+        return censored(float(obs.value), obs.comparator, floor)
     return float(obs.value)
 
 
@@ -190,22 +192,32 @@ def _scalar_normaliser(t: Type, molar: Fraction | None = None) -> Callable[[Any]
 
 
 def _pressure_normaliser(t: PressureT) -> Callable[[Observation | None], Any]:
-    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded."""
+    """(systolic, diastolic) as floats in mm[Hg], each None when not recorded, a censored
+    part (records.Bound) as the runtime.Range of values it stands for, from 0 (an
+    arterial pressure is never negative: data/signs.py)."""
 
-    def conv(obs: Observation | None) -> tuple[float | None, float | None] | None:
+    def part(v: Any, k: Fraction) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, Bound):  # the bound converts like a value (k > 0)
+            return censored(float(v.value * k), v.comparator, 0.0)
+        return float(v * k)
+
+    def conv(obs: Observation | None) -> tuple[Any, Any] | None:
         if obs is None:
             return None
         assert obs.unit is not None
         k = conversion_factor(obs.unit, t.unit)
         assert k is not None  # the reader refused other units
-        return tuple(None if v is None else float(v * k) for v in obs.value)  # type: ignore[return-value]
+        return tuple(part(v, k) for v in obs.value)  # type: ignore[return-value]
 
     return conv
 
 
 def _normaliser(
-    t: Type, molar: Fraction | None, codes: Iterable[Any] = ()
+    t: Type, molar: Fraction | None, codes: Iterable[Any] = (), nonnegative: bool = False
 ) -> Callable[[Observation | None], Any]:
+    """The fact's normaliser; `nonnegative`: a number fact never below 0 (data/signs.py)."""
     if isinstance(t, QuantT):
         return _quantity_normaliser(t, molar, codes)
     if isinstance(t, PressureT):
@@ -220,6 +232,7 @@ def _normaliser(
 
         return conv_list
     if isinstance(t, NumberT):
-        return lambda obs: None if obs is None else _number(obs)
+        floor = 0.0 if nonnegative else -math.inf
+        return lambda obs: None if obs is None else _number(obs, floor)
     inner = _scalar_normaliser(t)
     return lambda obs: None if obs is None else inner(obs.value)

@@ -477,3 +477,8 @@ EXPORTS: dict[str, object] = {
     "future_items": future_items,
     "only_future": only_future,
 }
+
+# The built-in functions (functions.py) live in runtime_math.py, which builds on the
+# Range and Alt above and adds its exports to EXPORTS: imported last, so that those names
+# exist when it reads them (in either import order).
+from . import runtime_math  # noqa: E402, F401

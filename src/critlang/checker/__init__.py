@@ -18,6 +18,7 @@ from .comparisons import ComparisonsPass
 from .declarations import DeclarationsPass
 from .expressions import ExpressionsPass
 from .forms import FormsPass
+from .functions import FunctionsPass
 from .protocol import ProtocolPass
 from .result import BUILTINS, DEFAULT_TOLERANCE, ENROLLMENT, CheckResult, DualCheck, FactInfo, Ref
 
@@ -33,7 +34,9 @@ __all__ = [
 ]
 
 
-class _Checker(DeclarationsPass, ExpressionsPass, FormsPass, ComparisonsPass, ProtocolPass):
+class _Checker(
+    DeclarationsPass, ExpressionsPass, FunctionsPass, FormsPass, ComparisonsPass, ProtocolPass
+):
     """One checking run; each pass is a mixin over the shared state set in DeclarationsPass."""
 
 

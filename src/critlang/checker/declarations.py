@@ -6,6 +6,7 @@ from fractions import Fraction
 
 from .. import nodes as n
 from ..diagnostics import Diagnostic, error, warning
+from ..functions import MATH
 from ..scales import ScaleConversion, conversion
 from ..source import SourceFile, Span
 from ..typesys import (
@@ -163,7 +164,15 @@ class DeclarationsPass:
                 elif self.declare(d.name, d.span):
                     self.r.anchors[d.name] = d
             elif isinstance(d, n.Define):
-                if self.declare(d.name, d.span):
+                if d.params is not None and (d.name in BUILTINS or d.name in MATH):
+                    # a call would reach the built-in, never this definition
+                    self.err(
+                        "E005",
+                        f"`{d.name}` is a built-in function",
+                        d.span,
+                        hint="give the definition another name",
+                    )
+                elif self.declare(d.name, d.span):
                     self.r.defines[d.name] = d
             elif isinstance(d, n.AssumeValue):
                 if self.declare(d.name, d.span):
@@ -313,7 +322,7 @@ class DeclarationsPass:
 
     # ------------------------------------------------------------------ names
     def global_names(self) -> list[str]:
-        return [*self.r.facts, *self.r.anchors, *self.r.defines, *self.r.assumed, *BUILTINS]
+        return [*self.r.facts, *self.r.anchors, *self.r.defines, *self.r.assumed, *BUILTINS, *MATH]
 
     def lookup(self, e: n.Name, scope: dict[str, tuple[Ref, Type]], expected: Type | None) -> Type:
         name = e.name

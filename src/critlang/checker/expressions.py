@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import nodes as n
+from ..functions import MATH
 from ..typesys import (
     NUMERIC,
     BoolT,
@@ -240,6 +241,8 @@ class ExpressionsPass:
             )
 
     def call(self, e: n.Call, scope: dict) -> Type:
+        if e.func in MATH:
+            return self.math_call(e, scope)  # type: ignore[attr-defined,no-any-return]
         if e.func in BUILTINS:
             params, result, _ = BUILTINS[e.func]
         elif e.func in self.r.defines and self.r.defines[e.func].params is not None:
@@ -259,7 +262,8 @@ class ExpressionsPass:
                 f"unknown function `{e.func}`",
                 e.span,
                 hint=_did_you_mean(
-                    e.func, [*BUILTINS, *(k for k, d in self.r.defines.items() if d.params)]
+                    e.func,
+                    [*BUILTINS, *MATH, *(k for k, d in self.r.defines.items() if d.params)],
                 ),
             )
         if len(e.args) != len(params):

@@ -61,7 +61,7 @@ from typing import Any
 import msgspec
 
 from ..checker import CheckResult
-from ..typesys import BoolT, ListT
+from ..typesys import BoolT, ListT, PressureT
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource, resource_label, unusable
@@ -76,6 +76,7 @@ from .fhir_observation import (
     Unusable,
     first_code,
     observation_entry,
+    pair_parts,
     trusted_time,
 )
 from .fhir_patient import birth_date, patient_fields
@@ -191,6 +192,9 @@ class Extractor:
         self.codes = BoundCodes(code for _, code in self.index)
         self.codes.list_systems = list_systems
         self.history: dict[str, str] = {}
+        self.pressures = sorted(
+            n for n, i in checked.facts.items() if isinstance(i.type, PressureT)
+        )
         for name, info in checked.facts.items():
             opt = info.node.option("history")
             self.history[name] = opt.text if opt is not None and opt.text else "current"
@@ -382,6 +386,7 @@ class Extractor:
                 p.fact == fact and p not in state.set_aside for p in problems
             ):
                 facts[fact] = no
+        pair_parts(facts, self.pressures)  # a separate systolic and diastolic of one instant
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):

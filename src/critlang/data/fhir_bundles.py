@@ -310,6 +310,13 @@ MAY_BE_ANYONE = (
     "urn reference outside",
     "not of the form",
     "names two different",
+    "whose server is not known",
+)
+# an absolute reference no entry's fullUrl spells, to a patient id of this Bundle whose
+# entry has no RESTful fullUrl: that patient's or another server's (fhir_input.resolve)
+MAYBE_UNKNOWN_SERVER = (
+    "its subject is an absolute URL that no entry's fullUrl spells, naming a Patient id of "
+    "this Bundle whose server is not known"
 )
 
 

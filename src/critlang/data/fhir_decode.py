@@ -131,6 +131,7 @@ LAZY = (
     "abatementPeriod",
     "dispenseRequest",
     "performedPeriod",
+    "dosageInstruction",
     "type",
 )
 
@@ -188,6 +189,9 @@ class Resource(Struct, gc=False):
     medicationReference: Ref | None = None
     authoredOn: str | None = None
     dispenseRequest_: msgspec.Raw = _lazy("dispenseRequest")
+    # MedicationRequest.dosageInstruction (Dosage): read generically, each bound checked
+    # where it is used (fhir_therapy.planned_end)
+    dosageInstruction_: msgspec.Raw = _lazy("dosageInstruction")
     performedDateTime: str | None = None
     performedPeriod_: msgspec.Raw = _lazy("performedPeriod")
     performedAge: Any = None
@@ -254,6 +258,11 @@ class Resource(Struct, gc=False):
     def dispenseRequest(self) -> DispenseRequest | None:
         raw = self.dispenseRequest_
         return _DISPENSE.decode(raw) if raw else None
+
+    @property
+    def dosageInstruction(self) -> Any:
+        raw = self.dosageInstruction_
+        return msgspec.json.decode(raw) if raw else None
 
     @property
     def performedPeriod(self) -> Period | None:

@@ -53,6 +53,7 @@ import msgspec
 
 from .fhir_bundles import (
     KNOWN_TYPES,
+    MAYBE_UNKNOWN_SERVER,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
     Stray,
@@ -72,7 +73,6 @@ from .fhir_decode import (
 from .fhir_duplicates import duplicate_keys
 from .fhir_refs import (
     DISPLAY_ONLY,
-    HISTORY,
     Medications,
     display_only,
     id_diagnostic,
@@ -82,6 +82,7 @@ from .fhir_refs import (
     rest_base,
     same_server,
     subject_reference,
+    unversioned,
 )
 from .fhir_status import entry_unread
 from .fhir_tally import Tally
@@ -142,7 +143,7 @@ class _BundleIndex:
         for _, e in patients:
             url, r = e.fullUrl, e.resource
             assert r is not None
-            url = HISTORY.sub("", url) if url else None
+            url = unversioned(url) if url else None
             own = patient_server(e)
             if r.id and len(servers.get(r.id, ())) > 1 and own is not None:
                 key, pid = url, r.id  # type: ignore[assignment]
@@ -191,8 +192,27 @@ class _BundleIndex:
         target, why = patient_target(reference)
         if target is None:
             return None, why
-        if target.startswith("urn:") or "://" in target:
+        if target.startswith("urn:"):
             return self._one(self.keys.get(target, set()))
+        if "://" in target:
+            exact = self.keys.get(target)
+            if exact:
+                return self._one(exact)
+            # No entry has that fullUrl, so by bundle.html the reference is outside the
+            # Bundle. A Patient of that id on that very server is it; one whose server is
+            # not known (a urn:uuid entry) may be it or not: the resource may be that
+            # patient's, so it hides their older values (a stray), never dropped as
+            # "not in the data" while the older value decides (breaker8 F1)
+            parts = literal(target)
+            if parts is None:
+                return None, NOT_IN_FILE
+            claims = self.keys.get(f"{parts[1]}/{parts[2]}", set())
+            same = {k for k in claims if parts[0] in self.bases[k]}
+            if same:
+                return self._one(same)
+            if any(None in self.bases[k] for k in claims):
+                return None, MAYBE_UNKNOWN_SERVER
+            return None, NOT_IN_FILE
         # relative [type]/[id]: R4 bundle.html "Resolving references in Bundles": "if the
         # fullUrl for the bundle entry containing the resource is a RESTful one, extract
         # the [root] from the fullUrl, and append the reference (type/id) to it, then try
@@ -528,11 +548,10 @@ def _unassign(
 
 
 def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
-    """The resources a protocol can use: a bound code, components (whose codes may be
-    bound), a medication reference; the rest are counted but not kept (all without codes).
-    Whether one names a JSON member twice is checked where a fact is read from it
-    (fhir.Extractor, fhir_decode.duplicate_keys): most kept resources with components
-    give none."""
+    """The resources a protocol can use: a bound code, components with a bound code (or
+    that cannot be decoded), a medication reference; the rest are counted but not kept
+    (all without codes). Whether one names a JSON member twice is checked where a fact
+    is read from it (fhir.Extractor, fhir_decode.duplicate_keys)."""
     if codes is None:
         return resources
     return [r for r in resources if _usable(r, codes)]
@@ -552,7 +571,7 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
                 if c.code in codes:
                     return True
             if r.component_:
-                return True
+                return _components_bound(r, codes)
             # a therapy coded only in systems the protocol binds no therapy in (NDC when
             # it binds RxNorm) may be any bound kind: kept, the extractor says so
             # (realfhir7 F6)
@@ -562,4 +581,24 @@ def _usable(r: Resource, codes: frozenset[str]) -> bool:
             if r.resourceType not in _THERAPIES:
                 return False
             return all(c.system not in systems for c in coding)
-    return bool(r.component_) or r.medicationReference is not None or r.malformed is not None
+    if r.component_ and _components_bound(r, codes):
+        return True
+    return r.medicationReference is not None or r.malformed is not None
+
+
+def _components_bound(r: Resource, codes: frozenset[str]) -> bool:
+    """Whether r's components can give a fact: one has a bound code, or they do not have
+    their datatypes (the extractor then reports r as malformed, as for any kept resource).
+    A panel whose components carry no bound code gives nothing (most blood pressure and
+    questionnaire panels of a cohort): not kept, only counted."""
+    try:
+        components = r.component
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return True
+    for comp in components or ():
+        concept = comp.code
+        if concept is not None:
+            for c in concept.coding or ():
+                if c.code in codes:
+                    return True
+    return False

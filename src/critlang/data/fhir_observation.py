@@ -69,25 +69,18 @@ def observation_entry(
         entry["status"] = r.status
     if holder.dataAbsentReason is not None:
         reason = first_code(holder.dataAbsentReason) or holder.dataAbsentReason.text
+        if _has_value(holder):
+            # R4 obs-6: "dataAbsentReason SHALL only be present if Observation.value[x] is
+            # not present"; both: it contradicts itself (and may be the newest value)
+            raise Unusable(f"has a value and a dataAbsentReason {reason!r} (R4 obs-6)")
         raise NoValue(f"no value (dataAbsentReason {reason!r})")
     if isinstance(t, PressureT):
         return _pressure(holder, entry)
     if isinstance(t, (QuantT, NumberT)):
         vq = holder.valueQuantity
         if vq is not None:
-            if vq.value is None:
-                raise Unusable("valueQuantity has no value")
-            entry["value"] = json_number(vq.value, "valueQuantity.value")
-            if vq.comparator is not None:
-                # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
-                if vq.comparator not in COMPARATORS:
-                    raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
-                entry["comparator"] = vq.comparator
-            unit = vq.code if vq.system in (UCUM, None) else None
-            unit = unit or vq.unit
-            if unit:  # a number's unit too: 13.5 s filed under INR is no INR (reader.py)
-                entry["unit"] = unit
-            rr = _reference_range(holder, unit)
+            entry.update(quantity_fields(vq, "valueQuantity"))
+            rr = _reference_range(holder, entry.get("unit"))
             if rr:
                 entry["reference_range"] = rr
             return entry
@@ -96,6 +89,12 @@ def observation_entry(
             if not isinstance(value, int):
                 raise Unusable(f"valueInteger {value!r} is not an integer")
             entry["value"] = value
+            # a score given as an integer (Glasgow Coma Scale 9269-2, ECOG 89247-1) has
+            # its referenceRange as a valueQuantity has (R4 Observation.referenceRange
+            # applies to any value[x]): `gcs <= 1.5 x ULN` reads it
+            rr = _reference_range(holder, None)
+            if rr:
+                entry["reference_range"] = rr
             return entry
         if holder.valueString is not None:
             text = holder.valueString
@@ -109,6 +108,9 @@ def observation_entry(
             unit_text = m.group(3) or m.group(4)
             if unit_text and isinstance(t, QuantT):
                 entry["unit"] = unit_text
+            rr = _reference_range(holder, entry.get("unit"))
+            if rr:
+                entry["reference_range"] = rr
             return entry
         raise Unusable("no valueQuantity")
     if isinstance(t, IntT):
@@ -169,41 +171,146 @@ def _offered(holder: Resource | Component) -> str:
 
 
 def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, Any]:
-    """A blood pressure panel: the components 8480-6 (systolic) and 8462-4 (diastolic),
-    each a valueQuantity in UCUM mm[Hg] (FHIR R4 vital signs profile, bp)."""
-    units = set()
+    """A blood pressure panel (85354-9, or Synthea's 55284-4): the components 8480-6
+    (systolic) and 8462-4 (diastolic), each read as `part_value` reads any quantity
+    (FHIR R4 vital signs profile, bp): `entry["systolic"] = {"value", "unit",
+    "comparator"}`, a part that cannot be read said in `entry["unread_parts"]`.
+
+    A part is named by its LOINC code only, never by its place in the array: a component
+    with no code, or with a code of neither part, is neither (a note says so when it has
+    a value), and a part with dataAbsentReason is unknown; neither shifts what the other
+    component means (Observation.component.code 1..1, .dataAbsentReason)."""
+    found: dict[str, list[Any]] = {}
+    notes: list[str] = []
+    own = _part_code(holder.code)
+    if own is not None and not getattr(holder, "component", None):
+        # a separate systolic (8480-6) or diastolic (8462-4) Observation bound to the
+        # fact: that part alone (pair_parts joins the two of one instant)
+        found[own] = [part_reading(holder, own)]
     for comp in getattr(holder, "component", None) or []:
         if comp.modifierExtension:
             # BackboneElement.modifierExtension (R4 extensibility.html): it may change
             # what this part means, so the panel cannot be read
             raise Unusable("a component has a modifierExtension critlang cannot read")
-        codes = [c.code for c in (comp.code.coding or []) if c.system in (LOINC, None)]
-        part = next((BP_PARTS[c] for c in codes if c in BP_PARTS), None)
-        vq = comp.valueQuantity
-        if part is None or vq is None or vq.value is None:
+        part = _part_code(comp.code)
+        if part is None:
+            codes = _loinc(comp.code)
+            if len({BP_PARTS[c] for c in codes if c in BP_PARTS}) > 1:
+                # one CodeableConcept naming both parts (R4: codings are one meaning)
+                notes.append("a component coded both systolic and diastolic is neither")
+            elif comp.valueQuantity is not None and comp.valueQuantity.value is not None:
+                which = "no code" if not codes else f"code {codes[0]}"
+                notes.append(f"a component with {which} is neither part: not read")
             continue
-        if vq.comparator is not None:
-            # a censored part ("> 170", Quantity.comparator, a modifier) is no exact value:
-            # that part stays unknown, and the reader says so (breaker7 F13)
-            unit = vq.code if vq.system in (UCUM, None) and vq.code else vq.unit
-            shown = f"{vq.comparator} {vq.value} {unit or ''}".strip()
-            entry.setdefault("censored", []).append(f"{part} {shown[:40]}")
+        found.setdefault(part, []).append(part_reading(comp, part))
+    for part in ("systolic", "diastolic"):
+        readings = found.get(part, [])
+        if not readings:
             continue
-        json_number(vq.value, f"{part} valueQuantity.value")
-        if part in entry and entry[part] != vq.value:
+        if any(r != readings[0] for r in readings[1:]):
             # Observation.component: one systolic, one diastolic (vs-2 profile slices
             # are 1..1); two that disagree are a conflict, never the last by file order
-            raise Unusable(f"two {part} components disagree ({entry[part]}, {vq.value})")
-        entry[part] = vq.value
-        unit = vq.code if vq.system in (UCUM, None) else None
-        if unit or vq.unit:
-            units.add(unit or vq.unit)
+            shown = ", ".join(
+                sorted(str(r.get("value")) if isinstance(r, dict) else r for r in readings)
+            )
+            raise Unusable(f"two {part} components disagree ({shown})")
+        if isinstance(readings[0], dict):
+            entry[part] = readings[0]
+        else:
+            notes.append(f"{part} {readings[0]}")
     if "systolic" not in entry and "diastolic" not in entry:
-        raise Unusable("no systolic (8480-6) or diastolic (8462-4) component")
-    if len(units) != 1:
-        raise Unusable("the components' units are missing or differ")
-    entry["unit"] = units.pop()
+        if notes and all("has no value (dataAbsentReason" in x for x in notes):
+            raise NoValue("; ".join(notes))  # nothing measured: hides no newer value
+        raise Unusable("; ".join(notes) or "no systolic (8480-6) or diastolic (8462-4) component")
+    if notes:
+        entry["unread_parts"] = notes
     return entry
+
+
+def _loinc(concept: Concept | None) -> list[str]:
+    if concept is None:
+        return []
+    return [c.code for c in concept.coding or [] if c.system in (LOINC, None) and c.code]
+
+
+def _part_code(concept: Concept | None) -> str | None:
+    """ "systolic" / "diastolic" when the concept's LOINC codings name exactly that part."""
+    named = {BP_PARTS[c] for c in _loinc(concept) if c in BP_PARTS}
+    return named.pop() if len(named) == 1 else None
+
+
+def _has_value(holder: Resource | Component) -> bool:
+    return (
+        holder.valueQuantity is not None
+        or holder.valueInteger is not None
+        or holder.valueBoolean is not None
+        or holder.valueString is not None
+    )
+
+
+def pair_parts(facts: dict[str, Any], pressures: list[str]) -> None:
+    """In each blood-pressure fact's entries, a separate systolic and a separate diastolic
+    Observation of one instant (the same effective[x] text, the same status) joined into
+    one pair, as a panel would hold them; any other grouping is left as it is (two
+    systolics at one instant stay two candidates: a conflict unless both decide alike)."""
+    for fact in pressures:
+        if isinstance(facts.get(fact), list):
+            facts[fact] = _paired(facts[fact])
+
+
+def _paired(entries: list[Any]) -> list[Any]:
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for e in entries:
+        if isinstance(e, dict) and e.get("date") and "unread_parts" not in e:
+            sides = [k for k in ("systolic", "diastolic") if k in e]
+            if len(sides) == 1:
+                groups.setdefault((e["date"], e.get("status")), []).append(e)
+    out = list(entries)
+    for group in groups.values():
+        s = [e for e in group if "systolic" in e]
+        d = [e for e in group if "diastolic" in e]
+        if len(s) == 1 and len(d) == 1:
+            joined = {**s[0], "diastolic": d[0]["diastolic"]}
+            joined["source"] = " + ".join(sorted((str(s[0]["source"]), str(d[0]["source"]))))
+            out = [e for e in out if e is not s[0] and e is not d[0]] + [joined]
+    return out
+
+
+def part_reading(comp: Resource | Component, part: str) -> dict[str, Any] | str:
+    """One blood-pressure component as `{"value", "unit", "comparator"}` (the rules of a
+    top-level valueQuantity: quantity_fields), or why it gives no value (a string)."""
+    vq = comp.valueQuantity
+    if comp.dataAbsentReason is not None:
+        reason = first_code(comp.dataAbsentReason) or comp.dataAbsentReason.text
+        if vq is not None:
+            # Observation.component.dataAbsentReason: "why the expected value ... is
+            # missing"; beside a value the component contradicts itself (R4 obs-6)
+            return f"has a value and a dataAbsentReason {reason!r}"
+        return f"has no value (dataAbsentReason {reason!r})"
+    if vq is None:
+        return "has no valueQuantity"
+    try:
+        return quantity_fields(vq, f"{part} valueQuantity")
+    except Unusable as exc:
+        return str(exc)
+
+
+def quantity_fields(vq: Any, element: str) -> dict[str, Any]:
+    """A valueQuantity's value, comparator and unit (UCUM `code`, else `unit`), the one
+    rule for an Observation's own value and a component's; raises Unusable."""
+    if vq.value is None:
+        raise Unusable(f"{element} has no value")
+    out: dict[str, Any] = {"value": json_number(vq.value, f"{element}.value")}
+    if vq.comparator is not None:
+        # Quantity.comparator is a modifier: "< 2" is not 2 (R4 quantity-comparator)
+        if vq.comparator not in COMPARATORS:
+            raise Unusable(f"comparator {vq.comparator!r} is not one of <, <=, >=, >")
+        out["comparator"] = vq.comparator
+    unit = vq.code if vq.system in (UCUM, None) else None
+    unit = unit or vq.unit
+    if unit:  # a number's unit too: 13.5 s filed under INR is no INR (reader.py)
+        out["unit"] = unit
+    return out
 
 
 def observation_time(r: Resource) -> str | None:

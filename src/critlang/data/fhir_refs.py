@@ -43,8 +43,31 @@ MALFORMED = "that is malformed"
 
 def unversioned(reference: str) -> str:
     """The reference without `/_history/[vid]` (R4 references.html: a version of the
-    same resource)."""
-    return HISTORY.sub("", reference) if "/_history/" in reference else reference
+    same resource), an absolute URL's scheme and host in lower case and without the
+    scheme's default port (`http://A.org:80/fhir` is `http://a.org/fhir`: RFC 3986
+    6.2.2.1 and 6.2.3), so one server spelt two ways is one server (breaker8 F9)."""
+    if "/_history/" in reference:
+        reference = HISTORY.sub("", reference)
+    return canonical_url(reference) if "://" in reference else reference
+
+
+# scheme://authority, the rest (path, query, fragment) case-sensitive (RFC 3986 6.2.2.1)
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
+_DEFAULT_PORT = {"http": ":80", "https": ":443"}
+
+
+def canonical_url(url: str) -> str:
+    """An absolute URL with its scheme and host lower-cased and a default port dropped."""
+    m = _URL.fullmatch(url)
+    if m is None:
+        return url
+    scheme, authority, rest = m.group(1).lower(), m.group(2), m.group(3)
+    user, at, host = authority.rpartition("@")
+    host = host.lower()
+    port = _DEFAULT_PORT.get(scheme)
+    if port is not None and host.endswith(port):
+        host = host[: -len(port)]
+    return f"{scheme}://{user}{at}{host}{rest}"
 
 
 def literal(reference: str) -> tuple[str, str, str] | None:

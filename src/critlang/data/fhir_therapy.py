@@ -6,6 +6,9 @@
 - `therapy_dates(kind, r) -> (start, end)`: the dates as written (an end not recorded is
   None; a dateTime is both the start and the end); raises `Unusable` when they cannot be
   read (a dispenseRequest with a modifierExtension).
+- `planned_end(r) -> (end, why)`: a MedicationRequest's planned end of taking the drug,
+  from dosageInstruction[].timing.repeat.bounds[x] (the latest of its lines), or why it
+  cannot be read.
 - `therapy_item(kind, r, member, as_of) -> (item, problem | None)`: the item
   `{"kind", "start", "end"}`, where a status saying the exposure goes on makes the end
   "ongoing" (docs/patients.md), and the diagnostic when the record contradicts itself.
@@ -16,11 +19,14 @@ Rules and R4 sources: docs/fhir.md, "Therapies and procedures".
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from .fhir_decode import Resource
 from .fhir_events import Span, event_span, when
-from .fhir_observation import Unusable
+from .fhir_observation import UCUM, Unusable
 from .fhir_status import modifier_unread
 from .values import When, parse_when
 
@@ -68,8 +74,8 @@ def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
         # MedicationRequest.dispenseRequest.validityPeriod: "the validity period of a
         # prescription (stale dating the Prescription)": when it may be filled, not when
         # the drug is taken (a dispense on its last day is taken after it), so it is no
-        # end of exposure (realfhir7 F4). The end of taking is not recorded: unknown
-        # (dosageInstruction.timing bounds are a plan, not read).
+        # end of exposure (realfhir7 F4). The planned end of taking is the dosage's
+        # timing bounds (planned_end), read by status in therapy_item.
         return r.authoredOn, None
     if kind == "Procedure":
         performed = r.performedPeriod
@@ -94,6 +100,18 @@ def therapy_item(
     status ("still being taken" yet ended): the end is unknown, with the diagnostic,
     never silently ended. Any other status: the dates as written (therapy_dates).
     """
+    if kind == "MedicationRequest" and r.status in PLANNED_END:
+        # an order has no end of its own: its dosage's timing bounds are the planned end
+        # of taking the drug (R4 Timing.repeat.bounds[x]); an unreadable bound leaves the
+        # end unknown, never "ongoing"
+        end, why = planned_end(r)
+        if why is not None:
+            return {"kind": member, "start": r.authoredOn, "end": None}, why
+        if end is not None:
+            if r.status == "completed" or parse_when(end).last <= as_of:
+                return {"kind": member, "start": r.authoredOn, "end": end}, None
+            item, stale = _active_order(r, member, r.authoredOn, as_of)
+            return ({**item, "end": end} if stale is None else item), stale
     if r.status not in ONGOING.get(kind, ()):
         start, end = therapy_dates(kind, r)
         return {"kind": member, "start": start, "end": end}, None
@@ -115,6 +133,112 @@ def therapy_item(
         "is unknown"
     )
     return {"kind": member, "start": start, "end": None}, why
+
+
+# medicationrequest-status codes whose order was followed to its plan: active (going on)
+# and completed ("all actions that are implied by the prescription have occurred"); a
+# stopped or on-hold order ended before its plan, on a day not recorded
+PLANNED_END = frozenset({"active", "completed"})
+# UCUM codes of Duration (R4 drt-1: "a code ... an expression of time"): seconds each,
+# or calendar months for mo and a (read as look-back windows are: docs/language.md)
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "wk": 604800}
+_MONTHS = {"mo": 1, "a": 12}
+
+
+def planned_end(r: Resource) -> tuple[str | None, str | None]:
+    """(end, None): the planned end of taking the drug, the latest end of the order's
+    dosage lines (Dosage.timing.repeat.boundsPeriod.end, or authoredOn +
+    boundsDuration), as a date or dateTime; (None, None) when a line is unbounded (no
+    timing bounds, a boundsPeriod with no end: R4 Period "the end ... is ongoing") or
+    there is no dosage; (None, why) when a bound cannot be read."""
+    try:
+        lines = r.dosageInstruction
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None, "dosageInstruction is malformed: its planned end is unknown"
+    if lines is None:
+        return None, None
+    if not isinstance(lines, list):
+        return None, "dosageInstruction is not a list: its planned end is unknown"
+    ends: list[tuple[dt.date, str]] = []
+    for line in lines:
+        try:
+            end = _line_end(line, r.authoredOn)
+        except ValueError as exc:
+            return None, f"dosageInstruction {exc}: the planned end is unknown"
+        except OverflowError:  # a bound beyond the calendar (year 9999)
+            return None, "dosageInstruction gives a bound past year 9999: the end is unknown"
+        if end is None:
+            return None, None  # a line with no end: the order plans none
+        ends.append((parse_when(end).last, end))
+    return (max(ends)[1] if ends else None), None
+
+
+def _line_end(line: Any, authored: str | None) -> str | None:
+    """One Dosage's planned end (None: unbounded); ValueError saying why it is unreadable."""
+    if not isinstance(line, dict):
+        raise ValueError("holds a line that is not an object")
+    if line.get("modifierExtension"):
+        # BackboneElement.modifierExtension (R4 extensibility.html): it may change what
+        # the line means
+        raise ValueError("has a line with a modifierExtension")
+    timing = line.get("timing")
+    if timing is None:
+        return None
+    repeat = timing.get("repeat") if isinstance(timing, dict) else False
+    if repeat is False or not isinstance(repeat, (dict, type(None))):
+        raise ValueError("has a timing that is not an object")
+    if not repeat:
+        return None
+    bounds = [k for k in ("boundsPeriod", "boundsDuration", "boundsRange") if k in repeat]
+    if not bounds:
+        return None
+    if len(bounds) > 1:  # a choice element in two types (formats.html#choice)
+        raise ValueError(f"gives bounds[x] {len(bounds)} times")
+    value = repeat[bounds[0]]
+    if bounds[0] == "boundsRange":
+        # a range of possible lengths: the end is no one date
+        raise ValueError("gives timing.repeat.boundsRange (a range of lengths)")
+    if bounds[0] == "boundsPeriod":
+        if not isinstance(value, dict):
+            raise ValueError("gives a boundsPeriod that is not an object")
+        end = value.get("end")
+        if end is None:
+            return None
+        parse_when(end)  # ValueError saying why it is no date
+        return str(end)
+    return _after(authored, value)
+
+
+def _after(authored: str | None, duration: Any) -> str:
+    """authoredOn + a boundsDuration, as the calendar day it falls on (in authoredOn's own
+    offset); ValueError when either cannot be read or the day is not one day."""
+    if authored is None:
+        raise ValueError("gives a boundsDuration but the order has no authoredOn")
+    start = parse_when(authored)
+    if start.first != start.last:
+        raise ValueError(f"gives a boundsDuration from authoredOn {authored[:20]}, not a day")
+    if not isinstance(duration, dict) or duration.get("system") not in (None, UCUM):
+        raise ValueError("gives a boundsDuration that is not a UCUM Duration (drt-1)")
+    code, amount = duration.get("code"), duration.get("value")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+        raise ValueError(f"gives a boundsDuration value {str(amount)[:20]!r}")
+    if code in _MONTHS:
+        from ..backends.runtime import add_months  # (data is imported by the back ends)
+
+        if amount != int(amount):
+            raise ValueError(f"gives a boundsDuration of {amount} {code}, not whole")
+        months = int(amount) * _MONTHS[code]
+        return dt.date.fromordinal(add_months(start.first.toordinal(), months)).isoformat()
+    if code not in _SECONDS:
+        raise ValueError(f"gives a boundsDuration in {str(code)[:20]!r}, not a unit of time")
+    seconds = Fraction(str(amount)) * _SECONDS[code]
+    if start.instant is not None:  # the instant, then its day in authoredOn's offset
+        moment = dt.datetime.fromisoformat(authored.replace("Z", "+00:00"))
+        return (moment + dt.timedelta(seconds=float(seconds))).date().isoformat()
+    # a date without time: the end is a day only when the duration is whole days
+    if seconds % 86400:
+        raise ValueError(f"gives a boundsDuration of {amount} {code} from a date without time")
+    return (start.first + dt.timedelta(days=int(seconds // 86400))).isoformat()
 
 
 def _active_order(

@@ -57,6 +57,12 @@ __all__ = ["Reader", "deceased_state", "newest_of"]
 # "preliminary" is used but marked. registered, cancelled, entered-in-error, unknown (and
 # anything else) are not results.
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+# the keys of a value entry (docs/patients.md, "Facts"); the FHIR reader writes the same
+# (fhir_observation.observation_entry: a blood pressure's censored parts as "censored")
+VALUE_KEYS = frozenset(
+    {"value", "unit", "comparator", "date", "status", "source", "reference_range"}
+)
+PRESSURE_KEYS = frozenset({"systolic", "diastolic", "unit", "date", "status", "source", "censored"})
 # Of those that are not results, the ones that say there is none (no result yet, the
 # observation was cancelled or made in error) hide nothing; "unknown" ("The authoring
 # system does not know which of the status values currently applies": it may be final)
@@ -202,6 +208,8 @@ class Reader(ListReading, QuantityReading):
             self.problem(fact, f"an entry gives {', '.join(map(repr, dups))} twice (conflicting)")
             return None
         entry = {k: _one(v) for k, v in entry.items()}
+        if not self.known_keys(fact, entry, PRESSURE_KEYS if pressure else VALUE_KEYS):
+            return None
         if pressure:
             if entry.get("systolic") is None and entry.get("diastolic") is None:
                 self.problem(fact, "a blood pressure needs `systolic` or `diastolic`")
@@ -271,6 +279,31 @@ class Reader(ListReading, QuantityReading):
         if obs is None:
             return None
         return self.dated(obs, entry, when, status)
+
+    def known_keys(self, fact: str, entry: dict[str, Any], known: frozenset[str]) -> bool:
+        """An entry's keys this reader does not read are said, never dropped in silence
+        (breaker8 F15). One that is a near miss of a key it reads (`comparatr`), or a
+        `comparator` on a blood pressure, may change what the value means: the entry is
+        not used (False)."""
+        extra = sorted(k for k in entry if k not in known)
+        if not extra:
+            return True
+        import difflib  # only for an entry with keys the reader does not know
+
+        for k in extra:
+            close = difflib.get_close_matches(str(k), sorted(known), n=1, cutoff=0.75)
+            if k == "comparator" or close:
+                why = (
+                    "a blood pressure is read only as exact values: a comparator makes it "
+                    "a bound, which critlang does not read for a pressure"
+                    if k == "comparator"
+                    else f"{str(k)[:40]!r} is not a key of a value (did you mean {close[0]!r}?)"
+                )
+                self.problem(fact, f"{why}; not used")
+                return False
+        shown = ", ".join(repr(str(k)[:40]) for k in extra[:5])
+        self.problem(fact, f"keys critlang does not read, ignored: {shown}")
+        return True
 
     def dated(
         self, obs: Observation, entry: dict[str, Any], when: When | None, status: Any
@@ -359,7 +392,8 @@ class Reader(ListReading, QuantityReading):
                     newest = max(days)
                     if newest > anchor.isoformat():
                         self.why[fact] = (
-                            f"the only value(s) are dated after {look.anchor} ({newest})"
+                            f"the only value(s) are dated after {look.anchor} "
+                            f"({anchor.isoformat()}): the newest is from {newest}"
                         )
                     else:
                         self.why[fact] = (
@@ -381,7 +415,8 @@ class Reader(ListReading, QuantityReading):
                 if not candidates:
                     self.why[fact] = (
                         f"the only value(s) are dated after the evaluation date "
-                        f"({max(o.date for o in later).isoformat()})"  # type: ignore[type-var]
+                        f"({self.as_of.isoformat()}): the newest is from "
+                        f"{max(o.date for o in later).isoformat()}"  # type: ignore[type-var]
                     )
                     return []
         if unread and candidates and self.hidden(fact, candidates, unread, start, anchor):

@@ -16,7 +16,7 @@ from ..typesys import PressureT, QuantT
 from ..ucum import read_unit
 from ..units import Unit, UnitError, conversion_factor, describe, parse_unit
 from .reader_ranges import RangeReading
-from .records import Observation, _decimal
+from .records import Bound, Observation, _decimal, part_text
 from .signs import never_negative
 from .values import PLAUSIBLE, _one, float_holds
 
@@ -37,44 +37,88 @@ class QuantityReading(RangeReading):
     when: Any
 
     def pressure(self, fact: str, t: PressureT, entry: dict[str, Any]) -> Observation | None:
-        """A blood pressure's value: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]"}`
-        (the entry's date, status and source are read by `Reader.entry`, as for any fact).
+        """A blood pressure's value: `{"systolic": 120, "diastolic": 80, "unit": "mm[Hg]"}`,
+        or each part an object `{"value": 170, "comparator": ">", "unit": "kPa"}` (its own
+        unit, else the entry's) (the entry's date, status and source are read by
+        `Reader.entry`, as for any fact).
 
         FHIR vital signs carry it as one Observation (LOINC 85354-9, blood pressure panel)
-        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity in
-        UCUM `mm[Hg]`. One part may be missing; that part is then unknown.
+        with two components, 8480-6 systolic and 8462-4 diastolic, each a valueQuantity
+        (fhir_observation.part_reading). Each part is read by the rules of a censored
+        quantity: a comparator makes it a bound (records.Bound), never an exact value;
+        parts in different units of pressure (mm[Hg], mmHg, kPa, cm[H2O]) are converted
+        exactly into mm[Hg] (UCUM ucum-essence.xml: mm[Hg] = 133.322 Pa, via m[Hg] =
+        133.3220 kPa); only a unit of another dimension is refused. One part may be
+        missing; that part is then unknown.
         """
-        for note in entry.get("censored") or ():
-            # a censored part (FHIR component Quantity.comparator) is not read as a bound
-            # of a pressure yet: unknown, said, never dropped in silence (breaker7 F13)
+        for note in entry.get("unread_parts") or ():
+            # a component with no value, a contradictory one, or one naming neither part:
+            # that part is unknown, said, never dropped in silence (breaker7 F13)
+            self.problem(
+                fact, f"a blood-pressure component: {str(note)[:80]}; that part is unknown"
+            )
+        read: list[tuple[Fraction | Bound, Unit] | None] = []
+        for key in ("systolic", "diastolic"):
+            raw = entry.get(key)
+            if raw is None:
+                read.append(None)
+                continue
+            part = self.pressure_part(fact, key, raw, entry.get("unit"), t)
+            if part is None:
+                return None  # a part recorded but unusable: the diagnostic says why
+            read.append(part)
+        units = {p[1] for p in read if p is not None}
+        if len(units) == 1:
+            unit = units.pop()  # one unit: the values as recorded
+            values = tuple(None if p is None else p[0] for p in read)
+            note = None
+        else:  # each part converted exactly into the fact's unit, said
+            unit = t.unit
+            values = tuple(
+                None if p is None else _times(p[0], conversion_factor(p[1], t.unit)) for p in read
+            )
+            note = (
+                "parts converted to "
+                + t.unit.text
+                + " ("
+                + ", ".join(
+                    f"{k} {part_text(p[0])} {p[1].text}"
+                    for k, p in zip(("systolic", "diastolic"), read, strict=True)
+                    if p is not None
+                )
+                + ")"
+            )
+        # an arterial pressure is never below zero, and the systolic is by definition the
+        # peak of the cycle: a negative part or a diastolic surely above the systolic is a
+        # sign slip or swapped components, which would otherwise decide `bp < 140/90`
+        if any(v is not None and _all_negative(v) for v in values):
+            self.problem(fact, "a blood pressure part is negative; no pressure is read")
+            return None
+        s, d = values
+        if s is not None and d is not None and _surely_above(d, s):
             self.problem(
                 fact,
-                f"the {str(note)[:60]} is censored: a blood-pressure part is read only as an "
-                "exact value, so that part is unknown",
+                f"the diastolic above the systolic ({part_text(s)}/{part_text(d)}): "
+                "the parts look swapped; neither is used",
             )
-        parts = [entry.get(k) for k in ("systolic", "diastolic")]
-        values = [None if p is None else self.number(fact, p) for p in parts]
-        if any(v is None and p is not None for v, p in zip(values, parts, strict=True)):
             return None
-        if any(v is not None and not float_holds(v) for v in values):
+        return Observation(values, unit, None, note)
+
+    def pressure_part(
+        self, fact: str, key: str, raw: Any, entry_unit: Any, t: PressureT
+    ) -> tuple[Fraction | Bound, Unit] | None:
+        """One part, read as a quantity in a unit of pressure, or None after a diagnostic."""
+        meta = raw if isinstance(raw, dict) else {"value": raw}
+        value = self.number(fact, meta.get("value"))
+        comparator = self.comparator(fact, meta)
+        if value is None or comparator is False:
+            return None
+        if not float_holds(value):
             # a pressure is compared as two floats: a part with more digits than a float
             # holds could be rounded onto a threshold (120.00000000000000001 onto 120)
             self.problem(fact, "a part has more digits than critlang compares exactly")
             return None
-        # an arterial pressure is never below zero, and the systolic is by definition the
-        # peak of the cycle: a negative part or a diastolic above the systolic is a sign
-        # slip or swapped components, which would otherwise decide `bp < 140/90` wrongly
-        if any(v is not None and v < 0 for v in values):
-            self.problem(fact, "a blood pressure part is negative; no pressure is read")
-            return None
-        if values[0] is not None and values[1] is not None and values[1] > values[0]:
-            self.problem(
-                fact,
-                f"the diastolic above the systolic ({_num(values[0])}/{_num(values[1])}): "
-                "the parts look swapped; neither is used",
-            )
-            return None
-        unit_text = entry.get("unit")
+        unit_text = meta.get("unit", entry_unit)
         if not isinstance(unit_text, str) or not unit_text.strip():
             self.problem(fact, "a blood pressure needs its unit (mm[Hg]); it is never guessed")
             return None
@@ -82,9 +126,11 @@ class QuantityReading(RangeReading):
         if unit is None:
             return None
         if conversion_factor(unit, t.unit) is None:
-            self.problem(fact, f"unit {unit_text!r} is {describe(unit.dims)}, not a pressure")
+            self.problem(
+                fact, f"the {key} unit {unit_text!r} is {describe(unit.dims)}, not a pressure"
+            )
             return None
-        return Observation(tuple(values), unit)
+        return (Bound(comparator, value) if comparator else value), unit
 
     def comparator(self, fact: str, meta: dict[str, Any]) -> str | bool:
         """The entry's comparator ("" when none); False after reporting a bad one."""
@@ -267,6 +313,36 @@ class QuantityReading(RangeReading):
             return None
 
     # ------------------------------------------------------------------ choosing
+
+
+def _span(v: Fraction | Bound) -> tuple[Fraction | None, Fraction | None]:
+    """(lowest, highest) value a blood-pressure part allows (None: unbounded)."""
+    if isinstance(v, Bound):
+        return (v.value, None) if v.comparator in (">", ">=") else (None, v.value)
+    return v, v
+
+
+def _surely_above(d: Fraction | Bound, s: Fraction | Bound) -> bool:
+    """Whether every value the diastolic allows is above every value the systolic does."""
+    low, high = _span(d)[0], _span(s)[1]
+    if low is None or high is None:
+        return False
+    open_side = (isinstance(d, Bound) and d.comparator == ">") or (
+        isinstance(s, Bound) and s.comparator == "<"
+    )
+    return low > high or (low == high and open_side)
+
+
+def _all_negative(v: Fraction | Bound) -> bool:
+    """Whether every value a part allows is below zero ("-5", "< 0")."""
+    high = _span(v)[1]
+    strict = isinstance(v, Bound) and v.comparator == "<"
+    return high is not None and (high < 0 or (high == 0 and strict))
+
+
+def _times(v: Fraction | Bound, k: Fraction | None) -> Fraction | Bound:
+    assert k is not None and k > 0  # checked: a unit of pressure
+    return Bound(v.comparator, v.value * k) if isinstance(v, Bound) else v * k
 
 
 def _num(x: Fraction) -> str:

@@ -16,7 +16,7 @@ from decimal import Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..checker import CheckResult
 from ..frozen_classes import field, frozen, mutable
@@ -43,6 +43,23 @@ class PartialDate:
 
     def __str__(self) -> str:
         return f"{self.text} (day not recorded)"
+
+
+class Bound(NamedTuple):
+    """A blood-pressure part known only as a bound: a component's valueQuantity with a
+    comparator (FHIR R4 Quantity.comparator, a modifier element: "> 170" is not 170),
+    read as a censored plain value is (docs/patients.md, Censored values)."""
+
+    comparator: str  # <, <=, >, >=
+    value: Fraction
+
+    def __str__(self) -> str:
+        return f"{self.comparator}{_decimal(self.value)}"
+
+
+def part_text(v: Any) -> str:
+    """A blood-pressure part as recorded: "?" when unknown, "> 170" when censored."""
+    return "?" if v is None else str(v) if isinstance(v, Bound) else _decimal(v)
 
 
 @frozen
@@ -80,7 +97,7 @@ class Observation:
     def shown(self) -> str:
         """The value as recorded, for explanations ("< 1.5 x10^9/L on ...")."""
         if isinstance(self.value, tuple):  # a blood pressure: systolic/diastolic
-            sd = "/".join("?" if v is None else _decimal(v) for v in self.value)
+            sd = "/".join(part_text(v) for v in self.value)
             text = f"{sd} {self.unit.text}" if self.unit else sd
         elif isinstance(self.value, Fraction):
             v = _decimal(self.value)
@@ -107,6 +124,8 @@ class Observation:
         """What two candidates must share to be one value (not a conflict): the value in
         base units (exact), so 8 g/dL and 80 g/L, or 2 x10^9/L and 2000 /mm3, are one."""
         u = self.unit
+        if u is not None and isinstance(self.value, tuple):  # a blood pressure, in base units
+            return repr((tuple(_scaled(v, u.factor) for v in self.value), u.dims))
         if u is not None and isinstance(self.value, Fraction):
             k = u.factor
 
@@ -116,6 +135,13 @@ class Observation:
             limits = (base(self.low), base(self.high), self.range_unknown)
             return repr((base(self.value), u.dims, self.comparator, limits))
         return repr((self.value, self.unit, self.comparator, self.low, self.high))
+
+
+def _scaled(v: Any, k: Fraction) -> Any:
+    """A blood-pressure part times k (a bound keeps its comparator)."""
+    if isinstance(v, Bound):
+        return Bound(v.comparator, v.value * k)
+    return None if v is None else v * k
 
 
 def _items(items: list[dict[str, Any]]) -> str:

@@ -12,6 +12,14 @@ negative. Two kinds of quantity are exceptions:
 - a quantity defined as a signed difference, though written in ratio units: the base
   excess (mmol/L; the amount of strong acid or base needed to bring blood to pH 7.40,
   negative for a base deficit). It is known by its LOINC codes (SIGNED_LOINC).
+
+A `number` fact (a score: Glasgow Coma Scale, ECOG, NYHA class; a ratio: the INR; a
+difference or a z-score) has no unit to tell its sign, so it has no sign rule of its
+own: the fact's declared `plausible LOW..HIGH` decides (number_never_negative). With
+LOW >= 0 it is never negative: a negative value is outside the range (the reader's
+plausibility check refuses it: unknown, with a diagnostic) and a censored "< 2" is 0 to
+2; with no declared range, or one reaching below 0, a negative value is read as recorded
+and "< 2" is unbounded below.
 """
 
 from __future__ import annotations
@@ -37,3 +45,12 @@ def never_negative(unit: Unit, codes: Iterable[Any] = ()) -> bool:
     if any(d.startswith("[scale:") for d, _ in unit.dims):
         return False
     return not any(c.system == "loinc" and c.value in SIGNED_LOINC for c in codes)
+
+
+def number_never_negative(checked: Any, fact: str) -> bool:
+    """True when the `number` fact `fact` of a CheckResult declares `plausible LOW..HIGH`
+    with LOW >= 0 (the module docstring: a number's sign is its declared range's)."""
+    info = checked.facts.get(fact)
+    opt = info.node.option("plausible") if info is not None else None
+    low = opt.quantity if opt is not None else None
+    return low is not None and not low.unit and low.value >= 0

@@ -327,3 +327,27 @@ _add(
     "s",
     "assumption: coagulometers stop measuring prothrombin time after about 2-5 minutes",
 )
+_add(
+    ("4548-4", "17856-6", "4549-2", "17855-8"),
+    1,
+    25,
+    "%",
+    "assumption: HbA1c assays report about 4-18 % (NGSP) and the highest case reports stay "
+    "near 20 %; an IFCC value in mmol/mol labelled % (20-200) is beyond it (author8 F9)",
+)
+_add(
+    ("59261-8",),
+    0,
+    250,
+    "mmol/mol",
+    "25 % NGSP through the IFCC-NGSP master equation (NGSP = 0.09148 IFCC + 2.152; "
+    "Hoelzel et al., Clin Chem 2004;50:166-74) is 250 mmol/mol",
+)
+_add(
+    ("8636-3", "8634-8"),
+    150,
+    1000,
+    "ms",
+    "assumption: the human QT interval (corrected or not) lies about 250-700 ms, extreme "
+    "long-QT case reports below 800 ms; a value in seconds labelled ms (0.48) is below it",
+)
