@@ -62,11 +62,13 @@ import msgspec
 
 from ..checker import CheckResult
 from ..typesys import BoolT, ListT, PressureT
+from .fhir_absent import absent_facts, open_lists
 from .fhir_bundles import stray_problems
 from .fhir_condition import condition_fact, condition_state
 from .fhir_decode import Component, Resource, resource_label, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
+from .fhir_facts import canonical, hidden_facts
 from .fhir_files import data_files
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -87,6 +89,7 @@ from .fhir_status import (
     Target,
     component_unread,
     concept_targets,
+    hidden_targets,
     not_evidence,
     other_system,
     stray_markers,
@@ -198,7 +201,7 @@ class Extractor:
         for name, info in checked.facts.items():
             opt = info.node.option("history")
             self.history[name] = opt.text if opt is not None and opt.text else "current"
-        self.absent_facts = self._absent_facts(frozenset(absent_means_no))
+        self.absent_facts = absent_facts(checked, frozenset(absent_means_no), self.warnings)
         self._as_of = dt.date.today()
 
     def _bind(self, system: str, value: str, target: tuple[str, str | None]) -> None:
@@ -212,43 +215,6 @@ class Extractor:
             return
         for uri in SYSTEMS[system]:
             self.index.setdefault((uri, value), []).append(target)
-
-    def _absent_facts(self, kinds: frozenset[str]) -> dict[str, Any]:
-        """Facts whose absence counts as "no" in feasibility mode, with that "no".
-
-        conditions: yes/no facts bound to codes (read from Condition and Procedure).
-        medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown), and
-        lists without `kind` bound to codes as a whole.
-        """
-        out: dict[str, Any] = {}
-        if "conditions" in kinds:
-            for fact in sorted(self.c.bindings):
-                info = self.c.facts.get(fact)
-                if info is not None and isinstance(info.type, BoolT):
-                    out[fact] = False
-        if "medications" in kinds:
-            bound: dict[str, set[str]] = {}
-            for fact, member in self.c.item_bindings:
-                bound.setdefault(fact, set()).add(member)
-            for fact in sorted(bound):
-                t = self.c.facts[fact].type
-                kinds_t = dict(t.fields).get("kind") if isinstance(t, ListT) else None
-                members = set(getattr(kinds_t, "members", ()))
-                if members and members <= bound[fact]:
-                    out[fact] = []
-                else:
-                    missing = ", ".join(sorted(members - bound[fact]))
-                    self.warnings.append(
-                        f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
-                    )
-            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
-            # are all it can hold, so their absence is complete too
-            for fact in sorted(self.c.bindings):
-                t = self.c.facts[fact].type if fact in self.c.facts else None
-                if isinstance(t, ListT) and "kind" not in dict(t.fields):
-                    out[fact] = []
-        return out
 
     # ------------------------------------------------------------------ one patient
     def patient(self, group: PatientResources, as_of: dt.date) -> FhirPatient:
@@ -271,6 +237,11 @@ class Extractor:
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
         index, codes = self.index, self.codes
         for r in group.resources:
+            if r.hidden_ and r.malformed is not None:
+                # a member named twice, a copy naming a bound code: what it is about, its
+                # type, code, patient or value, is file order (fhir_duplicates.examine)
+                hidden_facts(r, self.index, self.c.facts, state)
+                continue
             # resources kept by the reader carry a bound code, components or a medication
             # reference (fhir_input._kept); components are decoded only now
             try:
@@ -371,7 +342,7 @@ class Extractor:
         # resources of this file or export that may be this patient's (fhir_bundles.py)
         stray, blocked = stray_problems(
             group.strays,
-            lambda c: concept_targets(c, index, codes)[0],
+            self._targets,
             facts,
             self.absent_facts,
             group.path,
@@ -390,36 +361,11 @@ class Extractor:
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):
-                _canonical(value)
+                canonical(value)
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
-        self._open_lists(facts, problems, group.path, unread)
+        open_lists(self.c, self.absent_facts, facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
-
-    def _open_lists(
-        self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
-    ) -> None:
-        """A list read from resources shows the therapies the data record, not that there
-        are no others: one item with nothing known stands for those (open world), so a
-        rule needing their absence (`no ... with`, `all ...`) stays unknown, while one
-        found item can still decide `any ... with`. Under `--absent-means-no medications`
-        (every kind bound to codes, no unread Medication) the list is read as complete."""
-        for fact, value in facts.items():
-            info = self.c.facts.get(fact)
-            if info is None or not isinstance(info.type, ListT) or not isinstance(value, list):
-                continue
-            if fact in self.absent_facts and not unread:
-                continue
-            value.append({})
-            problems.append(
-                RecordProblem(
-                    path,
-                    fact,
-                    f"the data show {len(value) - 1} item(s); others they do not record may "
-                    "exist, so what needs their absence stays unknown "
-                    "(--absent-means-no medications reads the list as complete)",
-                )
-            )
 
     def _status_usable(
         self,
@@ -461,6 +407,14 @@ class Extractor:
         dated markers for the reader (fhir_status.stray_markers)."""
         for fact, marker in stray_markers(group.strays, self.c.facts, index, codes):
             st.unread.setdefault(fact, []).append(marker)
+
+    def _targets(self, r: Resource) -> list[Target]:
+        """The bound targets a resource may be about: its code's (medication code's), or
+        those its copies name when it names a member twice (fhir_status.hidden_targets)."""
+        if r.hidden_:
+            return hidden_targets(r, self.index)
+        concept = r.code if r.code is not None else r.medicationCodeableConcept
+        return concept_targets(concept, self.index, self.codes)[0] if concept is not None else []
 
     def _dispense(self, r: Resource, every: list[Target], label: str, st: _State) -> None:
         """R4 MedicationDispense: the drug was supplied to the patient, which says it may
@@ -593,26 +547,6 @@ class Extractor:
                 st.problems.append(RecordProblem(st.path, fact, why))
             else:
                 self._unread(kind, r, [(fact, member)], why, st)
-
-
-def _canonical(entries: list[Any]) -> None:
-    """Entries of one fact in an order that does not depend on file order: by date and
-    source (resource type and id), and by their whole content where those tie."""
-    try:
-        keys = [(str(e.get("date") or e.get("start") or ""), str(e.get("source"))) for e in entries]
-    except AttributeError:
-        keys = []
-    if keys and len(set(keys)) == len(keys):
-        entries[:] = [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda ke: ke[0])]
-    else:
-        entries.sort(key=_entry_key)
-
-
-def _entry_key(entry: Any) -> tuple[str, str]:
-    if isinstance(entry, dict):
-        when = entry.get("date") or entry.get("start") or ""
-        return (str(when), repr(sorted(entry.items(), key=lambda kv: kv[0])))
-    return ("", repr(entry))
 
 
 def read_fhir(

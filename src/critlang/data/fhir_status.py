@@ -230,6 +230,18 @@ def concept_targets(
     return out, None
 
 
+def hidden_targets(r: Any, index: dict[tuple[str, str], list[Target]]) -> list[Target]:
+    """The targets of the bound codes a resource's `code` members name in any copy
+    (`r.hidden_`, set when it names a member twice: fhir_duplicates.examine), in any code
+    system: which copy, and so which code and system, holds is file order."""
+    found = set(r.hidden_)
+    out: list[Target] = []
+    for (_, code), targets in sorted(index.items()):
+        if code in found:
+            out += [t for t in targets if t not in out]
+    return out
+
+
 def _show(hit: list[Target]) -> str:
     return ", ".join(sorted(f"{f}.{m}" if m else f for f, m in hit))
 
@@ -246,22 +258,33 @@ def stray_markers(
     import msgspec
 
     from ..typesys import BoolT, ListT
+    from .fhir_bundles import SUBJECT_TWICE
     from .fhir_observation import trusted_time
 
     out: list[tuple[str, dict[str, Any]]] = []
-    for _, r, why in strays:
-        if r.resourceType != "Observation":
-            continue
+    for where, r, why in strays:
         hits: list[Target] = []
+        if r.hidden_:
+            # a copy given twice names a bound code (or an unreadable NDJSON line does): of
+            # any type it may be, an Observation too (fhir_duplicates.examine)
+            hits = hidden_targets(r, index)
+        elif r.resourceType != "Observation":
+            continue
         try:
-            hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
-            for comp in r.component or ():
-                if comp.code:
-                    hits += concept_targets(comp.code, index, codes)[0]
+            if not r.hidden_:
+                hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
+                for comp in r.component or ():
+                    if comp.code:
+                        hits += concept_targets(comp.code, index, codes)[0]
             when = trusted_time(r)
         except (msgspec.ValidationError, msgspec.DecodeError):
             when = None
-        source = f"{resource_label(r)}, which names no patient of the data ({why})"
+        label = resource_label(r)
+        source = f"{label}, which names no patient of the data ({why})"
+        if r.resourceType is None:  # an NDJSON line that cannot be read (fhir_ndjson)
+            source = f"{where} (not readable)"
+        elif SUBJECT_TWICE in why:
+            source = f"{label} (its subject is given twice)"
         for fact in sorted({f for f, _ in hits}):
             info = facts.get(fact)
             if info is not None and not isinstance(info.type, (BoolT, ListT)):

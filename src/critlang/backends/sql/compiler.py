@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ from ..python import Compiled
 from . import intervals as iv
 from .calendar import num
 from .lists import Lists, join_list_counts
-from .pivot import FACTS, PATIENTS, stored_rows, wide_rows
+from .pivot import FACTS, PATIENTS, pivot_rows, stored_rows
 from .sqltree import (
     STATUSES,
     VERDICTS,
@@ -62,6 +63,7 @@ from .sqltree import (
     words,
 )
 from .values import VALUES, Layout
+from .worlds import combine, first_world, read_by_lists, with_worlds
 
 __all__ = ["FACTS", "PATIENTS", "SqlProtocol", "SqlUnsupported", "compile_sql"]
 
@@ -93,16 +95,20 @@ class SqlProtocol:
     form: str = "facts"
     # the facts form's pivot, named once (a CTE) at the top of the query
     wide: exp.Select | None = None
+    # facts whose conflicting candidates a list condition reads from the patient row:
+    # not weighed world by world (worlds.read_by_lists), so unknown where Python may decide
+    unweighed: frozenset[str] = frozenset()
 
     @property
     def select(self) -> exp.Select:
         """The per-patient statuses and verdict as words (built when asked: an engine
         stores and counts `codes`)."""
         codes = self.codes.copy()
-        codes.set("with_", None)  # the CTE goes to the top of the words query
+        named = codes.args.get("with_")
+        codes.set("with_", None)  # the CTEs go to the top of the words query
         select = as_words(codes.subquery("r", copy=False), self.criteria)
-        if self.wide is not None:
-            select = select.with_("critlang_wide", as_=self.wide.copy(), copy=False)
+        if named is not None:
+            select.set("with_", named)
         return select
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
@@ -303,31 +309,18 @@ def compile_parts(
     h = compiled.checked.protocol.header
     arms = [a.name for a in h.arms] if h is not None else []
     arm_dependent = any("arm" in c.facts for c in crits)
-    verdict = comp.name_once(_verdict(crits, statuses))
+    arm_statuses: dict[str, list[exp.Expression]] = {}
     if arms and arm_dependent:
-        per_arm = []
         for arm in arms:
             comp.arm = arm
             # a criterion that does not read the arm has the same status under each
-            arm_statuses = [
+            arm_statuses[arm] = [
                 comp.name_once(comp.status(crit)) if "arm" in crit.facts else status
                 for crit, status in zip(crits, statuses, strict=True)
             ]
-            per_arm.append(comp.name_once(_verdict(crits, arm_statuses)))
         comp.arm = None
-        same = exp.and_(
-            *[exp.EQ(this=per_arm[0].copy(), expression=v) for v in per_arm[1:]], copy=False
-        )
-        arm_col = comp.column("arm")
-        verdict = comp.name_once(
-            exp.Case(
-                ifs=[
-                    exp.If(this=exp.Not(this=is_null(arm_col)), true=verdict),
-                    exp.If(this=same, true=per_arm[0].copy()),
-                ],
-                default=code("undetermined"),
-            )
-        )
+    arm_col = comp.column("arm") if arm_statuses else None
+    verdict = verdict_tree(crits, statuses, arm_statuses, arm_col, comp.name_once)
     use = stored is not None and stored.covers(comp)
     if stored is not None and not use and (stored.points or stored.no_range):
         # read from the facts table: what was measured in the per-patient tables says
@@ -338,14 +331,19 @@ def compile_parts(
     wide: exp.Select | None = None
     if stored is not None and use:
         # the per-patient tables: read in place, no CTE (materialising it copied every
-        # column of every patient once more: measured)
+        # column of every patient once more: measured); a patient with conflicting
+        # candidates has a row per world there (worlds.with_worlds, written at ingest)
         rows = stored_rows(comp, stored.column_names(), VALUES)
         stage = exp.select(star("w0"), copy=False).from_(
             rows.copy().subquery("w0", copy=False), copy=False
         )
-        stage = join_list_counts(comp, stage, stored.list_tables(), rows)
+        stage = join_list_counts(comp, stage, stored.list_tables(), first_world(rows))
     else:
-        wide, stage = wide_rows(comp)
+        wide = pivot_rows(comp, comp.columns)
+        base = exp.alias_(exp.to_table("critlang_wide"), "b", table=True, copy=False)
+        stage = exp.select(star("w0"), copy=False).from_(
+            with_worlds(comp, base).subquery("w0", copy=False), copy=False
+        )
         stage = join_list_counts(comp, stage)
     # each stage adds the named values whose inputs the stages before it hold
     last = max((st for _, _, st in comp.lets.values()), default=0)
@@ -372,9 +370,24 @@ def compile_parts(
         ],
         default=verdict.copy(),
     )
-    codes = exp.select(
+    # per arm, the statuses of the criteria that read the arm (for a patient's worlds,
+    # combined before the verdict is decided again: worlds.combine)
+    per_arm: dict[str, list[str]] = {}
+    extra: list[exp.Expression] = []
+    for k, (arm, arm_list) in enumerate(arm_statuses.items(), 1):
+        per_arm[arm] = []
+        for i, (s_arm, s_all) in enumerate(zip(arm_list, statuses, strict=True), 1):
+            if s_arm is s_all:
+                per_arm[arm].append(f"c{i}")
+            else:
+                per_arm[arm].append(f"a{k}_{i}")
+                extra.append(exp.alias_(s_arm.copy(), f"a{k}_{i}", copy=False))
+    if arm_col is not None:
+        extra.append(exp.alias_(arm_col.copy(), "arm", copy=False))
+    rows = exp.select(
         col("pid", "w"),
         exp.alias_(col("id", "w"), "id", copy=False),
+        exp.alias_(col("world", "w"), "world", copy=False),
         exp.alias_(verdict, "verdict", copy=False),
         *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
         # 1 deceased, 2 perhaps deceased (not past the "(deceased)" row, not ruled out)
@@ -386,10 +399,17 @@ def compile_parts(
             "dead",
             copy=False,
         ),
+        *extra,
         copy=False,
     ).from_(stage.subquery("w", copy=False), copy=False)
-    if wide is not None:  # the pivot, named once at the top of the query
-        codes = codes.with_("critlang_wide", as_=wide.copy(), copy=False)
+    codes = combine(
+        rows,
+        len(statuses),
+        per_arm,
+        lambda st, by_arm, arm, name: verdict_tree(crits, st, by_arm, arm, name),
+        # the pivot, named once at the top of the query
+        {} if wide is None else {"critlang_wide": wide},
+    )
     query = SqlProtocol(
         compiled,
         as_of,
@@ -398,6 +418,7 @@ def compile_parts(
         frozenset(comp.all_plain),
         "values" if use else "facts",
         wide,
+        frozenset(read_by_lists(comp)),
     )
     return comp, query
 
@@ -430,6 +451,35 @@ def as_words(source: exp.Expression, criteria: list[str]) -> exp.Select:
         col("dead"),
         copy=False,
     ).from_(source, copy=False)
+
+
+def verdict_tree(
+    crits: list[Any],
+    statuses: list[exp.Expression],
+    arm_statuses: dict[str, list[exp.Expression]],
+    arm: exp.Expression | None,
+    name: Callable[[exp.Expression], exp.Expression] = lambda e: e,
+) -> exp.Expression:
+    """The verdict from the statuses (codes), as evaluate.Evaluator decides it: with an
+    unknown arm and criteria that read it, the verdict every arm gives (`arm_statuses`:
+    per arm, every criterion's status), else undetermined. `name` names each part (the
+    query's `let`)."""
+    verdict = name(_verdict(crits, statuses))
+    if not arm_statuses or arm is None:
+        return verdict
+    per_arm = [name(_verdict(crits, s)) for s in arm_statuses.values()]
+    same = exp.and_(
+        *[exp.EQ(this=per_arm[0].copy(), expression=v) for v in per_arm[1:]], copy=False
+    )
+    return name(
+        exp.Case(
+            ifs=[
+                exp.If(this=exp.Not(this=is_null(arm)), true=verdict),
+                exp.If(this=same, true=per_arm[0].copy()),
+            ],
+            default=code("undetermined"),
+        )
+    )
 
 
 def _verdict(crits: list[Any], statuses: list[exp.Expression]) -> exp.Expression:

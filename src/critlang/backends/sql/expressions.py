@@ -10,17 +10,18 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
+from ...functions import MATH
 from ...typesys import QuantT, ScaleT, Type
 from ...units import Unit, parse_unit
 from ..python_normalise import limit_key
 from . import calendar as cal
 from . import intervals as iv
-from .base import CompilerBase
 from .calendar import const_of, num
+from .functions import Functions
 from .sqltree import case, col, compare_sql, guard, is_null, lit, null, paren, sig_sql
 
 
-class Expressions(CompilerBase):
+class Expressions(Functions):
     """Values (`value`) and three-valued conditions (`cond`); date windows are in
     windows.py and list conditions in lists.py."""
 
@@ -120,6 +121,8 @@ class Expressions(CompilerBase):
         raise self.unsupported(f"the name kind {r.kind!r}", e)
 
     def call(self, e: n.Call) -> exp.Expression:
+        if e.func in MATH:
+            return self.math(e)
         if e.func == "elapsed_years":
             a, b = (self.let(self.value(x)) for x in e.args)
             return self.let(guard(cal.completed_years(a, b, self.name_once), a, b))

@@ -4,7 +4,9 @@ A FHIR cohort is read as of one date, so every value the compiled query would pi
 from the facts table (the `row_number()` pick and the pivot, pivot.py) is known when the
 cohort is written. `critlang ingest` therefore also writes
 
-  critlang_values(pid, id, deceased, f1, f2, ...)   one row per patient, one column per
+  critlang_values(pid, id, deceased, world, f1, ...) one row per patient (per world for a
+                                                    patient with conflicting values:
+                                                    worlds.py), one column per
                                                     record key the query reads (a fact's
                                                     picked value, `fact#low`, an interval
                                                     bound, a conflict mark, an anchor, a
@@ -65,6 +67,10 @@ class Layout:
         each defined as this query would pick it (the same protocol facts, date and
         windows); definitions are compared as SQL text, so any difference falls back
         to the facts table."""
+        from .worlds import WORLD_DEFINITION, WORLD_KEY
+
+        if self.columns.get(WORLD_KEY) != ("world", WORLD_DEFINITION):
+            return False  # written before conflicting candidates had a row per world
         for key in comp.columns:
             stored = self.columns.get(key)
             if stored is None or stored[1] != key_definition(comp, key):
@@ -192,15 +198,22 @@ def _point_test(lo: str, hi: str, lop: str, hop: str, ong: str) -> exp.Expressio
     return exp.Coalesce(this=every, expressions=[exp.true()])
 
 
-def build_statements(compiled: Compiled, as_of: dt.date) -> tuple[list[exp.Expression], Layout]:
+def build_statements(
+    compiled: Compiled, as_of: dt.date, read: bool = False
+) -> tuple[list[exp.Expression], Layout]:
     """The statements that write the per-patient tables from the facts table (any
-    dialect), and their layout. Raises SqlUnsupported as compile_sql does."""
+    dialect), and their layout. `read`: the facts table is ingest's, holding no
+    impossible value (pivot.picked_rows). Raises SqlUnsupported as compile_sql does."""
     from .compiler import compile_parts
+    from .worlds import WORLD_DEFINITION, WORLD_KEY, with_worlds
 
     comp, _ = compile_parts(compiled, as_of)
     statements: list[exp.Expression] = []
     columns = {key: (name, key_definition(comp, key)) for key, name in comp.columns.items()}
-    statements.append(_create(VALUES, pivot_rows(comp, comp.columns)))
+    columns[WORLD_KEY] = ("world", WORLD_DEFINITION)
+    # one row per patient, or per world for a patient with conflicting candidates
+    rows = pivot_rows(comp, comp.columns, read).subquery("b", copy=False)
+    statements.append(_create(VALUES, with_worlds(comp, rows)))
     lists: dict[str, tuple[str, str]] = {}
     for number, name in enumerate(dict.fromkeys(q.node.list_name for q in comp.quantifiers), 1):
         rows = item_rows(comp, name)
@@ -216,7 +229,7 @@ def _create(table: str, select: exp.Select) -> exp.Expression:
 def write_values(con: Any, compiled: Compiled, as_of: dt.date) -> Layout:
     """Write the per-patient tables into a DuckDB cohort (connection `con`, holding the
     facts, patients and meta tables) and record their layout in critlang_meta."""
-    statements, layout = build_statements(compiled, as_of)
+    statements, layout = build_statements(compiled, as_of, read=True)
     for s in statements:
         con.execute(f"DROP TABLE IF EXISTS {s.this.name}")  # a generated name
         con.execute(s.sql("duckdb"))
