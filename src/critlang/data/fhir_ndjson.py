@@ -174,6 +174,7 @@ def _counted_only(r: Resource, codes: frozenset[str]) -> bool:
         and not r.component_
         and r.medicationCodeableConcept is None
         and r.medicationReference is None
+        and r.malformed is None
     ):
         for c in concept.coding:  # noqa: SIM110 (a loop: all() costs a generator a line)
             if c.code in codes:
