@@ -31,6 +31,7 @@ criteria, the verdict and the attrition table together.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,58 +117,108 @@ class SqlProtocol:
     def attrition(self, results: str | None = None) -> exp.Select:
         """One row: per criterion met / not met / unknown / not applicable counts, the
         patients cleared so far and not ruled out so far, and the verdict counts; over
-        the table `results` holding this query's `codes` rows (else over the query)."""
+        the table `results` holding this query's `codes` rows (else over the query,
+        named once as a CTE).
+
+        Two passes over the rows, joined: the counts of statuses, verdicts and deaths;
+        and how far each patient gets (the first criterion that rules them out: cleared,
+        not passed; open, decided against; 0 for the dead, else past the last one)
+        grouped into at most (criteria + 2)^2 groups, whose sums give "passed so far"
+        and "not ruled out" at each criterion. Counting `k > i` for every criterion over
+        every row instead took a third more time (measured: docs/scale.md)."""
         crits = self.compiled.criteria
-        cols: list[exp.Expression] = []
+        one = exp.Literal.number(1)
 
-        def count(cond: exp.Expression, alias: str) -> None:
-            name = exp.to_identifier(alias, quoted=True)  # a criterion id: quoted, never pasted
-            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), name, copy=False))
+        def count(cond: exp.Expression) -> exp.Expression:
+            # COUNT of a CASE over integers: cheaper than SUM(CASE ... ELSE 0) (measured)
+            return exp.Count(this=exp.Case(ifs=[exp.If(this=cond, true=one.copy())]))
 
-        # how far each patient gets: the first criterion that rules them out (cleared:
-        # not passed; open: decided against), 0 for the dead, else past the last one;
-        # "passed so far" at criterion i counts the patients who get past i. One CASE
-        # per row instead of an i-fold AND per criterion: the query stays linear in size
+        def named(e: exp.Expression, alias: str) -> exp.Expression:
+            # a criterion id: a quoted identifier, never pasted text
+            return exp.alias_(e, exp.to_identifier(alias, quoted=True), copy=False)
+
+        def number(i: int) -> exp.Expression:
+            return exp.Literal.number(i)
+
         # `dead`: 1 dead, 2 perhaps dead (not past the "(deceased)" row, not ruled out)
-        dead = exp.EQ(this=col("dead"), expression=num(1))
-        dead_or_maybe = exp.GTE(this=col("dead"), expression=num(1))
-        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=num(0))]
-        stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=num(0))]
+        dead = exp.EQ(this=col("dead"), expression=number(1))
+        dead_or_maybe = exp.GTE(this=col("dead"), expression=number(1))
+        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=number(0))]
+        stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=number(0))]
+        counts: list[exp.Expression] = []
+        reached: list[exp.Expression] = []
+        order: list[tuple[str, str]] = []  # (part, column) in the documented order
+        n = col("n")
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
             for j, word in enumerate(STATUSES):
-                count(exp.EQ(this=c, expression=code(word)), attrition_column(crit.id, j))
+                alias = attrition_column(crit.id, j)
+                counts.append(named(count(exp.EQ(this=c.copy(), expression=code(word))), alias))
+                order.append(("s", alias))
             good = "met" if crit.section == "inclusion" else "not met"
             clear = exp.In(this=c.copy(), expressions=[code(good), code(NOT_APPLICABLE)])
-            stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
+            stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=number(i)))
             bad = exp.Not(
                 this=exp.In(
                     this=c.copy(),
                     expressions=[code(good), code(NOT_APPLICABLE), code("unknown")],
                 )
             )
-            stop_open.append(exp.If(this=bad, true=num(i)))
-            past = num(i)
-            count(exp.GT(this=col("k_cleared"), expression=past), attrition_column(crit.id, 4))
-            count(exp.GT(this=col("k_open"), expression=past.copy()), attrition_column(crit.id, 5))
+            stop_open.append(exp.If(this=bad, true=number(i)))
+            for j, k in ((4, "k_cleared"), (5, "k_open")):
+                alias = attrition_column(crit.id, j)
+                past = exp.GT(this=col(k), expression=number(i))
+                reached.append(
+                    named(exp.Sum(this=case(past, n.copy(), number(0))), alias),
+                )
+                order.append(("h", alias))
         for v in VERDICTS:
-            count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
-        count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
-        count(exp.EQ(this=col("dead"), expression=num(2)), "maybe_deceased")
-        cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients", copy=False))
-        source = (
-            exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
-            if results
-            else self.codes.copy().subquery("r0", copy=False)
-        )
-        beyond = num(len(crits) + 1)
+            counts.append(named(count(exp.EQ(this=col("verdict"), expression=code(v))), f"v_{v}"))
+            order.append(("s", f"v_{v}"))
+        for alias, which in (("deceased", 1), ("maybe_deceased", 2)):
+            counts.append(named(count(exp.EQ(this=col("dead"), expression=number(which))), alias))
+            order.append(("s", alias))
+        counts.append(named(exp.Count(this=exp.Star()), "patients"))
+        order.append(("s", "patients"))
+        table = results or "critlang_r"
+
+        def rows() -> exp.Expression:
+            return exp.alias_(exp.to_table(table), "r0", table=True, copy=False)
+
+        beyond = number(len(crits) + 1)
         reach = exp.select(
-            star("r0"),
             exp.alias_(exp.Case(ifs=stop_cleared, default=beyond), "k_cleared", copy=False),
             exp.alias_(exp.Case(ifs=stop_open, default=beyond.copy()), "k_open", copy=False),
             copy=False,
-        ).from_(source, copy=False)
-        return exp.select(*cols, copy=False).from_(reach.subquery("r", copy=False), copy=False)
+        ).from_(rows(), copy=False)
+        groups = (
+            exp.select(
+                col("k_cleared"),
+                col("k_open"),
+                exp.alias_(exp.Count(this=exp.Star()), "n", copy=False),
+                copy=False,
+            )
+            .from_(reach.subquery("r", copy=False), copy=False)
+            .group_by(col("k_cleared"), col("k_open"), copy=False)
+        )
+        statuses = exp.select(*counts, copy=False).from_(rows(), copy=False)
+        passed = exp.select(*reached, copy=False).from_(
+            groups.subquery("g", copy=False), copy=False
+        )
+        out = (
+            exp.select(
+                *[
+                    exp.column(exp.to_identifier(alias, quoted=True), table=part)
+                    for part, alias in order
+                ],
+                copy=False,
+            )
+            .from_(statuses.subquery("s", copy=False), copy=False)
+            .join(passed.subquery("h", copy=False), join_type="cross", copy=False)
+        )
+        if results is None:
+            out = out.with_(table, as_=self.codes.copy(), copy=False)
+        return out
 
 
 class _Compiler(Lists):
@@ -239,6 +290,8 @@ def compile_parts(
 ) -> tuple[_Compiler, SqlProtocol]:
     """compile_sql, with the compiler's state (its record keys and list fields)."""
     comp = _Compiler(compiled, as_of)
+    if stored is not None:  # what the cohort's tables hold (values.Layout.measured)
+        comp.points, comp.no_range = stored.points, stored.no_range
     for name, t in compiled.checked.record_types.items():
         if not isinstance(t, KNOWN_TYPES):
             info = compiled.checked.facts.get(name)
@@ -269,6 +322,12 @@ def compile_parts(
     arm_col = comp.column("arm") if arm_statuses else None
     verdict = verdict_tree(crits, statuses, arm_statuses, arm_col, comp.name_once)
     use = stored is not None and stored.covers(comp)
+    if stored is not None and not use and (stored.points or stored.no_range):
+        # read from the facts table: what was measured in the per-patient tables says
+        # nothing of it
+        return compile_parts(
+            compiled, as_of, dataclasses.replace(stored, points=frozenset(), no_range=frozenset())
+        )
     wide: exp.Select | None = None
     if stored is not None and use:
         # the per-patient tables: read in place, no CTE (materialising it copied every
