@@ -1,6 +1,7 @@
 """Scale benchmarks, each step timed as a whole process where a user runs a process.
 
     python bench/bench_scale.py ingest 10000 100000   # replicated Synthea -> NDJSON -> ingest
+    python bench/bench_scale.py ingest 2000 --baseline OLD/src --runs 2  # and old code, in turn
     python bench/bench_scale.py sql 1000000           # facts generated in DuckDB, screened
     python bench/bench_scale.py cohort 1000000 c.duckdb  # only generate (and keep) a cohort
     python bench/bench_scale.py screen c.duckdb 3 [OLD/src]  # `critlang screen` on it, 3 runs
@@ -114,7 +115,10 @@ def _rename_refs(text: str, suffix: str) -> str:
     return '"reference":"Patient/'.join(out)
 
 
-def bench_ingest(sizes: list[int]) -> None:
+def bench_ingest(sizes: list[int], baseline: Path | None = None, runs: int = 1) -> None:
+    """`critlang ingest` of N replicated patients as a whole process: wall time,
+    patients/s, CPU seconds and peak RSS; with `baseline` (another tree's src), that
+    code on the same files in the same run, turn by turn, and the ratios."""
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="critlang-bench-") as tmp:
             folder = Path(tmp) / "ndjson"
@@ -124,11 +128,23 @@ def bench_ingest(sizes: list[int]) -> None:
             out = Path(tmp) / "cohort.duckdb"
             cmd = [sys.executable, "-m", "critlang", "ingest", "--as-of", AS_OF.isoformat(),
                    str(PROTOCOL), str(folder), "-o", str(out)]  # fmt: skip
-            wall, rss, text = run(cmd)
-            print(
-                f"ingest {n} patients ({mb:.0f} MiB NDJSON): {wall:.1f} s, "
-                f"{n / wall:.0f} patients/s, peak RSS {rss} MiB; {text.strip()}"
-            )
+            trees = [("this", ROOT / "src")] + ([("baseline", baseline)] if baseline else [])
+            cpu: dict[str, list[float]] = {name: [] for name, _ in trees}
+            for _ in range(runs):
+                for name, src in trees:
+                    out.unlink(missing_ok=True)
+                    wall, rss, text = run(cmd, src)
+                    cpu[name].append(LAST["cpu"])
+                    print(
+                        f"ingest {n} patients ({mb:.0f} MiB NDJSON), {name}: {wall:.1f} s, "
+                        f"{n / wall:.0f} patients/s, CPU {LAST['cpu']:.2f} s "
+                        f"({n / LAST['cpu']:.0f} patients per CPU second), peak RSS {rss} MiB; "
+                        f"{load()}; {text.strip().splitlines()[-1]}",
+                        flush=True,
+                    )
+            if baseline:
+                best = {name: min(times) for name, times in cpu.items()}
+                print(f"ingest {n}: CPU baseline / this {best['baseline'] / best['this']:.2f}")
 
 
 GENERATE = """
@@ -435,6 +451,8 @@ def parse_args(argv: list[str]) -> Any:
     sub = parser.add_subparsers(dest="what", required=True, metavar="{ingest,sql,cohort,screen}")
     ing = sub.add_parser("ingest", help=f"replicated Synthea (needs {SHARED}) -> ingest")
     ing.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000], metavar="N")
+    ing.add_argument("--baseline", type=Path, metavar="OLD_SRC", help="another tree's src")
+    ing.add_argument("--runs", type=int, default=1, metavar="RUNS")
     sql = sub.add_parser("sql", help="facts generated in DuckDB, then screened")
     sql.add_argument("size", nargs="?", type=int, default=1_000_000, metavar="N")
     keep = sub.add_parser("cohort", help="generate a cohort file and keep it")
@@ -450,7 +468,7 @@ def parse_args(argv: list[str]) -> Any:
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
     if args.what == "ingest":
-        bench_ingest(args.sizes)
+        bench_ingest(args.sizes, args.baseline, args.runs)
     elif args.what == "cohort":
         keep_cohort(args.size, args.path)
     elif args.what == "screen":

@@ -310,3 +310,17 @@ def test_change_masked_by_other_criteria() -> None:
     assert (ch.id, ch.kind, ch.effect.classification) == ("E1", "changed", "unchanged")
     assert "ki67 threshold 20 % -> 25 %" in ch.details
     assert any("no patient's verdict changes" in d for d in ch.details)
+
+
+def test_a_new_version_number_alone_is_unchanged_without_a_proof_search() -> None:
+    # author8 F8: a no-op amendment ran for minutes on list windows from an anchor
+    r = amend('version "', 'version "9.')
+    assert r.changes == [] and r.overall.unchanged
+    assert r.overall.proof == "the rules, definitions, facts, codes and header match"
+    # a changed label is not such a match: the whole protocol is proven unchanged instead
+    label = CURRENT_TEXT.split('label "', 1)[1].split('"', 1)[0]
+    r = amend(f'label "{label}"', f'label "{label} (relabelled)"')
+    assert (
+        r.overall.unchanged
+        and r.overall.proof != "the rules, definitions, facts, codes and header match"
+    )

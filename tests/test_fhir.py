@@ -550,7 +550,7 @@ def test_a_therapy_started_after_the_screening_date_is_not_used(tmp_path: Path) 
 
 
 def found(items: list) -> list:
-    """The items the data show, without the open-world item (data/fhir._open_lists)."""
+    """The items the data show, without the open-world item (data/fhir_absent.open_lists)."""
     assert items[-1] == {} or all(v is None for v in items[-1].values()), items[-1]
     return items[:-1]
 

@@ -122,3 +122,22 @@ def test_a_deceased_member_of_no_r4_type_is_never_alive(tmp_path, form, member) 
 def test_r4_deceased_false_is_alive(tmp_path, form) -> None:
     row = screen(tmp_path, form, [patient(deceasedBoolean=False)], PROTOCOL, FLAGS)
     assert row["verdict"] == "eligible", row["problems"]
+
+
+def test_a_cohort_ingested_in_feasibility_mode_says_so_when_screened(tmp_path, capsys) -> None:
+    # breaker8 F13: the DuckDB path printed no "absent ... count as no" line
+    from critlang.cli import main
+    from fhir_cases import write
+
+    pytest.importorskip("duckdb")
+    (tmp_path / "p.crit").write_text(PROTOCOL)
+    data = write(tmp_path, "bundle", [patient()])
+    crit, cohort = str(tmp_path / "p.crit"), str(tmp_path / "c.duckdb")
+    assert main(["screen", "--as-of", "2024-06-01", *FLAGS, crit, str(data)]) == 0
+    python = capsys.readouterr().out
+    assert main(["ingest", "--as-of", "2024-06-01", *FLAGS, "-o", cohort, crit, str(data)]) == 0
+    capsys.readouterr()
+    assert main(["screen", crit, cohort]) == 0
+    sql = capsys.readouterr().out
+    line = "absent medications count as no (--absent-means-no medications): biopsy, metformin"
+    assert line in python and line in sql

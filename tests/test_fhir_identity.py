@@ -96,7 +96,7 @@ def counts(t: Tally) -> tuple[int, int, int, int, int, int]:
 
 
 def kinds(p: FhirPatient) -> list[tuple[str, str | None]]:
-    """The therapies read, without the open-world item (fhir._open_lists)."""
+    """The therapies read, without the open-world item (fhir_absent.open_lists)."""
     items = p.record["facts"].get("prior_therapies", [])
     return [(i["kind"], i["start"]) for i in items if i.get("kind") is not None]
 

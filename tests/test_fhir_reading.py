@@ -738,6 +738,6 @@ def test_medication_references_resolved_in_the_bundle(tmp_path: Path) -> None:
 
 
 def found(items: list) -> list:
-    """The items the data show, without the open-world item (data/fhir._open_lists)."""
+    """The items the data show, without the open-world item (data/fhir_absent.open_lists)."""
     assert items[-1] == {} or all(v is None for v in items[-1].values()), items[-1]
     return items[:-1]

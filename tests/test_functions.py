@@ -385,3 +385,37 @@ def test_generated_patients_both_evaluators_agree() -> None:
 
     agree()
     assert seen == {True, False, None}
+
+
+# ---------------------------------------------------------------------- proofs (z3)
+
+
+def _diff(old_rule: str, new_rule: str) -> Any:
+    from critlang.diff import diff
+    from critlang.frontend import analyse_text
+
+    def checked(rule: str) -> Any:
+        text = HEAD + f'inclusion criteria\nI1 "r"\n  rule {rule}\n'
+        result = analyse_text(text, "p.crit").result
+        assert result is not None and result.ok
+        return result
+
+    return diff(checked(old_rule), checked(new_rule), AS_OF)
+
+
+def test_min_is_exact_in_proofs() -> None:
+    # the same value written as a conditional: proven, unknown operands included
+    r = _diff("min(x, y) < 3", "(x if x < y else y) < 3")
+    assert r.overall.classification == "unchanged"
+    assert r.overall.proof.startswith("proven by z3")
+
+
+def test_transcendental_functions_are_uninterpreted_but_sound() -> None:
+    # the same term twice: proven without knowing the square
+    r = _diff("pow(x, 2) > 4", "pow(x, 2) > 4 and pow(x, 2) > 3")
+    assert r.overall.classification == "unchanged"
+    assert any("pow (a function of its arguments)" in note for note in r.solver_notes)
+    # sqrt(x) > 3 is not x > 9: x = -1 is unknown (no square root) against not met;
+    # the witness is a real patient, re-checked by the evaluators
+    r = _diff("sqrt(x) > 3", "x > 9")
+    assert r.overall.undetermined == "changes"

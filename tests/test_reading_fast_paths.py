@@ -69,8 +69,10 @@ def test_duplicate_keys_checks_a_resource_once() -> None:
     text = b'{"resourceType":"Observation","valueQuantity":{"value":1.0,"value":5.0}}'
     r = Resource(resourceType="Observation", raw_=msgspec.Raw(text))
     duplicate_keys(r)
-    assert r.malformed is not None and "'value'" in r.malformed
-    assert not r.raw_
+    assert r.malformed is not None and "'value' at valueQuantity.value" in r.malformed
+    # the paths are kept: a second call reads nothing (the text stays only for the bound
+    # codes its copies may name, fhir_duplicates.examine)
+    assert r.dups_ == ("valueQuantity.value",)
     duplicate_keys(r)
     assert "'value'" in r.malformed
     clean = Resource(resourceType="Observation", raw_=msgspec.Raw(b'{"a":1,"b":{"a":1}}'))

@@ -110,20 +110,19 @@ class Cohort:
         # The SQL back end reasons over values known only as intervals (censored values,
         # partial dates, ongoing or planned ends) in comparisons and date forms
         # (backends/sql/intervals.py); it leaves unknown an interval used otherwise
-        # (arithmetic, a formula, `first available`: query.plain_intervals) and facts with
-        # conflicting candidates (docs/scale.md). It may say "unknown" where Python
-        # decides only for such patients.
+        # (arithmetic, a formula, `first available`: query.plain_intervals; docs/scale.md).
+        # It may say "unknown" where Python decides only for such patients. Conflicting
+        # candidates are weighed world by world as Python weighs them (worlds.py): no
+        # allowance for them.
         plain = [(name, diff) for name, diff, data in weaker if not self.uncertain(data)]
         assert not plain, f"{len(plain)} patients left unknown without cause, e.g. {plain[:3]}"
         if not weaker:
             assert result.attrition == self.attrition()
 
     def uncertain(self, data: Any) -> bool:
-        """Whether the patient has conflicting values, or an interval where the SQL back end
-        does not reason over one (query.plain_intervals)."""
+        """Whether the patient has an interval where the SQL back end does not reason over
+        one (query.plain_intervals)."""
         record = read_record(self.compiled.checked, data, self.as_of)
-        if record.alternatives:
-            return True
         return bool(_range_keys(self.compiled.normalise(record)) & self.query.plain_intervals)
 
     def attrition(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ says so in words true of native records; `bench_scale.py --help` is help."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from critlang.backends.python import compile_protocol
+from critlang.backends.sql import compile_sql
+from critlang.backends.sql.engines import DuckDB
 from critlang.cli import main
+from critlang.frontend import analyse_file
 from helpers import ROOT
 
 LISTS = """protocol "F1"
@@ -148,11 +153,13 @@ E1 "anaemia"
 """
 
 
-def test_sql_screen_names_the_patients_it_leaves_unknown_on_conflicts(
+def test_sql_screen_weighs_conflicting_values_as_python(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two values at one instant that both decide alike: Python decides, SQL leaves the
-    criterion unknown, and says so with the count of such patients (finding 5)."""
+    """Two values at one instant that both decide alike: Python decides, and so does SQL
+    (one row per combination of candidates, backends/sql/worlds.py), in both query
+    forms, with no note. Before, SQL left the criterion unknown (finding 5); a pair that
+    decides differently stays unknown in both."""
     crit = tmp_path / "c.crit"
     crit.write_text(CONFLICTS)
     data = tmp_path / "data"
@@ -164,6 +171,11 @@ def test_sql_screen_names_the_patients_it_leaves_unknown_on_conflicts(
     (data / "p1.json").write_text(json.dumps({"id": "p1", "facts": {"hemoglobin": same}}))
     one = {"value": 12, "unit": "g/dL", "date": "2026-06-01"}
     (data / "p2.json").write_text(json.dumps({"id": "p2", "facts": {"hemoglobin": one}}))
+    split = [
+        {"value": 7, "unit": "g/dL", "date": "2026-06-01"},
+        {"value": 9, "unit": "g/dL", "date": "2026-06-01"},
+    ]
+    (data / "p3.json").write_text(json.dumps({"id": "p3", "facts": {"hemoglobin": split}}))
     cohort, py, sql = tmp_path / "c.duckdb", tmp_path / "py.csv", tmp_path / "sql.csv"
     day = ["--as-of", "2026-06-15"]
     assert main(["screen", *day, str(crit), str(data), "--patients", str(py)]) == 0
@@ -171,6 +183,26 @@ def test_sql_screen_names_the_patients_it_leaves_unknown_on_conflicts(
     capsys.readouterr()
     assert main(["screen", str(crit), str(cohort), "--patients", str(sql)]) == 0
     err = capsys.readouterr().err
-    assert "note: 1 patients have conflicting values" in err
+    assert "conflicting" not in err
     assert "p1,{},ineligible,met".format(data / "p1.json") in py.read_text()
-    assert "p1,{},undetermined,unknown".format(data / "p1.json") in sql.read_text()
+    assert "p3,{},undetermined,unknown".format(data / "p3.json") in py.read_text()
+
+    def statuses(text: str) -> list[list[str]]:  # id, path, verdict, E1 (not the problems)
+        return [row.split(",")[:4] for row in text.splitlines()]
+
+    assert statuses(sql.read_text()) == statuses(py.read_text())
+    # the facts form (what PostgreSQL, Spark and `critlang sql` run) gives the same
+    checked = analyse_file(crit).result
+    assert checked is not None
+    query = compile_sql(compile_protocol(checked), dt.date(2026, 6, 15))
+    assert query.form == "facts"
+    engine = DuckDB(cohort)
+    try:
+        rows = engine.run(query).patients
+    finally:
+        engine.close()
+    assert [r[1:4] for r in rows] == [
+        ("p1", "ineligible", "met"),
+        ("p2", "eligible", "not met"),
+        ("p3", "undetermined", "unknown"),
+    ]

@@ -266,9 +266,9 @@ def _screen_sql(args: argparse.Namespace, analysis: Analysis, engine: str) -> in
     if result.conflicted:  # where the two engines may differ: said, never silent
         print(
             f"critlang: note: {result.conflicted} patients have conflicting values for a "
-            "fact (or reference ranges that leave its limits unknown): SQL leaves every "
-            "criterion reading such a fact unknown, where the Python engine weighs each "
-            "value and may decide (docs/scale.md, 'Weaker than Python')",
+            "fact a list condition reads: SQL leaves every criterion reading it unknown, "
+            "where the Python engine weighs each value and may decide (docs/scale.md, "
+            "'Weaker than Python')",
             file=sys.stderr,
         )
     return 0

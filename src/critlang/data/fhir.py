@@ -62,11 +62,13 @@ import msgspec
 
 from ..checker import CheckResult
 from ..typesys import BoolT, ListT, PressureT
+from .fhir_absent import absent_facts, open_lists
 from .fhir_bundles import stray_problems
-from .fhir_condition import condition_fact, condition_state
+from .fhir_condition import condition_state
 from .fhir_decode import Component, Resource, resource_label, unusable
 from .fhir_duplicates import duplicate_keys
 from .fhir_events import NotYet, event_span, past_event
+from .fhir_facts import canonical, hidden_facts
 from .fhir_files import data_files
 from .fhir_input import PatientResources, Tally, read_groups
 from .fhir_observation import (
@@ -87,27 +89,20 @@ from .fhir_status import (
     Target,
     component_unread,
     concept_targets,
+    hidden_targets,
     not_evidence,
     other_system,
     stray_markers,
+    untold,
 )
+from .fhir_systems import SYSTEMS
 from .fhir_therapy import began, therapy_dates, therapy_item
+from .fhir_yesno import settle, untold_state
 from .records import RecordProblem
 from .values import When
 
 __all__ = ["Extractor", "FhirPatient", "Tally", "data_files", "read_fhir"]
 
-SYSTEMS: dict[str, tuple[str, ...]] = {
-    "loinc": ("http://loinc.org",),
-    "snomed": ("http://snomed.info/sct",),
-    "icd10": ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"),
-    "rxnorm": ("http://www.nlm.nih.gov/research/umls/rxnorm",),
-    "atc": ("http://www.whocc.no/atc",),
-    "cpt": ("http://www.ama-assn.org/go/cpt",),
-    # FHIR R4 terminologies-systems.html: NDC, http://hl7.org/fhir/sid/ndc (realfhir7 F6:
-    # half the R4 example Medications, and many US exports, carry only NDC codes)
-    "ndc": ("http://hl7.org/fhir/sid/ndc",),
-}
 MEDICATIONS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 RELEVANT = frozenset({"Observation", "Condition", "Procedure", *MEDICATIONS})
 # medicationdispense-status codes saying the drug was not handed over (R4)
@@ -191,6 +186,15 @@ class Extractor:
         )
         self.codes = BoundCodes(code for _, code in self.index)
         self.codes.list_systems = list_systems
+        # ... and a yes/no fact: a Condition or Procedure coded only in others cannot be
+        # told to be none of them (breaker8 F7; fhir_status.untold)
+        self.codes.yesno_systems = frozenset(
+            uri
+            for (uri, _), targets in self.index.items()
+            if any(
+                isinstance(checked.facts[f].type, BoolT) for f, _ in targets if f in checked.facts
+            )
+        )
         self.history: dict[str, str] = {}
         self.pressures = sorted(
             n for n, i in checked.facts.items() if isinstance(i.type, PressureT)
@@ -198,7 +202,7 @@ class Extractor:
         for name, info in checked.facts.items():
             opt = info.node.option("history")
             self.history[name] = opt.text if opt is not None and opt.text else "current"
-        self.absent_facts = self._absent_facts(frozenset(absent_means_no))
+        self.absent_facts = absent_facts(checked, frozenset(absent_means_no), self.warnings)
         self._as_of = dt.date.today()
 
     def _bind(self, system: str, value: str, target: tuple[str, str | None]) -> None:
@@ -212,43 +216,6 @@ class Extractor:
             return
         for uri in SYSTEMS[system]:
             self.index.setdefault((uri, value), []).append(target)
-
-    def _absent_facts(self, kinds: frozenset[str]) -> dict[str, Any]:
-        """Facts whose absence counts as "no" in feasibility mode, with that "no".
-
-        conditions: yes/no facts bound to codes (read from Condition and Procedure).
-        medications: list facts with a `kind` field, only when every kind has codes
-        (otherwise an empty list would deny therapies no code could have shown), and
-        lists without `kind` bound to codes as a whole.
-        """
-        out: dict[str, Any] = {}
-        if "conditions" in kinds:
-            for fact in sorted(self.c.bindings):
-                info = self.c.facts.get(fact)
-                if info is not None and isinstance(info.type, BoolT):
-                    out[fact] = False
-        if "medications" in kinds:
-            bound: dict[str, set[str]] = {}
-            for fact, member in self.c.item_bindings:
-                bound.setdefault(fact, set()).add(member)
-            for fact in sorted(bound):
-                t = self.c.facts[fact].type
-                kinds_t = dict(t.fields).get("kind") if isinstance(t, ListT) else None
-                members = set(getattr(kinds_t, "members", ()))
-                if members and members <= bound[fact]:
-                    out[fact] = []
-                else:
-                    missing = ", ".join(sorted(members - bound[fact]))
-                    self.warnings.append(
-                        f"{fact}: absence is not taken as 'no' (no codes for kinds {missing})"
-                    )
-            # a list without `kind` bound as a whole (`codes sglt2: atc ...`): its codes
-            # are all it can hold, so their absence is complete too
-            for fact in sorted(self.c.bindings):
-                t = self.c.facts[fact].type if fact in self.c.facts else None
-                if isinstance(t, ListT) and "kind" not in dict(t.fields):
-                    out[fact] = []
-        return out
 
     # ------------------------------------------------------------------ one patient
     def patient(self, group: PatientResources, as_of: dt.date) -> FhirPatient:
@@ -269,8 +236,15 @@ class Extractor:
         conditions: dict[str, list[tuple[str, str]]] = {}
         state = _State(group.path, facts, conditions, problems, birth_date(group))
         unread_medications: dict[str, list[Resource]] = {}  # why -> therapies
+        # Conditions and Procedures whose kind cannot be told: (label, state, codes)
+        untold_found: list[tuple[str, str, str]] = []
         index, codes = self.index, self.codes
         for r in group.resources:
+            if r.hidden_ and r.malformed is not None:
+                # a member named twice, a copy naming a bound code: what it is about, its
+                # type, code, patient or value, is file order (fhir_duplicates.examine)
+                hidden_facts(r, self.index, self.c.facts, state)
+                continue
             # resources kept by the reader carry a bound code, components or a medication
             # reference (fhir_input._kept); components are decoded only now
             try:
@@ -306,6 +280,11 @@ class Extractor:
                     said = not_evidence(r, r.resourceType or "")
                     if said is None or said[1]:  # set aside ones hide nothing
                         unread_medications.setdefault(OTHER_SYSTEM, []).append(r)
+                elif (shown := untold(r, concept, codes.yesno_systems)) is not None:
+                    duplicate_keys(r)
+                    how = untold_state(r, self._as_of, state.birth)
+                    if how is not None:
+                        untold_found.append((resource_label(r), how, shown))
                 continue
             label = resource_label(r)
             kind = r.resourceType or ""
@@ -346,18 +325,8 @@ class Extractor:
         self._stray_observations(group, index, codes, state)
         if state.unread:
             record["unread"] = {f: sorted(u, key=str) for f, u in sorted(state.unread.items())}
-        for fact, found in conditions.items():
-            value, _ = condition_fact(found, self.history.get(fact) == "ever")
-            if value is not None:
-                facts[fact] = value
-            elif unconfirmed := [label for s, label in found if s.startswith("unconfirmed")]:
-                # resources that could not be read already have their own diagnostic
-                shown = ", ".join(sorted(unconfirmed))
-                problems.append(
-                    RecordProblem(
-                        group.path, fact, f"only a provisional/unconfirmed diagnosis ({shown})"
-                    )
-                )
+        # yes/no facts from all their resources, Observations too (fhir_yesno.py)
+        settle(self, state, untold_found)
         for why, unread in unread_medications.items():
             shown = ", ".join(sorted(resource_label(r) for r in unread)[:3])
             problems.append(
@@ -371,7 +340,7 @@ class Extractor:
         # resources of this file or export that may be this patient's (fhir_bundles.py)
         stray, blocked = stray_problems(
             group.strays,
-            lambda c: concept_targets(c, index, codes)[0],
+            self._targets,
             facts,
             self.absent_facts,
             group.path,
@@ -390,36 +359,11 @@ class Extractor:
         # file order never decides anything: entries in a canonical order
         for value in facts.values():
             if isinstance(value, list):
-                _canonical(value)
+                canonical(value)
         unread = bool(unread_medications) or any(isinstance(facts.get(f), list) for f in blocked)
-        self._open_lists(facts, problems, group.path, unread)
+        open_lists(self.c, self.absent_facts, facts, problems, group.path, unread)
         problems.sort(key=lambda p: (p.fact, p.message))
         return FhirPatient(group.id, group.path, record, problems, group.base, group.bundle)
-
-    def _open_lists(
-        self, facts: dict[str, Any], problems: list[RecordProblem], path: str, unread: bool
-    ) -> None:
-        """A list read from resources shows the therapies the data record, not that there
-        are no others: one item with nothing known stands for those (open world), so a
-        rule needing their absence (`no ... with`, `all ...`) stays unknown, while one
-        found item can still decide `any ... with`. Under `--absent-means-no medications`
-        (every kind bound to codes, no unread Medication) the list is read as complete."""
-        for fact, value in facts.items():
-            info = self.c.facts.get(fact)
-            if info is None or not isinstance(info.type, ListT) or not isinstance(value, list):
-                continue
-            if fact in self.absent_facts and not unread:
-                continue
-            value.append({})
-            problems.append(
-                RecordProblem(
-                    path,
-                    fact,
-                    f"the data show {len(value) - 1} item(s); others they do not record may "
-                    "exist, so what needs their absence stays unknown "
-                    "(--absent-means-no medications reads the list as complete)",
-                )
-            )
 
     def _status_usable(
         self,
@@ -461,6 +405,14 @@ class Extractor:
         dated markers for the reader (fhir_status.stray_markers)."""
         for fact, marker in stray_markers(group.strays, self.c.facts, index, codes):
             st.unread.setdefault(fact, []).append(marker)
+
+    def _targets(self, r: Resource) -> list[Target]:
+        """The bound targets a resource may be about: its code's (medication code's), or
+        those its copies name when it names a member twice (fhir_status.hidden_targets)."""
+        if r.hidden_:
+            return hidden_targets(r, self.index)
+        concept = r.code if r.code is not None else r.medicationCodeableConcept
+        return concept_targets(concept, self.index, self.codes)[0] if concept is not None else []
 
     def _dispense(self, r: Resource, every: list[Target], label: str, st: _State) -> None:
         """R4 MedicationDispense: the drug was supplied to the patient, which says it may
@@ -593,26 +545,6 @@ class Extractor:
                 st.problems.append(RecordProblem(st.path, fact, why))
             else:
                 self._unread(kind, r, [(fact, member)], why, st)
-
-
-def _canonical(entries: list[Any]) -> None:
-    """Entries of one fact in an order that does not depend on file order: by date and
-    source (resource type and id), and by their whole content where those tie."""
-    try:
-        keys = [(str(e.get("date") or e.get("start") or ""), str(e.get("source"))) for e in entries]
-    except AttributeError:
-        keys = []
-    if keys and len(set(keys)) == len(keys):
-        entries[:] = [e for _, e in sorted(zip(keys, entries, strict=True), key=lambda ke: ke[0])]
-    else:
-        entries.sort(key=_entry_key)
-
-
-def _entry_key(entry: Any) -> tuple[str, str]:
-    if isinstance(entry, dict):
-        when = entry.get("date") or entry.get("start") or ""
-        return (str(when), repr(sorted(entry.items(), key=lambda kv: kv[0])))
-    return ("", repr(entry))
 
 
 def read_fhir(

@@ -48,7 +48,8 @@ from typing import Any
 
 from msgspec import structs
 
-from .fhir_decode import EMPTY, NOT_USED, Concept, Entry, Resource, resource_label
+from .fhir_decode import EMPTY, NOT_USED, Entry, Resource, resource_label
+from .fhir_duplicates import meta_twice
 from .fhir_refs import HISTORY, literal, rest_base
 from .records import RecordProblem
 
@@ -79,6 +80,10 @@ TRANSACTION_CONFLICT = (
 )
 DELETE_BODY = "the resource given in a DELETE entry (the DELETE is what counts)"
 FAILED = "its transaction or batch entry failed (response.status not 2xx)"
+META_TWICE = (
+    "a version names a member of its meta twice (RFC 8259 section 4: which copy holds is "
+    "file order), so its versions cannot be ordered (R4 http.html#history): none used"
+)
 
 Drop = Callable[[str, str], None]  # (reason, where)
 Where = Callable[[int], str]  # entry index -> where it is
@@ -272,6 +277,10 @@ def _one_resource(group: list[Item], kind: str | None, drop: Drop) -> list[Entry
             for w, e in held[1:]:
                 drop(COPY, f"{w}: {resource_label(e.resource)}")  # type: ignore[arg-type]
             return [held[0][1]]
+    if any(meta_twice(e.resource) for _, e in held):  # type: ignore[arg-type]
+        # `"meta"` (or its versionId, lastUpdated) named twice: the version read would be
+        # the last copy's by file order (breaker7 F5)
+        return unusable(META_TWICE)
     order = _ordered(group)
     if order is None:
         return unusable(UNORDERED if kind == HISTORY_TYPE or deletes else CONFLICT)
@@ -310,6 +319,7 @@ MAY_BE_ANYONE = (
     "urn reference outside",
     "not of the form",
     "names two different",
+    "(or patient) is given twice",
     "whose server is not known",
 )
 # an absolute reference no entry's fullUrl spells, to a patient id of this Bundle whose
@@ -318,6 +328,9 @@ MAYBE_UNKNOWN_SERVER = (
     "its subject is an absolute URL that no entry's fullUrl spells, naming a Patient id of "
     "this Bundle whose server is not known"
 )
+# a resource naming its subject (or patient) twice, or a member of it: which patient it is
+# about is file order (RFC 8259 section 4), so it may be any patient's of its file
+SUBJECT_TWICE = "its subject (or patient) is given twice"
 
 
 def may_be_anyone(why: str) -> bool:
@@ -329,13 +342,14 @@ Stray = tuple[str, Resource, str]  # (where, resource, why it is unassigned)
 
 def stray_problems(
     strays: list[Stray],
-    targets: Callable[[Concept], list[tuple[str, str | None]]],
+    targets: Callable[[Resource], list[tuple[str, str | None]]],
     facts: dict[str, Any],
     absent: dict[str, Any],
     path: str,
 ) -> tuple[list[RecordProblem], set[str]]:
     """Per-patient diagnostics for the resources of this file or export that carry a
     bound code but name no patient one can find (`strays`): they may be this patient's.
+    `targets(r)`: the bound targets a stray may be about.
 
     A yes/no fact read as "no" (from resolved conditions, or by `--absent-means-no`) and a
     list read as complete (`--absent-means-no medications`) would be decided without
@@ -346,8 +360,8 @@ def stray_problems(
     lists = [f for f, no in absent.items() if isinstance(no, list)]
     for where, r, why in strays:
         concept = r.code if r.code is not None else r.medicationCodeableConcept
-        hits = [f for f, _ in targets(concept)] if concept is not None else []
-        if concept is None and r.medicationReference is not None:
+        hits = [f for f, _ in targets(r)]
+        if concept is None and r.medicationReference is not None and not r.hidden_:
             hits = lists  # a Medication not read here: any kind of therapy
         for fact in hits:
             shown = seen.setdefault(fact, [])

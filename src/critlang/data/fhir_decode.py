@@ -25,7 +25,9 @@ import msgspec
 from msgspec import Struct, field
 
 from .fhir_choices import two_choices
-from .fhir_duplicates import bundle_duplicates
+from .fhir_duplicates import RAW_BUNDLE as _RAW_BUNDLE
+from .fhir_duplicates import RAW_LIST as _RAW_LIST
+from .fhir_duplicates import bundle_duplicates, loose_raws
 from .values import exact_number
 
 
@@ -224,6 +226,16 @@ class Resource(Struct, gc=False):
     # set by critlang: the resource's own JSON text, to look for duplicate keys in the
     # resources a protocol uses (duplicate_keys); never read from JSON
     raw_: msgspec.Raw = field(default=EMPTY, name="critlang:raw")
+    # set by critlang, never read from JSON: the label of the resource whose `contained`
+    # list holds this one (fhir_contained.py), which names it
+    container: str | None = field(default=None, name="critlang:container")
+    # set by critlang (fhir_duplicates.examine), never read from JSON: the paths of the
+    # members its text names twice (None: not examined), the bound codes its `code`
+    # members name in any copy when there are such, and a choice element given in two
+    # types, kept until a fact is read from it
+    dups_: tuple[str, ...] | None = field(default=None, name="critlang:dups")
+    hidden_: tuple[str, ...] = field(default=(), name="critlang:hidden")
+    pending_: str | None = field(default=None, name="critlang:pending")
 
     @property
     def valueQuantity(self) -> Quantity | None:
@@ -312,17 +324,7 @@ _PERIOD = msgspec.json.Decoder(Period | None)
 _DISPENSE = msgspec.json.Decoder(DispenseRequest | None)
 
 
-class _RawEntry(Struct, gc=False):
-    resource: msgspec.Raw = EMPTY
-
-
-class _RawBundle(Struct, gc=False):
-    entry: list[_RawEntry] | None = None
-
-
 _FILE = msgspec.json.Decoder(Resource | list[Resource])
-_RAW_BUNDLE = msgspec.json.Decoder(_RawBundle)
-_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _LINE = msgspec.json.Decoder(Resource)
 _GENERIC = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder().encode
@@ -337,6 +339,8 @@ class Decoded(Struct):
     problem: str | None = None  # the whole input is unusable, and why
     # per item that is not a resource at all (index, why)
     broken: list[tuple[int, str]] = msgspec.field(default_factory=list)
+    # the text has a backslash: a JSON escape may spell a bound code (fhir_bound.py)
+    escapes: bool = True
 
 
 def decode_file(data: bytes) -> Decoded:
@@ -347,6 +351,12 @@ def decode_file(data: bytes) -> Decoded:
         top = _FILE.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_loosely(data)
+    out = _typed(top, data)
+    out.escapes = b"\\" in data
+    return out
+
+
+def _typed(top: Resource | list[Resource], data: bytes) -> Decoded:
     if isinstance(top, list):
         for r, raw in zip(top, _RAW_LIST.decode(data), strict=True):
             r.raw_ = raw
@@ -386,7 +396,15 @@ NOT_USED = "not used: "  # a `malformed` text saying why a well-formed resource 
 
 
 def resource_label(r: Resource) -> str:
-    """How messages name a resource: "Observation/x", or "Observation (no id)"."""
+    """How messages name a resource: "Observation/x", or "Observation (no id)"; a
+    contained one by its local id in its container, "Observation #o1 contained in
+    DiagnosticReport/d1" (R4 references.html#contained: it has no identity of its own)."""
+    if r.container is not None:
+        return f"{r.resourceType} #{r.id or '(no id)'} contained in {r.container}"
+    # a stand-in with no type is an NDJSON line that cannot be read
+    # (fhir_ndjson._unreadable_line)
+    if r.resourceType is None:
+        return "a line that cannot be read"
     return f"{r.resourceType}/{r.id}" if r.id else f"{r.resourceType} (no id)"
 
 
@@ -427,13 +445,20 @@ def _generic(data: bytes) -> tuple[Any, str | None]:
 
 
 def _decode_loosely(data: bytes) -> Decoded:
+    out = _loosely(data)
+    out.escapes = b"\\" in data
+    return out
+
+
+def _loosely(data: bytes) -> Decoded:
     top, problem = _generic(data)
     if problem is not None:
         return Decoded([], problem=problem)
+    raws = loose_raws(data, top) if isinstance(top, (list, dict)) else []
     if isinstance(top, list):
         out = Decoded([])
         for i, item in enumerate(top):
-            _add(out, i, item)
+            _add(out, i, item, raw=raws[i] if len(raws) == len(top) else EMPTY)
         return out
     if not isinstance(top, dict):
         return Decoded([], problem=f"not FHIR: the file holds a JSON {type(top).__name__}")
@@ -441,7 +466,7 @@ def _decode_loosely(data: bytes) -> Decoded:
         return Decoded([], problem="not FHIR: the JSON object has no resourceType")
     if top.get("resourceType") != "Bundle":
         out = Decoded([])
-        _add(out, 0, top)
+        _add(out, 0, top, raw=msgspec.Raw(data))
         return out
     entries = top.get("entry")
     kind = top.get("type") if isinstance(top.get("type"), str) else None
@@ -461,7 +486,7 @@ def _decode_loosely(data: bytes) -> Decoded:
             # a history or transaction entry with a request and no resource (a DELETE)
             out.items.append(Entry(url, None, *parts))
             continue
-        _add(out, i, e.get("resource"), url, parts)
+        _add(out, i, e.get("resource"), url, parts, raws[i] if len(raws) == len(entries) else EMPTY)
     return out
 
 
@@ -477,11 +502,20 @@ def _part(value: Any, kind: type[Any]) -> Any:
         return None
 
 
-def _add(out: Decoded, i: int, item: Any, url: str | None = None, parts: Any = ()) -> None:
+def _add(
+    out: Decoded,
+    i: int,
+    item: Any,
+    url: str | None = None,
+    parts: Any = (),
+    raw: msgspec.Raw = EMPTY,
+) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
         out.broken.append((i, "not a FHIR resource (no resourceType)"))
         return
-    out.items.append(Entry(url, convert(item), *parts))
+    r = convert(item)
+    r.raw_ = raw  # its text: a member given twice is still found (fhir_duplicates)
+    out.items.append(Entry(url, r, *parts))
 
 
 def convert(item: dict[str, Any]) -> Resource:
@@ -496,10 +530,27 @@ def convert(item: dict[str, Any]) -> Resource:
     twice = two_choices(item)
     if twice is not None:
         return salvage(item, twice)
+    # contained resources (R4 references.html#contained) each on their own: their lazy
+    # elements are JSON text too, and one malformed costs only itself (fhir_contained)
+    value = item.get("contained")
+    inner = None
+    if value is not None and not isinstance(value, list):
+        return salvage(item, "contained is not a list")
+    if isinstance(value, list):
+        resources = [
+            c for c in value if isinstance(c, dict) and isinstance(c.get("resourceType"), str)
+        ]
+        inner = [convert(c) for c in resources]
+        if len(resources) < len(value):
+            r = salvage(item, "a contained item is not a FHIR resource")
+            r.contained = inner
+            return r
     try:
-        return msgspec.convert({**item, **lazy}, Resource)
+        r = msgspec.convert({**item, **lazy, "contained": None}, Resource)
     except (msgspec.ValidationError, RecursionError) as exc:
-        return salvage(item, str(exc))
+        r = salvage(item, str(exc))
+    r.contained = inner
+    return r
 
 
 def salvage(item: dict[str, Any], why: str) -> Resource:
@@ -543,7 +594,9 @@ def decode_line(line: bytes) -> tuple[Resource | None, str | None]:
             return None, problem
         if not isinstance(top, dict) or not isinstance(top.get("resourceType"), str):
             return None, "not a FHIR resource (no resourceType)"
-        return convert(top), None
+        r = convert(top)
+        r.raw_ = msgspec.Raw(line)  # its text: a member given twice is still found
+        return r, None
     if r.resourceType is None:
         return None, "not a FHIR resource (no resourceType)"
     r.raw_ = msgspec.Raw(line)

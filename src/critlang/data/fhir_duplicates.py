@@ -4,6 +4,9 @@ RFC 8259 section 4: names "SHOULD be unique"; FHIR R4 json.html gives each eleme
 JSON readers (msgspec, the standard library) keep the last copy in silence, so a member
 given twice would be decided by key order: a conflict, reported, never the last copy.
 `bundle_duplicates` checks a Bundle outside its entries' resources (fhir_decode.decode_file);
+`check_read` each resource whose text may name a bound code, at reading (fhir_input,
+fhir_ndjson: a copy given twice may hide a bound code, a subject given twice another
+patient); `meta_twice` the versions of one resource (fhir_bundles.current);
 `duplicate_keys` a resource a protocol uses (fhir_decode.Resource with its raw text).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,6 +26,61 @@ _GENERIC = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder().encode
 
 
+# ---------------------------------------------------------------- each resource's text
+class RawEntry(msgspec.Struct, gc=False):
+    resource: msgspec.Raw = EMPTY
+
+
+class RawBundle(msgspec.Struct, gc=False):
+    entry: list[RawEntry] | None = None
+
+
+class _LooseBundle(msgspec.Struct, gc=False):
+    entry: list[msgspec.Raw] | None = None
+
+
+RAW_BUNDLE = msgspec.json.Decoder(RawBundle)
+RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_LOOSE_BUNDLE = msgspec.json.Decoder(_LooseBundle)
+_LOOSE_ENTRY = msgspec.json.Decoder(RawEntry)
+_RAW_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def nested_raws(bundle: Any, entries: list[Any]) -> None:
+    """Gives the resources of a Bundle inside a Bundle (or on an NDJSON line) their own
+    text from the Bundle's, as fhir_decode.decode_file does for a file's entries."""
+    if not bundle.raw_:
+        return
+    try:
+        raws = RAW_BUNDLE.decode(bundle.raw_).entry or []
+    except _RAW_ERRORS:
+        return
+    if len(raws) != len(entries):
+        return
+    for e, raw in zip(entries, raws, strict=True):
+        if e.resource is not None and not e.resource.raw_:
+            e.resource.raw_ = raw.resource
+
+
+def loose_raws(data: bytes, top: Any) -> list[msgspec.Raw]:
+    """Each item's text for a file read loosely (fhir_decode: an array, or a Bundle's
+    entries' resources; EMPTY where there is none), so that a member given twice is
+    still found there."""
+    try:
+        if isinstance(top, list):
+            return RAW_LIST.decode(data)
+        raws = []
+        for raw in _LOOSE_BUNDLE.decode(data).entry or []:
+            try:
+                raws.append(_LOOSE_ENTRY.decode(raw).resource)
+            except _RAW_ERRORS:
+                raws.append(EMPTY)
+        return raws
+    except _RAW_ERRORS:
+        return []
+
+
+# ------------------------------------------------------------- a Bundle outside its resources
 _RESOURCE_KEY = re.compile(rb'"resource"[ \t\n\r]*:[ \t\n\r]*')
 
 
@@ -104,19 +163,100 @@ class _Duplicate(Exception):
 
 
 def duplicate_keys(r: Any) -> None:
-    """Marks r malformed when one of its JSON objects names a member twice.
+    """Marks r malformed when one of its JSON objects names a member twice, or when it
+    gives a choice element in two types (fhir_choices.two_choices).
 
     RFC 8259 section 4: names "SHOULD be unique"; FHIR R4 json.html gives each element once.
     JSON readers (msgspec, the standard library) keep the last value in silence, so a
     resource with `"value": 1.0, "value": 5.0` would give 5.0 by file order: a conflict,
-    made unusable (a per-fact diagnostic, unknown). Checked only for the resources a
-    protocol uses (their raw text kept at decoding), as a full check costs as much as
-    decoding the file twice with the standard library.
+    made unusable (a per-fact diagnostic, unknown). Called for the resources a protocol
+    uses; those whose text names a bound code were examined at reading already
+    (`check_read`), which this completes at no cost.
     """
-    if not r.raw_ or r.malformed is not None:
-        return
-    raw = bytes(r.raw_)
-    r.raw_ = EMPTY  # checked once: a second call (a resource read twice) costs nothing
+    if r.dups_ is None:
+        if not r.raw_ or r.malformed is not None:
+            return
+        examine(r)
+    if r.malformed is None and r.pending_ is not None:
+        r.malformed = r.pending_
+        r.pending_ = None
+
+
+def examine(r: Any, codes: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The JSON paths of the members r's text names twice (`code`, `subject.reference`,
+    `code.coding[0].code`), exactly; cached in `r.dups_`. With some, r becomes malformed
+    ("duplicate JSON keys 'code' at code: conflicting values") and, given the bound
+    `codes`, `r.hidden_` holds those its `code` members name in any copy: what it may
+    be about (RFC 8259 section 4; R4 json.html). Without, a choice element given in two
+    types is kept in `r.pending_` for duplicate_keys."""
+    if r.dups_ is None:
+        raw = r.raw_
+        if not raw:
+            r.dups_ = ()
+            return ()
+        paths, seen, item = _examine_text(bytes(raw), codes)
+        r.dups_ = tuple(paths)
+        if paths:
+            shown = ", ".join(f"{p.rsplit('.', 1)[-1].split('[', 1)[0]!r} at {p}" for p in paths)
+            if r.malformed is None:
+                r.malformed = f"duplicate JSON keys {shown}: conflicting values"
+            r.hidden_ = tuple(sorted(seen))
+            if codes is None:
+                return r.dups_  # the text kept for the codes it may hide (below)
+        else:
+            _check_members(r, item)
+        r.raw_ = EMPTY  # checked once: a second call costs nothing
+    elif r.dups_ and codes is not None and r.raw_:
+        # examined before the codes were known (fhir_bundles.current): what it may hide
+        _, seen, _ = _examine_text(bytes(r.raw_), codes)
+        r.hidden_ = tuple(sorted(seen))
+        r.raw_ = EMPTY
+    return r.dups_
+
+
+_BACKSLASH = re.compile(rb"\\").search
+
+
+def check_read(
+    r: Any, codes: frozenset[str], search: Callable[[Any], Any], escapes: bool = True
+) -> None:
+    """At reading, before r is given to a patient: r is examined when its text may name a
+    bound code (fhir_bound: `"code": "<bound>"`, or any JSON escape when `escapes`, the
+    file has a backslash): a copy given twice may hide one, whatever its decoded code or
+    type says, and a subject given twice may name another patient. One C-speed search
+    per resource; the few that match (about the resources a protocol uses) get the
+    exact check they would get anyway."""
+    if r.dups_ is None:
+        raw = r.raw_
+        if not raw or (search(raw) is None and not (escapes and _BACKSLASH(raw))):
+            return
+        examine(r, codes)
+    elif r.dups_ and not r.hidden_:
+        examine(r, codes)
+
+
+def patient_twice(r: Any) -> bool:
+    """r names its `subject` (or `patient`), or a member of it, twice: which patient it is
+    about is file order, so it may be any patient's of its file."""
+    return any(_head(p) in ("subject", "patient") for p in r.dups_ or ())
+
+
+def meta_twice(r: Any) -> str | None:
+    """The path of a duplicate member of r's `meta` (versionId, lastUpdated: what orders
+    versions, R4 http.html#history), examining r if need be; None when there is none."""
+    for p in examine(r):
+        if _head(p) == "meta":
+            return p
+    return None
+
+
+def _head(path: str) -> str:
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _examine_text(raw: bytes, codes: frozenset[str] | None) -> tuple[list[str], set[str], Any]:
+    """(paths of duplicate members, bound codes named in `code` members of any copy when
+    there are duplicates, the decoded value or None when it is not JSON)."""
     try:
         item = _GENERIC.decode(raw)
         # Fast exact test: re-encoding the decoded object gives the compact text of the
@@ -126,23 +266,58 @@ def duplicate_keys(r: Any) -> None:
         # that is compact already (most files) is compared as it is.
         text = _ENCODE(item)
         if text == raw or text == msgspec.json.format(raw, indent=-1):
-            _check_members(r, item)
-            return
+            return [], set(), item
         # Second exact test (escapes, number spellings): every name in the text is one
         # member of the decoded object unless a name was given twice in one object.
         if _names_in_text(raw) == _members(item):
-            _check_members(r, item)
-            return
+            return [], set(), item
     except (msgspec.DecodeError, RecursionError):
         pass  # 1e400 and the like: the check below reads them
+    seen: set[str] = set()
+    twice = False
+
+    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal twice
+        obj = dict(members)
+        if codes:
+            for k, v in members:  # every copy, the dropped ones too
+                if k == "code" and isinstance(v, str) and v in codes:
+                    seen.add(v)
+        if len(obj) != len(members):
+            twice = True
+            names = [k for k, _ in members]
+            obj = _Twice(obj)
+            obj.names = sorted({k for k in names if names.count(k) > 1})
+        return obj
+
     try:
-        item = json.loads(raw, object_pairs_hook=_pairs)
-    except _Duplicate as dup:
-        r.malformed = f"duplicate JSON keys {', '.join(map(repr, dup.names))}: conflicting values"
-        return
+        item = json.loads(raw, object_pairs_hook=pairs)
     except (ValueError, RecursionError):
-        return  # not the reader's concern here: msgspec decoded it
-    _check_members(r, item)
+        return [], set(), None  # not the reader's concern here: msgspec decoded it
+    if not twice:
+        return [], set(), item
+    return _paths(item, ""), seen, item
+
+
+class _Twice(dict):  # type: ignore[type-arg]
+    """A decoded JSON object that named members twice (`names`)."""
+
+    names: list[str]
+
+
+def _paths(value: Any, at: str) -> list[str]:
+    """Where the objects that named a member twice are, as `a.b[0].c` paths (those
+    inside a dropped copy are under a duplicate member already listed)."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        if isinstance(value, _Twice):
+            out += [f"{at}.{k}" if at else k for k in value.names]
+        for k, v in value.items():
+            out += _paths(v, f"{at}.{k}" if at else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, f"{at}[{i}]")
+    return out
 
 
 # a JSON string, and whether a colon follows it (then it is an object's member name)
@@ -166,9 +341,12 @@ def _members(value: Any) -> int:
 
 def _check_members(r: Any, item: Any) -> None:
     """A well-formed resource's members: a choice element in two types (two_choices) or a
-    member R4 does not define that would change its meaning (foreign_element)."""
-    r.malformed = two_choices(item) or foreign_element(item)
-    if r.malformed is not None and r.resourceType == "Patient":
+    member R4 does not define that would change its meaning (foreign_element), kept in
+    `r.pending_` until a fact is read from it (duplicate_keys)."""
+    if item is None:
+        return
+    r.pending_ = two_choices(item) or foreign_element(item)
+    if r.pending_ is not None and r.resourceType == "Patient":
         # whatever its deceased[x] says, the patient is "perhaps deceased" (fhir_patient)
         r.deceased_given = r.deceased_given or any(
             isinstance(k, str) and k.startswith("deceased") for k in item

@@ -20,6 +20,7 @@ from typing import Any
 
 from .fhir_decode import Period, Resource
 from .fhir_observation import Unusable
+from .fhir_period import reversed_period
 from .values import When, parse_when
 
 UCUM = "http://unitsofmeasure.org"
@@ -61,9 +62,10 @@ def event_span(r: Resource, element: str, birth: When | None) -> Span | None:
         if period.start is not None:
             w = when(f"{element}Period.start", period.start)
             if period.end is not None:
-                end = when(f"{element}Period.end", period.end)
-                if end.last < w.first:
-                    raise Unusable(f"{element}Period ends ({end.text}) before it starts ({w.text})")
+                when(f"{element}Period.end", period.end)
+                reversed_ = reversed_period(f"{element}Period", period.start, period.end)
+                if reversed_ is not None:
+                    raise Unusable(reversed_)
             return Span(w.first, w.last, w.text)
         if period.end is not None:  # begun on or before its end, on a day not given
             end = when(f"{element}Period.end", period.end)

@@ -51,16 +51,19 @@ from typing import Any
 
 import msgspec
 
+from .fhir_bound import bound_search, kept, usable, usable_own
 from .fhir_bundles import (
     KNOWN_TYPES,
     MAYBE_UNKNOWN_SERVER,
     NOT_IN_BUNDLE,
     NOT_IN_FILE,
+    SUBJECT_TWICE,
     Stray,
     current,
     elsewhere,
     may_be_anyone,
 )
+from .fhir_contained import with_contained
 from .fhir_decode import (
     NOT_USED,
     Decoded,
@@ -70,7 +73,7 @@ from .fhir_decode import (
     decode_file,
     resource_label,
 )
-from .fhir_duplicates import duplicate_keys
+from .fhir_duplicates import check_read, duplicate_keys, nested_raws, patient_twice
 from .fhir_refs import (
     DISPLAY_ONLY,
     Medications,
@@ -350,7 +353,9 @@ def _group_bundle(
         tally.unusable_files.append((where, why))
         return
     strays: list[Stray] = []
-    found = _bundle_patients(entries, decoded.type, where, "", tally, codes, strays, 0)
+    found = _bundle_patients(
+        entries, decoded.type, where, "", tally, codes, strays, 0, decoded.escapes
+    )
     if not found[0]:
         tally.unusable_files.append((where, found[1] if decoded.bundle else _lone(entries)))
         return
@@ -371,10 +376,13 @@ def _bundle_patients(
     codes: frozenset[str] | None,
     strays: list[Stray],
     depth: int,
+    escapes: bool = True,
 ) -> tuple[list[PatientResources], str]:
     """The patients of one Bundle (self-contained: bundle.html#references), then those
-    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle."""
+    of the Bundles in its entries; or none, and why. `inside` names a nested Bundle;
+    `escapes`: the file's text has a backslash (fhir_bound.py)."""
     where = path + inside
+    search = bound_search(codes) if codes else None
     if kind is not None and kind not in KNOWN_TYPES:
         tally.entry_problems.append(
             f"{where}: Bundle.type {kind!r} is not an R4 bundle-type: read as a collection"
@@ -416,6 +424,10 @@ def _bundle_patients(
             # the entry means (R4 extensibility.html#modifierExtension), so its resource
             # cannot be used: a per-fact diagnostic, the facts it names unknown
             r.malformed = f"{NOT_USED}{entry_unread(e)}"
+        if search is not None:
+            # a member given twice may hide a bound code, or name another patient: found
+            # before the resource is given to anyone (fhir_duplicates.check_read)
+            check_read(r, codes, search, escapes)  # type: ignore[arg-type]
         if r.malformed is not None:
             tally.malformed(where, r)
         if r.resourceType == "Bundle":
@@ -441,6 +453,12 @@ def _bundle_patients(
             continue
         ref = r.subject if r.subject is not None else r.patient
         reference = ref.reference if ref is not None else None
+        if r.dups_ and patient_twice(r):
+            # `"subject"` named twice: the reference read is the last by file order, so
+            # the resource may be any patient's of the file (RFC 8259 section 4; R4
+            # json.html), never only the last one named (breaker7 F2)
+            _unassign(tally, SUBJECT_TWICE, f"{where}: {resource_label(r)}", r, codes, strays)
+            continue
         if not reference:
             _unassign(
                 tally,
@@ -493,8 +511,11 @@ def _bundle_patients(
     for i, r in nested:
         tally.nested_bundles += 1
         label = f" entry {i + 1} (Bundle/{r.id})" if r.id else f" entry {i + 1} (a Bundle)"
+        entries = r.entry or []
+        if codes:
+            nested_raws(r, entries)  # each entry's resource text, for check_read
         inner, _ = _bundle_patients(
-            r.entry or [], bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
+            entries, bundle_type(r), path, inside + label, tally, codes, strays, depth + 1
         )
         out.extend(inner)
     if not out:
@@ -524,12 +545,31 @@ def _unassign(
     tally.unassign(why, where + (f" (display {display!r})" if display else ""))
     if codes is None or not _usable(r, codes):
         return
+    if r.contained:  # what it contains goes where it goes (fhir_contained.py)
+        for one in with_contained(r, codes, usable_own):
+            _stray(one, why, where, codes, strays, tally, base, path, inside)
+        return
+    _stray(r, why, where, codes, strays, tally, base, path, inside)
+
+
+def _stray(
+    r: Resource,
+    why: str,
+    where: str,
+    codes: frozenset[str],
+    strays: list[Stray],
+    tally: Tally,
+    base: str | None,
+    path: str | None,
+    inside: str,
+) -> None:
+    """An unassigned resource with a bound code: a stray of its file, or one naming a
+    patient of another file or Bundle (_unassign)."""
     duplicate_keys(r)
-    if r.malformed is not None and any(f"'{k}'" in r.malformed for k in ("subject", "patient")):
+    if patient_twice(r):
         # `"subject"` named twice: the reference read is the last by file order, so the
         # resource may be any patient's of the file (RFC 8259 section 4; R4 json.html)
-        why = f"its subject is given twice ({r.malformed})"
-        strays.append((where.rsplit(": ", 1)[0], r, why))
+        strays.append((where.rsplit(": ", 1)[0], r, f"{SUBJECT_TWICE} ({r.malformed})"))
     elif may_be_anyone(why):
         strays.append((where.rsplit(": ", 1)[0], r, why))
     elif why in (NOT_IN_FILE, NOT_IN_BUNDLE):
@@ -547,58 +587,6 @@ def _unassign(
             tally.elsewhere.append(found)
 
 
-def _kept(resources: list[Resource], codes: frozenset[str] | None) -> list[Resource]:
-    """The resources a protocol can use: a bound code, components with a bound code (or
-    that cannot be decoded), a medication reference; the rest are counted but not kept
-    (all without codes). Whether one names a JSON member twice is checked where a fact
-    is read from it (fhir.Extractor, fhir_decode.duplicate_keys)."""
-    if codes is None:
-        return resources
-    return [r for r in resources if _usable(r, codes)]
-
-
-_THERAPIES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
-
-
-def _usable(r: Resource, codes: frozenset[str]) -> bool:
-    concept = r.code
-    if concept is None:
-        concept = r.medicationCodeableConcept
-    if concept is not None:
-        coding = concept.coding
-        if coding:
-            for c in coding:  # (a loop, not any(): this runs for every resource read)
-                if c.code in codes:
-                    return True
-            if r.component_:
-                return _components_bound(r, codes)
-            # a therapy coded only in systems the protocol binds no therapy in (NDC when
-            # it binds RxNorm) may be any bound kind: kept, the extractor says so
-            # (realfhir7 F6)
-            systems = getattr(codes, "list_systems", None)
-            if not systems or r.medicationCodeableConcept is None:
-                return False
-            if r.resourceType not in _THERAPIES:
-                return False
-            return all(c.system not in systems for c in coding)
-    if r.component_ and _components_bound(r, codes):
-        return True
-    return r.medicationReference is not None or r.malformed is not None
-
-
-def _components_bound(r: Resource, codes: frozenset[str]) -> bool:
-    """Whether r's components can give a fact: one has a bound code, or they do not have
-    their datatypes (the extractor then reports r as malformed, as for any kept resource).
-    A panel whose components carry no bound code gives nothing (most blood pressure and
-    questionnaire panels of a cohort): not kept, only counted."""
-    try:
-        components = r.component
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return True
-    for comp in components or ():
-        concept = comp.code
-        if concept is not None:
-            for c in concept.coding or ():
-                if c.code in codes:
-                    return True
-    return False
+# which resources a protocol can use (fhir_bound.py); names kept for fhir_ndjson
+_kept = kept
+_usable = usable

@@ -20,16 +20,24 @@ from __future__ import annotations
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
 from . import fhir_input
-from .fhir_bundles import NOT_IN_FILE, Stray, current, elsewhere
-from .fhir_decode import _LINE, Entry, Resource, bundle_type, decode_line, resource_label
-from .fhir_duplicates import duplicate_keys
+from .fhir_bound import bound_codes_in, bound_search
+from .fhir_bundles import NOT_IN_FILE, SUBJECT_TWICE, Stray, current, elsewhere
+from .fhir_decode import (
+    _LINE,
+    Entry,
+    Resource,
+    bundle_type,
+    decode_line,
+    resource_label,
+)
+from .fhir_duplicates import check_read, duplicate_keys, nested_raws, patient_twice
 from .fhir_input import (
     NO_ID,
     PatientResources,
@@ -40,6 +48,7 @@ from .fhir_input import (
     _usable,
 )
 from .fhir_refs import Medications, id_diagnostic, patient_target, subject_reference
+from .fhir_status import YES_NO_KINDS
 from .records import RecordProblem
 
 # patient key, resourceType, id, file (index into the paths), line number, byte offset
@@ -90,6 +99,8 @@ class _Buckets:
         self.held = 0
         self.files: list[IO[bytes]] = []
         self.spills: list[IO[bytes]] = []
+        # examines a line decoded again from its bucket file as at reading (check_read)
+        self.check: Callable[[Resource, bytes], None] | None = None
 
     def bucket_of(self, key: str | None) -> int:
         return zlib.crc32(key.encode()) % self.count if self.count > 1 and key else 0
@@ -136,6 +147,8 @@ class _Buckets:
                 key, where, fi, number = msgspec.json.decode(head)
                 r, _ = decode_line(line)
                 if r is not None:
+                    if self.check is not None:
+                        self.check(r, line)
                     lines.append((key, where, fi, number, r))
             spill = self.spills[b]
             spill.seek(0)
@@ -162,10 +175,14 @@ def _counted_only(r: Resource, codes: frozenset[str]) -> bool:
         and not r.component_
         and r.medicationCodeableConcept is None
         and r.medicationReference is None
+        and r.malformed is None
+        and r.contained is None
     ):
-        for c in concept.coding:  # noqa: SIM110 (a loop: all() costs a generator a line)
+        for c in concept.coding:
             if c.code in codes:
                 return False
+        if r.resourceType in YES_NO_KINDS:  # one coded only in unbound systems is kept
+            return not _usable(r, codes)
         return True  # what _usable answers for it
     return not _usable(r, codes)
 
@@ -189,6 +206,9 @@ def ndjson_groups(
     bundles: list[PatientResources] = []  # patients of Bundles given as lines
     with tempfile.TemporaryDirectory(prefix="critlang-ndjson-") as tmp:
         held = _Buckets(count, tmp)
+        if codes:
+            search = bound_search(codes)
+            held.check = lambda r, line: check_read(r, codes, search, b"\\" in line)
         try:
             _ndjson_lines(paths, tally, medications, codes, strays, bundles, held)
             for b in range(count):
@@ -215,6 +235,7 @@ def _ndjson_lines(
     # patient name it alike
     keys: dict[str, tuple[str | None, str | None, int]] = {}
     stubs = held.stubs
+    search = bound_search(codes) if codes else None
     for fi, path in enumerate(paths):
         tally.files += 1
         usable = 0
@@ -241,7 +262,12 @@ def _ndjson_lines(
                     r = None
                 if r is not None and r.resourceType is not None:
                     kind = r.resourceType
-                    if codes is not None and kind not in _WHOLE and _counted_only(r, codes):
+                    if (
+                        codes is not None
+                        and kind not in _WHOLE
+                        and _counted_only(r, codes)
+                        and not _hides(r, line, codes, search)  # type: ignore[arg-type]
+                    ):
                         # read only to be counted: held as a stub (module docstring)
                         usable += 1
                         tally.resources += 1
@@ -268,7 +294,8 @@ def _ndjson_lines(
                         if held.held >= STUB_SPILL:
                             held.spill()
                         continue
-                    r.raw_ = msgspec.Raw(line)
+                    if not r.raw_:
+                        r.raw_ = msgspec.Raw(line)
                     why = None
                 else:
                     r, why = decode_line(line)
@@ -276,11 +303,15 @@ def _ndjson_lines(
                 if r is None:
                     tally.not_resources += 1
                     tally.entry_problems.append(f"{where}: {why}")
+                    if codes:
+                        _unreadable_line(line, where, why or "", codes, strays)
                     continue
                 usable += 1
                 if r.resourceType == "Bundle" and r.malformed is None:
                     # a Bundle as a line: read as a Bundle of its own (self-contained)
                     tally.nested_bundles += 1
+                    if codes:
+                        nested_raws(r, r.entry or [])
                     found, _ = _bundle_patients(
                         r.entry or [],
                         bundle_type(r),
@@ -294,6 +325,9 @@ def _ndjson_lines(
                     bundles.extend(found)
                     continue
                 tally.resources += 1
+                if search is not None:
+                    # a member given twice may hide a bound code, or name another patient
+                    check_read(r, codes, search, b"\\" in line)  # type: ignore[arg-type]
                 if r.malformed is not None:
                     tally.malformed(where, r)
                 if r.resourceType == "Medication":
@@ -301,6 +335,11 @@ def _ndjson_lines(
                     # naming it, in any file of the export (Bulk Data Medication.ndjson)
                     tally.medications += 1
                     medications.add(r)
+                    continue
+                if r.dups_ and patient_twice(r):
+                    # its subject named twice: it may be any patient's of the export
+                    label = f"{where}: {resource_label(r)}"
+                    _unassign(tally, SUBJECT_TWICE, label, r, codes, strays)
                     continue
                 ref = r.subject if r.subject is not None else r.patient
                 reference = ref.reference if ref is not None else None
@@ -322,6 +361,29 @@ def _ndjson_lines(
                 held.line((key, where, fi, number, r), line)
         if not usable:
             tally.unusable_files.append((str(path), "no FHIR resources"))
+
+
+def _hides(r: Resource, line: bytes, codes: frozenset[str], search: Any) -> bool:
+    """A line of no bound code whose text names one (fhir_bound) or has an escape: it is
+    examined, and one that names a member twice with a copy naming a bound code is read
+    in full, never held as a stub (fhir_duplicates.check_read)."""
+    if search(line) is None and b"\\" not in line:
+        return False
+    r.raw_ = msgspec.Raw(line)
+    check_read(r, codes, search, True)
+    return bool(r.hidden_)
+
+
+def _unreadable_line(
+    line: bytes, where: str, why: str, codes: frozenset[str], strays: list[Stray]
+) -> None:
+    """An NDJSON line that is not a resource one can read (truncated, not JSON) may be any
+    patient's of its export: when its text names a bound code (fhir_bound.bound_codes_in)
+    it is a stray for those facts, like a resource naming no patient (breaker7 F17)."""
+    found = bound_codes_in(line, codes)
+    if found:
+        r = Resource(hidden_=tuple(sorted(found)))  # no type: fhir_decode.resource_label
+        strays.append((where, r, why))
 
 
 def _again(paths: list[Path], stub: Stub) -> tuple[str, Entry]:
@@ -380,9 +442,10 @@ def _group_lines(
                 tally.unassign(NOT_IN_FILE, f"{where}: {resource_label(e.resource)}")  # type: ignore[arg-type]
                 if codes is not None and e.resource is not None and _usable(e.resource, codes):
                     pid, file = key.split("/", 1)[1], where.rsplit(" line ", 1)[0]
-                    found = elsewhere(pid, None, file, "", e.resource, codes)
-                    if found is not None:
-                        tally.elsewhere.append(found)
+                    for one in _kept([e.resource], codes):  # with what it contains
+                        found = elsewhere(pid, None, file, "", one, codes)
+                        if found is not None:
+                            tally.elsewhere.append(found)
             for _, kind, rid, fi, number, _ in mine:
                 label = f"{kind}/{rid}" if rid else f"{kind} (no id)"
                 tally.unassign(NOT_IN_FILE, f"{paths[fi]} line {number}: {label}")

@@ -15,6 +15,8 @@ from typing import Any
 
 from ..typesys import BoolT, EnumT, IntT, NumberT, PressureT, QuantT, ScaleT
 from .fhir_decode import Component, Concept, Resource
+from .fhir_period import reversed_period
+from .fhir_systems import LOINC_URIS
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -230,7 +232,7 @@ def _pressure(holder: Resource | Component, entry: dict[str, Any]) -> dict[str, 
 def _loinc(concept: Concept | None) -> list[str]:
     if concept is None:
         return []
-    return [c.code for c in concept.coding or [] if c.system in (LOINC, None) and c.code]
+    return [c.code for c in concept.coding or [] if c.system in LOINC_URIS and c.code]
 
 
 def _part_code(concept: Concept | None) -> str | None:
@@ -314,13 +316,17 @@ def quantity_fields(vq: Any, element: str) -> dict[str, Any]:
 
 
 def observation_time(r: Resource) -> str | None:
-    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end."""
+    """effective[x] as written (R4 Observation.effective[x]); a period counts at its end.
+    A period whose end is before its start (R4 per-1) dates nothing: Unusable."""
     if r.effectiveDateTime:
         return r.effectiveDateTime
     if r.effectiveInstant:
         return r.effectiveInstant
     period = r.effectivePeriod
     if period is not None:
+        why = reversed_period("effectivePeriod", period.start, period.end)
+        if why is not None:
+            raise Unusable(why)
         return period.end or period.start
     return None
 
@@ -412,4 +418,7 @@ def trusted_time(r: Resource) -> Any:
         f"'{k}" in r.malformed for k in ("effective", "start", "end", "issued")
     ):
         return None
-    return observation_time(r)
+    try:
+        return observation_time(r)
+    except Unusable:  # a reversed effectivePeriod (per-1): undated, it may be the newest
+        return None

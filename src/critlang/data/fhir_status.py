@@ -230,6 +230,18 @@ def concept_targets(
     return out, None
 
 
+def hidden_targets(r: Any, index: dict[tuple[str, str], list[Target]]) -> list[Target]:
+    """The targets of the bound codes a resource's `code` members name in any copy
+    (`r.hidden_`, set when it names a member twice: fhir_duplicates.examine), in any code
+    system: which copy, and so which code and system, holds is file order."""
+    found = set(r.hidden_)
+    out: list[Target] = []
+    for (_, code), targets in sorted(index.items()):
+        if code in found:
+            out += [t for t in targets if t not in out]
+    return out
+
+
 def _show(hit: list[Target]) -> str:
     return ", ".join(sorted(f"{f}.{m}" if m else f for f, m in hit))
 
@@ -246,22 +258,33 @@ def stray_markers(
     import msgspec
 
     from ..typesys import BoolT, ListT
+    from .fhir_bundles import SUBJECT_TWICE
     from .fhir_observation import trusted_time
 
     out: list[tuple[str, dict[str, Any]]] = []
-    for _, r, why in strays:
-        if r.resourceType != "Observation":
-            continue
+    for where, r, why in strays:
         hits: list[Target] = []
+        if r.hidden_:
+            # a copy given twice names a bound code (or an unreadable NDJSON line does): of
+            # any type it may be, an Observation too (fhir_duplicates.examine)
+            hits = hidden_targets(r, index)
+        elif r.resourceType != "Observation":
+            continue
         try:
-            hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
-            for comp in r.component or ():
-                if comp.code:
-                    hits += concept_targets(comp.code, index, codes)[0]
+            if not r.hidden_:
+                hits = concept_targets(r.code, index, codes)[0] if r.code is not None else []
+                for comp in r.component or ():
+                    if comp.code:
+                        hits += concept_targets(comp.code, index, codes)[0]
             when = trusted_time(r)
         except (msgspec.ValidationError, msgspec.DecodeError):
             when = None
-        source = f"{resource_label(r)}, which names no patient of the data ({why})"
+        label = resource_label(r)
+        source = f"{label}, which names no patient of the data ({why})"
+        if r.resourceType is None:  # an NDJSON line that cannot be read (fhir_ndjson)
+            source = f"{where} (not readable)"
+        elif SUBJECT_TWICE in why:
+            source = f"{label} (its subject is given twice)"
         for fact in sorted({f for f, _ in hits}):
             info = facts.get(fact)
             if info is not None and not isinstance(info.type, (BoolT, ListT)):
@@ -281,17 +304,22 @@ _THERAPY_KINDS = frozenset({"MedicationRequest", "MedicationStatement", "Medicat
 
 class BoundCodes(frozenset):
     """The codes a protocol binds (fhir_input keeps the resources that carry one), with
-    `list_systems`: the system URIs its list facts are bound in."""
+    `list_systems`: the system URIs its list facts are bound in, and `yesno_systems`: those
+    its yes/no facts are bound in."""
 
     list_systems: frozenset[str] = frozenset()
+    yesno_systems: frozenset[str] = frozenset()
 
-    def __reduce__(self) -> Any:  # pickled for --jobs: keep list_systems
-        return (_bound_codes, (frozenset(self), self.list_systems))
+    def __reduce__(self) -> Any:  # pickled for --jobs: keep the systems
+        return (_bound_codes, (frozenset(self), self.list_systems, self.yesno_systems))
 
 
-def _bound_codes(codes: frozenset[str], systems: frozenset[str]) -> BoundCodes:
+def _bound_codes(
+    codes: frozenset[str], systems: frozenset[str], yesno: frozenset[str] = frozenset()
+) -> BoundCodes:
     out = BoundCodes(codes)
     out.list_systems = systems
+    out.yesno_systems = yesno
     return out
 
 
@@ -302,3 +330,29 @@ def other_system(r: Resource, concept: Any, systems: frozenset[str]) -> bool:
     if not systems or r.resourceType not in _THERAPY_KINDS or concept is None:
         return False
     return not any(c.system in systems for c in concept.coding or ())
+
+
+# a Condition or Procedure coded only in systems the protocol binds no yes/no fact in (a
+# local code, text only, no code): what it is cannot be told (breaker8 F7)
+UNTOLD = "coded only in code systems in which this protocol binds no yes/no fact"
+YES_NO_KINDS = frozenset({"Condition", "Procedure"})
+
+
+def untold(r: Resource, concept: Any, systems: frozenset[str]) -> str | None:
+    """How a Condition or Procedure shows what it is when none of its codings is in a
+    system the protocol binds a yes/no fact in ("text 'Type 2 diabetes'", "urn:x|DM2"),
+    or None when it is not such a resource. R4 datatypes.html#CodeableConcept: codings
+    are alternative codes for one meaning, and `text` is its plain-text form; with no
+    coding of a bound system, that meaning cannot be compared with a bound code (the
+    therapies' rule, OTHER_SYSTEM). A coding of a bound system that matches no bound code
+    is surely none of the facts: None."""
+    if not systems or r.resourceType not in YES_NO_KINDS:
+        return None
+    codings = [c for c in (concept.coding or ()) if c.code] if concept is not None else []
+    if any(c.system in systems for c in codings):
+        return None
+    shown = [f"{c.system or 'no system'}|{c.code}" for c in codings[:2]]
+    text = concept.text if concept is not None and isinstance(concept.text, str) else None
+    if text:
+        shown.append(f"text {text[:40]!r}")
+    return ", ".join(shown) or "no code"

@@ -27,6 +27,7 @@ import msgspec
 from .fhir_decode import Resource
 from .fhir_events import Span, event_span, when
 from .fhir_observation import UCUM, Unusable
+from .fhir_period import reversed_period
 from .fhir_status import modifier_unread
 from .values import When, parse_when
 
@@ -77,15 +78,15 @@ def _recorded(kind: str, r: Resource) -> tuple[str | None, str | None]:
         # end of exposure (realfhir7 F4). The planned end of taking is the dosage's
         # timing bounds (planned_end), read by status in therapy_item.
         return r.authoredOn, None
-    if kind == "Procedure":
-        performed = r.performedPeriod
-        if performed is not None:
-            return performed.start, performed.end
-        return r.performedDateTime, None
-    period = r.effectivePeriod
+    element = "performedPeriod" if kind == "Procedure" else "effectivePeriod"
+    period = r.performedPeriod if kind == "Procedure" else r.effectivePeriod
     if period is not None:
+        # R4 per-1: a period that ends before it starts dates nothing (fhir_period)
+        why = reversed_period(element, period.start, period.end)
+        if why is not None:
+            raise Unusable(why)
         return period.start, period.end
-    return r.effectiveDateTime, None
+    return (r.performedDateTime if kind == "Procedure" else r.effectiveDateTime), None
 
 
 def therapy_item(
@@ -205,6 +206,10 @@ def _line_end(line: Any, authored: str | None) -> str | None:
         if end is None:
             return None
         parse_when(end)  # ValueError saying why it is no date
+        # R4 per-1: a bound that ends before it starts is no plan (fhir_period)
+        why = reversed_period("timing.repeat.boundsPeriod", value.get("start"), end)
+        if why is not None:
+            raise ValueError(why)
         return str(end)
     return _after(authored, value)
 
@@ -251,6 +256,12 @@ def _active_order(
     dispense = r.dispenseRequest
     validity = dispense.validityPeriod if dispense else None
     stale = validity.end if validity else None
+    start_v = validity.start if validity else None
+    reversed_ = reversed_period("dispenseRequest.validityPeriod", start_v, stale)
+    if reversed_ is not None:
+        # R4 per-1: a validity that ends before it starts says nothing of when the
+        # prescription could be filled, so whether it is still taken is unknown
+        return {"kind": member, "start": start, "end": None}, reversed_
     if stale is not None:
         try:
             last = parse_when(stale).last

@@ -50,8 +50,18 @@ from ..backends.python_normalise import limit_product
 from ..backends.runtime import Range
 from ..checker import ENROLLMENT
 from ..typesys import BoolT, EnumT, ErrorT, ListT, ScaleT, Type
+from .ingest_signature import protocol_signature
+from .ingest_worlds import worlds
 from .reader import Reader
-from .records import CONFLICT, Observation, Record, RecordError, preliminary_notes
+from .records import (
+    CONFLICT,
+    NOLIMITS,
+    WORLD,
+    Observation,
+    Record,
+    RecordError,
+    preliminary_notes,
+)
 from .values import exact_number
 
 COLUMNS = (
@@ -231,23 +241,18 @@ def record_rows(
         # a value Python would not (the cohort is screened at the date it was read for)
         obs = chosen.facts.get(name) if chosen is not None else None
         if chosen is not None and name in chosen.alternatives:
-            # conflicting candidates: Python weighs each one (interpreter.run); SQL marks the
-            # fact so every criterion reading it is unknown there, never decided by another
-            # value (a `first available` would otherwise fall through to its next option)
+            # conflicting candidates: Python weighs each combination (python.py); the mark
+            # keeps the fact unknown where no world row replaces it (a list condition
+            # reading it: backends/sql/worlds.py), never decided by another value (a
+            # `first available` would otherwise fall through to its next option)
             rows.append(_row(name + CONFLICT, 0, value=float(len(chosen.alternatives[name]))))
         if obs is None:
             continue
-        if obs.range_unknown and _range_limits(None, checked, name) != (None, None):
-            # reported ranges, none surely the patient's: Python leaves the limits
-            # unknown, but the SQL pivot would read empty limits as "use the protocol's
-            # default"; the conflict mark keeps SQL unknown on this fact rather than wrong
-            rows.append(_row(name + CONFLICT, 0, value=1.0))
-        rows.append(_observation_row(compiled, name, t, 0, {}, obs))
-        for key, fact, which, factor in compiled.products:  # `k x ULN`, exact (python.py)
-            product = limit_product(obs, checked, name, which, factor) if fact == name else None
-            if product is not None:
-                day = obs.date.toordinal() if obs.date else None
-                rows.append(_row(key, 0, value=product, day=day))
+        rows += _value_rows(compiled, name, t, obs)
+    if chosen is not None:  # each combination of conflicting candidates (ingest_worlds.py)
+        for w, name, obs in worlds(chosen, checked.record_types):
+            for row in _value_rows(compiled, name, checked.record_types[name], obs, w):
+                rows.append((row[0] + WORLD, *row[1:]))
     # the problems the Python engine lists (screen.py: the FHIR reading's, then the
     # record's): those of the full read, which decides every fact (breaker7 F12: only the
     # list reader's were kept, so a refused value left no problem in the cohort)
@@ -258,6 +263,27 @@ def record_rows(
         fact, _, message = note.partition(": ")  # a preliminary value used, said so
         rows.append(_problem(fact, message))
     return PatientRows(pid, rows)
+
+
+def _value_rows(
+    compiled: Compiled, name: str, t: Type, obs: Observation, seq: int = 0
+) -> list[Row]:
+    """The rows of a fact's value: the value, its `k x ULN` products and, where its
+    reported reference ranges leave the limits unknown, the NOLIMITS mark."""
+    checked = compiled.checked
+    rows = []
+    day = obs.date.toordinal() if obs.date else None  # dated as the value: in its window
+    if obs.range_unknown and _range_limits(None, checked, name) != (None, None):
+        # reported ranges, none surely the patient's: Python leaves the limits unknown,
+        # but the SQL pivot reads empty limits as "use the protocol's default"; the mark
+        # makes the limits (only them) unknown there too (backends/sql/pivot.py)
+        rows.append(_row(name + NOLIMITS, seq, value=1.0, day=day))
+    rows.append(_observation_row(compiled, name, t, seq, {}, obs))
+    for key, fact, which, factor in compiled.products:  # `k x ULN`, exact (python.py)
+        product = limit_product(obs, checked, name, which, factor) if fact == name else None
+        if product is not None:
+            rows.append(_row(key, seq, value=product, day=day))
+    return rows
 
 
 def _observation_row(
@@ -337,6 +363,9 @@ class CohortWriter:
         self.target = target
         self.compiled = compiled
         self.as_of = as_of
+        # feasibility mode's facts (kind -> facts read as "no" when absent), kept in the
+        # cohort so that screening it says so as `screen` does (breaker8 F13)
+        self.absent_means_no: dict[str, list[str]] = {}
         self.dir = tempfile.TemporaryDirectory(prefix="critlang-ingest-")
         self.facts_path = Path(self.dir.name) / "facts.csv"
         self.patients_path = Path(self.dir.name) / "patients.csv"
@@ -388,6 +417,10 @@ class CohortWriter:
                 )
             meta = protocol_signature(self.compiled)
             meta["as_of"] = self.as_of.isoformat() if self.as_of else ""
+            if self.absent_means_no:
+                meta["absent_means_no"] = json.dumps(
+                    {k: sorted(v) for k, v in sorted(self.absent_means_no.items())}
+                )
             con.executemany("INSERT INTO critlang_meta VALUES (?, ?)", sorted(meta.items()))
             if self.as_of is not None:
                 # the per-patient tables the query reads instead of the facts rows: what it
@@ -414,66 +447,6 @@ def create_tables(con: Any) -> None:
     )
     con.execute("CREATE TABLE critlang_facts (" + ", ".join(f"{n} {k}" for n, k in COLUMNS) + ")")
     con.execute("CREATE TABLE critlang_meta (key VARCHAR, value VARCHAR)")
-
-
-def protocol_signature(compiled: Compiled) -> dict[str, str]:
-    """What the facts table depends on: each fact's declared type (with unit), molar mass
-    and code bindings. A protocol whose signature differs needs its own ingest."""
-    c = compiled.checked
-    facts: dict[str, Any] = {}
-    for name, t in sorted(c.record_types.items()):
-        info = c.facts.get(name)
-        facts[name] = {
-            "type": repr(t),
-            "molar_mass": str(info.molar_mass) if info and info.molar_mass else None,
-            "codes": sorted(f"{code.system}:{code.value}" for code in c.bindings.get(name, [])),
-            # what the reader applies while reading (the look-back window, reference
-            # ranges, `convert` equations, `history`, plausible ranges): all but the
-            # label and the sources' wording
-            "reading": _reading_options(info.node) if info else [],
-            "items": sorted(
-                f"{member}={code.system}:{code.value}"
-                for (fact, member), codes in c.item_bindings.items()
-                if fact == name
-                for code in codes
-            ),
-        }
-    return {
-        "protocol": str(c.source.path),
-        "facts": json.dumps(facts, sort_keys=True),
-        "anchors": json.dumps(sorted(a for a in c.anchors if a != ENROLLMENT)),
-    }
-
-
-def _reading_options(node: Any) -> list[str]:
-    out = []
-    for o in node.options:
-        if o.kind in ("label", "source"):
-            continue
-        text = None if o.kind in ("molar_mass", "convert") else o.text  # a source's words
-        parts = [o.kind, text, o.anchor, *o.units, *o.coefficients]
-        for q in (o.quantity, o.high):
-            if q is not None:
-                parts += [str(q.value), q.unit]
-        out.append("|".join("" if p is None else str(p) for p in parts))
-    return sorted(out)
-
-
-def signature_mismatch(compiled: Compiled, stored: dict[str, str]) -> list[str]:
-    """Facts whose declaration differs from the one the table was ingested for, and
-    anchors declared by one protocol only ("anchor surgery"): a record's anchor dates
-    are read at ingest only for the anchors then declared, so a new one would be
-    unknown for every patient, without a word (sqltest7 finding 3)."""
-    signature = protocol_signature(compiled)
-    mine = json.loads(signature["facts"])
-    theirs = json.loads(stored.get("facts", "{}"))
-    wrong = sorted(name for name, sig in mine.items() if theirs.get(name) != sig)
-    anchors = set(json.loads(signature["anchors"]))
-    read = set(json.loads(stored.get("anchors", "[]")))
-    return wrong + [f"anchor {a}" for a in sorted(anchors ^ read)]
-
-
-# ---------------------------------------------------------------------- sources
 
 
 def native_records(paths: Iterable[Path]) -> Iterator[tuple[str, Any]]:
@@ -538,6 +511,9 @@ def ingest_fhir(
     tally = tally if tally is not None else Tally()
     _supported(compiled)
     writer = CohortWriter(target, compiled, as_of)
+    for fact, no in extractor.absent_facts.items():  # as screen.py counts them
+        kind = "medications" if isinstance(no, list) else "conditions"
+        writer.absent_means_no.setdefault(kind, []).append(fact)
 
     Read = tuple[PatientRows, str, str | None, Where]
 

@@ -28,6 +28,13 @@ SCHEMA_PATH = Path(__file__).with_name("patient.schema.json")
 
 # the SQL facts-table row marking a fact with conflicting candidate values (data/ingest.py)
 CONFLICT = "#conflict"
+# facts-table rows of one combination ("world") of a patient's conflicting candidates,
+# `seq` the world's number: `fact#world`, `fact#high*3/2#world` (data/ingest_worlds.py)
+WORLD = "#world"
+# the facts-table row marking a value whose reported reference ranges leave its limits
+# unknown (data/reader_ranges.py): `x ULN` and `within normal range` are then unknown,
+# never the protocol's default range in their place
+NOLIMITS = "#nolimits"
 # how ingest's patient table says a patient may have died by the screening date
 MAYBE_DECEASED = "perhaps: "
 

@@ -20,7 +20,8 @@ caller turns into a record and re-checks with the compiled evaluator):
   proof over them still holds for lists of any length);
 - abstracted: a product or quotient of two unknown values (Cockcroft-Gault) is an
   uninterpreted function of its operands (equal inputs, equal outputs; the same formula
-  means the same in both versions). A formula's final rounding to 12
+  means the same in both versions); so are pow, sqrt, cbrt, ln, exp and log10
+  (encode_functions.py; min and max are exact). A formula's final rounding to 12
   significant digits (runtime.sig) is not modelled: witnesses are re-checked.
 
 The Encoder's comparisons are in encode_compare.py, its dates and windows in
@@ -42,6 +43,7 @@ import z3
 from .. import nodes as n
 from ..checker import ENROLLMENT, CheckResult, Ref
 from ..data.records import fact_types
+from ..functions import MATH
 from ..time_edges import edge_side
 from ..typesys import (
     BoolT,
@@ -57,6 +59,7 @@ from ..typesys import (
 )
 from ..units import parse_unit
 from .encode_compare import ComparisonEncoding
+from .encode_functions import FunctionEncoding
 from .encode_time import TimeEncoding
 from .lists import LIST_BOUND, inexact, need, touched
 from .logic import (
@@ -155,7 +158,7 @@ class Space:
         return f"lists bounded: {names}"
 
 
-class Encoder(ComparisonEncoding, TimeEncoding):
+class Encoder(ComparisonEncoding, TimeEncoding, FunctionEncoding):
     """Encodes one checked protocol into a shared Space."""
 
     def __init__(self, checked: CheckResult, space: Space, arm: int | None = None) -> None:
@@ -347,6 +350,8 @@ class Encoder(ComparisonEncoding, TimeEncoding):
         raise Unsupported(f"the name {e.name} ({r.kind}) as a value")
 
     def call(self, e: n.Call, env: dict[str, Any]) -> Val:
+        if e.func in MATH:
+            return self.math(e, env)  # encode_functions.py
         if e.func == "elapsed_years":
             return self.age(e, env)
         d = self.c.defines[e.func]

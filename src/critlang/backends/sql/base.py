@@ -28,13 +28,18 @@ class Quantifier:
     alias: str
     node: n.Quantified
     body: exp.Expression  # over the item row `i` and the patient row `w`
-    # the per-patient counts read (items true "yes", unknown, false "no"), in this order
+    # the per-patient aggregates read, in this order: the items true ("yes") and unknown
+    # counted, or the body's Kleene OR over the items ("max") or AND ("min") as one
+    # aggregate of a code (false 0, unknown 1, true 2: lists.AGGREGATES)
     needs: tuple[str, ...] = ()
 
     def need(self, quantifier: str) -> None:
-        """Add the counts a quantifier (any, no, all, majority, at least) reads."""
-        wanted = {"no", "unknown"} if quantifier == "all" else {"yes", "unknown"}
-        self.needs = tuple(c for c in ("yes", "unknown", "no") if c in wanted or c in self.needs)
+        """Add the aggregates a quantifier (any, no, all, majority, at least) reads: any
+        and no the OR, all the AND (one aggregate instead of two counts: measured), a
+        majority or a number of items the counts."""
+        wanted = {"any": {"max"}, "no": {"max"}, "all": {"min"}}.get(quantifier, {"yes", "unknown"})
+        order = ("yes", "unknown", "max", "min")
+        self.needs = tuple(c for c in order if c in wanted or c in self.needs)
 
     def counts(self) -> tuple[str, ...]:
         return self.needs
@@ -70,6 +75,11 @@ class CompilerBase:
         self.plain_reads: set[str] = set()
         self.plain_fields: set[str] = set()
         self.all_plain: set[str] = set()  # both, over the whole protocol
+        # measured in the cohort's per-patient tables (values.Layout.measured): facts and
+        # list fields ("list.x3") whose interval columns hold only closed points, read
+        # as plain values; those with no interval at all, whose plain reads need no mark
+        self.points: frozenset[str] = frozenset()
+        self.no_range: frozenset[str] = frozenset()
 
     def conditionals(self, e: n.Expr, seen: set[str] | None = None) -> list[n.Conditional]:
         """Conditional values inside e, through definitions and function bodies."""

@@ -31,7 +31,9 @@ criteria, the verdict and the attrition table together.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +45,7 @@ from ..python import Compiled
 from . import intervals as iv
 from .calendar import num
 from .lists import Lists, join_list_counts
-from .pivot import FACTS, PATIENTS, stored_rows, wide_rows
+from .pivot import FACTS, PATIENTS, pivot_rows, stored_rows
 from .sqltree import (
     STATUSES,
     VERDICTS,
@@ -61,6 +63,7 @@ from .sqltree import (
     words,
 )
 from .values import VALUES, Layout
+from .worlds import combine, first_world, read_by_lists, with_worlds
 
 __all__ = ["FACTS", "PATIENTS", "SqlProtocol", "SqlUnsupported", "compile_sql"]
 
@@ -92,16 +95,20 @@ class SqlProtocol:
     form: str = "facts"
     # the facts form's pivot, named once (a CTE) at the top of the query
     wide: exp.Select | None = None
+    # facts whose conflicting candidates a list condition reads from the patient row:
+    # not weighed world by world (worlds.read_by_lists), so unknown where Python may decide
+    unweighed: frozenset[str] = frozenset()
 
     @property
     def select(self) -> exp.Select:
         """The per-patient statuses and verdict as words (built when asked: an engine
         stores and counts `codes`)."""
         codes = self.codes.copy()
-        codes.set("with_", None)  # the CTE goes to the top of the words query
+        named = codes.args.get("with_")
+        codes.set("with_", None)  # the CTEs go to the top of the words query
         select = as_words(codes.subquery("r", copy=False), self.criteria)
-        if self.wide is not None:
-            select = select.with_("critlang_wide", as_=self.wide.copy(), copy=False)
+        if named is not None:
+            select.set("with_", named)
         return select
 
     def sql(self, dialect: str, pretty: bool = False) -> str:
@@ -110,58 +117,108 @@ class SqlProtocol:
     def attrition(self, results: str | None = None) -> exp.Select:
         """One row: per criterion met / not met / unknown / not applicable counts, the
         patients cleared so far and not ruled out so far, and the verdict counts; over
-        the table `results` holding this query's `codes` rows (else over the query)."""
+        the table `results` holding this query's `codes` rows (else over the query,
+        named once as a CTE).
+
+        Two passes over the rows, joined: the counts of statuses, verdicts and deaths;
+        and how far each patient gets (the first criterion that rules them out: cleared,
+        not passed; open, decided against; 0 for the dead, else past the last one)
+        grouped into at most (criteria + 2)^2 groups, whose sums give "passed so far"
+        and "not ruled out" at each criterion. Counting `k > i` for every criterion over
+        every row instead took a third more time (measured: docs/scale.md)."""
         crits = self.compiled.criteria
-        cols: list[exp.Expression] = []
+        one = exp.Literal.number(1)
 
-        def count(cond: exp.Expression, alias: str) -> None:
-            name = exp.to_identifier(alias, quoted=True)  # a criterion id: quoted, never pasted
-            cols.append(exp.alias_(exp.Sum(this=case(cond, num(1), num(0))), name, copy=False))
+        def count(cond: exp.Expression) -> exp.Expression:
+            # COUNT of a CASE over integers: cheaper than SUM(CASE ... ELSE 0) (measured)
+            return exp.Count(this=exp.Case(ifs=[exp.If(this=cond, true=one.copy())]))
 
-        # how far each patient gets: the first criterion that rules them out (cleared:
-        # not passed; open: decided against), 0 for the dead, else past the last one;
-        # "passed so far" at criterion i counts the patients who get past i. One CASE
-        # per row instead of an i-fold AND per criterion: the query stays linear in size
+        def named(e: exp.Expression, alias: str) -> exp.Expression:
+            # a criterion id: a quoted identifier, never pasted text
+            return exp.alias_(e, exp.to_identifier(alias, quoted=True), copy=False)
+
+        def number(i: int) -> exp.Expression:
+            return exp.Literal.number(i)
+
         # `dead`: 1 dead, 2 perhaps dead (not past the "(deceased)" row, not ruled out)
-        dead = exp.EQ(this=col("dead"), expression=num(1))
-        dead_or_maybe = exp.GTE(this=col("dead"), expression=num(1))
-        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=num(0))]
-        stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=num(0))]
+        dead = exp.EQ(this=col("dead"), expression=number(1))
+        dead_or_maybe = exp.GTE(this=col("dead"), expression=number(1))
+        stop_cleared: list[exp.If] = [exp.If(this=dead_or_maybe, true=number(0))]
+        stop_open: list[exp.If] = [exp.If(this=dead.copy(), true=number(0))]
+        counts: list[exp.Expression] = []
+        reached: list[exp.Expression] = []
+        order: list[tuple[str, str]] = []  # (part, column) in the documented order
+        n = col("n")
         for i, crit in enumerate(crits, 1):
             c = col(f"c{i}")
             for j, word in enumerate(STATUSES):
-                count(exp.EQ(this=c, expression=code(word)), attrition_column(crit.id, j))
+                alias = attrition_column(crit.id, j)
+                counts.append(named(count(exp.EQ(this=c.copy(), expression=code(word))), alias))
+                order.append(("s", alias))
             good = "met" if crit.section == "inclusion" else "not met"
             clear = exp.In(this=c.copy(), expressions=[code(good), code(NOT_APPLICABLE)])
-            stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=num(i)))
+            stop_cleared.append(exp.If(this=exp.Not(this=paren(clear)), true=number(i)))
             bad = exp.Not(
                 this=exp.In(
                     this=c.copy(),
                     expressions=[code(good), code(NOT_APPLICABLE), code("unknown")],
                 )
             )
-            stop_open.append(exp.If(this=bad, true=num(i)))
-            past = num(i)
-            count(exp.GT(this=col("k_cleared"), expression=past), attrition_column(crit.id, 4))
-            count(exp.GT(this=col("k_open"), expression=past.copy()), attrition_column(crit.id, 5))
+            stop_open.append(exp.If(this=bad, true=number(i)))
+            for j, k in ((4, "k_cleared"), (5, "k_open")):
+                alias = attrition_column(crit.id, j)
+                past = exp.GT(this=col(k), expression=number(i))
+                reached.append(
+                    named(exp.Sum(this=case(past, n.copy(), number(0))), alias),
+                )
+                order.append(("h", alias))
         for v in VERDICTS:
-            count(exp.EQ(this=col("verdict"), expression=code(v)), f"v_{v}")
-        count(exp.EQ(this=col("dead"), expression=num(1)), "deceased")
-        count(exp.EQ(this=col("dead"), expression=num(2)), "maybe_deceased")
-        cols.append(exp.alias_(exp.Count(this=exp.Star()), "patients", copy=False))
-        source = (
-            exp.alias_(exp.to_table(results), "r0", table=True, copy=False)
-            if results
-            else self.codes.copy().subquery("r0", copy=False)
-        )
-        beyond = num(len(crits) + 1)
+            counts.append(named(count(exp.EQ(this=col("verdict"), expression=code(v))), f"v_{v}"))
+            order.append(("s", f"v_{v}"))
+        for alias, which in (("deceased", 1), ("maybe_deceased", 2)):
+            counts.append(named(count(exp.EQ(this=col("dead"), expression=number(which))), alias))
+            order.append(("s", alias))
+        counts.append(named(exp.Count(this=exp.Star()), "patients"))
+        order.append(("s", "patients"))
+        table = results or "critlang_r"
+
+        def rows() -> exp.Expression:
+            return exp.alias_(exp.to_table(table), "r0", table=True, copy=False)
+
+        beyond = number(len(crits) + 1)
         reach = exp.select(
-            star("r0"),
             exp.alias_(exp.Case(ifs=stop_cleared, default=beyond), "k_cleared", copy=False),
             exp.alias_(exp.Case(ifs=stop_open, default=beyond.copy()), "k_open", copy=False),
             copy=False,
-        ).from_(source, copy=False)
-        return exp.select(*cols, copy=False).from_(reach.subquery("r", copy=False), copy=False)
+        ).from_(rows(), copy=False)
+        groups = (
+            exp.select(
+                col("k_cleared"),
+                col("k_open"),
+                exp.alias_(exp.Count(this=exp.Star()), "n", copy=False),
+                copy=False,
+            )
+            .from_(reach.subquery("r", copy=False), copy=False)
+            .group_by(col("k_cleared"), col("k_open"), copy=False)
+        )
+        statuses = exp.select(*counts, copy=False).from_(rows(), copy=False)
+        passed = exp.select(*reached, copy=False).from_(
+            groups.subquery("g", copy=False), copy=False
+        )
+        out = (
+            exp.select(
+                *[
+                    exp.column(exp.to_identifier(alias, quoted=True), table=part)
+                    for part, alias in order
+                ],
+                copy=False,
+            )
+            .from_(statuses.subquery("s", copy=False), copy=False)
+            .join(passed.subquery("h", copy=False), join_type="cross", copy=False)
+        )
+        if results is None:
+            out = out.with_(table, as_=self.codes.copy(), copy=False)
+        return out
 
 
 class _Compiler(Lists):
@@ -233,6 +290,8 @@ def compile_parts(
 ) -> tuple[_Compiler, SqlProtocol]:
     """compile_sql, with the compiler's state (its record keys and list fields)."""
     comp = _Compiler(compiled, as_of)
+    if stored is not None:  # what the cohort's tables hold (values.Layout.measured)
+        comp.points, comp.no_range = stored.points, stored.no_range
     for name, t in compiled.checked.record_types.items():
         if not isinstance(t, KNOWN_TYPES):
             info = compiled.checked.facts.get(name)
@@ -250,43 +309,41 @@ def compile_parts(
     h = compiled.checked.protocol.header
     arms = [a.name for a in h.arms] if h is not None else []
     arm_dependent = any("arm" in c.facts for c in crits)
-    verdict = comp.name_once(_verdict(crits, statuses))
+    arm_statuses: dict[str, list[exp.Expression]] = {}
     if arms and arm_dependent:
-        per_arm = []
         for arm in arms:
             comp.arm = arm
             # a criterion that does not read the arm has the same status under each
-            arm_statuses = [
+            arm_statuses[arm] = [
                 comp.name_once(comp.status(crit)) if "arm" in crit.facts else status
                 for crit, status in zip(crits, statuses, strict=True)
             ]
-            per_arm.append(comp.name_once(_verdict(crits, arm_statuses)))
         comp.arm = None
-        same = exp.and_(
-            *[exp.EQ(this=per_arm[0].copy(), expression=v) for v in per_arm[1:]], copy=False
-        )
-        arm_col = comp.column("arm")
-        verdict = comp.name_once(
-            exp.Case(
-                ifs=[
-                    exp.If(this=exp.Not(this=is_null(arm_col)), true=verdict),
-                    exp.If(this=same, true=per_arm[0].copy()),
-                ],
-                default=code("undetermined"),
-            )
-        )
+    arm_col = comp.column("arm") if arm_statuses else None
+    verdict = verdict_tree(crits, statuses, arm_statuses, arm_col, comp.name_once)
     use = stored is not None and stored.covers(comp)
+    if stored is not None and not use and (stored.points or stored.no_range):
+        # read from the facts table: what was measured in the per-patient tables says
+        # nothing of it
+        return compile_parts(
+            compiled, as_of, dataclasses.replace(stored, points=frozenset(), no_range=frozenset())
+        )
     wide: exp.Select | None = None
     if stored is not None and use:
         # the per-patient tables: read in place, no CTE (materialising it copied every
-        # column of every patient once more: measured)
+        # column of every patient once more: measured); a patient with conflicting
+        # candidates has a row per world there (worlds.with_worlds, written at ingest)
         rows = stored_rows(comp, stored.column_names(), VALUES)
         stage = exp.select(star("w0"), copy=False).from_(
             rows.copy().subquery("w0", copy=False), copy=False
         )
-        stage = join_list_counts(comp, stage, stored.list_tables(), rows)
+        stage = join_list_counts(comp, stage, stored.list_tables(), first_world(rows))
     else:
-        wide, stage = wide_rows(comp)
+        wide = pivot_rows(comp, comp.columns)
+        base = exp.alias_(exp.to_table("critlang_wide"), "b", table=True, copy=False)
+        stage = exp.select(star("w0"), copy=False).from_(
+            with_worlds(comp, base).subquery("w0", copy=False), copy=False
+        )
         stage = join_list_counts(comp, stage)
     # each stage adds the named values whose inputs the stages before it hold
     last = max((st for _, _, st in comp.lets.values()), default=0)
@@ -313,9 +370,24 @@ def compile_parts(
         ],
         default=verdict.copy(),
     )
-    codes = exp.select(
+    # per arm, the statuses of the criteria that read the arm (for a patient's worlds,
+    # combined before the verdict is decided again: worlds.combine)
+    per_arm: dict[str, list[str]] = {}
+    extra: list[exp.Expression] = []
+    for k, (arm, arm_list) in enumerate(arm_statuses.items(), 1):
+        per_arm[arm] = []
+        for i, (s_arm, s_all) in enumerate(zip(arm_list, statuses, strict=True), 1):
+            if s_arm is s_all:
+                per_arm[arm].append(f"c{i}")
+            else:
+                per_arm[arm].append(f"a{k}_{i}")
+                extra.append(exp.alias_(s_arm.copy(), f"a{k}_{i}", copy=False))
+    if arm_col is not None:
+        extra.append(exp.alias_(arm_col.copy(), "arm", copy=False))
+    rows = exp.select(
         col("pid", "w"),
         exp.alias_(col("id", "w"), "id", copy=False),
+        exp.alias_(col("world", "w"), "world", copy=False),
         exp.alias_(verdict, "verdict", copy=False),
         *[exp.alias_(s, f"c{i}", copy=False) for i, s in enumerate(statuses, 1)],
         # 1 deceased, 2 perhaps deceased (not past the "(deceased)" row, not ruled out)
@@ -327,10 +399,17 @@ def compile_parts(
             "dead",
             copy=False,
         ),
+        *extra,
         copy=False,
     ).from_(stage.subquery("w", copy=False), copy=False)
-    if wide is not None:  # the pivot, named once at the top of the query
-        codes = codes.with_("critlang_wide", as_=wide.copy(), copy=False)
+    codes = combine(
+        rows,
+        len(statuses),
+        per_arm,
+        lambda st, by_arm, arm, name: verdict_tree(crits, st, by_arm, arm, name),
+        # the pivot, named once at the top of the query
+        {} if wide is None else {"critlang_wide": wide},
+    )
     query = SqlProtocol(
         compiled,
         as_of,
@@ -339,6 +418,7 @@ def compile_parts(
         frozenset(comp.all_plain),
         "values" if use else "facts",
         wide,
+        frozenset(read_by_lists(comp)),
     )
     return comp, query
 
@@ -371,6 +451,35 @@ def as_words(source: exp.Expression, criteria: list[str]) -> exp.Select:
         col("dead"),
         copy=False,
     ).from_(source, copy=False)
+
+
+def verdict_tree(
+    crits: list[Any],
+    statuses: list[exp.Expression],
+    arm_statuses: dict[str, list[exp.Expression]],
+    arm: exp.Expression | None,
+    name: Callable[[exp.Expression], exp.Expression] = lambda e: e,
+) -> exp.Expression:
+    """The verdict from the statuses (codes), as evaluate.Evaluator decides it: with an
+    unknown arm and criteria that read it, the verdict every arm gives (`arm_statuses`:
+    per arm, every criterion's status), else undetermined. `name` names each part (the
+    query's `let`)."""
+    verdict = name(_verdict(crits, statuses))
+    if not arm_statuses or arm is None:
+        return verdict
+    per_arm = [name(_verdict(crits, s)) for s in arm_statuses.values()]
+    same = exp.and_(
+        *[exp.EQ(this=per_arm[0].copy(), expression=v) for v in per_arm[1:]], copy=False
+    )
+    return name(
+        exp.Case(
+            ifs=[
+                exp.If(this=exp.Not(this=is_null(arm)), true=verdict),
+                exp.If(this=same, true=per_arm[0].copy()),
+            ],
+            default=code("undetermined"),
+        )
+    )
 
 
 def _verdict(crits: list[Any], statuses: list[exp.Expression]) -> exp.Expression:

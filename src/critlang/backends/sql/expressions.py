@@ -10,17 +10,18 @@ from sqlglot import exp
 
 from ... import nodes as n
 from ...checker import ENROLLMENT, Ref
+from ...functions import MATH
 from ...typesys import QuantT, ScaleT, Type
 from ...units import Unit, parse_unit
 from ..python_normalise import limit_key
 from . import calendar as cal
 from . import intervals as iv
-from .base import CompilerBase
 from .calendar import const_of, num
+from .functions import Functions
 from .sqltree import case, col, compare_sql, guard, is_null, lit, null, paren, sig_sql
 
 
-class Expressions(CompilerBase):
+class Expressions(Functions):
     """Values (`value`) and three-valued conditions (`cond`); date windows are in
     windows.py and list conditions in lists.py."""
 
@@ -97,9 +98,10 @@ class Expressions(CompilerBase):
         if r.kind == "field":
             if self.in_item is None:
                 raise self.unsupported("a list field outside its list condition", e)
-            if iv.capable(self.type(e)):
+            name = self.item_fields[self.in_item][r.name]
+            if iv.capable(self.type(e)) and f"{self.in_item}.{name}" not in self.no_range:
                 self.plain_fields.add(r.name)
-            return col(self.item_fields[self.in_item][r.name], "i")
+            return col(name, "i")
         if key in self.env:
             return self.env[key].copy()
         if r.kind == "define":
@@ -109,7 +111,7 @@ class Expressions(CompilerBase):
                 return lit(self.arm)
             return self.column("arm")
         if r.kind == "fact":
-            if iv.capable(self.c.record_types.get(r.name)):
+            if iv.capable(self.c.record_types.get(r.name)) and r.name not in self.no_range:
                 self.plain_reads.add(r.name)
             return self.column(r.name)
         if r.kind == "anchor":
@@ -119,6 +121,8 @@ class Expressions(CompilerBase):
         raise self.unsupported(f"the name kind {r.kind!r}", e)
 
     def call(self, e: n.Call) -> exp.Expression:
+        if e.func in MATH:
+            return self.math(e)
         if e.func == "elapsed_years":
             a, b = (self.let(self.value(x)) for x in e.args)
             return self.let(guard(cal.completed_years(a, b, self.name_once), a, b))
@@ -177,9 +181,14 @@ class Expressions(CompilerBase):
         if r.kind == "field" and self.hypothetical is not None:
             return self.hypothetical.get(r.name)
         if r.kind == "fact" and iv.capable(self.c.record_types.get(r.name)):
+            if r.name in self.points:  # no interval in this cohort: its one value
+                return iv.Iv.of(self.column(r.name + iv.LO))
             return iv.fact_iv(self.column, r.name)
         if r.kind == "field" and self.in_item is not None:
-            return iv.field_iv("i", self.item_fields[self.in_item][r.name])
+            name = self.item_fields[self.in_item][r.name]
+            if f"{self.in_item}.{name}" in self.points:
+                return iv.Iv.of(iv.field_iv("i", name).lo)
+            return iv.field_iv("i", name)
         return None
 
     def operand(

@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from ...typesys import DateT, NumberT, QuantT, Type
 from .calendar import const_of
+from .sqltree import guard as plain_guard
 
 # suffixes of a fact's record keys holding its interval (a column each in the pivot)
 LO, HI, LO_OPEN, HI_OPEN, ONGOING, IS_RANGE = "#vlo", "#vhi", "#vlopen", "#vhopen", "#vong", "#vrng"
@@ -105,8 +106,20 @@ def _touch(
     return exp.or_(base, same, copy=False)
 
 
+def _points(*operands: Iv) -> bool:
+    """Whether every operand is one plain value (closed, not ongoing): a point, over
+    which the interval tests below are the plain comparisons (an unknown value, NULL,
+    gives NULL either way). A fact without intervals in the cohort is read so
+    (values.Layout.points), and the query compares its value directly."""
+    return all(
+        o.plain and o.lo is o.hi and o.lo_open is o.hi_open is o.ongoing is False for o in operands
+    )
+
+
 def less(a: Iv, b: Iv, strict: bool) -> exp.Expression:
     """runtime._less: every `a` below every `b` (TRUE), none (FALSE), else NULL."""
+    if _points(a, b):
+        return (exp.LT if strict else exp.LTE)(this=a.lo.copy(), expression=b.lo.copy())
     yes = _touch(a.hi, b.lo, _any(not strict, a.hi_open, b.lo_open), exp.LT)
     no = _touch(a.lo, b.hi, _any(strict, a.lo_open, b.hi_open), exp.GT)
     return exp.Case(
@@ -117,6 +130,8 @@ def less(a: Iv, b: Iv, strict: bool) -> exp.Expression:
 
 def equal(a: Iv, b: Iv) -> exp.Expression:
     """Range.__eq__: FALSE when one cannot reach the other, TRUE only for one same point."""
+    if _points(a, b):
+        return exp.EQ(this=a.lo.copy(), expression=b.lo.copy())
     le, ge = less(a, b, False), less(b, a, False)
     point = exp.and_(
         exp.EQ(this=a.lo.copy(), expression=a.hi.copy()),
@@ -155,6 +170,8 @@ def compare(op: str, a: Iv, b: Iv) -> exp.Expression:
 
 def guard(test: exp.Expression, *operands: Iv) -> exp.Expression:
     """NULL when an operand is unknown (Python's `None if a is None or ...`), else test."""
+    if _points(*operands):  # no CASE where the test is NULL exactly then (sqltree.strict)
+        return plain_guard(test, *[o.lo for o in operands])
     unknown = [
         exp.Not(this=exp.paren(o.known(), copy=False)) for o in operands if const_of(o.lo) is None
     ]

@@ -67,32 +67,24 @@ class Lists(Windows):
         known = self.column(e.list_name)  # the item count; NULL when the list is unknown
         yes = col(f"{alias}_yes", "w")
         unk = col(f"{alias}_unknown", "w")
-        no = col(f"{alias}_no", "w")
         total = known.copy()
         q = e.quantifier
-        if q == "any":
+        if q in ("any", "no"):  # Kleene OR over the items: the highest code
+            some = col(f"{alias}_max", "w")
             result = exp.Case(
                 ifs=[
-                    exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.true()),
-                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=_is_code(some, TRUE_CODE), true=exp.Boolean(this=q == "any")),
+                    exp.If(this=_is_code(some.copy(), UNKNOWN_CODE), true=null()),
                     exp.If(this=future, true=null()),
                 ],
-                default=exp.false(),
+                default=exp.Boolean(this=q == "no"),
             )
-        elif q == "no":
+        elif q == "all":  # Kleene AND over the items: the lowest code
+            every = col(f"{alias}_min", "w")
             result = exp.Case(
                 ifs=[
-                    exp.If(this=exp.GT(this=yes, expression=num(0)), true=exp.false()),
-                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
-                    exp.If(this=future, true=null()),
-                ],
-                default=exp.true(),
-            )
-        elif q == "all":
-            result = exp.Case(
-                ifs=[
-                    exp.If(this=exp.GT(this=no, expression=num(0)), true=exp.false()),
-                    exp.If(this=exp.GT(this=unk, expression=num(0)), true=null()),
+                    exp.If(this=_is_code(every, FALSE_CODE), true=exp.false()),
+                    exp.If(this=_is_code(every.copy(), UNKNOWN_CODE), true=null()),
                 ],
                 default=exp.true(),
             )
@@ -158,6 +150,40 @@ class Lists(Windows):
         return paren(
             exp.and_(is_(results[0], False), exp.Not(this=is_(results[1], False)), copy=False)
         )
+
+
+FALSE_CODE, UNKNOWN_CODE, TRUE_CODE = 0, 1, 2  # a body's value, ordered as Kleene's
+
+
+def _is_code(e: exp.Expression, code: int) -> exp.Expression:
+    return exp.EQ(this=e, expression=exp.Literal.number(code))
+
+
+def _code(value: exp.Expression) -> exp.Expression:
+    """A body's three-valued result as a code: MAX over the items is their Kleene OR,
+    MIN their AND."""
+    return exp.Case(
+        ifs=[
+            exp.If(this=value.copy(), true=exp.Literal.number(TRUE_CODE)),
+            exp.If(this=is_null(value), true=exp.Literal.number(UNKNOWN_CODE)),
+        ],
+        default=exp.Literal.number(FALSE_CODE),
+    )
+
+
+# each aggregate over the items of a patient, and its value for a patient without items
+AGGREGATES = {
+    "yes": (
+        lambda v: exp.Count(this=exp.Case(ifs=[exp.If(this=v, true=exp.Literal.number(1))])),
+        0,
+    ),
+    "unknown": (
+        lambda v: exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=v)),
+        0,
+    ),
+    "max": (lambda v: exp.Max(this=_code(v)), FALSE_CODE),  # OR of nothing: false
+    "min": (lambda v: exp.Min(this=_code(v)), TRUE_CODE),  # AND of nothing: true
+}
 
 
 def item_rows(comp: CompilerBase, list_name: str) -> exp.Select:
@@ -230,16 +256,7 @@ def join_list_counts(
             bodies.append(exp.alias_(body, q.alias, copy=False))
             value = col(q.alias, "b")
             for suffix in q.counts():
-                counted: exp.Expression
-                if suffix == "unknown":  # the items whose body is NULL
-                    counted = exp.Sub(
-                        this=exp.Count(this=exp.Star()), expression=exp.Count(this=value.copy())
-                    )
-                else:
-                    test = value.copy() if suffix == "yes" else exp.Not(this=value.copy())
-                    counted = exp.Count(
-                        this=exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))])
-                    )
+                counted = AGGREGATES[suffix][0](value.copy())
                 sums.append(exp.alias_(counted, f"{q.alias}_{suffix}", copy=False))
         rows = exp.select(*bodies, copy=False).from_(items, copy=False)
         if needs_patient:  # a condition reads the patient's own values (an anchor date)
@@ -265,9 +282,12 @@ def join_list_counts(
         for q in quantifiers:
             for suffix in q.counts():
                 name = f"{q.alias}_{suffix}"
+                none = AGGREGATES[suffix][1]  # without items (an integer, as the counts)
                 query = query.select(
                     exp.alias_(
-                        exp.Coalesce(this=col(name, alias), expressions=[num(0)]), name, copy=False
+                        exp.Coalesce(this=col(name, alias), expressions=[exp.Literal.number(none)]),
+                        name,
+                        copy=False,
                     ),
                     copy=False,
                 )

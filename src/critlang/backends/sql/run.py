@@ -8,6 +8,7 @@ The attrition counts come from the engine (SQL aggregates), the per-patient rows
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,9 +62,10 @@ class _Rows(Sequence[PatientRow]):
 
 class SqlScreening(Screening):
     counts: dict[str, int]
-    # patients with a `fact#conflict` mark (conflicting candidate values, or reported
-    # reference ranges leaving the limits unknown): SQL leaves what reads such a fact
-    # unknown where the Python engine may decide (docs/scale.md; sqltest7 finding 5)
+    # patients with conflicting candidates for a fact a list condition reads from the
+    # patient row (SqlProtocol.unweighed): SQL leaves what reads it unknown where the
+    # Python engine may decide (docs/scale.md; sqltest7 finding 5). Other conflicts are
+    # weighed world by world as in Python (backends/sql/worlds.py)
     conflicted: int = 0
 
     def verdicts(self) -> dict[str, int]:
@@ -76,7 +78,7 @@ class SqlScreening(Screening):
 def check_cohort(compiled: Compiled, meta: dict[str, str], as_of: dt.date | None) -> dt.date:
     """The date to screen as of; CohortError when the cohort was read for other facts
     or, from FHIR, as of another date."""
-    from ...data.ingest import signature_mismatch
+    from ...data.ingest_signature import signature_mismatch
 
     if "facts" not in meta:
         raise CohortError("not a cohort written by `critlang ingest` (no critlang_meta)")
@@ -134,9 +136,14 @@ def screen_cohort(
             ).fetchall()
             for pid, fact, why in rows:
                 problems.setdefault(pid, []).append(f"{fact}: {why}")
-        (conflicted,) = local.con.execute(
-            "SELECT COUNT(DISTINCT pid) FROM critlang_facts WHERE fact LIKE ?", ["%" + CONFLICT]
-        ).fetchone()
+        conflicted = 0
+        if query.unweighed:  # conflicts a list condition reads: unknown in SQL (worlds.py)
+            marks = sorted(f + CONFLICT for f in query.unweighed)
+            (conflicted,) = local.con.execute(
+                "SELECT COUNT(DISTINCT pid) FROM critlang_facts WHERE fact IN "
+                f"({', '.join('?' for _ in marks)})",
+                marks,
+            ).fetchone()
         if engine == "duckdb":
             result = local.run(query, patients)
     finally:
@@ -157,6 +164,8 @@ def screen_cohort(
             result = spark.run(query, patients)
     screening = _screening(compiled, day, result, paths, problems)
     screening.conflicted = int(conflicted or 0)
+    if meta.get("absent_means_no"):  # ingested in feasibility mode: said, as screen says
+        screening.absent_means_no = json.loads(meta["absent_means_no"])
     return screening
 
 

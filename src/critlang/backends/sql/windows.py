@@ -111,7 +111,12 @@ class Windows(Expressions):
             return exp.true()  # a hypothetical item's date (lists.future_only): a range
         if r.kind == "field":
             assert self.in_item is not None
-            return iv.field_is_range("i", self.item_fields[self.in_item][r.name])
+            name = self.item_fields[self.in_item][r.name]
+            if f"{self.in_item}.{name}" in self.no_range:
+                return None  # no item of the cohort has an interval there
+            return iv.field_is_range("i", name)
+        if r.name in self.no_range:
+            return None
         return exp.EQ(this=self.column(r.name + iv.IS_RANGE), expression=exp.Literal.number(1))
 
     def period(self, e: n.Period) -> exp.Expression:
