@@ -246,13 +246,17 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 @lru_cache(maxsize=1024)
 def window_start(anchor: dt.date, amount: Fraction, unit: Unit) -> dt.date:
-    """The first day of a look-back window of `amount unit` ending at `anchor`."""
-    from ..backends.runtime import add_months
+    """The first day of a look-back window of `amount unit` ending at `anchor`: for
+    calendar months and years the first day d with d + amount >= anchor, the step added
+    to the earlier date and clamped to the month's end, as every `within ... before` form
+    counts it (backends/runtime_calendar.py; docs/language.md, Time windows): a value of
+    2026-02-28 is not within 1 month before 2026-03-31 (2026-02-28 + 1 month = 03-28)."""
+    from ..backends.runtime_calendar import months_back
 
     months = amount * unit.factor  # calendar units are in months
     try:
         if unit.dims == (("[calendar]", 1),):
-            return dt.date.fromordinal(max(1, add_months(anchor.toordinal(), -int(months))))
+            return dt.date.fromordinal(max(1, months_back(anchor.toordinal(), int(months), "lo")))
         days = amount * unit.factor / 86400
         return anchor - dt.timedelta(days=int(days))
     except OverflowError:
